@@ -1,0 +1,57 @@
+"""Provider API translators, one module per API pair (OpenAI client side first).
+
+``chat_translator`` and ``embeddings_translator`` pick the module for a
+target's API kind; ``credential_header`` says how each API takes its key.
+"""
+
+from __future__ import annotations
+
+from ..errors import UnsupportedFeature
+from .base import ChatTranslator, EmbeddingsTranslator, Target, UpstreamRequest, Usage
+from .openai_anthropic import AnthropicChatTranslator
+from .openai_gemini import GeminiChatTranslator, GeminiEmbeddingsTranslator
+from .openai_openai import OpenAIChatTranslator, OpenAIEmbeddingsTranslator
+
+APIS = ("openai", "azure_openai", "anthropic", "gemini")
+
+_CHAT = {
+    "openai": OpenAIChatTranslator,
+    "azure_openai": OpenAIChatTranslator,
+    "anthropic": AnthropicChatTranslator,
+    "gemini": GeminiChatTranslator,
+}
+_EMBEDDINGS = {
+    "openai": OpenAIEmbeddingsTranslator,
+    "azure_openai": OpenAIEmbeddingsTranslator,
+    "gemini": GeminiEmbeddingsTranslator,
+}
+
+
+def chat_translator(target: Target, *, created: int, response_id: str) -> ChatTranslator:
+    return _CHAT[target.api](target, created=created, response_id=response_id)
+
+
+def embeddings_translator(target: Target) -> EmbeddingsTranslator:
+    cls = _EMBEDDINGS.get(target.api)
+    if cls is None:
+        raise UnsupportedFeature(f"model '{target.model}' (provider API '{target.api}') does not offer embeddings",
+                                 param="model")
+    return cls(target)
+
+
+def credential_header(api: str, key: str) -> tuple[str, str]:
+    """The header that carries an API key, in each provider's documented form."""
+    if api == "anthropic":
+        return "x-api-key", key
+    if api == "gemini":
+        return "x-goog-api-key", key
+    if api == "azure_openai":
+        return "api-key", key
+    return "authorization", f"Bearer {key}"
+
+
+# Every header any provider takes a credential in: all are stripped before one is set.
+CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
+
+__all__ = ["APIS", "CREDENTIAL_HEADERS", "ChatTranslator", "EmbeddingsTranslator", "Target", "UpstreamRequest",
+           "Usage", "chat_translator", "credential_header", "embeddings_translator"]

@@ -1,0 +1,273 @@
+"""What all provider simulators share: fault injection, request recording and a
+deterministic "model" that answers from the request alone.
+
+Each provider module (``openai.py``, ``anthropic.py``, ``gemini.py``) turns its
+own wire format into a :class:`Prompt`, asks :func:`think` for a :class:`Reply`,
+and writes that reply back in its own wire format, JSON or SSE.
+
+Controls (per simulator, over HTTP on the simulator's own port):
+
+- ``PUT /_sim/faults`` with a JSON object of :class:`Faults` fields replaces the
+  fault settings; ``DELETE /_sim/faults`` clears them; ``GET`` shows them.
+- ``GET /_sim/requests`` returns the recorded requests (method, path, query,
+  headers, body), newest last; ``DELETE /_sim/requests`` forgets them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Faults:
+    latency_ms: float = 0.0          # delay before the response starts
+    ttft_ms: float = 0.0             # streams: extra delay before the first content event
+    chunk_interval_ms: float = 0.0   # streams: delay between events
+    status: int | None = None        # answer with this HTTP error status, in the provider's error shape
+    retry_after: float | None = None  # with status 429/503: a retry-after header (seconds)
+    reset: bool = False              # drop the connection without answering
+    stall: bool = False              # accept the request and never answer
+    disconnect_after: int | None = None  # streams: drop the connection after this many events
+    rate: float = 1.0                # fraction of requests the fault applies to
+    count: int | None = None         # apply to this many more requests, then clear (None: until cleared)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Faults":
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown fault fields: {sorted(unknown)}")
+        return cls(**data)
+
+
+@dataclass
+class Prompt:
+    """A provider-neutral view of a generation request."""
+
+    model: str
+    turns: list[tuple[str, str]]          # (role, text): role is user / assistant / tool
+    system: str = ""
+    tools: list[tuple[str, dict]] = field(default_factory=list)  # (name, JSON schema of the arguments)
+    tool_choice: str = "auto"             # auto / none / required / the name of one tool
+    json_mode: bool = False
+    max_tokens: int | None = None
+    stop: list[str] = field(default_factory=list)
+    images: int = 0
+
+
+@dataclass
+class Reply:
+    text: str = ""
+    tool_calls: list[tuple[str, dict]] = field(default_factory=list)
+    finish: str = "stop"                  # stop / length / tool_calls
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def words(self) -> list[str]:
+        """The text cut into stream pieces (a word and its following space each)."""
+        return re.findall(r"\S+\s*|\s+", self.text) or [""]
+
+
+def count_tokens(text: str) -> int:
+    """A stable, cheap token estimate (about 4 characters a token), never 0 for non-empty text."""
+    return max(1, (len(text) + 3) // 4) if text else 0
+
+
+def think(prompt: Prompt) -> Reply:
+    """Answer deterministically, so tests can predict it from the request."""
+    input_tokens = count_tokens(prompt.system) + sum(count_tokens(t) for _, t in prompt.turns) + 85 * prompt.images
+    last_role, last_text = prompt.turns[-1] if prompt.turns else ("user", "")
+    wants_tool = prompt.tools and prompt.tool_choice != "none" and last_role != "tool"
+    if wants_tool and (prompt.tool_choice != "auto" or _mentions(last_text, prompt.tools)):
+        name, schema = next(((n, s) for n, s in prompt.tools if n == prompt.tool_choice), prompt.tools[0])
+        args = _arguments_for(schema, last_text)
+        return Reply(tool_calls=[(name, args)], finish="tool_calls", input_tokens=input_tokens,
+                     output_tokens=count_tokens(json.dumps(args)) + 5)
+    if last_role == "tool":
+        text = f"The tool returned: {last_text}"
+    elif prompt.json_mode:
+        text = json.dumps({"model": prompt.model, "answer": _echo(last_text)})
+    else:
+        text = f"Hello from {prompt.model}. You said: {_echo(last_text)}"
+    if prompt.images:
+        text += f" (I see {prompt.images} image{'s' if prompt.images > 1 else ''}.)"
+    finish = "stop"
+    for stop in prompt.stop:
+        if stop and stop in text:
+            text = text[:text.index(stop)]
+    words = re.findall(r"\S+\s*", text)
+    if prompt.max_tokens is not None and len(words) > prompt.max_tokens:
+        text = "".join(words[:prompt.max_tokens]).rstrip()
+        finish = "length"
+    return Reply(text=text, finish=finish, input_tokens=input_tokens, output_tokens=count_tokens(text))
+
+
+def _echo(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _mentions(text: str, tools: list[tuple[str, dict]]) -> bool:
+    """With tool_choice auto, call a tool when the user's words touch its name."""
+    lowered = text.lower()
+    return any(part in lowered for name, _ in tools for part in name.lower().split("_") if len(part) > 3)
+
+
+def _arguments_for(schema: dict, text: str) -> dict:
+    """Arguments that satisfy the tool's JSON schema, drawn from the user's words where it takes strings."""
+    props = (schema or {}).get("properties") or {}
+    phrase = _capitalised_phrase(text) or _echo(text)[:40] or "example"
+    out: dict[str, Any] = {}
+    for key, spec in props.items():
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        if isinstance(spec, dict) and spec.get("enum"):
+            out[key] = spec["enum"][0]
+        elif kind in ("integer", "number"):
+            out[key] = 1
+        elif kind == "boolean":
+            out[key] = True
+        elif kind == "array":
+            out[key] = []
+        elif kind == "object":
+            out[key] = {}
+        else:
+            out[key] = phrase
+    return out
+
+
+def _capitalised_phrase(text: str) -> str:
+    """The last run of capitalised words after the first word: 'weather in San Francisco?' gives 'San Francisco'."""
+    runs = re.findall(r"(?<!^)\b([A-Z][a-z]+(?:\s+[A-Z][a-z]+)*)", text.strip())
+    return runs[-1] if runs else ""
+
+
+class Simulator:
+    """One loopback provider: its routes plus the shared controls."""
+
+    def __init__(self, name: str, seed: int = 0):
+        self.name = name
+        self.faults = Faults()
+        self.requests: list[dict[str, Any]] = []
+        self._random = random.Random(seed)
+
+    def app(self, routes: list[web.RouteDef]) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_swallow_aborts])
+        app.add_routes(routes)
+        app.add_routes([
+            web.get("/_sim/faults", self._get_faults),
+            web.put("/_sim/faults", self._put_faults),
+            web.delete("/_sim/faults", self._clear_faults),
+            web.get("/_sim/requests", self._get_requests),
+            web.delete("/_sim/requests", self._clear_requests),
+        ])
+        return app
+
+    async def record(self, request: web.Request) -> bytes:
+        body = await request.read()
+        try:
+            parsed: Any = json.loads(body) if body else None
+        except ValueError:
+            parsed = body.decode("utf-8", errors="replace")
+        self.requests.append({"method": request.method, "path": request.path, "query": dict(request.query),
+                              "headers": dict(request.headers), "body": parsed})
+        del self.requests[:-200]  # keep the last 200
+        return body
+
+    def draw(self) -> Faults | None:
+        """The faults that apply to this request, or None; counts down ``count``."""
+        f = self.faults
+        active = f.status is not None or f.reset or f.stall or f.disconnect_after is not None \
+            or f.latency_ms or f.ttft_ms or f.chunk_interval_ms
+        if not active or self._random.random() >= f.rate:
+            return None
+        if f.count is not None:
+            f.count -= 1
+            if f.count <= 0:
+                self.faults = Faults()
+        return f
+
+    async def before_answer(self, request: web.Request, faults: Faults | None) -> None:
+        """Apply the faults that act before any byte of the answer: latency, stall, reset."""
+        if faults is None:
+            return
+        if faults.latency_ms:
+            await asyncio.sleep(faults.latency_ms / 1000)
+        if faults.stall:
+            await asyncio.sleep(3600)
+        if faults.reset:
+            abort(request)
+
+    async def _get_faults(self, _: web.Request) -> web.Response:
+        return web.json_response(asdict(self.faults))
+
+    async def _put_faults(self, request: web.Request) -> web.Response:
+        try:
+            self.faults = Faults.from_json(await request.json())
+        except (ValueError, TypeError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response(asdict(self.faults))
+
+    async def _clear_faults(self, _: web.Request) -> web.Response:
+        self.faults = Faults()
+        return web.json_response(asdict(self.faults))
+
+    async def _get_requests(self, _: web.Request) -> web.Response:
+        return web.json_response(self.requests)
+
+    async def _clear_requests(self, _: web.Request) -> web.Response:
+        self.requests.clear()
+        return web.json_response([])
+
+
+class StreamWriter:
+    """Writes SSE events with the stream faults applied: pacing, time to first token, disconnects."""
+
+    def __init__(self, request: web.Request, response: web.StreamResponse, faults: Faults | None):
+        self.request = request
+        self.response = response
+        self.faults = faults or Faults()
+        self.sent = 0
+
+    async def send(self, payload: bytes, *, content: bool = True) -> None:
+        f = self.faults
+        if f.disconnect_after is not None and self.sent >= f.disconnect_after:
+            abort(self.request)
+        if content and self.sent and f.chunk_interval_ms:
+            await asyncio.sleep(f.chunk_interval_ms / 1000)
+        await self.response.write(payload)
+        self.sent += 1
+
+    async def first_content_delay(self) -> None:
+        if self.faults.ttft_ms:
+            await asyncio.sleep(self.faults.ttft_ms / 1000)
+
+
+class Aborted(Exception):
+    pass
+
+
+@web.middleware
+async def _swallow_aborts(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except Aborted:
+        return web.Response(status=499)  # never sent: the connection is already gone
+
+
+def abort(request: web.Request) -> None:
+    """Drop the TCP connection at once (the client sees a reset or an early close)."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+    raise Aborted()
+
+
+def sse_headers(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", **(extra or {})}
