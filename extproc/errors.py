@@ -115,18 +115,34 @@ _UPSTREAM_TYPES = {
 }
 
 
-def upstream_error(status: int, message: str, code: str | None = None) -> tuple[int, bytes]:
-    """An OpenAI-shaped error for a provider's failure.
+def upstream_status(status: int) -> int:
+    """The status a client sees for a provider's error status.
 
-    4xx keep their status (the request itself was at fault, or the key); a
-    provider's 401/403 means *our* credential is wrong, which the client cannot
-    fix, so it becomes 502. 5xx become 502, except 503/504 which keep meaning.
+    4xx keep their status (the request itself was at fault); a provider's
+    401/403 means *our* credential is wrong, which the client cannot fix, so it
+    becomes 502. 503/504 keep their meaning (Anthropic's 529 "overloaded" is a
+    503); other 5xx become 502. It depends on the status alone, so the gateway
+    can set it before the error body has arrived.
     """
     if status in (401, 403):
-        return 502, error_body(f"provider rejected the gateway's credential: {message}",
-                               "upstream_error", None, code or "upstream_auth_failed")
+        return 502
     if 400 <= status < 500:
-        return status, error_body(message, _UPSTREAM_TYPES.get(status, "invalid_request_error"), None, code)
+        return status
     if status in (503, 504):
-        return status, error_body(message, "server_error", None, code)
-    return 502, error_body(message, "upstream_error", None, code or "bad_gateway")
+        return status
+    if status == 529:
+        return 503
+    return 502
+
+
+def upstream_error(status: int, message: str, code: str | None = None) -> tuple[int, bytes]:
+    """An OpenAI-shaped error for a provider's failure: ``upstream_status`` plus a body."""
+    mapped = upstream_status(status)
+    if status in (401, 403):
+        return mapped, error_body(f"provider rejected the gateway's credential: {message}",
+                                  "upstream_error", None, code or "upstream_auth_failed")
+    if mapped < 500:
+        return mapped, error_body(message, _UPSTREAM_TYPES.get(mapped, "invalid_request_error"), None, code)
+    if mapped in (503, 504):
+        return mapped, error_body(message, "server_error", None, code)
+    return mapped, error_body(message, "upstream_error", None, code or "bad_gateway")

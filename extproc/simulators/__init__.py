@@ -15,7 +15,9 @@ from aiohttp import web
 from . import anthropic, gemini, openai
 from .core import Faults, Simulator
 
-_ROUTES = {"openai": openai.routes, "anthropic": anthropic.routes, "gemini": gemini.routes}
+# The OpenAI simulator also answers Azure OpenAI deployment paths.
+_ROUTES = {"openai": openai.routes, "azure_openai": openai.routes, "anthropic": anthropic.routes,
+           "gemini": gemini.routes}
 
 
 def build_app(name: str, api: str) -> tuple[Simulator, web.Application]:
@@ -33,7 +35,7 @@ async def start(name: str, api: str, port: int, host: str = "127.0.0.1") -> tupl
 
 async def serve(providers: dict[str, tuple[str, int]], host: str = "127.0.0.1") -> None:
     """Run simulators named ``name -> (api, port)`` until cancelled."""
-    runners = [ (await start(name, api, port, host))[1] for name, (api, port) in providers.items()]
+    runners = [(await start(name, api, port, host))[1] for name, (api, port) in providers.items()]
     try:
         await asyncio.Event().wait()
     finally:

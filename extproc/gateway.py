@@ -1,0 +1,304 @@
+"""One request's life through the gateway, as plain values (sans-I/O).
+
+The gRPC servicer (``server.py``) calls these methods with header dicts and
+body bytes and turns their results into ext_proc messages; nothing here knows
+about gRPC, sockets or Envoy's protobufs, so it is tested in microseconds.
+
+Router stage (once per client request):
+  ``request_headers`` -> an immediate answer (``/v1/models``, 404, 415) or None;
+  ``request_body``    -> an ``Exchange`` holding the plan and the original body,
+                         and the headers Envoy routes on (``x-llm-try-N``).
+Upstream stage (once per attempt, on the provider cluster Envoy picked):
+  ``attempt``         -> path, authority, credential and body for that provider.
+Router stage, response side:
+  ``response_headers`` / ``response_body`` -> provenance headers and the answer
+                         normalised to the OpenAI shape.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import errors
+from .config import Config, Model
+from .credentials import Credentials
+from .errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
+from .policy import Plan, plan_for
+from .providers import CREDENTIAL_HEADERS, chat_translator, credential_header, embeddings_translator
+from .providers.base import ChatTranslator, EmbeddingsTranslator, UpstreamRequest
+
+# Headers the router stage sets for Envoy's route: attempt N goes to the cluster in x-llm-try-N.
+TRY_HEADERS = ("x-llm-try-1", "x-llm-try-2", "x-llm-try-3")
+# Joins the upstream stage's attempt to the router stage's exchange. The router stage
+# sets it to a fresh id, so a client cannot collide with another request's state.
+# Upstream filters edit the header map that retries reuse, so it must survive every
+# attempt: that is why it is x-request-id, which Envoy forwards upstream anyway.
+KEY_HEADER = "x-request-id"
+ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings"}
+
+
+@dataclass
+class Answer:
+    """A complete response the gateway gives without asking a provider."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=lambda: {"content-type": "application/json"})
+
+    @classmethod
+    def error(cls, exc: GatewayError) -> "Answer":
+        return cls(exc.status, exc.body(), {"content-type": "application/json", **exc.headers})
+
+
+@dataclass
+class Rewrite:
+    """Changes to a request on its way upstream."""
+
+    set_headers: dict[str, str]
+    remove_headers: list[str]
+    body: bytes | None = None
+
+
+@dataclass
+class ResponseStart:
+    """What to do with the provider's response headers, and how to treat its body."""
+
+    set_headers: dict[str, str]
+    remove_headers: list[str]
+    body: str          # "pass": leave it alone; "stream": translate chunk by chunk; "whole": buffer and translate
+
+
+Translator = ChatTranslator | EmbeddingsTranslator
+
+
+@dataclass
+class Exchange:
+    """The state of one client request, shared by both stages, keyed by ``key``."""
+
+    key: str
+    endpoint: str
+    body: dict
+    plan: Plan
+    created: int
+    response_id: str
+    first: tuple[Translator, UpstreamRequest] | None = None   # attempt 1, translated up front
+    translator: Translator | None = None   # for the attempt whose response is coming back
+    answered_by: Model | None = None
+    mode: str = "pass"
+    buffer: bytearray = field(default_factory=bytearray)
+    error_status: int | None = None
+
+    @property
+    def stream(self) -> bool:
+        return self.endpoint == "chat" and self.body.get("stream") is True
+
+
+class Gateway:
+    def __init__(self, config: Config, credentials: Credentials | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.config = config
+        self.credentials = credentials or Credentials()
+        self.clock = clock
+
+    # ---- router stage, request side -------------------------------------------------------------
+
+    def request_headers(self, headers: dict[str, str], end_of_stream: bool) -> Answer | None:
+        method, path = headers.get(":method", ""), headers.get(":path", "").split("?", 1)[0]
+        try:
+            if path == "/v1/models" or path.startswith("/v1/models/"):
+                if method != "GET":
+                    raise NotFound(f"Invalid URL ({method} {path})", code="unknown_url")
+                return self._models(path)
+            if path not in ENDPOINTS or method != "POST":
+                raise NotFound(f"Invalid URL ({method} {path})", code="unknown_url")
+            ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if ctype != "application/json":
+                raise UnsupportedMediaType(
+                    f"Content-Type must be application/json, not '{ctype or '(none)'}'")
+            if end_of_stream:
+                raise InvalidRequest("The request body is empty; send a JSON object.")
+            length = headers.get("content-length", "")
+            if length.isdigit() and int(length) > self.config.max_body_bytes:
+                raise self._too_large()
+        except GatewayError as exc:
+            return Answer.error(exc)
+        return None
+
+    def request_body(self, headers: dict[str, str], raw: bytes) -> Exchange:
+        """Parse and plan; raises GatewayError for anything the client must fix."""
+        if len(raw) > self.config.max_body_bytes:
+            raise self._too_large()
+        endpoint = ENDPOINTS[headers.get(":path", "").split("?", 1)[0]]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidRequest(f"The request body is not valid UTF-8 (byte {exc.start}).") from None
+        try:
+            body = json.loads(text)
+        except ValueError as exc:
+            raise InvalidRequest(f"We could not parse the JSON body of your request: {exc}") from None
+        if not isinstance(body, dict):
+            raise InvalidRequest("The request body must be a JSON object.")
+        _validate(endpoint, body)
+        plan = plan_for(self.config, body["model"], endpoint)
+        now = self.clock()
+        exchange = Exchange(key=uuid.uuid4().hex, endpoint=endpoint, body=body, plan=plan, created=int(now),
+                            response_id=f"chatcmpl-{uuid.uuid4().hex[:24]}")
+        # Translate attempt 1 now: a request the provider cannot take fails before it is routed.
+        exchange.first = self._translate(exchange, plan.models[0])
+        return exchange
+
+    def route(self, exchange: Exchange) -> Rewrite:
+        """Headers Envoy routes on, and the client's headers that must not travel further."""
+        tries = {h: exchange.plan.models[min(i, len(exchange.plan.models) - 1)].provider.cluster
+                 for i, h in enumerate(TRY_HEADERS)}
+        return Rewrite(set_headers={**tries, KEY_HEADER: exchange.key}, remove_headers=list(CREDENTIAL_HEADERS))
+
+    # ---- upstream stage: one call per attempt ----------------------------------------------------
+
+    def attempt(self, exchange: Exchange, number: int) -> Rewrite:
+        """Rewrite attempt ``number`` (1-based) for the provider that serves it, from the original body."""
+        model = exchange.plan.models[min(number, len(exchange.plan.models)) - 1]
+        if number == 1 and exchange.first is not None:
+            translator, upstream = exchange.first
+        else:
+            translator, upstream = self._translate(exchange, model)
+        exchange.translator, exchange.answered_by = translator, model
+        provider = model.provider
+        set_headers = {":path": upstream.path, "content-length": str(len(upstream.body)), **upstream.headers}
+        if provider.host:
+            set_headers[":authority"] = provider.host
+        secret = self.credentials.key_for(provider)
+        if secret is not None:
+            name, value = credential_header(provider.api, secret.value)
+            set_headers[name] = value
+        # Later attempts still need their x-llm-try-N (retries reuse this header map);
+        # the ones already used are dropped so they do not travel to the provider.
+        remove = [h for h in CREDENTIAL_HEADERS if h not in set_headers] + list(TRY_HEADERS[:number])
+        return Rewrite(set_headers=set_headers, remove_headers=remove, body=upstream.body)
+
+    # ---- router stage, response side -------------------------------------------------------------
+
+    def response_headers(self, exchange: Exchange, headers: dict[str, str]) -> ResponseStart:
+        status = int(headers.get(":status", "0") or 0)
+        attempts = headers.get("x-envoy-attempt-count", "1")
+        set_headers: dict[str, str] = {"x-llm-attempts": attempts}
+        model = exchange.answered_by
+        if model is None or "x-envoy-upstream-service-time" not in headers:
+            # No provider answered: Envoy's own reply (no upstream, timeout), already shaped by local_reply_config.
+            # Envoy's router marks every upstream response with x-envoy-upstream-service-time, never its own.
+            return ResponseStart(set_headers, [], "pass")
+        set_headers["x-llm-provider"] = model.provider.name
+        set_headers["x-llm-model"] = model.id
+        set_headers["x-llm-route"] = exchange.plan.reason
+        translator = exchange.translator
+        if status >= 400:
+            exchange.mode, exchange.error_status = "whole", status
+            set_headers[":status"] = str(errors.upstream_status(status))
+            set_headers["content-type"] = "application/json"
+            return ResponseStart(set_headers, ["content-length"], "whole")
+        if translator is not None and translator.passthrough_response:
+            exchange.mode = "pass"
+            return ResponseStart(set_headers, [], "pass")
+        if exchange.stream:
+            exchange.mode = "stream"
+            set_headers["content-type"] = "text/event-stream; charset=utf-8"
+            return ResponseStart(set_headers, ["content-length"], "stream")
+        exchange.mode = "whole"
+        set_headers["content-type"] = "application/json"
+        return ResponseStart(set_headers, ["content-length"], "whole")
+
+    def response_body(self, exchange: Exchange, chunk: bytes, end_of_stream: bool) -> bytes:
+        """The bytes to send the client in place of ``chunk``."""
+        translator = exchange.translator
+        if exchange.mode == "pass" or translator is None:
+            return chunk
+        if exchange.mode == "stream":
+            out = translator.stream_chunk(chunk)
+            return out + translator.stream_end() if end_of_stream else out
+        exchange.buffer += chunk
+        if not end_of_stream:
+            return b""
+        raw = bytes(exchange.buffer)
+        exchange.buffer.clear()
+        if exchange.error_status is not None:
+            return translator.error(exchange.error_status, raw)[1]
+        try:
+            return translator.response(raw)
+        except (ValueError, KeyError, TypeError) as exc:
+            return errors.UpstreamError(f"the provider's answer could not be read: {exc}").body()
+
+    # ---- helpers ---------------------------------------------------------------------------------
+
+    def _translate(self, exchange: Exchange, model: Model) -> tuple[Translator, UpstreamRequest]:
+        target = model.target()
+        translator: Translator
+        if exchange.endpoint == "chat":
+            translator = chat_translator(target, created=exchange.created, response_id=exchange.response_id)
+        else:
+            translator = embeddings_translator(target)
+        return translator, translator.request(exchange.body)
+
+    def _models(self, path: str) -> Answer:
+        entries = [{"id": m.id, "object": "model", "created": 0, "owned_by": m.provider.name}
+                   for m in self.config.models.values()]
+        entries += [{"id": a, "object": "model", "created": 0, "owned_by": "llm-gateway"}
+                    for a in sorted(self.config.aliases)]
+        if path == "/v1/models":
+            return Answer(200, json.dumps({"object": "list", "data": entries}).encode())
+        wanted = path[len("/v1/models/"):]
+        for entry in entries:
+            if entry["id"] == wanted:
+                return Answer(200, json.dumps(entry).encode())
+        return Answer.error(errors.ModelNotFound(f"The model '{wanted}' does not exist", param="model"))
+
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"The request body is larger than the gateway's limit of "
+                               f"{self.config.max_body_bytes} bytes.")
+
+
+def _validate(endpoint: str, body: dict) -> None:
+    """The checks the OpenAI API itself makes before anything else, with its wording where it has one."""
+    model = body.get("model")
+    if model is None:
+        raise InvalidRequest("you must provide a model parameter", param="model", code="missing_required_parameter")
+    if not isinstance(model, str):
+        raise InvalidRequest(f"Invalid type for 'model': expected a string, but got {_kind(model)}.", param="model",
+                             code="invalid_type")
+    if endpoint == "embeddings":
+        if "input" not in body:
+            raise InvalidRequest("Missing required parameter: 'input'.", param="input",
+                                 code="missing_required_parameter")
+        return
+    messages = body.get("messages")
+    if messages is None:
+        raise InvalidRequest("Missing required parameter: 'messages'.", param="messages",
+                             code="missing_required_parameter")
+    if not isinstance(messages, list):
+        raise InvalidRequest(f"Invalid type for 'messages': expected an array, but got {_kind(messages)}.",
+                             param="messages", code="invalid_type")
+    if not messages:
+        raise InvalidRequest("Invalid 'messages': empty array. Expected an array with minimum length 1.",
+                             param="messages", code="empty_array")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise InvalidRequest(f"Invalid 'messages[{i}]': expected an object with a string 'role'.",
+                                 param=f"messages[{i}]", code="invalid_type")
+    for name, kinds in (("stream", bool), ("temperature", (int, float)), ("top_p", (int, float)),
+                        ("max_tokens", int), ("max_completion_tokens", int), ("n", int)):
+        value = body.get(name)
+        if value is not None and (not isinstance(value, kinds) or (kinds is not bool and isinstance(value, bool))):
+            raise InvalidRequest(f"Invalid type for '{name}': got {_kind(value)}.", param=name, code="invalid_type")
+    tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise InvalidRequest(f"Invalid type for 'tools': expected an array, but got {_kind(tools)}.", param="tools",
+                             code="invalid_type")
+
+
+def _kind(value: object) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a decimal", type(None): "null"}.get(type(value), type(value).__name__)

@@ -1,0 +1,198 @@
+"""The ext_proc gRPC service: a thin shell that turns Envoy's messages into Gateway calls.
+
+Both stages are served on one port by one process, so the upstream stage finds
+the router stage's plan and original body in memory. Envoy tells the stages
+apart by the ``x-llm-stage`` gRPC metadata each filter sends (see envoy/).
+State lives in ``exchanges`` from the router stage's first body message until
+its stream ends, whichever way it ends (done, error, or cancelled by Envoy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import AsyncIterator
+
+import grpc
+from envoy.config.core.v3 import base_pb2
+from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2
+from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
+from envoy.type.v3 import http_status_pb2
+from google.protobuf import struct_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from .errors import GatewayError, UpstreamError
+from .gateway import KEY_HEADER, Answer, Exchange, Gateway, Rewrite
+
+log = logging.getLogger("extproc")
+
+STAGE_METADATA = "x-llm-stage"
+_OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+_BODY_MODES = {"pass": processing_mode_pb2.ProcessingMode.NONE,
+               "stream": processing_mode_pb2.ProcessingMode.STREAMED,
+               "whole": processing_mode_pb2.ProcessingMode.STREAMED}
+
+
+def headers_of(message: pb.HttpHeaders) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for h in message.headers.headers:
+        value = h.raw_value.decode("latin-1") if h.raw_value else h.value
+        key = h.key.lower()
+        out[key] = f"{out[key]},{value}" if key in out else value
+    return out
+
+
+def mutation(set_headers: dict[str, str], remove: list[str]) -> pb.HeaderMutation:
+    return pb.HeaderMutation(
+        set_headers=[base_pb2.HeaderValueOption(header=base_pb2.HeaderValue(key=k, raw_value=v.encode()),
+                                                append_action=_OVERWRITE) for k, v in set_headers.items()],
+        remove_headers=remove)
+
+
+# Marks the processor's own replies so Envoy's local_reply_config leaves them as they are.
+_OWN_REPLY = struct_pb2.Struct()
+_OWN_REPLY.update({"llm_gateway": {"reply": "processor"}})
+
+
+def immediate(answer: Answer) -> pb.ProcessingResponse:
+    return pb.ProcessingResponse(
+        immediate_response=pb.ImmediateResponse(status=http_status_pb2.HttpStatus(code=answer.status),
+                                                headers=mutation(answer.headers, []), body=answer.body),
+        dynamic_metadata=_OWN_REPLY)
+
+
+class Processor(pb_grpc.ExternalProcessorServicer):
+    def __init__(self, gateway: Gateway):
+        self.gateway = gateway
+        self.exchanges: dict[str, Exchange] = {}
+
+    async def Process(self, requests: AsyncIterator[pb.ProcessingRequest], context: grpc.aio.ServicerContext):
+        stage = dict(context.invocation_metadata()).get(STAGE_METADATA, "router")
+        handler = self._upstream if stage == "upstream" else self._router
+        async for response in handler(requests):
+            yield response
+
+    async def _router(self, requests: AsyncIterator[pb.ProcessingRequest]):
+        gateway = self.gateway
+        headers: dict[str, str] = {}
+        exchange: Exchange | None = None
+        try:
+            async for req in requests:
+                kind = req.WhichOneof("request")
+                if kind == "request_headers":
+                    headers = headers_of(req.request_headers)
+                    answer = gateway.request_headers(headers, req.request_headers.end_of_stream)
+                    if answer is not None:
+                        yield immediate(answer)
+                        return
+                    # Clients may not steer routing or impersonate the gateway's own headers.
+                    spoofed = [k for k in headers if k.startswith(("x-llm-", "x-envoy-"))]
+                    yield pb.ProcessingResponse(request_headers=pb.HeadersResponse(
+                        response=pb.CommonResponse(header_mutation=mutation({}, spoofed))))
+                elif kind == "request_body":
+                    try:
+                        exchange = gateway.request_body(headers, req.request_body.body)
+                    except GatewayError as exc:
+                        yield immediate(Answer.error(exc))
+                        return
+                    self.exchanges[exchange.key] = exchange
+                    route = gateway.route(exchange)
+                    yield pb.ProcessingResponse(request_body=pb.BodyResponse(response=pb.CommonResponse(
+                        header_mutation=mutation(route.set_headers, route.remove_headers),
+                        clear_route_cache=True)))
+                elif kind == "response_headers":
+                    if exchange is None:  # Envoy's own reply before any routing
+                        yield pb.ProcessingResponse(response_headers=pb.HeadersResponse(),
+                                                    mode_override=processing_mode_pb2.ProcessingMode(
+                                                        response_body_mode=processing_mode_pb2.ProcessingMode.NONE))
+                        continue
+                    start = gateway.response_headers(exchange, headers_of(req.response_headers))
+                    yield pb.ProcessingResponse(
+                        response_headers=pb.HeadersResponse(response=pb.CommonResponse(
+                            header_mutation=mutation(start.set_headers, start.remove_headers))),
+                        mode_override=processing_mode_pb2.ProcessingMode(response_body_mode=_BODY_MODES[start.body]))
+                elif kind == "response_body":
+                    body = req.response_body
+                    out = gateway.response_body(exchange, body.body, body.end_of_stream) if exchange else body.body
+                    yield pb.ProcessingResponse(response_body=pb.BodyResponse(response=pb.CommonResponse(
+                        body_mutation=pb.BodyMutation(body=out))))
+                else:  # trailers: nothing to change
+                    yield _continue(kind)
+        except Exception:
+            # One request's failure must not take the service down; Envoy turns a broken stream into a 500.
+            log.exception("router stage failed")
+            yield immediate(Answer.error(UpstreamError("the gateway failed to process this request",
+                                                       code="gateway_error", status=500)))
+        finally:
+            if exchange is not None:
+                self.exchanges.pop(exchange.key, None)
+
+    async def _upstream(self, requests: AsyncIterator[pb.ProcessingRequest]):
+        try:
+            async for req in requests:
+                kind = req.WhichOneof("request")
+                if kind != "request_headers":
+                    yield _continue(kind)
+                    continue
+                headers = headers_of(req.request_headers)
+                exchange = self.exchanges.get(headers.get(KEY_HEADER, ""))
+                if exchange is None:
+                    yield immediate(Answer.error(UpstreamError("request state lost between stages",
+                                                               code="gateway_error", status=500)))
+                    return
+                try:
+                    rewrite = self.gateway.attempt(exchange, int(headers.get("x-envoy-attempt-count", "1") or 1))
+                except GatewayError as exc:
+                    yield immediate(Answer.error(exc))
+                    return
+                yield _replace(rewrite)
+        except Exception:
+            log.exception("upstream stage failed")
+            yield immediate(Answer.error(UpstreamError("the gateway failed to prepare the upstream request",
+                                                       code="gateway_error", status=500)))
+
+
+def _replace(rewrite: Rewrite) -> pb.ProcessingResponse:
+    """Headers response that also replaces the whole body: one message per attempt, no body round trip."""
+    return pb.ProcessingResponse(request_headers=pb.HeadersResponse(response=pb.CommonResponse(
+        status=pb.CommonResponse.CONTINUE_AND_REPLACE,
+        header_mutation=mutation(rewrite.set_headers, rewrite.remove_headers),
+        body_mutation=pb.BodyMutation(body=rewrite.body or b""))))
+
+
+def _continue(kind: str | None) -> pb.ProcessingResponse:
+    if kind == "request_body":
+        return pb.ProcessingResponse(request_body=pb.BodyResponse())
+    if kind == "response_body":
+        return pb.ProcessingResponse(response_body=pb.BodyResponse())
+    if kind == "request_trailers":
+        return pb.ProcessingResponse(request_trailers=pb.TrailersResponse())
+    if kind == "response_trailers":
+        return pb.ProcessingResponse(response_trailers=pb.TrailersResponse())
+    if kind == "response_headers":
+        return pb.ProcessingResponse(response_headers=pb.HeadersResponse())
+    return pb.ProcessingResponse(request_headers=pb.HeadersResponse())
+
+
+async def serve(gateway: Gateway, address: str, grace: float = 30.0) -> None:
+    """Serve until SIGTERM/SIGINT, then stop taking streams and let in-flight ones finish (up to ``grace`` s)."""
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    processor = Processor(gateway)
+    pb_grpc.add_ExternalProcessorServicer_to_server(processor, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    server.add_insecure_port(address)
+    await server.start()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set("envoy.service.ext_proc.v3.ExternalProcessor", health_pb2.HealthCheckResponse.SERVING)
+    log.info("extproc serving on %s", address)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: draining in-flight streams")
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(grace)
