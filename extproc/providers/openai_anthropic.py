@@ -1,0 +1,513 @@
+"""OpenAI chat completions <-> Anthropic Messages API (``POST {base_path}/messages``).
+
+Request mapping (OpenAI field -> Anthropic):
+
+=================================  ==========================================================
+maps                               model -> upstream model; system + developer messages ->
+                                   top-level ``system``; user/assistant turns (consecutive
+                                   same-role turns merged, as Anthropic alternates roles);
+                                   text / image_url (data URL -> base64 source, http(s) ->
+                                   url source) / file (PDF data URL -> document block) parts;
+                                   assistant ``tool_calls`` -> ``tool_use`` blocks; ``tool``
+                                   messages -> ``tool_result`` blocks in one user turn;
+                                   tools, tool_choice, parallel_tool_calls=false ->
+                                   ``tool_choice.disable_parallel_tool_use``;
+                                   max_completion_tokens / max_tokens -> max_tokens (required
+                                   by Anthropic: default ``options.default_max_tokens``, 4096);
+                                   temperature (0..1 only), top_p, stop -> stop_sequences,
+                                   stream, user -> metadata.user_id
+emulated                           response_format json_object / json_schema: Anthropic has no
+                                   JSON-mode flag, so an instruction (with the schema, for
+                                   json_schema) is appended to ``system``. The output is then
+                                   JSON by the model's compliance, not by a guarantee.
+dropped (best-effort hints)        seed, frequency_penalty, presence_penalty, service_tier,
+                                   store, metadata, reasoning_effort, prediction, verbosity,
+                                   stream_options (other than include_usage), image ``detail``,
+                                   message ``name``: the answer stays correct without them
+422 (UnsupportedFeature)           n > 1, logprobs, top_logprobs, logit_bias, audio output
+                                   (modalities / audio), input_audio parts, file ids,
+                                   web_search_options, temperature > 1, non-function tools
+=================================  ==========================================================
+
+The rule: a hint that only tunes sampling or bookkeeping is dropped silently; a
+feature whose absence would change what the client receives is refused with 422,
+so the client can pick another model instead of getting a quietly different answer.
+
+Responses: text blocks are joined into ``message.content``; ``tool_use`` blocks become
+``tool_calls``; thinking blocks are not shown (the OpenAI chat shape has no place
+for them). Usage counts cached input (read and written) as prompt tokens, because
+OpenAI's ``prompt_tokens`` is the whole prompt while Anthropic's ``input_tokens``
+is only the uncached part.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from .. import errors, sse
+from ..errors import InvalidRequest, UnsupportedFeature, UpstreamError
+from .base import ChatTranslator, UpstreamRequest, Usage
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+# Anthropic error types in a stream, as the OpenAI error type a client keys on.
+_STREAM_ERROR_TYPES = {
+    "invalid_request_error": "invalid_request_error",
+    "rate_limit_error": "rate_limit_error",
+    "overloaded_error": "server_error",
+    "api_error": "server_error",
+    "timeout_error": "timeout_error",
+}
+
+_DATA_URL = re.compile(r"^data:([^;,]+)((?:;[^;,]*)*),(.*)$", re.S)
+
+_JSON_OBJECT_INSTRUCTION = ("Respond with a single valid JSON object and nothing else: "
+                            "no prose, no markdown code fences.")
+
+
+class AnthropicChatTranslator(ChatTranslator):
+
+    def __init__(self, target, *, created: int, response_id: str):
+        super().__init__(target, created=created, response_id=response_id)
+        self._decoder = sse.SSEDecoder()
+        self._model = target.upstream_model
+        self._tool_index: dict[int, int] = {}   # Anthropic content block index -> OpenAI tool call index
+        self._input = self._cached_read = self._cached_write = self._output = 0
+        self._finished = False   # message_stop seen
+        self._failed = False     # an error event was passed on: the stream is over
+
+    # -- request ----------------------------------------------------------------------------
+
+    def request(self, body: dict[str, Any]) -> UpstreamRequest:
+        _refuse_unsupported(body)
+        self.stream = bool(body.get("stream"))
+        self.include_usage = bool(self.stream and (body.get("stream_options") or {}).get("include_usage"))
+
+        system, messages = _messages(body.get("messages"))
+        instruction = _json_instruction(body.get("response_format"))
+        if instruction:
+            system.append(instruction)
+
+        out: dict[str, Any] = {
+            "model": self.target.upstream_model,
+            "max_tokens": _max_tokens(body, self.target.options.get("default_max_tokens", 4096)),
+            "messages": messages,
+        }
+        if system:
+            out["system"] = "\n\n".join(system)
+        if body.get("temperature") is not None:
+            out["temperature"] = _temperature(body["temperature"])
+        if body.get("top_p") is not None:
+            out["top_p"] = body["top_p"]
+        stop = body.get("stop")
+        if stop:
+            out["stop_sequences"] = [stop] if isinstance(stop, str) else [s for s in stop if s]
+        if self.stream:
+            out["stream"] = True
+        if body.get("user"):
+            out["metadata"] = {"user_id": str(body["user"])}
+        if body.get("tools"):
+            out["tools"] = [_tool(t) for t in body["tools"]]
+        choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"), bool(body.get("tools")))
+        if choice is not None:
+            out["tool_choice"] = choice
+
+        return UpstreamRequest(
+            path=f"{self.target.base_path}/messages",
+            headers={"anthropic-version": ANTHROPIC_VERSION, "content-type": "application/json"},
+            body=json.dumps(out, ensure_ascii=False).encode(),
+        )
+
+    # -- whole response ---------------------------------------------------------------------
+
+    def response(self, body: bytes) -> bytes:
+        try:
+            msg = json.loads(body)
+        except ValueError:
+            raise UpstreamError("provider sent a response that is not JSON") from None
+        if not isinstance(msg, dict):
+            raise UpstreamError("provider sent an unexpected response shape")
+        texts: list[str] = []
+        calls: list[dict[str, Any]] = []
+        for block in msg.get("content") or []:
+            if block.get("type") == "text":
+                texts.append(block.get("text", ""))
+            elif block.get("type") == "tool_use":
+                calls.append({"id": block.get("id"), "type": "function",
+                              "function": {"name": block.get("name"),
+                                           "arguments": json.dumps(block.get("input", {}), ensure_ascii=False)}})
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": "".join(texts) if texts or not calls else None,
+            "refusal": None,
+            "annotations": [],
+        }
+        if calls:
+            message["tool_calls"] = calls
+
+        usage = msg.get("usage") or {}
+        self._input = usage.get("input_tokens") or 0
+        self._cached_read = usage.get("cache_read_input_tokens") or 0
+        self._cached_write = usage.get("cache_creation_input_tokens") or 0
+        self._output = usage.get("output_tokens") or 0
+        self._record_usage()
+
+        return json.dumps({
+            "id": self.response_id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": msg.get("model") or self.target.upstream_model,
+            "choices": [{"index": 0, "message": message, "logprobs": None,
+                         "finish_reason": _FINISH.get(msg.get("stop_reason"), "stop")}],
+            "usage": self._openai_usage(),
+        }, ensure_ascii=False).encode()
+
+    def error(self, status: int, body: bytes) -> tuple[int, bytes]:
+        message, code = _error_details(body)
+        if status == 529:  # Anthropic's "overloaded": the same meaning as 503 to an OpenAI client
+            status = 503
+        return errors.upstream_error(status, message or f"provider answered HTTP {status}", code=code)
+
+    # -- stream -----------------------------------------------------------------------------
+
+    def stream_chunk(self, data: bytes) -> bytes:
+        out = bytearray()
+        for event in self._decoder.feed(data):
+            if self._finished or self._failed:
+                break
+            out += self._event(event)
+        return bytes(out)
+
+    def stream_end(self) -> bytes:
+        self._decoder.close()
+        if self._failed:
+            return b""
+        if not self._finished:
+            self._failed = True
+            return _error_event("provider stream ended early", "upstream_error", "stream_incomplete")
+        return sse.DONE
+
+    def _event(self, event: sse.Event) -> bytes:
+        try:
+            data = json.loads(event.data)
+        except ValueError:
+            self._failed = True
+            return _error_event("provider sent malformed stream data", "upstream_error", "bad_gateway")
+        if not isinstance(data, dict):
+            return b""
+        kind = data.get("type") or event.event
+
+        if kind == "message_start":
+            msg = data.get("message") or {}
+            self._model = msg.get("model") or self._model
+            self._count(msg.get("usage") or {})
+            return self._chunk({"role": "assistant", "content": ""})
+        if kind == "content_block_start":
+            return self._block_start(data.get("index", 0), data.get("content_block") or {})
+        if kind == "content_block_delta":
+            return self._block_delta(data.get("index", 0), data.get("delta") or {})
+        if kind == "message_delta":
+            self._count(data.get("usage") or {})
+            reason = (data.get("delta") or {}).get("stop_reason")
+            return self._chunk({}, _FINISH.get(reason, "stop"))
+        if kind == "message_stop":
+            self._finished = True
+            self._record_usage()
+            if not self.include_usage:
+                return b""
+            return sse.encode({"id": self.response_id, "object": "chat.completion.chunk", "created": self.created,
+                               "model": self._model, "choices": [], "usage": self._openai_usage()})
+        if kind == "error":
+            self._failed = True
+            err = data.get("error") or {}
+            atype = err.get("type") or "api_error"
+            return _error_event(err.get("message") or "provider stream failed",
+                                _STREAM_ERROR_TYPES.get(atype, "upstream_error"), atype)
+        return b""  # ping, content_block_stop, and event types added after this was written
+
+    def _block_start(self, index: int, block: dict[str, Any]) -> bytes:
+        if block.get("type") == "tool_use":
+            n = self._tool_index[index] = len(self._tool_index)
+            return self._chunk({"tool_calls": [{"index": n, "id": block.get("id"), "type": "function",
+                                                "function": {"name": block.get("name"), "arguments": ""}}]})
+        if block.get("type") == "text" and block.get("text"):
+            return self._chunk({"content": block["text"]})
+        return b""
+
+    def _block_delta(self, index: int, delta: dict[str, Any]) -> bytes:
+        if delta.get("type") == "text_delta" and delta.get("text"):
+            return self._chunk({"content": delta["text"]})
+        if delta.get("type") == "input_json_delta" and delta.get("partial_json") and index in self._tool_index:
+            return self._chunk({"tool_calls": [{"index": self._tool_index[index],
+                                                "function": {"arguments": delta["partial_json"]}}]})
+        return b""  # thinking, signature and citation deltas have no place in a chat completion
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        chunk: dict[str, Any] = {
+            "id": self.response_id, "object": "chat.completion.chunk", "created": self.created, "model": self._model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+        if self.include_usage:
+            chunk["usage"] = None  # as OpenAI does: only the final, choice-less chunk carries usage
+        return sse.encode(chunk)
+
+    # -- usage ------------------------------------------------------------------------------
+
+    def _count(self, usage: dict[str, Any]) -> None:
+        """Anthropic's stream usage counts are cumulative: the latest value of each wins."""
+        if usage.get("input_tokens") is not None:
+            self._input = usage["input_tokens"]
+        if usage.get("cache_read_input_tokens") is not None:
+            self._cached_read = usage["cache_read_input_tokens"]
+        if usage.get("cache_creation_input_tokens") is not None:
+            self._cached_write = usage["cache_creation_input_tokens"]
+        if usage.get("output_tokens") is not None:
+            self._output = usage["output_tokens"]
+        self._record_usage()
+
+    def _record_usage(self) -> None:
+        self.usage = Usage(input_tokens=self._input + self._cached_read + self._cached_write,
+                           output_tokens=self._output, cached_input_tokens=self._cached_read)
+
+    def _openai_usage(self) -> dict[str, Any]:
+        prompt = self._input + self._cached_read + self._cached_write
+        return {"prompt_tokens": prompt, "completion_tokens": self._output, "total_tokens": prompt + self._output,
+                "prompt_tokens_details": {"cached_tokens": self._cached_read}}
+
+
+# -- request pieces (pure functions) ----------------------------------------------------------
+
+def _refuse_unsupported(body: dict[str, Any]) -> None:
+    n = body.get("n")
+    if isinstance(n, int) and n > 1:
+        raise UnsupportedFeature("this model's provider (Anthropic) returns one choice per request; n must be 1",
+                                 param="n")
+    if body.get("logprobs"):
+        raise UnsupportedFeature("this model's provider (Anthropic) does not return logprobs", param="logprobs")
+    if body.get("top_logprobs"):
+        raise UnsupportedFeature("this model's provider (Anthropic) does not return logprobs", param="top_logprobs")
+    if body.get("logit_bias"):
+        raise UnsupportedFeature("this model's provider (Anthropic) does not support logit_bias", param="logit_bias")
+    if "audio" in (body.get("modalities") or []) or body.get("audio"):
+        raise UnsupportedFeature("this model's provider (Anthropic) does not produce audio", param="modalities")
+    if body.get("web_search_options") is not None:
+        raise UnsupportedFeature("web search is not available for this model", param="web_search_options")
+
+
+def _max_tokens(body: dict[str, Any], default: int) -> int:
+    value = body.get("max_completion_tokens")
+    if value is None:
+        value = body.get("max_tokens")
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidRequest("max_completion_tokens must be a positive integer", param="max_completion_tokens")
+    return value
+
+
+def _temperature(value: Any) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+        raise InvalidRequest("temperature must be a number between 0 and 2", param="temperature")
+    if value > 1:
+        raise UnsupportedFeature(f"temperature {value} is out of range for this model: its provider (Anthropic) "
+                                 "accepts 0 to 1", param="temperature")
+    return value
+
+
+def _json_instruction(fmt: Any) -> str | None:
+    if not isinstance(fmt, dict) or fmt.get("type") in (None, "text"):
+        return None
+    if fmt["type"] == "json_object":
+        return _JSON_OBJECT_INSTRUCTION
+    if fmt["type"] == "json_schema":
+        spec = fmt.get("json_schema") or {}
+        schema = json.dumps(spec.get("schema") or {}, ensure_ascii=False, sort_keys=True)
+        return f"{_JSON_OBJECT_INSTRUCTION} The JSON object must conform to this JSON Schema: {schema}"
+    raise InvalidRequest(f"unknown response_format type '{fmt['type']}'", param="response_format")
+
+
+def _tool(tool: dict[str, Any]) -> dict[str, Any]:
+    if tool.get("type") != "function" or not isinstance(tool.get("function"), dict):
+        raise UnsupportedFeature(f"tool type '{tool.get('type')}' is not supported for this model", param="tools")
+    fn = tool["function"]
+    out: dict[str, Any] = {"name": fn.get("name"),
+                           "input_schema": fn.get("parameters") or {"type": "object", "properties": {}}}
+    if fn.get("description"):
+        out["description"] = fn["description"]
+    return out
+
+
+def _tool_choice(choice: Any, parallel: Any, has_tools: bool) -> dict[str, Any] | None:
+    if choice is None:
+        out = {"type": "auto"} if has_tools and parallel is False else None
+    elif choice == "auto":
+        out = {"type": "auto"}
+    elif choice == "none":
+        return {"type": "none"}  # disable_parallel_tool_use is meaningless (and not accepted) with none
+    elif choice == "required":
+        out = {"type": "any"}
+    elif isinstance(choice, dict) and choice.get("type") == "function" and (choice.get("function") or {}).get("name"):
+        out = {"type": "tool", "name": choice["function"]["name"]}
+    else:
+        raise InvalidRequest("tool_choice must be 'auto', 'none', 'required' or a function", param="tool_choice")
+    if out is not None and parallel is False:
+        out["disable_parallel_tool_use"] = True
+    return out
+
+
+def _messages(messages: Any) -> tuple[list[str], list[dict[str, Any]]]:
+    """(system texts, Anthropic messages). Anthropic wants alternating roles, so same-role turns merge."""
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("messages must be a non-empty array", param="messages")
+    system: list[str] = []
+    out: list[dict[str, Any]] = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise InvalidRequest(f"messages[{i}] must be an object", param=f"messages[{i}]")
+        role = m.get("role")
+        if role in ("system", "developer"):
+            text = _text_only(m.get("content"), f"messages[{i}].content")
+            if text:
+                system.append(text)
+            continue
+        if role == "user":
+            anth_role, blocks = "user", _user_blocks(m.get("content"), i)
+        elif role == "assistant":
+            anth_role, blocks = "assistant", _assistant_blocks(m, i)
+        elif role == "tool":
+            if not m.get("tool_call_id"):
+                raise InvalidRequest(f"messages[{i}].tool_call_id is required", param=f"messages[{i}].tool_call_id")
+            anth_role = "user"
+            result: dict[str, Any] = {"type": "tool_result", "tool_use_id": m["tool_call_id"]}
+            text = _text_only(m.get("content"), f"messages[{i}].content")
+            if text:
+                result["content"] = text
+            blocks = [result]
+        else:
+            raise InvalidRequest(f"messages[{i}].role '{role}' is not supported", param=f"messages[{i}].role")
+        if not blocks:
+            continue  # Anthropic rejects empty turns; an empty one says nothing anyway
+        if out and out[-1]["role"] == anth_role:
+            out[-1]["content"].extend(blocks)
+        else:
+            out.append({"role": anth_role, "content": blocks})
+    return system, out
+
+
+def _text_only(content: Any, where: str) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        parts = []
+        for p in content:
+            if not isinstance(p, dict) or p.get("type") != "text":
+                raise InvalidRequest(f"{where} may only hold text parts", param=where)
+            parts.append(p.get("text", ""))
+        return "\n".join(parts)
+    raise InvalidRequest(f"{where} must be a string or an array of parts", param=where)
+
+
+def _user_blocks(content: Any, i: int) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    if not isinstance(content, list):
+        raise InvalidRequest(f"messages[{i}].content must be a string or an array of parts",
+                             param=f"messages[{i}].content")
+    blocks = []
+    for j, part in enumerate(content):
+        where = f"messages[{i}].content[{j}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            if part.get("text"):
+                blocks.append({"type": "text", "text": part["text"]})
+        elif kind == "image_url":
+            blocks.append(_image(part.get("image_url"), where))
+        elif kind == "file":
+            blocks.append(_document(part.get("file") or {}, where))
+        elif kind == "input_audio":
+            raise UnsupportedFeature("this model's provider (Anthropic) does not accept audio input", param=where)
+        else:
+            raise InvalidRequest(f"{where} has unknown type '{kind}'", param=where)
+    return blocks
+
+
+def _image(image: Any, where: str) -> dict[str, Any]:
+    url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str) or not url:
+        raise InvalidRequest(f"{where}.image_url.url is required", param=where)
+    if url.startswith(("http://", "https://")):
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    media_type, data = _data_url(url, where)
+    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+
+
+def _document(file: dict[str, Any], where: str) -> dict[str, Any]:
+    if file.get("file_id"):
+        raise UnsupportedFeature("uploaded file ids are not available for this model; send file_data",
+                                 param=where)
+    data = file.get("file_data")
+    if not isinstance(data, str):
+        raise InvalidRequest(f"{where}.file.file_data is required", param=where)
+    media_type, b64 = _data_url(data, where)
+    if media_type != "application/pdf":
+        raise UnsupportedFeature(f"file type '{media_type}' is not supported for this model (PDF only)",
+                                 param=where)
+    return {"type": "document", "source": {"type": "base64", "media_type": media_type, "data": b64}}
+
+
+def _data_url(url: str, where: str) -> tuple[str, str]:
+    match = _DATA_URL.match(url)
+    if not match or ";base64" not in match.group(2):
+        raise InvalidRequest(f"{where}: expected an http(s) URL or a base64 data URL", param=where)
+    return match.group(1), match.group(3)
+
+
+def _assistant_blocks(m: dict[str, Any], i: int) -> list[dict[str, Any]]:
+    content = m.get("content")
+    if isinstance(content, list):  # text and refusal parts; a past refusal is not worth resending
+        text = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    else:
+        text = _text_only(content, f"messages[{i}].content")
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    for j, call in enumerate(m.get("tool_calls") or []):
+        fn = call.get("function") or {}
+        try:
+            args = json.loads(fn.get("arguments") or "{}")
+        except ValueError:
+            raise InvalidRequest(f"messages[{i}].tool_calls[{j}].function.arguments is not valid JSON",
+                                 param=f"messages[{i}].tool_calls[{j}].function.arguments") from None
+        if not isinstance(args, dict):
+            raise InvalidRequest(f"messages[{i}].tool_calls[{j}].function.arguments must be a JSON object",
+                                 param=f"messages[{i}].tool_calls[{j}].function.arguments")
+        blocks.append({"type": "tool_use", "id": call.get("id"), "name": fn.get("name"), "input": args})
+    return blocks
+
+
+# -- response pieces --------------------------------------------------------------------------
+
+def _error_details(body: bytes) -> tuple[str, str | None]:
+    """(message, Anthropic error type) from an error body, which may not even be JSON (a proxy's page)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", errors="replace").strip()[:500], None
+    err = data.get("error") if isinstance(data, dict) else None
+    if isinstance(err, dict):
+        return str(err.get("message") or ""), err.get("type")
+    return "", None
+
+
+def _error_event(message: str, type_: str, code: str | None) -> bytes:
+    return sse.encode({"error": {"message": message, "type": type_, "param": None, "code": code}})

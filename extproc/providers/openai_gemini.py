@@ -1,0 +1,589 @@
+"""OpenAI chat completions and embeddings <-> Google Gemini API (``generativelanguage``, v1beta).
+
+Chat goes to ``models/{m}:generateContent`` (or ``:streamGenerateContent?alt=sse``,
+whose SSE events each carry a ``GenerateContentResponse`` with the *new* parts);
+embeddings go to ``models/{m}:batchEmbedContents``.
+
+========================================  ==========================================================
+OpenAI request field                      Gemini
+========================================  ==========================================================
+system / developer messages               ``systemInstruction.parts`` (wherever they appear)
+user / assistant messages                 ``contents`` role ``user`` / ``model``; consecutive
+                                          same-role turns merged (tool results are ``user`` turns)
+text, image_url (data: URL / http URL)    ``text``, ``inlineData`` / ``fileData``
+file.file_data (data: URL)                ``inlineData``
+assistant tool_calls / tool messages      ``functionCall`` / ``functionResponse`` (name looked up
+                                          from the matching tool_call_id)
+tools (type function)                     ``tools[].functionDeclarations`` with ``parametersJsonSchema``
+tool_choice auto/none/required/named      ``toolConfig.functionCallingConfig`` AUTO/NONE/ANY(+names)
+tool_choice allowed_tools                 declarations filtered to the allowed ones, AUTO/ANY
+temperature, top_p, n, seed               temperature, topP, candidateCount, seed
+max_completion_tokens / max_tokens        maxOutputTokens
+stop                                      stopSequences
+presence_penalty / frequency_penalty      presencePenalty / frequencyPenalty
+response_format json_object / json_schema responseMimeType application/json (+ responseJsonSchema)
+logprobs / top_logprobs                   responseLogprobs / logprobs (answer's logprobsResult mapped)
+stream / stream_options.include_usage     streamGenerateContent?alt=sse / final usage chunk
+----------------------------------------  ----------------------------------------------------------
+Dropped (no Gemini equivalent, harmless)  user, metadata, store, service_tier, parallel_tool_calls,
+                                          reasoning_effort, prediction, web_search_options, image
+                                          ``detail``, message ``name``; Gemini ``thought`` parts in answers
+422 UnsupportedFeature                    logit_bias, audio (modalities/audio/input_audio parts),
+                                          file_id references, non-function tools
+========================================  ==========================================================
+
+Gemini 3 models attach a ``thoughtSignature`` to function-call parts and want
+it back on the next turn; OpenAI's tool_call shape has no slot for it, so
+multi-turn tool use with those models may be rejected by Google (a known gap).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import mimetypes
+import struct
+from typing import Any
+
+from .. import sse
+from ..errors import InvalidRequest, UnsupportedFeature, upstream_error
+from .base import ChatTranslator, EmbeddingsTranslator, Target, UpstreamRequest, Usage
+
+_JSON_HEADERS = {"content-type": "application/json"}
+
+_FINISH = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+}
+
+_TOOL_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _model_path(target: Target, method: str) -> str:
+    return f"{target.base_path}/models/{target.upstream_model}:{method}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Request: OpenAI chat -> GenerateContentRequest
+
+
+def _text_of(content: Any, where: str) -> str:
+    """The text of a message whose content may only be text (system, tool): a string or text parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        out = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") not in ("text", "refusal"):
+                raise InvalidRequest(f"{where} content parts must be text", param=where)
+            out.append(part.get("text") or part.get("refusal") or "")
+        return "".join(out)
+    raise InvalidRequest(f"{where} content must be a string or a list of parts", param=where)
+
+
+def _data_url(url: str) -> tuple[str, str] | None:
+    """(mime type, base64 data) of a ``data:`` URL, or None for any other URL."""
+    if not url.startswith("data:"):
+        return None
+    head, sep, data = url[5:].partition(",")
+    if not sep or not head.endswith(";base64"):
+        raise InvalidRequest("data URLs must be base64-encoded", param="messages")
+    return head[: -len(";base64")] or "application/octet-stream", data
+
+
+def _image_part(url: str) -> dict[str, Any]:
+    inline = _data_url(url)
+    if inline is not None:
+        return {"inlineData": {"mimeType": inline[0], "data": inline[1]}}
+    if not url.startswith(("http://", "https://")):
+        raise InvalidRequest("image_url must be a data: URL or an http(s) URL", param="messages")
+    # fileData needs a MIME type; a URL rarely says, so guess from the extension and
+    # fall back to JPEG, the most common web image format.
+    guessed, _ = mimetypes.guess_type(url.split("?", 1)[0])
+    return {"fileData": {"mimeType": guessed if guessed and guessed.startswith("image/") else "image/jpeg",
+                         "fileUri": url}}
+
+
+def _user_parts(content: Any) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"text": content}]
+    if not isinstance(content, list):
+        raise InvalidRequest("message content must be a string or a list of parts", param="messages")
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            parts.append({"text": part.get("text", "")})
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            if not isinstance(url, str):
+                raise InvalidRequest("image_url.url must be a string", param="messages")
+            parts.append(_image_part(url))
+        elif kind == "input_audio":
+            raise UnsupportedFeature("audio input is not supported for Gemini models through this gateway",
+                                     param="messages")
+        elif kind == "file":
+            file = part.get("file") or {}
+            inline = _data_url(file.get("file_data") or "") if isinstance(file, dict) else None
+            if inline is None:
+                raise UnsupportedFeature("file parts must carry file_data as a data: URL for Gemini models "
+                                         "(file_id references are not supported)", param="messages")
+            parts.append({"inlineData": {"mimeType": inline[0], "data": inline[1]}})
+        else:
+            raise InvalidRequest(f"unknown content part type {kind!r}", param="messages")
+    return parts
+
+
+def _tool_result(text: str) -> Any:
+    """Gemini's functionResponse.response is a JSON object; keep structured tool output structured."""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return text
+    return parsed if isinstance(parsed, (dict, list)) else text
+
+
+def _contents(messages: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """(contents, system texts). Consecutive turns of one role merge: Gemini wants them alternating."""
+    contents: list[dict[str, Any]] = []
+    system: list[str] = []
+    call_names: dict[str, str] = {}
+
+    def add(role: str, parts: list[dict[str, Any]]) -> None:
+        if not parts:
+            return  # Gemini rejects a turn with no parts
+        if contents and contents[-1]["role"] == role:
+            contents[-1]["parts"].extend(parts)
+        else:
+            contents.append({"role": role, "parts": parts})
+
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict):
+            raise InvalidRequest(f"messages[{i}] must be an object", param="messages")
+        role = msg.get("role")
+        if role in ("system", "developer"):
+            system.append(_text_of(msg.get("content"), f"messages[{i}]"))
+        elif role == "user":
+            add("user", _user_parts(msg.get("content")))
+        elif role == "assistant":
+            if msg.get("audio"):
+                raise UnsupportedFeature("assistant audio is not supported for Gemini models", param="messages")
+            text = _text_of(msg.get("content"), f"messages[{i}]")
+            parts: list[dict[str, Any]] = [{"text": text}] if text else []
+            for call in msg.get("tool_calls") or []:
+                fn = call.get("function") or {}
+                name = fn.get("name")
+                if not name:
+                    raise InvalidRequest(f"messages[{i}].tool_calls need a function name", param="messages")
+                try:
+                    args = json.loads(fn.get("arguments") or "{}")
+                except ValueError:
+                    raise InvalidRequest(f"messages[{i}].tool_calls arguments must be JSON", param="messages")
+                call_names[call.get("id", "")] = name
+                parts.append({"functionCall": {"name": name, "args": args if isinstance(args, dict) else {}}})
+            add("model", parts)
+        elif role == "tool":
+            name = call_names.get(msg.get("tool_call_id", ""))
+            if name is None:
+                raise InvalidRequest(f"messages[{i}] answers tool_call_id {msg.get('tool_call_id')!r}, "
+                                     "which no earlier assistant message made", param="messages")
+            result = _tool_result(_text_of(msg.get("content"), f"messages[{i}]"))
+            add("user", [{"functionResponse": {"name": name, "response": {"content": result}}}])
+        elif role == "function":
+            raise UnsupportedFeature("legacy 'function' messages are not supported; use tool messages",
+                                     param="messages")
+        else:
+            raise InvalidRequest(f"messages[{i}].role {role!r} is not valid", param="messages")
+    return contents, system
+
+
+def _tools(body: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """(function declarations, functionCallingConfig or None)."""
+    declarations: list[dict[str, Any]] = []
+    for tool in body.get("tools") or []:
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            raise UnsupportedFeature("only function tools are supported for Gemini models", param="tools")
+        fn = tool.get("function") or {}
+        decl: dict[str, Any] = {"name": fn.get("name"), "description": fn.get("description", "")}
+        if fn.get("parameters"):
+            # `parameters` takes Google's OpenAPI-subset Schema, which rejects plain JSON
+            # Schema that OpenAI clients send (additionalProperties, $defs/$ref, const...).
+            # `parametersJsonSchema` takes JSON Schema as is, so the client's schema passes
+            # through without a lossy rewrite.
+            decl["parametersJsonSchema"] = fn["parameters"]
+        declarations.append(decl)
+
+    choice = body.get("tool_choice")
+    if choice is None:
+        return declarations, None
+    if isinstance(choice, str):
+        if choice not in _TOOL_MODES:
+            raise InvalidRequest(f"tool_choice {choice!r} is not valid", param="tool_choice")
+        return declarations, {"mode": _TOOL_MODES[choice]}
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        name = (choice.get("function") or {}).get("name")
+        if not name:
+            raise InvalidRequest("tool_choice.function.name is required", param="tool_choice")
+        return declarations, {"mode": "ANY", "allowedFunctionNames": [name]}
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        allowed = choice.get("allowed_tools") or {}
+        names = {(t.get("function") or {}).get("name") for t in allowed.get("tools") or []}
+        # Gemini only honours allowedFunctionNames with mode ANY, so "auto among these"
+        # is expressed by declaring just these.
+        declarations = [d for d in declarations if d["name"] in names]
+        return declarations, {"mode": "ANY" if allowed.get("mode") == "required" else "AUTO"}
+    raise InvalidRequest("tool_choice is not valid", param="tool_choice")
+
+
+def _generation_config(body: dict[str, Any]) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    for src, dst in (("temperature", "temperature"), ("top_p", "topP"), ("n", "candidateCount"),
+                     ("seed", "seed"), ("presence_penalty", "presencePenalty"),
+                     ("frequency_penalty", "frequencyPenalty")):
+        if body.get(src) is not None:
+            config[dst] = body[src]
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    if max_tokens is not None:
+        config["maxOutputTokens"] = max_tokens
+    stop = body.get("stop")
+    if stop:
+        config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+    fmt = body.get("response_format") or {}
+    if fmt.get("type") == "json_object":
+        config["responseMimeType"] = "application/json"
+    elif fmt.get("type") == "json_schema":
+        config["responseMimeType"] = "application/json"
+        schema = (fmt.get("json_schema") or {}).get("schema")
+        if schema:
+            # responseJsonSchema, like parametersJsonSchema, takes real JSON Schema;
+            # responseSchema is the OpenAPI subset and would reject common client schemas.
+            config["responseJsonSchema"] = schema
+    if body.get("logprobs"):
+        config["responseLogprobs"] = True
+        if body.get("top_logprobs") is not None:
+            config["logprobs"] = body["top_logprobs"]
+    return config
+
+
+def _check_unsupported(body: dict[str, Any]) -> None:
+    if body.get("logit_bias"):
+        raise UnsupportedFeature("logit_bias is not supported for Gemini models", param="logit_bias")
+    if body.get("audio") or "audio" in (body.get("modalities") or []):
+        raise UnsupportedFeature("audio output is not supported for Gemini models", param="modalities")
+
+
+# ---------------------------------------------------------------------------------------------
+# Response: GenerateContentResponse -> chat.completion
+
+
+def _usage(meta: dict[str, Any]) -> dict[str, Any]:
+    prompt = meta.get("promptTokenCount", 0)
+    thoughts = meta.get("thoughtsTokenCount", 0)
+    completion = meta.get("candidatesTokenCount", 0) + thoughts
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": meta.get("cachedContentTokenCount", 0)},
+            "completion_tokens_details": {"reasoning_tokens": thoughts}}
+
+
+def _logprobs(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not result:
+        return None
+    tops = result.get("topCandidates") or []
+    content = []
+    for i, chosen in enumerate(result.get("chosenCandidates") or []):
+        alternatives = tops[i].get("candidates", []) if i < len(tops) else []
+        content.append({**_token_logprob(chosen),
+                        "top_logprobs": [_token_logprob(alt) for alt in alternatives]})
+    return {"content": content, "refusal": None}
+
+
+def _token_logprob(entry: dict[str, Any]) -> dict[str, Any]:
+    token = entry.get("token", "")
+    return {"token": token, "logprob": entry.get("logProbability", 0.0), "bytes": list(token.encode())}
+
+
+def _model_name(data: dict[str, Any], target: Target) -> str:
+    version = data.get("modelVersion")
+    return version.removeprefix("models/") if isinstance(version, str) and version else target.upstream_model
+
+
+class GeminiChatTranslator(ChatTranslator):
+    def __init__(self, target: Target, *, created: int, response_id: str):
+        super().__init__(target, created=created, response_id=response_id)
+        # Stream state: Gemini events carry only new parts, so little needs remembering.
+        self._decoder = sse.SSEDecoder()
+        self._started: set[int] = set()       # choice indexes whose role chunk went out
+        self._calls: dict[int, int] = {}      # choice index -> tool calls sent so far
+        self._finished = False                # some finishReason (or a prompt block) was seen
+        self._failed = False                  # an error event went out: nothing may follow it
+        self._meta: dict[str, Any] | None = None  # the latest usageMetadata
+        self._model: str | None = None
+
+    def request(self, body: dict[str, Any]) -> UpstreamRequest:
+        _check_unsupported(body)
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise InvalidRequest("messages must be a non-empty list", param="messages")
+        self.stream = bool(body.get("stream"))
+        self.include_usage = self.stream and bool((body.get("stream_options") or {}).get("include_usage"))
+
+        contents, system = _contents(messages)
+        if not contents:
+            raise InvalidRequest("messages need at least one user or assistant message", param="messages")
+        out: dict[str, Any] = {"contents": contents}
+        if system:
+            out["systemInstruction"] = {"parts": [{"text": t} for t in system]}
+        declarations, calling = _tools(body)
+        if declarations:
+            out["tools"] = [{"functionDeclarations": declarations}]
+        if calling is not None and (declarations or calling["mode"] == "NONE"):
+            out["toolConfig"] = {"functionCallingConfig": calling}
+        config = _generation_config(body)
+        if config:
+            out["generationConfig"] = config
+
+        path = _model_path(self.target, "streamGenerateContent?alt=sse" if self.stream else "generateContent")
+        return UpstreamRequest(path=path, body=_dumps(out), headers=dict(_JSON_HEADERS))
+
+    # -- whole answers -------------------------------------------------------------------------
+
+    def response(self, body: bytes) -> bytes:
+        data = json.loads(body)
+        candidates = data.get("candidates") or []
+        choices = [self._choice(c, n) for n, c in enumerate(candidates)]
+        if not choices and (data.get("promptFeedback") or {}).get("blockReason"):
+            choices = [{"index": 0, "message": _message(None, []), "logprobs": None,
+                        "finish_reason": "content_filter"}]
+        out: dict[str, Any] = {"id": self.response_id, "object": "chat.completion", "created": self.created,
+                               "model": _model_name(data, self.target), "choices": choices}
+        meta = data.get("usageMetadata")
+        if isinstance(meta, dict):
+            out["usage"] = self._remember_usage(meta)
+        return _dumps(out)
+
+    def _choice(self, cand: dict[str, Any], position: int) -> dict[str, Any]:
+        index = cand.get("index", position)
+        text: list[str] = []
+        calls: list[dict[str, Any]] = []
+        for part in (cand.get("content") or {}).get("parts") or []:
+            if part.get("thought"):
+                continue  # thought summaries have no place in an OpenAI message
+            if "text" in part:
+                text.append(part["text"])
+            elif "functionCall" in part:
+                calls.append(self._tool_call(part["functionCall"], index, len(calls)))
+        finish = _finish(cand.get("finishReason"), bool(calls))
+        return {"index": index, "message": _message("".join(text) if text else None, calls),
+                "logprobs": _logprobs(cand.get("logprobsResult")), "finish_reason": finish}
+
+    def _tool_call(self, call: dict[str, Any], choice: int, n: int) -> dict[str, Any]:
+        call_id = call.get("id")
+        if not call_id:
+            # Stable across retries of the same answer, unique per choice and position.
+            digest = hashlib.sha256(f"{self.response_id}:{choice}:{n}".encode()).hexdigest()[:24]
+            call_id = f"call_{digest}"
+        return {"id": call_id, "type": "function",
+                "function": {"name": call.get("name", ""), "arguments": json.dumps(call.get("args") or {},
+                                                                                   ensure_ascii=False)}}
+
+    def _remember_usage(self, meta: dict[str, Any]) -> dict[str, Any]:
+        usage = _usage(meta)
+        self.usage = Usage(input_tokens=usage["prompt_tokens"], output_tokens=usage["completion_tokens"],
+                           cached_input_tokens=usage["prompt_tokens_details"]["cached_tokens"])
+        return usage
+
+    def error(self, status: int, body: bytes) -> tuple[int, bytes]:
+        return _google_error(status, body)
+
+    # -- streams -------------------------------------------------------------------------------
+
+    def stream_chunk(self, data: bytes) -> bytes:
+        out = bytearray()
+        for event in self._decoder.feed(data):
+            if self._failed or not event.data.strip():
+                continue
+            try:
+                payload = json.loads(event.data)
+            except ValueError:
+                continue  # not a GenerateContentResponse: nothing to translate
+            out += self._event(payload)
+        return bytes(out)
+
+    def _event(self, data: dict[str, Any]) -> bytes:
+        if "error" in data:
+            err = data["error"] if isinstance(data["error"], dict) else {}
+            self._failed = True
+            return sse.encode({"error": {"message": err.get("message", "provider stream failed"),
+                                         "type": "upstream_error", "param": None, "code": err.get("status")}})
+        if self._model is None and data.get("modelVersion"):
+            self._model = _model_name(data, self.target)
+        if isinstance(data.get("usageMetadata"), dict):
+            self._meta = data["usageMetadata"]  # cumulative: the last one is the call's count
+        out = bytearray()
+        candidates = data.get("candidates") or []
+        if not candidates and (data.get("promptFeedback") or {}).get("blockReason"):
+            out += self._start(0)
+            out += self._chunk(0, {}, "content_filter")
+            self._finished = True
+        for position, cand in enumerate(candidates):
+            index = cand.get("index", position)
+            out += self._start(index)
+            text: list[str] = []
+            calls: list[dict[str, Any]] = []
+            for part in (cand.get("content") or {}).get("parts") or []:
+                if part.get("thought"):
+                    continue
+                if part.get("text"):
+                    text.append(part["text"])
+                elif "functionCall" in part:
+                    n = self._calls.get(index, 0)
+                    self._calls[index] = n + 1
+                    calls.append({"index": n, **self._tool_call(part["functionCall"], index, n)})
+            logprobs = _logprobs(cand.get("logprobsResult"))
+            if text:
+                out += self._chunk(index, {"content": "".join(text)}, None, logprobs)
+            if calls:
+                out += self._chunk(index, {"tool_calls": calls}, None)
+            if cand.get("finishReason"):
+                self._finished = True
+                out += self._chunk(index, {}, _finish(cand["finishReason"], self._calls.get(index, 0) > 0))
+        return bytes(out)
+
+    def _start(self, index: int) -> bytes:
+        if index in self._started:
+            return b""
+        self._started.add(index)
+        return self._chunk(index, {"role": "assistant", "content": ""}, None)
+
+    def _chunk(self, index: int, delta: dict[str, Any], finish: str | None,
+               logprobs: dict[str, Any] | None = None) -> bytes:
+        return sse.encode(self._envelope([{"index": index, "delta": delta, "logprobs": logprobs,
+                                           "finish_reason": finish}]))
+
+    def _envelope(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"id": self.response_id, "object": "chat.completion.chunk", "created": self.created,
+                "model": self._model or self.target.upstream_model, "choices": choices}
+
+    def stream_end(self) -> bytes:
+        self._decoder.close()
+        if self._failed:
+            return b""
+        if not self._finished:
+            return sse.encode({"error": {"message": "provider stream ended early", "type": "upstream_error",
+                                         "param": None, "code": None}})
+        out = bytearray()
+        if self._meta is not None:
+            usage = self._remember_usage(self._meta)
+            if self.include_usage:
+                out += sse.encode({**self._envelope([]), "usage": usage})
+        return bytes(out + sse.DONE)
+
+
+def _message(content: str | None, calls: list[dict[str, Any]]) -> dict[str, Any]:
+    msg: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
+    if calls:
+        msg["tool_calls"] = calls
+    return msg
+
+
+def _finish(reason: str | None, has_calls: bool) -> str:
+    mapped = _FINISH.get(reason or "STOP", "stop")
+    return "tool_calls" if mapped == "stop" and has_calls else mapped
+
+
+def _google_error(status: int, body: bytes) -> tuple[int, bytes]:
+    """Google's ``{"error": {"code", "message", "status"}}`` as an OpenAI error, tolerating any other body."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, list) and data:  # streamGenerateContent without alt=sse wraps errors in an array
+        data = data[0]
+    err = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(err, dict) or not err.get("message"):
+        text = body.decode("utf-8", errors="replace").strip()
+        return upstream_error(status, text[:500] or f"provider answered HTTP {status}")
+    message, code = str(err["message"]), err.get("status")
+    reasons = {d.get("reason") for d in err.get("details") or [] if isinstance(d, dict)}
+    if "API_KEY_INVALID" in reasons:
+        # Google rejects a bad key with 400, not 401/403. The client cannot fix the
+        # gateway's key, so say whose it is; the status stays, because the gateway
+        # may already have sent it from the provider's status alone.
+        message, code = f"provider rejected the gateway's credential: {message}", "upstream_auth_failed"
+    return upstream_error(status, message, code)
+
+
+# ---------------------------------------------------------------------------------------------
+# Embeddings
+
+
+class GeminiEmbeddingsTranslator(EmbeddingsTranslator):
+    def __init__(self, target: Target):
+        super().__init__(target)
+        self.encoding = "float"
+        self.texts: list[str] = []  # kept to estimate tokens: Gemini reports none for embeddings
+
+    def request(self, body: dict[str, Any]) -> UpstreamRequest:
+        texts = body.get("input")
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not texts:
+            raise InvalidRequest("input must be a string or a non-empty list of strings", param="input")
+        if not all(isinstance(t, str) for t in texts):
+            raise UnsupportedFeature("token-id input is not supported for Gemini embedding models; send text",
+                                     param="input")
+        fmt = body.get("encoding_format") or "float"
+        if fmt not in ("float", "base64"):
+            raise InvalidRequest("encoding_format must be 'float' or 'base64'", param="encoding_format")
+        self.encoding = fmt
+        self.texts = list(texts)
+        model = f"models/{self.target.upstream_model}"
+        requests = []
+        for text in texts:
+            req: dict[str, Any] = {"model": model, "content": {"parts": [{"text": text}]}}
+            if body.get("dimensions") is not None:
+                req["outputDimensionality"] = body["dimensions"]
+            requests.append(req)
+        return UpstreamRequest(path=_model_path(self.target, "batchEmbedContents"),
+                               body=_dumps({"requests": requests}), headers=dict(_JSON_HEADERS))
+
+    def response(self, body: bytes) -> bytes:
+        data = json.loads(body)
+        items = []
+        for i, emb in enumerate(data.get("embeddings") or []):
+            values = emb.get("values") or []
+            if self.encoding == "base64":
+                # What the OpenAI SDKs decode: raw little-endian float32, base64-encoded.
+                vector: Any = base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+            else:
+                vector = values
+            items.append({"object": "embedding", "index": i, "embedding": vector})
+        meta = data.get("usageMetadata") or {}
+        tokens = meta.get("promptTokenCount")
+        if tokens is None:
+            # batchEmbedContents reports no token count; estimate ~4 characters a token
+            # so usage accounting and budgets still see a plausible number.
+            tokens = sum(math.ceil(len(t) / 4) for t in self.texts)
+        self.usage = Usage(input_tokens=tokens)
+        return _dumps({"object": "list", "data": items, "model": self.target.model,
+                       "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+    def error(self, status: int, body: bytes) -> tuple[int, bytes]:
+        return _google_error(status, body)

@@ -1,0 +1,148 @@
+"""OpenAI client to an OpenAI-compatible provider: the identity mapping.
+
+OpenAI itself, self-hosted servers that copy its API (vLLM, Ollama, Together,
+Groq) and Azure OpenAI all take the client's request as it is, so the only
+changes are the model name and, for Azure, the path: Azure names the model in
+the URL (``/deployments/{deployment}``) and requires an ``api-version`` query.
+Responses already have the client's shape, so they pass through byte for byte;
+a copy is read only to learn the token usage for accounting.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from ..errors import error_body, upstream_error
+from ..sse import SSEDecoder
+from .base import ChatTranslator, EmbeddingsTranslator, Target, UpstreamRequest, Usage
+
+_JSON = {"content-type": "application/json"}
+
+
+def _path(target: Target, operation: str) -> str:
+    """Where ``operation`` ("chat/completions" or "embeddings") lives on the provider."""
+    if target.api == "azure_openai":
+        deployment = quote(target.upstream_model, safe="")
+        version = quote(str(target.options.get("api_version", "")), safe="")
+        return f"{target.base_path}/deployments/{deployment}/{operation}?api-version={version}"
+    return f"{target.base_path}/{operation}"
+
+
+def _request(target: Target, operation: str, body: dict[str, Any]) -> UpstreamRequest:
+    # A shallow copy is enough: only the top-level "model" key changes, the
+    # caller's dict (which may be retried against another target) stays as sent.
+    out = {**body, "model": target.upstream_model}
+    if target.api == "azure_openai" and isinstance(body.get("messages"), list):
+        # Azure's GA API versions (2024-10-21) predate the "developer" role; it means what "system" meant.
+        out["messages"] = [{**m, "role": "system"} if isinstance(m, dict) and m.get("role") == "developer" else m
+                           for m in body["messages"]]
+    return UpstreamRequest(path=_path(target, operation),
+                           body=json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode(),
+                           headers=dict(_JSON))
+
+
+def _usage(obj: Any) -> Usage | None:
+    """Usage from an OpenAI ``usage`` object; None when absent (a stream chunk carries ``"usage": null``)."""
+    if not isinstance(obj, dict):
+        return None
+    details = obj.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    return Usage(input_tokens=_int(obj.get("prompt_tokens")),
+                 output_tokens=_int(obj.get("completion_tokens")),
+                 cached_input_tokens=_int(cached))
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _usage_of_body(body: bytes) -> Usage | None:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    return _usage(parsed.get("usage")) if isinstance(parsed, dict) else None
+
+
+def _error(status: int, body: bytes) -> tuple[int, bytes]:
+    """A provider error, its own words kept where the client can act on them.
+
+    Besides the OpenAI shape ``{"error": {...}}`` this reads the shapes that
+    OpenAI-compatible servers use: Azure's (``code`` and ``message`` only),
+    Ollama's ``{"error": "text"}`` and vLLM's flat ``{"object": "error", "message", ...}``.
+    """
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    err: Any = parsed.get("error", parsed) if isinstance(parsed, dict) else None
+    if isinstance(err, str):
+        err = {"message": err}
+    if not isinstance(err, dict) or not isinstance(err.get("message"), str) or not err["message"]:
+        return upstream_error(status, f"provider returned HTTP {status} without an OpenAI error body")
+    message = err["message"]
+    code = None if err.get("code") is None else str(err["code"])
+    new_status, out = upstream_error(status, message, code)
+    type_, param = err.get("type"), err.get("param")
+    if new_status == status and isinstance(type_, str) and type_:
+        # The status reaches the client unchanged, so the provider's own type
+        # (e.g. "insufficient_quota", "requests") still describes it best.
+        out = error_body(message, type_, param if isinstance(param, str) else None, code)
+    return new_status, out
+
+
+class OpenAIChatTranslator(ChatTranslator):
+    passthrough_response = True
+
+    def __init__(self, target: Target, *, created: int, response_id: str):
+        super().__init__(target, created=created, response_id=response_id)
+        self._decoder = SSEDecoder()
+
+    def request(self, body: dict[str, Any]) -> UpstreamRequest:
+        self.stream = body.get("stream") is True
+        options = body.get("stream_options")
+        self.include_usage = self.stream and isinstance(options, dict) and options.get("include_usage") is True
+        return _request(self.target, "chat/completions", body)
+
+    def response(self, body: bytes) -> bytes:
+        self.usage = _usage_of_body(body) or self.usage
+        return body
+
+    def error(self, status: int, body: bytes) -> tuple[int, bytes]:
+        return _error(status, body)
+
+    def stream_chunk(self, data: bytes) -> bytes:
+        # The bytes go out as they came; the decoder only watches a copy for the
+        # usage chunk (sent last, and only when the client asked for it).
+        for event in self._decoder.feed(data):
+            if event.data == "[DONE]" or '"usage"' not in event.data:
+                continue
+            try:
+                chunk = json.loads(event.data)
+            except ValueError:
+                continue
+            usage = _usage(chunk.get("usage")) if isinstance(chunk, dict) else None
+            if usage is not None:
+                self.usage = usage
+        return data
+
+    def stream_end(self) -> bytes:
+        # The provider's own "data: [DONE]" has already passed through.
+        self._decoder.close()
+        return b""
+
+
+class OpenAIEmbeddingsTranslator(EmbeddingsTranslator):
+    passthrough_response = True
+
+    def request(self, body: dict[str, Any]) -> UpstreamRequest:
+        return _request(self.target, "embeddings", body)
+
+    def response(self, body: bytes) -> bytes:
+        self.usage = _usage_of_body(body) or self.usage
+        return body
+
+    def error(self, status: int, body: bytes) -> tuple[int, bytes]:
+        return _error(status, body)

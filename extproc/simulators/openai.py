@@ -1,0 +1,456 @@
+"""The OpenAI API (and Azure OpenAI's deployment paths), as documented.
+
+Routes: ``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``GET
+/v1/models`` and ``GET /v1/models/{id}`` with ``Authorization: Bearer``; and
+``POST /openai/deployments/{deployment}/chat/completions`` and ``.../embeddings``
+with an ``api-key`` header and an ``api-version`` query, as Azure serves them.
+Any non-empty key is accepted: the simulator checks that a key is sent in the
+right place, not which one.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import random
+import secrets
+import string
+import struct
+import time
+from typing import Any
+
+from aiohttp import web
+
+from .core import Faults, Prompt, Reply, Simulator, StreamWriter, count_tokens, sse_headers, think
+
+_MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o3-mini", "o4-mini",
+           "text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002")
+_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+_REASONING = ("o1", "o3", "o4", "gpt-5", "deepseek-r")
+_FINGERPRINT = "fp_" + hashlib.sha256(b"llm-gateway-simulator").hexdigest()[:10]
+_ALPHABET = string.ascii_letters + string.digits
+_CREATED = 1_700_000_000  # "created" of every listed model
+
+
+class _Fail(Exception):
+    """An error answer, raised from validation deep inside a handler."""
+
+    def __init__(self, status: int, message: str, type_: str = "invalid_request_error",
+                 param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = status, message, type_, param, code
+
+
+def routes(sim: Simulator) -> list[web.RouteDef]:
+    api = _API(sim)
+    return [
+        web.post("/v1/chat/completions", api.chat),
+        web.post("/v1/embeddings", api.embeddings),
+        web.get("/v1/models", api.list_models),
+        web.get("/v1/models/{model}", api.get_model),
+        web.post("/openai/deployments/{deployment}/chat/completions", api.chat),
+        web.post("/openai/deployments/{deployment}/embeddings", api.embeddings),
+    ]
+
+
+class _API:
+    def __init__(self, sim: Simulator):
+        self.sim = sim
+        self.seen_models: set[str] = set()
+
+    # -- handlers ---------------------------------------------------------
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
+        raw = await self.sim.record(request)
+        try:
+            _authorize(request)
+            body = _json_body(raw)
+            model = _model(request, body)
+            messages = body.get("messages")
+            if messages is None:
+                raise _Fail(400, "Missing required parameter: 'messages'.", param="messages",
+                            code="missing_required_parameter")
+            prompt = _prompt(model, body)
+            n = 1 if body.get("n") is None else body["n"]
+            if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 128:
+                raise _Fail(400, f"Invalid 'n': expected an integer between 1 and 128, got {n!r}.",
+                            param="n", code="invalid_value")
+        except _Fail as fail:
+            return _error(request, fail, started)
+        self.seen_models.add(model)
+        faults = self.sim.draw()
+        await self.sim.before_answer(request, faults)
+        if faults is not None and faults.status is not None:
+            return _fault(request, faults, started)
+        replies = [think(prompt) for _ in range(n)]
+        ident = "chatcmpl-" + _random_id(29)
+        created = int(time.time())
+        reasoning = _reasoning_tokens(model, replies[0])
+        options = body.get("stream_options")
+        if body.get("stream") is True:
+            include_usage = isinstance(options, dict) and options.get("include_usage") is True
+            return await _stream(request, faults, started, ident, created, model, replies, reasoning, include_usage)
+        choices = [{"index": i, "message": _message(r), "logprobs": None, "finish_reason": r.finish}
+                   for i, r in enumerate(replies)]
+        payload = {"id": ident, "object": "chat.completion", "created": created, "model": model,
+                   "choices": choices, "usage": _usage(replies, reasoning), "service_tier": "default",
+                   "system_fingerprint": _FINGERPRINT}
+        return _json(request, payload, started)
+
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
+        raw = await self.sim.record(request)
+        try:
+            _authorize(request)
+            body = _json_body(raw)
+            model = _model(request, body)
+            texts = _embedding_inputs(body.get("input"))
+            dims = _dimensions(model, body.get("dimensions"))
+            encoding = body.get("encoding_format") or "float"
+            if encoding not in ("float", "base64"):
+                raise _Fail(400, f"Invalid value: '{encoding}'. Supported values are: 'float' and 'base64'.",
+                            param="encoding_format", code="invalid_value")
+        except _Fail as fail:
+            return _error(request, fail, started)
+        self.seen_models.add(model)
+        faults = self.sim.draw()
+        await self.sim.before_answer(request, faults)
+        if faults is not None and faults.status is not None:
+            return _fault(request, faults, started)
+        data = []
+        for i, text in enumerate(texts):
+            vector = embed(text, dims)
+            value: Any = vector if encoding == "float" else \
+                base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": i, "embedding": value})
+        tokens = sum(count_tokens(t) for t in texts)
+        payload = {"object": "list", "data": data, "model": model,
+                   "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        return _json(request, payload, started)
+
+    async def list_models(self, request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
+        await self.sim.record(request)
+        try:
+            _authorize(request)
+        except _Fail as fail:
+            return _error(request, fail, started)
+        ids = list(_MODELS) + sorted(self.seen_models - set(_MODELS))
+        return _json(request, {"object": "list", "data": [_model_object(m) for m in ids]}, started)
+
+    async def get_model(self, request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
+        await self.sim.record(request)
+        model = request.match_info["model"]
+        try:
+            _authorize(request)
+            if model not in _MODELS and model not in self.seen_models:
+                raise _Fail(404, f"The model '{model}' does not exist", param="model", code="model_not_found")
+        except _Fail as fail:
+            return _error(request, fail, started)
+        return _json(request, _model_object(model), started)
+
+
+# -- requests ---------------------------------------------------------------
+
+def _is_azure(request: web.Request) -> bool:
+    return "deployment" in request.match_info
+
+
+def _authorize(request: web.Request) -> None:
+    if _is_azure(request):
+        # Azure answers a missing api-version with a bare 404 "Resource not found".
+        if not request.query.get("api-version"):
+            raise _Fail(404, "Resource not found", code="404")
+        if not request.headers.get("api-key") and not _bearer(request):
+            raise _Fail(401, "Access denied due to invalid subscription key or wrong API endpoint. Make sure to "
+                        "provide a valid key for an active subscription and use a correct regional API endpoint "
+                        "for your resource.", code="401")
+        return
+    if not _bearer(request):
+        raise _Fail(401, "You didn't provide an API key. You need to provide your API key in an Authorization "
+                    "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", code="invalid_api_key")
+
+
+def _bearer(request: web.Request) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _json_body(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise _Fail(400, "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
+                    "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent "
+                    "was not valid JSON.)")
+    return body
+
+
+def _model(request: web.Request, body: dict[str, Any]) -> str:
+    """The model to answer as: the body's, or on Azure (which ignores it) the deployment's name."""
+    model = body.get("model")
+    if isinstance(model, str) and model:
+        return model
+    if _is_azure(request):
+        return request.match_info["deployment"]
+    raise _Fail(400, "you must provide a model parameter", param="model", code="missing_required_parameter")
+
+
+def _prompt(model: str, body: dict[str, Any]) -> Prompt:
+    messages = body["messages"]
+    if not isinstance(messages, list) or not messages:
+        raise _Fail(400, "Invalid 'messages': expected a non-empty array of messages.", param="messages",
+                    code="empty_array" if messages == [] else "invalid_type")
+    system: list[str] = []
+    turns: list[tuple[str, str]] = []
+    images = 0
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in _ROLES:
+            role = message.get("role") if isinstance(message, dict) else None
+            raise _Fail(400, f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', "
+                        "'function', 'tool', and 'developer'.", param=f"messages[{i}].role", code="invalid_value")
+        role = message["role"]
+        text, pictures = _content(message.get("content"), f"messages[{i}].content")
+        images += pictures
+        if role in ("system", "developer"):
+            system.append(text)
+        elif role in ("tool", "function"):
+            turns.append(("tool", text))
+        elif role == "assistant":
+            calls = message.get("tool_calls") or []
+            if not text and calls:
+                text = json.dumps([c.get("function", {}) for c in calls if isinstance(c, dict)])
+            turns.append(("assistant", text))
+        else:
+            turns.append(("user", text))
+    return Prompt(model=model, turns=turns, system="\n".join(s for s in system if s), tools=_tools(body),
+                  tool_choice=_tool_choice(body.get("tool_choice")), json_mode=_json_mode(body),
+                  max_tokens=_max_tokens(body), stop=_stop(body.get("stop")), images=images)
+
+
+def _content(content: Any, param: str) -> tuple[str, int]:
+    """The text of a message's content and how many images it holds."""
+    if content is None or isinstance(content, str):
+        return content or "", 0
+    if not isinstance(content, list):
+        raise _Fail(400, f"Invalid type for '{param}': expected a string or an array of content parts.",
+                    param=param, code="invalid_type")
+    texts, images = [], 0
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind in ("text", "refusal"):
+            texts.append(str(part.get(kind) or ""))
+        elif kind == "image_url":
+            images += 1
+    return " ".join(texts), images
+
+
+def _tools(body: dict[str, Any]) -> list[tuple[str, dict]]:
+    out = []
+    for tool in body.get("tools") or []:
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(fn, dict) and isinstance(fn.get("name"), str):
+            out.append((fn["name"], fn.get("parameters") or {}))
+    return out
+
+
+def _tool_choice(choice: Any) -> str:
+    if isinstance(choice, str):
+        return choice
+    if isinstance(choice, dict):
+        return str((choice.get("function") or {}).get("name") or "required")
+    return "auto"
+
+
+def _json_mode(body: dict[str, Any]) -> bool:
+    fmt = body.get("response_format")
+    return isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
+
+
+def _max_tokens(body: dict[str, Any]) -> int | None:
+    value = body.get("max_completion_tokens", body.get("max_tokens"))
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _stop(stop: Any) -> list[str]:
+    if isinstance(stop, str):
+        return [stop]
+    return [s for s in stop if isinstance(s, str)] if isinstance(stop, list) else []
+
+
+def _embedding_inputs(value: Any) -> list[str]:
+    """Texts to embed; token arrays are accepted and embedded by their token ids."""
+    if isinstance(value, str):
+        value = [value]
+    elif isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise _Fail(400, "'input' is required and must be a string, an array of strings or an array of token "
+                    "arrays.", param="input", code="invalid_value")
+    texts = []
+    for item in value:
+        if isinstance(item, list) and item and all(isinstance(t, int) for t in item):
+            item = " ".join(map(str, item))
+        if not isinstance(item, str) or not item:
+            raise _Fail(400, "'$.input' is invalid. Please check the API reference: "
+                        "https://platform.openai.com/docs/api-reference.", param="input", code="invalid_value")
+        texts.append(item)
+    return texts
+
+
+def _dimensions(model: str, value: Any) -> int:
+    if value is None:
+        return 3072 if "large" in model else 1536
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise _Fail(400, f"Invalid 'dimensions': integer below minimum value. Expected a value >= 1, but got "
+                    f"{value!r} instead.", param="dimensions", code="integer_below_min_value")
+    return value
+
+
+def embed(text: str, dimensions: int) -> list[float]:
+    """A unit vector drawn from a hash of the text, rounded to float32 as OpenAI sends them.
+
+    Draws are sequential, so a shorter ``dimensions`` is the renormalised prefix of
+    a longer one, as with text-embedding-3's shortened embeddings.
+    """
+    rng = random.Random(hashlib.sha256(text.encode()).digest())
+    raw = [rng.gauss(0.0, 1.0) for _ in range(dimensions)]
+    norm = math.sqrt(sum(x * x for x in raw)) or 1.0
+    return list(struct.unpack(f"<{dimensions}f", struct.pack(f"<{dimensions}f", *(x / norm for x in raw))))
+
+
+# -- answers ----------------------------------------------------------------
+
+def _reasoning_tokens(model: str, reply: Reply) -> int:
+    """Reasoning models bill hidden reasoning tokens; report some so clients see the field used."""
+    return 16 + reply.output_tokens if any(p in model for p in _REASONING) else 0
+
+
+def _message(reply: Reply) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": None if reply.tool_calls else reply.text,
+                               "refusal": None, "annotations": []}
+    if reply.tool_calls:
+        message["tool_calls"] = [{"id": _call_id(), "type": "function",
+                                  "function": {"name": name, "arguments": json.dumps(args)}}
+                                 for name, args in reply.tool_calls]
+    return message
+
+
+def _call_id() -> str:
+    return "call_" + _random_id(24)
+
+
+def _random_id(length: int) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def _usage(replies: list[Reply], reasoning: int) -> dict[str, Any]:
+    prompt = replies[0].input_tokens
+    completion = sum(r.output_tokens for r in replies) + reasoning * len(replies)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": reasoning * len(replies), "audio_tokens": 0,
+                                          "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
+
+
+def _headers(started: float) -> dict[str, str]:
+    return {"x-request-id": "req_" + secrets.token_hex(16),
+            "openai-processing-ms": str(int((time.monotonic() - started) * 1000))}
+
+
+def _json(request: web.Request, payload: Any, started: float, status: int = 200,
+          extra: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(payload, status=status, headers={**_headers(started), **(extra or {})})
+
+
+def _error(request: web.Request, fail: _Fail, started: float, extra: dict[str, str] | None = None) -> web.Response:
+    if _is_azure(request) and fail.status in (401, 404, 429):
+        # Azure's own gateway errors carry only a code and a message.
+        body: dict[str, Any] = {"code": fail.code or str(fail.status), "message": fail.message}
+    else:
+        body = {"message": fail.message, "type": fail.type, "param": fail.param, "code": fail.code}
+    return _json(request, {"error": body}, started, fail.status, extra)
+
+
+_FAULT_ERRORS = {
+    429: ("Rate limit reached for requests per min (RPM). Please try again later.", "requests",
+          "rate_limit_exceeded"),
+    500: ("The server had an error while processing your request. Sorry about that!", "server_error", None),
+    502: ("Bad gateway.", "server_error", None),
+    503: ("The engine is currently overloaded, please try again later.", "server_error", None),
+    504: ("Gateway timeout.", "server_error", None),
+}
+
+
+def _fault(request: web.Request, faults: Faults, started: float) -> web.Response:
+    status = faults.status or 500
+    message, type_, code = _FAULT_ERRORS.get(status, (f"Simulated error {status}.", "invalid_request_error", None))
+    if _is_azure(request) and status == 429:
+        code = "429"
+    extra = {}
+    if faults.retry_after is not None:
+        # OpenAI sends both; its SDKs prefer the millisecond one.
+        extra = {"retry-after": str(max(0, math.ceil(faults.retry_after))),
+                 "retry-after-ms": str(int(faults.retry_after * 1000))}
+    return _error(request, _Fail(status, message, type_, None, code), started, extra)
+
+
+async def _stream(request: web.Request, faults: Faults | None, started: float, ident: str, created: int,
+                  model: str, replies: list[Reply], reasoning: int, include_usage: bool) -> web.StreamResponse:
+    response = web.StreamResponse(headers=sse_headers(_headers(started)))
+    await response.prepare(request)
+    out = StreamWriter(request, response, faults)
+
+    def chunk(choices: list[dict[str, Any]], usage: Any = None) -> bytes:
+        body: dict[str, Any] = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
+                                "service_tier": "default", "system_fingerprint": _FINGERPRINT, "choices": choices}
+        if include_usage:
+            # With include_usage every chunk has the key; only the last one has a value.
+            body["usage"] = usage
+        return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
+
+    def choice(index: int, delta: dict[str, Any], finish: str | None = None) -> list[dict[str, Any]]:
+        return [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}]
+
+    first = True
+    for index, reply in enumerate(replies):
+        if reply.tool_calls:
+            await out.send(chunk(choice(index, {"role": "assistant", "content": None, "refusal": None})),
+                           content=False)
+            if first:
+                await out.first_content_delay()
+                first = False
+            for number, (name, args) in enumerate(reply.tool_calls):
+                head = {"index": number, "id": _call_id(), "type": "function",
+                        "function": {"name": name, "arguments": ""}}
+                await out.send(chunk(choice(index, {"tool_calls": [head]})))
+                text = json.dumps(args)
+                for piece in (text[i:i + 8] for i in range(0, len(text), 8)):
+                    await out.send(chunk(choice(index, {"tool_calls": [{"index": number,
+                                                                        "function": {"arguments": piece}}]})))
+        else:
+            await out.send(chunk(choice(index, {"role": "assistant", "content": "", "refusal": None})),
+                           content=False)
+            if first:
+                await out.first_content_delay()
+                first = False
+            for word in reply.words():
+                if word:
+                    await out.send(chunk(choice(index, {"content": word})))
+        await out.send(chunk(choice(index, {}, reply.finish)))
+    if include_usage:
+        await out.send(chunk([], _usage(replies, reasoning)), content=False)
+    await out.send(b"data: [DONE]\n\n", content=False)
+    await response.write_eof()
+    return response
+
+
+def _model_object(model: str) -> dict[str, Any]:
+    owner = "openai" if model.startswith("text-embedding") else "system"
+    return {"id": model, "object": "model", "created": _CREATED, "owned_by": owner}

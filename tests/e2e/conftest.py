@@ -1,0 +1,51 @@
+"""End-to-end fixtures: one real gateway (Envoy + extproc + simulators) for the session."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from extproc.devstack import Stack
+
+# The client's own key: it must never reach a provider.
+CLIENT_KEY = "sk-client-secret-never-forwarded"
+
+# A model behind each provider API the gateway speaks (and Azure's flavour of OpenAI).
+MODELS = {
+    "openai": "gpt-4o-mini",
+    "azure_openai": "azure-gpt-4o-mini",
+    "anthropic": "claude-3-5-haiku",
+    "gemini": "gemini-2.0-flash",
+    "vllm": "llama-3.1-8b-instruct",
+}
+
+
+@pytest.fixture(scope="session")
+def gateway():
+    stack = Stack(simulate=list(MODELS))  # always simulate, even when real keys are in the environment
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def client(gateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=20)
+
+
+@pytest.fixture(autouse=True)
+def _clean_simulators(request):
+    """Every test starts with no faults and no recorded requests."""
+    if "gateway" not in request.fixturenames:
+        yield
+        return
+    stack = request.getfixturevalue("gateway")
+    for name in stack.simulators:
+        httpx.delete(f"{stack.sim_url(name)}/_sim/faults")
+        httpx.delete(f"{stack.sim_url(name)}/_sim/requests")
+    yield
+
+
+def upstream_requests(stack: Stack, provider: str) -> list[dict]:
+    return httpx.get(f"{stack.sim_url(provider)}/_sim/requests").json()

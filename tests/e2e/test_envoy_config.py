@@ -1,0 +1,46 @@
+"""Every Envoy config in the repo, and the one local runs derive from it, passes `envoy --mode validate`."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from extproc import envoy_config
+from extproc.config import load
+from extproc.devstack import DEFAULT_ROUTING, envoy_binary
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _validate(path: Path) -> None:
+    result = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(path)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "OK" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("envoy/**/*.yaml")), ids=lambda p: p.name)
+def test_repo_envoy_configs_validate(path):
+    _validate(path)
+
+
+def test_localized_config_validates(tmp_path):
+    local = envoy_config.localize(envoy_config.load(), listen_port=18000, admin_port=18001, extproc="unix:/tmp/x.sock",
+                                  endpoints={"anthropic": ("127.0.0.1", 18002)})
+    envoy_config.dump(local, tmp_path / "local.yaml")
+    _validate(tmp_path / "local.yaml")
+
+
+def test_every_provider_in_the_routing_config_has_a_cluster():
+    clusters = envoy_config.clusters(envoy_config.load())
+    assert {p.cluster for p in load(DEFAULT_ROUTING).providers.values()} <= clusters
+
+
+def test_a_broken_config_fails_validation(tmp_path):
+    broken = envoy_config.load()
+    broken["static_resources"]["clusters"][0]["type"] = "NOT_A_TYPE"
+    envoy_config.dump(broken, tmp_path / "broken.yaml")
+    with pytest.raises(AssertionError):
+        _validate(tmp_path / "broken.yaml")

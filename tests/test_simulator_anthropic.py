@@ -1,0 +1,364 @@
+"""The Anthropic simulator: its JSON and SSE answers, checks, faults, and llm-comply's Anthropic suite."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pathlib
+import socket
+import subprocess
+import sys
+import threading
+import time
+import types
+
+import httpx
+import pytest
+from aiohttp import web
+
+from extproc import sse
+from extproc.providers.base import Target
+from extproc.providers.openai_anthropic import AnthropicChatTranslator
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LLM_COMPLY = pathlib.Path(sys.executable).with_name("llm-comply")
+HEADERS = {"x-api-key": "test", "anthropic-version": "2023-06-01"}
+MODEL = "claude-3-5-haiku-latest"
+
+
+def _import_simulator():
+    """Import the Anthropic simulator even when a sibling simulator in the package fails to import."""
+    try:
+        from extproc.simulators import anthropic as sim_anthropic, core
+    except ImportError:
+        package = types.ModuleType("extproc.simulators")
+        package.__path__ = [str(ROOT / "extproc" / "simulators")]
+        sys.modules["extproc.simulators"] = package
+        from extproc.simulators import anthropic as sim_anthropic, core
+    return core, sim_anthropic
+
+
+core, sim_anthropic = _import_simulator()
+
+
+class Server:
+    """The simulator on a free loopback port, served from its own event loop thread."""
+
+    def __init__(self) -> None:
+        self.sim = core.Simulator("anthropic")
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.runner = web.AppRunner(self.sim.app(sim_anthropic.routes(self.sim)), access_log=None,
+                                    handle_signals=False)
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+
+    async def _start(self) -> None:
+        await self.runner.setup()
+        await web.SockSite(self.runner, self.sock).start()
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+    def faults(self, **fields) -> None:
+        r = httpx.put(f"{self.url}/_sim/faults", json=fields)
+        assert r.status_code == 200, r.text
+
+    def post(self, body: dict, headers: dict | None = None) -> httpx.Response:
+        return httpx.post(f"{self.url}/v1/messages", json=body, headers=HEADERS if headers is None else headers,
+                          timeout=10)
+
+    def stream(self, body: dict) -> tuple[httpx.Response, bytes]:
+        with httpx.stream("POST", f"{self.url}/v1/messages", json={**body, "stream": True}, headers=HEADERS,
+                          timeout=10) as r:
+            return r, r.read()
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server()
+    yield s
+    s.close()
+
+
+@pytest.fixture(autouse=True)
+def clean(server):
+    httpx.delete(f"{server.url}/_sim/faults")
+    httpx.delete(f"{server.url}/_sim/requests")
+    yield
+
+
+def basic(text="Say hello in exactly 3 words.", **extra) -> dict:
+    return {"model": MODEL, "max_tokens": 256, "messages": [{"role": "user", "content": text}], **extra}
+
+
+WEATHER_TOOL = {"name": "get_weather", "description": "Weather now.",
+                "input_schema": {"type": "object", "properties": {"location": {"type": "string"}},
+                                 "required": ["location"]}}
+
+
+def events_of(raw: bytes) -> list[tuple[str, dict]]:
+    return [(e.event, json.loads(e.data)) for e in sse.SSEDecoder().feed(raw)]
+
+
+def spec_errors(message: dict) -> list[str]:
+    from llm_comply import __file__ as comply_init
+    from llm_comply.schema import SpecLoader
+    spec = SpecLoader(str(pathlib.Path(comply_init).parent / "specs" / "anthropic.json"))
+    return spec.validate(message, "Message")
+
+
+# -- JSON answers -----------------------------------------------------------------------------
+
+def test_text_message(server):
+    r = server.post(basic("Hello there"))
+    assert r.status_code == 200, r.text
+    assert r.headers["request-id"].startswith("req_")
+    assert r.headers["content-type"].startswith("application/json")
+    msg = r.json()
+    assert msg["id"].startswith("msg_") and msg["type"] == "message" and msg["role"] == "assistant"
+    assert msg["model"] == MODEL
+    assert msg["content"] == [{"type": "text", "text": f"Hello from {MODEL}. You said: Hello there",
+                               "citations": None}]
+    assert msg["stop_reason"] == "end_turn" and msg["stop_sequence"] is None
+    assert msg["usage"]["input_tokens"] == core.count_tokens("Hello there")
+    assert msg["usage"]["output_tokens"] == core.count_tokens(msg["content"][0]["text"])
+    assert msg["usage"]["cache_read_input_tokens"] == 0 and msg["usage"]["cache_creation_input_tokens"] == 0
+    assert spec_errors(msg) == []
+
+
+def test_tool_use_and_tool_result_round_trip(server):
+    msg = server.post(basic("What is the weather in San Francisco?", tools=[WEATHER_TOOL],
+                            tool_choice={"type": "any"})).json()
+    assert msg["stop_reason"] == "tool_use"
+    [block] = msg["content"]
+    assert block["type"] == "tool_use" and block["id"].startswith("toolu_") and block["name"] == "get_weather"
+    assert block["input"] == {"location": "San Francisco"}
+    assert spec_errors(msg) == []
+
+    follow_up = {"model": MODEL, "max_tokens": 256, "tools": [WEATHER_TOOL], "messages": [
+        {"role": "user", "content": "What is the weather in San Francisco?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": block["id"], "name": "get_weather",
+                                           "input": block["input"]}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": block["id"], "content": "18C, sunny"}]},
+    ]}
+    r = server.post(follow_up)
+    assert r.status_code == 200, r.text
+    assert r.json()["content"][0]["text"] == "The tool returned: 18C, sunny"
+    assert r.json()["stop_reason"] == "end_turn"
+
+    follow_up["messages"][2]["content"][0]["tool_use_id"] = "toolu_unknown"
+    r = server.post(follow_up)
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+    assert "tool_use_id" in r.json()["error"]["message"]
+
+
+def test_stop_sequence_and_max_tokens(server):
+    msg = server.post(basic("alpha beta gamma", stop_sequences=["beta"])).json()
+    assert msg["stop_reason"] == "stop_sequence" and msg["stop_sequence"] == "beta"
+    assert msg["content"][0]["text"] == f"Hello from {MODEL}. You said: alpha "
+    msg = server.post({**basic("alpha beta gamma"), "max_tokens": 2}).json()
+    assert msg["stop_reason"] == "max_tokens"
+    assert msg["content"][0]["text"] == "Hello from"
+
+
+def test_system_and_images_are_read(server):
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+    body = {"model": MODEL, "max_tokens": 256, "system": [{"type": "text", "text": "Respond only in JSON."}],
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "Describe"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}}]}]}
+    text = server.post(body).json()["content"][0]["text"]
+    assert json.loads(text.split(" (I see")[0]) == {"model": MODEL, "answer": "Describe"}
+    assert text.endswith("(I see 1 image.)")
+
+
+def test_count_tokens(server):
+    r = httpx.post(f"{server.url}/v1/messages/count_tokens", headers=HEADERS,
+                   json={"model": MODEL, "messages": [{"role": "user", "content": "Hello there"}]})
+    assert r.status_code == 200 and r.json() == {"input_tokens": core.count_tokens("Hello there")}
+
+
+# -- request checks ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("headers, body, status, kind, words", [
+    ({"anthropic-version": "2023-06-01"}, basic(), 401, "authentication_error", "x-api-key"),
+    ({"x-api-key": "k"}, basic(), 400, "invalid_request_error", "anthropic-version"),
+    (HEADERS, {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}, 400, "invalid_request_error",
+     "max_tokens"),
+    (HEADERS, {"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}, 400, "invalid_request_error",
+     "model"),
+    (HEADERS, {"model": MODEL, "max_tokens": 5}, 400, "invalid_request_error", "messages"),
+    (HEADERS, {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": ""}]}]}, 400, "invalid_request_error", "non-empty"),
+    (HEADERS, {**basic(), "temperature": 1.5}, 400, "invalid_request_error", "temperature"),
+    (HEADERS, {**basic(), "messages": [{"role": "system", "content": "x"}]}, 400, "invalid_request_error", "role"),
+])
+def test_rejections_in_anthropic_error_shape(server, headers, body, status, kind, words):
+    r = server.post(body, headers=headers)
+    assert r.status_code == status
+    err = r.json()
+    assert err["type"] == "error" and err["error"]["type"] == kind and words in err["error"]["message"]
+    assert err["request_id"] == r.headers["request-id"]
+
+
+def test_requests_are_recorded(server):
+    server.post(basic("recorded please"))
+    [rec] = httpx.get(f"{server.url}/_sim/requests").json()
+    assert rec["path"] == "/v1/messages" and rec["method"] == "POST"
+    assert rec["body"]["messages"][0]["content"] == "recorded please"
+    assert rec["headers"]["anthropic-version"] == "2023-06-01"
+
+
+# -- faults -----------------------------------------------------------------------------------
+
+def test_fault_429_with_retry_after(server):
+    server.faults(status=429, retry_after=3)
+    r = server.post(basic())
+    assert r.status_code == 429
+    assert r.headers["retry-after"] == "3"
+    assert r.json()["type"] == "error" and r.json()["error"]["type"] == "rate_limit_error"
+
+
+@pytest.mark.parametrize("status, kind", [(529, "overloaded_error"), (503, "overloaded_error"),
+                                          (500, "api_error"), (502, "api_error")])
+def test_fault_statuses(server, status, kind):
+    server.faults(status=status, count=1)
+    r = server.post(basic())
+    assert r.status_code == status and r.json()["error"]["type"] == kind
+    assert "retry-after" not in r.headers
+    assert server.post(basic()).status_code == 200  # count=1: only one request failed
+
+
+def test_fault_disconnect_mid_stream(server):
+    server.faults(disconnect_after=4)
+    received = b""
+    with pytest.raises(httpx.HTTPError):
+        with httpx.stream("POST", f"{server.url}/v1/messages", json={**basic(), "stream": True},
+                          headers=HEADERS, timeout=10) as r:
+            for part in r.iter_raw():
+                received += part
+    kinds = [e.event for e in sse.SSEDecoder().feed(received)]
+    assert kinds[:2] == ["message_start", "content_block_start"]
+    assert "message_stop" not in kinds and len(kinds) <= 4
+
+
+def test_fault_time_to_first_token(server):
+    server.faults(ttft_ms=300)
+    started = time.monotonic()
+    r, _ = server.stream(basic())
+    assert r.status_code == 200
+    assert time.monotonic() - started >= 0.3
+
+
+# -- streams ----------------------------------------------------------------------------------
+
+def test_stream_text(server):
+    r, raw = server.stream(basic("Count from 1 to 5."))
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/event-stream")
+    assert r.headers["request-id"].startswith("req_")
+    events = events_of(raw)
+    assert all(name == data["type"] for name, data in events)  # event name and type always agree
+    kinds = [name for name, _ in events]
+    assert kinds[:3] == ["message_start", "content_block_start", "ping"]
+    assert kinds[-4:] == ["content_block_delta", "content_block_stop", "message_delta", "message_stop"]
+    assert set(kinds[3:-3]) == {"content_block_delta"} and len(kinds[3:-3]) > 1
+    start = events[0][1]["message"]
+    assert start["content"] == [] and start["stop_reason"] is None and start["model"] == MODEL
+    text = "".join(d["delta"]["text"] for k, d in events if k == "content_block_delta")
+    assert text == server.post(basic("Count from 1 to 5.")).json()["content"][0]["text"]
+    delta = events[-2][1]
+    assert delta["delta"]["stop_reason"] == "end_turn"
+    assert delta["usage"]["output_tokens"] == core.count_tokens(text)
+
+
+def test_stream_tool_use(server):
+    _, raw = server.stream(basic("What is the weather in San Francisco?", tools=[WEATHER_TOOL],
+                                 tool_choice={"type": "tool", "name": "get_weather"}))
+    events = events_of(raw)
+    [start] = [d for k, d in events if k == "content_block_start"]
+    assert start["content_block"]["type"] == "tool_use" and start["content_block"]["input"] == {}
+    partial = "".join(d["delta"]["partial_json"] for k, d in events if k == "content_block_delta")
+    assert json.loads(partial) == {"location": "San Francisco"}
+    assert [d for k, d in events if k == "message_delta"][0]["delta"]["stop_reason"] == "tool_use"
+
+
+def test_thinking_blocks(server):
+    body = {**basic("What is 15 * 37?"), "max_tokens": 4096,
+            "thinking": {"type": "enabled", "budget_tokens": 2048}}
+    msg = server.post(body).json()
+    assert [b["type"] for b in msg["content"]] == ["thinking", "text"]
+    assert msg["content"][0]["thinking"] and msg["content"][0]["signature"]
+    assert spec_errors(msg) == []
+    _, raw = server.stream(body)
+    deltas = [d["delta"]["type"] for k, d in events_of(raw) if k == "content_block_delta"]
+    assert deltas[0] == "thinking_delta" and "signature_delta" in deltas and deltas[-1] == "text_delta"
+    assert server.post({**body, "thinking": {"type": "enabled", "budget_tokens": 100}}).status_code == 400
+
+
+# -- the gateway's translator against the simulator ------------------------------------------------
+
+def _translator() -> AnthropicChatTranslator:
+    target = Target(model="claude", upstream_model=MODEL, provider="anthropic", api="anthropic", base_path="/v1")
+    return AnthropicChatTranslator(target, created=1, response_id="chatcmpl-test")
+
+
+def test_translator_round_trip(server):
+    t = _translator()
+    req = t.request({"model": "claude", "messages": [{"role": "system", "content": "Be brief."},
+                                                     {"role": "user", "content": "What is the weather in Paris?"}],
+                     "tools": [{"type": "function", "function": {
+                         "name": "get_weather", "parameters": {"type": "object",
+                                                               "properties": {"city": {"type": "string"}}}}}]})
+    r = httpx.post(server.url + req.path, content=req.body, headers={**req.headers, "x-api-key": "k"})
+    assert r.status_code == 200, r.text
+    out = json.loads(t.response(r.content))
+    call = out["choices"][0]["message"]["tool_calls"][0]
+    assert out["choices"][0]["finish_reason"] == "tool_calls"
+    assert json.loads(call["function"]["arguments"]) == {"city": "Paris"}
+
+    t2 = _translator()
+    req = t2.request({"model": "claude", "stream": True, "stream_options": {"include_usage": True}, "messages": [
+        {"role": "user", "content": "What is the weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": call["id"], "type": "function", "function": call["function"]}]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "héllo 👋"}]})
+    out = b""
+    with httpx.stream("POST", server.url + req.path, content=req.body,
+                      headers={**req.headers, "x-api-key": "k"}) as r:
+        for part in r.iter_raw(3):
+            out += t2.stream_chunk(part)
+    out += t2.stream_end()
+    events = sse.SSEDecoder().feed(out)
+    assert events[-1].data == "[DONE]"
+    chunks = [json.loads(e.data) for e in events[:-1]]
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == \
+        "The tool returned: héllo 👋"
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == t2.usage.output_tokens > 0
+
+
+# -- llm-comply ---------------------------------------------------------------------------------
+
+def test_llm_comply_anthropic_suite(server):
+    """Every test of llm-comply's Anthropic suite passes, with no warnings and none skipped."""
+    proc = subprocess.run(
+        [str(LLM_COMPLY), "run", "--format", "anthropic", "-u", f"{server.url}/v1", "-m", MODEL, "-k", "test",
+         "--auth-header", "x-api-key", "--no-bearer", "-H", "anthropic-version:2023-06-01", "--json",
+         "--timeout", "20"],
+        capture_output=True, text=True, timeout=120)
+    report = json.loads(proc.stdout)
+    results = {r["id"]: r for r in report["results"]}
+    assert set(results) >= {"anth-basic-response", "anth-system-prompt", "anth-multi-turn", "anth-tool-calling",
+                            "anth-streaming-response", "anth-streaming-usage", "anth-image-input",
+                            "anth-thinking-display", "anth-error-handling"}
+    not_passed = {k: r for k, r in results.items() if r["status"] != "passed" or r.get("warnings")}
+    assert not not_passed, json.dumps(not_passed, indent=1)
+    assert report["summary"]["failed"] == 0 and report["summary"]["skipped"] == 0
+    assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,368 @@
+"""The Gemini simulator: its wire format, auth, faults, llm-comply, and the Gemini translator against it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+import pathlib
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import types
+
+import httpx
+import pytest
+from aiohttp import web
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+MODEL = "gemini-2.0-flash"
+KEY = {"x-goog-api-key": "test-key"}
+
+
+def _import_simulator():
+    """Import the Gemini simulator even when a sibling simulator in the package fails to import."""
+    try:
+        from extproc.simulators import core, gemini
+    except ImportError:
+        package = types.ModuleType("extproc.simulators")
+        package.__path__ = [str(ROOT / "extproc" / "simulators")]
+        sys.modules["extproc.simulators"] = package
+        from extproc.simulators import core, gemini
+    return core, gemini
+
+
+core, sim_gemini = _import_simulator()
+
+
+class Server:
+    """The simulator on a free loopback port, served from its own event loop thread."""
+
+    def __init__(self) -> None:
+        self.sim = core.Simulator("gemini")
+        self.app = self.sim.app(sim_gemini.routes(self.sim))
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+
+    async def _start(self) -> None:
+        await self.runner.setup()
+        await web.SockSite(self.runner, self.sock).start()
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+    def post(self, method: str, body, *, model: str = MODEL, headers=KEY, query: str = "") -> httpx.Response:
+        return httpx.post(f"{self.url}/v1beta/models/{model}:{method}{query}", json=body, headers=headers,
+                          timeout=10)
+
+    def faults(self, **fields) -> None:
+        r = httpx.put(f"{self.url}/_sim/faults", json=fields)
+        assert r.status_code == 200, r.text
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server()
+    yield s
+    s.close()
+
+
+@pytest.fixture(autouse=True)
+def clean(server):
+    httpx.delete(f"{server.url}/_sim/faults")
+    httpx.delete(f"{server.url}/_sim/requests")
+    yield
+
+
+def user(text: str) -> dict:
+    return {"contents": [{"role": "user", "parts": [{"text": text}]}]}
+
+
+def sse_payloads(raw: bytes) -> list[dict]:
+    """Split Gemini's alt=sse body (CRLF CRLF between events) into the JSON payloads."""
+    assert raw.endswith(b"\r\n\r\n")
+    blocks = raw.split(b"\r\n\r\n")[:-1]
+    assert all(b.startswith(b"data: ") and b"\n" not in b for b in blocks)
+    return [json.loads(b[len(b"data: "):]) for b in blocks]
+
+
+# ---------------------------------------------------------------------------------------------
+# generateContent
+
+
+def test_generate_content(server):
+    r = server.post("generateContent", {**user("Hello there"), "systemInstruction": {"parts": [{"text": "Be kind"}]}})
+    assert r.status_code == 200
+    data = r.json()
+    cand = data["candidates"][0]
+    assert cand["content"]["role"] == "model" and cand["finishReason"] == "STOP" and cand["index"] == 0
+    assert cand["content"]["parts"] == [{"text": f"Hello from {MODEL}. You said: Hello there"}]
+    usage = data["usageMetadata"]
+    assert usage["promptTokenCount"] > 0 and usage["candidatesTokenCount"] > 0
+    assert usage["totalTokenCount"] == usage["promptTokenCount"] + usage["candidatesTokenCount"]
+    assert data["modelVersion"] == MODEL and data["responseId"]
+    recorded = httpx.get(f"{server.url}/_sim/requests").json()
+    assert recorded[-1]["path"] == f"/v1beta/models/{MODEL}:generateContent"
+    assert recorded[-1]["body"]["systemInstruction"]["parts"][0]["text"] == "Be kind"
+
+
+def test_candidates_json_and_max_tokens(server):
+    data = server.post("generateContent", {**user("hi"), "generationConfig": {"candidateCount": 2}}).json()
+    assert [c["index"] for c in data["candidates"]] == [0, 1]
+    texts = [c["content"]["parts"][0]["text"] for c in data["candidates"]]
+    assert texts[0] != texts[1]
+
+    data = server.post("generateContent", {**user("hi"), "generation_config": {
+        "response_mime_type": "application/json"}}).json()
+    assert json.loads(data["candidates"][0]["content"]["parts"][0]["text"])["answer"] == "hi"
+
+    data = server.post("generateContent", {**user("one two three four five"),
+                                           "generationConfig": {"maxOutputTokens": 2}}).json()
+    assert data["candidates"][0]["finishReason"] == "MAX_TOKENS"
+    assert data["candidates"][0]["content"]["parts"][0]["text"] == "Hello from"
+
+
+def test_function_calling(server):
+    tools = [{"functionDeclarations": [{"name": "get_weather", "parameters": {
+        "type": "OBJECT", "properties": {"city": {"type": "STRING"}, "days": {"type": "INTEGER"}}}}]}]
+    data = server.post("generateContent", {**user("Weather in San Francisco?"), "tools": tools,
+                                           "toolConfig": {"functionCallingConfig": {"mode": "ANY"}}}).json()
+    cand = data["candidates"][0]
+    assert cand["finishReason"] == "STOP"  # Gemini ends a function call with STOP
+    assert cand["content"]["parts"] == [{"functionCall": {"name": "get_weather",
+                                                          "args": {"city": "San Francisco", "days": 1}}}]
+    # the tool result comes back as a functionResponse in a user turn
+    follow = {"contents": [
+        {"role": "user", "parts": [{"text": "Weather in San Francisco?"}]},
+        {"role": "model", "parts": cand["content"]["parts"]},
+        {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"temp": 18}}}]}],
+        "tools": tools}
+    text = server.post("generateContent", follow).json()["candidates"][0]["content"]["parts"][0]["text"]
+    assert text == 'The tool returned: {"temp": 18}'
+    none = server.post("generateContent", {**user("Weather in Paris?"), "tools": tools,
+                                           "toolConfig": {"functionCallingConfig": {"mode": "NONE"}}}).json()
+    assert "text" in none["candidates"][0]["content"]["parts"][0]
+
+
+def test_images_are_seen(server):
+    body = {"contents": [{"parts": [{"text": "What is this?"},
+                                    {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}},
+                                    {"fileData": {"mimeType": "image/jpeg", "fileUri": "https://x/y.jpg"}}]}]}
+    text = server.post("generateContent", body).json()["candidates"][0]["content"]["parts"][0]["text"]
+    assert text.endswith("(I see 2 images.)")
+
+
+@pytest.mark.parametrize("body", [{}, {"contents": []}, {"contents": [{"role": "user", "parts": []}]}])
+def test_invalid_request(server, body):
+    r = server.post("generateContent", body)
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == 400 and r.json()["error"]["status"] == "INVALID_ARGUMENT"
+
+
+# ---------------------------------------------------------------------------------------------
+# Streams
+
+
+def test_sse_stream(server):
+    whole = server.post("generateContent", user("Count from one to five please")).json()
+    r = server.post("streamGenerateContent", user("Count from one to five please"), query="?alt=sse")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    payloads = sse_payloads(r.content)
+    assert len(payloads) > 3
+    text = "".join(p["candidates"][0]["content"]["parts"][0]["text"] for p in payloads)
+    assert text == whole["candidates"][0]["content"]["parts"][0]["text"]
+    assert [("finishReason" in p["candidates"][0]) for p in payloads] == [False] * (len(payloads) - 1) + [True]
+    assert payloads[-1]["usageMetadata"] == whole["usageMetadata"]
+    counts = [p["usageMetadata"]["candidatesTokenCount"] for p in payloads]
+    assert counts == sorted(counts) and counts[0] < counts[-1]  # cumulative, as Google reports it
+    assert all(p["responseId"] == payloads[0]["responseId"] and p["modelVersion"] == MODEL for p in payloads)
+
+
+def test_json_array_stream_without_alt_sse(server):
+    r = server.post("streamGenerateContent", user("Say hi"))
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    items = json.loads(r.content)
+    assert isinstance(items, list) and len(items) > 1
+    assert items[-1]["candidates"][0]["finishReason"] == "STOP"
+
+
+def test_stream_disconnect_fault(server):
+    server.faults(disconnect_after=2)
+    try:
+        content = server.post("streamGenerateContent", user("Count from one to five please"), query="?alt=sse").content
+    except httpx.HTTPError:
+        return  # the connection dropped mid-body: what the fault is for
+    assert b"finishReason" not in content and content.count(b"data: ") <= 2
+
+
+def test_thoughts(server):
+    data = server.post("generateContent", {**user("What is 15 * 37?"), "generationConfig": {
+        "thinkingConfig": {"thinkingLevel": "low", "includeThoughts": True}}}).json()
+    parts = data["candidates"][0]["content"]["parts"]
+    assert parts[0]["thought"] is True and "thought" not in parts[1]
+    assert data["usageMetadata"]["thoughtsTokenCount"] > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Other methods
+
+
+def test_count_tokens(server):
+    direct = server.post("countTokens", user("Hello there my friend")).json()
+    wrapped = server.post("countTokens", {"generateContentRequest": {"model": f"models/{MODEL}",
+                                                                     **user("Hello there my friend")}}).json()
+    assert direct["totalTokens"] == wrapped["totalTokens"] == core.count_tokens("Hello there my friend")
+
+
+def test_embeddings(server):
+    one = server.post("embedContent", {"content": {"parts": [{"text": "hello"}]}}, model="gemini-embedding-001").json()
+    vector = one["embedding"]["values"]
+    assert len(vector) == 768 and math.isclose(math.sqrt(sum(v * v for v in vector)), 1.0, abs_tol=1e-3)
+    batch = server.post("batchEmbedContents", {"requests": [
+        {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "hello"}]}},
+        {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "world"}]},
+         "outputDimensionality": 8}]}, model="gemini-embedding-001").json()
+    assert batch["embeddings"][0]["values"] == vector  # the same text embeds the same
+    assert len(batch["embeddings"][1]["values"]) == 8
+    mismatch = server.post("batchEmbedContents", {"requests": [
+        {"model": "models/other", "content": {"parts": [{"text": "x"}]}}]}, model="gemini-embedding-001")
+    assert mismatch.status_code == 400 and mismatch.json()["error"]["status"] == "INVALID_ARGUMENT"
+
+
+def test_models(server):
+    listed = httpx.get(f"{server.url}/v1beta/models", headers=KEY).json()["models"]
+    assert f"models/{MODEL}" in [m["name"] for m in listed]
+    one = httpx.get(f"{server.url}/v1beta/models/{MODEL}", params={"key": "k"}).json()
+    assert one["name"] == f"models/{MODEL}" and "generateContent" in one["supportedGenerationMethods"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Auth and faults
+
+
+def test_auth(server):
+    r = server.post("generateContent", user("hi"), headers={})
+    assert r.status_code == 403
+    assert r.json()["error"] == {"code": 403, "status": "PERMISSION_DENIED", "message": r.json()["error"]["message"]}
+    assert server.post("generateContent", user("hi"), headers={}, query="?key=abc").status_code == 200
+    bad = server.post("generateContent", user("hi"), headers={"x-goog-api-key": "invalid-key"})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["details"][0]["reason"] == "API_KEY_INVALID"
+
+
+def test_fault_429_with_retry_after(server):
+    server.faults(status=429, retry_after=7, count=1)
+    r = server.post("generateContent", user("hi"))
+    assert r.status_code == 429 and r.headers["retry-after"] == "7"
+    assert r.json()["error"]["status"] == "RESOURCE_EXHAUSTED" and r.json()["error"]["code"] == 429
+    assert server.post("generateContent", user("hi")).status_code == 200  # count=1: cleared
+
+
+@pytest.mark.parametrize("status, name", [(503, "UNAVAILABLE"), (500, "INTERNAL"), (504, "DEADLINE_EXCEEDED")])
+def test_fault_statuses(server, status, name):
+    server.faults(status=status)
+    r = server.post("streamGenerateContent", user("hi"), query="?alt=sse")
+    assert r.status_code == status and "retry-after" not in r.headers
+    assert r.json()["error"]["status"] == name
+
+
+# ---------------------------------------------------------------------------------------------
+# The Gemini translator against the simulator (no gateway in between)
+
+
+def _translator():
+    from extproc.providers.base import Target
+    from extproc.providers.openai_gemini import GeminiChatTranslator
+    target = Target(model="gem", upstream_model=MODEL, provider="google", api="gemini", base_path="/v1beta")
+    return GeminiChatTranslator(target, created=1, response_id="chatcmpl-sim")
+
+
+def _send(server, up) -> httpx.Response:
+    return httpx.post(server.url + up.path, content=up.body, headers={**up.headers, **KEY}, timeout=10)
+
+
+def test_translator_round_trip_with_tools(server):
+    weather = {"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+    t = _translator()
+    up = t.request({"model": "gem", "tools": [weather], "tool_choice": "required",
+                    "messages": [{"role": "user", "content": "Weather in Oslo?"}]})
+    out = json.loads(t.response(_send(server, up).content))
+    call = out["choices"][0]["message"]["tool_calls"][0]
+    assert out["choices"][0]["finish_reason"] == "tool_calls"
+    assert json.loads(call["function"]["arguments"]) == {"city": "Oslo"}
+
+    t = _translator()
+    up = t.request({"model": "gem", "tools": [weather], "messages": [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": '{"temp": 3}'}]})
+    out = json.loads(t.response(_send(server, up).content))
+    assert out["choices"][0]["message"]["content"] == 'The tool returned: {"content": {"temp": 3}}'
+    assert out["usage"]["prompt_tokens"] > 0
+
+
+def test_translator_stream(server):
+    t = _translator()
+    up = t.request({"model": "gem", "stream": True, "stream_options": {"include_usage": True},
+                    "messages": [{"role": "user", "content": "héllo 👋 friend"}]})
+    raw = _send(server, up).content
+    out = bytearray()
+    for i in range(0, len(raw), 3):  # cut across CRLFs and UTF-8 sequences
+        out += t.stream_chunk(raw[i:i + 3])
+    out += t.stream_end()
+    blocks = [b[len("data: "):] for b in out.decode().split("\n\n") if b]
+    assert blocks[-1] == "[DONE]"
+    chunks = [json.loads(b) for b in blocks[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    assert text == f"Hello from {MODEL}. You said: héllo 👋 friend"
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] > 0
+
+
+def test_translator_embeddings_base64(server):
+    from extproc.providers.base import Target
+    from extproc.providers.openai_gemini import GeminiEmbeddingsTranslator
+    t = GeminiEmbeddingsTranslator(Target(model="emb", upstream_model="gemini-embedding-001", provider="google",
+                                          api="gemini", base_path="/v1beta"))
+    up = t.request({"model": "emb", "input": ["hello", "world"], "encoding_format": "base64", "dimensions": 16})
+    out = json.loads(t.response(_send(server, up).content))
+    raw = base64.b64decode(out["data"][0]["embedding"])
+    decoded = struct.unpack("<16f", raw)
+    expected = sim_gemini.embed("hello", 16)
+    assert all(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-7) for a, b in zip(decoded, expected))
+    assert out["model"] == "emb" and out["usage"]["prompt_tokens"] == 4
+
+
+# ---------------------------------------------------------------------------------------------
+# llm-comply
+
+
+def test_llm_comply_google_genai(server):
+    """Every google-genai compliance test passes. Warnings are allowed: with a Gemini 2 model name the
+    simulator, like Google, gives functionCall parts no id (only Gemini 3 numbers them)."""
+    cli = pathlib.Path(sys.executable).parent / "llm-comply"
+    proc = subprocess.run(
+        [str(cli), "run", "--format", "google-genai", "-u", server.url, "-k", "test-key",
+         "--auth-header", "x-goog-api-key", "--no-bearer", "-m", MODEL, "--json", "--timeout", "20"],
+        capture_output=True, text=True, timeout=120)
+    report = json.loads(proc.stdout)
+    results = {r["id"]: r for r in report["results"]}
+    assert {"google-basic-response", "google-streaming-response", "google-tool-calling", "google-image-input",
+            "google-thinking", "google-error-handling"} <= set(results)
+    failed = {k: r.get("errors") for k, r in results.items() if r["status"] != "passed"}
+    assert failed == {}, failed
+    assert report["summary"]["failed"] == 0 and report["summary"]["skipped"] == 0
+    assert proc.returncode == 0

@@ -1,0 +1,467 @@
+"""The OpenAI simulator, checked with the official ``openai`` SDK and with llm-comply."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+import pathlib
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import types
+
+import httpx
+import openai
+import pytest
+from aiohttp import web
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _import_simulator():
+    """Import the OpenAI simulator even when a sibling simulator in the package fails to import."""
+    try:
+        from extproc.simulators import core, openai as sim_openai
+    except ImportError:
+        package = types.ModuleType("extproc.simulators")
+        package.__path__ = [str(ROOT / "extproc" / "simulators")]
+        sys.modules["extproc.simulators"] = package
+        from extproc.simulators import core, openai as sim_openai
+        del sys.modules["extproc.simulators"]  # later imports get the real package again
+    return core, sim_openai
+
+
+core, sim_openai = _import_simulator()
+
+
+class Server:
+    """The simulator on a free loopback port, served from its own event loop thread."""
+
+    def __init__(self) -> None:
+        self.sim = core.Simulator("openai")
+        self.app = self.sim.app(sim_openai.routes(self.sim))
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        self.http = httpx.Client(base_url=self.url, timeout=10)  # one client: each new one loads CA certificates
+
+    async def _start(self) -> None:
+        await self.runner.setup()
+        await web.SockSite(self.runner, self.sock).start()
+
+    def close(self) -> None:
+        self.http.close()
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+    def faults(self, **fields) -> None:
+        r = self.http.put("/_sim/faults", json=fields)
+        assert r.status_code == 200, r.text
+
+    def requests(self) -> list[dict]:
+        return self.http.get("/_sim/requests").json()
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server()
+    yield s
+    s.close()
+
+
+@pytest.fixture(autouse=True)
+def _clean(server):
+    server.http.delete("/_sim/faults")
+    server.http.delete("/_sim/requests")
+    yield
+    server.http.delete("/_sim/faults")
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="sk-test", max_retries=0, timeout=10) as c:
+        yield c
+
+
+WEATHER = [{"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather for a city.",
+    "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}}]
+
+
+# -- chat ---------------------------------------------------------------------
+
+def test_chat_json(client, server):
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}])
+    assert raw.headers["content-type"].startswith("application/json")
+    assert raw.headers["x-request-id"].startswith("req_")
+    assert int(raw.headers["openai-processing-ms"]) >= 0
+    body = json.loads(raw.http_response.content)
+    assert body["id"].startswith("chatcmpl-") and body["object"] == "chat.completion"
+    assert body["model"] == "gpt-4o-mini" and isinstance(body["created"], int)
+    assert body["system_fingerprint"].startswith("fp_")
+    choice = body["choices"][0]
+    assert choice == {"index": 0, "logprobs": None, "finish_reason": "stop",
+                      "message": {"role": "assistant", "content": "Hello from gpt-4o-mini. You said: hi",
+                                  "refusal": None, "annotations": []}}
+    usage = body["usage"]
+    assert usage["prompt_tokens"] == core.count_tokens("Be brief.") + core.count_tokens("hi") == 3 + 1
+    assert usage["completion_tokens"] == core.count_tokens("Hello from gpt-4o-mini. You said: hi")
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert usage["prompt_tokens_details"]["cached_tokens"] == 0
+    assert usage["completion_tokens_details"]["reasoning_tokens"] == 0
+    parsed = raw.parse()  # and the SDK's own model of it
+    assert parsed.choices[0].message.content == "Hello from gpt-4o-mini. You said: hi"
+    assert server.requests()[-1]["headers"]["Authorization"] == "Bearer sk-test"
+
+
+def test_chat_stream_with_usage(client):
+    stream = client.chat.completions.create(model="gpt-4o-mini", stream=True, stream_options={"include_usage": True},
+                                            messages=[{"role": "user", "content": "count to three"}])
+    chunks = list(stream)
+    first, *middle, finish, usage_chunk = chunks
+    assert first.choices[0].delta.role == "assistant" and first.choices[0].delta.content == ""
+    assert "".join(c.choices[0].delta.content for c in middle) == "Hello from gpt-4o-mini. You said: count to three"
+    assert len(middle) == 8, "one chunk a word"
+    assert finish.choices[0].finish_reason == "stop" and finish.choices[0].delta.content is None
+    assert all(c.usage is None for c in chunks[:-1])
+    assert usage_chunk.choices == [] and usage_chunk.usage.completion_tokens > 0
+    assert usage_chunk.usage.total_tokens == usage_chunk.usage.prompt_tokens + usage_chunk.usage.completion_tokens
+    assert len({c.id for c in chunks}) == 1 and chunks[0].id.startswith("chatcmpl-")
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+
+
+def test_chat_stream_wire_format(server):
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "yo"}]}
+    r = server.http.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer k"})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/event-stream")
+    events = r.text.split("\n\n")
+    assert events[-1] == "" and events[-2] == "data: [DONE]"
+    chunks = [json.loads(e.removeprefix("data: ")) for e in events[:-2]]
+    assert all(e.startswith("data: {") for e in events[:-2])
+    # Without include_usage the chunks carry no usage key at all, as OpenAI sends them.
+    assert all("usage" not in c for c in chunks)
+    assert all(set(c["choices"][0]) == {"index", "delta", "logprobs", "finish_reason"} for c in chunks)
+    assert [c["choices"][0]["finish_reason"] for c in chunks].count("stop") == 1
+
+
+def test_n_choices(client):
+    res = client.chat.completions.create(model="gpt-4o-mini", n=2, messages=[{"role": "user", "content": "hi"}])
+    assert [c.index for c in res.choices] == [0, 1]
+    assert res.choices[0].message.content == res.choices[1].message.content
+    one = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert res.usage.completion_tokens == 2 * one.usage.completion_tokens
+    assert res.usage.prompt_tokens == one.usage.prompt_tokens
+    stream = client.chat.completions.create(model="gpt-4o-mini", n=2, stream=True,
+                                            messages=[{"role": "user", "content": "hi"}])
+    texts = {0: "", 1: ""}
+    finishes = {}
+    for chunk in stream:
+        for c in chunk.choices:
+            texts[c.index] += c.delta.content or ""
+            if c.finish_reason:
+                finishes[c.index] = c.finish_reason
+    assert texts == {0: one.choices[0].message.content, 1: one.choices[0].message.content}
+    assert finishes == {0: "stop", 1: "stop"}
+
+
+def test_tools_round_trip(client):
+    messages = [{"role": "user", "content": "What is the weather in San Francisco?"}]
+    res = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=WEATHER)
+    choice = res.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content is None
+    (call,) = choice.message.tool_calls
+    assert call.id.startswith("call_") and call.type == "function"
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"location": "San Francisco"}
+    messages += [choice.message.model_dump(exclude_none=True),
+                 {"role": "tool", "tool_call_id": call.id, "content": "18C and foggy"}]
+    res = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=WEATHER)
+    assert res.choices[0].finish_reason == "stop"
+    assert res.choices[0].message.content == "The tool returned: 18C and foggy"
+    assert res.choices[0].message.tool_calls is None
+
+
+def test_tool_choice_none_and_forced(client):
+    msgs = [{"role": "user", "content": "What is the weather in Oslo?"}]
+    res = client.chat.completions.create(model="m", messages=msgs, tools=WEATHER, tool_choice="none")
+    assert res.choices[0].finish_reason == "stop" and res.choices[0].message.tool_calls is None
+    res = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hello"}], tools=WEATHER,
+                                         tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    assert res.choices[0].message.tool_calls[0].function.name == "get_weather"
+
+
+def test_tool_call_stream(client):
+    stream = client.chat.completions.create(model="gpt-4o-mini", stream=True, tools=WEATHER, tool_choice="required",
+                                            messages=[{"role": "user", "content": "Weather in New York please"}])
+    chunks = list(stream)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    calls: dict[int, dict] = {}
+    for chunk in chunks:
+        for tc in chunk.choices[0].delta.tool_calls or []:
+            entry = calls.setdefault(tc.index, {"id": None, "name": "", "arguments": ""})
+            entry["id"] = tc.id or entry["id"]
+            entry["name"] += (tc.function.name or "") if tc.function else ""
+            entry["arguments"] += (tc.function.arguments or "") if tc.function else ""
+    assert list(calls) == [0]
+    assert calls[0]["id"].startswith("call_") and calls[0]["name"] == "get_weather"
+    assert json.loads(calls[0]["arguments"]) == {"location": "New York"}
+    assert sum(1 for c in chunks if c.choices[0].delta.tool_calls) > 2, "arguments arrive in pieces"
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_prompt_features(client):
+    res = client.chat.completions.create(
+        model="m", response_format={"type": "json_object"},
+        messages=[{"role": "developer", "content": "json only"}, {"role": "user", "content": [
+            {"type": "text", "text": "look"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}])
+    text = res.choices[0].message.content
+    assert text.endswith("(I see 1 image.)")
+    assert json.loads(text.removesuffix(" (I see 1 image.)")) == {"model": "m", "answer": "look"}
+    res = client.chat.completions.create(model="m", max_completion_tokens=3,
+                                         messages=[{"role": "user", "content": "a b c d"}])
+    assert res.choices[0].finish_reason == "length" and res.choices[0].message.content == "Hello from m."
+    res = client.chat.completions.create(model="m", stop=["You"], messages=[{"role": "user", "content": "x"}])
+    assert res.choices[0].message.content == "Hello from m. "
+
+
+def test_reasoning_model_reports_reasoning_tokens(client):
+    res = client.chat.completions.create(model="o3-mini", messages=[{"role": "user", "content": "15*37?"}])
+    details = res.usage.completion_tokens_details
+    assert details.reasoning_tokens > 0
+    assert res.usage.completion_tokens > details.reasoning_tokens
+
+
+# -- validation and auth ------------------------------------------------------------
+
+def test_auth_required(server):
+    r = server.http.post("/v1/chat/completions", json={"model": "m", "messages": []})
+    assert r.status_code == 401
+    err = r.json()["error"]
+    assert err["type"] == "invalid_request_error" and err["code"] == "invalid_api_key" and err["param"] is None
+    assert err["message"]
+    r = server.http.get("/v1/models", headers={"Authorization": "Bearer"})
+    assert r.status_code == 401
+    bad = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0,
+                        default_headers={"Authorization": "Basic abc"})
+    with pytest.raises(openai.AuthenticationError) as info:
+        bad.models.list()
+    assert info.value.code == "invalid_api_key"
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"messages": [{"role": "user", "content": "x"}]}, "model"),
+    ({"model": "m"}, "messages"),
+    ({"model": "m", "messages": []}, "messages"),
+    ({"model": "m", "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
+    ({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 0}, "n"),
+])
+def test_validation_errors(server, body, param):
+    r = server.http.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer k"})
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert set(err) == {"message", "type", "param", "code"}
+    assert err["type"] == "invalid_request_error" and err["param"] == param and err["message"]
+
+
+def test_invalid_json(server):
+    r = server.http.post("/v1/chat/completions", content=b"{nope", headers={"Authorization": "Bearer k"})
+    assert r.status_code == 400 and "parse the JSON body" in r.json()["error"]["message"]
+
+
+def test_models(client):
+    ids = [m.id for m in client.models.list()]
+    assert "gpt-4o-mini" in ids and "text-embedding-3-small" in ids
+    assert client.models.retrieve("gpt-4o").object == "model"
+    with pytest.raises(openai.NotFoundError) as info:
+        client.models.retrieve("no-such-model")
+    assert info.value.code == "model_not_found"
+    client.chat.completions.create(model="my-custom", messages=[{"role": "user", "content": "x"}])
+    assert client.models.retrieve("my-custom").id == "my-custom"
+
+
+# -- embeddings -----------------------------------------------------------------
+
+def test_embeddings_float(client):
+    res = client.embeddings.create(model="text-embedding-3-small", input=["alpha", "beta", "alpha"],
+                                   encoding_format="float")
+    assert res.object == "list" and res.model == "text-embedding-3-small"
+    assert [d.index for d in res.data] == [0, 1, 2]
+    a, b, a2 = (d.embedding for d in res.data)
+    assert len(a) == 1536 and a == a2 and a != b
+    assert math.isclose(math.fsum(x * x for x in a), 1.0, rel_tol=1e-5)
+    assert res.usage.prompt_tokens == res.usage.total_tokens == 2 * core.count_tokens("alpha") + 1
+    short = client.embeddings.create(model="text-embedding-3-small", input="alpha", dimensions=8,
+                                     encoding_format="float").data[0].embedding
+    assert len(short) == 8
+    # A shortened embedding is the renormalised prefix of the full one.
+    scale = math.sqrt(math.fsum(x * x for x in a[:8]))
+    assert all(math.isclose(s, x / scale, rel_tol=1e-4, abs_tol=1e-6) for s, x in zip(short, a[:8]))
+    large = client.embeddings.create(model="text-embedding-3-large", input="alpha", encoding_format="float")
+    assert len(large.data[0].embedding) == 3072
+
+
+def test_embeddings_base64(client, server):
+    floats = client.embeddings.create(model="text-embedding-3-small", input="alpha", encoding_format="float")
+    encoded = client.embeddings.create(model="text-embedding-3-small", input="alpha", encoding_format="base64")
+    raw = base64.b64decode(encoded.data[0].embedding)
+    assert len(raw) == 4 * 1536
+    assert list(struct.unpack("<1536f", raw)) == floats.data[0].embedding
+    # The SDK asks for base64 by itself when no format is given, and decodes it.
+    default = client.embeddings.create(model="text-embedding-3-small", input="alpha")
+    assert server.requests()[-1]["body"]["encoding_format"] == "base64"
+    assert default.data[0].embedding == pytest.approx(floats.data[0].embedding, rel=1e-6)
+
+
+def test_embeddings_validation(server):
+    for body in ({"model": "e"}, {"model": "e", "input": ""}, {"model": "e", "input": "x", "dimensions": 0},
+                 {"model": "e", "input": "x", "encoding_format": "int8"}, {"input": "x"}):
+        r = server.http.post("/v1/embeddings", json=body, headers={"Authorization": "Bearer k"})
+        assert r.status_code == 400, body
+        assert r.json()["error"]["type"] == "invalid_request_error"
+
+
+# -- Azure ---------------------------------------------------------------------------
+
+def test_azure_chat_and_embeddings(server):
+    azure = openai.AzureOpenAI(api_key="azkey", api_version="2024-10-21", azure_endpoint=server.url, max_retries=0)
+    res = azure.chat.completions.create(model="prod-gpt4o", messages=[{"role": "user", "content": "hi"}])
+    assert res.choices[0].message.content == "Hello from prod-gpt4o. You said: hi"
+    seen = server.requests()[-1]
+    assert seen["path"] == "/openai/deployments/prod-gpt4o/chat/completions"
+    assert seen["query"] == {"api-version": "2024-10-21"}
+    assert seen["headers"]["api-key"] == "azkey"
+    emb = azure.embeddings.create(model="prod-emb", input="x", encoding_format="float")
+    assert len(emb.data[0].embedding) == 1536
+    assert server.requests()[-1]["path"] == "/openai/deployments/prod-emb/embeddings"
+    # Azure takes the model from the path: a body without "model" is fine there.
+    r = server.http.post("/openai/deployments/dep/chat/completions?api-version=2024-10-21",
+                   json={"messages": [{"role": "user", "content": "x"}]}, headers={"api-key": "k"})
+    assert r.status_code == 200 and r.json()["model"] == "dep"
+
+
+def test_azure_requires_api_version_and_key(server):
+    url = "/openai/deployments/dep/chat/completions"
+    body = {"messages": [{"role": "user", "content": "x"}]}
+    r = server.http.post(url, json=body, headers={"api-key": "k"})
+    assert r.status_code == 404
+    assert r.json() == {"error": {"code": "404", "message": "Resource not found"}}
+    r = server.http.post(url, params={"api-version": "2024-10-21"}, json=body)
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "401" and "Access denied" in r.json()["error"]["message"]
+
+
+# -- faults ---------------------------------------------------------------------------
+
+def test_fault_429_with_retry_after(client, server):
+    server.faults(status=429, retry_after=2, count=1)
+    with pytest.raises(openai.RateLimitError) as info:
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    assert info.value.status_code == 429
+    assert info.value.response.headers["retry-after"] == "2"
+    assert info.value.response.headers["retry-after-ms"] == "2000"
+    assert info.value.code == "rate_limit_exceeded"
+    assert info.value.body["type"] == "requests"
+    # count=1: the next request is answered.
+    assert client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}]).choices
+
+
+def test_fault_429_on_azure_and_sdk_retry_honours_it(server):
+    server.faults(status=429, retry_after=0.2, count=1)
+    azure = openai.AzureOpenAI(api_key="k", api_version="2024-10-21", azure_endpoint=server.url, max_retries=1)
+    started = time.monotonic()
+    res = azure.chat.completions.create(model="dep", messages=[{"role": "user", "content": "x"}])
+    assert res.choices[0].message.content.startswith("Hello from dep")
+    assert time.monotonic() - started >= 0.2
+    assert len(server.requests()) == 2
+
+
+@pytest.mark.parametrize("status, exc", [(500, openai.InternalServerError), (503, openai.InternalServerError)])
+def test_fault_server_errors(client, server, status, exc):
+    server.faults(status=status)
+    with pytest.raises(exc) as info:
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    assert info.value.status_code == status
+    assert info.value.body["type"] == "server_error"
+    with pytest.raises(exc):
+        client.embeddings.create(model="e", input="x")
+
+
+def test_fault_reset(client, server):
+    server.faults(reset=True, count=1)
+    with pytest.raises(openai.APIConnectionError):
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    assert client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}]).choices
+
+
+def test_fault_disconnect_mid_stream(server):
+    server.faults(disconnect_after=3)
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "one two three four five"}]}
+    received = b""
+    with pytest.raises(httpx.HTTPError):
+        with server.http.stream("POST", "/v1/chat/completions", json=body,
+                          headers={"Authorization": "Bearer k"}) as r:
+            assert r.status_code == 200
+            for part in r.iter_bytes():
+                received += part
+    events = [e for e in received.split(b"\n\n") if e]
+    assert len(events) == 3
+    assert b"[DONE]" not in received
+
+
+def test_fault_disconnect_seen_by_sdk(client, server):
+    server.faults(disconnect_after=2)
+    got = []
+    with pytest.raises((openai.APIError, httpx.HTTPError)):
+        for chunk in client.chat.completions.create(model="m", stream=True,
+                                                    messages=[{"role": "user", "content": "a b c d e"}]):
+            got.append(chunk)
+    assert len(got) == 2
+
+
+def test_fault_ttft_and_latency(server):
+    server.faults(latency_ms=100, ttft_ms=150)
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    started = time.monotonic()
+    stamps = []
+    with server.http.stream("POST", "/v1/chat/completions", json=body,
+                      headers={"Authorization": "Bearer k"}) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                stamps.append((time.monotonic() - started, line))
+    first_at = stamps[0][0]
+    content_at = next(t for t, line in stamps if '"content":"Hello' in line)
+    assert first_at >= 0.1
+    assert content_at - first_at >= 0.14
+
+
+# -- llm-comply --------------------------------------------------------------------------
+
+def test_llm_comply_openai_chat(server):
+    exe = pathlib.Path(sys.executable).with_name("llm-comply")
+    proc = subprocess.run([str(exe), "run", "--format", "openai-chat", "-u", f"{server.url}/v1",
+                           "-m", "gpt-4o-mini", "-k", "test", "--json"],
+                          capture_output=True, text=True, timeout=120)
+    report = json.loads(proc.stdout)
+    results = report["results"]
+    assert len(results) >= 9
+    ran = [r for r in results if r["status"] != "skipped"]
+    assert len(ran) >= 8
+    assert [r for r in ran if r["status"] != "passed"] == []
+    assert [r for r in ran if r.get("warnings")] == []
+    assert report["summary"]["failed"] == 0

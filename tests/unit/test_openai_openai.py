@@ -1,0 +1,262 @@
+"""The OpenAI-compatible translator: identity mapping, Azure paths, usage accounting, errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pathlib
+import sys
+import types
+
+import pytest
+
+
+def _import_translators():
+    """Import the module under test even when a sibling translator in the package fails to import."""
+    try:
+        from extproc.providers import base, openai_openai
+    except ImportError:
+        root = pathlib.Path(__file__).resolve().parents[2] / "extproc" / "providers"
+        package = types.ModuleType("extproc.providers")
+        package.__path__ = [str(root)]
+        sys.modules["extproc.providers"] = package
+        from extproc.providers import base, openai_openai
+        del sys.modules["extproc.providers"]  # later imports get the real package again
+    return base, openai_openai
+
+
+base, oo = _import_translators()
+Target, Usage = base.Target, base.Usage
+
+OPENAI = Target(model="fast", upstream_model="gpt-4o-mini", provider="openai", api="openai", base_path="/v1")
+AZURE = Target(model="fast", upstream_model="my-gpt4o", provider="azure", api="azure_openai",
+               base_path="/openai", options={"api_version": "2024-10-21"})
+VLLM = Target(model="local", upstream_model="meta-llama/Llama-3.1-8B-Instruct", provider="vllm", api="openai",
+              base_path="/v1")
+
+CHAT = {
+    "model": "fast",
+    "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "héllo"}],
+    "temperature": 0.2,
+    "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+    "stream": True,
+    "stream_options": {"include_usage": True},
+    "some_future_field": {"kept": [1, 2]},
+}
+
+
+def chat(target: Target = OPENAI) -> "oo.OpenAIChatTranslator":
+    return oo.OpenAIChatTranslator(target, created=1_700_000_000, response_id="chatcmpl-test")
+
+
+# -- requests ----------------------------------------------------------------
+
+def test_openai_request_rewrites_only_the_model():
+    t = chat()
+    original = copy.deepcopy(CHAT)
+    req = t.request(CHAT)
+    assert req.path == "/v1/chat/completions"
+    assert req.headers == {"content-type": "application/json"}
+    sent = json.loads(req.body)
+    assert sent == {**original, "model": "gpt-4o-mini"}
+    assert CHAT == original, "the client's request must not be edited in place"
+    assert "héllo" in req.body.decode("utf-8"), "non-ASCII text is sent as UTF-8, not escaped"
+
+
+def test_stream_flags_follow_the_request():
+    t = chat()
+    t.request(CHAT)
+    assert (t.stream, t.include_usage) == (True, True)
+    t = chat()
+    t.request({**CHAT, "stream_options": None})
+    assert (t.stream, t.include_usage) == (True, False)
+    t = chat()
+    t.request({"model": "fast", "messages": [], "stream_options": {"include_usage": True}})
+    assert (t.stream, t.include_usage) == (False, False)
+
+
+def test_self_hosted_model_name_with_slash_goes_in_the_body():
+    req = chat(VLLM).request({"model": "local", "messages": []})
+    assert req.path == "/v1/chat/completions"
+    assert json.loads(req.body)["model"] == "meta-llama/Llama-3.1-8B-Instruct"
+
+
+def test_azure_paths_carry_deployment_and_api_version():
+    req = chat(AZURE).request(CHAT)
+    assert req.path == "/openai/deployments/my-gpt4o/chat/completions?api-version=2024-10-21"
+    assert json.loads(req.body)["model"] == "my-gpt4o"
+    emb = oo.OpenAIEmbeddingsTranslator(AZURE).request({"model": "fast", "input": "x"})
+    assert emb.path == "/openai/deployments/my-gpt4o/embeddings?api-version=2024-10-21"
+
+
+def test_embeddings_request_and_passthrough_flags():
+    body = {"model": "emb", "input": ["a", "b"], "dimensions": 8, "encoding_format": "base64"}
+    original = copy.deepcopy(body)
+    t = oo.OpenAIEmbeddingsTranslator(OPENAI)
+    req = t.request(body)
+    assert req.path == "/v1/embeddings"
+    assert json.loads(req.body) == {**original, "model": "gpt-4o-mini"}
+    assert body == original
+    assert oo.OpenAIEmbeddingsTranslator.passthrough_response is True
+    assert oo.OpenAIChatTranslator.passthrough_response is True
+
+
+# -- responses -----------------------------------------------------------------
+
+COMPLETION = json.dumps({
+    "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15,
+              "prompt_tokens_details": {"cached_tokens": 4}},
+}).encode()
+
+
+def test_response_passes_bytes_and_records_usage():
+    t = chat()
+    assert t.response(COMPLETION) is COMPLETION
+    assert t.usage == Usage(input_tokens=12, output_tokens=3, cached_input_tokens=4)
+
+
+def test_response_without_usage_or_not_json_leaves_usage_unknown():
+    t = chat()
+    assert t.response(b'{"id":"x","choices":[]}') == b'{"id":"x","choices":[]}'
+    assert t.usage is None
+    assert t.response(b"not json") == b"not json"
+    assert t.usage is None
+
+
+def test_response_usage_with_null_details():
+    t = chat()
+    t.response(b'{"usage":{"prompt_tokens":7,"completion_tokens":2,"prompt_tokens_details":null}}')
+    assert t.usage == Usage(7, 2, 0)
+
+
+def test_embeddings_usage():
+    t = oo.OpenAIEmbeddingsTranslator(OPENAI)
+    body = b'{"object":"list","data":[],"model":"m","usage":{"prompt_tokens":9,"total_tokens":9}}'
+    assert t.response(body) is body
+    assert t.usage == Usage(input_tokens=9, output_tokens=0, cached_input_tokens=0)
+
+
+def _sse(*chunks: dict) -> bytes:
+    return b"".join(b"data: " + json.dumps(c, ensure_ascii=False).encode() + b"\n\n" for c in chunks) \
+        + b"data: [DONE]\n\n"
+
+
+STREAM = _sse(
+    {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"role": "assistant",
+                                                                                     "content": ""}}],
+     "usage": None},
+    {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "naïve 日本 🎉"}}],
+     "usage": None},
+    {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+     "usage": None},
+    {"id": "c", "object": "chat.completion.chunk", "choices": [],
+     "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25,
+               "prompt_tokens_details": {"cached_tokens": 16}}},
+)
+
+
+def test_stream_one_byte_at_a_time_passes_through_and_records_usage():
+    t = chat()
+    t.request(CHAT)
+    out = b""
+    seen_usage_before_last = False
+    for i in range(len(STREAM)):
+        piece = STREAM[i:i + 1]  # splits every multi-byte UTF-8 character and every line ending
+        returned = t.stream_chunk(piece)
+        assert returned == piece
+        out += returned
+        if t.usage is not None and i < STREAM.index(b'"usage": {'):
+            seen_usage_before_last = True
+    assert out + t.stream_end() == STREAM
+    assert not seen_usage_before_last
+    assert t.usage == Usage(input_tokens=20, output_tokens=5, cached_input_tokens=16)
+
+
+def test_stream_crlf_in_odd_chunks():
+    t = chat()
+    t.request(CHAT)
+    data = STREAM.replace(b"\n", b"\r\n")
+    out = b"".join(t.stream_chunk(data[i:i + 7]) for i in range(0, len(data), 7))
+    assert out == data
+    assert t.usage == Usage(20, 5, 16)
+
+
+def test_stream_without_usage_chunk_leaves_usage_unknown():
+    t = chat()
+    t.request({**CHAT, "stream_options": None})
+    data = _sse({"id": "c", "choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": "stop"}]})
+    assert t.stream_chunk(data) == data
+    assert t.stream_end() == b""
+    assert t.usage is None
+
+
+# -- errors --------------------------------------------------------------------
+
+def _err(status: int, body: bytes) -> tuple[int, dict]:
+    new_status, out = chat().error(status, body)
+    return new_status, json.loads(out)["error"]
+
+
+def test_openai_error_keeps_message_type_param_and_code():
+    body = json.dumps({"error": {"message": "You exceeded your current quota", "type": "insufficient_quota",
+                                 "param": None, "code": "insufficient_quota"}}).encode()
+    assert _err(429, body) == (429, {"message": "You exceeded your current quota", "type": "insufficient_quota",
+                                     "param": None, "code": "insufficient_quota"})
+    body = json.dumps({"error": {"message": "Invalid 'messages'", "type": "invalid_request_error",
+                                 "param": "messages", "code": "empty_array"}}).encode()
+    assert _err(400, body) == (400, {"message": "Invalid 'messages'", "type": "invalid_request_error",
+                                     "param": "messages", "code": "empty_array"})
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_provider_auth_failure_is_the_gateways_problem(status):
+    body = b'{"error":{"message":"Incorrect API key provided: sk-abc","type":"invalid_request_error",' \
+           b'"param":null,"code":"invalid_api_key"}}'
+    new_status, err = _err(status, body)
+    assert new_status == 502
+    assert err["type"] == "upstream_error"
+    assert "Incorrect API key provided" in err["message"]
+
+
+def test_server_errors_become_502_but_503_stays():
+    body = b'{"error":{"message":"The server had an error","type":"server_error","param":null,"code":null}}'
+    status, err = _err(500, body)
+    assert status == 502 and err["type"] == "upstream_error" and err["message"] == "The server had an error"
+    status, err = _err(503, b'{"error":{"message":"overloaded","type":"server_error","param":null,"code":null}}')
+    assert status == 503 and err["message"] == "overloaded"
+
+
+def test_azure_error_shape_code_and_message_only():
+    status, err = _err(404, b'{"error":{"code":"DeploymentNotFound","message":"The API deployment for this '
+                            b'resource does not exist."}}')
+    assert status == 404
+    assert err == {"message": "The API deployment for this resource does not exist.",
+                   "type": "invalid_request_error", "param": None, "code": "DeploymentNotFound"}
+    status, err = _err(429, b'{"error":{"code":"429","message":"Requests have exceeded token rate limit."}}')
+    assert (status, err["type"], err["code"]) == (429, "rate_limit_error", "429")
+
+
+def test_self_hosted_error_shapes():
+    status, err = _err(404, b'{"error":"model \\"llama3\\" not found, try pulling it first"}')  # Ollama
+    assert status == 404 and err["message"] == 'model "llama3" not found, try pulling it first'
+    status, err = _err(400, b'{"object":"error","message":"max_tokens is too large","type":"BadRequestError",'
+                            b'"param":null,"code":400}')  # vLLM
+    assert status == 400 and err["message"] == "max_tokens is too large" and err["code"] == "400"
+
+
+@pytest.mark.parametrize("body", [b"<html>502 Bad Gateway</html>", b"", b'{"detail":"nope"}', b"[1,2]",
+                                  b'{"error":{"code":500}}'])
+def test_non_openai_bodies_get_a_generic_message(body):
+    status, err = _err(500, body)
+    assert status == 502
+    assert err["message"] == "provider returned HTTP 500 without an OpenAI error body"
+    assert err["type"] == "upstream_error"
+    status, err = _err(400, body)
+    assert status == 400 and err["type"] == "invalid_request_error"
+
+
+def test_embeddings_errors_use_the_same_rules():
+    status, out = oo.OpenAIEmbeddingsTranslator(OPENAI).error(401, b'{"error":{"message":"bad key"}}')
+    assert status == 502 and "bad key" in json.loads(out)["error"]["message"]
