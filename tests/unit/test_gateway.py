@@ -1,0 +1,167 @@
+"""The request lifecycle without Envoy: validation, planning, per-attempt rewrites, response handling."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from extproc import errors
+from extproc.config import load
+from extproc.credentials import Credentials, Secret
+from extproc.devstack import DEFAULT_ROUTING
+from extproc.gateway import KEY_HEADER, TRY_HEADERS, Gateway
+
+KEYS = {"OPENAI_API_KEY": "sk-openai", "ANTHROPIC_API_KEY": "sk-ant", "GEMINI_API_KEY": "g-key",
+        "AZURE_OPENAI_API_KEY": "az-key"}
+CHAT = {":method": "POST", ":path": "/v1/chat/completions", "content-type": "application/json"}
+
+
+@pytest.fixture
+def gw() -> Gateway:
+    return Gateway(load(DEFAULT_ROUTING), Credentials(KEYS), clock=lambda: 1_700_000_000.5)
+
+
+def _exchange(gw: Gateway, body: dict, path: str = "/v1/chat/completions"):
+    return gw.request_body({**CHAT, ":path": path}, json.dumps(body).encode())
+
+
+def test_models_listing_and_lookup(gw):
+    answer = gw.request_headers({":method": "GET", ":path": "/v1/models"}, True)
+    ids = [m["id"] for m in json.loads(answer.body)["data"]]
+    assert "gpt-4o-mini" in ids and "auto" in ids
+    assert json.loads(gw.request_headers({":method": "GET", ":path": "/v1/models/gpt-4o"}, True).body)["id"] == "gpt-4o"
+    assert gw.request_headers({":method": "GET", ":path": "/v1/models/nope"}, True).status == 404
+
+
+@pytest.mark.parametrize("headers,status", [
+    ({":method": "POST", ":path": "/v1/completions", "content-type": "application/json"}, 404),
+    ({":method": "GET", ":path": "/v1/chat/completions"}, 404),
+    ({":method": "POST", ":path": "/v1/chat/completions", "content-type": "text/plain"}, 415),
+    ({**CHAT, "content-length": str(10**9)}, 413),
+])
+def test_header_stage_rejections(gw, headers, status):
+    answer = gw.request_headers(headers, False)
+    assert answer.status == status and set(json.loads(answer.body)["error"]) == {"message", "type", "param", "code"}
+
+
+def test_empty_body_is_400(gw):
+    assert gw.request_headers(CHAT, True).status == 400
+
+
+def test_content_type_with_charset_is_accepted(gw):
+    assert gw.request_headers({**CHAT, "content-type": "application/json; charset=utf-8"}, False) is None
+
+
+def test_route_sets_one_try_header_per_attempt_and_drops_client_credentials(gw):
+    ex = _exchange(gw, {"model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "hi"}]})
+    route = gw.route(ex)
+    assert [route.set_headers[h] for h in TRY_HEADERS] == ["anthropic"] * 3
+    assert route.set_headers[KEY_HEADER] == ex.key
+    assert "authorization" in route.remove_headers
+
+
+def test_attempt_rewrites_for_the_provider_with_its_credential(gw):
+    body = {"model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "hi"}]}
+    ex = _exchange(gw, body)
+    rewrite = gw.attempt(ex, 1)
+    assert rewrite.set_headers[":path"] == "/v1/messages"
+    assert rewrite.set_headers[":authority"] == "api.anthropic.com"
+    assert rewrite.set_headers["x-api-key"] == "sk-ant"
+    assert rewrite.set_headers["content-length"] == str(len(rewrite.body))
+    assert {"authorization", "x-goog-api-key", "api-key"} <= set(rewrite.remove_headers)
+    assert "x-llm-try-1" in rewrite.remove_headers and "x-llm-try-2" not in rewrite.remove_headers
+    assert json.loads(rewrite.body)["model"] == "claude-3-5-haiku-latest"
+    # A retry starts again from the original body, which was never edited.
+    again = gw.attempt(ex, 2)
+    assert again.body == rewrite.body and ex.body == body
+
+
+def test_alias_goes_to_the_default_model(gw):
+    ex = _exchange(gw, {"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+    assert ex.plan.models[0].id == "gpt-4o-mini" and "alias" in ex.plan.reason
+
+
+@pytest.mark.parametrize("raw,exc,fragment", [
+    (b"\xff", errors.InvalidRequest, "UTF-8"),
+    (b"{", errors.InvalidRequest, "parse the JSON"),
+    (b"3", errors.InvalidRequest, "JSON object"),
+    (b'{"model": "gpt-4o-mini"}', errors.InvalidRequest, "messages"),
+    (b'{"model": "gpt-4o-mini", "messages": []}', errors.InvalidRequest, "empty array"),
+    (b'{"model": "gpt-4o-mini", "messages": ["hi"]}', errors.InvalidRequest, "messages[0]"),
+    (b'{"model": "gpt-4o-mini", "messages": [{"role": "user"}], "stream": "yes"}', errors.InvalidRequest, "stream"),
+    (b'{"model": "gpt-4o-mini", "messages": [{"role": "user"}], "n": true}', errors.InvalidRequest, "'n'"),
+    (b'{"model": "x", "messages": [{"role": "user", "content": "q"}]}', errors.ModelNotFound, "'x'"),
+    (b'{"model": "text-embedding-3-small", "messages": [{"role": "user", "content": "q"}]}',
+     errors.UnsupportedFeature, "does not serve"),
+    (b'{"model": "claude-3-5-haiku", "n": 2, "messages": [{"role": "user", "content": "q"}]}',
+     errors.UnsupportedFeature, "n"),
+])
+def test_body_rejections(gw, raw, exc, fragment):
+    with pytest.raises(exc) as info:
+        gw.request_body(CHAT, raw)
+    assert fragment in info.value.message
+
+
+def test_embeddings_need_input(gw):
+    with pytest.raises(errors.InvalidRequest, match="input"):
+        _exchange(gw, {"model": "text-embedding-3-small"}, "/v1/embeddings")
+
+
+def _answered(gw, body):
+    ex = _exchange(gw, body)
+    gw.attempt(ex, 1)
+    return ex
+
+
+UPSTREAM = {":status": "200", "x-envoy-upstream-service-time": "3", "x-envoy-attempt-count": "1"}
+
+
+def test_openai_responses_pass_through_untouched(gw):
+    ex = _answered(gw, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "q"}]})
+    start = gw.response_headers(ex, UPSTREAM)
+    assert start.body == "pass"
+    assert start.set_headers["x-llm-provider"] == "openai" and start.set_headers["x-llm-model"] == "gpt-4o-mini"
+
+
+def test_anthropic_json_is_buffered_and_translated(gw):
+    ex = _answered(gw, {"model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "q"}]})
+    start = gw.response_headers(ex, UPSTREAM)
+    assert start.body == "whole" and "content-length" in start.remove_headers
+    raw = json.dumps({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-3-5-haiku-latest",
+                      "content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn",
+                      "usage": {"input_tokens": 3, "output_tokens": 1}}).encode()
+    assert gw.response_body(ex, raw[:10], False) == b""
+    out = json.loads(gw.response_body(ex, raw[10:], True))
+    assert out["choices"][0]["message"]["content"] == "hi" and out["usage"]["total_tokens"] == 4
+    assert out["created"] == 1_700_000_000
+
+
+def test_provider_errors_keep_meaningful_statuses(gw):
+    ex = _answered(gw, {"model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "q"}]})
+    start = gw.response_headers(ex, {**UPSTREAM, ":status": "529"})
+    assert start.set_headers[":status"] == "503"
+    body = gw.response_body(ex, b'{"type":"error","error":{"type":"overloaded_error","message":"busy"}}', True)
+    assert json.loads(body)["error"]["message"] == "busy"
+
+
+def test_envoys_own_replies_pass(gw):
+    ex = _answered(gw, {"model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "q"}]})
+    assert gw.response_headers(ex, {":status": "503"}).body == "pass"
+
+
+def test_secrets_do_not_print():
+    assert "sk-" not in repr(Secret("sk-very-secret")) and "sk-" not in str(Secret("sk-very-secret"))
+
+
+def test_key_files_are_reread_when_rotated(tmp_path):
+    from extproc.config import Provider
+    path = tmp_path / "key"
+    path.write_text("first\n")
+    creds = Credentials({})
+    provider = Provider(name="p", api="openai", cluster="p", base_path="/v1", api_key_file=str(path))
+    assert creds.key_for(provider).value == "first"
+    import os
+    path.write_text("second")
+    os.utime(path, (1, 1))
+    assert creds.key_for(provider).value == "second"
