@@ -102,6 +102,7 @@ class Stack:
         while time.monotonic() < deadline:
             for p in self.processes:
                 if p.poll() is not None:
+                    self.stop()
                     raise RuntimeError(f"{p.args[:4]} exited with {p.returncode}; see {self.workdir}/stack.log")
             try:
                 if all(httpx.get(url, timeout=1).status_code == 200 for url in checks) and self._extproc_up():

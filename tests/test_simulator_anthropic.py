@@ -2,73 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import pathlib
-import socket
-import subprocess
-import sys
-import threading
 import time
-import types
 
 import httpx
 import pytest
-from aiohttp import web
 
 from extproc import sse
 from extproc.providers.base import Target
 from extproc.providers.openai_anthropic import AnthropicChatTranslator
+from extproc.simulators import anthropic as sim_anthropic, core
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-LLM_COMPLY = pathlib.Path(sys.executable).with_name("llm-comply")
+from .simulator_server import SimulatorServer, run_llm_comply, server_fixture
+
 HEADERS = {"x-api-key": "test", "anthropic-version": "2023-06-01"}
 MODEL = "claude-3-5-haiku-latest"
 
 
-def _import_simulator():
-    """Import the Anthropic simulator even when a sibling simulator in the package fails to import."""
-    try:
-        from extproc.simulators import anthropic as sim_anthropic, core
-    except ImportError:
-        package = types.ModuleType("extproc.simulators")
-        package.__path__ = [str(ROOT / "extproc" / "simulators")]
-        sys.modules["extproc.simulators"] = package
-        from extproc.simulators import anthropic as sim_anthropic, core
-    return core, sim_anthropic
-
-
-core, sim_anthropic = _import_simulator()
-
-
-class Server:
-    """The simulator on a free loopback port, served from its own event loop thread."""
-
-    def __init__(self) -> None:
-        self.sim = core.Simulator("anthropic")
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.runner = web.AppRunner(self.sim.app(sim_anthropic.routes(self.sim)), access_log=None,
-                                    handle_signals=False)
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-
-    async def _start(self) -> None:
-        await self.runner.setup()
-        await web.SockSite(self.runner, self.sock).start()
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-    def faults(self, **fields) -> None:
-        r = httpx.put(f"{self.url}/_sim/faults", json=fields)
-        assert r.status_code == 200, r.text
+class AnthropicServer(SimulatorServer):
+    """The Anthropic simulator, with shortcuts for its Messages endpoint."""
 
     def post(self, body: dict, headers: dict | None = None) -> httpx.Response:
         return httpx.post(f"{self.url}/v1/messages", json=body, headers=HEADERS if headers is None else headers,
@@ -80,17 +33,12 @@ class Server:
             return r, r.read()
 
 
-@pytest.fixture(scope="module")
-def server():
-    s = Server()
-    yield s
-    s.close()
+server = server_fixture("anthropic", sim_anthropic, AnthropicServer)
 
 
 @pytest.fixture(autouse=True)
 def clean(server):
-    httpx.delete(f"{server.url}/_sim/faults")
-    httpx.delete(f"{server.url}/_sim/requests")
+    server.clear()
     yield
 
 
@@ -348,12 +296,8 @@ def test_translator_round_trip(server):
 
 def test_llm_comply_anthropic_suite(server):
     """Every test of llm-comply's Anthropic suite passes, with no warnings and none skipped."""
-    proc = subprocess.run(
-        [str(LLM_COMPLY), "run", "--format", "anthropic", "-u", f"{server.url}/v1", "-m", MODEL, "-k", "test",
-         "--auth-header", "x-api-key", "--no-bearer", "-H", "anthropic-version:2023-06-01", "--json",
-         "--timeout", "20"],
-        capture_output=True, text=True, timeout=120)
-    report = json.loads(proc.stdout)
+    report, proc = run_llm_comply("anthropic", f"{server.url}/v1", MODEL, "-k", "test", "--auth-header", "x-api-key",
+                                  "--no-bearer", "-H", "anthropic-version:2023-06-01", "--timeout", "20")
     results = {r["id"]: r for r in report["results"]}
     assert set(results) >= {"anth-basic-response", "anth-system-prompt", "anth-multi-turn", "anth-tool-calling",
                             "anth-streaming-response", "anth-streaming-usage", "anth-image-input",

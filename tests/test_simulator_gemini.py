@@ -2,87 +2,36 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import math
-import pathlib
-import socket
 import struct
-import subprocess
-import sys
-import threading
-import types
 
 import httpx
 import pytest
-from aiohttp import web
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from extproc.simulators import core, gemini as sim_gemini
+
+from .simulator_server import SimulatorServer, run_llm_comply, server_fixture
+
 MODEL = "gemini-2.0-flash"
 KEY = {"x-goog-api-key": "test-key"}
 
 
-def _import_simulator():
-    """Import the Gemini simulator even when a sibling simulator in the package fails to import."""
-    try:
-        from extproc.simulators import core, gemini
-    except ImportError:
-        package = types.ModuleType("extproc.simulators")
-        package.__path__ = [str(ROOT / "extproc" / "simulators")]
-        sys.modules["extproc.simulators"] = package
-        from extproc.simulators import core, gemini
-    return core, gemini
-
-
-core, sim_gemini = _import_simulator()
-
-
-class Server:
-    """The simulator on a free loopback port, served from its own event loop thread."""
-
-    def __init__(self) -> None:
-        self.sim = core.Simulator("gemini")
-        self.app = self.sim.app(sim_gemini.routes(self.sim))
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-
-    async def _start(self) -> None:
-        await self.runner.setup()
-        await web.SockSite(self.runner, self.sock).start()
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+class GeminiServer(SimulatorServer):
+    """The Gemini simulator, with a shortcut for its ``models/{model}:{method}`` endpoints."""
 
     def post(self, method: str, body, *, model: str = MODEL, headers=KEY, query: str = "") -> httpx.Response:
         return httpx.post(f"{self.url}/v1beta/models/{model}:{method}{query}", json=body, headers=headers,
                           timeout=10)
 
-    def faults(self, **fields) -> None:
-        r = httpx.put(f"{self.url}/_sim/faults", json=fields)
-        assert r.status_code == 200, r.text
 
-
-@pytest.fixture(scope="module")
-def server():
-    s = Server()
-    yield s
-    s.close()
+server = server_fixture("gemini", sim_gemini, GeminiServer)
 
 
 @pytest.fixture(autouse=True)
 def clean(server):
-    httpx.delete(f"{server.url}/_sim/faults")
-    httpx.delete(f"{server.url}/_sim/requests")
+    server.clear()
     yield
 
 
@@ -353,12 +302,8 @@ def test_translator_embeddings_base64(server):
 def test_llm_comply_google_genai(server):
     """Every google-genai compliance test passes. Warnings are allowed: with a Gemini 2 model name the
     simulator, like Google, gives functionCall parts no id (only Gemini 3 numbers them)."""
-    cli = pathlib.Path(sys.executable).parent / "llm-comply"
-    proc = subprocess.run(
-        [str(cli), "run", "--format", "google-genai", "-u", server.url, "-k", "test-key",
-         "--auth-header", "x-goog-api-key", "--no-bearer", "-m", MODEL, "--json", "--timeout", "20"],
-        capture_output=True, text=True, timeout=120)
-    report = json.loads(proc.stdout)
+    report, proc = run_llm_comply("google-genai", server.url, MODEL, "-k", "test-key", "--auth-header", "x-goog-api-key",
+                                  "--no-bearer", "--timeout", "20")
     results = {r["id"]: r for r in report["results"]}
     assert {"google-basic-response", "google-streaming-response", "google-tool-calling", "google-image-input",
             "google-thinking", "google-error-handling"} <= set(results)

@@ -2,91 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import math
-import pathlib
-import socket
 import struct
-import subprocess
-import sys
-import threading
 import time
-import types
 
 import httpx
 import openai
 import pytest
-from aiohttp import web
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from extproc.simulators import core, openai as sim_openai
 
+from .simulator_server import run_llm_comply, server_fixture
 
-def _import_simulator():
-    """Import the OpenAI simulator even when a sibling simulator in the package fails to import."""
-    try:
-        from extproc.simulators import core, openai as sim_openai
-    except ImportError:
-        package = types.ModuleType("extproc.simulators")
-        package.__path__ = [str(ROOT / "extproc" / "simulators")]
-        sys.modules["extproc.simulators"] = package
-        from extproc.simulators import core, openai as sim_openai
-        del sys.modules["extproc.simulators"]  # later imports get the real package again
-    return core, sim_openai
-
-
-core, sim_openai = _import_simulator()
-
-
-class Server:
-    """The simulator on a free loopback port, served from its own event loop thread."""
-
-    def __init__(self) -> None:
-        self.sim = core.Simulator("openai")
-        self.app = self.sim.app(sim_openai.routes(self.sim))
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-        self.http = httpx.Client(base_url=self.url, timeout=10)  # one client: each new one loads CA certificates
-
-    async def _start(self) -> None:
-        await self.runner.setup()
-        await web.SockSite(self.runner, self.sock).start()
-
-    def close(self) -> None:
-        self.http.close()
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-    def faults(self, **fields) -> None:
-        r = self.http.put("/_sim/faults", json=fields)
-        assert r.status_code == 200, r.text
-
-    def requests(self) -> list[dict]:
-        return self.http.get("/_sim/requests").json()
-
-
-@pytest.fixture(scope="module")
-def server():
-    s = Server()
-    yield s
-    s.close()
+server = server_fixture("openai", sim_openai)
 
 
 @pytest.fixture(autouse=True)
 def _clean(server):
-    server.http.delete("/_sim/faults")
-    server.http.delete("/_sim/requests")
+    server.clear()
     yield
-    server.http.delete("/_sim/faults")
+    server.clear_faults()
 
 
 @pytest.fixture(scope="module")
@@ -453,11 +390,7 @@ def test_fault_ttft_and_latency(server):
 # -- llm-comply --------------------------------------------------------------------------
 
 def test_llm_comply_openai_chat(server):
-    exe = pathlib.Path(sys.executable).with_name("llm-comply")
-    proc = subprocess.run([str(exe), "run", "--format", "openai-chat", "-u", f"{server.url}/v1",
-                           "-m", "gpt-4o-mini", "-k", "test", "--json"],
-                          capture_output=True, text=True, timeout=120)
-    report = json.loads(proc.stdout)
+    report, _proc = run_llm_comply("openai-chat", f"{server.url}/v1", "gpt-4o-mini", "-k", "test")
     results = report["results"]
     assert len(results) >= 9
     ran = [r for r in results if r["status"] != "skipped"]

@@ -80,8 +80,7 @@ async def _answer(sim: Simulator, request: web.Request, *, count_only: bool) -> 
         return web.json_response({"input_tokens": core.think(replace(prompt, tools=[])).input_tokens},
                                  headers={"request-id": request_id})
 
-    faults = sim.draw()
-    await sim.before_answer(request, faults)
+    faults = await sim.faults_for(request)
     if faults is not None and faults.status:
         headers = {"retry-after": _seconds(faults.retry_after)} if faults.retry_after is not None else {}
         return _error(faults.status, f"simulated HTTP {faults.status}", request_id, headers)

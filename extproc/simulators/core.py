@@ -193,16 +193,19 @@ class Simulator:
                 self.faults = Faults()
         return f
 
-    async def before_answer(self, request: web.Request, faults: Faults | None) -> None:
-        """Apply the faults that act before any byte of the answer: latency, stall, reset."""
+    async def faults_for(self, request: web.Request) -> Faults | None:
+        """Draw this request's faults and apply those that act before any byte of the answer:
+        latency, stall, reset. The caller applies the rest (status, stream faults)."""
+        faults = self.draw()
         if faults is None:
-            return
+            return None
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
         if faults.stall:
             await asyncio.sleep(3600)
         if faults.reset:
             abort(request)
+        return faults
 
     async def _get_faults(self, _: web.Request) -> web.Response:
         return web.json_response(asdict(self.faults))

@@ -287,8 +287,7 @@ def routes(sim: core.Simulator) -> list[web.RouteDef]:
         denied = auth(request)
         if denied is not None:
             return None, denied
-        faults = sim.draw()
-        await sim.before_answer(request, faults)
+        faults = await sim.faults_for(request)
         if faults is not None and faults.status is not None:
             headers = {"retry-after": f"{faults.retry_after:g}"} if faults.retry_after is not None else None
             message = _FAULT_MESSAGES.get(faults.status, f"Simulated error {faults.status}.")

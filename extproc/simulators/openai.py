@@ -81,8 +81,7 @@ class _API:
         except _Fail as fail:
             return _error(request, fail, started)
         self.seen_models.add(model)
-        faults = self.sim.draw()
-        await self.sim.before_answer(request, faults)
+        faults = await self.sim.faults_for(request)
         if faults is not None and faults.status is not None:
             return _fault(request, faults, started)
         replies = [think(prompt) for _ in range(n)]
@@ -116,8 +115,7 @@ class _API:
         except _Fail as fail:
             return _error(request, fail, started)
         self.seen_models.add(model)
-        faults = self.sim.draw()
-        await self.sim.before_answer(request, faults)
+        faults = await self.sim.faults_for(request)
         if faults is not None and faults.status is not None:
             return _fault(request, faults, started)
         data = []
