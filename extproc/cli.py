@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--listen", default=os.environ.get("EXTPROC_LISTEN", "127.0.0.1:50051"),
                    help="HOST:PORT or unix:PATH (default 127.0.0.1:50051, or $EXTPROC_LISTEN)")
     p.add_argument("--grace", type=float, default=30.0, help="seconds to let in-flight streams finish on SIGTERM")
+    p.add_argument("--status-listen", default=os.environ.get("EXTPROC_STATUS_LISTEN"),
+                   help="HOST:PORT for the JSON status endpoint GET /status (default: off, or $EXTPROC_STATUS_LISTEN)")
 
     p = sub.add_parser("simulate", help="run provider simulators on loopback")
     p.add_argument("providers", nargs="+", metavar="NAME=API:PORT",
@@ -57,7 +59,7 @@ def _serve(args: argparse.Namespace) -> int:
     except routing_config.ConfigError as exc:
         print(f"extproc serve: invalid config: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(serve(Gateway(cfg), args.listen, args.grace))
+    asyncio.run(serve(Gateway(cfg), args.listen, args.grace, status_address=args.status_listen))
     return 0
 
 

@@ -53,10 +53,15 @@ class Stack:
     sim_keys: dict[str, str] = field(default_factory=dict)     # provider name -> placeholder key
     admin_port: int = 0
     extproc_port: int = 0
+    status_port: int = 0
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.listen_port}/v1"
+
+    @property
+    def status_url(self) -> str:
+        return f"http://127.0.0.1:{self.status_port}/status"
 
     def sim_url(self, provider: str) -> str:
         return f"http://127.0.0.1:{self.simulators[provider]}"
@@ -67,7 +72,7 @@ class Stack:
         names = self.simulate if self.simulate is not None else [
             p.name for p in cfg.providers.values() if not (p.api_key_env and env.get(p.api_key_env))]
         self.listen_port = self.listen_port or free_port()
-        self.admin_port, self.extproc_port = free_port(), free_port()
+        self.admin_port, self.extproc_port, self.status_port = free_port(), free_port(), free_port()
         self.simulators = {name: free_port() for name in names}
         for name in names:
             provider = cfg.providers[name]
@@ -80,7 +85,8 @@ class Stack:
         if sim_args:
             self._spawn([sys.executable, "-m", "extproc", "simulate", *sim_args], env, log)
         self._spawn([sys.executable, "-m", "extproc", "serve", "--config", str(self.routing),
-                     "--listen", f"127.0.0.1:{self.extproc_port}"], env, log)
+                     "--listen", f"127.0.0.1:{self.extproc_port}",
+                     "--status-listen", f"127.0.0.1:{self.status_port}"], env, log)
         local = envoy_config.localize(
             envoy_config.load(), listen_port=self.listen_port, admin_port=self.admin_port,
             extproc=f"127.0.0.1:{self.extproc_port}",
@@ -97,7 +103,7 @@ class Stack:
 
     def _wait_ready(self, wait: float) -> None:
         deadline = time.monotonic() + wait
-        checks = [f"http://127.0.0.1:{self.admin_port}/ready"]
+        checks = [f"http://127.0.0.1:{self.admin_port}/ready", f"{self.status_url}"]
         checks += [f"{self.sim_url(n)}/_sim/faults" for n in self.simulators]
         while time.monotonic() < deadline:
             for p in self.processes:
@@ -105,17 +111,13 @@ class Stack:
                     self.stop()
                     raise RuntimeError(f"{p.args[:4]} exited with {p.returncode}; see {self.workdir}/stack.log")
             try:
-                if all(httpx.get(url, timeout=1).status_code == 200 for url in checks) and self._extproc_up():
+                if all(httpx.get(url, timeout=1).status_code == 200 for url in checks):
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"gateway did not become ready in {wait}s; see {self.workdir}/stack.log")
-
-    def _extproc_up(self) -> bool:
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", self.extproc_port)) == 0
 
     def stop(self) -> None:
         for p in reversed(self.processes):

@@ -21,7 +21,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from . import errors
 from .config import Config, Model
@@ -86,8 +86,10 @@ class Exchange:
     created: int
     response_id: str
     first: tuple[Translator, UpstreamRequest] | None = None   # attempt 1, translated up front
-    translator: Translator | None = None   # for the attempt whose response is coming back
-    answered_by: Model | None = None
+    attempts: dict[int, tuple[Model, Translator]] = field(default_factory=dict)   # by attempt number
+    answering: int | None = None           # the attempt whose response is coming back
+    per_try_timeout_ms: int | None = None
+    trail: Any = None                      # the exchange's spans (telemetry.Trail), owned by the server
     mode: str = "pass"
     buffer: bytearray = field(default_factory=bytearray)
     error_status: int | None = None
@@ -95,6 +97,14 @@ class Exchange:
     @property
     def stream(self) -> bool:
         return self.endpoint == "chat" and self.body.get("stream") is True
+
+    @property
+    def translator(self) -> Translator | None:
+        return self.attempts[self.answering][1] if self.answering in self.attempts else None
+
+    @property
+    def answered_by(self) -> Model | None:
+        return self.attempts[self.answering][0] if self.answering in self.attempts else None
 
 
 class Gateway:
@@ -156,7 +166,11 @@ class Gateway:
         """Headers Envoy routes on, and the client's headers that must not travel further."""
         tries = {h: exchange.plan.models[min(i, len(exchange.plan.models) - 1)].provider.cluster
                  for i, h in enumerate(TRY_HEADERS)}
-        return Rewrite(set_headers={**tries, KEY_HEADER: exchange.key}, remove_headers=list(CREDENTIAL_HEADERS))
+        set_headers = {**tries, KEY_HEADER: exchange.key}
+        if exchange.per_try_timeout_ms:
+            # Envoy's router reads these after the filters ran: the tier's latency target bounds each attempt.
+            set_headers["x-envoy-upstream-rq-per-try-timeout-ms"] = str(exchange.per_try_timeout_ms)
+        return Rewrite(set_headers=set_headers, remove_headers=list(CREDENTIAL_HEADERS))
 
     # ---- upstream stage: one call per attempt ----------------------------------------------------
 
@@ -167,7 +181,7 @@ class Gateway:
             translator, upstream = exchange.first
         else:
             translator, upstream = self._translate(exchange, model)
-        exchange.translator, exchange.answered_by = translator, model
+        exchange.attempts[number] = (model, translator)
         provider = model.provider
         set_headers = {":path": upstream.path, "content-length": str(len(upstream.body)), **upstream.headers}
         if provider.host:
@@ -187,6 +201,7 @@ class Gateway:
         status = int(headers.get(":status", "0") or 0)
         attempts = headers.get("x-envoy-attempt-count", "1")
         set_headers: dict[str, str] = {"x-llm-attempts": attempts}
+        exchange.answering = int(attempts) if attempts.isdigit() else None
         model = exchange.answered_by
         if model is None or "x-envoy-upstream-service-time" not in headers:
             # No provider answered: Envoy's own reply (no upstream, timeout), already shaped by local_reply_config.

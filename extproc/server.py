@@ -24,7 +24,10 @@ from google.protobuf import struct_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from .errors import GatewayError, UpstreamError
+from .status import StatusService
 from .gateway import KEY_HEADER, Answer, Exchange, Gateway, Rewrite
+from .health import HealthTracker
+from .telemetry import Tracing, tracer_provider
 
 log = logging.getLogger("extproc")
 
@@ -64,8 +67,9 @@ def immediate(answer: Answer) -> pb.ProcessingResponse:
 
 
 class Processor(pb_grpc.ExternalProcessorServicer):
-    def __init__(self, gateway: Gateway):
+    def __init__(self, gateway: Gateway, tracing: Tracing):
         self.gateway = gateway
+        self.tracing = tracing
         self.exchanges: dict[str, Exchange] = {}
 
     async def Process(self, requests: AsyncIterator[pb.ProcessingRequest], context: grpc.aio.ServicerContext):
@@ -75,9 +79,11 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             yield response
 
     async def _router(self, requests: AsyncIterator[pb.ProcessingRequest]):
-        gateway = self.gateway
+        gateway, tracing = self.gateway, self.tracing
         headers: dict[str, str] = {}
         exchange: Exchange | None = None
+        status: int | None = None
+        error: str | None = None
         try:
             async for req in requests:
                 kind = req.WhichOneof("request")
@@ -95,44 +101,75 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     try:
                         exchange = gateway.request_body(headers, req.request_body.body)
                     except GatewayError as exc:
+                        self._rejected(headers, exc)
                         yield immediate(Answer.error(exc))
                         return
+                    exchange.trail = tracing.start_request(
+                        headers, "chat" if exchange.endpoint == "chat" else "embeddings", exchange.body["model"],
+                        exchange.plan.reason, [m.id for m in exchange.plan.models])
                     self.exchanges[exchange.key] = exchange
                     route = gateway.route(exchange)
                     yield pb.ProcessingResponse(request_body=pb.BodyResponse(response=pb.CommonResponse(
                         header_mutation=mutation(route.set_headers, route.remove_headers),
                         clear_route_cache=True)))
                 elif kind == "response_headers":
+                    response_headers = headers_of(req.response_headers)
+                    status = int(response_headers.get(":status", "0") or 0)
                     if exchange is None:  # Envoy's own reply before any routing
                         yield pb.ProcessingResponse(response_headers=pb.HeadersResponse(),
                                                     mode_override=processing_mode_pb2.ProcessingMode(
                                                         response_body_mode=processing_mode_pb2.ProcessingMode.NONE))
                         continue
-                    start = gateway.response_headers(exchange, headers_of(req.response_headers))
+                    start = gateway.response_headers(exchange, response_headers)
+                    if exchange.answering is not None and exchange.answered_by is not None:
+                        tracing.answered(exchange.trail, exchange.answering, status)
                     yield pb.ProcessingResponse(
                         response_headers=pb.HeadersResponse(response=pb.CommonResponse(
                             header_mutation=mutation(start.set_headers, start.remove_headers))),
                         mode_override=processing_mode_pb2.ProcessingMode(response_body_mode=_BODY_MODES[start.body]))
                 elif kind == "response_body":
                     body = req.response_body
+                    if exchange is not None and exchange.trail is not None:
+                        tracing.first_byte(exchange.trail)
                     out = gateway.response_body(exchange, body.body, body.end_of_stream) if exchange else body.body
                     yield pb.ProcessingResponse(response_body=pb.BodyResponse(response=pb.CommonResponse(
                         body_mutation=pb.BodyMutation(body=out))))
                 else:  # trailers: nothing to change
                     yield _continue(kind)
-        except Exception:
+        except Exception as exc:
             # One request's failure must not take the service down; Envoy turns a broken stream into a 500.
             log.exception("router stage failed")
+            error = type(exc).__name__
             yield immediate(Answer.error(UpstreamError("the gateway failed to process this request",
                                                        code="gateway_error", status=500)))
         finally:
             if exchange is not None:
                 self.exchanges.pop(exchange.key, None)
+                if exchange.trail is not None:
+                    translator = exchange.translator
+                    usage = translator.usage if translator is not None else None
+                    tracing.finish(exchange.trail, status=status, error=error,
+                                   response_model=exchange.answered_by.upstream_model if exchange.answered_by else None,
+                                   input_tokens=usage.input_tokens if usage else None,
+                                   output_tokens=usage.output_tokens if usage else None)
+
+    def _rejected(self, headers: dict[str, str], exc: GatewayError) -> None:
+        """A request refused before routing is still a request: it gets its span."""
+        trail = self.tracing.start_request(headers, "chat", "", f"rejected: {exc.message}", [])
+        self.tracing.finish(trail, status=exc.status, response_model=None, input_tokens=None, output_tokens=None,
+                            error=exc.code if exc.status >= 500 else None)
 
     async def _upstream(self, requests: AsyncIterator[pb.ProcessingRequest]):
+        exchange: Exchange | None = None
+        number = 0
         try:
             async for req in requests:
                 kind = req.WhichOneof("request")
+                if kind == "response_headers" and exchange is not None:
+                    status = int(headers_of(req.response_headers).get(":status", "0") or 0)
+                    self.tracing.attempt_status(exchange.trail, number, status)
+                    yield pb.ProcessingResponse(response_headers=pb.HeadersResponse())
+                    continue
                 if kind != "request_headers":
                     yield _continue(kind)
                     continue
@@ -142,16 +179,24 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     yield immediate(Answer.error(UpstreamError("request state lost between stages",
                                                                code="gateway_error", status=500)))
                     return
+                number = int(headers.get("x-envoy-attempt-count", "1") or 1)
                 try:
-                    rewrite = self.gateway.attempt(exchange, int(headers.get("x-envoy-attempt-count", "1") or 1))
+                    rewrite = self.gateway.attempt(exchange, number)
                 except GatewayError as exc:
                     yield immediate(Answer.error(exc))
                     return
+                model = exchange.attempts[number][0]
+                self.tracing.start_attempt(exchange.trail, number, "chat" if exchange.endpoint == "chat"
+                                           else "embeddings", api=model.provider.api, provider=model.provider.name,
+                                           model=model.id, upstream_model=model.upstream_model)
                 yield _replace(rewrite)
         except Exception:
             log.exception("upstream stage failed")
             yield immediate(Answer.error(UpstreamError("the gateway failed to prepare the upstream request",
                                                        code="gateway_error", status=500)))
+        finally:
+            if exchange is not None and exchange.trail is not None and number:
+                self.tracing.attempt_closed(exchange.trail, number, exchange.per_try_timeout_ms)
 
 
 def _replace(rewrite: Rewrite) -> pb.ProcessingResponse:
@@ -176,18 +221,24 @@ def _continue(kind: str | None) -> pb.ProcessingResponse:
     return pb.ProcessingResponse(request_headers=pb.HeadersResponse())
 
 
-async def serve(gateway: Gateway, address: str, grace: float = 30.0) -> None:
+async def serve(gateway: Gateway, address: str, grace: float = 30.0, status_address: str | None = None,
+                tracker: HealthTracker | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then stop taking streams and let in-flight ones finish (up to ``grace`` s)."""
+    tracker = tracker or HealthTracker()
+    tracing = Tracing(tracer_provider(tracker))
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    processor = Processor(gateway)
+    processor = Processor(gateway, tracing)
     pb_grpc.add_ExternalProcessorServicer_to_server(processor, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    status = StatusService(processor, tracker)
+    status.add_to(server)
     server.add_insecure_port(address)
     await server.start()
+    http_runner = await status.serve_http(status_address) if status_address else None
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set("envoy.service.ext_proc.v3.ExternalProcessor", health_pb2.HealthCheckResponse.SERVING)
-    log.info("extproc serving on %s", address)
+    log.info("extproc serving on %s%s", address, f", status on http://{status_address}/status" if status_address else "")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -196,3 +247,5 @@ async def serve(gateway: Gateway, address: str, grace: float = 30.0) -> None:
     log.info("shutting down: draining in-flight streams")
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace)
+    if http_runner is not None:
+        await http_runner.cleanup()

@@ -1,0 +1,162 @@
+"""OpenTelemetry: one span per client request, one child span per upstream attempt.
+
+Attribute names follow the OpenTelemetry GenAI semantic conventions
+(``gen_ai.*``), plus ``llm.*`` for the routing decision. The request span joins
+the trace Envoy started (W3C ``traceparent``). The attempt spans are also what
+the health tracker reads (``health.HealthTracker`` is a span processor), so an
+operator sees in Jaeger exactly the events that moved traffic.
+
+Prompt and completion text are never recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+# Our own attribute names (the GenAI conventions have no words for routing).
+ATTEMPT = "llm.attempt"          # attempt number, 1-based; marks an attempt span
+PROVIDER = "llm.provider"        # provider name from the routing config
+MODEL_ID = "llm.model"           # the gateway's model id
+TTFT_MS = "llm.time_to_first_token_ms"
+ROUTE_REASON = "llm.route.reason"
+PLAN = "llm.route.plan"
+
+# gen_ai.provider.name values from the GenAI conventions, by our API kind.
+_GENAI_PROVIDER = {"openai": "openai", "azure_openai": "azure.ai.openai", "anthropic": "anthropic",
+                   "gemini": "gcp.gemini"}
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+def tracer_provider(*processors: SpanProcessor) -> TracerProvider:
+    provider = TracerProvider(resource=Resource.create(
+        {"service.name": os.environ.get("OTEL_SERVICE_NAME", "llm-gateway-extproc")}))
+    for p in processors:
+        provider.add_span_processor(p)
+    return provider
+
+
+@dataclass
+class Attempt:
+    number: int
+    span: trace.Span
+    started_ns: int
+    status: int | None = None
+
+
+@dataclass
+class Trail:
+    """The spans of one exchange."""
+
+    request: trace.Span
+    attempts: dict[int, Attempt] = field(default_factory=dict)
+    answered: int | None = None
+    first_byte_ns: int | None = None
+
+
+class Tracing:
+    def __init__(self, provider: TracerProvider):
+        self.tracer = provider.get_tracer("extproc")
+
+    def start_request(self, headers: dict[str, str], operation: str, requested_model: str, reason: str,
+                      plan: list[str]) -> Trail:
+        parent = _PROPAGATOR.extract(headers)
+        span = self.tracer.start_span(f"gateway {operation}", context=parent, kind=SpanKind.SERVER, attributes={
+            "gen_ai.operation.name": operation,
+            "gen_ai.request.model": requested_model,
+            ROUTE_REASON: reason,
+            PLAN: plan,
+        })
+        return Trail(span)
+
+    def start_attempt(self, trail: Trail, number: int, operation: str, *, api: str, provider: str, model: str,
+                      upstream_model: str) -> None:
+        previous = trail.attempts.get(number)
+        if previous is not None:   # the same attempt number seen twice: close the stale one
+            self._fail(previous, "superseded")
+        context = trace.set_span_in_context(trail.request)
+        span = self.tracer.start_span(f"{operation} {upstream_model}", context=context, kind=SpanKind.CLIENT,
+                                      attributes={
+                                          "gen_ai.operation.name": operation,
+                                          "gen_ai.provider.name": _GENAI_PROVIDER.get(api, api),
+                                          "gen_ai.request.model": upstream_model,
+                                          PROVIDER: provider, MODEL_ID: model, ATTEMPT: number})
+        trail.attempts[number] = Attempt(number, span, time.monotonic_ns())
+
+    def attempt_status(self, trail: Trail, number: int, status: int) -> None:
+        attempt = trail.attempts.get(number)
+        if attempt is not None:
+            attempt.status = status
+            attempt.span.set_attribute("http.response.status_code", status)
+
+    def attempt_closed(self, trail: Trail, number: int, per_try_timeout_ms: int | None) -> None:
+        """Envoy closed the upstream stage's stream: the attempt is over. Unless the router
+        stage took it as the answer, it failed: by status, or by reset / timeout."""
+        attempt = trail.attempts.get(number)
+        if attempt is None or trail.answered == number or not attempt.span.is_recording():
+            return
+        if attempt.status is not None and attempt.status < 500 and attempt.status != 429:
+            return  # a final answer whose headers the router stage has not seen yet: it ends the span
+        if attempt.status is not None:
+            self._fail(attempt, str(attempt.status))
+            return
+        elapsed_ms = (time.monotonic_ns() - attempt.started_ns) / 1e6
+        timed_out = per_try_timeout_ms is not None and elapsed_ms >= per_try_timeout_ms * 0.95
+        self._fail(attempt, "timeout" if timed_out else "reset")
+
+    def answered(self, trail: Trail, number: int, status: int) -> None:
+        trail.answered = number
+        self.attempt_status(trail, number, status)
+        for n, attempt in trail.attempts.items():   # attempts before this one failed
+            if n < number and attempt.span.is_recording():
+                self._fail(attempt, str(attempt.status) if attempt.status else "reset")
+
+    def first_byte(self, trail: Trail) -> None:
+        if trail.first_byte_ns is None:
+            trail.first_byte_ns = time.monotonic_ns()
+
+    def finish(self, trail: Trail, *, status: int | None, response_model: str | None, input_tokens: int | None,
+               output_tokens: int | None, error: str | None = None) -> None:
+        """The router stage's stream ended: end the answering attempt, any stragglers, and the request."""
+        attempt = trail.attempts.get(trail.answered) if trail.answered is not None else None
+        if attempt is not None and attempt.span.is_recording():
+            span = attempt.span
+            if trail.first_byte_ns is not None:
+                span.set_attribute(TTFT_MS, (trail.first_byte_ns - attempt.started_ns) / 1e6)
+            if response_model:
+                span.set_attribute("gen_ai.response.model", response_model)
+            if input_tokens is not None:
+                span.set_attribute("gen_ai.usage.input_tokens", input_tokens)
+                span.set_attribute("gen_ai.usage.output_tokens", output_tokens or 0)
+            failed = error or (status is not None and (status >= 500 or status == 429))
+            if failed:
+                self._fail(attempt, error or str(status))
+            else:
+                span.end()
+        for other in trail.attempts.values():
+            if other.span.is_recording():
+                self._fail(other, str(other.status) if other.status else "reset")
+        request = trail.request
+        request.set_attribute("llm.attempts", len(trail.attempts))
+        if status is not None:
+            request.set_attribute("http.response.status_code", status)
+        if input_tokens is not None:
+            request.set_attribute("gen_ai.usage.input_tokens", input_tokens)
+            request.set_attribute("gen_ai.usage.output_tokens", output_tokens or 0)
+        if error or (status is not None and status >= 500):
+            request.set_attribute("error.type", error or str(status))
+            request.set_status(Status(StatusCode.ERROR))
+        request.end()
+
+    @staticmethod
+    def _fail(attempt: Attempt, kind: str) -> None:
+        attempt.span.set_attribute("error.type", kind)
+        attempt.span.set_status(Status(StatusCode.ERROR, kind))
+        attempt.span.end()

@@ -1,0 +1,145 @@
+"""Health tracker: windows, percentiles, ejection rules, growing ejection time, half-open probing, in-flight."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+from extproc.health import HealthSettings, HealthTracker
+from extproc.telemetry import Tracing
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def tracker(clock, **settings) -> HealthTracker:
+    return HealthTracker(HealthSettings(**settings), clock=clock, max_inflight={"m": 2})
+
+
+def test_unknown_models_are_healthy(clock):
+    h = tracker(clock).model_health("never-seen")
+    assert not h.ejected and not h.saturated and h.p95_ms is None
+
+
+def test_percentiles_over_the_window(clock):
+    t = tracker(clock, window_s=10)
+    for ms in range(1, 101):
+        t.record("m", "p", ok=True, latency_ms=float(ms))
+    summary = t.snapshot()["models"]["m"]
+    assert summary["latency_ms"] == {"p50": 50.0, "p95": 95.0, "p99": 99.0}
+    assert t.model_health("m").p95_ms == 95.0
+    clock.now += 11
+    assert t.snapshot()["models"]["m"]["requests"] == 0  # slid out of the window
+
+
+def test_consecutive_failures_eject(clock):
+    t = tracker(clock, consecutive_failures=3, min_requests=1000)
+    for _ in range(2):
+        t.record("m", "p", ok=False, latency_ms=1, kind="500")
+    assert not t.model_health("m").ejected
+    t.record("m", "p", ok=False, latency_ms=1, kind="reset")
+    assert t.model_health("m").ejected
+    assert t.snapshot()["models"]["m"]["last_ejection_reason"] == "3 consecutive failures"
+    assert t.snapshot()["providers"]["p"]["ejected"]
+
+
+def test_error_rate_ejects_only_over_the_minimum_volume(clock):
+    t = tracker(clock, consecutive_failures=100, min_requests=20, max_error_rate=0.02)
+    t.record("m", "p", ok=False, latency_ms=1, kind="429")
+    for _ in range(10):
+        t.record("m", "p", ok=True, latency_ms=1)
+    assert not t.model_health("m").ejected      # 1 of 11: too few requests to judge
+    for _ in range(8):
+        t.record("m", "p", ok=True, latency_ms=1)
+    t.record("m", "p", ok=False, latency_ms=1, kind="500")  # 2 of 20 = 10% > 2%
+    assert t.model_health("m").ejected
+    assert "error rate" in t.snapshot()["models"]["m"]["last_ejection_reason"]
+
+
+def test_ejection_time_grows_and_is_capped(clock):
+    t = tracker(clock, consecutive_failures=1, base_ejection_s=10, max_ejection_s=25, probe_requests=1)
+    durations = []
+    for _ in range(4):
+        t.record("m", "p", ok=False, latency_ms=1, kind="500")
+        durations.append(t.snapshot()["models"]["m"]["ejected_for_s"])
+        clock.now += 100  # past the ejection: half-open; the next failure (a failed probe) re-ejects
+    assert durations == [10, 20, 25, 25]
+
+
+def test_half_open_probes_then_full_return(clock):
+    t = tracker(clock, consecutive_failures=1, base_ejection_s=5, probe_requests=2)
+    t.record("m", "p", ok=False, latency_ms=1, kind="timeout")
+    assert t.model_health("m").ejected
+    clock.now += 6
+    assert not t.model_health("m").ejected and t.snapshot()["models"]["m"]["half_open"]
+    t.record("m", "p", ok=True, latency_ms=1)
+    assert t.snapshot()["models"]["m"]["half_open"]
+    t.record("m", "p", ok=True, latency_ms=1)
+    summary = t.snapshot()["models"]["m"]
+    assert not summary["half_open"] and not summary["ejected"]
+
+
+def test_a_failed_probe_ejects_again(clock):
+    t = tracker(clock, consecutive_failures=1, base_ejection_s=5, probe_requests=3)
+    t.record("m", "p", ok=False, latency_ms=1, kind="500")
+    clock.now += 6
+    t.record("m", "p", ok=False, latency_ms=1, kind="500")
+    assert t.model_health("m").ejected and t.snapshot()["models"]["m"]["ejections"] == 2
+
+
+def test_spans_feed_the_tracker_and_count_in_flight(clock):
+    t = tracker(clock, consecutive_failures=2)
+    tracing = Tracing(_provider_with(t))
+    trail = tracing.start_request({}, "chat", "m", "pinned", ["m"])
+    tracing.start_attempt(trail, 1, "chat", api="anthropic", provider="p", model="m", upstream_model="m-1")
+    tracing.start_attempt(trail, 2, "chat", api="anthropic", provider="p", model="m", upstream_model="m-1")
+    assert t.model_health("m").inflight == 2 and t.model_health("m").saturated
+    tracing.attempt_status(trail, 1, 503)
+    tracing.attempt_closed(trail, 1, per_try_timeout_ms=None)   # Envoy retried it
+    tracing.answered(trail, 2, 200)
+    tracing.first_byte(trail)
+    tracing.finish(trail, status=200, response_model="m-1", input_tokens=5, output_tokens=7)
+    summary = t.snapshot()["models"]["m"]
+    assert summary["requests"] == 2 and summary["failures"] == 1 and summary["inflight"] == 0
+    assert summary["ttft_ms"]["p50"] is not None
+
+
+def test_a_closed_attempt_without_status_is_a_reset_or_timeout(clock):
+    t = tracker(clock, consecutive_failures=10)
+    tracing = Tracing(_provider_with(t))
+    trail = tracing.start_request({}, "chat", "m", "pinned", ["m"])
+    tracing.start_attempt(trail, 1, "chat", api="openai", provider="p", model="m", upstream_model="m")
+    tracing.attempt_closed(trail, 1, per_try_timeout_ms=0)
+    tracing.start_attempt(trail, 2, "chat", api="openai", provider="p", model="m", upstream_model="m")
+    tracing.attempt_closed(trail, 2, per_try_timeout_ms=60_000)
+    summary = t.snapshot()["models"]["m"]
+    assert summary["timeouts"] == 1 and summary["resets"] == 1
+
+
+@pytest.mark.parametrize("mapping,error", [
+    ({"window": 3}, "window: unknown key"),
+    ({"min_requests": 2.5}, "min_requests: must be an integer"),
+    ({"max_error_rate": 2}, "max_error_rate: must be between 0 and 1"),
+    ({"base_ejection_s": 0}, "base_ejection_s: must be positive"),
+    ({"base_ejection_s": 60, "max_ejection_s": 30}, "max_ejection_s: must be >= base_ejection_s"),
+])
+def test_settings_errors(mapping, error):
+    with pytest.raises(ValueError, match=error):
+        HealthSettings.from_config(mapping)
+
+
+def _provider_with(processor) -> TracerProvider:
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    return provider
+
