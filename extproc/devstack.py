@@ -46,6 +46,7 @@ class Stack:
     routing: Path = DEFAULT_ROUTING
     listen_port: int = 0
     simulate: list[str] | None = None     # provider names to simulate; None: those without a key
+    otlp: str | None = None               # "HOST:PORT" of an OTLP gRPC collector for Envoy's and extproc's spans
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="llm-gateway-")))
     env: dict[str, str] = field(default_factory=dict)
     processes: list[subprocess.Popen] = field(default_factory=list)
@@ -80,6 +81,8 @@ class Stack:
             self.sim_keys[name] = key
             if provider.api_key_env:
                 env[provider.api_key_env] = key
+        if self.otlp:
+            env.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://{self.otlp}", OTEL_BSP_SCHEDULE_DELAY="200")
         sim_args = [f"{name}={cfg.providers[name].api}:{port}" for name, port in self.simulators.items()]
         log = open(self.workdir / "stack.log", "ab")
         if sim_args:
@@ -89,7 +92,7 @@ class Stack:
                      "--status-listen", f"127.0.0.1:{self.status_port}"], env, log)
         local = envoy_config.localize(
             envoy_config.load(), listen_port=self.listen_port, admin_port=self.admin_port,
-            extproc=f"127.0.0.1:{self.extproc_port}",
+            extproc=f"127.0.0.1:{self.extproc_port}", otlp=self.otlp,
             endpoints={cfg.providers[n].cluster: ("127.0.0.1", p) for n, p in self.simulators.items()})
         envoy_path = self.workdir / "envoy.yaml"
         envoy_config.dump(local, envoy_path)

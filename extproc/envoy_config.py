@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "envoy" / "envoy.yaml"
+COLLECTOR = "opentelemetry_collector"
 
 
 def load(path: str | Path = DEFAULT_PATH) -> dict[str, Any]:
@@ -24,13 +25,24 @@ def load(path: str | Path = DEFAULT_PATH) -> dict[str, Any]:
 
 
 def localize(config: dict[str, Any], *, listen_port: int, admin_port: int, extproc: str,
-             endpoints: dict[str, tuple[str, int]]) -> dict[str, Any]:
+             endpoints: dict[str, tuple[str, int]], otlp: str | None = None) -> dict[str, Any]:
     """A copy of ``config`` for this machine.
 
     ``extproc`` is "HOST:PORT" or "unix:PATH"; ``endpoints`` maps provider
-    cluster names to the (host, port) of the simulator that replaces them.
+    cluster names to the (host, port) of the simulator that replaces them;
+    ``otlp`` is the collector's "HOST:PORT", or None to turn Envoy's tracing off
+    (no collector runs locally unless a test or the user starts one).
     """
     out = copy.deepcopy(config)
+    if otlp is None:
+        for listener in out["static_resources"]["listeners"]:
+            for chain in listener["filter_chains"]:
+                for f in chain["filters"]:
+                    f.get("typed_config", {}).pop("tracing", None)
+        out["static_resources"]["clusters"] = [c for c in out["static_resources"]["clusters"]
+                                               if c["name"] != COLLECTOR]
+    else:
+        endpoints = {**endpoints, COLLECTOR: _host_port(otlp)}
     out["admin"]["address"]["socket_address"]["port_value"] = admin_port
     resources = out["static_resources"]
     for listener in resources["listeners"]:
@@ -52,8 +64,13 @@ def localize(config: dict[str, Any], *, listen_port: int, admin_port: int, extpr
 def _address(spec: str) -> dict[str, Any]:
     if spec.startswith("unix:"):
         return {"pipe": {"path": spec[len("unix:"):]}}
+    host, port = _host_port(spec)
+    return {"socket_address": {"address": host, "port_value": port}}
+
+
+def _host_port(spec: str) -> tuple[str, int]:
     host, _, port = spec.rpartition(":")
-    return {"socket_address": {"address": host or "127.0.0.1", "port_value": int(port)}}
+    return host or "127.0.0.1", int(port)
 
 
 def clusters(config: dict[str, Any]) -> set[str]:

@@ -102,6 +102,8 @@ class _Outcome:
 class _Stats:
     """One model's (or one provider's) window and ejection state."""
 
+    scope: str                    # "model" or "provider"
+    name: str
     outcomes: deque[_Outcome] = field(default_factory=deque)
     inflight: int = 0
     consecutive_failures: int = 0
@@ -150,9 +152,11 @@ class HealthTracker(SpanProcessor):
     """Span processor that turns attempt spans into health, and answers the policy's questions."""
 
     def __init__(self, settings: HealthSettings | None = None, clock: Callable[[], float] = time.monotonic,
-                 max_inflight: dict[str, int] | None = None):
+                 max_inflight: dict[str, int] | None = None,
+                 on_eject: Callable[[str, str, str], None] | None = None):
         self.settings = settings or HealthSettings()
         self.clock = clock
+        self.on_eject = on_eject   # (scope, name, reason), e.g. a metrics counter
         self.max_inflight = dict(max_inflight or {})   # model id -> limit
         self._models: dict[str, _Stats] = {}
         self._providers: dict[str, _Stats] = {}
@@ -230,9 +234,15 @@ class HealthTracker(SpanProcessor):
         stats.probes_left, stats.probe_successes = s.probe_requests, 0
         stats.consecutive_failures = 0
         stats.last_ejection_reason = reason
+        if self.on_eject is not None:
+            self.on_eject(stats.scope, stats.name, reason)
 
     def _stats(self, model: str, provider: str) -> tuple[_Stats, _Stats]:
-        return (self._models.setdefault(model, _Stats()), self._providers.setdefault(provider, _Stats()))
+        if model not in self._models:
+            self._models[model] = _Stats("model", model)
+        if provider not in self._providers:
+            self._providers[provider] = _Stats("provider", provider)
+        return self._models[model], self._providers[provider]
 
     # ---- what the policy and the status API read ------------------------------------------------
 

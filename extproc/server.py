@@ -27,6 +27,7 @@ from .errors import GatewayError, UpstreamError
 from .status import StatusService
 from .gateway import KEY_HEADER, Answer, Exchange, Gateway, Rewrite
 from .health import HealthTracker
+from .metrics import Metrics
 from .telemetry import Tracing, tracer_provider
 
 log = logging.getLogger("extproc")
@@ -73,12 +74,15 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         self.exchanges: dict[str, Exchange] = {}
 
     async def Process(self, requests: AsyncIterator[pb.ProcessingRequest], context: grpc.aio.ServicerContext):
-        stage = dict(context.invocation_metadata()).get(STAGE_METADATA, "router")
-        handler = self._upstream if stage == "upstream" else self._router
-        async for response in handler(requests):
+        metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+        if metadata.get(STAGE_METADATA) == "upstream":
+            handler = self._upstream(requests)
+        else:
+            handler = self._router(requests, metadata)
+        async for response in handler:
             yield response
 
-    async def _router(self, requests: AsyncIterator[pb.ProcessingRequest]):
+    async def _router(self, requests: AsyncIterator[pb.ProcessingRequest], metadata: dict[str, str]):
         gateway, tracing = self.gateway, self.tracing
         headers: dict[str, str] = {}
         exchange: Exchange | None = None
@@ -101,12 +105,14 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     try:
                         exchange = gateway.request_body(headers, req.request_body.body)
                     except GatewayError as exc:
-                        self._rejected(headers, exc)
+                        self._rejected({**headers, **metadata}, exc)
                         yield immediate(Answer.error(exc))
                         return
+                    # Envoy passes its span's context in the gRPC metadata; a client's own traceparent
+                    # (in the request headers) is what Envoy's span continues.
                     exchange.trail = tracing.start_request(
-                        headers, "chat" if exchange.endpoint == "chat" else "embeddings", exchange.body["model"],
-                        exchange.plan.reason, [m.id for m in exchange.plan.models])
+                        {**headers, **metadata}, "chat" if exchange.endpoint == "chat" else "embeddings",
+                        exchange.body["model"], exchange.plan.reason, [m.id for m in exchange.plan.models])
                     self.exchanges[exchange.key] = exchange
                     route = gateway.route(exchange)
                     yield pb.ProcessingResponse(request_body=pb.BodyResponse(response=pb.CommonResponse(
@@ -146,10 +152,11 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             if exchange is not None:
                 self.exchanges.pop(exchange.key, None)
                 if exchange.trail is not None:
-                    translator = exchange.translator
+                    translator, model = exchange.translator, exchange.answered_by
                     usage = translator.usage if translator is not None else None
                     tracing.finish(exchange.trail, status=status, error=error,
-                                   response_model=exchange.answered_by.upstream_model if exchange.answered_by else None,
+                                   provider=model.provider.name if model else None, model=model.id if model else None,
+                                   response_model=model.upstream_model if model else None,
                                    input_tokens=usage.input_tokens if usage else None,
                                    output_tokens=usage.output_tokens if usage else None)
 
@@ -224,14 +231,15 @@ def _continue(kind: str | None) -> pb.ProcessingResponse:
 async def serve(gateway: Gateway, address: str, grace: float = 30.0, status_address: str | None = None,
                 tracker: HealthTracker | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then stop taking streams and let in-flight ones finish (up to ``grace`` s)."""
-    tracker = tracker or HealthTracker()
-    tracing = Tracing(tracer_provider(tracker))
+    metrics = Metrics()
+    tracker = tracker or HealthTracker(on_eject=metrics.ejected)
+    tracing = Tracing(tracer_provider(tracker, metrics))
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     processor = Processor(gateway, tracing)
     pb_grpc.add_ExternalProcessorServicer_to_server(processor, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    status = StatusService(processor, tracker)
+    status = StatusService(processor, tracker, metrics)
     status.add_to(server)
     server.add_insecure_port(address)
     await server.start()
@@ -249,3 +257,4 @@ async def serve(gateway: Gateway, address: str, grace: float = 30.0, status_addr
     await server.stop(grace)
     if http_runner is not None:
         await http_runner.cleanup()
+    tracing.provider.shutdown()   # flush spans still queued for export

@@ -2,7 +2,8 @@
 
 Served on the ext_proc gRPC port as ``llm_gateway.v1.GatewayStatus`` (proto in
 proto/extproc/api/status.proto) and as JSON at ``GET /status`` on the status
-HTTP port. Both read the same health tracker the routing policy reads.
+HTTP port, beside the Prometheus metrics at ``GET /metrics``. Both read the same
+health tracker the routing policy reads.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ from aiohttp import web
 
 from .api import status_pb2, status_pb2_grpc
 from .health import HealthTracker
+from .metrics import CONTENT_TYPE, Metrics
 
 if TYPE_CHECKING:
     from .server import Processor
 
 
 class StatusService(status_pb2_grpc.GatewayStatusServicer):
-    def __init__(self, processor: "Processor", tracker: HealthTracker):
+    def __init__(self, processor: "Processor", tracker: HealthTracker, metrics: Metrics | None = None):
         self.processor = processor
         self.tracker = tracker
+        self.metrics = metrics
 
     def report(self) -> dict[str, Any]:
         snapshot = self.tracker.snapshot()
@@ -41,7 +44,7 @@ class StatusService(status_pb2_grpc.GatewayStatusServicer):
 
     async def serve_http(self, address: str) -> web.AppRunner:
         app = web.Application()
-        app.add_routes([web.get("/status", self._http_status)])
+        app.add_routes([web.get("/status", self._http_status), web.get("/metrics", self._http_metrics)])
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         host, _, port = address.rpartition(":")
@@ -50,6 +53,12 @@ class StatusService(status_pb2_grpc.GatewayStatusServicer):
 
     async def _http_status(self, _: web.Request) -> web.Response:
         return web.Response(text=json.dumps(self.report(), indent=1), content_type="application/json")
+
+    async def _http_metrics(self, _: web.Request) -> web.Response:
+        if self.metrics is None:
+            raise web.HTTPNotFound()
+        self.metrics.observe_health(self.tracker.snapshot())
+        return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
 
 def _target(name: str, s: dict[str, Any]) -> status_pb2.TargetHealth:

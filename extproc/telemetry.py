@@ -22,12 +22,19 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 # Our own attribute names (the GenAI conventions have no words for routing).
+REQUEST = "llm.request"          # marks a request span
 ATTEMPT = "llm.attempt"          # attempt number, 1-based; marks an attempt span
 PROVIDER = "llm.provider"        # provider name from the routing config
 MODEL_ID = "llm.model"           # the gateway's model id
 TTFT_MS = "llm.time_to_first_token_ms"
 ROUTE_REASON = "llm.route.reason"
 PLAN = "llm.route.plan"
+CLASS = "llm.route.class"
+SCORE = "llm.route.score"
+WORKLOAD = "llm.route.workload"
+SURFACE = "llm.route.surface"
+TENANT = "llm.tenant"
+COST_USD = "llm.cost_usd"
 
 # gen_ai.provider.name values from the GenAI conventions, by our API kind.
 _GENAI_PROVIDER = {"openai": "openai", "azure_openai": "azure.ai.openai", "anthropic": "anthropic",
@@ -35,11 +42,23 @@ _GENAI_PROVIDER = {"openai": "openai", "azure_openai": "azure.ai.openai", "anthr
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
-def tracer_provider(*processors: SpanProcessor) -> TracerProvider:
+def tracer_provider(*processors: SpanProcessor, environ: dict[str, str] | None = None) -> TracerProvider:
+    """A provider feeding ``processors`` (health, metrics) and, when the standard
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``..._TRACES_ENDPOINT``) is set, an OTLP
+    exporter: gRPC by default, HTTP with ``OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf``."""
+    env = os.environ if environ is None else environ
     provider = TracerProvider(resource=Resource.create(
-        {"service.name": os.environ.get("OTEL_SERVICE_NAME", "llm-gateway-extproc")}))
+        {"service.name": env.get("OTEL_SERVICE_NAME", "llm-gateway-extproc")}))
     for p in processors:
         provider.add_span_processor(p)
+    if env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        if protocol.startswith("http"):
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        else:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     return provider
 
 
@@ -63,17 +82,18 @@ class Trail:
 
 class Tracing:
     def __init__(self, provider: TracerProvider):
+        self.provider = provider
         self.tracer = provider.get_tracer("extproc")
 
-    def start_request(self, headers: dict[str, str], operation: str, requested_model: str, reason: str,
-                      plan: list[str]) -> Trail:
-        parent = _PROPAGATOR.extract(headers)
-        span = self.tracer.start_span(f"gateway {operation}", context=parent, kind=SpanKind.SERVER, attributes={
-            "gen_ai.operation.name": operation,
-            "gen_ai.request.model": requested_model,
-            ROUTE_REASON: reason,
-            PLAN: plan,
-        })
+    def start_request(self, carrier: dict[str, str], operation: str, requested_model: str, reason: str,
+                      plan: list[str], decision: dict[str, str | float] | None = None) -> Trail:
+        """``carrier``: where the W3C trace context is (Envoy's gRPC metadata, or the request headers)."""
+        parent = _PROPAGATOR.extract(carrier)
+        attributes = {REQUEST: True, "gen_ai.operation.name": operation, "gen_ai.request.model": requested_model,
+                      ROUTE_REASON: reason, PLAN: plan}
+        attributes.update({k: v for k, v in (decision or {}).items() if v is not None})
+        span = self.tracer.start_span(f"gateway {operation}", context=parent, kind=SpanKind.SERVER,
+                                      attributes=attributes)
         return Trail(span)
 
     def start_attempt(self, trail: Trail, number: int, operation: str, *, api: str, provider: str, model: str,
@@ -123,7 +143,8 @@ class Tracing:
             trail.first_byte_ns = time.monotonic_ns()
 
     def finish(self, trail: Trail, *, status: int | None, response_model: str | None, input_tokens: int | None,
-               output_tokens: int | None, error: str | None = None) -> None:
+               output_tokens: int | None, error: str | None = None, provider: str | None = None,
+               model: str | None = None, cost_usd: float | None = None) -> None:
         """The router stage's stream ended: end the answering attempt, any stragglers, and the request."""
         attempt = trail.attempts.get(trail.answered) if trail.answered is not None else None
         if attempt is not None and attempt.span.is_recording():
@@ -145,6 +166,13 @@ class Tracing:
                 self._fail(other, str(other.status) if other.status else "reset")
         request = trail.request
         request.set_attribute("llm.attempts", len(trail.attempts))
+        if provider:
+            request.set_attribute(PROVIDER, provider)
+            request.set_attribute(MODEL_ID, model or "")
+        if response_model:
+            request.set_attribute("gen_ai.response.model", response_model)
+        if cost_usd is not None:
+            request.set_attribute(COST_USD, cost_usd)
         if status is not None:
             request.set_attribute("http.response.status_code", status)
         if input_tokens is not None:

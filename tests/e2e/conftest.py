@@ -8,6 +8,8 @@ import pytest
 
 from extproc.devstack import Stack
 
+from .otlp_receiver import Receiver
+
 # The client's own key: it must never reach a provider.
 CLIENT_KEY = "sk-client-secret-never-forwarded"
 
@@ -22,8 +24,16 @@ MODELS = {
 
 
 @pytest.fixture(scope="session")
-def gateway():
-    stack = Stack(simulate=list(MODELS))  # always simulate, even when real keys are in the environment
+def otlp():
+    receiver = Receiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(otlp):
+    # Always simulate, even when real keys are in the environment; spans go to the test's receiver.
+    stack = Stack(simulate=list(MODELS), otlp=otlp.address)
     stack.start()
     yield stack
     stack.stop()

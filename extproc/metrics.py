@@ -1,0 +1,124 @@
+"""Prometheus metrics, derived from the same spans that feed the health tracker.
+
+``Metrics`` is a span processor: every ended request span and attempt span
+updates the counters and histograms, so a dashboard and a trace never tell
+different stories. Scraped at ``GET /metrics`` on the status port.
+Names follow Prometheus conventions (base units: seconds, USD; ``_total`` counters).
+"""
+
+from __future__ import annotations
+
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from . import telemetry
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# Latency buckets for LLM calls: from a cached 50 ms answer to a long generation.
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2.5, 3, 5, 10, 20, 30, 60, 120)
+_TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2.5, 5, 10)
+
+
+class Metrics(SpanProcessor):
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        labels = ("provider", "model", "class", "surface")
+        self.requests = Counter("llm_gateway_requests", "Client requests, by the model that answered and status",
+                                (*labels, "status"), registry=r)
+        self.duration = Histogram("llm_gateway_request_duration_seconds", "Client request latency, end to end",
+                                  labels, buckets=_LATENCY_BUCKETS, registry=r)
+        self.ttft = Histogram("llm_gateway_time_to_first_token_seconds", "Time to the first response byte",
+                              ("provider", "model"), buckets=_TTFT_BUCKETS, registry=r)
+        self.tokens = Counter("llm_gateway_tokens", "Tokens, as the provider reported them",
+                              ("provider", "model", "direction"), registry=r)
+        self.cost = Counter("llm_gateway_cost_usd", "Cost in USD from reported usage and catalog prices",
+                            (*labels, "tenant"), registry=r)
+        self.attempts = Counter("llm_gateway_attempts", "Upstream attempts, by outcome (ok or the error type)",
+                                ("provider", "model", "outcome"), registry=r)
+        self.attempt_duration = Histogram("llm_gateway_attempt_duration_seconds", "Upstream attempt latency",
+                                          ("provider", "model"), buckets=_LATENCY_BUCKETS, registry=r)
+        self.errors = Counter("llm_gateway_errors", "Failed client requests, by error type",
+                              ("provider", "model", "type"), registry=r)
+        self.fallbacks = Counter("llm_gateway_fallbacks", "Requests answered by a later attempt than the first",
+                                 ("provider", "model"), registry=r)
+        self.ejections = Gauge("llm_gateway_ejected", "1 while a model is ejected by the health tracker",
+                               ("model",), registry=r)
+        self.ejections_total = Counter("llm_gateway_ejections", "Times a model was ejected", ("model",), registry=r)
+        self.inflight = Gauge("llm_gateway_inflight", "Upstream attempts in flight", ("provider", "model"),
+                              registry=r)
+        self.budget_remaining = Gauge("llm_gateway_budget_remaining_usd", "Budget left in the current window",
+                                      ("scope", "name"), registry=r)
+        self.budget_fraction = Gauge("llm_gateway_budget_remaining_ratio", "Share of the budget left (0..1)",
+                                     ("scope", "name"), registry=r)
+        self.config_reloads = Counter("llm_gateway_config_reloads", "Routing config reloads, by result",
+                                      ("result",), registry=r)
+        self.tier_target = Gauge("llm_gateway_tier_latency_target_seconds", "Latency target of each routing tier",
+                                 ("tier",), registry=r)
+
+    # ---- span processor -------------------------------------------------------------------------
+
+    def on_start(self, span, parent_context=None) -> None:
+        attrs = span.attributes or {}
+        if telemetry.ATTEMPT in attrs:
+            self.inflight.labels(attrs.get(telemetry.PROVIDER, "?"), attrs.get(telemetry.MODEL_ID, "?")).inc()
+
+    def on_end(self, span: ReadableSpan) -> None:
+        attrs = span.attributes or {}
+        seconds = (span.end_time - span.start_time) / 1e9 if span.end_time and span.start_time else 0.0
+        if telemetry.ATTEMPT in attrs:
+            self._attempt(attrs, seconds)
+        elif attrs.get(telemetry.REQUEST):
+            self._request(attrs, seconds)
+
+    def _attempt(self, attrs, seconds: float) -> None:
+        provider, model = attrs.get(telemetry.PROVIDER, "?"), attrs.get(telemetry.MODEL_ID, "?")
+        self.inflight.labels(provider, model).dec()
+        self.attempts.labels(provider, model, attrs.get("error.type", "ok")).inc()
+        if "error.type" not in attrs:
+            self.attempt_duration.labels(provider, model).observe(seconds)
+            ttft = attrs.get(telemetry.TTFT_MS)
+            if ttft is not None:
+                self.ttft.labels(provider, model).observe(float(ttft) / 1000)
+
+    def _request(self, attrs, seconds: float) -> None:
+        provider = attrs.get(telemetry.PROVIDER, "none")
+        model = attrs.get(telemetry.MODEL_ID, "none")
+        klass = attrs.get(telemetry.CLASS, "")
+        surface = attrs.get(telemetry.SURFACE, "")
+        status = str(attrs.get("http.response.status_code", 0))
+        self.requests.labels(provider, model, klass, surface, status).inc()
+        self.duration.labels(provider, model, klass, surface).observe(seconds)
+        if "error.type" in attrs or not status.startswith("2"):
+            self.errors.labels(provider, model, str(attrs.get("error.type", status))).inc()
+        for direction, key in (("input", "gen_ai.usage.input_tokens"), ("output", "gen_ai.usage.output_tokens")):
+            if key in attrs:
+                self.tokens.labels(provider, model, direction).inc(int(attrs[key]))
+        cost = attrs.get(telemetry.COST_USD)
+        if cost:
+            self.cost.labels(provider, model, klass, surface, attrs.get(telemetry.TENANT, "")).inc(float(cost))
+        if int(attrs.get("llm.attempts", 1) or 1) > 1 and status.startswith("2"):
+            self.fallbacks.labels(provider, model).inc()
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+    # ---- state that is not a span ---------------------------------------------------------------
+
+    def observe_health(self, snapshot: dict) -> None:
+        """Copy ejection state from the health tracker (called at scrape time)."""
+        for model, summary in snapshot.get("models", {}).items():
+            self.ejections.labels(model).set(1 if summary["ejected"] else 0)
+
+    def ejected(self, scope: str, name: str, reason: str) -> None:
+        """The health tracker's ejection hook."""
+        if scope == "model":
+            self.ejections_total.labels(name).inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

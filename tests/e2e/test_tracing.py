@@ -1,0 +1,70 @@
+"""Spans reach an OTLP receiver: Envoy's and the processor's in one trace, GenAI attributes, no prompt text."""
+
+from __future__ import annotations
+
+import httpx
+
+from .conftest import MODELS
+from .otlp_receiver import attributes
+
+SECRET_PROMPT = "the launch code is swordfish-8841"
+
+
+def test_one_trace_with_envoy_request_and_attempt_spans(gateway, client, otlp):
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODELS["anthropic"], messages=[{"role": "user", "content": SECRET_PROMPT}])
+    assert raw.status_code == 200
+
+    def complete(spans):
+        ours = [(svc, s) for svc, s in spans if attributes(s).get("gen_ai.request.model") == MODELS["anthropic"]
+                and attributes(s).get("llm.request")]
+        if not ours:
+            return None
+        trace_id = ours[-1][1].trace_id
+        same = [(svc, s) for svc, s in spans if s.trace_id == trace_id]
+        services = {svc for svc, _ in same}
+        if {"llm-gateway-envoy", "llm-gateway-extproc"} <= services and any(
+                "llm.attempt" in attributes(s) for _, s in same):
+            return same
+        return None
+
+    spans = otlp.wait_for(complete)
+    by_kind = {}
+    for service, span in spans:
+        attrs = attributes(span)
+        if attrs.get("llm.request"):
+            by_kind["request"] = (span, attrs)
+        elif "llm.attempt" in attrs:
+            by_kind["attempt"] = (span, attrs)
+    request, req_attrs = by_kind["request"]
+    attempt, att_attrs = by_kind["attempt"]
+    assert attempt.parent_span_id == request.span_id
+    envoy_ids = {s.span_id for svc, s in spans if svc == "llm-gateway-envoy"}
+    assert request.parent_span_id in envoy_ids      # the processor's span hangs under Envoy's
+    assert req_attrs["gen_ai.operation.name"] == "chat"
+    assert req_attrs["llm.provider"] == "anthropic" and req_attrs["llm.model"] == MODELS["anthropic"]
+    assert req_attrs["http.response.status_code"] == 200
+    assert att_attrs["gen_ai.provider.name"] == "anthropic"
+    assert att_attrs["gen_ai.request.model"] == "claude-3-5-haiku-latest"
+    assert att_attrs["gen_ai.response.model"] == "claude-3-5-haiku-latest"
+    assert att_attrs["gen_ai.usage.input_tokens"] > 0 and att_attrs["gen_ai.usage.output_tokens"] > 0
+    assert att_attrs["llm.attempt"] == 1 and att_attrs["http.response.status_code"] == 200
+    assert att_attrs["llm.time_to_first_token_ms"] > 0
+    assert "error.type" not in att_attrs
+    assert SECRET_PROMPT.encode() not in otlp.raw()     # no prompt text by default
+    assert b"sim-anthropic-key" not in otlp.raw() and b"sk-client" not in otlp.raw()
+
+
+def test_retried_attempts_are_failed_spans(gateway, client, otlp):
+    httpx.put(f"{gateway.sim_url('gemini')}/_sim/faults", json={"status": 503, "count": 1})
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODELS["gemini"], messages=[{"role": "user", "content": "retry me"}])
+    assert raw.headers["x-llm-attempts"] == "2"
+
+    def attempts(spans):
+        found = [attributes(s) for _, s in spans if attributes(s).get("llm.attempt") and
+                 attributes(s).get("llm.model") == MODELS["gemini"] and attributes(s).get("error.type") == "503"]
+        return found or None
+
+    failed = otlp.wait_for(attempts)
+    assert failed[-1]["http.response.status_code"] == 503
