@@ -1,4 +1,4 @@
-"""``extproc`` command line: serve, simulate, dev, envoy-config."""
+"""``extproc`` command line: serve, simulate, dev, envoy-config, explain, check."""
 
 from __future__ import annotations
 
@@ -40,26 +40,45 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--extproc", default="127.0.0.1:50051")
     p.add_argument("--simulator", action="append", default=[], metavar="CLUSTER=PORT")
 
+    p = sub.add_parser("explain", help="print the routing decision for a request, offline (no Envoy)")
+    p.add_argument("request", nargs="?", help="a JSON file with an OpenAI request body ('-' for stdin)")
+    p.add_argument("--jsonl", metavar="FILE", help="one request per line (a chat body or an eval row with "
+                   "'prompt'); writes one JSON object per line: id, class, score, model, plan")
+    p.add_argument("--config", default=os.environ.get(routing_config.CONFIG_ENV) or None,
+                   help=f"routing config (default: ${routing_config.CONFIG_ENV}, else config/routing.yaml)")
+    p.add_argument("--workload", help="as the x-llm-workload header")
+    p.add_argument("--surface", help="as the x-llm-surface header")
+    p.add_argument("--tenant", help="as the x-llm-tenant header")
+    p.add_argument("--header", action="append", default=[], metavar="NAME:VALUE", help="any other request header")
+    p.add_argument("--endpoint", choices=("chat", "embeddings"), default="chat")
+    p.add_argument("--now", type=float, help="the clock, in Unix seconds (time windows); default: now")
+    p.add_argument("--json", action="store_true", help="the whole decision as JSON")
+
+    p = sub.add_parser("check", help="validate the routing config together with the Envoy config")
+    p.add_argument("--config", default=os.environ.get(routing_config.CONFIG_ENV) or None,
+                   help=f"routing config (default: ${routing_config.CONFIG_ENV}, else config/routing.yaml)")
+    p.add_argument("--envoy", help="Envoy config (default: envoy/envoy.yaml)")
+    p.add_argument("--no-envoy-validate", action="store_true", help="skip `envoy --mode validate`")
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness poll is noise
-    return {"serve": _serve, "simulate": _simulate, "dev": _dev, "envoy-config": _envoy_config}[args.command](args)
+    return {"serve": _serve, "simulate": _simulate, "dev": _dev, "envoy-config": _envoy_config,
+            "explain": _explain, "check": _check}[args.command](args)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .gateway import Gateway
     from .server import serve
 
     if not args.config:
         print(f"extproc serve: give --config or set {routing_config.CONFIG_ENV}", file=sys.stderr)
         return 2
     try:
-        cfg = routing_config.load(args.config)
+        asyncio.run(serve(args.config, args.listen, args.grace, status_address=args.status_listen))
     except routing_config.ConfigError as exc:
         print(f"extproc serve: invalid config: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(serve(Gateway(cfg), args.listen, args.grace, status_address=args.status_listen))
     return 0
 
 
@@ -120,6 +139,205 @@ def _envoy_config(args: argparse.Namespace) -> int:
                                   extproc=args.extproc, endpoints=endpoints)
     envoy_config.dump(local, args.out)
     return 0
+
+
+def _routing_config(path: str | None):
+    from .devstack import DEFAULT_ROUTING
+
+    return routing_config.load(path or DEFAULT_ROUTING)
+
+
+def _classifier(cfg):
+    """The rule classifier for ``cfg``, or None while extproc.classify does not exist."""
+    try:
+        from . import classify
+    except ImportError:
+        return None
+    settings = cfg.classifier if cfg.classifier is not None else classify.ClassifierSettings.from_config(None)
+    return classify.RuleClassifier(settings)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from . import errors
+    from .policy import SURFACE_HEADER, TENANT_HEADER, WORKLOAD_HEADER, decide
+
+    if bool(args.request) == bool(args.jsonl):
+        print("extproc explain: give one REQUEST.json or --jsonl FILE", file=sys.stderr)
+        return 2
+    try:
+        cfg = _routing_config(args.config)
+    except routing_config.ConfigError as exc:
+        print(f"extproc explain: invalid config: {exc}", file=sys.stderr)
+        return 2
+    headers = {}
+    for spec in args.header:
+        name, sep, value = spec.partition(":")
+        if not sep:
+            print(f"extproc explain: bad header {spec!r}; expected NAME:VALUE", file=sys.stderr)
+            return 2
+        headers[name.strip().lower()] = value.strip()
+    for name, value in ((WORKLOAD_HEADER, args.workload), (SURFACE_HEADER, args.surface),
+                        (TENANT_HEADER, args.tenant)):
+        if value:
+            headers[name] = value
+    now = time.time() if args.now is None else args.now
+    classifier = _classifier(cfg)
+
+    if args.jsonl:
+        stream = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")
+        out = sys.stdout
+        failed = 0
+        with stream:
+            for number, line in enumerate(stream, 1):
+                if not line.strip():
+                    continue
+                rid = None
+                try:
+                    row = json.loads(line)
+                    rid = row.get("id")
+                    body = row if "messages" in row or "input" in row else {
+                        "model": "auto", "messages": [{"role": "user", "content": row["prompt"]}]}
+                    body.setdefault("model", "auto")
+                    c = classifier.classify(body) if classifier is not None else None
+                    plan = decide(cfg, body, args.endpoint, headers, now=now, classification=c)
+                    record = {"id": rid, "class": plan.route_class,
+                              "score": None if c is None else c.score, "model": plan.models[0].id,
+                              "plan": [m.id for m in plan.models]}
+                except errors.GatewayError as exc:
+                    record, failed = {"id": rid, "error": exc.message, "status": exc.status}, failed + 1
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    record, failed = {"id": rid, "error": f"line {number}: {type(exc).__name__}: {exc}"}, failed + 1
+                out.write(json.dumps(record) + "\n")
+        if failed:
+            print(f"extproc explain: {failed} request(s) could not be routed (see their 'error')", file=sys.stderr)
+        return 0
+
+    try:
+        raw = sys.stdin.read() if args.request == "-" else open(args.request, encoding="utf-8").read()
+        body = json.loads(raw)
+        if not isinstance(body, dict):
+            raise ValueError("the request must be a JSON object")
+    except (OSError, ValueError) as exc:
+        print(f"extproc explain: cannot read {args.request}: {exc}", file=sys.stderr)
+        return 2
+    if "prompt" in body and "messages" not in body and "input" not in body:
+        body = {"model": "auto", "messages": [{"role": "user", "content": body["prompt"]}]}
+    body.setdefault("model", "auto")
+    c = classifier.classify(body) if classifier is not None else None
+    classification = None if c is None else {"name": c.name, "confidence": c.confidence, "score": c.score,
+                                             "features": c.features}
+    try:
+        plan = decide(cfg, body, args.endpoint, headers, now=now, classification=c)
+    except errors.GatewayError as exc:
+        if args.json:
+            print(json.dumps({"config": cfg.source, "classification": classification,
+                              "error": {"status": exc.status, "message": exc.message}}, indent=2, default=str))
+        else:
+            print(f"config: {cfg.source}\nclassifier: {_describe(classification)}\n"
+                  f"no route: {exc.status} {exc.message}")
+        return 1
+    if args.json:
+        print(json.dumps({"config": cfg.source, "model": plan.models[0].id, "classification": classification,
+                          **plan.to_dict(), "headers": plan.headers()}, indent=2, default=str))
+        return 0
+    d = plan.to_dict()
+    lines = [f"config:     {cfg.source}",
+             f"request:    model={body.get('model')!r} endpoint={args.endpoint} "
+             f"~{plan.prompt_tokens} prompt + {plan.output_tokens} output tokens",
+             f"classifier: {_describe(classification)}",
+             f"class:      {plan.route_class or '(none)'}{'  [pinned]' if plan.pinned else ''}",
+             f"workload:   {plan.workload}   surface: {plan.surface or '(none)'}   tenant: {plan.tenant or '(none)'}",
+             f"route:      {plan.reason}", "plan:"]
+    for i, c_ in enumerate(d["candidates"], 1):
+        lines.append(f"  {i}. {c_['model']} via {c_['provider']}  [{c_['tier']}, timeout {c_['timeout_ms']} ms, "
+                     f"est ${c_['estimated_cost']:.6f}]  {c_['reason']}")
+    lines.append("dropped:" if d["dropped"] else "dropped:    (none)")
+    for dr in d["dropped"]:
+        tier = f" [{dr['tier']}]" if dr["tier"] else ""
+        lines.append(f"  - {dr['model']}{tier}: {dr['reason']}")
+    print("\n".join(lines))
+    return 0
+
+
+def _describe(classification) -> str:
+    if classification is None:
+        return "(extproc.classify not available: the default class applies)"
+    feats = ", ".join(f"{k}={v}" for k, v in list((classification.get("features") or {}).items())[:8])
+    return (f"{classification['name']} (score {classification['score']:.3f}, "
+            f"confidence {classification['confidence']:.2f}){'; ' + feats if feats else ''}")
+
+
+def _check(args: argparse.Namespace) -> int:
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from . import envoy_config
+    from .devstack import envoy_binary
+
+    problems: list[str] = []
+    try:
+        cfg = _routing_config(args.config)
+    except routing_config.ConfigError as exc:
+        print(f"extproc check: routing config: {exc}", file=sys.stderr)
+        return 1
+    envoy_path = Path(args.envoy) if args.envoy else envoy_config.DEFAULT_PATH
+    try:
+        envoy = envoy_config.load(envoy_path)
+        clusters = envoy_config.clusters(envoy)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"extproc check: {envoy_path}: cannot read the Envoy config: {exc}", file=sys.stderr)
+        return 1
+    routed = _matcher_clusters(envoy)
+    used = {m.provider.name: m.provider for m in cfg.models.values()}
+    for name, provider in sorted(used.items()):
+        if provider.cluster not in clusters:
+            problems.append(f"{cfg.source}: providers.{name}: cluster {provider.cluster!r} is not defined in "
+                            f"{envoy_path} (clusters: {', '.join(sorted(clusters))})")
+        elif routed is not None and provider.cluster not in routed:
+            problems.append(f"{cfg.source}: providers.{name}: cluster {provider.cluster!r} is not in the route's "
+                            f"x-llm-try-N matcher in {envoy_path}, so Envoy cannot send an attempt there")
+    if not args.no_envoy_validate:
+        try:
+            binary = envoy_binary()
+        except RuntimeError as exc:
+            problems.append(str(exc))
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                result = subprocess.run([binary, "--mode", "validate", "-c", str(envoy_path), "--log-level", "error",
+                                         "--base-id", str(os.getpid() % 60000 + 1000)], capture_output=True,
+                                        text=True, timeout=120, cwd=tmp)
+            if result.returncode != 0:
+                tail = (result.stdout + result.stderr).strip().splitlines()[-5:]
+                problems.append(f"{envoy_path}: envoy --mode validate failed: " + " | ".join(tail))
+    if problems:
+        for problem in problems:
+            print(f"extproc check: {problem}", file=sys.stderr)
+        return 1
+    print(f"ok: {cfg.source} ({len(cfg.models)} models, {len(cfg.classes)} routing classes) and {envoy_path} "
+          f"({len(clusters)} clusters{'' if args.no_envoy_validate else ', envoy --mode validate OK'})")
+    return 0
+
+
+def _matcher_clusters(envoy: dict) -> set[str] | None:
+    """Clusters named by ClusterActions in the route's matcher, or None if the config has no such matcher."""
+    found: set[str] = set()
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if str(node.get("@type", "")).endswith("ClusterAction") and "cluster" in node:
+                found.add(node["cluster"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(envoy.get("static_resources", {}).get("listeners", []))
+    return found or None
 
 
 if __name__ == "__main__":

@@ -23,16 +23,55 @@ wrong, and nothing half-loaded is ever used.
         capabilities: [tools, vision, json, streaming]
         quality: 1..5          # quality tier, higher is better
     routing:
-      default_model: ID        # what model "auto" (and every alias) goes to
-      aliases: [auto]
+      default_model: ID        # where an alias goes when there are no routing_rules
+      aliases: [auto]          # model names that trigger routing
+      default_class: NAME      # class when the classifier gives no usable answer (default: the first rule)
+      default_workload: interactive
+      default_surface: NAME    # default: none (no floor, no allow/deny list)
+      pinned_fallback: false   # may a request naming a concrete model fall back? (see policy.py)
+      default_output_tokens: 256   # reply size assumed for cost estimates when max_tokens is absent
+      attempt_timeout_factor: 2    # an attempt is cut at this multiple of its tier's target latency
+    routing_rules:             # routing classes; the classifier's class name (or score band) picks one
+      NAME:                    # seed shape:
+        primary: ID            #   one model id or a list, per tier
+        secondary: ID
+        tertiary: ID
+        fallback: ID | [IDs] | CLASS   # models appended as a last tier, or another class's tiers
+        # extended shape (instead of primary/secondary/tertiary):
+        tiers:
+          - {name: primary, models: [ID, ...], target_latency_ms: 1500}
+        max_latency_ms: 5000   # the per-attempt target of tiers that set none (else 1500/3000/10000 by position)
+        max_cost_per_1k: 0.002 # USD per 1K tokens, estimated before sending
+        max_cost_per_request: 0.05
+        quality_floor: 1
+        min_score: 0.5         # score band: used when the classifier's name is not a class
+    workloads:                 # built in: interactive (prefer latency), batch (prefer cost)
+      NAME: {prefer: latency | cost, max_cost_per_1k: X, max_cost_per_request: X,
+             windows: [{tz: Europe/Berlin, days: [mon, tue], start: "09:00", end: "18:00",
+                        prefer: cost, max_cost_per_1k: X}]}
+    surfaces:
+      NAME: {quality_floor: 4, allow: [IDs], deny: [IDs], max_cost_per_1k: X, max_cost_per_request: X}
+    tenants:
+      NAME: {api_keys_sha256: [HEX], workload: NAME, surface: NAME, max_cost_per_1k: X, max_cost_per_request: X}
+    classifier: {...}          # class names and thresholds, validated by extproc.classify
     limits:
       max_body_bytes: 4194304
+
+A document without ``providers`` (the seed shape: only ``routing_rules``) gets
+the built-in catalog (``BUILTIN_CATALOG``: providers openai and anthropic and
+the well-known model ids gpt-3.5-turbo, gpt-4, claude-haiku, claude-opus), with
+the document's own ``models`` merged over it. A document that names its
+providers gets exactly its own catalog, nothing hidden.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import hashlib
 import json
 import os
+import re
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +85,34 @@ CONFIG_ENV = "LLM_GATEWAY_CONFIG"
 DEFAULT_BASE_PATH = {"openai": "/v1", "azure_openai": "/openai", "anthropic": "/v1", "gemini": "/v1beta"}
 ENDPOINTS = ("chat", "embeddings")
 CAPABILITIES = ("tools", "vision", "json", "streaming")
+TIER_NAMES = ("primary", "secondary", "tertiary")
+TIER_TARGET_MS = (1500, 3000, 10000)   # default per-attempt target of tier 1, 2, 3 and later
+BUILTIN_WORKLOADS = {"interactive": {"prefer": "latency"}, "batch": {"prefer": "cost"}}
+PREFER = ("latency", "cost")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HHMM = re.compile(r"^([01][0-9]|2[0-4]):([0-5][0-9])$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+# Catalog for documents that bring no providers of their own (the seed shape).
+# Prices in USD per 1M tokens, as the providers list them.
+BUILTIN_CATALOG: dict[str, Any] = {
+    "providers": {
+        "openai": {"api": "openai", "host": "api.openai.com", "api_key_env": "OPENAI_API_KEY"},
+        "anthropic": {"api": "anthropic", "host": "api.anthropic.com", "api_key_env": "ANTHROPIC_API_KEY"},
+    },
+    "models": {
+        "gpt-3.5-turbo": {"provider": "openai", "price": {"input": 0.50, "output": 1.50},
+                          "context_window": 16385, "capabilities": ["tools", "json", "streaming"], "quality": 2},
+        "gpt-4": {"provider": "openai", "price": {"input": 30.0, "output": 60.0},
+                  "context_window": 8192, "capabilities": ["tools", "streaming"], "quality": 4},
+        "claude-haiku": {"provider": "anthropic", "upstream_model": "claude-3-haiku-20240307",
+                         "price": {"input": 0.25, "output": 1.25}, "context_window": 200000,
+                         "capabilities": ["tools", "vision", "streaming"], "quality": 2},
+        "claude-opus": {"provider": "anthropic", "upstream_model": "claude-3-opus-20240229",
+                        "price": {"input": 15.0, "output": 75.0}, "context_window": 200000,
+                        "capabilities": ["tools", "vision", "streaming"], "quality": 5},
+    },
+}
 
 
 class ConfigError(ValueError):
@@ -81,11 +148,79 @@ class Model:
     context_window: int = 128_000
     capabilities: frozenset[str] = frozenset(CAPABILITIES)
     quality: int = 3
+    max_inflight: int | None = None   # attempts in flight before new requests take the next candidate
 
     def target(self) -> Target:
         p = self.provider
         return Target(model=self.id, upstream_model=self.upstream_model, provider=p.name, api=p.api,
                       base_path=p.base_path, options=p.options)
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    models: tuple[Model, ...]
+    target_ms: int              # latency target: slower models are demoted; attempts are cut at a multiple
+
+
+@dataclass(frozen=True)
+class RoutingClass:
+    name: str
+    tiers: tuple[Tier, ...]
+    max_cost_per_1k: float | None = None
+    max_cost_per_request: float | None = None
+    quality_floor: int = 1
+    min_score: float | None = None
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """Local times (in ``tz``) when a workload's preferences change, e.g. peak hours."""
+
+    tz: zoneinfo.ZoneInfo
+    days: frozenset[int]        # 0 = Monday
+    start: int                  # minutes after local midnight
+    end: int                    # exclusive; end < start spans midnight
+    prefer: str | None = None
+    max_cost_per_1k: float | None = None
+
+    def contains(self, now: float) -> bool:
+        local = _dt.datetime.fromtimestamp(now, self.tz)
+        minute = local.hour * 60 + local.minute
+        if self.start <= self.end:
+            return local.weekday() in self.days and self.start <= minute < self.end
+        # Spans midnight: the part after midnight belongs to the previous day's window.
+        if minute >= self.start:
+            return local.weekday() in self.days
+        return minute < self.end and (local.weekday() - 1) % 7 in self.days
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    prefer: str = "latency"     # latency: fastest within the floor; cost: cheapest meeting the floor
+    max_cost_per_1k: float | None = None
+    max_cost_per_request: float | None = None
+    windows: tuple[TimeWindow, ...] = ()
+
+
+@dataclass(frozen=True)
+class Surface:
+    name: str
+    quality_floor: int = 1
+    allow: frozenset[str] | None = None    # None: every model
+    deny: frozenset[str] = frozenset()
+    max_cost_per_1k: float | None = None
+    max_cost_per_request: float | None = None
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    workload: str | None = None
+    surface: str | None = None
+    max_cost_per_1k: float | None = None
+    max_cost_per_request: float | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +231,24 @@ class Config:
     aliases: frozenset[str]
     max_body_bytes: int = 4 * 1024 * 1024
     source: str = "<memory>"
+    classes: dict[str, RoutingClass] = field(default_factory=dict)
+    default_class: str | None = None
+    workloads: dict[str, Workload] = field(default_factory=lambda: {
+        n: Workload(n, **spec) for n, spec in BUILTIN_WORKLOADS.items()})
+    default_workload: str = "interactive"
+    surfaces: dict[str, Surface] = field(default_factory=dict)
+    default_surface: str | None = None
+    tenants: dict[str, Tenant] = field(default_factory=dict)
+    tenant_keys: dict[str, str] = field(default_factory=dict)   # sha256(bearer token) hex -> tenant
+    pinned_fallback: bool = False
+    default_output_tokens: int = 256
+    attempt_timeout_factor: float = 2.0   # an attempt is cut at this multiple of its tier's latency target
+    classifier: Any = None      # classify.ClassifierSettings, or None when extproc.classify is absent
+    classifier_spec: dict[str, Any] = field(default_factory=dict)
+    health: Any = None          # health.HealthSettings: ejection rules
+
+    def tenant_for_key(self, token: str) -> str | None:
+        return self.tenant_keys.get(hashlib.sha256(token.encode()).hexdigest()) if self.tenant_keys else None
 
 
 def load(path: str | os.PathLike[str]) -> Config:
@@ -104,6 +257,11 @@ def load(path: str | os.PathLike[str]) -> Config:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    return loads(text, path)
+
+
+def loads(text: str, path: str) -> Config:
+    """Parse a config file's text; ``path`` names the file in errors and decides JSON (``.json``) or YAML."""
     try:
         data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
@@ -166,8 +324,16 @@ class _Parser:
                 raise self.fail(where, f"unknown value {v!r} (allowed: {', '.join(allowed)})")
         return tuple(value)
 
+    def optional_number(self, spec: dict[str, Any], key: str, where: str) -> float | None:
+        return None if spec.get(key) is None else self.number(spec[key], f"{where}.{key}")
+
     def config(self, data: Any) -> Config:
-        top = self.mapping(data, "(top level)", ("providers", "models", "routing", "limits"))
+        top = self.mapping(data, "(top level)", ("providers", "models", "routing", "limits", "routing_rules",
+                                                 "workloads", "surfaces", "tenants", "classifier", "health"))
+        if "providers" not in top:
+            # The seed shape: routing rules only. The built-in catalog fills in, the file's models win.
+            top = {**top, "providers": BUILTIN_CATALOG["providers"],
+                   "models": {**BUILTIN_CATALOG["models"], **self.mapping(top.get("models"), "models")}}
         providers = {name: self.provider(name, spec)
                      for name, spec in self.mapping(top.get("providers"), "providers").items()}
         if not providers:
@@ -176,7 +342,9 @@ class _Parser:
                   for mid, spec in self.mapping(top.get("models"), "models").items()}
         if not models:
             raise self.fail("models", "at least one model is required")
-        routing = self.mapping(top.get("routing"), "routing", ("default_model", "aliases"))
+        routing = self.mapping(top.get("routing"), "routing", (
+            "default_model", "aliases", "default_class", "default_workload", "default_surface", "pinned_fallback",
+            "default_output_tokens", "attempt_timeout_factor"))
         default = routing.get("default_model")
         if default is not None:
             default = self.string(default, "routing.default_model")
@@ -188,8 +356,239 @@ class _Parser:
             raise self.fail("routing.aliases", f"alias {sorted(clash)[0]!r} is also a model id")
         limits = self.mapping(top.get("limits"), "limits", ("max_body_bytes",))
         max_body = self.integer(limits.get("max_body_bytes", 4 * 1024 * 1024), "limits.max_body_bytes", 1024)
+
+        classes = self.classes(self.mapping(top.get("routing_rules"), "routing_rules"), models, aliases)
+        default_class = routing.get("default_class")
+        if default_class is not None:
+            default_class = self.string(default_class, "routing.default_class")
+            if default_class not in classes:
+                raise self.fail("routing.default_class", f"unknown routing class {default_class!r}")
+        elif classes:
+            default_class = next(iter(classes))
+        workloads = {n: Workload(n, **spec) for n, spec in BUILTIN_WORKLOADS.items()}
+        for name, spec in self.mapping(top.get("workloads"), "workloads").items():
+            workloads[name] = self.workload(name, spec)
+        surfaces = {name: self.surface(name, spec, models)
+                    for name, spec in self.mapping(top.get("surfaces"), "surfaces").items()}
+        default_workload = self.string(routing.get("default_workload", "interactive"), "routing.default_workload")
+        if default_workload not in workloads:
+            raise self.fail("routing.default_workload", f"unknown workload {default_workload!r}")
+        default_surface = routing.get("default_surface")
+        if default_surface is not None and self.string(default_surface, "routing.default_surface") not in surfaces:
+            raise self.fail("routing.default_surface", f"unknown surface {default_surface!r}")
+        tenants: dict[str, Tenant] = {}
+        tenant_keys: dict[str, str] = {}
+        for name, spec in self.mapping(top.get("tenants"), "tenants").items():
+            tenants[name] = self.tenant(name, spec, workloads, surfaces, tenant_keys)
+        pinned_fallback = routing.get("pinned_fallback", False)
+        if not isinstance(pinned_fallback, bool):
+            raise self.fail("routing.pinned_fallback", f"must be true or false, not {pinned_fallback!r}")
+        classifier_spec = self.mapping(top.get("classifier"), "classifier")
         return Config(providers=providers, models=models, default_model=default, aliases=aliases,
-                      max_body_bytes=max_body, source=self.source)
+                      max_body_bytes=max_body, source=self.source, classes=classes, default_class=default_class,
+                      workloads=workloads, default_workload=default_workload, surfaces=surfaces,
+                      default_surface=default_surface, tenants=tenants, tenant_keys=tenant_keys,
+                      pinned_fallback=pinned_fallback,
+                      default_output_tokens=self.integer(routing.get("default_output_tokens", 256),
+                                                         "routing.default_output_tokens", 1),
+                      attempt_timeout_factor=self.number(routing.get("attempt_timeout_factor", 2.0),
+                                                         "routing.attempt_timeout_factor", 1.0),
+                      classifier=self.classifier(classifier_spec if "classifier" in top else None),
+                      classifier_spec=classifier_spec, health=self.health(top.get("health")))
+
+    def health(self, spec: Any) -> Any:
+        """Settings for extproc.health (ejection rules), validated by that module."""
+        from .health import HealthSettings   # here, not at the top: health imports the policy, which imports us
+        try:
+            return HealthSettings.from_config(spec)
+        except ValueError as exc:
+            key, _, problem = str(exc).partition(": ")
+            raise self.fail("health" if key == "(section)" else f"health.{key}", problem) from None
+
+    def classifier(self, spec: dict[str, Any] | None) -> Any:
+        """Settings for extproc.classify, validated by that module; None while it does not exist."""
+        try:
+            from . import classify
+        except ImportError:
+            return None
+        try:
+            return classify.ClassifierSettings.from_config(spec)
+        except ValueError as exc:
+            raise ConfigError(f"{self.source}: classifier.{exc}") from None
+
+    # ---- routing classes ----------------------------------------------------------------------
+
+    _CLASS_KEYS = ("primary", "secondary", "tertiary", "fallback", "tiers", "max_latency_ms", "max_cost_per_1k",
+                   "max_cost_per_request", "quality_floor", "min_score")
+
+    def classes(self, rules: dict[str, Any], models: dict[str, Model],
+                aliases: frozenset[str]) -> dict[str, RoutingClass]:
+        for name, spec in rules.items():
+            self.mapping(spec, f"routing_rules.{name}", self._CLASS_KEYS)
+            if name in models or name in aliases:
+                raise self.fail(f"routing_rules.{name}", "a routing class cannot share its name with a model or alias")
+        resolved: dict[str, tuple[Tier, ...]] = {}
+
+        def tiers_of(name: str, chain: tuple[str, ...]) -> tuple[Tier, ...]:
+            if name in chain:
+                cycle = " -> ".join((*chain[chain.index(name):], name))
+                raise self.fail(f"routing_rules.{chain[-1]}.fallback", f"cycle in fallbacks: {cycle}")
+            if name not in resolved:
+                resolved[name] = self.class_tiers(name, rules[name], models, rules,
+                                                  lambda other: tiers_of(other, (*chain, name)))
+            return resolved[name]
+
+        out: dict[str, RoutingClass] = {}
+        for name, spec in rules.items():
+            where = f"routing_rules.{name}"
+            min_score = self.optional_number(spec, "min_score", where)
+            if min_score is not None and min_score > 1:
+                raise self.fail(f"{where}.min_score", "must be between 0 and 1")
+            out[name] = RoutingClass(
+                name=name, tiers=tiers_of(name, ()),
+                max_cost_per_1k=self.optional_number(spec, "max_cost_per_1k", where),
+                max_cost_per_request=self.optional_number(spec, "max_cost_per_request", where),
+                quality_floor=self.integer(spec.get("quality_floor", 1), f"{where}.quality_floor", 1),
+                min_score=min_score)
+        return out
+
+    def class_tiers(self, name: str, spec: dict[str, Any], models: dict[str, Model], rules: dict[str, Any],
+                    fallback_class) -> tuple[Tier, ...]:
+        where = f"routing_rules.{name}"
+        max_latency = spec.get("max_latency_ms")
+        if max_latency is not None:
+            max_latency = self.integer(max_latency, f"{where}.max_latency_ms", 1)
+        raw: list[tuple[str, str, Any, Any]] = []   # (tier name, key path, models spec, target spec)
+        if "tiers" in spec:
+            named = [k for k in TIER_NAMES if k in spec]
+            if named:
+                raise self.fail(f"{where}.{named[0]}", "give either tiers or primary/secondary/tertiary, not both")
+            tiers = spec["tiers"]
+            if not isinstance(tiers, list) or not tiers:
+                raise self.fail(f"{where}.tiers", "must be a non-empty list of tiers")
+            for i, tier in enumerate(tiers):
+                tw = f"{where}.tiers[{i}]"
+                tier = self.mapping(tier, tw, ("name", "models", "target_latency_ms"))
+                tname = self.string(tier.get("name", TIER_NAMES[i] if i < 3 else f"tier{i + 1}"), f"{tw}.name")
+                raw.append((tname, f"{tw}.models", tier.get("models"), (tier.get("target_latency_ms"), tw)))
+        else:
+            for key in TIER_NAMES:
+                if key in spec:
+                    raw.append((key, f"{where}.{key}", spec[key], (None, None)))
+            if not raw and "fallback" not in spec:
+                raise self.fail(where, "a routing class needs tiers (or primary/secondary/tertiary)")
+        out: list[Tier] = []
+        seen: set[str] = set()
+        for i, (tname, mwhere, mspec, (target, twhere)) in enumerate(raw):
+            ids = self.model_ids(mspec, mwhere, models)
+            default_target = max_latency or TIER_TARGET_MS[min(i, len(TIER_TARGET_MS) - 1)]
+            if target is None:
+                target = default_target
+            else:
+                target = self.integer(target, f"{twhere}.target_latency_ms", 1)
+                if max_latency is not None and target > max_latency:
+                    raise self.fail(f"{twhere}.target_latency_ms",
+                                    f"{target} exceeds the class's max_latency_ms {max_latency}")
+            out.append(Tier(tname, tuple(models[m] for m in ids if not (m in seen or seen.add(m))), target))
+        fallback = spec.get("fallback")
+        if fallback is not None:
+            fwhere = f"{where}.fallback"
+            if isinstance(fallback, str) and fallback in rules:
+                for tier in fallback_class(fallback):
+                    kept = tuple(m for m in tier.models if not (m.id in seen or seen.add(m.id)))
+                    if kept:
+                        name_ = tier.name if "/" in tier.name else f"{fallback}/{tier.name}"
+                        out.append(Tier(name_, kept, tier.target_ms))
+            else:
+                ids = self.model_ids(fallback, fwhere, models, classes=True)
+                i = len(out)
+                target = max_latency or TIER_TARGET_MS[min(i, len(TIER_TARGET_MS) - 1)]
+                kept = tuple(models[m] for m in ids if not (m in seen or seen.add(m)))
+                if kept:
+                    out.append(Tier("fallback", kept, target))
+        if not out:
+            raise self.fail(where, "no candidate models")
+        return tuple(out)
+
+    def model_ids(self, value: Any, where: str, models: dict[str, Model], classes: bool = False) -> tuple[str, ...]:
+        ids = (value,) if isinstance(value, str) else value
+        if ids is None or (isinstance(ids, list) and not ids):
+            raise self.fail(where, "a tier needs at least one candidate model")
+        ids = self.strings(list(ids) if isinstance(ids, (list, tuple)) else ids, where)
+        for mid in ids:
+            if mid not in models:
+                kind = "model or routing class" if classes else "model"
+                raise self.fail(where, f"unknown {kind} {mid!r}")
+        return ids
+
+    # ---- workloads, surfaces, tenants ---------------------------------------------------------
+
+    def workload(self, name: str, spec: Any) -> Workload:
+        where = f"workloads.{name}"
+        spec = self.mapping(spec, where, ("prefer", "max_cost_per_1k", "max_cost_per_request", "windows"))
+        base = BUILTIN_WORKLOADS.get(name, {})
+        prefer = spec.get("prefer", base.get("prefer"))
+        if prefer not in PREFER:
+            raise self.fail(f"{where}.prefer", f"must be one of {', '.join(PREFER)}, not {prefer!r}")
+        windows = spec.get("windows", [])
+        if not isinstance(windows, list):
+            raise self.fail(f"{where}.windows", "must be a list")
+        return Workload(name=name, prefer=prefer,
+                        max_cost_per_1k=self.optional_number(spec, "max_cost_per_1k", where),
+                        max_cost_per_request=self.optional_number(spec, "max_cost_per_request", where),
+                        windows=tuple(self.window(w, f"{where}.windows[{i}]") for i, w in enumerate(windows)))
+
+    def window(self, spec: Any, where: str) -> TimeWindow:
+        spec = self.mapping(spec, where, ("tz", "days", "start", "end", "prefer", "max_cost_per_1k"))
+        tz_name = self.string(spec.get("tz", "UTC"), f"{where}.tz")
+        try:
+            tz = zoneinfo.ZoneInfo(tz_name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise self.fail(f"{where}.tz", f"unknown time zone {tz_name!r}") from None
+        days = self.names(spec.get("days", list(DAYS)), f"{where}.days", DAYS)
+        bounds = []
+        for key in ("start", "end"):
+            value = spec.get(key)
+            match = _HHMM.match(value) if isinstance(value, str) else None
+            if not match:
+                raise self.fail(f"{where}.{key}", f"must be a time like \"09:00\", not {value!r}")
+            bounds.append(int(match[1]) * 60 + int(match[2]))
+        prefer = spec.get("prefer")
+        if prefer is not None and prefer not in PREFER:
+            raise self.fail(f"{where}.prefer", f"must be one of {', '.join(PREFER)}, not {prefer!r}")
+        return TimeWindow(tz=tz, days=frozenset(DAYS.index(d) for d in days), start=bounds[0], end=bounds[1],
+                          prefer=prefer, max_cost_per_1k=self.optional_number(spec, "max_cost_per_1k", where))
+
+    def surface(self, name: str, spec: Any, models: dict[str, Model]) -> Surface:
+        where = f"surfaces.{name}"
+        spec = self.mapping(spec, where, ("quality_floor", "allow", "deny", "max_cost_per_1k", "max_cost_per_request"))
+        allow = None if spec.get("allow") is None else frozenset(self.model_ids(spec["allow"], f"{where}.allow", models))
+        deny = frozenset(self.model_ids(spec["deny"], f"{where}.deny", models)) if spec.get("deny") else frozenset()
+        return Surface(name=name, quality_floor=self.integer(spec.get("quality_floor", 1), f"{where}.quality_floor", 1),
+                       allow=allow, deny=deny,
+                       max_cost_per_1k=self.optional_number(spec, "max_cost_per_1k", where),
+                       max_cost_per_request=self.optional_number(spec, "max_cost_per_request", where))
+
+    def tenant(self, name: str, spec: Any, workloads: dict[str, Workload], surfaces: dict[str, Surface],
+               keys: dict[str, str]) -> Tenant:
+        where = f"tenants.{name}"
+        spec = self.mapping(spec, where, ("api_keys_sha256", "workload", "surface", "max_cost_per_1k",
+                                          "max_cost_per_request"))
+        for i, digest in enumerate(self.strings(spec.get("api_keys_sha256", []), f"{where}.api_keys_sha256")):
+            if not _SHA256.match(digest):
+                raise self.fail(f"{where}.api_keys_sha256[{i}]",
+                                "must be the lowercase hex sha256 of the key (never the key itself)")
+            if digest in keys:
+                raise self.fail(f"{where}.api_keys_sha256[{i}]", f"key already belongs to tenant {keys[digest]!r}")
+            keys[digest] = name
+        workload, surface = spec.get("workload"), spec.get("surface")
+        if workload is not None and workload not in workloads:
+            raise self.fail(f"{where}.workload", f"unknown workload {workload!r}")
+        if surface is not None and surface not in surfaces:
+            raise self.fail(f"{where}.surface", f"unknown surface {surface!r}")
+        return Tenant(name=name, workload=workload, surface=surface,
+                      max_cost_per_1k=self.optional_number(spec, "max_cost_per_1k", where),
+                      max_cost_per_request=self.optional_number(spec, "max_cost_per_request", where))
 
     def provider(self, name: str, spec: Any) -> Provider:
         where = f"providers.{name}"
@@ -210,7 +609,7 @@ class _Parser:
     def model(self, mid: str, spec: Any, providers: dict[str, Provider]) -> Model:
         where = f"models.{mid}"
         spec = self.mapping(spec, where, ("provider", "upstream_model", "endpoints", "price", "context_window",
-                                          "capabilities", "quality"))
+                                          "capabilities", "quality", "max_inflight"))
         pname = self.string(spec.get("provider"), f"{where}.provider")
         if pname not in providers:
             raise self.fail(f"{where}.provider", f"unknown provider {pname!r}")
@@ -228,4 +627,6 @@ class _Parser:
             capabilities=frozenset(self.names(spec.get("capabilities", list(CAPABILITIES)),
                                               f"{where}.capabilities", CAPABILITIES)),
             quality=self.integer(spec.get("quality", 3), f"{where}.quality", 1),
+            max_inflight=None if spec.get("max_inflight") is None
+            else self.integer(spec["max_inflight"], f"{where}.max_inflight", 1),
         )

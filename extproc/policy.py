@@ -1,27 +1,471 @@
-"""Which models a request may go to, in order: the plan.
+"""Which models a request may go to, in order, and why: the plan.
 
-This is the seam the routing policy grows from. Today: a concrete model id is
-pinned to the provider that serves it; a route alias (``auto``) goes to the
-configured default model.
+Pure: ``decide`` takes the config, the request body and headers, a health view,
+a budget view, the clock and the classifier's answer, and returns a ``Plan``
+(or raises a ``GatewayError``). No I/O, so every rule is tested in microseconds
+and ``extproc explain`` replays decisions offline with the same code.
+
+The steps, in order:
+
+1. Who is asking. Tenant: the client's ``Authorization: Bearer`` token, hashed
+   with sha256 and looked up in ``tenants.*.api_keys_sha256``, else the
+   ``x-llm-tenant`` header. Workload: ``x-llm-workload``, else the tenant's,
+   else ``routing.default_workload``. Surface: ``x-llm-surface``, else the
+   tenant's, else ``routing.default_surface``. An unknown name is a 400.
+2. Pinned or routed. A concrete model id is pinned: it is the first and, unless
+   ``routing.pinned_fallback`` is true, the only candidate. Its own API decides
+   the features it can serve (the translator raises a 422), but the caller's
+   surface (allow/deny, quality floor), cost caps and budget still apply. With
+   ``pinned_fallback: true`` the fallbacks are the request's routing class
+   candidates that pass every filter and are of at least the pinned model's
+   quality tier, so a fallback never downgrades; an ejected or saturated pinned
+   model is then skipped. An alias (``auto``) or a class name routes.
+3. The class: a class named as the model, else the classifier's class name if
+   it is a routing class, else the score band (the class with the greatest
+   ``min_score`` <= score; with no ``min_score`` anywhere, the classes in file
+   order split [0, 1] evenly), else ``routing.default_class``.
+4. Filters, per candidate, first failure wins: endpoint not served, denied by
+   the surface, capability missing (tools, vision, json, streaming as the
+   request needs), context too small (estimated prompt + max output tokens),
+   below the quality floor (max of class and surface floors), over the cost
+   cap per 1K tokens or per request (the tightest of class, workload or its
+   active time window, surface and tenant), over budget, ejected, saturated.
+5. Order: within a tier, ``prefer: latency`` (interactive) sorts by current
+   p95 in 100 ms buckets (a model without data counts as meeting its tier's
+   target), then quality (higher first), then estimated cost; ``prefer: cost``
+   (batch) sorts by estimated cost, then quality. Ties keep file order. The
+   attempts cascade through the tiers: the first of each tier (primary,
+   secondary, tertiary), then the other candidates tier by tier; for
+   interactive work, models whose p95 exceeds their tier's target go last
+   (demoted).
+   At most ``MAX_ATTEMPTS`` candidates (Envoy's route has three try headers).
+   If every candidate that passed the other filters is ejected or saturated,
+   they are tried anyway (saturated first): a stale health view must not turn
+   into a certain failure.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
 
-from .config import Config, Model
+from .config import TIER_TARGET_MS, Config, Model, RoutingClass, Tier
+from .cost import UNLIMITED, BudgetView, output_tokens, prompt_tokens
 from .errors import InvalidRequest, ModelNotFound, UnsupportedFeature
+
+MAX_ATTEMPTS = 3
+LATENCY_BUCKET_MS = 100
+WORKLOAD_HEADER = "x-llm-workload"
+SURFACE_HEADER = "x-llm-surface"
+TENANT_HEADER = "x-llm-tenant"
+PINNED_TIMEOUT_MS = TIER_TARGET_MS[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelHealth:
+    ejected: bool = False
+    saturated: bool = False
+    p95_ms: float | None = None
+    error_rate: float = 0.0
+    inflight: int = 0
+
+
+HEALTHY = ModelHealth()
+
+
+class HealthView(Protocol):
+    """The live health snapshot the policy reads (the tracker lives in extproc.health)."""
+
+    def model_health(self, model_id: str) -> ModelHealth: ...
+
+
+class _NoHealth:
+    def model_health(self, model_id: str) -> ModelHealth:
+        return HEALTHY
+
+
+NO_HEALTH: HealthView = _NoHealth()
+
+
+class Candidate(NamedTuple):
+    model: Model
+    tier: str
+    timeout_ms: int      # per-attempt target, from the tier
+    reason: str
+    cost: float          # estimated USD for this request
+
+
+class Dropped(NamedTuple):
+    model: str
+    tier: str | None
+    reason: str
 
 
 @dataclass(frozen=True)
 class Plan:
     models: tuple[Model, ...]   # attempt N goes to models[N-1]
-    reason: str                 # why, in words, for the response headers and spans
+    reason: str                 # why, in one line, for the response headers and spans
+    candidates: tuple[Candidate, ...] = ()
+    dropped: tuple[Dropped, ...] = ()
+    route_class: str | None = None
+    score: float | None = None
+    workload: str | None = None
+    surface: str | None = None
+    tenant: str | None = None
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    pinned: bool = False
 
+    def headers(self) -> dict[str, str]:
+        """Response headers that explain the decision (ASCII, one line each)."""
+        out = {"x-llm-route": self.reason, "x-llm-class": self.route_class or "none"}
+        if self.score is not None:
+            out["x-llm-score"] = f"{self.score:.3f}"
+        if self.workload:
+            out["x-llm-workload"] = self.workload
+        if self.surface:
+            out["x-llm-surface"] = self.surface
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason, "class": self.route_class, "score": self.score, "pinned": self.pinned,
+            "workload": self.workload, "surface": self.surface, "tenant": self.tenant,
+            "estimated_tokens": {"prompt": self.prompt_tokens, "output": self.output_tokens},
+            "candidates": [{"model": c.model.id, "provider": c.model.provider.name, "tier": c.tier,
+                            "timeout_ms": c.timeout_ms, "estimated_cost": round(c.cost, 8), "reason": c.reason}
+                           for c in self.candidates],
+            "dropped": [{"model": d.model, "tier": d.tier, "reason": d.reason} for d in self.dropped],
+        }
+
+
+# ---- the decision ---------------------------------------------------------------------------------
+
+def decide(config: Config, body: dict, endpoint: str, headers: dict[str, str], health: HealthView = NO_HEALTH,
+           budgets: BudgetView = UNLIMITED, now: float = 0.0, classification: Any = None) -> Plan:
+    requested = body.get("model")
+    tenant, workload, surface = _who(config, headers)
+    score = getattr(classification, "score", None)
+    if requested in config.models:
+        pinned = config.models[requested]
+        if endpoint not in pinned.endpoints:
+            raise UnsupportedFeature(f"model '{pinned.id}' does not serve /v1/{_PATHS[endpoint]}", param="model")
+    elif requested in config.aliases or requested in config.classes:
+        pinned = None
+    else:
+        raise ModelNotFound(f"The model '{requested}' does not exist or you do not have access to it.", param="model")
+
+    if config.classes:
+        if requested in config.classes:
+            rclass = config.classes[requested]
+        else:
+            rclass = _class_for(config, classification)
+    elif pinned is None or config.pinned_fallback:
+        if config.default_model is None:
+            if pinned is None:
+                raise InvalidRequest(f"model '{requested}' is a routing alias but no routing.default_model "
+                                     "is configured", param="model")
+            rclass = None
+        else:
+            rclass = RoutingClass("default", (Tier("primary", (config.models[config.default_model],),
+                                                   TIER_TARGET_MS[0]),))
+    else:
+        rclass = None
+
+    ctx = _Context(config, body, endpoint, tenant, workload, surface, rclass, health, budgets, now)
+    class_name = rclass.name if rclass is not None and config.classes else None
+    common = dict(route_class=class_name, score=score, workload=workload, surface=surface, tenant=tenant,
+                  prompt_tokens=ctx.tokens_in, output_tokens=ctx.tokens_out)
+
+    if pinned is not None:
+        return _pinned(ctx, config, pinned, rclass, common)
+
+    healthy, unhealthy = ctx.walk(rclass.tiers, quality_at_least=0, skip=None)
+    chosen = _choose(ctx, healthy, unhealthy)
+    if not chosen:
+        raise ctx.nothing_fits(rclass)
+    models = tuple(c.model for c in chosen)
+    first = chosen[0]
+    if config.classes:
+        origin = (f"class '{rclass.name}' named by the client" if requested in config.classes
+                  else f"alias '{requested}' -> class '{rclass.name}'")
+        score_txt = f" (score {score:.2f})" if score is not None else ""
+        reason = f"{origin}{score_txt}, {workload}: {first.model.id} ({first.tier})"
+    else:
+        reason = f"alias '{requested}' -> default model"
+    return Plan(models, reason, tuple(chosen), tuple(ctx.dropped), **common)
+
+
+def _pinned(ctx: "_Context", config: Config, pinned: Model, rclass: RoutingClass | None, common: dict) -> Plan:
+    fallback = config.pinned_fallback and rclass is not None
+    why = ctx.check(pinned, capabilities=False, context=False, floor=ctx.surface_floor, class_caps=False)
+    first: list[Candidate] = []
+    last_resort: list[Candidate] = []
+    if why is None:
+        h = ctx.health.model_health(pinned.id)
+        cand = Candidate(pinned, "pinned", PINNED_TIMEOUT_MS, "pinned: named by the client", ctx.cost(pinned))
+        if fallback and (h.ejected or h.saturated):
+            ctx.dropped.append(Dropped(pinned.id, "pinned", "unhealthy (ejected)" if h.ejected else "saturated"))
+            last_resort.append(cand)
+        else:
+            first.append(cand)
+    else:
+        ctx.dropped.append(Dropped(pinned.id, "pinned", why))
+        if not fallback:
+            raise ctx.nothing_fits(None, pinned=pinned)
+    chosen = first
+    if fallback:
+        healthy, unhealthy = ctx.walk(rclass.tiers, quality_at_least=pinned.quality, skip=pinned.id)
+        chosen = _choose(ctx, first + healthy, last_resort + unhealthy)
+        if not chosen:
+            raise ctx.nothing_fits(rclass, pinned=pinned)
+    reason = "pinned: model named by the client"
+    if fallback:
+        reason += f", fallback within class '{rclass.name}'"
+    return Plan(tuple(c.model for c in chosen), reason, tuple(chosen), tuple(ctx.dropped), pinned=True, **common)
+
+
+def _choose(ctx: "_Context", healthy: list[Candidate], unhealthy: list[Candidate]) -> list[Candidate]:
+    if not healthy and unhealthy:
+        # Every candidate is ejected or saturated: try them anyway, saturated ones first.
+        unhealthy.sort(key=lambda c: c.reason.startswith("last resort: unhealthy"))
+        healthy = unhealthy
+        for c in unhealthy:
+            ctx.dropped[:] = [d for d in ctx.dropped if d.model != c.model.id]
+    for extra in healthy[MAX_ATTEMPTS:]:
+        ctx.dropped.append(Dropped(extra.model.id, extra.tier, f"not needed: attempt limit {MAX_ATTEMPTS}"))
+    return healthy[:MAX_ATTEMPTS]
+
+
+def _who(config: Config, headers: dict[str, str]) -> tuple[str | None, str, str | None]:
+    tenant = None
+    auth = headers.get("authorization")
+    if auth and config.tenant_keys and auth[:7].lower() == "bearer ":
+        tenant = config.tenant_for_key(auth[7:].strip())
+    if tenant is None:
+        named = headers.get(TENANT_HEADER)
+        if named:
+            if named not in config.tenants:
+                raise InvalidRequest(f"unknown tenant '{named}' in {TENANT_HEADER}")
+            tenant = named
+    t = config.tenants.get(tenant) if tenant else None
+    workload = headers.get(WORKLOAD_HEADER) or (t.workload if t else None) or config.default_workload
+    if workload not in config.workloads:
+        raise InvalidRequest(f"unknown workload '{workload}' in {WORKLOAD_HEADER} "
+                             f"(configured: {', '.join(sorted(config.workloads))})")
+    surface = headers.get(SURFACE_HEADER) or (t.surface if t else None) or config.default_surface
+    if surface is not None and surface not in config.surfaces:
+        raise InvalidRequest(f"unknown surface '{surface}' in {SURFACE_HEADER} "
+                             f"(configured: {', '.join(sorted(config.surfaces)) or 'none'})")
+    return tenant, workload, surface
+
+
+def _class_for(config: Config, classification: Any) -> RoutingClass:
+    if classification is not None:
+        named = config.classes.get(getattr(classification, "name", None))
+        if named is not None:
+            return named
+        score = getattr(classification, "score", None)
+        if score is not None:
+            banded = [c for c in config.classes.values() if c.min_score is not None]
+            if banded:
+                fits = [c for c in banded if c.min_score <= score]
+                if fits:
+                    return max(fits, key=lambda c: c.min_score)
+            else:
+                ordered = list(config.classes.values())
+                return ordered[min(len(ordered) - 1, max(0, int(score * len(ordered))))]
+    return config.classes[config.default_class]
+
+
+def _min(*values: float | None) -> float | None:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+class _Context:
+    """Everything the filters need about one request, computed once."""
+
+    def __init__(self, config: Config, body: dict, endpoint: str, tenant: str | None, workload: str,
+                 surface: str | None, rclass: RoutingClass | None, health: HealthView, budgets: BudgetView,
+                 now: float):
+        self.endpoint = endpoint
+        self.health = health
+        self.dropped: list[Dropped] = []
+        self.kinds: set[str] = set()
+        self.tokens_in = prompt_tokens(body)
+        self.tokens_out = output_tokens(body, config.default_output_tokens) if endpoint == "chat" else 0
+        self.needs = _needs(body) if endpoint == "chat" else frozenset()
+        w = config.workloads[workload]
+        prefer, w_cap = w.prefer, w.max_cost_per_1k
+        for window in w.windows:
+            if window.contains(now):
+                prefer = window.prefer or prefer
+                w_cap = _min(w_cap, window.max_cost_per_1k)
+                break
+        self.prefer = prefer
+        s = config.surfaces.get(surface) if surface else None
+        t = config.tenants.get(tenant) if tenant else None
+        self.surface = s
+        self.surface_floor = s.quality_floor if s else 1
+        self.class_floor = rclass.quality_floor if rclass else 1
+        caller_1k = _min(w_cap, s.max_cost_per_1k if s else None, t.max_cost_per_1k if t else None)
+        caller_req = _min(w.max_cost_per_request, s.max_cost_per_request if s else None,
+                          t.max_cost_per_request if t else None)
+        self.caller_caps = (caller_1k, caller_req)
+        self.class_caps = (_min(caller_1k, rclass.max_cost_per_1k if rclass else None),
+                           _min(caller_req, rclass.max_cost_per_request if rclass else None))
+        self.budget = budgets.remaining(tenant, surface)
+        self.surface_name = surface
+
+    def cost(self, m: Model) -> float:
+        return (self.tokens_in * m.price.input + self.tokens_out * m.price.output) / 1_000_000
+
+    def check(self, m: Model, *, capabilities: bool = True, context: bool = True, floor: int = 1,
+              class_caps: bool = True, cost: float | None = None) -> str | None:
+        """Why ``m`` cannot take this request, or None. Records the kind of failure for the 422 message."""
+        if self.endpoint not in m.endpoints:
+            return self._kind("endpoint", f"does not serve /v1/{_PATHS[self.endpoint]}")
+        s = self.surface
+        if s is not None and (m.id in s.deny or (s.allow is not None and m.id not in s.allow)):
+            return self._kind("deny", f"denied by surface '{s.name}'")
+        if capabilities and self.needs and not self.needs <= m.capabilities:
+            return self._kind("capability", f"capability missing: {', '.join(sorted(self.needs - m.capabilities))}")
+        if context and self.tokens_in + self.tokens_out > m.context_window:
+            return self._kind("context", f"context too small: ~{self.tokens_in + self.tokens_out} tokens > "
+                                         f"{m.context_window}")
+        if m.quality < floor:
+            return self._kind("floor", f"below quality floor {floor} (quality {m.quality})")
+        if cost is None:
+            cost = self.cost(m)
+        cap_1k, cap_req = self.class_caps if class_caps else self.caller_caps
+        if cap_1k is not None:
+            total = self.tokens_in + self.tokens_out
+            per_1k = cost * 1000 / total if total else 0.0
+            if per_1k > cap_1k:
+                return self._kind("cost_1k", f"over cost cap: ${per_1k:.6f}/1K > max_cost_per_1k {cap_1k:g}")
+        if cap_req is not None and cost > cap_req:
+            return self._kind("cost_req", f"over cost cap: ${cost:.6f} > max_cost_per_request {cap_req:g}")
+        if self.budget is not None and cost > self.budget:
+            return self._kind("budget", f"over budget: ${cost:.6f} > ${self.budget:.6f} remaining")
+        return None
+
+    def _kind(self, kind: str, text: str) -> str:
+        self.kinds.add(kind)
+        return text
+
+    def walk(self, tiers: tuple[Tier, ...], quality_at_least: int, skip: str | None
+             ) -> tuple[list[Candidate], list[Candidate]]:
+        """Healthy candidates in attempt order, and the ejected/saturated ones kept as a last resort.
+
+        Attempt order cascades through the tiers: the best candidate of each tier first
+        (primary, secondary, tertiary), then the other candidates of each tier, then, for
+        latency-preferring work, the models whose p95 is above their tier's target (demoted)."""
+        floor = max(self.surface_floor, self.class_floor, quality_at_least)
+        by_latency = self.prefer == "latency"
+        leaders: list[Candidate] = []
+        others: list[Candidate] = []
+        slow: list[Candidate] = []
+        unhealthy: list[Candidate] = []
+        for tier in tiers:
+            ranked = []
+            for m in tier.models:
+                if m.id == skip:
+                    continue
+                cost = self.cost(m)
+                why = self.check(m, floor=floor, cost=cost)
+                if why is not None:
+                    self.dropped.append(Dropped(m.id, tier.name, why))
+                    continue
+                h = self.health.model_health(m.id)
+                if h.ejected or h.saturated:
+                    why = "unhealthy (ejected)" if h.ejected else "saturated"
+                    self.dropped.append(Dropped(m.id, tier.name, why))
+                    unhealthy.append(Candidate(m, tier.name, tier.target_ms, f"last resort: {why}", cost))
+                    continue
+                p95 = h.p95_ms if h.p95_ms is not None else tier.target_ms
+                key = (int(p95 // LATENCY_BUCKET_MS), -m.quality, cost) if by_latency else (cost, -m.quality)
+                ranked.append((key, m, cost, h.p95_ms))
+            ranked.sort(key=lambda r: r[0])
+            place = leaders
+            for _, m, cost, p95 in ranked:
+                if by_latency and p95 is not None and p95 > tier.target_ms:
+                    slow.append(Candidate(m, tier.name, tier.target_ms,
+                                          f"{tier.name} tier, demoted: p95 {p95:.0f} ms above the "
+                                          f"{tier.target_ms} ms target, est ${cost:.6f}", cost))
+                    continue
+                if by_latency:
+                    why = (f"{tier.name} tier, fastest first: p95 {'unknown' if p95 is None else f'{p95:.0f} ms'}, "
+                           f"quality {m.quality}, est ${cost:.6f}")
+                else:
+                    why = f"{tier.name} tier, cheapest first: est ${cost:.6f}, quality {m.quality}"
+                place.append(Candidate(m, tier.name, tier.target_ms, why, cost))
+                place = others
+        return leaders + others + slow, unhealthy
+
+    def nothing_fits(self, rclass: RoutingClass | None, pinned: Model | None = None) -> UnsupportedFeature:
+        parts = []
+        kinds = self.kinds
+        if "endpoint" in kinds:
+            parts.append(f"serves /v1/{_PATHS[self.endpoint]}")
+        if "capability" in kinds:
+            parts.append(f"supports {', '.join(sorted(self.needs))}")
+        if "context" in kinds:
+            parts.append(f"fits ~{self.tokens_in + self.tokens_out} tokens")
+        if "deny" in kinds:
+            parts.append(f"surface '{self.surface_name}' allow/deny list")
+        if "floor" in kinds:
+            if self.surface is not None and self.surface_floor >= self.class_floor:
+                parts.append(f"surface '{self.surface_name}' quality floor {self.surface_floor}")
+            else:
+                parts.append(f"class '{rclass.name if rclass else '?'}' quality floor {self.class_floor}")
+        cap_1k, cap_req = self.class_caps if rclass is not None else self.caller_caps
+        if "cost_1k" in kinds:
+            parts.append(f"max_cost_per_1k {cap_1k:g}")
+        if "cost_req" in kinds:
+            parts.append(f"max_cost_per_request {cap_req:g}")
+        if "budget" in kinds:
+            parts.append(f"the remaining budget ${self.budget:.6f}")
+        what = " and ".join(parts) or "the routing rules"
+        where = f"pinned model '{pinned.id}'" if pinned is not None and rclass is None else (
+            f"class '{rclass.name}'" if rclass is not None else "the request")
+        detail = "; ".join(f"{d.model}: {d.reason}" for d in self.dropped[:6])
+        more = f"; {len(self.dropped) - 6} more" if len(self.dropped) > 6 else ""
+        return UnsupportedFeature(f"no model satisfies {what} ({where}: {detail}{more})", param="model",
+                                  code="no_model_available")
+
+
+def _needs(body: dict) -> frozenset[str]:
+    needs = []
+    if body.get("tools") or body.get("functions"):
+        needs.append("tools")
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
+        needs.append("json")
+    if body.get("stream") is True:
+        needs.append("streaming")
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for message in messages:
+            content = message.get("content") if isinstance(message, dict) else None
+            if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") == "image_url"
+                                                 for p in content):
+                needs.append("vision")
+                break
+    return frozenset(needs)
+
+
+# ---- the old seam, kept while gateway.py moves to ``decide`` -----------------------------------------
 
 def plan_for(config: Config, requested: str, endpoint: str) -> Plan:
+    """The plan from the model name alone (no body, headers or health): pinned or the default model.
+
+    Kept so ``gateway.py`` works unchanged; ``decide`` is the full policy.
+    """
     if requested in config.aliases:
         if config.default_model is None:
+            if config.classes:
+                return decide(config, {"model": requested, "messages": []}, endpoint, {})
             raise InvalidRequest(f"model '{requested}' is a routing alias but no routing.default_model is configured",
                                  param="model")
         model = config.models[config.default_model]

@@ -1,0 +1,97 @@
+"""Prices, token estimates and the budget hook.
+
+The policy needs a request's cost *before* it is sent, so it estimates tokens
+cheaply and deterministically: characters / 4 over the message text (the rule of
+thumb OpenAI documents for English), plus a fixed overhead per message (role and
+separators, as in OpenAI's cookbook "How to count tokens": 3-4 per message, 3 to
+prime the reply). It is an estimate for caps and ordering, not for billing:
+usage reported by the provider is the truth after the fact.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+CHARS_PER_TOKEN = 4
+MESSAGE_OVERHEAD = 4     # tokens per message: role, separators
+REPLY_PRIMING = 3        # tokens that start the assistant's reply
+IMAGE_TOKENS = 765       # one 1024x1024 image at OpenAI's "high" detail; a deliberate over-estimate
+
+
+def prompt_tokens(body: dict[str, Any]) -> int:
+    """Estimated input tokens of a chat or embeddings request body."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        chars = 0
+        images = 0
+        for message in messages:
+            if not isinstance(message, dict):
+                continue
+            content = message.get("content")
+            if isinstance(content, str):
+                chars += len(content)
+            elif isinstance(content, list):
+                for part in content:
+                    if isinstance(part, dict):
+                        if part.get("type") == "image_url":
+                            images += 1
+                        else:
+                            text = part.get("text")
+                            if isinstance(text, str):
+                                chars += len(text)
+            calls = message.get("tool_calls")
+            if calls:
+                chars += len(json.dumps(calls))
+        tools = body.get("tools")
+        if tools:
+            chars += len(json.dumps(tools))
+        return chars // CHARS_PER_TOKEN + MESSAGE_OVERHEAD * len(messages) + REPLY_PRIMING + IMAGE_TOKENS * images
+    data = body.get("input")
+    if isinstance(data, str):
+        return len(data) // CHARS_PER_TOKEN + 1
+    if isinstance(data, list):
+        total = 0
+        for item in data:
+            total += len(item) // CHARS_PER_TOKEN + 1 if isinstance(item, str) else (
+                len(item) if isinstance(item, list) else 1)
+        return total
+    return 0
+
+
+def output_tokens(body: dict[str, Any], default: int) -> int:
+    """The reply's token budget: what the client capped it at, else ``default``."""
+    for key in ("max_completion_tokens", "max_tokens"):
+        value = body.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return default
+
+
+def request_cost(price_in: float, price_out: float, tokens_in: int, tokens_out: int) -> float:
+    """USD for one request; prices are USD per 1M tokens."""
+    return (tokens_in * price_in + tokens_out * price_out) / 1_000_000
+
+
+def cost_per_1k(cost: float, tokens_in: int, tokens_out: int) -> float:
+    """The request's blended price per 1K tokens (input and output together)."""
+    total = tokens_in + tokens_out
+    return cost * 1000 / total if total else 0.0
+
+
+class BudgetView(Protocol):
+    """What budget accounting (a separate component) tells the policy.
+
+    ``remaining`` is the USD a tenant/surface pair may still spend, or None for
+    no limit. The policy drops candidates whose estimated cost exceeds it.
+    """
+
+    def remaining(self, tenant: str | None, surface: str | None) -> float | None: ...
+
+
+class _Unlimited:
+    def remaining(self, tenant: str | None, surface: str | None) -> float | None:
+        return None
+
+
+UNLIMITED: BudgetView = _Unlimited()
