@@ -27,7 +27,8 @@ from . import errors
 from .config import Config, Model
 from .credentials import Credentials
 from .errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
-from .policy import Plan, plan_for
+from .cost import UNLIMITED, BudgetView
+from .policy import NO_HEALTH, HealthView, Plan, decide
 from .providers import CREDENTIAL_HEADERS, chat_translator, credential_header, embeddings_translator
 from .providers.base import ChatTranslator, EmbeddingsTranslator, UpstreamRequest
 
@@ -39,6 +40,7 @@ TRY_HEADERS = ("x-llm-try-1", "x-llm-try-2", "x-llm-try-3")
 # attempt: that is why it is x-request-id, which Envoy forwards upstream anyway.
 KEY_HEADER = "x-request-id"
 ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings"}
+RETRY_SLACK_MS = 500   # Envoy's backoff between retries (25 ms base, jittered) fits in this
 
 
 @dataclass
@@ -109,10 +111,22 @@ class Exchange:
 
 class Gateway:
     def __init__(self, config: Config, credentials: Credentials | None = None,
-                 clock: Callable[[], float] = time.time):
-        self.config = config
+                 clock: Callable[[], float] = time.time, health: HealthView = NO_HEALTH,
+                 budgets: BudgetView = UNLIMITED):
         self.credentials = credentials or Credentials()
         self.clock = clock
+        self.health = health
+        self.budgets = budgets
+        self.config = config
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @config.setter
+    def config(self, config: Config) -> None:
+        """Swap the routing config (hot reload): one assignment, so a request sees the old or the new."""
+        self._config, self._classifier = config, make_classifier(config)
 
     # ---- router stage, request side -------------------------------------------------------------
 
@@ -154,10 +168,18 @@ class Gateway:
         if not isinstance(body, dict):
             raise InvalidRequest("The request body must be a JSON object.")
         _validate(endpoint, body)
-        plan = plan_for(self.config, body["model"], endpoint)
+        config, classifier = self._config, self._classifier   # one config for the whole decision
         now = self.clock()
+        classification = classifier.classify(body) if classifier is not None and endpoint == "chat" else None
+        plan = decide(config, body, endpoint, headers, self.health, self.budgets, now, classification)
         exchange = Exchange(key=uuid.uuid4().hex, endpoint=endpoint, body=body, plan=plan, created=int(now),
                             response_id=f"chatcmpl-{uuid.uuid4().hex[:24]}")
+        if plan.candidates:
+            # Envoy takes one per-try timeout for all attempts of a request. It comes from the first
+            # tier's latency target, so a stalled primary gives way to the next tier on time. The target
+            # itself is the SLO (a model slower than it is demoted); the cut comes at a multiple of it,
+            # so a model can be seen to be slow before its attempts fail.
+            exchange.per_try_timeout_ms = int(plan.candidates[0].timeout_ms * config.attempt_timeout_factor)
         # Translate attempt 1 now: a request the provider cannot take fails before it is routed.
         exchange.first = self._translate(exchange, plan.models[0])
         return exchange
@@ -168,8 +190,13 @@ class Gateway:
                  for i, h in enumerate(TRY_HEADERS)}
         set_headers = {**tries, KEY_HEADER: exchange.key}
         if exchange.per_try_timeout_ms:
-            # Envoy's router reads these after the filters ran: the tier's latency target bounds each attempt.
+            # Envoy's router reads these after the filters ran: the tier's latency target bounds each
+            # attempt, and all attempts together bound the request (a stream's length is not bounded:
+            # the per-try timeout stops at its first byte).
             set_headers["x-envoy-upstream-rq-per-try-timeout-ms"] = str(exchange.per_try_timeout_ms)
+            if not exchange.stream:
+                deadline = exchange.per_try_timeout_ms * len(exchange.plan.models) + RETRY_SLACK_MS
+                set_headers["x-envoy-upstream-rq-timeout-ms"] = str(deadline)
         return Rewrite(set_headers=set_headers, remove_headers=list(CREDENTIAL_HEADERS))
 
     # ---- upstream stage: one call per attempt ----------------------------------------------------
@@ -209,7 +236,7 @@ class Gateway:
             return ResponseStart(set_headers, [], "pass")
         set_headers["x-llm-provider"] = model.provider.name
         set_headers["x-llm-model"] = model.id
-        set_headers["x-llm-route"] = exchange.plan.reason
+        set_headers.update(exchange.plan.headers())
         translator = exchange.translator
         if status >= 400:
             exchange.mode, exchange.error_status = "whole", status
@@ -274,6 +301,14 @@ class Gateway:
     def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"The request body is larger than the gateway's limit of "
                                f"{self.config.max_body_bytes} bytes.")
+
+
+def make_classifier(config: Config):
+    """The request classifier for this config, or None when the config does not route by class."""
+    if not config.classes or config.classifier is None:
+        return None
+    from .classify import RuleClassifier
+    return RuleClassifier(config.classifier)
 
 
 def _validate(endpoint: str, body: dict) -> None:

@@ -34,6 +34,7 @@ from typing import Any, Callable
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from . import telemetry
+from .policy import HEALTHY, ModelHealth  # the view the policy reads: policy.py owns it
 
 # Failure kinds an attempt can end with (the span's error.type); anything else counts as a failure too.
 TIMEOUT, RESET, RATE_LIMITED = "timeout", "reset", "429"
@@ -73,20 +74,6 @@ class HealthSettings:
         if settings.max_ejection_s < settings.base_ejection_s:
             raise ValueError("max_ejection_s: must be >= base_ejection_s")
         return settings
-
-
-@dataclass(frozen=True)
-class ModelHealth:
-    """What the policy reads about one model."""
-
-    ejected: bool = False
-    saturated: bool = False
-    p95_ms: float | None = None
-    error_rate: float = 0.0
-    inflight: int = 0
-
-
-HEALTHY = ModelHealth()
 
 
 @dataclass
@@ -181,7 +168,8 @@ class HealthTracker(SpanProcessor):
         latency_ms = (span.end_time - span.start_time) / 1e6 if span.end_time and span.start_time else 0.0
         ttft = attrs.get(telemetry.TTFT_MS)
         self.record(model, provider, ok=kind is None, latency_ms=latency_ms,
-                    ttft_ms=float(ttft) if ttft is not None else None, kind=kind, started=False)
+                    ttft_ms=float(ttft) if ttft is not None else None, kind=kind, started=False,
+                    retry_after_s=attrs.get(telemetry.RETRY_AFTER_S))
 
     def shutdown(self) -> None:
         pass
@@ -192,7 +180,7 @@ class HealthTracker(SpanProcessor):
     # ---- the model ------------------------------------------------------------------------------
 
     def record(self, model: str, provider: str, *, ok: bool, latency_ms: float, ttft_ms: float | None = None,
-               kind: str | None = None, started: bool = True) -> None:
+               kind: str | None = None, started: bool = True, retry_after_s: float | None = None) -> None:
         """One finished attempt. ``started`` False means on_start already counted it in flight."""
         now = self.clock()
         outcome = _Outcome(now, ok, latency_ms, ttft_ms, kind)
@@ -203,6 +191,13 @@ class HealthTracker(SpanProcessor):
                 stats.outcomes.append(outcome)
                 stats.trim(now, self.settings.window_s)
                 self._judge(stats, ok, kind, now)
+                if retry_after_s:
+                    # The provider said when to come back: nothing goes there before, and the pause
+                    # does not count as an ejection (it does not lengthen the next one).
+                    until = now + min(float(retry_after_s), self.settings.max_ejection_s)
+                    if until > stats.ejected_until:
+                        stats.ejected_until = until
+                        stats.last_ejection_reason = f"rate limited: retry-after {float(retry_after_s):g}s"
 
     def _judge(self, stats: _Stats, ok: bool, kind: str | None, now: float) -> None:
         s = self.settings
@@ -212,7 +207,9 @@ class HealthTracker(SpanProcessor):
                 stats.probe_successes += 1
                 if stats.probe_successes >= s.probe_requests:
                     stats.probes_left, stats.probe_successes = 0, 0
-                    stats.outcomes.clear()   # a fresh start: the failures that ejected it are history
+                    # Back in full: the failures that ejected it are history (they would re-eject it on
+                    # the error-rate rule); its latencies still tell the policy how fast it is.
+                    stats.outcomes = deque(o for o in stats.outcomes if o.ok)
             return
         stats.consecutive_failures += 1
         if stats.ejected_until > now:

@@ -26,7 +26,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from .errors import GatewayError, UpstreamError
 from .status import StatusService
 from .gateway import KEY_HEADER, Answer, Exchange, Gateway, Rewrite
+from .config import Config
 from .health import HealthTracker
+from .reload import ConfigSource, watch
 from .metrics import Metrics
 from .telemetry import Tracing, tracer_provider
 
@@ -58,6 +60,19 @@ def mutation(set_headers: dict[str, str], remove: list[str]) -> pb.HeaderMutatio
 # Marks the processor's own replies so Envoy's local_reply_config leaves them as they are.
 _OWN_REPLY = struct_pb2.Struct()
 _OWN_REPLY.update({"llm_gateway": {"reply": "processor"}})
+
+
+def retry_after(headers: dict[str, str]) -> float | None:
+    """A provider's retry-after in seconds (delta-seconds form; OpenAI's retry-after-ms too), or None."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name, "")
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            continue
+        if seconds >= 0:
+            return seconds
+    return None
 
 
 def immediate(answer: Answer) -> pb.ProcessingResponse:
@@ -173,8 +188,10 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             async for req in requests:
                 kind = req.WhichOneof("request")
                 if kind == "response_headers" and exchange is not None:
-                    status = int(headers_of(req.response_headers).get(":status", "0") or 0)
-                    self.tracing.attempt_status(exchange.trail, number, status)
+                    response_headers = headers_of(req.response_headers)
+                    status = int(response_headers.get(":status", "0") or 0)
+                    self.tracing.attempt_status(exchange.trail, number, status,
+                                                retry_after(response_headers) if status in (429, 503) else None)
                     yield pb.ProcessingResponse(response_headers=pb.HeadersResponse())
                     continue
                 if kind != "request_headers":
@@ -228,12 +245,33 @@ def _continue(kind: str | None) -> pb.ProcessingResponse:
     return pb.ProcessingResponse(request_headers=pb.HeadersResponse())
 
 
-async def serve(gateway: Gateway, address: str, grace: float = 30.0, status_address: str | None = None,
-                tracker: HealthTracker | None = None) -> None:
-    """Serve until SIGTERM/SIGINT, then stop taking streams and let in-flight ones finish (up to ``grace`` s)."""
-    metrics = Metrics()
-    tracker = tracker or HealthTracker(on_eject=metrics.ejected)
+def build(cfg: Config, metrics: Metrics) -> tuple[Gateway, HealthTracker, Tracing]:
+    """The gateway and what feeds it: spans -> health tracker + metrics (+ OTLP export if configured)."""
+    tracker = HealthTracker(cfg.health, on_eject=metrics.ejected, max_inflight=_limits(cfg))
     tracing = Tracing(tracer_provider(tracker, metrics))
+    return Gateway(cfg, health=tracker), tracker, tracing
+
+
+def _limits(cfg: Config) -> dict[str, int]:
+    return {m.id: m.max_inflight for m in cfg.models.values() if m.max_inflight}
+
+
+async def serve(config_path: str, address: str, grace: float = 30.0, status_address: str | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, then stop taking streams and let in-flight ones finish (up to ``grace`` s).
+
+    The routing config is reloaded when its file changes (``reload.watch``)."""
+    source = ConfigSource(config_path)
+    metrics = Metrics()
+    gateway, tracker, tracing = build(source.load(), metrics)
+
+    def apply(cfg: Config) -> None:
+        gateway.config = cfg
+        tracker.settings, tracker.max_inflight = cfg.health, _limits(cfg)
+        metrics.config_reloads.labels("ok").inc()
+        log.info("routing config reloaded from %s", config_path)
+
+    watcher = asyncio.create_task(watch(config_path, apply, source=source,
+                                        on_error=lambda _: metrics.config_reloads.labels("failed").inc()))
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     processor = Processor(gateway, tracing)
     pb_grpc.add_ExternalProcessorServicer_to_server(processor, server)
@@ -253,6 +291,7 @@ async def serve(gateway: Gateway, address: str, grace: float = 30.0, status_addr
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down: draining in-flight streams")
+    watcher.cancel()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace)
     if http_runner is not None:

@@ -27,6 +27,7 @@ ATTEMPT = "llm.attempt"          # attempt number, 1-based; marks an attempt spa
 PROVIDER = "llm.provider"        # provider name from the routing config
 MODEL_ID = "llm.model"           # the gateway's model id
 TTFT_MS = "llm.time_to_first_token_ms"
+RETRY_AFTER_S = "llm.retry_after_s"   # a provider's retry-after on 429/503
 ROUTE_REASON = "llm.route.reason"
 PLAN = "llm.route.plan"
 CLASS = "llm.route.class"
@@ -110,11 +111,13 @@ class Tracing:
                                           PROVIDER: provider, MODEL_ID: model, ATTEMPT: number})
         trail.attempts[number] = Attempt(number, span, time.monotonic_ns())
 
-    def attempt_status(self, trail: Trail, number: int, status: int) -> None:
+    def attempt_status(self, trail: Trail, number: int, status: int, retry_after_s: float | None = None) -> None:
         attempt = trail.attempts.get(number)
         if attempt is not None:
             attempt.status = status
             attempt.span.set_attribute("http.response.status_code", status)
+            if retry_after_s is not None:
+                attempt.span.set_attribute(RETRY_AFTER_S, retry_after_s)
 
     def attempt_closed(self, trail: Trail, number: int, per_try_timeout_ms: int | None) -> None:
         """Envoy closed the upstream stage's stream: the attempt is over. Unless the router

@@ -27,7 +27,8 @@ def build_app(name: str, api: str) -> tuple[Simulator, web.Application]:
 
 async def start(name: str, api: str, port: int, host: str = "127.0.0.1") -> tuple[Simulator, web.AppRunner]:
     sim, app = build_app(name, api)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # Stalled handlers (the stall fault) must not hold up a shutdown.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return sim, runner

@@ -143,3 +143,21 @@ def _provider_with(processor) -> TracerProvider:
     provider.add_span_processor(processor)
     return provider
 
+
+
+def test_retry_after_keeps_traffic_away_until_then(clock):
+    t = tracker(clock, consecutive_failures=100)
+    t.record("m", "p", ok=False, latency_ms=1, kind="429", retry_after_s=7)
+    assert t.model_health("m").ejected
+    assert t.snapshot()["models"]["m"]["last_ejection_reason"] == "rate limited: retry-after 7s"
+    assert t.snapshot()["models"]["m"]["ejections"] == 0
+    clock.now += 7.5
+    assert not t.model_health("m").ejected
+
+
+def test_retry_after_header_forms():
+    from extproc.server import retry_after
+    assert retry_after({"retry-after": "3"}) == 3.0
+    assert retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) is None
+    assert retry_after({}) is None
