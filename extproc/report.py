@@ -1,0 +1,539 @@
+"""``extproc report``: what routing cost, against sending everything to one premium model.
+
+The counterfactual prices every request's *reported* tokens (input, cached
+input, output) at the premium model's catalog price. Assumption, stated in the
+output: the premium model would have used the same number of tokens
+(tokenizers differ by a few percent between vendors; replies differ more).
+
+Pure core: ``build_report(records, prices, premium)`` -> ``Report``;
+``render_text`` and ``render_html`` turn it into text or one self-contained
+HTML page (inline SVG charts generated here: no JavaScript, no network).
+The thin shell is ``add_report_command`` / ``run_report``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as _dt
+import functools
+import html
+import math
+import os
+import sys
+import zoneinfo
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .accounting import UsageRecord, cost_usd
+
+LEDGER_ENV = "LLM_GATEWAY_LEDGER"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Aggregation
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default); None for no values."""
+    if not values:
+        return None
+    s = sorted(values)
+    pos = (len(s) - 1) * q
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+@dataclass
+class Group:
+    name: str
+    requests: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    counterfactual: float = 0.0
+    latencies: list[float] = field(default_factory=list, repr=False)
+    ttfts: list[float] = field(default_factory=list, repr=False)
+    quality_sum: float = 0.0
+    quality_n: int = 0
+
+    def add(self, r: UsageRecord, counterfactual: float) -> None:
+        self.requests += 1
+        self.errors += r.is_error
+        self.input_tokens += r.input_tokens
+        self.output_tokens += r.output_tokens
+        self.cost += r.cost_usd
+        self.counterfactual += counterfactual
+        if r.latency_ms is not None:
+            self.latencies.append(r.latency_ms)
+        if r.ttft_ms is not None:
+            self.ttfts.append(r.ttft_ms)
+        if r.quality is not None:
+            self.quality_sum += r.quality
+            self.quality_n += 1
+
+    @property
+    def savings(self) -> float:
+        return self.counterfactual - self.cost
+
+    @property
+    def savings_pct(self) -> float | None:
+        return 100 * self.savings / self.counterfactual if self.counterfactual else None
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def quality(self) -> float | None:
+        return self.quality_sum / self.quality_n if self.quality_n else None
+
+    def latency(self, q: float) -> float | None:
+        return percentile(self.latencies, q)
+
+    def ttft(self, q: float) -> float | None:
+        return percentile(self.ttfts, q)
+
+
+@dataclass
+class Bucket:
+    start: float
+    cost: float = 0.0
+    counterfactual: float = 0.0
+    requests: int = 0
+    by_model: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    premium_model: str
+    premium_price: Any
+    since: float | None
+    until: float | None
+    timezone: str
+    total: Group
+    by_class: dict[str, Group]
+    by_model: dict[str, Group]
+    by_provider: dict[str, Group]
+    by_surface: dict[str, Group]
+    by_tenant: dict[str, Group]
+    timeline: list[Bucket]
+    bucket: str                       # "day" or "hour"
+    unpriced_models: list[str]        # models in the ledger the catalog does not price (cost kept as recorded)
+
+
+DIMENSIONS = (("class", "by_class"), ("model", "by_model"), ("provider", "by_provider"),
+              ("surface", "by_surface"), ("tenant", "by_tenant"))
+
+
+def build_report(records: Iterable[UsageRecord], prices: Mapping[str, Any], premium_model: str, *,
+                 since: float | None = None, until: float | None = None, timezone: str = "UTC") -> Report:
+    """Aggregate ledger records; ``prices`` maps model id -> ``config.Price`` and must price ``premium_model``."""
+    if premium_model not in prices:
+        raise ValueError(f"premium model {premium_model!r} is not in the catalog "
+                         f"(known: {', '.join(sorted(prices))})")
+    premium = prices[premium_model]
+    tz = zoneinfo.ZoneInfo(timezone)
+    records = list(records)
+    total = Group("all")
+    dims: dict[str, dict[str, Group]] = {attr: {} for _d, attr in DIMENSIONS}
+    times = [r.time for r in records]
+    lo = since if since is not None else (min(times) if times else 0.0)
+    hi = until if until is not None else (max(times) if times else 0.0)
+    bucket = "hour" if hi - lo <= 2 * 86400 else "day"
+    buckets: dict[float, Bucket] = {}
+
+    @functools.lru_cache(maxsize=4096)
+    def _start_of(hour: int) -> float:       # records are bucketed by the start of their local hour or day
+        local = _dt.datetime.fromtimestamp(hour * 3600, tz)
+        return (local if bucket == "hour" else local.replace(hour=0)).timestamp()
+
+    def bucket_start(t: float) -> float:
+        # When the zone's offset is a whole number of hours, the UTC hour a record falls in decides its local
+        # hour and day (cached: one datetime per hour, not per record); other zones take the slow path.
+        return _start_of(int(t // 3600)) if tz_whole_hours else _slow_start(t)
+
+    def _slow_start(t: float) -> float:
+        local = _dt.datetime.fromtimestamp(t, tz)
+        return (local.replace(minute=0, second=0, microsecond=0) if bucket == "hour"
+                else _dt.datetime(local.year, local.month, local.day, tzinfo=tz)).timestamp()
+
+    tz_whole_hours = all(
+        (_dt.datetime.fromtimestamp(x, tz).utcoffset() or _dt.timedelta()).total_seconds() % 3600 == 0
+        for x in (lo, hi, (lo + hi) / 2))
+    for r in records:
+        cf = cost_usd(r, premium)
+        total.add(r, cf)
+        for attr, key in (("by_class", r.request_class), ("by_model", r.model), ("by_provider", r.provider),
+                          ("by_surface", r.surface), ("by_tenant", r.tenant)):
+            key = key or "(none)"
+            g = dims[attr].get(key)
+            if g is None:
+                g = dims[attr][key] = Group(key)
+            g.add(r, cf)
+        start = bucket_start(r.time)
+        b = buckets.get(start)
+        if b is None:
+            b = buckets[start] = Bucket(start)
+        b.cost += r.cost_usd
+        b.counterfactual += cf
+        b.requests += 1
+        b.by_model[r.model] = b.by_model.get(r.model, 0) + 1
+    ordered = {attr: dict(sorted(groups.items(), key=lambda kv: (-kv[1].cost, -kv[1].requests, kv[0])))
+               for attr, groups in dims.items()}
+    unpriced = sorted({r.model for r in records} - set(prices))
+    return Report(premium_model, premium, since, until, timezone, total, ordered["by_class"], ordered["by_model"],
+                  ordered["by_provider"], ordered["by_surface"], ordered["by_tenant"],
+                  [buckets[k] for k in sorted(buckets)], bucket, unpriced)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Text
+
+def _usd(v: float) -> str:
+    return f"${v:,.2f}" if abs(v) >= 1 else f"${v:,.4f}"
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.0f}"
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}%"
+
+
+def _q(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def _period(report: Report) -> str:
+    tz = zoneinfo.ZoneInfo(report.timezone)
+    fmt = "%Y-%m-%d %H:%M"
+    a = "beginning" if report.since is None else _dt.datetime.fromtimestamp(report.since, tz).strftime(fmt)
+    b = "now" if report.until is None else _dt.datetime.fromtimestamp(report.until, tz).strftime(fmt)
+    return f"{a} .. {b} ({report.timezone})"
+
+
+_HEAD = ("requests", "cost", "premium-only", "saved", "saved%", "p50 ms", "p95 ms", "p99 ms", "errors", "quality")
+
+
+def _row(g: Group) -> tuple[str, ...]:
+    return (f"{g.requests:,}", _usd(g.cost), _usd(g.counterfactual), _usd(g.savings), _pct(g.savings_pct),
+            _ms(g.latency(0.5)), _ms(g.latency(0.95)), _ms(g.latency(0.99)), _pct(100 * g.error_rate),
+            _q(g.quality) + (f" (n={g.quality_n})" if g.quality_n else ""))
+
+
+def _table(title: str, groups: Mapping[str, Group]) -> list[str]:
+    rows = [(name, *_row(g)) for name, g in groups.items()]
+    head = (title, *_HEAD)
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    fmt = lambda cells: "  ".join(  # noqa: E731
+        (c.ljust(w) if i == 0 else c.rjust(w)) for i, (c, w) in enumerate(zip(cells, widths)))
+    return [fmt(head), fmt(tuple("-" * w for w in widths)), *(fmt(r) for r in rows), ""]
+
+
+def render_text(report: Report) -> str:
+    t = report.total
+    p = report.premium_price
+    lines = [
+        f"LLM gateway savings report: {_period(report)}",
+        "",
+        f"requests            {t.requests:,}   ({t.input_tokens:,} input + {t.output_tokens:,} output tokens)",
+        f"cost with routing   {_usd(t.cost)}",
+        f"premium-only cost   {_usd(t.counterfactual)}   (everything on {report.premium_model}: "
+        f"${p.input:g}/${p.output:g} per 1M input/output tokens, same token counts)",
+        f"saved               {_usd(t.savings)}   ({_pct(t.savings_pct)})",
+        f"latency ms          p50 {_ms(t.latency(0.5))}   p95 {_ms(t.latency(0.95))}   p99 {_ms(t.latency(0.99))}"
+        f"   ttft p50 {_ms(t.ttft(0.5))}   p95 {_ms(t.ttft(0.95))}",
+        f"error rate          {_pct(100 * t.error_rate)}   (429 from providers, 5xx, timeouts; client errors excluded)",
+        f"quality             {_q(t.quality)}   ({t.quality_n:,} scored requests, 0..1)",
+        "",
+    ]
+    for dim, attr in DIMENSIONS:
+        lines += _table(f"by {dim}", getattr(report, attr))
+    if report.unpriced_models:
+        lines.append(f"note: not in the catalog (cost as recorded): {', '.join(report.unpriced_models)}")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# HTML with inline SVG
+
+PALETTE = ("#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#06b6d4", "#ec4899", "#84cc16", "#64748b",
+           "#f97316")
+ACTUAL, PREMIUM = "#2563eb", "#f59e0b"
+
+
+def _e(s: Any) -> str:
+    return html.escape(str(s), quote=True)
+
+
+def _nice_max(v: float) -> float:
+    if v <= 0:
+        return 1.0
+    exp = 10 ** math.floor(math.log10(v))
+    for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
+        if v <= m * exp:
+            return m * exp
+    return 10 * exp
+
+
+def _axis_usd(v: float) -> str:
+    if v >= 1000:
+        return f"${v / 1000:g}k"
+    return f"${v:g}" if v >= 1 else f"${v:.3g}"
+
+
+def svg_cost_over_time(report: Report, width: int = 860, height: int = 260) -> str:
+    """Cost per day (or hour): with routing (filled) against the premium-only counterfactual (line)."""
+    pts = report.timeline
+    left, right, top, bottom = 64, 16, 16, 36
+    w, h = width - left - right, height - top - bottom
+    ymax = _nice_max(max([b.counterfactual for b in pts] + [b.cost for b in pts] + [0.0]))
+    tz = zoneinfo.ZoneInfo(report.timezone)
+    out = [f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="cost over time" '
+           f'xmlns="http://www.w3.org/2000/svg" font-family="system-ui, sans-serif" font-size="11">']
+    for i in range(5):
+        y = top + h - h * i / 4
+        out.append(f'<line x1="{left}" x2="{left + w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>')
+        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#6b7280">'
+                   f'{_e(_axis_usd(ymax * i / 4))}</text>')
+    if pts:
+        n = len(pts)
+        x = (lambda i: left + w / 2) if n == 1 else (lambda i: left + w * i / (n - 1))  # noqa: E731
+        y = lambda v: top + h - h * v / ymax  # noqa: E731
+        area = " ".join(f"{x(i):.1f},{y(b.cost):.1f}" for i, b in enumerate(pts))
+        out.append(f'<polygon points="{x(0):.1f},{top + h} {area} {x(n - 1):.1f},{top + h}" '
+                   f'fill="{ACTUAL}" fill-opacity="0.18"/>')
+        out.append(f'<polyline points="{area}" fill="none" stroke="{ACTUAL}" stroke-width="2.5"/>')
+        cf = " ".join(f"{x(i):.1f},{y(b.counterfactual):.1f}" for i, b in enumerate(pts))
+        out.append(f'<polyline points="{cf}" fill="none" stroke="{PREMIUM}" stroke-width="2.5" '
+                   f'stroke-dasharray="6 4"/>')
+        step = max(1, math.ceil(n / 10))
+        for i in range(0, n, step):
+            d = _dt.datetime.fromtimestamp(pts[i].start, tz)
+            label = d.strftime("%H:00") if report.bucket == "hour" else d.strftime("%b %d")
+            out.append(f'<text x="{x(i):.1f}" y="{top + h + 18}" text-anchor="middle" fill="#6b7280">'
+                       f'{_e(label)}</text>')
+    out.append(f'<line x1="{left}" x2="{left + w}" y1="{top + h}" y2="{top + h}" stroke="#9ca3af"/>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _model_colors(report: Report) -> dict[str, str]:
+    return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(report.by_model)}
+
+
+def svg_model_mix(report: Report, width: int = 420, height: int = 150) -> str:
+    """Two stacked 100% bars: share of requests and share of cost per model."""
+    colors = _model_colors(report)
+    left, bar_w = 84, width - 84 - 16
+    out = [f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="model mix" '
+           f'xmlns="http://www.w3.org/2000/svg" font-family="system-ui, sans-serif" font-size="12">']
+    t = report.total
+    for row, (label, value, whole) in enumerate((("requests", lambda g: g.requests, t.requests),
+                                                 ("cost", lambda g: g.cost, t.cost))):
+        y = 14 + row * 58
+        out.append(f'<text x="{left - 8}" y="{y + 24}" text-anchor="end" fill="#374151">{label}</text>')
+        x = float(left)
+        for m, g in report.by_model.items():
+            share = value(g) / whole if whole else 0.0
+            if share <= 0:
+                continue
+            seg = bar_w * share
+            out.append(f'<rect x="{x:.1f}" y="{y}" width="{seg:.1f}" height="36" fill="{colors[m]}">'
+                       f'<title>{_e(m)}: {share:.1%}</title></rect>')
+            if seg > 34:
+                out.append(f'<text x="{x + seg / 2:.1f}" y="{y + 23}" text-anchor="middle" fill="#fff" '
+                           f'font-weight="600">{share:.0%}</text>')
+            x += seg
+    out.append("</svg>")
+    return "".join(out)
+
+
+def svg_savings(report: Report, width: int = 420, height: int | None = None) -> str:
+    """Per class: premium-only cost (light bar) against the cost with routing (dark bar), with % saved."""
+    groups = list(report.by_class.items())[:8]
+    row_h = 46
+    height = height or 20 + row_h * max(1, len(groups))
+    left, right = 96, 70
+    w = width - left - right
+    vmax = _nice_max(max([g.counterfactual for _n, g in groups] + [g.cost for _n, g in groups] + [0.0]))
+    out = [f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="savings by class" '
+           f'xmlns="http://www.w3.org/2000/svg" font-family="system-ui, sans-serif" font-size="12">']
+    for i, (name, g) in enumerate(groups):
+        y = 10 + i * row_h
+        out.append(f'<text x="{left - 8}" y="{y + 20}" text-anchor="end" fill="#374151">{_e(name)}</text>')
+        out.append(f'<rect x="{left}" y="{y}" width="{w * g.counterfactual / vmax:.1f}" height="14" '
+                   f'fill="{PREMIUM}" fill-opacity="0.55"><title>premium-only {_e(_usd(g.counterfactual))}'
+                   f'</title></rect>')
+        out.append(f'<rect x="{left}" y="{y + 16}" width="{max(1.0, w * g.cost / vmax):.1f}" height="14" '
+                   f'fill="{ACTUAL}"><title>with routing {_e(_usd(g.cost))}</title></rect>')
+        out.append(f'<text x="{width - right + 6}" y="{y + 20}" fill="#065f46" font-weight="600">'
+                   f'{_e(_pct(g.savings_pct))}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f8fafc;color:#111827}
+main{max-width:940px;margin:0 auto;padding:28px 24px 40px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:15px;margin:0 0 10px;color:#374151}
+.sub{color:#6b7280;font-size:13px;margin-bottom:20px}
+.kpis{display:grid;grid-template-columns:repeat(4,1fr);gap:12px;margin-bottom:16px}
+.kpi{background:#fff;border:1px solid #e5e7eb;border-radius:10px;padding:12px 14px}
+.kpi .v{font-size:19px;font-weight:700;white-space:nowrap}.kpi .l{font-size:12px;color:#6b7280}
+.kpi.good .v{color:#047857}
+.card{background:#fff;border:1px solid #e5e7eb;border-radius:10px;padding:14px 16px;margin-bottom:16px}
+.row{display:grid;grid-template-columns:1fr 1fr;gap:16px}
+.legend{font-size:12px;color:#374151;display:flex;flex-wrap:wrap;gap:6px 14px;margin-top:6px}
+.sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:5px;vertical-align:-1px}
+table{border-collapse:collapse;width:100%;font-size:12.5px}
+th,td{padding:5px 8px;border-bottom:1px solid #f1f5f9;text-align:right;white-space:nowrap}
+th:first-child,td:first-child{text-align:left}th{color:#6b7280;font-weight:600}
+.note{font-size:12px;color:#6b7280}
+"""
+
+
+def _legend(items: Iterable[tuple[str, str]], dashed: set[str] = frozenset()) -> str:
+    return '<div class="legend">' + "".join(
+        f'<span><span class="sw" style="background:{c}"></span>{_e(n)}</span>' for n, c in items) + "</div>"
+
+
+def _html_table(title: str, groups: Mapping[str, Group]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in (title, *_HEAD))
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in (name, *_row(g))) + "</tr>"
+                   for name, g in groups.items())
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(report: Report, title: str = "LLM gateway savings report") -> str:
+    t = report.total
+    p = report.premium_price
+    colors = _model_colors(report)
+    kpis = [
+        ("cost with routing", _usd(t.cost), ""),
+        (f"premium-only ({report.premium_model})", _usd(t.counterfactual), ""),
+        ("saved", f"{_usd(t.savings)} · {_pct(t.savings_pct)}", "good"),
+        ("requests", f"{t.requests:,}", ""),
+        ("latency p50 / p95", f"{_ms(t.latency(0.5))} / {_ms(t.latency(0.95))} ms", ""),
+        ("latency p99", f"{_ms(t.latency(0.99))} ms", ""),
+        ("error rate", _pct(100 * t.error_rate), ""),
+        ("quality (0..1)", f"{_q(t.quality)}" + (f" · n={t.quality_n:,}" if t.quality_n else ""), ""),
+    ]
+    tables = "".join(f'<div class="card"><h2>By {dim}</h2>{_html_table(dim, getattr(report, attr))}</div>'
+                     for dim, attr in DIMENSIONS)
+    note = (f"Premium-only prices every request's reported tokens at {report.premium_model}'s catalog price "
+            f"(${p.input:g} input / ${p.output:g} output per 1M tokens), assuming the same token counts. "
+            f"Error rate counts provider 429s, 5xx and timeouts, not client errors.")
+    if report.unpriced_models:
+        note += f" Not in the catalog (cost as recorded): {', '.join(report.unpriced_models)}."
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>
+<body><main>
+<h1>{_e(title)}</h1>
+<div class="sub">{_e(_period(report))}</div>
+<div class="kpis">{"".join(f'<div class="kpi {cls}"><div class="v">{_e(v)}</div><div class="l">{_e(lbl)}</div></div>'
+                            for lbl, v, cls in kpis)}</div>
+<div class="card"><h2>Cost per {report.bucket}: with routing vs premium-only</h2>{svg_cost_over_time(report)}
+{_legend([("with routing", ACTUAL), (f"premium-only ({report.premium_model})", PREMIUM)])}</div>
+<div class="row">
+<div class="card"><h2>Model mix</h2>{svg_model_mix(report)}{_legend(colors.items())}</div>
+<div class="card"><h2>Savings by class</h2>{svg_savings(report)}
+{_legend([("premium-only", PREMIUM), ("with routing", ACTUAL)])}</div>
+</div>
+{tables}
+<p class="note">{_e(note)}</p>
+</main></body></html>
+"""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Command line
+
+def _parse_time(text: str, tz: zoneinfo.ZoneInfo) -> float:
+    try:
+        d = _dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r} (YYYY-MM-DD or an ISO 8601 time)") from None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=tz)
+    return d.timestamp()
+
+
+def add_report_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``extproc report`` on the CLI's subparsers; the handler is ``run_report(args) -> int``."""
+    p = subparsers.add_parser("report", help="savings report: cost with routing vs everything on one premium model")
+    p.add_argument("--config", default=os.environ.get("LLM_GATEWAY_CONFIG"),
+                   help="routing config with the model catalog (default: $LLM_GATEWAY_CONFIG)")
+    p.add_argument("--ledger", default=os.environ.get(LEDGER_ENV),
+                   help=f"usage ledger: a SQLite path, sqlite://PATH or redis://HOST:PORT/DB "
+                        f"(default: ${LEDGER_ENV}, else the config's ledger.url)")
+    p.add_argument("--premium", help="the model to compare against (default: the catalog's most expensive chat model)")
+    p.add_argument("--since", help="start, YYYY-MM-DD or ISO time (default: 30 days before --until)")
+    p.add_argument("--until", help="end, exclusive (default: now)")
+    p.add_argument("--tz", default="UTC", help="time zone for dates and daily buckets (default UTC)")
+    p.add_argument("--html", metavar="FILE", help="also write a one-page HTML report with charts to FILE")
+    p.set_defaults(handler=run_report)
+    return p
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from . import config as routing_config
+    from .ledger import LedgerSettings, open_ledger
+
+    if not args.config:
+        print("extproc report: give --config (the catalog prices the counterfactual) or set LLM_GATEWAY_CONFIG",
+              file=sys.stderr)
+        return 2
+    try:
+        cfg = routing_config.load(args.config)
+        tz = zoneinfo.ZoneInfo(args.tz)
+    except Exception as exc:  # noqa: BLE001 - shown to the operator as is
+        print(f"extproc report: {exc}", file=sys.stderr)
+        return 2
+    prices = {mid: m.price for mid, m in cfg.models.items()}
+    premium = args.premium or max((m for m in cfg.models.values() if "chat" in m.endpoints),
+                                  key=lambda m: m.price.input + m.price.output).id
+    url = args.ledger or _ledger_url_from(args.config)
+    if not url:
+        print(f"extproc report: give --ledger or set {LEDGER_ENV}", file=sys.stderr)
+        return 2
+    until = _parse_time(args.until, tz) if args.until else _dt.datetime.now(tz).timestamp()
+    since = _parse_time(args.since, tz) if args.since else until - 30 * 86400
+
+    async def read() -> list[UsageRecord]:
+        ledger = open_ledger(LedgerSettings(url=url))
+        try:
+            return await ledger.records(since, until)
+        finally:
+            await ledger.close()
+
+    try:
+        records = asyncio.run(read())
+        report = build_report(records, prices, premium, since=since, until=until, timezone=args.tz)
+    except Exception as exc:  # noqa: BLE001
+        print(f"extproc report: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(render_text(report))
+    if args.html:
+        with open(args.html, "w", encoding="utf-8") as f:
+            f.write(render_html(report))
+        print(f"wrote {args.html}")
+    return 0
+
+
+def _ledger_url_from(config_path: str) -> str | None:
+    """``ledger.url`` from the routing config file, read raw (the section is optional)."""
+    try:
+        import yaml
+
+        with open(config_path, encoding="utf-8") as f:
+            doc = yaml.safe_load(f) or {}
+        url = (doc.get("ledger") or {}).get("url")
+        return url if isinstance(url, str) else None
+    except Exception:  # noqa: BLE001 - the caller reports the missing ledger
+        return None

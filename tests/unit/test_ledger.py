@@ -1,0 +1,225 @@
+"""The usage ledger and budget counters: SQLite and a REAL redis-server (never skipped)."""
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from extproc.accounting import UsageRecord
+from extproc.ledger import (LedgerSettings, RedisLedger, SQLiteLedger, nano_to_usd, open_ledger, usd_to_nano)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_redis(tmp_path):
+    """A throwaway redis-server (Debian package ``redis-server``); fails, never skips, when it is missing."""
+    exe = shutil.which("redis-server")
+    assert exe, "redis-server not found on PATH: install Debian's redis-server package (make test's setup does)"
+    port = _free_port()
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    break
+        except OSError:
+            pass
+        assert proc.poll() is None, "redis-server exited at start"
+        assert time.monotonic() < deadline, "redis-server did not answer PING within 10 s"
+        time.sleep(0.05)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    proc, url = start_redis(tmp_path_factory.mktemp("redis"))
+    yield url
+    proc.terminate()
+    proc.wait(5)
+
+
+_counter = iter(range(10**9))
+T0 = float(int(time.time()) - 86400)   # Redis drops records older than its retention: use recent times
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def make_ledger(request, tmp_path):
+    """A factory: every call opens another handle on the SAME store (a second replica, or a restart)."""
+    made = []
+    prefix = f"t{next(_counter)}:"
+
+    def make(**kw):
+        if request.param == "sqlite":
+            led = SQLiteLedger(str(tmp_path / "ledger.db"), **kw)
+        else:
+            led = RedisLedger(request.getfixturevalue("redis_url"), key_prefix=prefix, **kw)
+        made.append(led)
+        return led
+    return make
+
+
+def rec(i, t, **kw):
+    base = dict(time=t, request_id=f"r{i}", model="m", provider="p", tenant="acme", surface="web",
+                request_class="simple", input_tokens=100, output_tokens=50, cost_usd=0.001 * i, latency_ms=10.0 * i)
+    base.update(kw)
+    return UsageRecord(**base)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_append_flush_and_read_a_window(make_ledger):
+    async def go():
+        led = make_ledger()
+        for i in range(10):
+            led.append(rec(i, T0 + i))
+        got = await led.records(T0 + 2, T0 + 5)      # records() flushes first
+        assert [r.request_id for r in got] == ["r2", "r3", "r4"]
+        assert got[0] == rec(2, T0 + 2)
+        assert len(await led.records()) == 10
+        assert await led.spend(tenant="acme", since=T0, until=T0 + 10) == pytest.approx(0.045)
+        assert await led.spend(tenant="other") == 0
+        assert await led.records(tenant="acme", surface="nope") == []
+        await led.close()
+    run(go())
+
+
+def test_batching_writer_flushes_by_itself(make_ledger):
+    async def go():
+        led = make_ledger(flush_interval=0.01)
+        other = make_ledger()             # another replica / reader
+        led.append(rec(1, T0))
+        assert led._pending                # queued, nothing written yet: append did no I/O
+        await asyncio.sleep(0.2)
+        assert not led._pending
+        assert [r.request_id for r in await other.records()] == ["r1"]
+        await led.close()
+        await other.close()
+    run(go())
+
+
+def test_none_fields_round_trip(make_ledger):
+    async def go():
+        led = make_ledger()
+        r = UsageRecord(time=T0, request_id="n", model="m", provider="p")
+        led.append(r)
+        assert await led.records() == [r]
+        await led.close()
+    run(go())
+
+
+def test_attach_quality(make_ledger):
+    async def go():
+        led = make_ledger()
+        led.append(rec(1, T0))
+        got = await led.attach_quality("r1", 0.9, "thumbs")     # finds the record still in the queue
+        assert (got.request_id, got.quality, got.quality_source, got.model) == ("r1", 0.9, "thumbs", "m")
+        assert await led.attach_quality("unknown", 1.0, "x") is None
+        assert await led.attach_quality("r1", 0.2, "evaluator") is not None   # last write wins
+        led.append(rec(1, T0, cost_usd=5.0))                                # re-append keeps the feedback
+        [r] = await led.records()
+        assert (r.quality, r.quality_source, r.cost_usd) == (0.2, "evaluator", 5.0)
+        await led.close()
+    run(go())
+
+
+def test_counters_are_atomic_across_handles(make_ledger):
+    async def go():
+        a, b = make_ledger(), make_ledger()
+        exp = {"k": time.time() + 3600}
+
+        async def hammer(led):
+            for _ in range(100):
+                await led.add_counters({"k": usd_to_nano(0.01), "j": 1}, {**exp, "j": time.time() + 3600})
+        await asyncio.gather(hammer(a), hammer(b), hammer(a), hammer(b))
+        got = await b.get_counters(["k", "j", "missing"])
+        assert got == {"k": usd_to_nano(4.0), "j": 400, "missing": 0}
+        assert nano_to_usd(got["k"]) == 4.0          # integer nano-USD: exact
+        assert (await a.add_counters({"k": -usd_to_nano(1.0)}, exp))["k"] == usd_to_nano(3.0)
+        await a.close()
+        await b.close()
+    run(go())
+
+
+def test_sqlite_ledger_survives_a_restart(tmp_path):
+    path = str(tmp_path / "ledger.db")
+
+    async def first():
+        led = SQLiteLedger(path)
+        for i in range(5):
+            led.append(rec(i, 100.0 + i))
+        await led.add_counters({"tenant:acme:daily:2025-01-01": 1234}, {"tenant:acme:daily:2025-01-01": 4e9})
+        await led.close()             # close flushes the queue
+
+    async def second():
+        led = SQLiteLedger(path)
+        assert [r.request_id for r in await led.records()] == [f"r{i}" for i in range(5)]
+        assert await led.get_counters(["tenant:acme:daily:2025-01-01"]) == {"tenant:acme:daily:2025-01-01": 1234}
+        assert await led.attach_quality("r3", 1.0, "user") is not None
+        await led.close()
+    run(first())
+    run(second())
+    mode = __import__("sqlite3").connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_sqlite_writes_happen_off_the_event_loop_thread(tmp_path):
+    import threading
+
+    async def go():
+        led = SQLiteLedger(str(tmp_path / "x.db"))
+        seen = []
+        orig = led._transaction
+        led._transaction = lambda fn: (seen.append(threading.current_thread().name), orig(fn))[1]
+        led.append(rec(1, 1.0))
+        await led.flush()
+        assert seen and all(n.startswith("ledger-sqlite") for n in seen)
+        await led.close()
+    run(go())
+
+
+def test_expired_counters_are_dropped_in_sqlite(tmp_path):
+    async def go():
+        led = SQLiteLedger(str(tmp_path / "x.db"))
+        await led.add_counters({"old": 5}, {"old": time.time() - 10})
+        await led.add_counters({"new": 5}, {"new": time.time() + 100})
+        assert await led.get_counters(["old", "new"]) == {"old": 0, "new": 5}
+        await led.close()
+    run(go())
+
+
+def test_pending_queue_is_bounded(tmp_path):
+    led = SQLiteLedger(str(tmp_path / "x.db"), max_pending=3)
+    for i in range(5):
+        led.append(rec(i, float(i)))         # no running loop: only queued
+    assert [r.request_id for r in led._pending] == ["r2", "r3", "r4"] and led.dropped == 2
+    run(led.close())
+
+
+def test_settings_and_open_ledger(tmp_path, redis_url):
+    assert LedgerSettings.from_config(None).url == "sqlite://ledger.db"
+    s = LedgerSettings.from_config({"url": redis_url, "key_prefix": "x:", "flush_interval_ms": 20})
+    assert (s.url, s.key_prefix, s.flush_interval_ms) == (redis_url, "x:", 20.0)
+    for bad, msg in [([], "ledger: must be a mapping"), ({"urll": "x"}, "ledger.urll: unknown key"),
+                     ({"url": ""}, "ledger.url:"), ({"retention_days": 0}, "ledger.retention_days:"),
+                     ({"flush_interval_ms": "fast"}, "ledger.flush_interval_ms:")]:
+        with pytest.raises(ValueError, match=msg):
+            LedgerSettings.from_config(bad)
+    a = open_ledger(f"sqlite://{tmp_path}/a.db")
+    b = open_ledger(str(tmp_path / "b.db"))
+    c = open_ledger(redis_url)
+    assert isinstance(a, SQLiteLedger) and a.path == f"{tmp_path}/a.db"
+    assert isinstance(b, SQLiteLedger) and isinstance(c, RedisLedger)
+    for led in (a, b, c):
+        run(led.close())

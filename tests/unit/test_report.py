@@ -1,0 +1,168 @@
+"""The savings report: the docs' worked example over a synthetic ledger, aggregation, text, HTML, CLI."""
+
+import argparse
+import asyncio
+import re
+import time
+
+import pytest
+
+from extproc.accounting import OK, RATE_LIMITED, TIMEOUT, UPSTREAM_ERROR, CLIENT_ERROR, UsageRecord, cost_usd
+from extproc.config import Price
+from extproc.ledger import SQLiteLedger
+from extproc.report import add_report_command, build_report, percentile, render_html, render_text, run_report
+
+# The worked example's prices: $0.03 and $0.002 per 1K tokens, i.e. $30 and $2 per 1M (input = output price).
+PRICES = {"premium": Price(30.0, 30.0), "cheap": Price(2.0, 2.0), "mid": Price(6.0, 6.0)}
+TOKENS_IN, TOKENS_OUT = 600, 400      # the assumption: 1,000 tokens per request
+MONTH_START = 1_740_787_200.0         # 2025-03-01 00:00 UTC
+MONTH = 31 * 86400
+
+
+def synthetic_month(n, routed_share, routed_model):
+    """``n`` support requests spread over March; ``routed_share`` of them answered by ``routed_model``."""
+    per_five = round(5 * routed_share)          # 60% -> 3 of every 5 requests
+    out = [routed_model if i % 5 < per_five else "premium" for i in range(n)]
+    unit = {m: cost_usd(UsageRecord(0, "", m, "p", input_tokens=TOKENS_IN, output_tokens=TOKENS_OUT), PRICES[m])
+            for m in PRICES}
+    recs = []
+    for i, model in enumerate(out):
+        recs.append(UsageRecord(time=MONTH_START + MONTH * i / n, request_id=f"r{i}", model=model,
+                                provider="openai" if model == "premium" else "vllm", surface="support",
+                                request_class="simple" if model != "premium" else "complex",
+                                input_tokens=TOKENS_IN, output_tokens=TOKENS_OUT,
+                                cost_usd=unit[model], latency_ms=float(100 + i % 900)))
+    return recs
+
+
+async def _via_ledger(path, records):
+    led = SQLiteLedger(path)
+    for r in records:
+        led.append(r)
+    await led.flush()
+    got = await led.records(MONTH_START, MONTH_START + MONTH)
+    await led.close()
+    return got
+
+
+def test_worked_example(tmp_path):
+    """100,000 support requests a month at 1,000 tokens each (600 in + 400 out).
+
+    All on the $0.03/1K premium model: 100M tokens x $0.03/1K = $3,000.
+    60% routed to a $0.002/1K model: 40,000 x $0.03 + 60,000 x $0.002 = $1,200 + $120 = $1,320 (56% saved).
+    The docs' "$1,560" is what you get when the routed 60% cost one fifth of the premium price, $0.006/1K:
+    $1,200 + 60,000 x $0.006 = $1,560 (48% saved). Both are checked here, through a real SQLite ledger.
+    """
+    all_premium = synthetic_month(100_000, 0.0, "cheap")
+    assert len(all_premium) == 100_000
+    r = build_report(all_premium, PRICES, "premium", since=MONTH_START, until=MONTH_START + MONTH)
+    assert r.total.cost == pytest.approx(3_000.0)
+    assert r.total.counterfactual == pytest.approx(3_000.0) and r.total.savings == pytest.approx(0.0, abs=1e-6)
+
+    routed = asyncio.run(_via_ledger(str(tmp_path / "b.db"), synthetic_month(100_000, 0.6, "cheap")))
+    r = build_report(routed, PRICES, "premium", since=MONTH_START, until=MONTH_START + MONTH)
+    assert r.by_model["cheap"].requests == 60_000 and r.by_model["premium"].requests == 40_000
+    assert r.total.counterfactual == pytest.approx(3_000.0)
+    assert r.total.cost == pytest.approx(1_320.0)
+    assert r.total.savings_pct == pytest.approx(56.0)
+    assert r.by_class["simple"].savings == pytest.approx(1_680.0)
+    assert len(r.timeline) == 31 and sum(b.requests for b in r.timeline) == 100_000
+
+    docs = build_report(synthetic_month(100_000, 0.6, "mid"), PRICES, "premium")
+    assert docs.total.cost == pytest.approx(1_560.0) and docs.total.counterfactual == pytest.approx(3_000.0)
+    assert docs.total.savings_pct == pytest.approx(48.0)
+
+    text = render_text(r)
+    assert "cost with routing   $1,320.00" in text and "premium-only cost   $3,000.00" in text
+    assert "saved               $1,680.00   (56.0%)" in text
+
+
+def _mixed():
+    t = MONTH_START
+    rows = [
+        ("a", "cheap", "vllm", "simple", OK, 100.0, 0.9), ("b", "cheap", "vllm", "simple", OK, 200.0, 0.7),
+        ("c", "cheap", "vllm", "simple", UPSTREAM_ERROR, 300.0, None),
+        ("d", "premium", "openai", "complex", OK, 1000.0, 1.0), ("e", "premium", "openai", "complex", TIMEOUT, 5000.0, None),
+        ("f", "premium", "openai", "complex", CLIENT_ERROR, 5.0, None),
+        ("g", "premium", "openai", None, RATE_LIMITED, 50.0, None),
+        ("h", "unknown-model", "x", "simple", OK, 400.0, None)]
+    out = []
+    for i, (rid, model, prov, cls, outcome, lat, q) in enumerate(rows):
+        cost = cost_usd(UsageRecord(0, "", "m", "p", input_tokens=1000, output_tokens=0), PRICES.get(model, Price(1, 1)))
+        out.append(UsageRecord(time=t + 3600 * i, request_id=rid, model=model, provider=prov, request_class=cls,
+                               tenant="acme", surface=None, input_tokens=1000, cost_usd=cost, latency_ms=lat,
+                               ttft_ms=lat / 2, outcome=outcome, status=200, quality=q,
+                               quality_source="user" if q is not None else None))
+    return out
+
+
+def test_aggregates_latency_errors_and_quality():
+    r = build_report(_mixed(), PRICES, "premium")
+    assert r.bucket == "hour" and r.unpriced_models == ["unknown-model"]
+    assert r.total.requests == 8
+    assert r.total.errors == 3                          # 5xx, timeout and 429; the client's 4xx is not an error
+    assert r.by_provider["openai"].error_rate == pytest.approx(3 / 4 - 1 / 4)
+    assert r.by_model["cheap"].quality == pytest.approx(0.8) and r.by_model["cheap"].quality_n == 2
+    assert r.by_class["complex"].quality == 1.0 and r.by_class["(none)"].quality is None
+    assert r.by_model["cheap"].latency(0.5) == 200.0
+    assert r.total.latency(0.99) == pytest.approx(percentile([100, 200, 300, 1000, 5000, 5, 50, 400], 0.99))
+    assert r.by_surface["(none)"].requests == 8
+    with pytest.raises(ValueError, match="premium model 'gpt-5' is not in the catalog"):
+        build_report([], PRICES, "gpt-5")
+
+
+def test_percentile():
+    assert percentile([], 0.5) is None
+    assert percentile([5.0], 0.99) == 5.0
+    assert percentile([1, 2, 3, 4], 0.5) == 2.5
+    assert percentile(list(range(1, 101)), 0.95) == pytest.approx(95.05)
+
+
+def test_html_is_one_self_contained_page():
+    r = build_report(synthetic_month(2_000, 0.6, "cheap") + _mixed(), PRICES, "premium",
+                     since=MONTH_START, until=MONTH_START + MONTH)
+    page = render_html(r)
+    assert page.startswith("<!doctype html>") and page.count("<svg") == 3
+    assert "<script" not in page and not re.search(r'(src|href)="?(https?:)?//', page)
+    assert "Cost per day" in page and "Model mix" in page and "Savings by class" in page
+    assert "unknown-model" in page
+    evil = build_report([UsageRecord(MONTH_START, "x", "<b>m</b>", "p", request_class="<script>")],
+                        {**PRICES, "<b>m</b>": Price(1, 1)}, "premium")
+    assert "<script>" not in render_html(evil) and "&lt;script&gt;" in render_html(evil)
+
+
+def test_cli(tmp_path, capsys):
+    cfg = tmp_path / "routing.yaml"
+    ledger = tmp_path / "ledger.db"
+    cfg.write_text(f"""
+providers:
+  openai: {{api: openai}}
+models:
+  premium: {{provider: openai, price: {{input: 30, output: 30}}, quality: 5}}
+  cheap: {{provider: openai, price: {{input: 2, output: 2}}, quality: 3}}
+routing:
+  default_model: cheap
+""")
+    now = time.time()
+    recs = [UsageRecord(time=now - 3600 * i, request_id=f"r{i}", model="cheap", provider="openai",
+                        input_tokens=600, output_tokens=400, cost_usd=0.002, latency_ms=100.0) for i in range(10)]
+
+    async def fill():
+        led = SQLiteLedger(str(ledger))
+        for r in recs:
+            led.append(r)
+        await led.close()
+    asyncio.run(fill())
+    parser = argparse.ArgumentParser()
+    add_report_command(parser.add_subparsers(dest="command"))
+    out_html = tmp_path / "r.html"
+    args = parser.parse_args(["report", "--config", str(cfg), "--ledger", f"sqlite://{ledger}", "--html", str(out_html)])
+    assert args.handler is run_report
+    assert run_report(args) == 0
+    text = capsys.readouterr().out
+    assert "requests            10" in text and "premium-only cost   $0.3000" in text   # premium = priciest model
+    assert "saved               $0.2800   (93.3%)" in text
+    assert out_html.read_text().count("<svg") == 3
+    args = parser.parse_args(["report", "--config", str(cfg), "--ledger", str(ledger), "--premium", "nope"])
+    assert run_report(args) == 1
+    assert "premium model 'nope' is not in the catalog" in capsys.readouterr().err
