@@ -23,8 +23,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
 RUN groupadd --system --gid 10001 extproc \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin extproc
+# xds-protos and opentelemetry-proto both write opentelemetry/proto/*: the OTLP exporter needs the
+# latter's (newer) files, so it is installed again on top.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-index --no-deps /wheels/*.whl
+    pip install --no-index --no-deps /wheels/*.whl \
+ && pip install --no-index --no-deps --force-reinstall /wheels/opentelemetry_proto-*.whl
 COPY --chmod=0755 tools/grpc_health_probe.py /usr/local/bin/grpc-health-probe
 # Numeric, so Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001

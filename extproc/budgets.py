@@ -71,7 +71,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import RateLimited, Unavailable
+from .errors import QuotaExceeded, Unavailable
 from .ledger import Ledger, nano_to_usd, usd_to_nano
 
 log = logging.getLogger(__name__)
@@ -81,11 +81,8 @@ SCOPES = ("tenants", "surfaces")
 OK, NEAR, SPENT, UNLIMITED = "ok", "near", "spent", "unlimited"
 
 
-class BudgetExceeded(RateLimited):
-    """429: the caller's budget is spent (OpenAI's shape for an exhausted quota)."""
-
-    type = "insufficient_quota"
-    code = "budget_exceeded"
+class BudgetExceeded(QuotaExceeded):
+    """429: the caller's budget is spent, with when it resets and its free tier model."""
 
     def __init__(self, message: str, *, free_tier_model: str | None = None, retry_after: int | None = None):
         super().__init__(message, headers={"retry-after": str(retry_after)} if retry_after else None)
@@ -350,6 +347,15 @@ class BudgetManager:
         state = SPENT if c.total >= c.limit else NEAR if fraction < self.settings.near_fraction else OK
         return BudgetStatus(state, max(0.0, least if least is not None else 0.0), b, nano_to_usd(c.total),
                             c.start, c.end, self.settings.timezone)
+
+    def report(self) -> list[tuple[Budget, float]]:
+        """Every budget with the USD left in its current window (for the metrics gauges)."""
+        now = self.clock()
+        out = []
+        for b in self.settings.budgets:
+            c = self._counter(b, now)
+            out.append((b, max(0.0, nano_to_usd(c.limit - c.total))))
+        return out
 
     # -- reserve / settle --------------------------------------------------------------------------------------
     async def reserve(self, tenant: str | None, surface: str | None, estimated_cost: float, *,

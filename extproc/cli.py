@@ -60,12 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--envoy", help="Envoy config (default: envoy/envoy.yaml)")
     p.add_argument("--no-envoy-validate", action="store_true", help="skip `envoy --mode validate`")
 
+    from .report import add_report_command, run_report
+    add_report_command(sub)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness poll is noise
     return {"serve": _serve, "simulate": _simulate, "dev": _dev, "envoy-config": _envoy_config,
-            "explain": _explain, "check": _check}[args.command](args)
+            "explain": _explain, "check": _check, "report": run_report}[args.command](args)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -119,6 +119,12 @@ class ConfigError(ValueError):
     """An invalid routing config; the message names the file and the key path."""
 
 
+def _prefixed(section: str, exc: ValueError) -> str:
+    """'key: problem' from a section's own validator, as 'section.key: problem' (once)."""
+    text = str(exc)
+    return text if text.startswith(f"{section}.") or text.startswith(f"{section}:") else f"{section}.{text}"
+
+
 @dataclass(frozen=True)
 class Provider:
     name: str
@@ -246,6 +252,8 @@ class Config:
     classifier: Any = None      # classify.ClassifierSettings, or None when extproc.classify is absent
     classifier_spec: dict[str, Any] = field(default_factory=dict)
     health: Any = None          # health.HealthSettings: ejection rules
+    budgets: Any = None         # budgets.BudgetSettings
+    ledger: Any = None          # ledger.LedgerSettings
 
     def tenant_for_key(self, token: str) -> str | None:
         return self.tenant_keys.get(hashlib.sha256(token.encode()).hexdigest()) if self.tenant_keys else None
@@ -329,7 +337,8 @@ class _Parser:
 
     def config(self, data: Any) -> Config:
         top = self.mapping(data, "(top level)", ("providers", "models", "routing", "limits", "routing_rules",
-                                                 "workloads", "surfaces", "tenants", "classifier", "health"))
+                                                 "workloads", "surfaces", "tenants", "classifier", "health",
+                                                 "budgets", "ledger"))
         if "providers" not in top:
             # The seed shape: routing rules only. The built-in catalog fills in, the file's models win.
             top = {**top, "providers": BUILTIN_CATALOG["providers"],
@@ -394,7 +403,24 @@ class _Parser:
                       attempt_timeout_factor=self.number(routing.get("attempt_timeout_factor", 2.0),
                                                          "routing.attempt_timeout_factor", 1.0),
                       classifier=self.classifier(classifier_spec if "classifier" in top else None),
-                      classifier_spec=classifier_spec, health=self.health(top.get("health")))
+                      classifier_spec=classifier_spec, health=self.health(top.get("health")),
+                      budgets=self.budgets(top.get("budgets"), models), ledger=self.ledger(top.get("ledger")))
+
+    def budgets(self, spec: Any, models: dict[str, Model]) -> Any:
+        """budgets.BudgetSettings (spend limits per tenant and surface), validated by that module."""
+        from .budgets import BudgetSettings
+        try:
+            return BudgetSettings.from_config(spec, models=models)
+        except ValueError as exc:
+            raise ConfigError(f"{self.source}: {_prefixed('budgets', exc)}") from None
+
+    def ledger(self, spec: Any) -> Any:
+        """ledger.LedgerSettings (where usage records and budget counters live)."""
+        from .ledger import LedgerSettings
+        try:
+            return LedgerSettings.from_config(spec)
+        except ValueError as exc:
+            raise ConfigError(f"{self.source}: {_prefixed('ledger', exc)}") from None
 
     def health(self, spec: Any) -> Any:
         """Settings for extproc.health (ejection rules), validated by that module."""

@@ -81,6 +81,7 @@ class Stack:
             self.sim_keys[name] = key
             if provider.api_key_env:
                 env[provider.api_key_env] = key
+        env.setdefault("LLM_GATEWAY_LEDGER_URL", f"sqlite:///{self.workdir}/ledger.db")
         if self.otlp:
             env.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://{self.otlp}", OTEL_BSP_SCHEDULE_DELAY="200")
         sim_args = [f"{name}={cfg.providers[name].api}:{port}" for name, port in self.simulators.items()]

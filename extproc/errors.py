@@ -85,6 +85,13 @@ class RateLimited(GatewayError):
     code = "rate_limit_exceeded"
 
 
+class QuotaExceeded(RateLimited):
+    """429: a spend budget cannot take the request (OpenAI's shape for an exhausted quota)."""
+
+    type = "insufficient_quota"
+    code = "budget_exceeded"
+
+
 class UpstreamError(GatewayError):
     status = 502
     type = "upstream_error"

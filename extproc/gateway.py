@@ -39,8 +39,9 @@ TRY_HEADERS = ("x-llm-try-1", "x-llm-try-2", "x-llm-try-3")
 # Upstream filters edit the header map that retries reuse, so it must survive every
 # attempt: that is why it is x-request-id, which Envoy forwards upstream anyway.
 KEY_HEADER = "x-request-id"
-ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings"}
-RETRY_SLACK_MS = 500   # Envoy's backoff between retries (25 ms base, jittered) fits in this
+ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings", "/v1/feedback": "feedback"}
+RETRY_SLACK_MS = 500
+OBSERVE_LIMIT = 8 * 1024 * 1024   # bytes of a pass-through answer kept to read its usage   # Envoy's backoff between retries (25 ms base, jittered) fits in this
 
 
 @dataclass
@@ -71,7 +72,7 @@ class ResponseStart:
 
     set_headers: dict[str, str]
     remove_headers: list[str]
-    body: str          # "pass": leave it alone; "stream": translate chunk by chunk; "whole": buffer and translate
+    body: str          # "pass": skip the body; "stream": see every chunk as it comes; "whole": buffer it
 
 
 Translator = ChatTranslator | EmbeddingsTranslator
@@ -92,6 +93,8 @@ class Exchange:
     answering: int | None = None           # the attempt whose response is coming back
     per_try_timeout_ms: int | None = None
     trail: Any = None                      # the exchange's spans (telemetry.Trail), owned by the server
+    reservation: Any = None                # its budget reservation (budgets.Reservation), owned by the server
+    started: float = 0.0
     mode: str = "pass"
     buffer: bytearray = field(default_factory=bytearray)
     error_status: int | None = None
@@ -152,8 +155,10 @@ class Gateway:
             return Answer.error(exc)
         return None
 
-    def request_body(self, headers: dict[str, str], raw: bytes) -> Exchange:
-        """Parse and plan; raises GatewayError for anything the client must fix."""
+    def request_body(self, headers: dict[str, str], raw: bytes, model: str | None = None) -> Exchange:
+        """Parse and plan; raises GatewayError for anything the client must fix.
+
+        ``model`` replaces the requested model (a spent budget's free tier model)."""
         if len(raw) > self.config.max_body_bytes:
             raise self._too_large()
         endpoint = ENDPOINTS[headers.get(":path", "").split("?", 1)[0]]
@@ -168,12 +173,14 @@ class Gateway:
         if not isinstance(body, dict):
             raise InvalidRequest("The request body must be a JSON object.")
         _validate(endpoint, body)
+        if model is not None:
+            body = {**body, "model": model}
         config, classifier = self._config, self._classifier   # one config for the whole decision
         now = self.clock()
         classification = classifier.classify(body) if classifier is not None and endpoint == "chat" else None
         plan = decide(config, body, endpoint, headers, self.health, self.budgets, now, classification)
         exchange = Exchange(key=uuid.uuid4().hex, endpoint=endpoint, body=body, plan=plan, created=int(now),
-                            response_id=f"chatcmpl-{uuid.uuid4().hex[:24]}")
+                            response_id=f"chatcmpl-{uuid.uuid4().hex[:24]}", started=now)
         if plan.candidates:
             # Envoy takes one per-try timeout for all attempts of a request. It comes from the first
             # tier's latency target, so a stalled primary gives way to the next tier on time. The target
@@ -244,8 +251,9 @@ class Gateway:
             set_headers["content-type"] = "application/json"
             return ResponseStart(set_headers, ["content-length"], "whole")
         if translator is not None and translator.passthrough_response:
-            exchange.mode = "pass"
-            return ResponseStart(set_headers, [], "pass")
+            # The provider speaks OpenAI already: the bytes go out as they come, and a copy is read for usage.
+            exchange.mode = "observe"
+            return ResponseStart(set_headers, [], "stream")
         if exchange.stream:
             exchange.mode = "stream"
             set_headers["content-type"] = "text/event-stream; charset=utf-8"
@@ -258,6 +266,15 @@ class Gateway:
         """The bytes to send the client in place of ``chunk``."""
         translator = exchange.translator
         if exchange.mode == "pass" or translator is None:
+            return chunk
+        if exchange.mode == "observe":
+            if exchange.stream:
+                translator.stream_chunk(chunk)
+            elif len(exchange.buffer) + len(chunk) <= OBSERVE_LIMIT:
+                exchange.buffer += chunk
+                if end_of_stream:
+                    translator.response(bytes(exchange.buffer))
+                    exchange.buffer.clear()
             return chunk
         if exchange.mode == "stream":
             out = translator.stream_chunk(chunk)

@@ -115,6 +115,13 @@ class Metrics(SpanProcessor):
         for model, summary in snapshot.get("models", {}).items():
             self.ejections.labels(model).set(1 if summary["ejected"] else 0)
 
+    def observe_budgets(self, report) -> None:
+        """Budget gauges from (budget, USD left) pairs (called at scrape time)."""
+        for budget, left in report:
+            labels = (budget.scope, f"{budget.name}:{budget.period}")
+            self.budget_remaining.labels(*labels).set(left)
+            self.budget_fraction.labels(*labels).set(left / budget.limit_usd if budget.limit_usd else 0.0)
+
     def ejected(self, scope: str, name: str, reason: str) -> None:
         """The health tracker's ejection hook."""
         if scope == "model":

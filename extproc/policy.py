@@ -51,7 +51,7 @@ from typing import Any, NamedTuple, Protocol
 
 from .config import TIER_TARGET_MS, Config, Model, RoutingClass, Tier
 from .cost import UNLIMITED, BudgetView, output_tokens, prompt_tokens
-from .errors import InvalidRequest, ModelNotFound, UnsupportedFeature
+from .errors import GatewayError, InvalidRequest, ModelNotFound, QuotaExceeded, UnsupportedFeature
 
 MAX_ATTEMPTS = 3
 LATENCY_BUCKET_MS = 100
@@ -403,7 +403,7 @@ class _Context:
                 place = others
         return leaders + others + slow, unhealthy
 
-    def nothing_fits(self, rclass: RoutingClass | None, pinned: Model | None = None) -> UnsupportedFeature:
+    def nothing_fits(self, rclass: RoutingClass | None, pinned: Model | None = None) -> GatewayError:
         parts = []
         kinds = self.kinds
         if "endpoint" in kinds:
@@ -431,8 +431,11 @@ class _Context:
             f"class '{rclass.name}'" if rclass is not None else "the request")
         detail = "; ".join(f"{d.model}: {d.reason}" for d in self.dropped[:6])
         more = f"; {len(self.dropped) - 6} more" if len(self.dropped) > 6 else ""
-        return UnsupportedFeature(f"no model satisfies {what} ({where}: {detail}{more})", param="model",
-                                  code="no_model_available")
+        message = f"no model satisfies {what} ({where}: {detail}{more})"
+        if kinds == {"budget"}:
+            # Only the budget stands in the way: that is a quota answer (429), not a request to change.
+            return QuotaExceeded(message)
+        return UnsupportedFeature(message, param="model", code="no_model_available")
 
 
 def _needs(body: dict) -> frozenset[str]:

@@ -28,7 +28,7 @@ from typing import Any
 
 from .accounting import UsageRecord, cost_usd
 
-LEDGER_ENV = "LLM_GATEWAY_LEDGER"
+LEDGER_ENV = "LLM_GATEWAY_LEDGER_URL"   # the same variable extproc serve reads (bookkeeping.py)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from typing import AsyncIterator
 
 import grpc
@@ -26,7 +27,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from .errors import GatewayError, UpstreamError
 from .status import StatusService
 from .gateway import KEY_HEADER, Answer, Exchange, Gateway, Rewrite
+from .accounting import FEEDBACK_PATH
+from .bookkeeping import Bookkeeping
 from .config import Config
+from .cost import UNLIMITED
 from .health import HealthTracker
 from .reload import ConfigSource, watch
 from .metrics import Metrics
@@ -83,9 +87,10 @@ def immediate(answer: Answer) -> pb.ProcessingResponse:
 
 
 class Processor(pb_grpc.ExternalProcessorServicer):
-    def __init__(self, gateway: Gateway, tracing: Tracing):
+    def __init__(self, gateway: Gateway, tracing: Tracing, books: Bookkeeping | None = None):
         self.gateway = gateway
         self.tracing = tracing
+        self.books = books
         self.exchanges: dict[str, Exchange] = {}
 
     async def Process(self, requests: AsyncIterator[pb.ProcessingRequest], context: grpc.aio.ServicerContext):
@@ -117,8 +122,12 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     yield pb.ProcessingResponse(request_headers=pb.HeadersResponse(
                         response=pb.CommonResponse(header_mutation=mutation({}, spoofed))))
                 elif kind == "request_body":
+                    raw = req.request_body.body
                     try:
-                        exchange = gateway.request_body(headers, req.request_body.body)
+                        if headers.get(":path", "").split("?", 1)[0] == FEEDBACK_PATH:
+                            yield immediate(await self._feedback(raw))
+                            return
+                        exchange = await self._admit(headers, raw)
                     except GatewayError as exc:
                         self._rejected({**headers, **metadata}, exc)
                         yield immediate(Answer.error(exc))
@@ -169,11 +178,40 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                 if exchange.trail is not None:
                     translator, model = exchange.translator, exchange.answered_by
                     usage = translator.usage if translator is not None else None
-                    tracing.finish(exchange.trail, status=status, error=error,
+                    cost = None
+                    if self.books is not None:
+                        trail = exchange.trail
+                        ttft_ms = ((trail.first_byte_ns - trail.request.start_time) / 1e6
+                                   if trail.first_byte_ns is not None and trail.request.start_time else None)
+                        cost = self.books.settle(
+                            exchange.reservation, request_id=exchange.key, model=model, usage=usage,
+                            status=status or 0, started=exchange.started,
+                            latency_ms=(time.time() - exchange.started) * 1000, ttft_ms=ttft_ms,
+                            attempts=exchange.answering or len(exchange.attempts), plan=exchange.plan)
+                    tracing.finish(exchange.trail, status=status, error=error, cost_usd=cost,
                                    provider=model.provider.name if model else None, model=model.id if model else None,
                                    response_model=model.upstream_model if model else None,
                                    input_tokens=usage.input_tokens if usage else None,
                                    output_tokens=usage.output_tokens if usage else None)
+
+    async def _admit(self, headers: dict[str, str], raw: bytes) -> Exchange:
+        """Plan the request and reserve its budget (a spent budget may send it to its free tier model)."""
+        exchange = self.gateway.request_body(headers, raw)
+        books = self.books
+        if books is None:
+            return exchange
+        plan = exchange.plan
+        free = books.free_tier(plan.tenant, plan.surface)
+        if free is not None:
+            exchange = self.gateway.request_body(headers, raw, model=free)
+        estimate = exchange.plan.candidates[0].cost if exchange.plan.candidates else 0.0
+        exchange.reservation = await books.admit(plan.tenant, plan.surface, estimate, free_tier=free is not None)
+        return exchange
+
+    async def _feedback(self, raw: bytes) -> Answer:
+        if self.books is None:
+            raise UpstreamError("feedback needs the usage ledger", code="feedback_unavailable", status=503)
+        return Answer(200, await self.books.feedback(raw))
 
     def _rejected(self, headers: dict[str, str], exc: GatewayError) -> None:
         """A request refused before routing is still a request: it gets its span."""
@@ -245,11 +283,12 @@ def _continue(kind: str | None) -> pb.ProcessingResponse:
     return pb.ProcessingResponse(request_headers=pb.HeadersResponse())
 
 
-def build(cfg: Config, metrics: Metrics) -> tuple[Gateway, HealthTracker, Tracing]:
+def build(cfg: Config, metrics: Metrics, books: Bookkeeping | None) -> tuple[Gateway, HealthTracker, Tracing]:
     """The gateway and what feeds it: spans -> health tracker + metrics (+ OTLP export if configured)."""
     tracker = HealthTracker(cfg.health, on_eject=metrics.ejected, max_inflight=_limits(cfg))
     tracing = Tracing(tracer_provider(tracker, metrics))
-    return Gateway(cfg, health=tracker), tracker, tracing
+    gateway = Gateway(cfg, health=tracker, budgets=books.budgets if books is not None else UNLIMITED)
+    return gateway, tracker, tracing
 
 
 def _limits(cfg: Config) -> dict[str, int]:
@@ -261,23 +300,27 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
 
     The routing config is reloaded when its file changes (``reload.watch``)."""
     source = ConfigSource(config_path)
+    cfg = source.load()
     metrics = Metrics()
-    gateway, tracker, tracing = build(source.load(), metrics)
+    books = Bookkeeping(cfg)
+    await books.start()
+    gateway, tracker, tracing = build(cfg, metrics, books)
 
     def apply(cfg: Config) -> None:
         gateway.config = cfg
         tracker.settings, tracker.max_inflight = cfg.health, _limits(cfg)
+        books.reconfigure(cfg)
         metrics.config_reloads.labels("ok").inc()
         log.info("routing config reloaded from %s", config_path)
 
     watcher = asyncio.create_task(watch(config_path, apply, source=source,
                                         on_error=lambda _: metrics.config_reloads.labels("failed").inc()))
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    processor = Processor(gateway, tracing)
+    processor = Processor(gateway, tracing, books)
     pb_grpc.add_ExternalProcessorServicer_to_server(processor, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    status = StatusService(processor, tracker, metrics)
+    status = StatusService(processor, tracker, metrics, books)
     status.add_to(server)
     server.add_insecure_port(address)
     await server.start()
@@ -296,4 +339,5 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
     await server.stop(grace)
     if http_runner is not None:
         await http_runner.cleanup()
+    await books.close()            # push budget counters, write the last usage records
     tracing.provider.shutdown()   # flush spans still queued for export

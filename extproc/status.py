@@ -18,14 +18,17 @@ from .health import HealthTracker
 from .metrics import CONTENT_TYPE, Metrics
 
 if TYPE_CHECKING:
+    from .bookkeeping import Bookkeeping
     from .server import Processor
 
 
 class StatusService(status_pb2_grpc.GatewayStatusServicer):
-    def __init__(self, processor: "Processor", tracker: HealthTracker, metrics: Metrics | None = None):
+    def __init__(self, processor: "Processor", tracker: HealthTracker, metrics: Metrics | None = None,
+                 books: "Bookkeeping | None" = None):
         self.processor = processor
         self.tracker = tracker
         self.metrics = metrics
+        self.books = books
 
     def report(self) -> dict[str, Any]:
         snapshot = self.tracker.snapshot()
@@ -58,6 +61,8 @@ class StatusService(status_pb2_grpc.GatewayStatusServicer):
         if self.metrics is None:
             raise web.HTTPNotFound()
         self.metrics.observe_health(self.tracker.snapshot())
+        if self.books is not None:
+            self.metrics.observe_budgets(self.books.budgets.report())
         return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
 

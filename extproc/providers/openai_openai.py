@@ -6,6 +6,11 @@ changes are the model name and, for Azure, the path: Azure names the model in
 the URL (``/deployments/{deployment}``) and requires an ``api-version`` query.
 Responses already have the client's shape, so they pass through byte for byte;
 a copy is read only to learn the token usage for accounting.
+
+One exception: a stream whose client did not ask for usage. The gateway asks
+the provider for it anyway (``stream_options.include_usage``), since cost
+accounting needs it, and removes from the stream what the client did not ask
+for: the final usage-only chunk and the ``"usage": null`` of the others.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import json
 from typing import Any
 from urllib.parse import quote
 
+from .. import sse
 from ..errors import error_body, upstream_error
 from ..sse import SSEDecoder
 from .base import ChatTranslator, EmbeddingsTranslator, Target, UpstreamRequest, Usage
@@ -99,11 +105,17 @@ class OpenAIChatTranslator(ChatTranslator):
     def __init__(self, target: Target, *, created: int, response_id: str):
         super().__init__(target, created=created, response_id=response_id)
         self._decoder = SSEDecoder()
+        self._hide_usage = False
 
     def request(self, body: dict[str, Any]) -> UpstreamRequest:
         self.stream = body.get("stream") is True
         options = body.get("stream_options")
         self.include_usage = self.stream and isinstance(options, dict) and options.get("include_usage") is True
+        if self.stream and not self.include_usage:
+            self._hide_usage = True
+            self.passthrough_response = False   # this stream is rewritten: see the module docstring
+            options = options if isinstance(options, dict) else {}
+            body = {**body, "stream_options": {**options, "include_usage": True}}
         return _request(self.target, "chat/completions", body)
 
     def response(self, body: bytes) -> bytes:
@@ -114,6 +126,8 @@ class OpenAIChatTranslator(ChatTranslator):
         return _error(status, body)
 
     def stream_chunk(self, data: bytes) -> bytes:
+        if self._hide_usage:
+            return b"".join(self._without_usage(event) for event in self._decoder.feed(data))
         # The bytes go out as they came; the decoder only watches a copy for the
         # usage chunk (sent last, and only when the client asked for it).
         for event in self._decoder.feed(data):
@@ -127,6 +141,21 @@ class OpenAIChatTranslator(ChatTranslator):
             if usage is not None:
                 self.usage = usage
         return data
+
+    def _without_usage(self, event: sse.Event) -> bytes:
+        if event.data == "[DONE]":
+            return sse.DONE
+        try:
+            chunk = json.loads(event.data)
+        except ValueError:
+            return sse.encode(event.data)
+        if isinstance(chunk, dict) and "usage" in chunk:
+            usage = _usage(chunk.pop("usage"))
+            if usage is not None:
+                self.usage = usage
+                if not chunk.get("choices"):
+                    return b""        # the usage-only chunk the client did not ask for
+        return sse.encode(chunk)
 
     def stream_end(self) -> bytes:
         # The provider's own "data: [DONE]" has already passed through.

@@ -117,11 +117,16 @@ def _answered(gw, body):
 UPSTREAM = {":status": "200", "x-envoy-upstream-service-time": "3", "x-envoy-attempt-count": "1"}
 
 
-def test_openai_responses_pass_through_untouched(gw):
+def test_openai_responses_pass_through_untouched_and_their_usage_is_read(gw):
     ex = _answered(gw, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "q"}]})
     start = gw.response_headers(ex, UPSTREAM)
-    assert start.body == "pass"
+    assert start.body == "stream" and start.remove_headers == []        # content-length stays: same bytes
     assert start.set_headers["x-llm-provider"] == "openai" and start.set_headers["x-llm-model"] == "gpt-4o-mini"
+    raw = json.dumps({"id": "chatcmpl-1", "object": "chat.completion", "choices": [],
+                      "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}).encode()
+    assert gw.response_body(ex, raw[:9], False) == raw[:9]
+    assert gw.response_body(ex, raw[9:], True) == raw[9:]
+    assert (ex.translator.usage.input_tokens, ex.translator.usage.output_tokens) == (5, 2)
 
 
 def test_anthropic_json_is_buffered_and_translated(gw):

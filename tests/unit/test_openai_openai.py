@@ -4,28 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
-import pathlib
-import sys
-import types
 
 import pytest
 
-
-def _import_translators():
-    """Import the module under test even when a sibling translator in the package fails to import."""
-    try:
-        from extproc.providers import base, openai_openai
-    except ImportError:
-        root = pathlib.Path(__file__).resolve().parents[2] / "extproc" / "providers"
-        package = types.ModuleType("extproc.providers")
-        package.__path__ = [str(root)]
-        sys.modules["extproc.providers"] = package
-        from extproc.providers import base, openai_openai
-        del sys.modules["extproc.providers"]  # later imports get the real package again
-    return base, openai_openai
+from extproc.providers import base
+from extproc.providers import openai_openai as oo
 
 
-base, oo = _import_translators()
 Target, Usage = base.Target, base.Usage
 
 OPENAI = Target(model="fast", upstream_model="gpt-4o-mini", provider="openai", api="openai", base_path="/v1")
@@ -183,13 +168,29 @@ def test_stream_crlf_in_odd_chunks():
     assert t.usage == Usage(20, 5, 16)
 
 
-def test_stream_without_usage_chunk_leaves_usage_unknown():
+def test_a_stream_without_include_usage_asks_for_it_and_hides_it_from_the_client():
     t = chat()
-    t.request({**CHAT, "stream_options": None})
-    data = _sse({"id": "c", "choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": "stop"}]})
+    upstream = json.loads(t.request({**CHAT, "stream_options": None}).body)
+    assert upstream["stream_options"] == {"include_usage": True}     # accounting needs the usage
+    assert not t.passthrough_response
+    data = _sse({"id": "c", "choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": "stop"}],
+                 "usage": None},
+                {"id": "c", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}})
+    out = b"".join(t.stream_chunk(data[i:i + 1]) for i in range(len(data))) + t.stream_end()
+    events = [line[len(b"data: "):] for line in out.split(b"\n") if line.startswith(b"data: ")]
+    assert events[-1] == b"[DONE]" and len(events) == 2                 # the usage-only chunk is gone
+    assert json.loads(events[0]) == {"id": "c", "choices": [{"index": 0, "delta": {"content": "x"},
+                                                              "finish_reason": "stop"}]}   # no "usage": null
+    assert t.usage == Usage(input_tokens=3, output_tokens=1, cached_input_tokens=0)
+
+
+def test_a_stream_that_asked_for_usage_passes_byte_for_byte():
+    t = chat()
+    upstream = json.loads(t.request(CHAT).body)
+    assert upstream["stream_options"] == {"include_usage": True} and t.passthrough_response
+    data = _sse({"id": "c", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}})
     assert t.stream_chunk(data) == data
-    assert t.stream_end() == b""
-    assert t.usage is None
+    assert t.usage == Usage(input_tokens=3, output_tokens=1, cached_input_tokens=0)
 
 
 # -- errors --------------------------------------------------------------------

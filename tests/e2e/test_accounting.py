@@ -1,0 +1,127 @@
+"""Cost accounting end to end: metrics after a scripted workload, budgets that downgrade then refuse,
+quality feedback, the usage ledger and the savings report, all through the real gateway.
+
+Prices here are made steep (USD per 1M tokens) so a handful of requests moves a budget: every chat
+model costs $100 per 1M output tokens except llama-3.1-8b-instruct at $10.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import httpx
+import pytest
+import yaml
+
+from extproc.devstack import DEFAULT_ROUTING, ROOT, Stack
+
+from .conftest import MODELS
+
+BUDGET = 0.005
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory):
+    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
+    for model_id, model in config["models"].items():
+        if "embeddings" not in model.get("endpoints", ["chat"]):
+            model["price"] = {"input": 1.0, "output": 10.0 if model_id == "llama-3.1-8b-instruct" else 100.0}
+    config["budgets"] = {"near_fraction": 0.5, "tenants": {"tight": {"daily": BUDGET}}}
+    config["tenants"]["tight"] = {"workload": "interactive"}
+    path = tmp_path_factory.mktemp("accounting") / "routing.yaml"
+    path.write_text(yaml.safe_dump(config))
+    stack = Stack(routing=path, simulate=list(MODELS)).start()
+    stack.config_path = path
+    yield stack
+    stack.stop()
+
+
+def chat(gw, content="hi", **headers) -> httpx.Response:
+    return httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers=headers, json={
+        "model": "auto", "max_tokens": 20, "messages": [{"role": "user", "content": content}]})
+
+
+def scrape(gw) -> str:
+    return httpx.get(gw.status_url.replace("/status", "/metrics")).text
+
+
+def metric(text: str, name: str, **labels) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_metrics_count_what_the_workload_did(gw):
+    before = scrape(gw)
+    for _ in range(3):
+        assert chat(gw).status_code == 200
+    assert httpx.post(f"{gw.base_url}/chat/completions", json={"model": "nope", "messages": []}).status_code == 400
+    after = scrape(gw)
+
+    def delta(name, **labels):
+        return metric(after, name, **labels) - metric(before, name, **labels)
+
+    assert delta("llm_gateway_requests_total", model="gpt-4o-mini", status="200") == 3
+    assert delta("llm_gateway_request_duration_seconds_count", model="gpt-4o-mini") == 3
+    assert delta("llm_gateway_request_duration_seconds_bucket", model="gpt-4o-mini", le="+Inf") == 3
+    assert delta("llm_gateway_requests_total", status="400") == 1
+    assert delta("llm_gateway_attempts_total", model="gpt-4o-mini", outcome="ok") == 3
+    tokens_out = delta("llm_gateway_tokens_total", model="gpt-4o-mini", direction="output")
+    tokens_in = delta("llm_gateway_tokens_total", model="gpt-4o-mini", direction="input")
+    assert tokens_out > 0 and tokens_in > 0
+    # Cost = reported usage x catalog prices ($1 in, $100 out per 1M tokens).
+    assert delta("llm_gateway_cost_usd_total", model="gpt-4o-mini") == pytest.approx(
+        (tokens_in * 1.0 + tokens_out * 100.0) / 1e6, rel=1e-6)
+    assert "llm_gateway_inflight" in after and "llm_gateway_ejected" in after
+
+
+def test_a_tenant_crossing_its_budget_is_downgraded_then_refused(gw):
+    models, refusal = [], None
+    for _ in range(60):
+        response = chat(gw, **{"x-llm-tenant": "tight"})
+        if response.status_code == 429:
+            refusal = response
+            break
+        assert response.status_code == 200, response.text
+        models.append(response.headers["x-llm-model"])
+    assert refusal is not None, models
+    error = refusal.json()["error"]
+    assert error["type"] == "insufficient_quota" and error["code"] == "budget_exceeded"
+    assert "budget" in error["message"]
+    # First the usual model, then (budget nearly spent) the cheap one, then nothing.
+    assert models[0] == "gpt-4o-mini" and "llama-3.1-8b-instruct" in models
+    first_cheap = models.index("llama-3.1-8b-instruct")
+    assert set(models[:first_cheap]) == {"gpt-4o-mini"} and set(models[first_cheap:]) == {"llama-3.1-8b-instruct"}
+    # Other tenants are not affected.
+    assert chat(gw).headers["x-llm-model"] == "gpt-4o-mini"
+    budget = re.search(r'llm_gateway_budget_remaining_usd\{name="tight:daily",scope="tenant"\} (\S+)', scrape(gw))
+    assert budget and float(budget.group(1)) < BUDGET * 0.1
+
+
+def test_feedback_reaches_the_ledger_and_the_report(gw, tmp_path):
+    response = chat(gw, content="rate me")
+    request_id = response.headers["x-request-id"]
+    feedback = httpx.post(f"{gw.base_url}/feedback",
+                          json={"request_id": request_id, "score": 0.25, "source": "e2e"})
+    assert feedback.status_code == 200, feedback.text
+    assert feedback.json()["model"] == "gpt-4o-mini"
+    unknown = httpx.post(f"{gw.base_url}/feedback", json={"request_id": "nope", "score": 1})
+    assert unknown.status_code == 404 and unknown.json()["error"]["param"] == "request_id"
+    bad = httpx.post(f"{gw.base_url}/feedback", json={"request_id": request_id, "score": "great"})
+    assert bad.status_code == 400
+
+    html = tmp_path / "report.html"
+    result = subprocess.run(
+        [sys.executable, "-m", "extproc", "report", "--config", str(gw.config_path), "--premium", "gpt-4o",
+         "--ledger", f"sqlite:///{gw.workdir}/ledger.db", "--html", str(html)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "gpt-4o-mini" in result.stdout and "llama-3.1-8b-instruct" in result.stdout
+    assert "0.25" in result.stdout            # the quality score, by model
+    assert html.read_text().count("<svg") >= 3

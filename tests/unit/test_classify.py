@@ -1,0 +1,187 @@
+"""extproc.classify: class decisions, settings validation, determinism, score sanity, shipped weights."""
+
+import json
+
+import pytest
+
+from extproc import classify as C
+
+
+def chat(text, **extra):
+    return {"model": "auto", "messages": [{"role": "user", "content": text}], **extra}
+
+
+@pytest.fixture(scope="module")
+def rules():
+    return C.RuleClassifier(C.ClassifierSettings())
+
+
+@pytest.fixture(scope="module")
+def combined():
+    return C.build_classifier(C.ClassifierSettings.from_config(None))
+
+
+SIMPLE = "What is the capital of France?"
+MATH = ("A bakery sells muffins for $3 each and cookies for $1.50 each. On Monday it sold 3 times as many cookies "
+        "as muffins, and half of the muffins were sold before noon. If total sales were $450, how many muffins "
+        "were sold after noon? Explain step by step and show your work.")
+CODE = "Why does this crash?\n```python\ndef f(xs):\n    return xs[0] / len(xs)\n\nf([])\n```\nPlease fix the bug."
+
+
+def test_defaults_build_the_combined_classifier(combined):
+    assert isinstance(combined, C.CombinedClassifier)
+    assert isinstance(combined, C.Classifier)
+
+
+@pytest.mark.parametrize("kind", ["rules", "combined"])
+def test_simple_question_is_simple(kind):
+    clf = C.build_classifier(C.ClassifierSettings(kind=kind))
+    c = clf.classify(chat(SIMPLE))
+    assert c.name == "simple_queries"
+    assert 0.5 <= c.confidence <= 1.0
+    assert c.features["simple_opening"] is True
+
+
+@pytest.mark.parametrize("kind", ["rules", "combined"])
+def test_multi_step_math_word_problem_is_complex(kind):
+    clf = C.build_classifier(C.ClassifierSettings(kind=kind))
+    c = clf.classify(chat(MATH))
+    assert c.name == "complex_reasoning"
+    assert c.features["step_by_step"] is True and c.features["math"] >= 2
+
+
+def test_harder_prompt_scores_higher(rules, combined):
+    for clf in (rules, combined):
+        assert clf.classify(chat(MATH)).score > clf.classify(chat(SIMPLE)).score
+
+
+def test_code(rules):
+    c = rules.classify(chat(CODE))
+    assert c.name == "code" and c.features["code"] >= 2
+
+
+def test_long_context(rules):
+    c = rules.classify(chat("Summarize this report.\n" + "The quarterly numbers were fine. " * 1200))
+    assert c.name == "long_context" and c.features["tokens"] >= 8000
+
+
+def test_tools_and_tool_history(rules):
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    assert rules.classify(chat("Weather in Paris?", tools=tools)).name == "tool_use"
+    body = {"messages": [{"role": "user", "content": "hi"},
+                         {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]},
+                         {"role": "tool", "tool_call_id": "1", "content": "22C"}]}
+    assert rules.classify(body).name == "tool_use"
+
+
+def test_json_schema(rules):
+    rf = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
+    c = rules.classify(chat("List three colors.", response_format=rf))
+    assert c.name == "structured_output" and c.features["json_schema"] is True
+    c = rules.classify(chat("List three colors.", response_format={"type": "json_object"}))
+    assert c.features["json_mode"] is True and c.name != "structured_output"
+
+
+def test_image_parts(rules):
+    body = {"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is in this picture?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]}
+    c = rules.classify(body)
+    assert c.name == "vision" and c.features["images"] == 1
+
+
+def test_conversation_depth_and_script(rules):
+    body = {"messages": [{"role": "system", "content": "Be brief."},
+                         {"role": "user", "content": "Привет, как дела?"},
+                         {"role": "assistant", "content": "Хорошо."},
+                         {"role": "user", "content": "Почему небо голубое?"}]}
+    f = rules.classify(body).features
+    assert f["depth"] == 3 and f["user_turns"] == 2 and f["messages"] == 4
+    assert f["script"] == "cyrillic"
+
+
+def test_malformed_bodies_do_not_raise(rules):
+    for body in ({}, {"messages": None}, {"messages": ["x", {"role": "user", "content": 5}]},
+                 {"messages": [{"role": "user", "content": [None, {"type": "text", "text": 3}]}]}):
+        c = rules.classify(body)
+        assert c.name == "simple_queries" and 0.0 <= c.score <= 1.0
+
+
+def test_class_names_come_from_config():
+    s = C.ClassifierSettings.from_config({"classes": {"simple": "cheap", "reasoning": "premium"}, "kind": "rules"})
+    clf = C.build_classifier(s)
+    assert clf.classify(chat(SIMPLE)).name == "cheap"
+    assert clf.classify(chat(MATH)).name == "premium"
+    assert s.classes["code"] == "code"
+
+
+def test_premium_threshold_moves_the_decision():
+    low = C.RuleClassifier(C.ClassifierSettings.from_config({"premium_threshold": 0.01}))
+    high = C.RuleClassifier(C.ClassifierSettings.from_config({"premium_threshold": 0.99}))
+    assert low.classify(chat(SIMPLE)).name == "complex_reasoning"
+    assert high.classify(chat(MATH)).name == "simple_queries"
+
+
+@pytest.mark.parametrize("mapping, key", [
+    ({"kind": "neural"}, "kind"),
+    ({"premium_threshold": 1.5}, "premium_threshold"),
+    ({"premium_threshold": "high"}, "premium_threshold"),
+    ({"rules_weight": True}, "rules_weight"),
+    ({"long_context_tokens": 0}, "long_context_tokens"),
+    ({"long_context_tokens": 10.5}, "long_context_tokens"),
+    ({"max_scan_chars": 10}, "max_scan_chars"),
+    ({"chars_per_token": 0}, "chars_per_token"),
+    ({"model_path": ""}, "model_path"),
+    ({"classes": {"fancy": "x"}}, "classes.fancy"),
+    ({"classes": {"simple": ""}}, "classes.simple"),
+    ({"classes": ["simple"]}, "classes"),
+    ({"thresholds": 1}, "thresholds"),
+])
+def test_settings_errors_name_the_key(mapping, key):
+    with pytest.raises(ValueError) as e:
+        C.ClassifierSettings.from_config(mapping)
+    assert str(e.value).startswith(f"{key}: ")
+
+
+def test_settings_defaults_and_values():
+    assert C.ClassifierSettings.from_config(None) == C.ClassifierSettings()
+    s = C.ClassifierSettings.from_config({"kind": "linear", "rules_weight": 0.25, "long_context_tokens": 1000})
+    assert (s.kind, s.rules_weight, s.long_context_tokens) == ("linear", 0.25, 1000)
+
+
+def test_deterministic(combined):
+    bodies = [chat(SIMPLE), chat(MATH), chat(CODE)]
+    first = [combined.classify(b) for b in bodies]
+    again = C.build_classifier(C.ClassifierSettings()).classify
+    assert [again(b) for b in bodies] == first == [combined.classify(b) for b in bodies]
+
+
+def test_classify_does_not_mutate_the_body(combined):
+    body = chat(MATH, tools=[{"type": "function", "function": {"name": "f"}}])
+    before = json.dumps(body, sort_keys=True)
+    combined.classify(body)
+    assert json.dumps(body, sort_keys=True) == before
+
+
+def test_shipped_weights_load_and_are_small():
+    assert C.DEFAULT_MODEL_PATH.stat().st_size < 1_000_000
+    model = C.load_model()
+    assert set(model.heads) == {"mc", "open"}
+    assert 0.0 <= model.rules_weight <= 1.0
+    for head in model.heads.values():
+        assert len(head.dense) == len(C.DENSE_FEATURES) and len(head.words) > 500
+
+
+def test_linear_features_explain_the_score(combined):
+    mc = "Which gas do plants absorb?\nA. Oxygen\nB. Carbon dioxide\nC. Helium\nD. Neon\nAnswer:"
+    f = combined.classify(chat(mc)).features
+    assert f["multiple_choice"] is True and f["head"] == "mc"
+    assert -1.0 <= f["expected_gain"] <= 1.0 and 0.0 <= f["score_linear"] <= 1.0
+    assert combined.classify(chat(MATH)).features["head"] == "open"
+
+
+def test_bad_model_file_is_rejected(tmp_path):
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(ValueError, match="model_path: "):
+        C.LinearClassifier(C.ClassifierSettings(model_path=str(p)))
