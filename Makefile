@@ -8,10 +8,11 @@ PORT   ?= 10000
 .PHONY: setup run test system-deps clean
 
 # Debian packages the tests need (CI runs as root on a fresh machine): a real redis-server for the
-# shared budget ledger tests. kubectl, node and npm come with the machine image (k8s-check says so
-# clearly when one is missing).
+# shared budget ledger tests, promtool (package prometheus) to check and unit-test the alert rules.
+# kubectl, node and npm come with the machine image (k8s-check says so clearly when one is missing).
 system-deps:
-	@command -v redis-server >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+	@command -v redis-server >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || { \
+		apt-get update -qq && apt-get install -y -qq redis-server prometheus >/dev/null; }
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

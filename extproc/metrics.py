@@ -55,8 +55,9 @@ class Metrics(SpanProcessor):
                                      ("scope", "name"), registry=r)
         self.config_reloads = Counter("llm_gateway_config_reloads", "Routing config reloads, by result",
                                       ("result",), registry=r)
-        self.tier_target = Gauge("llm_gateway_tier_latency_target_seconds", "Latency target of each routing tier",
-                                 ("tier",), registry=r)
+        self.latency_target = Gauge("llm_gateway_latency_target_seconds",
+                                    "Latency target of the first routing tier a model serves in (for alerts)",
+                                    ("model",), registry=r)
 
     # ---- span processor -------------------------------------------------------------------------
 
@@ -114,6 +115,17 @@ class Metrics(SpanProcessor):
         """Copy ejection state from the health tracker (called at scrape time)."""
         for model, summary in snapshot.get("models", {}).items():
             self.ejections.labels(model).set(1 if summary["ejected"] else 0)
+
+    def observe_config(self, config) -> None:
+        """Per-model latency targets from the routing config (at start and on every reload)."""
+        targets: dict[str, int] = {}
+        for rclass in config.classes.values():
+            for tier in rclass.tiers:
+                for model in tier.models:
+                    targets[model.id] = min(targets.get(model.id, tier.target_ms), tier.target_ms)
+        self.latency_target.clear()
+        for model_id, ms in targets.items():
+            self.latency_target.labels(model_id).set(ms / 1000)
 
     def observe_budgets(self, report) -> None:
         """Budget gauges from (budget, USD left) pairs (called at scrape time)."""

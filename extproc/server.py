@@ -305,11 +305,13 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
     books = Bookkeeping(cfg)
     await books.start()
     gateway, tracker, tracing = build(cfg, metrics, books)
+    metrics.observe_config(cfg)
 
     def apply(cfg: Config) -> None:
         gateway.config = cfg
         tracker.settings, tracker.max_inflight = cfg.health, _limits(cfg)
         books.reconfigure(cfg)
+        metrics.observe_config(cfg)
         metrics.config_reloads.labels("ok").inc()
         log.info("routing config reloaded from %s", config_path)
 

@@ -129,6 +129,9 @@ ENVOY_REPLACEMENTS = [
      "                route: {cluster: envoy_admin, timeout: 10s}\n"
      "              - match: {path: /grpc.health.v1.Health/Check, grpc: {}}\n"
      "                route: {cluster: extproc, timeout: 2s}\n\n"),
+    ("        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 4317}}}\n",
+     "        # Kubernetes: the collector of the observability overlay, in the gateway's namespace.\n"
+     "        - endpoint: {address: {socket_address: {address: otel-collector, port_value: 4317}}}\n"),
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import signal
 import subprocess
@@ -24,6 +25,7 @@ def extproc(tmp_path):
     address = f"unix:{tmp_path}/extproc.sock"
     proc = subprocess.Popen([sys.executable, "-m", "extproc", "serve", "--config", str(DEFAULT_ROUTING),
                              "--listen", address, "--grace", "10"], cwd=ROOT,
+                            env={**os.environ, "LLM_GATEWAY_LEDGER_URL": f"sqlite:///{tmp_path}/ledger.db"},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     channel = grpc.insecure_channel(address)
     grpc.channel_ready_future(channel).result(timeout=20)

@@ -242,7 +242,7 @@ def test_scale_out_shares_the_ledger(rendered):
     hpa = find(scaled, "HorizontalPodAutoscaler")["spec"]
     assert hpa["minReplicas"] >= 2 and hpa["maxReplicas"] > hpa["minReplicas"]
     env = {e["name"]: e.get("value") for e in container(scaled, "extproc")["env"]}
-    assert env["LLM_GATEWAY_REDIS_URL"].startswith("redis://llm-gateway-redis:6379")
+    assert env["LLM_GATEWAY_LEDGER_URL"].startswith("redis://llm-gateway-redis:6379")
     assert find(scaled, "Service", "llm-gateway-redis")
     egress = find(scaled, "NetworkPolicy", "llm-gateway-to-redis")["spec"]["egress"]
     assert egress[0]["ports"][0]["port"] == 6379

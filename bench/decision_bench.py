@@ -1,0 +1,88 @@
+"""Benchmark (not a test) of the routing decision: classify + policy on a 2 KB chat request, in-process.
+
+    PYTHONPATH=. python bench/decision_bench.py [--n 20000] [--config config/routing.yaml]
+
+Prints p50 / p99 in microseconds for the classifier, the policy and both together
+(targets: p50 <= 30 us, p99 <= 100 us). Without extproc/classify.py it measures the policy alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import time
+
+from extproc.config import load
+from extproc.devstack import DEFAULT_ROUTING
+from extproc.policy import decide
+
+SYSTEM = "You are a helpful support assistant for an online store. Answer briefly and politely. " * 8
+QUESTION = ("My order #12345 arrived with a cracked screen. I bought it three weeks ago and the return window "
+            "says 30 days. Can you walk me through the replacement, step by step, and tell me whether I need "
+            "to pay for shipping? Also, the invoice shows a different address than my account. ") * 4
+
+
+def request() -> dict:
+    body = {"model": "auto", "temperature": 0.2, "messages": [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": "Hi, I have a problem with an order."},
+        {"role": "assistant", "content": "Sorry to hear that! What happened?"},
+        {"role": "user", "content": QUESTION}]}
+    size = len(json.dumps(body))
+    assert 1900 <= size <= 2300, size
+    return body
+
+
+def pct(samples: list[float], q: float) -> float:
+    return samples[min(len(samples) - 1, int(q * len(samples)))]
+
+
+def measure(fn, n: int) -> tuple[float, float]:
+    for _ in range(1000):
+        fn()
+    samples = []
+    clock = time.perf_counter_ns
+    gc.disable()
+    try:
+        for _ in range(n):
+            t0 = clock()
+            fn()
+            samples.append((clock() - t0) / 1000)
+    finally:
+        gc.enable()
+    samples.sort()
+    return pct(samples, 0.50), pct(samples, 0.99)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=20000)
+    parser.add_argument("--config", default=str(DEFAULT_ROUTING))
+    args = parser.parse_args()
+    cfg = load(args.config)
+    body = request()
+    headers = {"content-type": "application/json", "x-llm-surface": "support", "authorization": "Bearer sk-x"}
+    now = time.time()
+    print(f"request: {len(json.dumps(body))} bytes, {len(body['messages'])} messages; config {args.config}")
+    try:
+        from extproc import classify
+    except ImportError:
+        classify = None
+    if classify is None:
+        p50, p99 = measure(lambda: decide(cfg, body, "chat", headers, now=now), args.n)
+        print(f"policy alone (extproc.classify not present): p50 {p50:.1f} us  p99 {p99:.1f} us")
+        return
+    settings = cfg.classifier if cfg.classifier is not None else classify.ClassifierSettings.from_config(None)
+    clf = classify.RuleClassifier(settings)
+    c = clf.classify(body)
+    for label, fn in (("classify", lambda: clf.classify(body)),
+                      ("policy", lambda: decide(cfg, body, "chat", headers, now=now, classification=c)),
+                      ("classify + policy", lambda: decide(cfg, body, "chat", headers, now=now,
+                                                           classification=clf.classify(body)))):
+        p50, p99 = measure(fn, args.n)
+        print(f"{label:18s} p50 {p50:6.1f} us  p99 {p99:6.1f} us")
+
+
+if __name__ == "__main__":
+    main()

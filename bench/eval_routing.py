@@ -1,0 +1,382 @@
+"""Routing quality and speed of extproc.classify, end to end from the eval file. Standard library only.
+
+    python -m bench.eval_routing                      # evaluate the shipped model on the test split
+    python -m bench.eval_routing --train              # retrain classifier_model.json on the train split first
+    python -m bench.eval_routing --data PATH --out DIR --score-py PATH
+
+Steps:
+1. (--train) 5-fold cross-validation on split == "train" picks the L2 strength C and the rules/linear blend
+   weight (by mean train-CV APGR over MMLU and GSM8K), then fits on all of train and writes
+   extproc/classifier_model.json. Nothing from the test split is read while training.
+2. Scores every prompt with the rules, linear and combined classifiers (the prompt sent as one user message,
+   exactly as a request would be) and writes scores_{kind}_test.jsonl; runs score.py --curve on them.
+3. Picks the operating point on TRAIN: the highest premium_threshold whose train quality kept is >= 95% of
+   all-premium on both MMLU and GSM8K (+ a margin), writes decisions_test.jsonl and runs score.py on it.
+4. Leakage check: test MMLU prompts whose exact text also occurs in train; APGR without them.
+5. Times classify() on a 2 KB chat request: p50/p99 of time.perf_counter_ns over many runs.
+
+Only the prompt text is used: the eval's source/subject fields are never features.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from extproc import classify as C  # noqa: E402
+
+DEFAULT_DATA = Path("/work/shared/eval/routing_eval.jsonl")
+SOURCES = ("mmlu", "gsm8k", "mt_bench")
+DENSE_SCALE = 5.0          # dense features are multiplied by this: weaker L2 on them than on words
+MIN_DF = 3                 # a word enters the vocabulary if it occurs in >= MIN_DF training prompts
+C_GRID = (0.01, 0.03, 0.1)
+BLEND_GRID = (0.0, 0.1, 0.2, 0.3, 0.5)
+EPOCHS = 8
+QUALITY_KEPT = 0.95
+MARGIN = 0.005             # the operating point is picked on train with this much headroom
+
+
+def load(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def body_of(prompt: str) -> dict:
+    return {"model": "auto", "messages": [{"role": "user", "content": prompt}]}
+
+
+def outcomes(r: dict) -> tuple[float, float]:
+    if r["source"] == "mt_bench":
+        return float(r["weak_score"]), float(r["strong_score"])
+    return float(r["weak_correct"]), float(r["strong_correct"])
+
+
+# --- metrics (same definitions as score.py; score.py itself produces the reported numbers) ---------
+
+def apgr(rows: list[dict], sc: dict[str, float]) -> float:
+    n = len(rows)
+    w = sum(outcomes(r)[0] for r in rows) / n
+    s = sum(outcomes(r)[1] for r in rows) / n
+    items = sorted(rows, key=lambda r: -sc[r["id"]])
+    pts, k, q = [(0.0, 0.0)], 0, w * n
+    while k < n:
+        level = sc[items[k]["id"]]
+        while k < n and sc[items[k]["id"]] == level:
+            ow, os_ = outcomes(items[k])
+            q += os_ - ow
+            k += 1
+        pts.append((k / n, (q / n - w) / (s - w)))
+    return sum((x1 - x0) * (y0 + y1) / 2 for (x0, y0), (x1, y1) in zip(pts, pts[1:]))
+
+
+def kept_and_share(rows: list[dict], sc: dict[str, float], t: float) -> tuple[float, float]:
+    q = strong = 0.0
+    s_all = 0.0
+    for r in rows:
+        w, s = outcomes(r)
+        s_all += s
+        if sc[r["id"]] >= t:
+            q, strong = q + s, strong + 1
+        else:
+            q += w
+    return q / s_all, strong / len(rows)
+
+
+# --- features, once per prompt -------------------------------------------------------------------
+
+class Prepared:
+    """Per prompt: head, dense features, tokens, rule score (through the classifier's own code)."""
+
+    def __init__(self, rows: list[dict], settings: C.ClassifierSettings):
+        rules = C.RuleClassifier(settings)
+        self.by_id = {}
+        for r in rows:
+            view = C.read_request(body_of(r["prompt"]))
+            f = rules.features(view)
+            head, dense, tokens = C.linear_inputs(view, f["multiple_choice"], settings.max_scan_chars)
+            self.by_id[r["id"]] = (head, [x * DENSE_SCALE for x in dense], tokens, rules.rule_score(f))
+
+
+# --- training: two L2 logistic regressions per head, pure-Python AdaGrad SGD ---------------------
+
+def fit_head(examples: list[tuple[list[float], set[str], float, float]], c: float, seed: int = 0) -> dict:
+    """examples: (dense, tokens, strong_correct, weak_correct). Minimizes mean log loss + ||w||^2/(2 C n)
+    for each target; the L2 term is spread over feature occurrences (exact in expectation), so an SGD
+    step touches only the features present."""
+    n = len(examples)
+    df = Counter(t for _, toks, _, _ in examples for t in toks)
+    vocab = sorted(t for t, k in df.items() if k >= MIN_DF)
+    index = {t: i for i, t in enumerate(vocab)}
+    nd = len(examples[0][0])
+    lam = 1.0 / (c * n)
+    rows = [(d, sorted(index[t] for t in toks if t in index), s, w) for d, toks, s, w in examples]
+    reg = [lam * n / df[t] for t in vocab]
+    out = {}
+    for target in (0, 1):  # 0: strong, 1: weak
+        wd, ww, b = [0.0] * nd, [0.0] * len(vocab), 0.0
+        gd, gw, gb = [1e-8] * nd, [1e-8] * len(vocab), 1e-8
+        lr = 0.1
+        order = list(range(n))
+        rng = random.Random(seed)
+        for _ in range(EPOCHS):
+            rng.shuffle(order)
+            for k in order:
+                d, idx, s, w = rows[k]
+                y = s if target == 0 else w
+                z = b + sum(a * x for a, x in zip(wd, d)) + sum(ww[i] for i in idx)
+                p = C._sigmoid(z)
+                g = p - y
+                gb += g * g
+                b -= lr * g / math.sqrt(gb)
+                for j, x in enumerate(d):
+                    gj = g * x + lam * wd[j]
+                    gd[j] += gj * gj
+                    wd[j] -= lr * gj / math.sqrt(gd[j])
+                for i in idx:
+                    gi = g + reg[i] * ww[i]
+                    gw[i] += gi * gi
+                    ww[i] -= lr * gi / math.sqrt(gw[i])
+        out[target] = (b, wd, ww)
+    (bs, ds, ws), (bw, dw, wwk) = out[0], out[1]
+    words = {t: [round(ws[i], 4), round(wwk[i], 4)] for i, t in enumerate(vocab)
+             if abs(ws[i]) >= 5e-4 or abs(wwk[i]) >= 5e-4}
+    return {"dense_scale": DENSE_SCALE, "bias": [round(bs, 5), round(bw, 5)],
+            "dense": [[round(a / 1, 5), round(b_, 5)] for a, b_ in zip(ds, dw)], "words": words}
+
+
+def training_examples(rows: list[dict], prep: Prepared, head: str) -> list:
+    ex = []
+    for r in rows:
+        if r["source"] == "mt_bench":  # judge scores, not right/wrong: not a logistic target (and 37 rows)
+            continue
+        h, d, toks, _ = prep.by_id[r["id"]]
+        if h == head:
+            w, s = outcomes(r)
+            ex.append((d, toks, s, w))
+    return ex
+
+
+def fit_model(rows: list[dict], prep: Prepared, c: float, rules_weight: float) -> dict:
+    heads = {}
+    for head in ("mc", "open"):
+        ex = training_examples(rows, prep, head)
+        if ex:
+            heads[head] = fit_head(ex, c)
+    return {"format": "extproc-linear-router/1", "dense_features": list(C.DENSE_FEATURES),
+            "rules_weight": rules_weight, "trained_on": "routing_eval.jsonl split=train (MMLU, GSM8K)",
+            "C": c, "heads": heads}
+
+
+def model_of(raw: dict) -> C.LinearModel:
+    return C.LinearModel({k: C._Head(h) for k, h in raw["heads"].items()}, raw["rules_weight"])
+
+
+def scores(rows: list[dict], prep: Prepared, model: C.LinearModel | None, kind: str,
+           rules_weight: float = 0.0) -> dict[str, float]:
+    """Same arithmetic as the classifiers' classify(), on precomputed inputs (checked in main)."""
+    out = {}
+    for r in rows:
+        head, d, toks, rs = prep.by_id[r["id"]]
+        if kind == "rules":
+            out[r["id"]] = rs
+            continue
+        h = model.head(head)
+        ls = (h.gain([x / DENSE_SCALE for x in d], toks) + 1.0) / 2.0
+        out[r["id"]] = ls if kind == "linear" else (1 - rules_weight) * ls + rules_weight * rs
+    return out
+
+
+def out_of_fold(train: list[dict], prep: Prepared, c: float, folds: int = 5) -> dict[str, float]:
+    """Linear scores of every train prompt from a model fit without its fold."""
+    rng = random.Random(0)
+    ids = sorted(r["id"] for r in train)
+    rng.shuffle(ids)
+    fold_of = {i: k % folds for k, i in enumerate(ids)}
+    oof: dict[str, float] = {}
+    for k in range(folds):
+        fit_rows = [r for r in train if fold_of[r["id"]] != k]
+        held = [r for r in train if fold_of[r["id"]] == k]
+        oof.update(scores(held, prep, model_of(fit_model(fit_rows, prep, c, 0.0)), "linear"))
+    return oof
+
+
+def cross_validate(train: list[dict], prep: Prepared) -> tuple[float, float, list]:
+    table = []
+    for c in C_GRID:
+        oof_lin = out_of_fold(train, prep, c)
+        rules = scores(train, prep, None, "rules")
+        for bw in BLEND_GRID:
+            sc = {i: (1 - bw) * oof_lin[i] + bw * rules[i] for i in oof_lin}
+            per = {src: apgr([r for r in train if r["source"] == src], sc) for src in ("mmlu", "gsm8k")}
+            table.append((c, bw, per["mmlu"], per["gsm8k"]))
+            print(f"  cv C={c:<5} rules_weight={bw:<4} APGR mmlu {per['mmlu']:.3f} gsm8k {per['gsm8k']:.3f}"
+                  f" mean {(per['mmlu'] + per['gsm8k']) / 2:.3f}", flush=True)
+    best = max(table, key=lambda t: (t[2] + t[3]) / 2)
+    return best[0], best[1], table
+
+
+def write_jsonl(path: Path, items) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for it in items:
+            fh.write(json.dumps(it) + "\n")
+
+
+def run_score(score_py: Path, data: Path, f: Path, curve: bool) -> str:
+    cmd = [sys.executable, str(score_py), str(data), str(f)] + (["--curve"] if curve else [])
+    print("$ " + " ".join(cmd), flush=True)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    print(out, flush=True)
+    return out
+
+
+def latency(clf: C.Classifier, body: dict, runs: int = 20000) -> tuple[float, float]:
+    for _ in range(2000):
+        clf.classify(body)
+    ts = []
+    pc = time.perf_counter_ns
+    for _ in range(runs):
+        t0 = pc()
+        clf.classify(body)
+        ts.append(pc() - t0)
+    ts.sort()
+    return ts[len(ts) // 2] / 1000, ts[int(len(ts) * 0.99)] / 1000
+
+
+def bench_body() -> dict:
+    """A 2 KB chat request: system prompt, two turns of history and a reasoning question."""
+    system = "You are a helpful assistant for an online electronics store. Answer concisely and accurately. "
+    hist = ("My order #48213 arrived yesterday but the charger is missing from the box. Can you help me get "
+            "a replacement, and tell me whether the warranty covers the battery if it stops holding charge? ")
+    q = ("Compare the two laptops I looked at last week: one has 16 GB RAM and a 512 GB SSD for $1,099, the "
+         "other 32 GB RAM and 1 TB for $1,449. If I keep a laptop for 4 years and value my time at $40 per "
+         "hour, and the faster one saves me about 10 minutes a day on builds, which is the better deal? "
+         "Explain step by step and state your assumptions. ")
+    body = {"model": "auto", "messages": [
+        {"role": "system", "content": system * 3},
+        {"role": "user", "content": hist * 2},
+        {"role": "assistant", "content": "I can help with that. " + hist},
+        {"role": "user", "content": q * 2}]}
+    return body
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--score-py", type=Path, default=None, help="default: score.py beside the data file")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/eval_routing"))
+    ap.add_argument("--train", action="store_true", help="retrain and overwrite extproc/classifier_model.json")
+    ap.add_argument("--model", type=Path, default=C.DEFAULT_MODEL_PATH)
+    ap.add_argument("--runs", type=int, default=20000, help="timed classify() calls per classifier")
+    a = ap.parse_args()
+    score_py = a.score_py or a.data.with_name("score.py")
+    a.out.mkdir(parents=True, exist_ok=True)
+
+    rows = load(a.data)
+    train = [r for r in rows if r["split"] == "train"]
+    test = [r for r in rows if r["split"] == "test"]
+    settings = C.ClassifierSettings()
+    t0 = time.time()
+    prep = Prepared(rows, settings)
+    print(f"features for {len(rows)} prompts in {time.time() - t0:.1f}s; heads (train): "
+          f"{dict(Counter((r['source'], prep.by_id[r['id']][0]) for r in train))}", flush=True)
+
+    if a.train:
+        t0 = time.time()
+        c, bw, _ = cross_validate(train, prep)
+        print(f"chosen on train CV: C={c} rules_weight={bw} ({time.time() - t0:.0f}s)", flush=True)
+        raw = fit_model(train, prep, c, bw)
+        a.model.write_text(json.dumps(raw, separators=(",", ":"), sort_keys=True) + "\n", encoding="utf-8")
+        print(f"wrote {a.model} ({a.model.stat().st_size / 1024:.0f} KiB, "
+              f"{sum(len(h['words']) for h in raw['heads'].values())} words)", flush=True)
+
+    model = C.load_model(a.model)
+    bw = model.rules_weight
+    kinds = {"rules": scores(rows, prep, None, "rules"), "linear": scores(rows, prep, model, "linear"),
+             "combined": scores(rows, prep, model, "combined", bw)}
+
+    # The fast path above must equal the real classifiers' classify().
+    real = {"rules": C.RuleClassifier(settings), "linear": C.LinearClassifier(settings),
+            "combined": C.CombinedClassifier(settings)}
+    for r in rows[::97]:
+        for k, clf in real.items():
+            got = clf.classify(body_of(r["prompt"])).score
+            assert abs(got - kinds[k][r["id"]]) < 1e-9, (k, r["id"], got, kinds[k][r["id"]])
+
+    print(f"\n== APGR on the test split (combined: rules_weight={bw}) ==", flush=True)
+    for k, sc in kinds.items():
+        f = a.out / f"scores_{k}_test.jsonl"
+        write_jsonl(f, ({"id": r["id"], "score": sc[r["id"]]} for r in test))
+        print(f"-- {k}")
+        run_score(score_py, a.data, f, curve=True)
+    f = a.out / "scores_length_test.jsonl"
+    write_jsonl(f, ({"id": r["id"], "score": len(r["prompt"])} for r in test))
+    print("-- baseline: longer prompt goes to premium")
+    run_score(score_py, a.data, f, curve=True)
+
+    # Operating point, chosen on train only, on out-of-fold scores (in-sample scores flatter the model).
+    oof = out_of_fold(train, prep, json.loads(a.model.read_text())["C"])
+    rules_sc = kinds["rules"]
+    train_sc = {"rules": rules_sc, "linear": oof,
+                "combined": {i: (1 - bw) * v + bw * rules_sc[i] for i, v in oof.items()}}[settings.kind]
+    sc = kinds[settings.kind]
+    by_src = {s: [r for r in train if r["source"] == s] for s in ("mmlu", "gsm8k")}
+    best = None
+    for t in sorted({round(v, 3) for v in sc.values()}, reverse=True):
+        stats = {s: kept_and_share(g, train_sc, t) for s, g in by_src.items()}
+        if all(kept >= QUALITY_KEPT + MARGIN for kept, _ in stats.values()):
+            best = (t, stats)
+            break
+    t, stats = best
+    print(f"\n== Operating point ({settings.kind}), chosen on train (out-of-fold): strong iff score >= {t} ==")
+    for s, (kept, share) in stats.items():
+        print(f"  train {s}: quality kept {100 * kept:.2f}%, strong share {100 * share:.2f}%")
+    f = a.out / "decisions_test.jsonl"
+    write_jsonl(f, ({"id": r["id"], "tier": "strong" if sc[r["id"]] >= t else "weak"} for r in test))
+    out = run_score(score_py, a.data, f, curve=False)
+    for line in out.splitlines():
+        p = line.split()
+        if len(p) == 12 and p[1] == "test":
+            q, strong_q, rand = float(p[4]), float(p[6]), float(p[7])
+            print(f"  test {p[0]}: strong {p[3]}%, saving {p[11]}%, quality kept {100 * q / strong_q:.2f}% "
+                  f"(random router at the same share: {100 * rand / strong_q:.2f}%)")
+
+    # Leakage: duplicated MMLU question texts across splits.
+    train_texts = {r["prompt"] for r in train}
+    dup = [r for r in test if r["prompt"] in train_texts]
+    clean = [r for r in test if r["prompt"] not in train_texts]
+    print(f"\n== Leakage: {len(dup)} test prompts have an exact-text twin in train "
+          f"({dict(Counter(r['source'] for r in dup))}) ==")
+    for k, sc_k in kinds.items():
+        print(f"  {k}: APGR test mmlu without them {apgr([r for r in clean if r['source'] == 'mmlu'], sc_k):.3f}, "
+              f"with {apgr([r for r in test if r['source'] == 'mmlu'], sc_k):.3f}")
+
+    print("\n== classify() latency on a 2 KB chat request ==")
+    body = bench_body()
+    print(f"  request: {len(json.dumps(body))} bytes of JSON")
+    for k, clf in real.items():
+        p50, p99 = latency(clf, body, a.runs)
+        print(f"  {k:9} p50 {p50:6.1f} us   p99 {p99:6.1f} us   -> {clf.classify(body).name}")
+    eval_bodies = [body_of(r["prompt"]) for r in test[::7]]
+    clf = real[settings.kind]
+    ts = []
+    for b in eval_bodies:
+        t0 = time.perf_counter_ns()
+        clf.classify(b)
+        ts.append(time.perf_counter_ns() - t0)
+    ts.sort()
+    print(f"  {settings.kind} over {len(ts)} eval prompts (one call each): p50 {ts[len(ts) // 2] / 1000:.1f} us, "
+          f"p99 {ts[int(len(ts) * 0.99)] / 1000:.1f} us")
+
+
+if __name__ == "__main__":
+    main()
