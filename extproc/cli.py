@@ -255,7 +255,7 @@ def _explain(args: argparse.Namespace) -> int:
              f"workload:   {plan.workload}   surface: {plan.surface or '(none)'}   tenant: {plan.tenant or '(none)'}",
              f"route:      {plan.reason}", "plan:"]
     for i, c_ in enumerate(d["candidates"], 1):
-        lines.append(f"  {i}. {c_['model']} via {c_['provider']}  [{c_['tier']}, timeout {c_['timeout_ms']} ms, "
+        lines.append(f"  {i}. {c_['model']} via {c_['provider']}  [{c_['tier']}, target {c_['target_ms']} ms, "
                      f"est ${c_['estimated_cost']:.6f}]  {c_['reason']}")
     lines.append("dropped:" if d["dropped"] else "dropped:    (none)")
     for dr in d["dropped"]:

@@ -186,7 +186,7 @@ class Gateway:
             # tier's latency target, so a stalled primary gives way to the next tier on time. The target
             # itself is the SLO (a model slower than it is demoted); the cut comes at a multiple of it,
             # so a model can be seen to be slow before its attempts fail.
-            exchange.per_try_timeout_ms = int(plan.candidates[0].timeout_ms * config.attempt_timeout_factor)
+            exchange.per_try_timeout_ms = int(plan.candidates[0].target_ms * config.attempt_timeout_factor)
         # Translate attempt 1 now: a request the provider cannot take fails before it is routed.
         exchange.first = self._translate(exchange, plan.models[0])
         return exchange

@@ -90,7 +90,7 @@ NO_HEALTH: HealthView = _NoHealth()
 class Candidate(NamedTuple):
     model: Model
     tier: str
-    timeout_ms: int      # per-attempt target, from the tier
+    target_ms: int       # the tier's latency target (attempts are cut at a multiple of it)
     reason: str
     cost: float          # estimated USD for this request
 
@@ -133,7 +133,7 @@ class Plan:
             "workload": self.workload, "surface": self.surface, "tenant": self.tenant,
             "estimated_tokens": {"prompt": self.prompt_tokens, "output": self.output_tokens},
             "candidates": [{"model": c.model.id, "provider": c.model.provider.name, "tier": c.tier,
-                            "timeout_ms": c.timeout_ms, "estimated_cost": round(c.cost, 8), "reason": c.reason}
+                            "target_ms": c.target_ms, "estimated_cost": round(c.cost, 8), "reason": c.reason}
                            for c in self.candidates],
             "dropped": [{"model": d.model, "tier": d.tier, "reason": d.reason} for d in self.dropped],
         }

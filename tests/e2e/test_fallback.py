@@ -55,7 +55,7 @@ def ask(gw, stream: bool = False):
 def test_the_plan_cascades_across_provider_apis(gw):
     raw = ask(gw)
     assert raw.headers["x-llm-provider"] == "openai" and raw.headers["x-llm-attempts"] == "1"
-    assert raw.headers["x-llm-class"] == "simple"
+    assert raw.headers["x-llm-class"] == "simple_queries"
 
 
 @pytest.mark.parametrize("fault_fields,kind", [

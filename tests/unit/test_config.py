@@ -204,7 +204,7 @@ def test_classifier_settings_errors_are_wrapped(monkeypatch):
 
 def test_shipped_config_has_classes_workloads_surfaces_tenants():
     cfg = load(DEFAULT_ROUTING)
-    assert {"simple", "complex"} <= set(cfg.classes)
+    assert {"simple_queries", "complex_reasoning"} <= set(cfg.classes)
     assert {"interactive", "batch"} <= set(cfg.workloads) and cfg.workloads["batch"].windows
     assert cfg.surfaces["support"].quality_floor == 4
     assert cfg.tenant_for_key("sk-helpdesk-demo") == "helpdesk" and cfg.tenant_for_key("sk-other") is None

@@ -43,15 +43,15 @@ def test_explain_prints_the_decision_and_every_reason(tmp_path):
 
 
 def test_explain_json(tmp_path):
-    result = run("explain", write(tmp_path, "req.json", {**HI, "model": "complex"}), "--surface", "support",
+    result = run("explain", write(tmp_path, "req.json", {**HI, "model": "complex_reasoning"}), "--surface", "support",
                  "--workload", "batch", "--json")
     assert result.returncode == 0, result.stderr
     d = json.loads(result.stdout)
-    assert d["class"] == "complex" and d["workload"] == "batch" and d["surface"] == "support"
+    assert d["class"] == "complex_reasoning" and d["workload"] == "batch" and d["surface"] == "support"
     assert d["model"] == d["candidates"][0]["model"] == "gpt-4o"         # batch: the cheaper quality-5 model
     assert {x["model"] for x in d["dropped"]} >= {"gemini-2.0-flash", "gpt-4o-mini"}
     assert all("below quality floor 4" in x["reason"] for x in d["dropped"])
-    assert d["headers"]["x-llm-class"] == "complex"
+    assert d["headers"]["x-llm-class"] == "complex_reasoning"
 
 
 def test_explain_tenant_and_no_route(tmp_path):
@@ -101,7 +101,7 @@ def test_explain_uses_the_classifier_score(monkeypatch, capsys, tmp_path):
         def classify(self, body):
             text = body["messages"][-1]["content"]
             hard = "step by step" in text
-            return Classification("complex" if hard else "simple", 0.9, 0.8 if hard else 0.1, {"chars": len(text)})
+            return Classification("complex_reasoning" if hard else "simple_queries", 0.9, 0.8 if hard else 0.1, {"chars": len(text)})
 
     class ClassifierSettings:
         @classmethod
@@ -117,8 +117,8 @@ def test_explain_uses_the_classifier_score(monkeypatch, capsys, tmp_path):
     rows = [{"id": "easy", "prompt": "hi"}, {"id": "hard", "prompt": "Think step by step: prove it."}]
     assert cli.main(["explain", "--jsonl", write(tmp_path, "in.jsonl", "\n".join(map(json.dumps, rows)))]) == 0
     easy, hard = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert (easy["class"], easy["score"], easy["model"]) == ("simple", 0.1, "gpt-4o-mini")
-    assert (hard["class"], hard["score"], hard["model"]) == ("complex", 0.8, "gpt-4o")
+    assert (easy["class"], easy["score"], easy["model"]) == ("simple_queries", 0.1, "gpt-4o-mini")
+    assert (hard["class"], hard["score"], hard["model"]) == ("complex_reasoning", 0.8, "gpt-4o")
     assert cli.main(["explain", write(tmp_path, "req.json", HI), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["classification"]["features"] == {"chars": 2}
 

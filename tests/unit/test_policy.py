@@ -100,7 +100,7 @@ def test_classifier_name_picks_the_class_and_tiers_come_in_order():
     assert plan.route_class == "complex" and plan.score == 0.9
     assert ids(plan) == ["premium", "mid-b", "mid"]          # tier order, then within the tier
     assert [c.tier for c in plan.candidates] == ["primary", "secondary", "secondary"]
-    assert [c.timeout_ms for c in plan.candidates] == [8000, 3000, 3000]
+    assert [c.target_ms for c in plan.candidates] == [8000, 3000, 3000]
     assert "alias 'auto' -> class 'complex' (score 0.90)" in plan.reason
 
 
@@ -438,5 +438,5 @@ def test_shipped_batch_peak_window_keeps_background_work_off_premium(shipped):
 def test_plan_headers(shipped):
     plan = decide(shipped, body(), "chat", {"x-llm-surface": "support"}, classification=COMPLEX)
     h = plan.headers()
-    assert h["x-llm-class"] == "complex" and h["x-llm-score"] == "0.900" and h["x-llm-surface"] == "support"
+    assert h["x-llm-class"] == "complex_reasoning" and h["x-llm-score"] == "0.900" and h["x-llm-surface"] == "support"
     assert h["x-llm-route"] == plan.reason and h["x-llm-route"].isascii()
