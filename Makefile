@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PORT   ?= 10000
 
-.PHONY: setup run test system-deps clean
+.PHONY: setup run test system-deps proto clean
 
 # Debian packages the tests need (CI runs as root on a fresh machine): a real redis-server for the
 # shared budget ledger tests, promtool (package prometheus) to check and unit-test the alert rules.
@@ -33,6 +33,10 @@ run: setup
 
 test: setup system-deps k8s-check
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# Regenerate the status API's Python code (extproc/api/) from proto/ after editing the .proto.
+proto: setup
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --grpc_python_out=. proto/extproc/api/status.proto
 
 clean:
 	rm -rf $(VENV) build *.egg-info
