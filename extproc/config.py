@@ -135,6 +135,7 @@ class Provider:
     api_key_env: str | None = None
     api_key_file: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    max_inflight: int | None = None   # attempts in flight to this provider before it counts as saturated
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,8 @@ class Workload:
     max_cost_per_1k: float | None = None
     max_cost_per_request: float | None = None
     windows: tuple[TimeWindow, ...] = ()
+    queue_timeout_ms: int | None = None   # wait this long for capacity when every candidate is saturated
+    queue_size: int = 100                 # at most this many requests waiting at once
 
 
 @dataclass(frozen=True)
@@ -551,7 +554,7 @@ class _Parser:
 
     def workload(self, name: str, spec: Any) -> Workload:
         where = f"workloads.{name}"
-        spec = self.mapping(spec, where, ("prefer", "max_cost_per_1k", "max_cost_per_request", "windows"))
+        spec = self.mapping(spec, where, ("prefer", "max_cost_per_1k", "max_cost_per_request", "windows", "queue"))
         base = BUILTIN_WORKLOADS.get(name, {})
         prefer = spec.get("prefer", base.get("prefer"))
         if prefer not in PREFER:
@@ -559,10 +562,14 @@ class _Parser:
         windows = spec.get("windows", [])
         if not isinstance(windows, list):
             raise self.fail(f"{where}.windows", "must be a list")
+        queue = self.mapping(spec.get("queue"), f"{where}.queue", ("timeout_ms", "size"))
         return Workload(name=name, prefer=prefer,
                         max_cost_per_1k=self.optional_number(spec, "max_cost_per_1k", where),
                         max_cost_per_request=self.optional_number(spec, "max_cost_per_request", where),
-                        windows=tuple(self.window(w, f"{where}.windows[{i}]") for i, w in enumerate(windows)))
+                        windows=tuple(self.window(w, f"{where}.windows[{i}]") for i, w in enumerate(windows)),
+                        queue_timeout_ms=None if "timeout_ms" not in queue
+                        else self.integer(queue["timeout_ms"], f"{where}.queue.timeout_ms", 1),
+                        queue_size=self.integer(queue.get("size", 100), f"{where}.queue.size", 1))
 
     def window(self, spec: Any, where: str) -> TimeWindow:
         spec = self.mapping(spec, where, ("tz", "days", "start", "end", "prefer", "max_cost_per_1k"))
@@ -619,7 +626,7 @@ class _Parser:
     def provider(self, name: str, spec: Any) -> Provider:
         where = f"providers.{name}"
         spec = self.mapping(spec, where, ("api", "cluster", "base_path", "host", "api_key_env", "api_key_file",
-                                          "options"))
+                                          "options", "max_inflight"))
         api = spec.get("api")
         if api not in DEFAULT_BASE_PATH:
             raise self.fail(f"{where}.api", f"must be one of {', '.join(DEFAULT_BASE_PATH)}, not {api!r}")
@@ -629,8 +636,11 @@ class _Parser:
         optional = {k: self.string(spec[k], f"{where}.{k}") for k in ("host", "api_key_env", "api_key_file")
                     if spec.get(k) is not None}
         base_path = self.string(spec.get("base_path", DEFAULT_BASE_PATH[api]), f"{where}.base_path").rstrip("/")
+        limit = spec.get("max_inflight")
         return Provider(name=name, api=api, cluster=self.string(spec.get("cluster", name), f"{where}.cluster"),
-                        base_path=base_path, options=options, **optional)
+                        base_path=base_path, options=options,
+                        max_inflight=None if limit is None else self.integer(limit, f"{where}.max_inflight", 1),
+                        **optional)
 
     def model(self, mid: str, spec: Any, providers: dict[str, Provider]) -> Model:
         where = f"models.{mid}"

@@ -36,6 +36,8 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from . import telemetry
 from .policy import HEALTHY, ModelHealth  # the view the policy reads: policy.py owns it
 
+VIEW_TTL_S = 0.25   # how stale the latency view the policy reads may be
+
 # Failure kinds an attempt can end with (the span's error.type); anything else counts as a failure too.
 TIMEOUT, RESET, RATE_LIMITED = "timeout", "reset", "429"
 
@@ -100,6 +102,21 @@ class _Stats:
     probe_successes: int = 0
     last_ejection_reason: str = ""
 
+    _view: tuple[float, float | None, float] = (float("-inf"), None, 0.0)   # (computed at, p95, error rate)
+
+    def latency_view(self, now: float, settings: HealthSettings) -> tuple[float | None, float]:
+        """p95 of successful attempts and the error rate, recomputed at most every VIEW_TTL_S: sorting
+        the window on every routing decision would cost more than the decision itself."""
+        at, p95, error_rate = self._view
+        if now - at >= VIEW_TTL_S:
+            self.trim(now, settings.window_s)
+            latencies = sorted(o.latency_ms for o in self.outcomes if o.ok)
+            failures = sum(not o.ok for o in self.outcomes)
+            p95 = _pct(latencies, 95)
+            error_rate = failures / len(self.outcomes) if self.outcomes else 0.0
+            self._view = (now, p95, error_rate)
+        return p95, error_rate
+
     def trim(self, now: float, window: float) -> None:
         while self.outcomes and self.outcomes[0].at < now - window:
             self.outcomes.popleft()
@@ -140,11 +157,13 @@ class HealthTracker(SpanProcessor):
 
     def __init__(self, settings: HealthSettings | None = None, clock: Callable[[], float] = time.monotonic,
                  max_inflight: dict[str, int] | None = None,
-                 on_eject: Callable[[str, str, str], None] | None = None):
+                 on_eject: Callable[[str, str, str], None] | None = None,
+                 provider_limits: dict[str, tuple[str, int]] | None = None):
         self.settings = settings or HealthSettings()
         self.clock = clock
         self.on_eject = on_eject   # (scope, name, reason), e.g. a metrics counter
         self.max_inflight = dict(max_inflight or {})   # model id -> limit
+        self.provider_limits = dict(provider_limits or {})   # model id -> (its provider, the provider's limit)
         self._models: dict[str, _Stats] = {}
         self._providers: dict[str, _Stats] = {}
         self._lock = threading.Lock()  # spans may end on exporter threads
@@ -244,19 +263,23 @@ class HealthTracker(SpanProcessor):
     # ---- what the policy and the status API read ------------------------------------------------
 
     def model_health(self, model_id: str) -> ModelHealth:
+        """The policy asks this for every candidate of every request: it must stay cheap."""
         with self._lock:
+            now = self.clock()
+            provider, provider_limit = self.provider_limits.get(model_id, ("", None))
+            pstats = self._providers.get(provider)
+            provider_full = provider_limit is not None and pstats is not None and pstats.inflight >= provider_limit
             stats = self._models.get(model_id)
             if stats is None:
-                return HEALTHY
-            now = self.clock()
-            summary = stats.summary(now, self.settings)
+                return ModelHealth(saturated=True) if provider_full else HEALTHY
             ejected = stats.ejected_until > now
             if not ejected and stats.probes_left > 0:
                 # Half-open: only as many attempts in flight as probes remain.
                 ejected = stats.inflight >= stats.probes_left - stats.probe_successes
             limit = self.max_inflight.get(model_id)
-            return ModelHealth(ejected=ejected, saturated=limit is not None and stats.inflight >= limit,
-                               p95_ms=summary["latency_ms"]["p95"], error_rate=summary["error_rate"],
+            saturated = provider_full or (limit is not None and stats.inflight >= limit)
+            p95_ms, error_rate = stats.latency_view(now, self.settings)
+            return ModelHealth(ejected=ejected, saturated=saturated, p95_ms=p95_ms, error_rate=error_rate,
                                inflight=stats.inflight)
 
     def snapshot(self) -> dict[str, Any]:

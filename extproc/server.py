@@ -21,10 +21,10 @@ from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from envoy.type.v3 import http_status_pb2
-from google.protobuf import struct_pb2
+from google.protobuf import duration_pb2, struct_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from .errors import GatewayError, UpstreamError
+from .errors import GatewayError, Unavailable, UpstreamError
 from .status import StatusService
 from .gateway import KEY_HEADER, Answer, Exchange, Gateway, Rewrite
 from .accounting import FEEDBACK_PATH
@@ -39,6 +39,8 @@ from .telemetry import Tracing, tracer_provider
 log = logging.getLogger("extproc")
 
 STAGE_METADATA = "x-llm-stage"
+QUEUE_POLL_S = 0.02      # how often a queued request looks for capacity again
+MAX_QUEUE_WAIT_S = 30    # the longest Envoy lets the processor hold a message (max_message_timeout)
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _BODY_MODES = {"pass": processing_mode_pb2.ProcessingMode.NONE,
                "stream": processing_mode_pb2.ProcessingMode.STREAMED,
@@ -92,6 +94,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         self.tracing = tracing
         self.books = books
         self.exchanges: dict[str, Exchange] = {}
+        self.waiting: dict[str, int] = {}   # queued requests per workload
 
     async def Process(self, requests: AsyncIterator[pb.ProcessingRequest], context: grpc.aio.ServicerContext):
         metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
@@ -127,7 +130,13 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                         if headers.get(":path", "").split("?", 1)[0] == FEEDBACK_PATH:
                             yield immediate(await self._feedback(raw))
                             return
-                        exchange = await self._admit(headers, raw)
+                        exchange = self.gateway.request_body(headers, raw)
+                        if self._must_queue(exchange):
+                            # Envoy waits message_timeout for each answer; a queued request asks for longer.
+                            yield pb.ProcessingResponse(override_message_timeout=duration_pb2.Duration(
+                                seconds=MAX_QUEUE_WAIT_S))
+                            exchange = await self._queue(headers, raw, exchange)
+                        exchange = await self._admit(headers, raw, exchange)
                     except GatewayError as exc:
                         self._rejected({**headers, **metadata}, exc)
                         yield immediate(Answer.error(exc))
@@ -194,9 +203,35 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                                    input_tokens=usage.input_tokens if usage else None,
                                    output_tokens=usage.output_tokens if usage else None)
 
-    async def _admit(self, headers: dict[str, str], raw: bytes) -> Exchange:
-        """Plan the request and reserve its budget (a spent budget may send it to its free tier model)."""
-        exchange = self.gateway.request_body(headers, raw)
+    def _must_queue(self, exchange: Exchange) -> bool:
+        """Every candidate is at its max_inflight, and the workload waits rather than piling on."""
+        workload = self.gateway.config.workloads.get(exchange.plan.workload or "")
+        return (workload is not None and workload.queue_timeout_ms is not None and bool(exchange.plan.candidates)
+                and all(self.gateway.health.model_health(c.model.id).saturated for c in exchange.plan.candidates))
+
+    async def _queue(self, headers: dict[str, str], raw: bytes, exchange: Exchange) -> Exchange:
+        """Background work waits, in a bounded queue with a timeout, for a candidate to have capacity."""
+        workload = self.gateway.config.workloads[exchange.plan.workload]
+        waiting = self.waiting.get(workload.name, 0)
+        if waiting >= workload.queue_size:
+            raise Unavailable(f"every candidate is at its max_inflight and the '{workload.name}' queue is full "
+                              f"({workload.queue_size} waiting)", code="queue_full")
+        self.waiting[workload.name] = waiting + 1
+        try:
+            timeout_s = min(workload.queue_timeout_ms / 1000, MAX_QUEUE_WAIT_S - 1)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                await asyncio.sleep(QUEUE_POLL_S)
+                exchange = self.gateway.request_body(headers, raw)
+                if not self._must_queue(exchange):
+                    return exchange
+            raise Unavailable(f"every candidate stayed at its max_inflight for {timeout_s * 1000:.0f} ms "
+                              f"(the '{workload.name}' queue timeout)", code="queue_timeout")
+        finally:
+            self.waiting[workload.name] -= 1
+
+    async def _admit(self, headers: dict[str, str], raw: bytes, exchange: Exchange) -> Exchange:
+        """Reserve the request's budget (a spent budget may send it to its free tier model)."""
         books = self.books
         if books is None:
             return exchange
@@ -285,7 +320,8 @@ def _continue(kind: str | None) -> pb.ProcessingResponse:
 
 def build(cfg: Config, metrics: Metrics, books: Bookkeeping | None) -> tuple[Gateway, HealthTracker, Tracing]:
     """The gateway and what feeds it: spans -> health tracker + metrics (+ OTLP export if configured)."""
-    tracker = HealthTracker(cfg.health, on_eject=metrics.ejected, max_inflight=_limits(cfg))
+    tracker = HealthTracker(cfg.health, on_eject=metrics.ejected, max_inflight=_limits(cfg),
+                            provider_limits=_provider_limits(cfg))
     tracing = Tracing(tracer_provider(tracker, metrics))
     gateway = Gateway(cfg, health=tracker, budgets=books.budgets if books is not None else UNLIMITED)
     return gateway, tracker, tracing
@@ -293,6 +329,10 @@ def build(cfg: Config, metrics: Metrics, books: Bookkeeping | None) -> tuple[Gat
 
 def _limits(cfg: Config) -> dict[str, int]:
     return {m.id: m.max_inflight for m in cfg.models.values() if m.max_inflight}
+
+
+def _provider_limits(cfg: Config) -> dict[str, tuple[str, int]]:
+    return {m.id: (m.provider.name, m.provider.max_inflight) for m in cfg.models.values() if m.provider.max_inflight}
 
 
 async def serve(config_path: str, address: str, grace: float = 30.0, status_address: str | None = None) -> None:
@@ -310,6 +350,7 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
     def apply(cfg: Config) -> None:
         gateway.config = cfg
         tracker.settings, tracker.max_inflight = cfg.health, _limits(cfg)
+        tracker.provider_limits = _provider_limits(cfg)
         books.reconfigure(cfg)
         metrics.observe_config(cfg)
         metrics.config_reloads.labels("ok").inc()

@@ -1,0 +1,84 @@
+"""Queue depth limits: at max_inflight, interactive requests take the next candidate; background
+requests wait in a bounded queue, with a timeout, instead of piling onto a saturated model."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+import yaml
+
+from extproc.devstack import DEFAULT_ROUTING, Stack
+
+from .conftest import MODELS
+from .test_fallback import fault
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory):
+    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
+    config["models"]["llama-3.1-8b-instruct"]["max_inflight"] = 1
+    config["routing_rules"]["local_only"] = {"tiers": [{"name": "primary", "models": ["llama-3.1-8b-instruct"]}]}
+    config["workloads"]["batch"] = {"prefer": "cost", "queue": {"timeout_ms": 1500, "size": 1}}
+    path = tmp_path_factory.mktemp("capacity") / "routing.yaml"
+    path.write_text(yaml.safe_dump(config))
+    stack = Stack(routing=path, simulate=list(MODELS)).start()
+    yield stack
+    stack.stop()
+
+
+def ask(gw, model: str, workload: str, results: list, started: float) -> None:
+    response = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers={"x-llm-workload": workload},
+                          json={"model": model, "messages": [{"role": "user", "content": "hi"}]})
+    results.append((time.monotonic() - started, response))
+
+
+def concurrently(gw, *calls) -> list:
+    """Start (model, workload) requests 0.25 s apart, so each sees the previous one in flight."""
+    results: list = []
+    started = time.monotonic()
+    threads = []
+    for model, workload in calls:
+        threads.append(threading.Thread(target=ask, args=(gw, model, workload, results, started)))
+        threads[-1].start()
+        time.sleep(0.25)
+    for t in threads:
+        t.join()
+    return sorted(results, key=lambda r: r[0])
+
+
+def test_background_work_waits_in_a_bounded_queue(gw):
+    fault(gw, "vllm", latency_ms=800)
+    results = concurrently(gw, ("local_only", "batch"), ("local_only", "batch"), ("local_only", "batch"))
+    statuses = sorted(r.status_code for _, r in results)
+    assert statuses == [200, 200, 503], [(t, r.status_code, r.text[:120]) for t, r in results]
+    full = next(r for _, r in results if r.status_code == 503)
+    assert full.json()["error"]["code"] == "queue_full"
+    waited = [t for t, r in results if r.status_code == 200]
+    assert waited[-1] > 1.4        # the queued one started only when the first finished (0.8 s each)
+    httpx.delete(f"{gw.sim_url('vllm')}/_sim/faults")
+
+
+def test_the_queue_times_out(gw):
+    fault(gw, "vllm", latency_ms=2500)
+    results = concurrently(gw, ("local_only", "batch"), ("local_only", "batch"))
+    by_status = {r.status_code: (t, r) for t, r in results}
+    assert set(by_status) == {200, 503}
+    elapsed, timed_out = by_status[503]
+    assert timed_out.json()["error"]["code"] == "queue_timeout"
+    assert 1.5 < elapsed < 2.5                       # 0.25 s start offset + 1.5 s queue timeout
+    httpx.delete(f"{gw.sim_url('vllm')}/_sim/faults")
+
+
+def test_a_saturated_model_is_skipped_for_the_next_candidate_without_waiting(gw):
+    fault(gw, "vllm", latency_ms=800)
+    results = concurrently(gw, ("llama-3.1-8b-instruct", "batch"), ("auto", "batch"))
+    pinned = next(r for _, r in results if r.request.content.find(b'"llama-3.1-8b-instruct"') >= 0)
+    routed_elapsed, routed = next((t, r) for t, r in results if r is not pinned)
+    assert pinned.headers["x-llm-model"] == "llama-3.1-8b-instruct"
+    # The cheapest model for batch work is llama, but it is full: the next cheapest answers at once.
+    assert routed.status_code == 200 and routed.headers["x-llm-model"] != "llama-3.1-8b-instruct"
+    assert routed_elapsed < 0.8
+    httpx.delete(f"{gw.sim_url('vllm')}/_sim/faults")
