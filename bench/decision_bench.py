@@ -74,7 +74,7 @@ def main() -> None:
         print(f"policy alone (extproc.classify not present): p50 {p50:.1f} us  p99 {p99:.1f} us")
         return
     settings = cfg.classifier if cfg.classifier is not None else classify.ClassifierSettings.from_config(None)
-    clf = classify.RuleClassifier(settings)
+    clf = classify.build_classifier(settings)
     c = clf.classify(body)
     for label, fn in (("classify", lambda: clf.classify(body)),
                       ("policy", lambda: decide(cfg, body, "chat", headers, now=now, classification=c)),

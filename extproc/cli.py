@@ -151,13 +151,9 @@ def _routing_config(path: str | None):
 
 
 def _classifier(cfg):
-    """The rule classifier for ``cfg``, or None while extproc.classify does not exist."""
-    try:
-        from . import classify
-    except ImportError:
-        return None
-    settings = cfg.classifier if cfg.classifier is not None else classify.ClassifierSettings.from_config(None)
-    return classify.RuleClassifier(settings)
+    """The classifier ``cfg`` configures (explain shows its answer even when the config has no classes)."""
+    from .classify import build_classifier
+    return build_classifier(cfg.classifier)
 
 
 def _explain(args: argparse.Namespace) -> int:

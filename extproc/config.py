@@ -252,7 +252,7 @@ class Config:
     pinned_fallback: bool = False
     default_output_tokens: int = 256
     attempt_timeout_factor: float = 2.0   # an attempt is cut at this multiple of its tier's latency target
-    classifier: Any = None      # classify.ClassifierSettings, or None when extproc.classify is absent
+    classifier: Any = None      # classify.ClassifierSettings
     classifier_spec: dict[str, Any] = field(default_factory=dict)
     health: Any = None          # health.HealthSettings: ejection rules
     budgets: Any = None         # budgets.BudgetSettings
@@ -435,11 +435,8 @@ class _Parser:
             raise self.fail("health" if key == "(section)" else f"health.{key}", problem) from None
 
     def classifier(self, spec: dict[str, Any] | None) -> Any:
-        """Settings for extproc.classify, validated by that module; None while it does not exist."""
-        try:
-            from . import classify
-        except ImportError:
-            return None
+        """Settings for extproc.classify (class names, thresholds, kind), validated by that module."""
+        from . import classify   # here, not at the top: classify loads its model weights
         try:
             return classify.ClassifierSettings.from_config(spec)
         except ValueError as exc:

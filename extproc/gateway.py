@@ -322,10 +322,10 @@ class Gateway:
 
 def make_classifier(config: Config):
     """The request classifier for this config, or None when the config does not route by class."""
-    if not config.classes or config.classifier is None:
+    if not config.classes:
         return None
-    from .classify import RuleClassifier
-    return RuleClassifier(config.classifier)
+    from .classify import build_classifier   # rules, linear or combined, as classifier.kind says
+    return build_classifier(config.classifier)
 
 
 def _validate(endpoint: str, body: dict) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 
 SIMPLE = "What is the capital of France?"
-REASONING = ("A train leaves at 3pm going 60 mph; another leaves at 4pm going 80 mph. When does the second "
-             "catch up? Think step by step and show your reasoning.")
+REASONING = ("Janet has 3 times as many marbles as Tom. Together they have 48 marbles, and Janet gives 6 to "
+             "Tom. How many more marbles does Janet have than Tom now? Show your reasoning step by step.")
 
 
 def ask(gateway, content, model="auto", **headers) -> httpx.Response:

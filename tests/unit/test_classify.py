@@ -185,3 +185,42 @@ def test_bad_model_file_is_rejected(tmp_path):
     p.write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(ValueError, match="model_path: "):
         C.LinearClassifier(C.ClassifierSettings(model_path=str(p)))
+
+
+def test_only_the_last_user_message_is_read_as_text(rules):
+    # A fixed system prompt full of cues must not make every request look hard; its length still counts.
+    body = {"messages": [{"role": "system", "content": "Think step by step and prove why. " * 20},
+                         {"role": "user", "content": SIMPLE}]}
+    f = rules.classify(body).features
+    assert f["step_by_step"] is False and f["reasoning"] == 0 and f["simple_opening"] is True
+    assert f["tokens"] > len(SIMPLE) // 4 + 100
+
+
+def test_long_prompts_are_scanned_head_and_tail():
+    s = C.ClassifierSettings(max_scan_chars=200)
+    p = C.Prompt("Explain step by step. " + "filler " * 500 + "How many apples?", s.max_scan_chars)
+    assert len(p.raw) <= 201 and "step by step" in p.low and "how many apples" in p.low
+    assert "apples" in p.vocab and p.words[0] == "explain"
+
+
+def test_mark_counting_matches_plain_counts():
+    text = "x = f(a);\nreturn y => z}; ```code``` </b> self.x import os"
+    assert C._count_marks(text, C._CODE_MARKS) == sum(text.count(m) for m in C._CODE_MARKS)
+    assert C._count_marks("plain words only", C._CODE_MARKS) == 0
+
+
+def test_linear_features_have_the_model_shape_and_see_numbers():
+    view = C.read_request(chat(MATH))
+    dense = C.linear_features(C.Prompt(view.prompt, 2000), view.chars)
+    assert len(dense) == len(C.DENSE_FEATURES)
+    named = dict(zip(C.DENSE_FEATURES, dense))
+    assert named["log_distinct_numbers"] > 0 and named["log_dollar"] > 0 and named["log_decimals"] > 0
+    mc = "Statement 1 | x. Statement 2 | y.\nA. True, True\nB. False, False\nC. True, False\nD. False, True"
+    named = dict(zip(C.DENSE_FEATURES, C.linear_features(C.Prompt(mc, 2000), len(mc))))
+    assert named["statements"] == 1.0 and named["log_choice_chars"] > 0
+
+
+def test_combined_score_is_the_documented_blend(combined):
+    f = combined.classify(chat(MATH))
+    w = combined.rules_weight
+    assert abs(f.score - ((1 - w) * f.features["score_linear"] + w * f.features["score_rules"])) < 1e-3

@@ -6,8 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import types
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -84,43 +82,20 @@ def test_explain_jsonl_chat_bodies_and_eval_rows(tmp_path):
     assert "2 request(s) could not be routed" in result.stderr
 
 
-def test_explain_uses_the_classifier_score(monkeypatch, capsys, tmp_path):
-    """With extproc.classify present (a stub of its contract here), class and score come from it."""
-
-    @dataclass
-    class Classification:
-        name: str
-        confidence: float
-        score: float
-        features: dict = field(default_factory=dict)
-
-    class RuleClassifier:
-        def __init__(self, settings):
-            self.settings = settings
-
-        def classify(self, body):
-            text = body["messages"][-1]["content"]
-            hard = "step by step" in text
-            return Classification("complex_reasoning" if hard else "simple_queries", 0.9, 0.8 if hard else 0.1, {"chars": len(text)})
-
-    class ClassifierSettings:
-        @classmethod
-        def from_config(cls, mapping):
-            return cls()
-
-    stub = types.ModuleType("extproc.classify")
-    stub.Classification, stub.RuleClassifier, stub.ClassifierSettings = Classification, RuleClassifier, \
-        ClassifierSettings
-    monkeypatch.setitem(sys.modules, "extproc.classify", stub)
-    import extproc
-    monkeypatch.setattr(extproc, "classify", stub, raising=False)
-    rows = [{"id": "easy", "prompt": "hi"}, {"id": "hard", "prompt": "Think step by step: prove it."}]
+def test_explain_uses_the_classifier_score(capsys, tmp_path):
+    """Class and score come from the configured classifier; the score is what the eval sweeps."""
+    rows = [{"id": "easy", "prompt": "What is the capital of France?"},
+            {"id": "hard", "prompt": "Janet has 3 times as many marbles as Tom. Together they have 48 marbles, "
+                                     "and Janet gives 6 to Tom. How many more marbles does Janet have than Tom "
+                                     "now? Show your reasoning step by step."}]
     assert cli.main(["explain", "--jsonl", write(tmp_path, "in.jsonl", "\n".join(map(json.dumps, rows)))]) == 0
     easy, hard = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert (easy["class"], easy["score"], easy["model"]) == ("simple_queries", 0.1, "gpt-4o-mini")
-    assert (hard["class"], hard["score"], hard["model"]) == ("complex_reasoning", 0.8, "gpt-4o")
+    assert (easy["id"], easy["class"], easy["model"]) == ("easy", "simple_queries", "gpt-4o-mini")
+    assert (hard["id"], hard["class"], hard["model"]) == ("hard", "complex_reasoning", "gpt-4o")
+    assert 0 <= easy["score"] < hard["score"] <= 1
     assert cli.main(["explain", write(tmp_path, "req.json", HI), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["classification"]["features"] == {"chars": 2}
+    features = json.loads(capsys.readouterr().out)["classification"]["features"]
+    assert features and "tokens" in features
 
 
 def test_explain_bad_input():
