@@ -41,6 +41,8 @@ TRY_HEADERS = ("x-llm-try-1", "x-llm-try-2", "x-llm-try-3")
 KEY_HEADER = "x-request-id"
 ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings", "/v1/feedback": "feedback"}
 RETRY_SLACK_MS = 500
+# Headers one provider's translator sets that another provider must not receive on a retry.
+PROVIDER_HEADERS = ("anthropic-version",)
 OBSERVE_LIMIT = 8 * 1024 * 1024   # bytes of a pass-through answer kept to read its usage   # Envoy's backoff between retries (25 ms base, jittered) fits in this
 
 
@@ -192,10 +194,15 @@ class Gateway:
         return exchange
 
     def route(self, exchange: Exchange) -> Rewrite:
-        """Headers Envoy routes on, and the client's headers that must not travel further."""
+        """The router stage's rewrite: the headers Envoy routes on, and attempt 1 already translated.
+
+        Attempt 1 goes to x-llm-try-1's cluster, known now, so the router stage rewrites the request
+        for it (path, key, body) and Envoy needs no upstream-stage call for it; the upstream stage
+        runs only on retries, where the cluster Envoy picked is known only to Envoy."""
         tries = {h: exchange.plan.models[min(i, len(exchange.plan.models) - 1)].provider.cluster
                  for i, h in enumerate(TRY_HEADERS)}
-        set_headers = {**tries, KEY_HEADER: exchange.key}
+        first = self.attempt(exchange, 1)
+        set_headers = {**tries, KEY_HEADER: exchange.key, **first.set_headers}
         if exchange.per_try_timeout_ms:
             # Envoy's router reads these after the filters ran: the tier's latency target bounds each
             # attempt, and all attempts together bound the request (a stream's length is not bounded:
@@ -204,9 +211,9 @@ class Gateway:
             if not exchange.stream:
                 deadline = exchange.per_try_timeout_ms * len(exchange.plan.models) + RETRY_SLACK_MS
                 set_headers["x-envoy-upstream-rq-timeout-ms"] = str(deadline)
-        return Rewrite(set_headers=set_headers, remove_headers=list(CREDENTIAL_HEADERS))
+        return Rewrite(set_headers=set_headers, remove_headers=first.remove_headers, body=first.body)
 
-    # ---- upstream stage: one call per attempt ----------------------------------------------------
+    # ---- upstream stage: retries ----------------------------------------------------------------
 
     def attempt(self, exchange: Exchange, number: int) -> Rewrite:
         """Rewrite attempt ``number`` (1-based) for the provider that serves it, from the original body."""
@@ -224,9 +231,12 @@ class Gateway:
         if secret is not None:
             name, value = credential_header(provider.api, secret.value)
             set_headers[name] = value
-        # Later attempts still need their x-llm-try-N (retries reuse this header map);
-        # the ones already used are dropped so they do not travel to the provider.
-        remove = [h for h in CREDENTIAL_HEADERS if h not in set_headers] + list(TRY_HEADERS[:number])
+        # A retry reuses the previous attempt's header map: drop what was another provider's.
+        remove = [h for h in (*CREDENTIAL_HEADERS, *PROVIDER_HEADERS) if h not in set_headers]
+        # Later attempts still need their x-llm-try-N; the ones already used do not travel on
+        # (attempt 1 is rewritten in the router stage, before Envoy routes on x-llm-try-1).
+        if number > 1:
+            remove += list(TRY_HEADERS[:number])
         return Rewrite(set_headers=set_headers, remove_headers=remove, body=upstream.body)
 
     # ---- router stage, response side -------------------------------------------------------------

@@ -147,10 +147,11 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                         {**headers, **metadata}, "chat" if exchange.endpoint == "chat" else "embeddings",
                         exchange.body["model"], exchange.plan.reason, [m.id for m in exchange.plan.models])
                     self.exchanges[exchange.key] = exchange
-                    route = gateway.route(exchange)
+                    route = gateway.route(exchange)   # also attempt 1, translated for its provider
+                    self._attempt_started(exchange, 1, observed=False)
                     yield pb.ProcessingResponse(request_body=pb.BodyResponse(response=pb.CommonResponse(
                         header_mutation=mutation(route.set_headers, route.remove_headers),
-                        clear_route_cache=True)))
+                        body_mutation=pb.BodyMutation(body=route.body), clear_route_cache=True)))
                 elif kind == "response_headers":
                     response_headers = headers_of(req.response_headers)
                     status = int(response_headers.get(":status", "0") or 0)
@@ -161,7 +162,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                         continue
                     start = gateway.response_headers(exchange, response_headers)
                     if exchange.answering is not None and exchange.answered_by is not None:
-                        tracing.answered(exchange.trail, exchange.answering, status)
+                        tracing.answered(exchange.trail, exchange.answering, status, exchange.per_try_timeout_ms)
                     yield pb.ProcessingResponse(
                         response_headers=pb.HeadersResponse(response=pb.CommonResponse(
                             header_mutation=mutation(start.set_headers, start.remove_headers))),
@@ -202,6 +203,13 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                                    response_model=model.upstream_model if model else None,
                                    input_tokens=usage.input_tokens if usage else None,
                                    output_tokens=usage.output_tokens if usage else None)
+
+    def _attempt_started(self, exchange: Exchange, number: int, observed: bool = True) -> None:
+        model = exchange.attempts[number][0]
+        self.tracing.start_attempt(exchange.trail, number, "chat" if exchange.endpoint == "chat" else "embeddings",
+                                   api=model.provider.api, provider=model.provider.name, model=model.id,
+                                   upstream_model=model.upstream_model,
+                                   per_try_timeout_ms=exchange.per_try_timeout_ms, observed=observed)
 
     def _must_queue(self, exchange: Exchange) -> bool:
         """Every candidate is at its max_inflight, and the workload waits rather than piling on."""
@@ -282,10 +290,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                 except GatewayError as exc:
                     yield immediate(Answer.error(exc))
                     return
-                model = exchange.attempts[number][0]
-                self.tracing.start_attempt(exchange.trail, number, "chat" if exchange.endpoint == "chat"
-                                           else "embeddings", api=model.provider.api, provider=model.provider.name,
-                                           model=model.id, upstream_model=model.upstream_model)
+                self._attempt_started(exchange, number)
                 yield _replace(rewrite)
         except Exception:
             log.exception("upstream stage failed")

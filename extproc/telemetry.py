@@ -69,6 +69,7 @@ class Attempt:
     span: trace.Span
     started_ns: int
     status: int | None = None
+    observed: bool = True    # False: no upstream stage watched it (attempt 1), so its status may be unknown
 
 
 @dataclass
@@ -98,10 +99,12 @@ class Tracing:
         return Trail(span)
 
     def start_attempt(self, trail: Trail, number: int, operation: str, *, api: str, provider: str, model: str,
-                      upstream_model: str) -> None:
-        previous = trail.attempts.get(number)
-        if previous is not None:   # the same attempt number seen twice: close the stale one
-            self._fail(previous, "superseded")
+                      upstream_model: str, per_try_timeout_ms: int | None = None, observed: bool = True) -> None:
+        # Envoy starts attempt N only when the earlier ones failed: close those still open (attempt 1
+        # runs without the upstream stage, so nothing else reports how it ended).
+        for earlier in trail.attempts.values():
+            if earlier.number <= number and earlier.span.is_recording():
+                self._fail(earlier, _failure_kind(earlier, per_try_timeout_ms))
         context = trace.set_span_in_context(trail.request)
         span = self.tracer.start_span(f"{operation} {upstream_model}", context=context, kind=SpanKind.CLIENT,
                                       attributes={
@@ -109,11 +112,11 @@ class Tracing:
                                           "gen_ai.provider.name": _GENAI_PROVIDER.get(api, api),
                                           "gen_ai.request.model": upstream_model,
                                           PROVIDER: provider, MODEL_ID: model, ATTEMPT: number})
-        trail.attempts[number] = Attempt(number, span, time.monotonic_ns())
+        trail.attempts[number] = Attempt(number, span, time.monotonic_ns(), observed=observed)
 
     def attempt_status(self, trail: Trail, number: int, status: int, retry_after_s: float | None = None) -> None:
         attempt = trail.attempts.get(number)
-        if attempt is not None:
+        if attempt is not None and attempt.span.is_recording():
             attempt.status = status
             attempt.span.set_attribute("http.response.status_code", status)
             if retry_after_s is not None:
@@ -127,19 +130,14 @@ class Tracing:
             return
         if attempt.status is not None and attempt.status < 500 and attempt.status != 429:
             return  # a final answer whose headers the router stage has not seen yet: it ends the span
-        if attempt.status is not None:
-            self._fail(attempt, str(attempt.status))
-            return
-        elapsed_ms = (time.monotonic_ns() - attempt.started_ns) / 1e6
-        timed_out = per_try_timeout_ms is not None and elapsed_ms >= per_try_timeout_ms * 0.95
-        self._fail(attempt, "timeout" if timed_out else "reset")
+        self._fail(attempt, _failure_kind(attempt, per_try_timeout_ms))
 
-    def answered(self, trail: Trail, number: int, status: int) -> None:
+    def answered(self, trail: Trail, number: int, status: int, per_try_timeout_ms: int | None = None) -> None:
         trail.answered = number
         self.attempt_status(trail, number, status)
         for n, attempt in trail.attempts.items():   # attempts before this one failed
             if n < number and attempt.span.is_recording():
-                self._fail(attempt, str(attempt.status) if attempt.status else "reset")
+                self._fail(attempt, _failure_kind(attempt, per_try_timeout_ms))
 
     def first_byte(self, trail: Trail) -> None:
         if trail.first_byte_ns is None:
@@ -166,7 +164,7 @@ class Tracing:
                 span.end()
         for other in trail.attempts.values():
             if other.span.is_recording():
-                self._fail(other, str(other.status) if other.status else "reset")
+                self._fail(other, _failure_kind(other, None))
         request = trail.request
         request.set_attribute("llm.attempts", len(trail.attempts))
         if provider:
@@ -188,6 +186,18 @@ class Tracing:
 
     @staticmethod
     def _fail(attempt: Attempt, kind: str) -> None:
+        """End a failed attempt's span with its error type."""
         attempt.span.set_attribute("error.type", kind)
         attempt.span.set_status(Status(StatusCode.ERROR, kind))
         attempt.span.end()
+
+
+def _failure_kind(attempt: Attempt, per_try_timeout_ms: int | None) -> str:
+    """How a failed attempt ended: its status if one was seen, else a timeout if it lasted the whole
+    per-try timeout, else a reset (watched, no status came) or "failed" (not watched: 5xx, 429 or reset)."""
+    if attempt.status is not None:
+        return str(attempt.status)
+    elapsed_ms = (time.monotonic_ns() - attempt.started_ns) / 1e6
+    if per_try_timeout_ms is not None and elapsed_ms >= per_try_timeout_ms * 0.95:
+        return "timeout"
+    return "reset" if attempt.observed else "failed"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 
 from .conftest import MODELS
@@ -11,13 +13,14 @@ SECRET_PROMPT = "the launch code is swordfish-8841"
 
 
 def test_one_trace_with_envoy_request_and_attempt_spans(gateway, client, otlp):
+    since = time.time_ns()
     raw = client.chat.completions.with_raw_response.create(
         model=MODELS["anthropic"], messages=[{"role": "user", "content": SECRET_PROMPT}])
     assert raw.status_code == 200
 
     def complete(spans):
         ours = [(svc, s) for svc, s in spans if attributes(s).get("gen_ai.request.model") == MODELS["anthropic"]
-                and attributes(s).get("llm.request")]
+                and attributes(s).get("llm.request") and s.start_time_unix_nano >= since]
         if not ours:
             return None
         trace_id = ours[-1][1].trace_id
@@ -56,15 +59,24 @@ def test_one_trace_with_envoy_request_and_attempt_spans(gateway, client, otlp):
 
 
 def test_retried_attempts_are_failed_spans(gateway, client, otlp):
-    httpx.put(f"{gateway.sim_url('gemini')}/_sim/faults", json={"status": 503, "count": 1})
+    # Attempts 1 and 2 get a 503, attempt 3 answers. Attempt 1 is rewritten by the router stage and
+    # nothing watches its answer; retries run through the upstream stage, which sees their status.
+    httpx.put(f"{gateway.sim_url('gemini')}/_sim/faults", json={"status": 503, "count": 2})
+    since = time.time_ns()
     raw = client.chat.completions.with_raw_response.create(
         model=MODELS["gemini"], messages=[{"role": "user", "content": "retry me"}])
-    assert raw.headers["x-llm-attempts"] == "2"
+    assert raw.headers["x-llm-attempts"] == "3"
 
     def attempts(spans):
-        found = [attributes(s) for _, s in spans if attributes(s).get("llm.attempt") and
-                 attributes(s).get("llm.model") == MODELS["gemini"] and attributes(s).get("error.type") == "503"]
-        return found or None
+        mine = [(s.trace_id, attributes(s)) for _, s in spans if s.start_time_unix_nano >= since
+                and attributes(s).get("llm.model") == MODELS["gemini"] and "llm.attempt" in attributes(s)]
+        by_trace: dict = {}
+        for tid, attrs in mine:
+            by_trace.setdefault(tid, {})[attrs["llm.attempt"]] = attrs
+        complete = [found for found in by_trace.values() if set(found) == {1, 2, 3}]
+        return complete[-1] if complete else None
 
-    failed = otlp.wait_for(attempts)
-    assert failed[-1]["http.response.status_code"] == 503
+    found = otlp.wait_for(attempts)
+    assert found[1]["error.type"] == "failed"          # unwatched: 5xx, 429 or reset, not known which
+    assert found[2]["error.type"] == "503" and found[2]["http.response.status_code"] == 503
+    assert "error.type" not in found[3] and found[3]["http.response.status_code"] == 200

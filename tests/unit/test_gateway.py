@@ -53,28 +53,42 @@ def test_content_type_with_charset_is_accepted(gw):
     assert gw.request_headers({**CHAT, "content-type": "application/json; charset=utf-8"}, False) is None
 
 
-def test_route_sets_one_try_header_per_attempt_and_drops_client_credentials(gw):
+def test_route_sets_one_try_header_per_attempt_and_rewrites_attempt_1(gw):
     ex = _exchange(gw, {"model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "hi"}]})
     route = gw.route(ex)
     assert [route.set_headers[h] for h in TRY_HEADERS] == ["anthropic"] * 3
     assert route.set_headers[KEY_HEADER] == ex.key
-    assert "authorization" in route.remove_headers
+    # Attempt 1's provider is known here: the router stage translates for it, key included.
+    assert route.set_headers[":path"] == "/v1/messages" and route.set_headers["x-api-key"] == "sk-ant"
+    assert json.loads(route.body)["model"] == "claude-3-5-haiku-latest"
+    assert "authorization" in route.remove_headers            # the client's key goes nowhere
+    assert not set(TRY_HEADERS) & set(route.remove_headers)   # Envoy still routes on them
 
 
-def test_attempt_rewrites_for_the_provider_with_its_credential(gw):
+def test_a_retry_is_rewritten_for_its_own_provider(gw):
     body = {"model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "hi"}]}
     ex = _exchange(gw, body)
-    rewrite = gw.attempt(ex, 1)
-    assert rewrite.set_headers[":path"] == "/v1/messages"
-    assert rewrite.set_headers[":authority"] == "api.anthropic.com"
-    assert rewrite.set_headers["x-api-key"] == "sk-ant"
-    assert rewrite.set_headers["content-length"] == str(len(rewrite.body))
-    assert {"authorization", "x-goog-api-key", "api-key"} <= set(rewrite.remove_headers)
-    assert "x-llm-try-1" in rewrite.remove_headers and "x-llm-try-2" not in rewrite.remove_headers
-    assert json.loads(rewrite.body)["model"] == "claude-3-5-haiku-latest"
+    first = gw.route(ex)
+    retry = gw.attempt(ex, 2)
+    assert retry.set_headers[":path"] == "/v1/messages"
+    assert retry.set_headers[":authority"] == "api.anthropic.com"
+    assert retry.set_headers["x-api-key"] == "sk-ant"
+    assert retry.set_headers["content-length"] == str(len(retry.body))
+    assert {"authorization", "x-goog-api-key", "api-key"} <= set(retry.remove_headers)
+    assert {"x-llm-try-1", "x-llm-try-2"} <= set(retry.remove_headers) and "x-llm-try-3" not in retry.remove_headers
     # A retry starts again from the original body, which was never edited.
-    again = gw.attempt(ex, 2)
-    assert again.body == rewrite.body and ex.body == body
+    assert retry.body == first.body and ex.body == body
+
+
+def test_a_retry_on_another_api_drops_the_first_providers_headers():
+    config = load(DEFAULT_ROUTING)
+    gw = Gateway(config, Credentials(KEYS))
+    ex = gw.request_body({**CHAT, ":path": "/v1/chat/completions"}, json.dumps(
+        {"model": "auto", "messages": [{"role": "user", "content": "What is the capital of France?"}]}).encode())
+    assert [m.provider.api for m in ex.plan.models[:2]] == ["openai", "gemini"]
+    retry = gw.attempt(ex, 2)
+    assert retry.set_headers["x-goog-api-key"] == "g-key"
+    assert {"authorization", "anthropic-version"} <= set(retry.remove_headers)
 
 
 def test_alias_goes_to_the_default_model(gw):

@@ -100,18 +100,39 @@ def test_a_failed_probe_ejects_again(clock):
 def test_spans_feed_the_tracker_and_count_in_flight(clock):
     t = tracker(clock, consecutive_failures=2)
     tracing = Tracing(_provider_with(t))
-    trail = tracing.start_request({}, "chat", "m", "pinned", ["m"])
-    tracing.start_attempt(trail, 1, "chat", api="anthropic", provider="p", model="m", upstream_model="m-1")
-    tracing.start_attempt(trail, 2, "chat", api="anthropic", provider="p", model="m", upstream_model="m-1")
-    assert t.model_health("m").inflight == 2 and t.model_health("m").saturated
-    tracing.attempt_status(trail, 1, 503)
-    tracing.attempt_closed(trail, 1, per_try_timeout_ms=None)   # Envoy retried it
-    tracing.answered(trail, 2, 200)
-    tracing.first_byte(trail)
-    tracing.finish(trail, status=200, response_model="m-1", input_tokens=5, output_tokens=7)
+    one = tracing.start_request({}, "chat", "m", "pinned", ["m"])
+    two = tracing.start_request({}, "chat", "m", "pinned", ["m"])
+    tracing.start_attempt(one, 1, "chat", api="anthropic", provider="p", model="m", upstream_model="m-1",
+                          observed=False)
+    tracing.start_attempt(two, 1, "chat", api="anthropic", provider="p", model="m", upstream_model="m-1",
+                          observed=False)
+    assert t.model_health("m").inflight == 2 and t.model_health("m").saturated     # max_inflight 2
+    # Envoy retried request one: its attempt 2 starts, so attempt 1 failed (unwatched: status unknown).
+    tracing.start_attempt(one, 2, "chat", api="anthropic", provider="p", model="m", upstream_model="m-1")
+    tracing.attempt_status(one, 2, 200)
+    tracing.answered(one, 2, 200)
+    tracing.first_byte(one)
+    tracing.finish(one, status=200, response_model="m-1", input_tokens=5, output_tokens=7)
+    tracing.answered(two, 1, 200)
+    tracing.finish(two, status=200, response_model="m-1", input_tokens=5, output_tokens=7)
     summary = t.snapshot()["models"]["m"]
-    assert summary["requests"] == 2 and summary["failures"] == 1 and summary["inflight"] == 0
+    assert summary["requests"] == 3 and summary["failures"] == 1 and summary["inflight"] == 0
     assert summary["ttft_ms"]["p50"] is not None
+
+
+def test_an_unwatched_attempt_that_lasted_the_per_try_timeout_was_a_timeout(clock):
+    t = tracker(clock, consecutive_failures=10)
+    tracing = Tracing(_provider_with(t))
+    trail = tracing.start_request({}, "chat", "m", "pinned", ["m"])
+    tracing.start_attempt(trail, 1, "chat", api="openai", provider="p", model="m", upstream_model="m",
+                          observed=False)
+    tracing.start_attempt(trail, 2, "chat", api="openai", provider="p", model="m", upstream_model="m",
+                          per_try_timeout_ms=0)
+    tracing.start_attempt(trail, 3, "chat", api="openai", provider="p", model="m", upstream_model="m",
+                          per_try_timeout_ms=60_000)
+    tracing.finish(trail, status=503, response_model=None, input_tokens=None, output_tokens=None)
+    summary = t.snapshot()["models"]["m"]
+    assert summary["timeouts"] == 1 and summary["failures"] == 3
 
 
 def test_a_closed_attempt_without_status_is_a_reset_or_timeout(clock):
