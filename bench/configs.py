@@ -24,6 +24,7 @@ from extproc import envoy_config
 from extproc.devstack import envoy_binary
 
 EXT_PROC = "envoy.filters.http.ext_proc"
+UPSTREAM_CODEC = "envoy.filters.http.upstream_codec"
 PROVIDER_CLUSTERS = ("openai", "azure_openai", "anthropic", "gemini", "vllm")
 
 
@@ -60,7 +61,8 @@ def floor(*, listen_port: int, admin_port: int, openai_port: int, anthropic_port
         cluster = copy.deepcopy(cluster)
         for options in cluster.get("typed_extension_protocol_options", {}).values():
             if "http_filters" in options:
-                options["http_filters"] = [h for h in options["http_filters"] if h["name"] != EXT_PROC]
+                # Only the codec stays: the upstream stage is an ext_proc wrapped in a matcher.
+                options["http_filters"] = [h for h in options["http_filters"] if h["name"] == UPSTREAM_CODEC]
         clusters.append(cluster)
     resources["clusters"] = clusters
     return out
