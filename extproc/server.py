@@ -190,9 +190,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     usage = translator.usage if translator is not None else None
                     cost = None
                     if self.books is not None:
-                        trail = exchange.trail
-                        ttft_ms = ((trail.first_byte_ns - trail.request.start_time) / 1e6
-                                   if trail.first_byte_ns is not None and trail.request.start_time else None)
+                        ttft_ms = exchange.trail.ttft_ms
                         cost = self.books.settle(
                             exchange.reservation, request_id=exchange.key, model=model, usage=usage,
                             status=status or 0, started=exchange.started,

@@ -79,7 +79,13 @@ class Trail:
     request: trace.Span
     attempts: dict[int, Attempt] = field(default_factory=dict)
     answered: int | None = None
-    first_byte_ns: int | None = None
+    started_ns: int = field(default_factory=time.monotonic_ns)
+    first_byte_ns: int | None = None      # monotonic, like started_ns
+
+    @property
+    def ttft_ms(self) -> float | None:
+        """Time from the request reaching the gateway to the first byte of its answer."""
+        return None if self.first_byte_ns is None else (self.first_byte_ns - self.started_ns) / 1e6
 
 
 class Tracing:

@@ -125,3 +125,30 @@ def test_feedback_reaches_the_ledger_and_the_report(gw, tmp_path):
     assert "gpt-4o-mini" in result.stdout and "llama-3.1-8b-instruct" in result.stdout
     assert "0.25" in result.stdout            # the quality score, by model
     assert html.read_text().count("<svg") >= 3
+
+
+def test_every_request_leaves_a_usage_record(gw):
+    import asyncio
+
+    from extproc.ledger import open_ledger
+
+    response = chat(gw, content="record me")
+    request_id = response.headers["x-request-id"]
+
+    async def find():
+        ledger = open_ledger(f"sqlite:///{gw.workdir}/ledger.db")
+        try:
+            for _ in range(50):
+                records = [r for r in await ledger.records() if r.request_id == request_id]
+                if records:
+                    return records[0]
+                await asyncio.sleep(0.1)
+        finally:
+            await ledger.close()
+
+    record = asyncio.run(find())
+    assert record is not None
+    assert (record.model, record.provider, record.status, record.attempts) == ("gpt-4o-mini", "openai", 200, 1)
+    assert record.input_tokens > 0 and record.output_tokens > 0 and record.cost_usd > 0
+    assert 0 < record.ttft_ms <= record.latency_ms < 5000
+    assert (record.request_class, record.workload) == ("simple_queries", "interactive")
