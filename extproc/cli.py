@@ -123,7 +123,8 @@ def _dev(args: argparse.Namespace) -> int:
     stack.start()
     simulated = ", ".join(f"{n} (127.0.0.1:{p})" for n, p in stack.simulators.items()) or "none"
     print(f"LLM gateway on {stack.base_url}  (Envoy admin 127.0.0.1:{stack.admin_port}, "
-          f"extproc 127.0.0.1:{stack.extproc_port})\nsimulated providers: {simulated}\n"
+          f"extproc 127.0.0.1:{stack.extproc_port})\nstatus {stack.status_url}, metrics "
+          f"{stack.status_url.replace('/status', '/metrics')}\nsimulated providers: {simulated}\n"
           f"logs: {stack.workdir}/stack.log   Ctrl-C to stop", flush=True)
     try:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
