@@ -458,29 +458,4 @@ def _needs(body: dict) -> frozenset[str]:
     return frozenset(needs)
 
 
-# ---- the old seam, kept while gateway.py moves to ``decide`` -----------------------------------------
-
-def plan_for(config: Config, requested: str, endpoint: str) -> Plan:
-    """The plan from the model name alone (no body, headers or health): pinned or the default model.
-
-    Kept so ``gateway.py`` works unchanged; ``decide`` is the full policy.
-    """
-    if requested in config.aliases:
-        if config.default_model is None:
-            if config.classes:
-                return decide(config, {"model": requested, "messages": []}, endpoint, {})
-            raise InvalidRequest(f"model '{requested}' is a routing alias but no routing.default_model is configured",
-                                 param="model")
-        model = config.models[config.default_model]
-        reason = f"alias '{requested}' -> default model"
-    elif requested in config.models:
-        model = config.models[requested]
-        reason = "pinned: model named by the client"
-    else:
-        raise ModelNotFound(f"The model '{requested}' does not exist or you do not have access to it.", param="model")
-    if endpoint not in model.endpoints:
-        raise UnsupportedFeature(f"model '{model.id}' does not serve /v1/{_PATHS[endpoint]}", param="model")
-    return Plan((model,), reason)
-
-
 _PATHS = {"chat": "chat/completions", "embeddings": "embeddings"}

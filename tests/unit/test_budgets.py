@@ -14,7 +14,6 @@ from extproc.cost import BudgetView
 from extproc.errors import Unavailable
 from extproc.ledger import RedisLedger, SQLiteLedger, nano_to_usd
 
-from test_ledger import redis_url, start_redis  # noqa: F401  (the real redis-server fixture)
 
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
 # Today 15:00 in Berlin: counters expire a day after their window by the real clock, so the fake one stays near it.
@@ -286,7 +285,7 @@ def _check(spent, counted):
     assert counted == pytest.approx(spent, abs=1e-6)                   # the shared counter agrees, to the nano-USD
 
 
-def test_two_managers_sharing_redis_stay_within_the_bound(redis_url):  # noqa: F811
+def test_two_managers_sharing_redis_stay_within_the_bound(redis_url):
     async def go():
         prefix = f"budget{random.random()}:"
         spent, counted, managers, stores = await _drive_two_managers(

@@ -1,51 +1,12 @@
 """The usage ledger and budget counters: SQLite and a REAL redis-server (never skipped)."""
 
 import asyncio
-import shutil
-import socket
-import subprocess
 import time
 
 import pytest
 
 from extproc.accounting import UsageRecord
 from extproc.ledger import (LedgerSettings, RedisLedger, SQLiteLedger, nano_to_usd, open_ledger, usd_to_nano)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_redis(tmp_path):
-    """A throwaway redis-server (Debian package ``redis-server``); fails, never skips, when it is missing."""
-    exe = shutil.which("redis-server")
-    assert exe, "redis-server not found on PATH: install Debian's redis-server package (make test's setup does)"
-    port = _free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    break
-        except OSError:
-            pass
-        assert proc.poll() is None, "redis-server exited at start"
-        assert time.monotonic() < deadline, "redis-server did not answer PING within 10 s"
-        time.sleep(0.05)
-    return proc, f"redis://127.0.0.1:{port}/0"
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    proc, url = start_redis(tmp_path_factory.mktemp("redis"))
-    yield url
-    proc.terminate()
-    proc.wait(5)
 
 
 _counter = iter(range(10**9))

@@ -13,7 +13,7 @@ import pytest
 from extproc import errors
 from extproc.config import load, parse
 from extproc.devstack import DEFAULT_ROUTING
-from extproc.policy import MAX_ATTEMPTS, ModelHealth, decide, plan_for
+from extproc.policy import MAX_ATTEMPTS, ModelHealth, decide
 
 
 @dataclass
@@ -395,13 +395,6 @@ def test_without_routing_rules_alias_goes_to_default_model():
     c = parse({"providers": BASE["providers"], "models": BASE["models"], "routing": {"default_model": "mid"}})
     plan = decide(c, body(), "chat", {})
     assert ids(plan) == ["mid"] and plan.reason == "alias 'auto' -> default model"
-
-
-def test_plan_for_is_backward_compatible():
-    c = load(DEFAULT_ROUTING)
-    plan = plan_for(c, "auto", "chat")
-    assert plan.models[0].id == "gpt-4o-mini" and "alias" in plan.reason
-    assert plan_for(c, "claude-3-5-haiku", "chat").reason == "pinned: model named by the client"
 
 
 # ---- the shipped config demonstrates classes, workloads, surfaces, cost caps -------------------------

@@ -134,12 +134,12 @@ def test_html_is_one_self_contained_page():
 def test_cli(tmp_path, capsys):
     cfg = tmp_path / "routing.yaml"
     ledger = tmp_path / "ledger.db"
-    cfg.write_text(f"""
+    cfg.write_text("""
 providers:
-  openai: {{api: openai}}
+  openai: {api: openai}
 models:
-  premium: {{provider: openai, price: {{input: 30, output: 30}}, quality: 5}}
-  cheap: {{provider: openai, price: {{input: 2, output: 2}}, quality: 3}}
+  premium: {provider: openai, price: {input: 30, output: 30}, quality: 5}
+  cheap: {provider: openai, price: {input: 2, output: 2}, quality: 3}
 routing:
   default_model: cheap
 """)
