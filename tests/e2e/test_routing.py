@@ -15,10 +15,16 @@ def ask(gateway, content, model="auto", **headers) -> httpx.Response:
                       json={"model": model, "messages": [{"role": "user", "content": content}]})
 
 
+# Each class's primary tier (config/routing.yaml). Which model of the tier answers depends on live
+# latency (interactive work takes the fastest), so the tests name the tier, not one model.
+SIMPLE_PRIMARY = {"gpt-4o-mini", "azure-gpt-4o-mini", "llama-3.1-8b-instruct"}
+REASONING_PRIMARY = {"gpt-4o", "claude-sonnet-4"}
+
+
 def test_a_simple_question_and_a_reasoning_prompt_land_on_different_models(gateway):
     simple, hard = ask(gateway, SIMPLE), ask(gateway, REASONING)
-    assert (simple.headers["x-llm-class"], simple.headers["x-llm-model"]) == ("simple_queries", "gpt-4o-mini")
-    assert (hard.headers["x-llm-class"], hard.headers["x-llm-model"]) == ("complex_reasoning", "gpt-4o")
+    assert simple.headers["x-llm-class"] == "simple_queries" and simple.headers["x-llm-model"] in SIMPLE_PRIMARY
+    assert hard.headers["x-llm-class"] == "complex_reasoning" and hard.headers["x-llm-model"] in REASONING_PRIMARY
     assert float(hard.headers["x-llm-score"]) > float(simple.headers["x-llm-score"])
     assert "alias 'auto' -> class 'complex_reasoning'" in hard.headers["x-llm-route"]
     assert simple.headers["x-llm-workload"] == "interactive"
@@ -27,12 +33,12 @@ def test_a_simple_question_and_a_reasoning_prompt_land_on_different_models(gatew
 def test_the_support_surface_never_lands_below_its_quality_floor(gateway):
     r = ask(gateway, SIMPLE, **{"x-llm-surface": "support"})
     assert r.headers["x-llm-surface"] == "support"
-    assert r.headers["x-llm-model"] in {"gpt-4o", "claude-sonnet-4"}      # quality 5; the floor is 4
+    assert r.headers["x-llm-model"] in REASONING_PRIMARY     # quality 5; the floor is 4
 
 
 def test_a_tenant_is_recognised_by_its_api_key(gateway):
     r = ask(gateway, SIMPLE, authorization="Bearer sk-helpdesk-demo")     # helpdesk -> surface support
-    assert r.headers["x-llm-surface"] == "support" and r.headers["x-llm-model"] in {"gpt-4o", "claude-sonnet-4"}
+    assert r.headers["x-llm-surface"] == "support" and r.headers["x-llm-model"] in REASONING_PRIMARY
 
 
 def test_batch_work_takes_the_cheapest_model_meeting_the_floor(gateway):
@@ -43,7 +49,7 @@ def test_batch_work_takes_the_cheapest_model_meeting_the_floor(gateway):
 def test_the_drafts_surface_cost_cap_keeps_reasoning_off_premium_models(gateway):
     r = ask(gateway, REASONING, **{"x-llm-surface": "drafts"})
     assert r.headers["x-llm-class"] == "complex_reasoning"
-    assert r.headers["x-llm-model"] not in {"gpt-4o", "claude-sonnet-4"}   # over max_cost_per_1k 0.002
+    assert r.headers["x-llm-model"] not in REASONING_PRIMARY   # premium models are over max_cost_per_1k 0.002
 
 
 def test_a_named_model_is_pinned(gateway):
