@@ -6,9 +6,10 @@ about gRPC, sockets or Envoy's protobufs, so it is tested in microseconds.
 
 Router stage (once per client request):
   ``request_headers`` -> an immediate answer (``/v1/models``, 404, 415) or None;
-  ``request_body``    -> an ``Exchange`` holding the plan and the original body,
-                         and the headers Envoy routes on (``x-llm-try-N``).
-Upstream stage (once per attempt, on the provider cluster Envoy picked):
+  ``request_body``    -> an ``Exchange`` holding the plan and the original body;
+  ``route``           -> the headers Envoy routes on (``x-llm-try-N``) and attempt 1
+                         already rewritten for its provider.
+Upstream stage (on retries, on the provider cluster Envoy picked):
   ``attempt``         -> path, authority, credential and body for that provider.
 Router stage, response side:
   ``response_headers`` / ``response_body`` -> provenance headers and the answer
@@ -40,10 +41,10 @@ TRY_HEADERS = ("x-llm-try-1", "x-llm-try-2", "x-llm-try-3")
 # attempt: that is why it is x-request-id, which Envoy forwards upstream anyway.
 KEY_HEADER = "x-request-id"
 ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings", "/v1/feedback": "feedback"}
-RETRY_SLACK_MS = 500
+RETRY_SLACK_MS = 500   # added to a request's deadline for Envoy's backoff between retries
 # Headers one provider's translator sets that another provider must not receive on a retry.
 PROVIDER_HEADERS = ("anthropic-version",)
-OBSERVE_LIMIT = 8 * 1024 * 1024   # bytes of a pass-through answer kept to read its usage   # Envoy's backoff between retries (25 ms base, jittered) fits in this
+OBSERVE_LIMIT = 8 * 1024 * 1024   # bytes of a pass-through answer kept to read its usage
 
 
 @dataclass
