@@ -51,7 +51,6 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     processes: list[subprocess.Popen] = field(default_factory=list)
     simulators: dict[str, int] = field(default_factory=dict)   # provider name -> port
-    sim_keys: dict[str, str] = field(default_factory=dict)     # provider name -> placeholder key
     admin_port: int = 0
     extproc_port: int = 0
     status_port: int = 0
@@ -75,12 +74,10 @@ class Stack:
         self.listen_port = self.listen_port or free_port()
         self.admin_port, self.extproc_port, self.status_port = free_port(), free_port(), free_port()
         self.simulators = {name: free_port() for name in names}
-        for name in names:
+        for name in names:   # the simulators check for a key: give the gateway a placeholder one
             provider = cfg.providers[name]
-            key = f"sim-{name}-key"
-            self.sim_keys[name] = key
             if provider.api_key_env:
-                env[provider.api_key_env] = key
+                env[provider.api_key_env] = f"sim-{name}-key"
         env.setdefault("LLM_GATEWAY_LEDGER_URL", f"sqlite:///{self.workdir}/ledger.db")
         if self.otlp:
             env.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://{self.otlp}", OTEL_BSP_SCHEDULE_DELAY="200")

@@ -1,4 +1,5 @@
-"""A throwaway redis-server for the tests (Debian's redis-server package, installed by make test)."""
+"""Fixtures shared by the unit and end-to-end tests: a real redis-server (Debian's redis-server
+package, installed by make test) for the ledger and budget tests."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import shutil
 import socket
 import subprocess
 import time
+
+import pytest
 
 
 def _free_port() -> int:
@@ -34,3 +37,11 @@ def start_redis(tmp_path):
         assert time.monotonic() < deadline, "redis-server did not answer PING within 10 s"
         time.sleep(0.05)
     return proc, f"redis://127.0.0.1:{port}/0"
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    proc, url = start_redis(tmp_path_factory.mktemp("redis"))
+    yield url
+    proc.terminate()
+    proc.wait(5)
