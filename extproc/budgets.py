@@ -23,7 +23,7 @@ States (``status``): ``ok``; ``near`` when some budget has less than
 which reads ``BudgetView.remaining`` and drops candidates whose estimate exceeds
 it, is left with the cheaper ones); ``spent`` when some budget has nothing
 left: the request is answered 429 in the OpenAI error shape
-(``BudgetExceeded``: type ``insufficient_quota``, code ``budget_exceeded``,
+(``BudgetExceeded``: type ``insufficient_quota``, code ``insufficient_quota``,
 ``retry-after`` until the window resets), or routed to the free tier model.
 
 The hot path never waits on the network. Each replica (one ``BudgetManager``)

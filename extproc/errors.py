@@ -86,10 +86,13 @@ class RateLimited(GatewayError):
 
 
 class QuotaExceeded(RateLimited):
-    """429: a spend budget cannot take the request (OpenAI's shape for an exhausted quota)."""
+    """429: a spend budget cannot take the request.
+
+    OpenAI's own answer for an exhausted quota is type and code ``insufficient_quota``; clients
+    and alert rules key on that code, so a gateway budget speaks the same words."""
 
     type = "insufficient_quota"
-    code = "budget_exceeded"
+    code = "insufficient_quota"
 
 
 class UpstreamError(GatewayError):

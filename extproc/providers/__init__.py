@@ -39,6 +39,25 @@ def embeddings_translator(target: Target) -> EmbeddingsTranslator:
     return cls(target)
 
 
+def unable(target: Target, body: dict, endpoint: str = "chat") -> str | None:
+    """Why ``target`` cannot serve this exact OpenAI request, or None when it can.
+
+    The planner asks this of every candidate before it enters a plan, so a fallback never lands
+    on a provider that would reject the request. Provider rules live in the translators: a
+    translator raises ``UnsupportedFeature`` for what its API cannot honour (a parameter, a
+    range, a feature), and that message is the reason shown in ``explain``. The body has
+    already passed the OpenAI request validator; anything else a translator raises is a bug
+    and propagates."""
+    try:
+        if endpoint == "chat":
+            chat_translator(target, created=0, response_id="chatcmpl-capability").request(body)
+        else:
+            embeddings_translator(target).request(body)
+    except UnsupportedFeature as exc:
+        return exc.message
+    return None
+
+
 def credential_header(api: str, key: str) -> tuple[str, str]:
     """The header that carries an API key, in each provider's documented form."""
     if api == "anthropic":
@@ -54,4 +73,4 @@ def credential_header(api: str, key: str) -> tuple[str, str]:
 CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
 
 __all__ = ["APIS", "CREDENTIAL_HEADERS", "ChatTranslator", "EmbeddingsTranslator", "Target", "UpstreamRequest",
-           "Usage", "chat_translator", "credential_header", "embeddings_translator"]
+           "Usage", "chat_translator", "credential_header", "embeddings_translator", "unable"]

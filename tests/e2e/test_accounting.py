@@ -92,7 +92,7 @@ def test_a_tenant_crossing_its_budget_is_downgraded_then_refused(gw):
         models.append(response.headers["x-llm-model"])
     assert refusal is not None, models
     error = refusal.json()["error"]
-    assert error["type"] == "insufficient_quota" and error["code"] == "budget_exceeded"
+    assert error["type"] == "insufficient_quota" and error["code"] == "insufficient_quota"
     assert "budget" in error["message"]
     # First the usual model, then (budget nearly spent) the cheap one, then nothing.
     assert models[0] == "gpt-4o-mini" and "llama-3.1-8b-instruct" in models

@@ -139,7 +139,7 @@ def test_tenant_is_downgraded_then_refused(tmp_path):
         assert body == {"error": {
             "message": "Budget exceeded: the daily budget of $10.00 for tenant 'acme' is spent ($10.00 used since "
                        f"{TODAY} 00:00); it resets at {TOMORROW} 00:00 Europe/Berlin.",
-            "type": "insufficient_quota", "param": None, "code": "budget_exceeded"}}
+            "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}}
         midnight = dt.datetime(TOMORROW.year, TOMORROW.month, TOMORROW.day, tzinfo=BERLIN).timestamp()
         assert err.headers == {"retry-after": str(int(midnight - NOW))}    # 15:00 -> midnight
         assert m.status("acme", "support").state == SPENT       # the tightest budget decides
