@@ -83,10 +83,12 @@ class Bookkeeping:
             self.budgets.settle(reservation, record.cost_usd)
         return record.cost_usd
 
-    async def feedback(self, raw: bytes) -> bytes:
-        """Attach a quality score to a past request; raises InvalidRequest (400) / NotFound (404)."""
+    async def feedback(self, raw: bytes, tenant: str | None = None) -> bytes:
+        """Attach a quality score to a past request of ``tenant`` (the caller's; None: the anonymous
+        caller's requests); raises InvalidRequest (400) / NotFound (404). Another tenant's request
+        answers exactly like an unknown id, so feedback reveals nothing about it."""
         fb = parse_feedback(raw)
-        record = await self.ledger.attach_quality(fb.request_id, fb.score, fb.source)
+        record = await self.ledger.attach_quality(fb.request_id, fb.score, fb.source, tenant=tenant)
         if record is None:
             raise NotFound(f"no request with id '{fb.request_id}' in the usage ledger", param="request_id")
         return json.dumps({"request_id": fb.request_id, "score": fb.score, "source": fb.source,

@@ -51,8 +51,16 @@ wrong, and nothing half-loaded is ever used.
                         prefer: cost, max_cost_per_1k: X}]}
     surfaces:
       NAME: {quality_floor: 4, allow: [IDs], deny: [IDs], max_cost_per_1k: X, max_cost_per_request: X}
-    tenants:
-      NAME: {api_keys_sha256: [HEX], workload: NAME, surface: NAME, max_cost_per_1k: X, max_cost_per_request: X}
+    auth:                      # or the shorthand `auth: required`
+      mode: required           # required: 401 without a gateway key; optional: no key = anonymous caller
+      keys_file: PATH          # the key file (extproc.keys), e.g. a mounted Secret; $LLM_GATEWAY_KEYS_FILE wins
+    tenants:                   # a caller is a tenant through its gateway key (never a header)
+      NAME: {workload: NAME, surface: NAME,        # the tenant's defaults
+             workloads: [NAMES], surfaces: [NAMES], # what else it may choose with x-llm-workload / x-llm-surface
+             max_cost_per_1k: X, max_cost_per_request: X,
+             rate_limit: {requests_per_minute: N, tokens_per_minute: N,   # the whole tenant, every replica
+                          per_key: {requests_per_minute: N, tokens_per_minute: N}},   # each of its keys
+             api_keys_sha256: [HEX]}   # keys inline (tests, small setups); the key file is the usual place
     classifier: {...}          # class names and thresholds, validated by extproc.classify
     limits:
       max_body_bytes: 4194304
@@ -224,12 +232,24 @@ class Surface:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """Requests and tokens (prompt + output, estimated then corrected) per minute; None = unlimited."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    per_key: "RateLimit | None" = None   # the limit of each of the tenant's keys
+
+
+@dataclass(frozen=True)
 class Tenant:
     name: str
     workload: str | None = None
     surface: str | None = None
     max_cost_per_1k: float | None = None
     max_cost_per_request: float | None = None
+    workloads: tuple[str, ...] = ()     # chosen by x-llm-workload besides its own (validated at load)
+    surfaces: tuple[str, ...] = ()      # chosen by x-llm-surface besides its own
+    rate_limit: RateLimit | None = None
 
 
 @dataclass(frozen=True)
@@ -257,6 +277,8 @@ class Config:
     health: Any = None          # health.HealthSettings: ejection rules
     budgets: Any = None         # budgets.BudgetSettings
     ledger: Any = None          # ledger.LedgerSettings
+    auth: str = "required"      # required | optional (extproc.keys)
+    keys_file: str | None = None
 
     def tenant_for_key(self, token: str) -> str | None:
         return self.tenant_keys.get(hashlib.sha256(token.encode()).hexdigest()) if self.tenant_keys else None
@@ -341,7 +363,7 @@ class _Parser:
     def config(self, data: Any) -> Config:
         top = self.mapping(data, "(top level)", ("providers", "models", "routing", "limits", "routing_rules",
                                                  "workloads", "surfaces", "tenants", "classifier", "health",
-                                                 "budgets", "ledger"))
+                                                 "budgets", "ledger", "auth"))
         if "providers" not in top:
             # The seed shape: routing rules only. The built-in catalog fills in, the file's models win.
             top = {**top, "providers": BUILTIN_CATALOG["providers"],
@@ -392,6 +414,7 @@ class _Parser:
         tenant_keys: dict[str, str] = {}
         for name, spec in self.mapping(top.get("tenants"), "tenants").items():
             tenants[name] = self.tenant(name, spec, workloads, surfaces, tenant_keys)
+        auth, keys_file = self.auth(top.get("auth"))
         pinned_fallback = routing.get("pinned_fallback", False)
         if not isinstance(pinned_fallback, bool):
             raise self.fail("routing.pinned_fallback", f"must be true or false, not {pinned_fallback!r}")
@@ -407,7 +430,31 @@ class _Parser:
                                                          "routing.attempt_timeout_factor", 1.0),
                       classifier=self.classifier(classifier_spec if "classifier" in top else None),
                       classifier_spec=classifier_spec, health=self.health(top.get("health")),
-                      budgets=self.budgets(top.get("budgets"), models), ledger=self.ledger(top.get("ledger")))
+                      budgets=self.budgets(top.get("budgets"), models), ledger=self.ledger(top.get("ledger")),
+                      auth=auth, keys_file=keys_file)
+
+    def auth(self, spec: Any) -> tuple[str, str | None]:
+        """(mode, key file) from ``auth: required`` or ``auth: {mode: ..., keys_file: ...}``."""
+        from .keys import AUTH_MODES
+        if spec is None or isinstance(spec, str):
+            spec = {"mode": spec or "required"}
+        spec = self.mapping(spec, "auth", ("mode", "keys_file"))
+        mode = spec.get("mode", "required")
+        if mode not in AUTH_MODES:
+            raise self.fail("auth.mode" if "mode" in spec else "auth", f"must be one of {', '.join(AUTH_MODES)}, "
+                                                                       f"not {mode!r}")
+        keys_file = spec.get("keys_file")
+        return mode, None if keys_file is None else self.string(keys_file, "auth.keys_file")
+
+    def rate_limit(self, spec: Any, where: str, per_key: bool = True) -> RateLimit | None:
+        if spec is None:
+            return None
+        allowed = ("requests_per_minute", "tokens_per_minute") + (("per_key",) if per_key else ())
+        spec = self.mapping(spec, where, allowed)
+        values = {k: None if spec.get(k) is None else self.integer(spec[k], f"{where}.{k}", 1)
+                  for k in ("requests_per_minute", "tokens_per_minute")}
+        inner = self.rate_limit(spec.get("per_key"), f"{where}.per_key", per_key=False) if per_key else None
+        return RateLimit(**values, per_key=inner)
 
     def budgets(self, spec: Any, models: dict[str, Model]) -> Any:
         """budgets.BudgetSettings (spend limits per tenant and surface), validated by that module."""
@@ -603,7 +650,7 @@ class _Parser:
                keys: dict[str, str]) -> Tenant:
         where = f"tenants.{name}"
         spec = self.mapping(spec, where, ("api_keys_sha256", "workload", "surface", "max_cost_per_1k",
-                                          "max_cost_per_request"))
+                                          "max_cost_per_request", "workloads", "surfaces", "rate_limit"))
         for i, digest in enumerate(self.strings(spec.get("api_keys_sha256", []), f"{where}.api_keys_sha256")):
             if not _SHA256.match(digest):
                 raise self.fail(f"{where}.api_keys_sha256[{i}]",
@@ -616,9 +663,17 @@ class _Parser:
             raise self.fail(f"{where}.workload", f"unknown workload {workload!r}")
         if surface is not None and surface not in surfaces:
             raise self.fail(f"{where}.surface", f"unknown surface {surface!r}")
+        choices = {}
+        for key, known in (("workloads", workloads), ("surfaces", surfaces)):
+            names = self.strings(spec.get(key, []), f"{where}.{key}")
+            for i, n in enumerate(names):
+                if n not in known:
+                    raise self.fail(f"{where}.{key}[{i}]", f"unknown {key[:-1]} {n!r}")
+            choices[key] = names
         return Tenant(name=name, workload=workload, surface=surface,
                       max_cost_per_1k=self.optional_number(spec, "max_cost_per_1k", where),
-                      max_cost_per_request=self.optional_number(spec, "max_cost_per_request", where))
+                      max_cost_per_request=self.optional_number(spec, "max_cost_per_request", where),
+                      rate_limit=self.rate_limit(spec.get("rate_limit"), f"{where}.rate_limit"), **choices)
 
     def provider(self, name: str, spec: Any) -> Provider:
         where = f"providers.{name}"

@@ -5,7 +5,8 @@ body bytes and turns their results into ext_proc messages; nothing here knows
 about gRPC, sockets or Envoy's protobufs, so it is tested in microseconds.
 
 Router stage (once per client request):
-  ``request_headers`` -> an immediate answer (``/v1/models``, 404, 415) or None;
+  ``request_headers`` -> an immediate answer (401 without a valid gateway key,
+                         ``/v1/models``, 404, 415) or None;
   ``request_body``    -> an ``Exchange`` holding the plan and the original body;
   ``route``           -> the headers Envoy routes on (``x-llm-try-N``) and attempt 1
                          already rewritten for its provider.
@@ -28,8 +29,9 @@ from . import errors
 from .config import Config, Model
 from .credentials import Credentials
 from .errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
+from .keys import Caller, KeyFile, authenticate
 from .cost import UNLIMITED, BudgetView
-from .policy import NO_HEALTH, HealthView, Plan, decide
+from .policy import NO_HEALTH, SURFACE_HEADER, HealthView, Plan, decide, who
 from .providers import CREDENTIAL_HEADERS, chat_translator, credential_header, embeddings_translator
 from .providers.base import ChatTranslator, EmbeddingsTranslator, UpstreamRequest
 
@@ -101,6 +103,9 @@ class Exchange:
     mode: str = "pass"
     buffer: bytearray = field(default_factory=bytearray)
     error_status: int | None = None
+    caller: Caller | None = None           # who asked (extproc.keys)
+    rate: Any = None                       # its rate limit admission (ratelimit.Admission), owned by the server
+    limit_headers: dict[str, str] = field(default_factory=dict)   # x-ratelimit-* for the client
 
     @property
     def stream(self) -> bool:
@@ -118,8 +123,9 @@ class Exchange:
 class Gateway:
     def __init__(self, config: Config, credentials: Credentials | None = None,
                  clock: Callable[[], float] = time.time, health: HealthView = NO_HEALTH,
-                 budgets: BudgetView = UNLIMITED):
+                 budgets: BudgetView = UNLIMITED, keys: KeyFile | None = None):
         self.credentials = credentials or Credentials()
+        self.keys = keys or KeyFile(None)   # the gateway key file's entries (inline config keys count too)
         self.clock = clock
         self.health = health
         self.budgets = budgets
@@ -136,13 +142,18 @@ class Gateway:
 
     # ---- router stage, request side -------------------------------------------------------------
 
+    def authenticate(self, headers: dict[str, str]) -> Caller:
+        """The caller the request's gateway key names; raises Unauthorized (401)."""
+        return authenticate(self._config, headers, self.keys.entries)
+
     def request_headers(self, headers: dict[str, str], end_of_stream: bool) -> Answer | None:
         method, path = headers.get(":method", ""), headers.get(":path", "").split("?", 1)[0]
         try:
+            caller = self.authenticate(headers)   # first: nothing is answered to a caller without a key
             if path == "/v1/models" or path.startswith("/v1/models/"):
                 if method != "GET":
                     raise NotFound(f"Invalid URL ({method} {path})", code="unknown_url")
-                return self._models(path)
+                return self._models(path, caller, headers)
             if path not in ENDPOINTS or method != "POST":
                 raise NotFound(f"Invalid URL ({method} {path})", code="unknown_url")
             ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -179,11 +190,12 @@ class Gateway:
         if model is not None:
             body = {**body, "model": model}
         config, classifier = self._config, self._classifier   # one config for the whole decision
+        caller = authenticate(config, headers, self.keys.entries)
         now = self.clock()
         classification = classifier.classify(body) if classifier is not None and endpoint == "chat" else None
-        plan = decide(config, body, endpoint, headers, self.health, self.budgets, now, classification)
+        plan = decide(config, body, endpoint, headers, self.health, self.budgets, now, classification, caller)
         exchange = Exchange(key=uuid.uuid4().hex, endpoint=endpoint, body=body, plan=plan, created=int(now),
-                            response_id=f"chatcmpl-{uuid.uuid4().hex[:24]}", started=now)
+                            response_id=f"chatcmpl-{uuid.uuid4().hex[:24]}", started=now, caller=caller)
         if plan.candidates:
             # Envoy takes one per-try timeout for all attempts of a request. It comes from the first
             # tier's latency target, so a stalled primary gives way to the next tier on time. The target
@@ -245,7 +257,7 @@ class Gateway:
     def response_headers(self, exchange: Exchange, headers: dict[str, str]) -> ResponseStart:
         status = int(headers.get(":status", "0") or 0)
         attempts = headers.get("x-envoy-attempt-count", "1")
-        set_headers: dict[str, str] = {"x-llm-attempts": attempts}
+        set_headers: dict[str, str] = {"x-llm-attempts": attempts, **exchange.limit_headers}
         exchange.answering = int(attempts) if attempts.isdigit() else None
         model = exchange.answered_by
         if model is None or "x-envoy-upstream-service-time" not in headers:
@@ -313,11 +325,19 @@ class Gateway:
             translator = embeddings_translator(target)
         return translator, translator.request(exchange.body)
 
-    def _models(self, path: str) -> Answer:
-        entries = [{"id": m.id, "object": "model", "created": 0, "owned_by": m.provider.name}
-                   for m in self.config.models.values()]
+    def _models(self, path: str, caller: Caller, headers: dict[str, str]) -> Answer:
+        """The models this caller may name: those its surface allows (allow/deny, quality floor), and
+        the routing aliases. ``x-llm-surface`` asks for another of the caller's surfaces."""
+        config = self.config
+        surface_name = who(config, {SURFACE_HEADER: headers[SURFACE_HEADER]} if SURFACE_HEADER in headers
+                           else {}, caller)[2]
+        surface = config.surfaces.get(surface_name) if surface_name else None
+        usable = [m for m in config.models.values() if surface is None or (
+            m.id not in surface.deny and (surface.allow is None or m.id in surface.allow)
+            and m.quality >= surface.quality_floor)]
+        entries = [{"id": m.id, "object": "model", "created": 0, "owned_by": m.provider.name} for m in usable]
         entries += [{"id": a, "object": "model", "created": 0, "owned_by": "llm-gateway"}
-                    for a in sorted(self.config.aliases)]
+                    for a in sorted(config.aliases)]
         if path == "/v1/models":
             return Answer(200, json.dumps({"object": "list", "data": entries}).encode())
         wanted = path[len("/v1/models/"):]

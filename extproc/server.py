@@ -32,6 +32,7 @@ from .bookkeeping import Bookkeeping
 from .config import Config
 from .cost import UNLIMITED
 from .health import HealthTracker
+from .keys import KeyFile, keys_path, watch_keys
 from .reload import ConfigSource, watch
 from .metrics import Metrics
 from .telemetry import Tracing, tracer_provider
@@ -128,7 +129,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     raw = req.request_body.body
                     try:
                         if headers.get(":path", "").split("?", 1)[0] == FEEDBACK_PATH:
-                            yield immediate(await self._feedback(raw))
+                            yield immediate(await self._feedback(headers, raw))
                             return
                         exchange = self.gateway.request_body(headers, raw)
                         if self._must_queue(exchange):
@@ -249,10 +250,12 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         exchange.reservation = await books.admit(plan.tenant, plan.surface, estimate, free_tier=free is not None)
         return exchange
 
-    async def _feedback(self, raw: bytes) -> Answer:
+    async def _feedback(self, headers: dict[str, str], raw: bytes) -> Answer:
         if self.books is None:
             raise UpstreamError("feedback needs the usage ledger", code="feedback_unavailable", status=503)
-        return Answer(200, await self.books.feedback(raw))
+        # Only the tenant that made a request may score it (others get the unknown id's 404).
+        tenant = self.gateway.authenticate(headers).tenant
+        return Answer(200, await self.books.feedback(raw, tenant=tenant))
 
     def _rejected(self, headers: dict[str, str], exc: GatewayError) -> None:
         """A request refused before routing is still a request: it gets its span."""
@@ -348,6 +351,8 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
     books = Bookkeeping(cfg)
     await books.start()
     gateway, tracker, tracing = build(cfg, metrics, books)
+    gateway.keys = KeyFile(keys_path(cfg))
+    gateway.keys.check()
     metrics.observe_config(cfg)
 
     def apply(cfg: Config) -> None:
@@ -355,12 +360,16 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
         tracker.settings, tracker.max_inflight = cfg.health, _limits(cfg)
         tracker.provider_limits = _provider_limits(cfg)
         books.reconfigure(cfg)
+        if keys_path(cfg) != gateway.keys.path:
+            gateway.keys = KeyFile(keys_path(cfg))
+            gateway.keys.check()
         metrics.observe_config(cfg)
         metrics.config_reloads.labels("ok").inc()
         log.info("routing config reloaded from %s", config_path)
 
     watcher = asyncio.create_task(watch(config_path, apply, source=source,
                                         on_error=lambda _: metrics.config_reloads.labels("failed").inc()))
+    key_watcher = asyncio.create_task(watch_keys(gateway))
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     processor = Processor(gateway, tracing, books)
     pb_grpc.add_ExternalProcessorServicer_to_server(processor, server)
@@ -381,6 +390,7 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
     await stop.wait()
     log.info("shutting down: draining in-flight streams")
     watcher.cancel()
+    key_watcher.cancel()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace)
     if http_runner is not None:

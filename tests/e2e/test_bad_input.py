@@ -6,11 +6,11 @@ import httpx
 import openai
 import pytest
 
-from .conftest import MODELS
+from .conftest import AUTH, MODELS
 
 
 def _post(gateway, body: bytes, content_type: str = "application/json", path: str = "/chat/completions"):
-    return httpx.post(gateway.base_url + path, content=body, headers={"content-type": content_type}, timeout=20)
+    return httpx.post(gateway.base_url + path, content=body, headers={"content-type": content_type, **AUTH}, timeout=20)
 
 
 def _assert_openai_error(response: httpx.Response, status: int, fragment: str) -> dict:
@@ -57,7 +57,7 @@ def test_streamed_upload_over_envoys_buffer_is_413(gateway):
             yield b"x" * 100_000
         yield b'"}]}'
     response = httpx.post(gateway.base_url + "/chat/completions", content=chunks(),
-                          headers={"content-type": "application/json"}, timeout=20)
+                          headers={"content-type": "application/json", **AUTH}, timeout=20)
     assert response.status_code == 413
     assert set(response.json()["error"]) == {"message", "type", "param", "code"}
 
@@ -65,7 +65,7 @@ def test_streamed_upload_over_envoys_buffer_is_413(gateway):
 @pytest.mark.parametrize("method,path", [("GET", "/v1/chat/completions"), ("POST", "/v1/completions"),
                                          ("GET", "/v2/anything"), ("DELETE", "/v1/models")])
 def test_unknown_endpoints_are_404(gateway, method, path):
-    response = httpx.request(method, f"http://127.0.0.1:{gateway.listen_port}{path}", timeout=20)
+    response = httpx.request(method, f"http://127.0.0.1:{gateway.listen_port}{path}", headers=AUTH, timeout=20)
     _assert_openai_error(response, 404, "Invalid URL")
 
 
