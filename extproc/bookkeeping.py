@@ -6,7 +6,8 @@ the three moments that matter:
 
 - ``admit``: after the plan is made, before routing. A spent budget answers
   429 (or the request goes to the budget's free tier model); otherwise the
-  first candidate's estimated cost is reserved.
+  first candidate's estimated cost is reserved. Rate limits (``rates``, per
+  tenant and key) count the request first.
 - ``settle``: when the router stage's stream ends, whichever way. The usage
   record goes to the ledger and the reservation is corrected to the actual cost.
 - ``feedback``: ``POST /v1/feedback`` attaches a quality score to a past request.
@@ -29,6 +30,7 @@ from .budgets import SPENT, BudgetManager, Reservation
 from .config import Config
 from .errors import NotFound
 from .ledger import Ledger, open_ledger
+from .ratelimit import Admission, RateLimiter
 from .report import LEDGER_ENV
 
 log = logging.getLogger("extproc.bookkeeping")
@@ -42,11 +44,14 @@ class Bookkeeping:
             settings = replace(settings, url=env[LEDGER_ENV])
         self.ledger: Ledger = open_ledger(settings)
         self.budgets = BudgetManager(config.budgets, self.ledger)
+        self.rates = RateLimiter(self.ledger)    # its counters share the ledger's store, like the budgets'
 
     async def start(self) -> None:
         await self.budgets.start()
+        await self.rates.start()
 
     async def close(self) -> None:
+        await self.rates.close()
         await self.budgets.close()
         await self.ledger.close()
 
@@ -68,8 +73,10 @@ class Bookkeeping:
         return await self.budgets.reserve(tenant, surface, estimated_cost, free_tier=free_tier)
 
     def settle(self, reservation: Reservation | None, *, request_id: str, model, usage, status: int,
-               started: float, latency_ms: float, ttft_ms: float | None, attempts: int, plan) -> float:
-        """Record the finished request and correct its reservation; returns its cost in USD."""
+               started: float, latency_ms: float, ttft_ms: float | None, attempts: int, plan,
+               rate: Admission | None = None) -> float:
+        """Record the finished request and correct its reservation (and its rate limit token count);
+        returns its cost in USD."""
         record = make_record(
             time=started, request_id=request_id, model=model.id if model else "none",
             provider=model.provider.name if model else "none", usage=usage, price=model.price if model else None,
@@ -81,6 +88,7 @@ class Bookkeeping:
             log.warning("usage ledger closed; record for %s not kept", request_id)
         if reservation is not None:
             self.budgets.settle(reservation, record.cost_usd)
+        self.rates.settle(rate, record.input_tokens + record.output_tokens)
         return record.cost_usd
 
     async def feedback(self, raw: bytes, tenant: str | None = None) -> bytes:

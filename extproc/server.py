@@ -196,7 +196,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                             exchange.reservation, request_id=exchange.key, model=model, usage=usage,
                             status=status or 0, started=exchange.started,
                             latency_ms=(time.time() - exchange.started) * 1000, ttft_ms=ttft_ms,
-                            attempts=exchange.answering or len(exchange.attempts), plan=exchange.plan)
+                            attempts=exchange.answering or len(exchange.attempts), plan=exchange.plan,
+                            rate=exchange.rate)
                     tracing.finish(exchange.trail, status=status, error=error, cost_usd=cost,
                                    provider=model.provider.name if model else None, model=model.id if model else None,
                                    response_model=model.upstream_model if model else None,
@@ -238,7 +239,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             self.waiting[workload.name] -= 1
 
     async def _admit(self, headers: dict[str, str], raw: bytes, exchange: Exchange) -> Exchange:
-        """Reserve the request's budget (a spent budget may send it to its free tier model)."""
+        """Count the request against its rate limits (429), then reserve its budget (a spent budget may
+        send it to its free tier model)."""
         books = self.books
         if books is None:
             return exchange
@@ -246,8 +248,16 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         free = books.free_tier(plan.tenant, plan.surface)
         if free is not None:
             exchange = self.gateway.request_body(headers, raw, model=free)
+        exchange.rate = await books.rates.admit(self.gateway.config, exchange.caller,
+                                                exchange.plan.prompt_tokens + exchange.plan.output_tokens)
+        exchange.limit_headers = exchange.rate.headers
         estimate = exchange.plan.candidates[0].cost if exchange.plan.candidates else 0.0
-        exchange.reservation = await books.admit(plan.tenant, plan.surface, estimate, free_tier=free is not None)
+        try:
+            exchange.reservation = await books.admit(plan.tenant, plan.surface, estimate,
+                                                     free_tier=free is not None)
+        except GatewayError:
+            books.rates.settle(exchange.rate, 0)   # refused: it used no tokens
+            raise
         return exchange
 
     async def _feedback(self, headers: dict[str, str], raw: bytes) -> Answer:
