@@ -141,7 +141,10 @@ def parse_keys(text: str, source: str = "<keys>") -> dict[str, KeyEntry]:
     try:
         data = yaml.safe_load(text) if text.strip() else {}
     except yaml.YAMLError as exc:
-        raise KeyFileError(f"{source}: not valid YAML: {exc}") from None
+        # Only the position: the parser's own message quotes the file, which may hold a pasted raw key.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise KeyFileError(f"{source}: not valid YAML{where}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict) or set(data) - {"keys"}:

@@ -191,3 +191,9 @@ def test_feedback_scores_only_the_callers_own_requests(backend, tmp_path, reques
             await ledger.close()
 
     asyncio.run(run())
+
+
+def test_a_broken_key_file_is_reported_without_quoting_it():
+    with pytest.raises(KeyFileError) as exc:
+        parse_keys("keys:\n  - {id: a, tenant: acme, sha256: sk-raw-secret-pasted\n")
+    assert "sk-raw-secret" not in str(exc.value) and "line" in str(exc.value)
