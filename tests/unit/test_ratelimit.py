@@ -13,8 +13,14 @@ from extproc.keys import KeyEntry, caller
 from extproc.ledger import open_ledger
 from extproc.ratelimit import Limit, RateLimiter, duration, headers_for, limits_for, usage, wait_s
 
-T0 = float(int(time.time()) // 60 * 60)   # the start of this minute: the stores expire counters by the real clock
+T0 = 1_700_000_040.0     # the start of a minute, for the pure arithmetic
 assert T0 % 60 == 0
+
+
+def this_minute() -> float:
+    """The start of the current minute: the stores expire counters by the real clock, so a limiter's
+    fake clock must stay near it."""
+    return float(int(time.time()) // 60 * 60)
 
 CONFIG = parse({
     "providers": {"a": {"api": "openai"}}, "models": {"m": {"provider": "a"}}, "routing": {"default_model": "m"},
@@ -69,7 +75,7 @@ class Clock:
 def test_requests_are_refused_with_openais_429_and_headers_then_admitted_again(tmp_path):
     async def run():
         ledger = open_ledger(str(tmp_path / "l.db"))
-        clock = Clock(T0 + 1)
+        clock = Clock(this_minute() + 1)
         rl = RateLimiter(ledger, clock=clock)
         try:
             first = await rl.admit(CONFIG, who(), 10)
@@ -96,7 +102,7 @@ def test_requests_are_refused_with_openais_429_and_headers_then_admitted_again(t
 def test_tokens_are_estimated_then_corrected_to_the_reported_usage(tmp_path):
     async def run():
         ledger = open_ledger(str(tmp_path / "l.db"))
-        clock = Clock(T0 + 1)
+        clock = Clock(this_minute() + 1)
         rl = RateLimiter(ledger, clock=clock)
         try:
             big = await rl.admit(CONFIG, who(key="a"), 900)
@@ -116,7 +122,7 @@ def test_tokens_are_estimated_then_corrected_to_the_reported_usage(tmp_path):
 def test_two_replicas_on_one_redis_admit_at_most_one_chunk_each_over_the_limit(redis_url):
     async def run():
         stores = [open_ledger(redis_url), open_ledger(redis_url)]
-        clock = Clock(T0 + 1)
+        clock = Clock(this_minute() + 1)
         a, b = (RateLimiter(s, clock=clock) for s in stores)
         config = parse({"providers": {"a": {"api": "openai"}}, "models": {"m": {"provider": "a"}},
                         "tenants": {"big": {"rate_limit": {"requests_per_minute": 100}}}})
