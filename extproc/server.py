@@ -24,6 +24,7 @@ from envoy.type.v3 import http_status_pb2
 from google.protobuf import duration_pb2, struct_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from . import validate
 from .errors import GatewayError, Unavailable, UpstreamError
 from .status import StatusService
 from .gateway import KEY_HEADER, Answer, Exchange, Gateway, Rewrite
@@ -252,6 +253,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
     async def _feedback(self, raw: bytes) -> Answer:
         if self.books is None:
             raise UpstreamError("feedback needs the usage ledger", code="feedback_unavailable", status=503)
+        validate.parse(raw)   # strict JSON first: no lone surrogate reaches the ledger's queries
         return Answer(200, await self.books.feedback(raw))
 
     def _rejected(self, headers: dict[str, str], exc: GatewayError) -> None:
