@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import errors, validate
-from .config import Config, Model
+from .config import FORWARDABLE_HEADERS, Config, Model
 from .credentials import Credentials
 from .errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from .cost import UNLIMITED, BudgetView
@@ -101,6 +101,7 @@ class Exchange:
     mode: str = "pass"
     buffer: bytearray = field(default_factory=bytearray)
     error_status: int | None = None
+    forwardable: dict[str, str] = field(default_factory=dict)   # client headers a provider may be given
 
     @property
     def stream(self) -> bool:
@@ -149,6 +150,11 @@ class Gateway:
             if ctype != "application/json":
                 raise UnsupportedMediaType(
                     f"Content-Type must be application/json, not '{ctype or '(none)'}'")
+            encoding = headers.get("content-encoding", "identity").strip().lower()
+            if encoding not in ("", "identity"):
+                # Envoy's decompressor inflated gzip and br bodies (and removed the header): this one it cannot.
+                raise UnsupportedMediaType(f"Content-Encoding '{encoding}' is not supported; send the body "
+                                           "uncompressed, or compressed with gzip or br.")
             if end_of_stream:
                 raise InvalidRequest("The request body is empty; send a JSON object.")
             length = headers.get("content-length", "")
@@ -173,7 +179,8 @@ class Gateway:
         classification = classifier.classify(body) if classifier is not None and endpoint == "chat" else None
         plan = decide(config, body, endpoint, headers, self.health, self.budgets, now, classification)
         exchange = Exchange(key=uuid.uuid4().hex, endpoint=endpoint, body=body, plan=plan, created=int(now),
-                            response_id=f"chatcmpl-{uuid.uuid4().hex[:24]}", started=now)
+                            response_id=f"chatcmpl-{uuid.uuid4().hex[:24]}", started=now,
+                            forwardable={h: headers[h] for h in FORWARDABLE_HEADERS if h in headers})
         if plan.candidates:
             # Envoy takes one per-try timeout for all attempts of a request. It comes from the first
             # tier's latency target, so a stalled primary gives way to the next tier on time. The target
@@ -222,8 +229,12 @@ class Gateway:
         if secret is not None:
             name, value = credential_header(provider.api, secret.value)
             set_headers[name] = value
+        # Client headers reach a provider only when its config lists them (forward_headers).
+        for name in provider.forward_headers:
+            if name in exchange.forwardable:
+                set_headers[name] = exchange.forwardable[name]
         # A retry reuses the previous attempt's header map: drop what was another provider's.
-        remove = [h for h in (*CREDENTIAL_HEADERS, *PROVIDER_HEADERS) if h not in set_headers]
+        remove = [h for h in (*CREDENTIAL_HEADERS, *PROVIDER_HEADERS, *FORWARDABLE_HEADERS) if h not in set_headers]
         # Later attempts still need their x-llm-try-N; the ones already used do not travel on
         # (attempt 1 is rewritten in the router stage, before Envoy routes on x-llm-try-1).
         if number > 1:

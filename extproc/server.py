@@ -48,6 +48,16 @@ _BODY_MODES = {"pass": processing_mode_pb2.ProcessingMode.NONE,
                "whole": processing_mode_pb2.ProcessingMode.STREAMED}
 
 
+# Envoy's config skips response processing (so its own replies to malformed HTTP/1, sent before
+# any request headers reached the processor, go out: envoyproxy/envoy#29440); a request the
+# processor took turns it on here, for this request only (allow_mode_override).
+_ROUTED = processing_mode_pb2.ProcessingMode(
+    request_header_mode=processing_mode_pb2.ProcessingMode.SEND,
+    request_body_mode=processing_mode_pb2.ProcessingMode.BUFFERED,
+    response_header_mode=processing_mode_pb2.ProcessingMode.SEND,
+    response_body_mode=processing_mode_pb2.ProcessingMode.STREAMED)
+
+
 def headers_of(message: pb.HttpHeaders) -> dict[str, str]:
     out: dict[str, str] = {}
     for h in message.headers.headers:
@@ -124,7 +134,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     # Clients may not steer routing or impersonate the gateway's own headers.
                     spoofed = [k for k in headers if k.startswith(("x-llm-", "x-envoy-"))]
                     yield pb.ProcessingResponse(request_headers=pb.HeadersResponse(
-                        response=pb.CommonResponse(header_mutation=mutation({}, spoofed))))
+                        response=pb.CommonResponse(header_mutation=mutation({}, spoofed))), mode_override=_ROUTED)
                 elif kind == "request_body":
                     raw = req.request_body.body
                     try:
@@ -340,6 +350,26 @@ def _provider_limits(cfg: Config) -> dict[str, tuple[str, int]]:
     return {m.id: (m.provider.name, m.provider.max_inflight) for m in cfg.models.values() if m.provider.max_inflight}
 
 
+# The largest ext_proc message, beyond its body: headers and protobuf framing.
+GRPC_HEADROOM_BYTES = 1024 * 1024
+# A provider answer chunk Envoy hands over in one message, and the translated whole answer sent back.
+MAX_RESPONSE_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def message_limits(cfg: Config) -> list[tuple[str, int]]:
+    """gRPC options sized so no body Envoy lets through breaks the ext_proc stream.
+
+    grpcio refuses messages over 4 MiB by default: a request body at ``limits.max_body_bytes``
+    plus its framing, or a large provider chunk, ended the stream (Envoy answered 500, or a 200
+    with no body). A request body can be at most Envoy's buffer limit (the listener's
+    per_connection_buffer_limit_bytes, kept at max_body_bytes: larger bodies get Envoy's 413), so
+    it fits with headroom; responses are bounded separately. Fixed at start: a reload that raises
+    max_body_bytes past twice the starting value needs a restart."""
+    request = 2 * cfg.max_body_bytes + GRPC_HEADROOM_BYTES
+    largest = max(request, MAX_RESPONSE_MESSAGE_BYTES)
+    return [("grpc.max_receive_message_length", largest), ("grpc.max_send_message_length", largest)]
+
+
 async def serve(config_path: str, address: str, grace: float = 30.0, status_address: str | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then stop taking streams and let in-flight ones finish (up to ``grace`` s).
 
@@ -363,7 +393,7 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
 
     watcher = asyncio.create_task(watch(config_path, apply, source=source,
                                         on_error=lambda _: metrics.config_reloads.labels("failed").inc()))
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0), *message_limits(cfg)])
     processor = Processor(gateway, tracing, books)
     pb_grpc.add_ExternalProcessorServicer_to_server(processor, server)
     health_servicer = health.aio.HealthServicer()

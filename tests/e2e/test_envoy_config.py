@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from extproc import envoy_config
-from extproc.config import load
+from extproc.config import FORWARDABLE_HEADERS, load
 from extproc.devstack import DEFAULT_ROUTING, envoy_binary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,3 +44,18 @@ def test_a_broken_config_fails_validation(tmp_path):
     envoy_config.dump(broken, tmp_path / "broken.yaml")
     with pytest.raises(AssertionError):
         _validate(tmp_path / "broken.yaml")
+
+
+def test_the_edge_lets_through_what_providers_may_be_configured_to_receive():
+    allowed = envoy_config.edge_allowlist(envoy_config.load())
+    assert set(FORWARDABLE_HEADERS) <= allowed
+    assert {"authorization", "content-type", "traceparent"} <= allowed
+    assert not {"cookie", "proxy-authorization", "openai-organization", "user-agent"} & allowed
+
+
+@pytest.mark.parametrize("envoy_path,routing_path", [
+    (ROOT / "envoy" / "envoy.yaml", DEFAULT_ROUTING), (ROOT / "k8s" / "base" / "envoy.yaml", ROOT / "k8s" / "base" /
+                                                       "routing.yaml")])
+def test_envoys_body_limit_is_the_gateways(envoy_path, routing_path):
+    """A body at exactly limits.max_body_bytes is served; one byte more is Envoy's 413, never a 500."""
+    assert envoy_config.buffer_limit(envoy_config.load(envoy_path)) == load(routing_path).max_body_bytes
