@@ -48,13 +48,15 @@ class WireStub:
 
     def __init__(self):
         self.seen: list[dict[str, str]] = []
+        self.answer_bytes = 0   # when set, the answer's content is this many bytes (one chunk on the wire)
 
     async def chat(self, request: web.Request) -> web.Response:
         self.seen.append({k.lower(): v for k, v in request.headers.items()})
         body = await request.json()
         answer = {"id": "chatcmpl-stub", "object": "chat.completion", "created": 0, "model": body["model"],
                   "choices": [{"index": 0, "finish_reason": "stop",
-                               "message": {"role": "assistant", "content": "stub says hi"}}],
+                               "message": {"role": "assistant",
+                                           "content": "x" * self.answer_bytes or "stub says hi"}}],
                   "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}}
         return web.json_response(answer, headers=ACCOUNT_HEADERS)
 
