@@ -137,6 +137,7 @@ def impatient(monkeypatch_module):
         return config
     monkeypatch_module.setattr(envoy_config, "load", load)
     stack = Stack(simulate=list(MODELS)).start()
+    monkeypatch_module.undo()
     yield stack
     stack.stop()
 
@@ -204,3 +205,44 @@ def test_slow_clients_are_cut_without_hurting_normal_traffic(impatient):
         assert reply == b"" or reply.startswith(b"HTTP/1.1 408"), (kind, reply)
     assert len(outcome) == 20
     assert any(reply.startswith(b"HTTP/1.1 408") for kind, _, reply in outcome.values() if kind == "body")
+
+
+# ---- beyond capacity -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny(monkeypatch_module):
+    """The shipped config with the gateway's capacity (the extproc cluster's circuit breaker) cut to 2."""
+    original = envoy_config.load
+
+    def load(path=envoy_config.DEFAULT_PATH):
+        config = original(path)
+        cluster = next(c for c in config["static_resources"]["clusters"] if c["name"] == "extproc")
+        assert cluster["circuit_breakers"]["thresholds"][0]["max_requests"] == 2048   # what README says
+        cluster["circuit_breakers"]["thresholds"][0].update(max_requests=2, max_pending_requests=2)
+        return config
+    monkeypatch_module.setattr(envoy_config, "load", load)
+    stack = Stack(simulate=list(MODELS)).start()
+    monkeypatch_module.undo()
+    yield stack
+    stack.stop()
+
+
+def test_beyond_capacity_clients_get_503_with_retry_after(tiny):
+    httpx.put(f"{tiny.sim_url('openai')}/_sim/faults", json={"latency_ms": 1500})
+    results: list[httpx.Response] = []
+
+    def one():
+        results.append(httpx.post(f"{tiny.base_url}/chat/completions", timeout=30, json={
+            "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+    threads = [threading.Thread(target=one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(r.status_code for r in results)
+    assert statuses.count(200) >= 2 and set(statuses) <= {200, 503}, statuses
+    refused = [r for r in results if r.status_code == 503]
+    assert refused, statuses
+    for r in refused:
+        assert r.headers["retry-after"] == "1"
+        assert r.json()["error"]["type"] == "server_error" and "over capacity" in r.json()["error"]["message"]
