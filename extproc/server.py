@@ -77,6 +77,10 @@ def mutation(set_headers: dict[str, str], remove: list[str]) -> pb.HeaderMutatio
 # Marks the processor's own replies so Envoy's local_reply_config leaves them as they are.
 _OWN_REPLY = struct_pb2.Struct()
 _OWN_REPLY.update({"llm_gateway": {"reply": "processor"}})
+# Marks a request the processor routed: Envoy's 504 without it means the processor was too busy
+# to answer in time (over capacity: local_reply_config makes it a 503 with retry-after).
+_ROUTED_MARK = struct_pb2.Struct()
+_ROUTED_MARK.update({"llm_gateway": {"routed": "yes"}})
 
 
 def retry_after(headers: dict[str, str]) -> float | None:
@@ -162,7 +166,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     self._attempt_started(exchange, 1, observed=False)
                     yield pb.ProcessingResponse(request_body=pb.BodyResponse(response=pb.CommonResponse(
                         header_mutation=mutation(route.set_headers, route.remove_headers),
-                        body_mutation=pb.BodyMutation(body=route.body), clear_route_cache=True)))
+                        body_mutation=pb.BodyMutation(body=route.body), clear_route_cache=True)),
+                        dynamic_metadata=_ROUTED_MARK)
                 elif kind == "response_headers":
                     response_headers = headers_of(req.response_headers)
                     status = int(response_headers.get(":status", "0") or 0)

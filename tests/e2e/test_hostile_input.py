@@ -8,6 +8,7 @@ reset, and the gateway keeps serving. Also: a provider answer chunk over 4 MiB (
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import threading
 import time
@@ -246,3 +247,18 @@ def test_beyond_capacity_clients_get_503_with_retry_after(tiny):
     for r in refused:
         assert r.headers["retry-after"] == "1"
         assert r.json()["error"]["type"] == "server_error" and "over capacity" in r.json()["error"]["message"]
+
+
+
+def test_a_processor_too_busy_to_answer_is_503_with_retry_after(gateway):
+    """The processor frozen (SIGSTOP) stands for one too busy to answer within message_timeout."""
+    extproc = next(p for p in gateway.processes if "serve" in p.args)
+    extproc.send_signal(signal.SIGSTOP)
+    try:
+        response = httpx.post(f"{gateway.base_url}/chat/completions", timeout=30, json={
+            "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    finally:
+        extproc.send_signal(signal.SIGCONT)
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "1"
+    assert "over capacity" in response.json()["error"]["message"]
