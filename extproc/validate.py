@@ -196,7 +196,7 @@ def integer(value: object, param: str, minimum: int | None = None, maximum: int 
 
 def number(value: object, param: str, minimum: float | None = None, maximum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _type_error(param, "a number", value)
+        raise _type_error(param, "a decimal", value)
     if minimum is not None and value < minimum:
         raise InvalidRequest(f"Invalid '{param}': decimal below minimum value. Expected a value >= {minimum:g}, "
                              f"but got {value} instead.", param=param, code="decimal_below_min_value")

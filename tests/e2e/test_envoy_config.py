@@ -58,4 +58,11 @@ def test_the_edge_lets_through_what_providers_may_be_configured_to_receive():
                                                        "routing.yaml")])
 def test_envoys_body_limit_is_the_gateways(envoy_path, routing_path):
     """A body at exactly limits.max_body_bytes is served; one byte more is Envoy's 413, never a 500."""
-    assert envoy_config.buffer_limit(envoy_config.load(envoy_path)) == load(routing_path).max_body_bytes
+    envoy = envoy_config.load(envoy_path)
+    limit = envoy_config.buffer_limit(envoy)
+    assert limit == load(routing_path).max_body_bytes
+    hcm = envoy_config._gateway_listener(envoy)["filter_chains"][0]["filters"][0]["typed_config"]
+    too_large = next(m for m in hcm["local_reply_config"]["mappers"]
+                     if m["filter"].get("and_filter", {}).get("filters", [{}])[0].get("status_code_filter", {})
+                     .get("comparison", {}).get("value", {}).get("default_value") == 413)
+    assert f"limit of {limit} bytes" in too_large["body_format_override"]["json_format"]["error"]["message"]

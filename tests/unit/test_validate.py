@@ -185,7 +185,7 @@ def test_chat_field_checks(fields, param, code):
 
 def test_openai_wording():
     assert rejected(chat(temperature="hot")).message == \
-        "Invalid type for 'temperature': expected a number, but got a string instead."
+        "Invalid type for 'temperature': expected a decimal, but got a string instead."
     assert rejected(chat(n=0)).message == \
         "Invalid 'n': integer below minimum value. Expected a value >= 1, but got 0 instead."
     assert rejected(chat(messages=[])).message == \
