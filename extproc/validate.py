@@ -98,15 +98,20 @@ def parse(raw: bytes) -> dict:
 
 
 def _check_depth(body: dict) -> None:
-    """Iterative (a recursive walk is what deep input is meant to break); visits containers only."""
-    stack: list[tuple[Any, int]] = [(body, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise InvalidRequest(f"The request body is nested deeper than {MAX_DEPTH} levels of arrays and objects.",
-                                 code="invalid_value")
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    """Level by level (a recursive walk is what deep input is meant to break); visits containers only."""
+    level: list = [body]
+    for _ in range(MAX_DEPTH):
+        below: list = []
+        for node in level:
+            below += [c for c in (node.values() if type(node) is dict else node) if type(c) in _CONTAINERS]
+        if not below:
+            return
+        level = below
+    raise InvalidRequest(f"The request body is nested deeper than {MAX_DEPTH} levels of arrays and objects.",
+                         code="invalid_value")
+
+
+_CONTAINERS = (dict, list)
 
 
 def _lone_surrogate(body: dict) -> str | None:
