@@ -13,6 +13,8 @@ wrong, and nothing half-loaded is ever used.
         api_key_env: VAR       # the key comes from this environment variable,
         api_key_file: PATH     # or from this file (a mounted Secret); both optional
         options: {...}         # API specific, e.g. azure_openai api_version
+        forward_headers: [anthropic-beta]   # client headers this provider receives (default: none);
+                               # only names in FORWARDABLE_HEADERS (Envoy's edge allowlist has them)
     models:
       ID:                      # the id clients send as "model"
         provider: NAME
@@ -144,6 +146,12 @@ class Provider:
     api_key_file: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     max_inflight: int | None = None   # attempts in flight to this provider before it counts as saturated
+    forward_headers: tuple[str, ...] = ()   # client headers passed on to this provider
+
+
+# Client headers a provider may be configured to receive. Envoy's edge allowlist (envoy/envoy.yaml,
+# llm_edge_allowlist) lets exactly these through besides the gateway's own; a test keeps them equal.
+FORWARDABLE_HEADERS = ("anthropic-beta", "openai-beta")
 
 
 @dataclass(frozen=True)
@@ -678,7 +686,7 @@ class _Parser:
     def provider(self, name: str, spec: Any) -> Provider:
         where = f"providers.{name}"
         spec = self.mapping(spec, where, ("api", "cluster", "base_path", "host", "api_key_env", "api_key_file",
-                                          "options", "max_inflight"))
+                                          "options", "max_inflight", "forward_headers"))
         api = spec.get("api")
         if api not in DEFAULT_BASE_PATH:
             raise self.fail(f"{where}.api", f"must be one of {', '.join(DEFAULT_BASE_PATH)}, not {api!r}")
@@ -689,8 +697,12 @@ class _Parser:
                     if spec.get(k) is not None}
         base_path = self.string(spec.get("base_path", DEFAULT_BASE_PATH[api]), f"{where}.base_path").rstrip("/")
         limit = spec.get("max_inflight")
+        forward = spec.get("forward_headers") or []
+        if not isinstance(forward, list) or any(not isinstance(h, str) or h.lower() not in FORWARDABLE_HEADERS
+                                                for h in forward):
+            raise self.fail(f"{where}.forward_headers", f"must be a list of {', '.join(FORWARDABLE_HEADERS)}")
         return Provider(name=name, api=api, cluster=self.string(spec.get("cluster", name), f"{where}.cluster"),
-                        base_path=base_path, options=options,
+                        base_path=base_path, options=options, forward_headers=tuple(h.lower() for h in forward),
                         max_inflight=None if limit is None else self.integer(limit, f"{where}.max_inflight", 1),
                         **optional)
 

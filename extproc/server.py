@@ -24,6 +24,7 @@ from envoy.type.v3 import http_status_pb2
 from google.protobuf import duration_pb2, struct_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from . import validate
 from .errors import GatewayError, Unavailable, UpstreamError
 from .status import StatusService
 from .gateway import KEY_HEADER, Answer, Exchange, Gateway, Rewrite
@@ -48,6 +49,16 @@ _BODY_MODES = {"pass": processing_mode_pb2.ProcessingMode.NONE,
                "whole": processing_mode_pb2.ProcessingMode.STREAMED}
 
 
+# Envoy's config skips response processing (so its own replies to malformed HTTP/1, sent before
+# any request headers reached the processor, go out: envoyproxy/envoy#29440); a request the
+# processor took turns it on here, for this request only (allow_mode_override).
+_ROUTED = processing_mode_pb2.ProcessingMode(
+    request_header_mode=processing_mode_pb2.ProcessingMode.SEND,
+    request_body_mode=processing_mode_pb2.ProcessingMode.BUFFERED,
+    response_header_mode=processing_mode_pb2.ProcessingMode.SEND,
+    response_body_mode=processing_mode_pb2.ProcessingMode.STREAMED)
+
+
 def headers_of(message: pb.HttpHeaders) -> dict[str, str]:
     out: dict[str, str] = {}
     for h in message.headers.headers:
@@ -67,6 +78,10 @@ def mutation(set_headers: dict[str, str], remove: list[str]) -> pb.HeaderMutatio
 # Marks the processor's own replies so Envoy's local_reply_config leaves them as they are.
 _OWN_REPLY = struct_pb2.Struct()
 _OWN_REPLY.update({"llm_gateway": {"reply": "processor"}})
+# Marks a request the processor routed: Envoy's 504 without it means the processor was too busy
+# to answer in time (over capacity: local_reply_config makes it a 503 with retry-after).
+_ROUTED_MARK = struct_pb2.Struct()
+_ROUTED_MARK.update({"llm_gateway": {"routed": "yes"}})
 
 
 def retry_after(headers: dict[str, str]) -> float | None:
@@ -124,7 +139,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     # Clients may not steer routing or impersonate the gateway's own headers.
                     spoofed = [k for k in headers if k.startswith(("x-llm-", "x-envoy-"))]
                     yield pb.ProcessingResponse(request_headers=pb.HeadersResponse(
-                        response=pb.CommonResponse(header_mutation=mutation({}, spoofed))))
+                        response=pb.CommonResponse(header_mutation=mutation({}, spoofed))), mode_override=_ROUTED)
                 elif kind == "request_body":
                     raw = req.request_body.body
                     try:
@@ -152,7 +167,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     self._attempt_started(exchange, 1, observed=False)
                     yield pb.ProcessingResponse(request_body=pb.BodyResponse(response=pb.CommonResponse(
                         header_mutation=mutation(route.set_headers, route.remove_headers),
-                        body_mutation=pb.BodyMutation(body=route.body), clear_route_cache=True)))
+                        body_mutation=pb.BodyMutation(body=route.body), clear_route_cache=True)),
+                        dynamic_metadata=_ROUTED_MARK)
                 elif kind == "response_headers":
                     response_headers = headers_of(req.response_headers)
                     status = int(response_headers.get(":status", "0") or 0)
@@ -263,6 +279,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
     async def _feedback(self, headers: dict[str, str], raw: bytes) -> Answer:
         if self.books is None:
             raise UpstreamError("feedback needs the usage ledger", code="feedback_unavailable", status=503)
+        validate.parse(raw)   # strict JSON first: no lone surrogate reaches the ledger's queries
         # Only the tenant that made a request may score it (others get the unknown id's 404).
         tenant = self.gateway.authenticate(headers).tenant
         return Answer(200, await self.books.feedback(raw, tenant=tenant))
@@ -351,6 +368,26 @@ def _provider_limits(cfg: Config) -> dict[str, tuple[str, int]]:
     return {m.id: (m.provider.name, m.provider.max_inflight) for m in cfg.models.values() if m.provider.max_inflight}
 
 
+# The largest ext_proc message, beyond its body: headers and protobuf framing.
+GRPC_HEADROOM_BYTES = 1024 * 1024
+# A provider answer chunk Envoy hands over in one message, and the translated whole answer sent back.
+MAX_RESPONSE_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def message_limits(cfg: Config) -> list[tuple[str, int]]:
+    """gRPC options sized so no body Envoy lets through breaks the ext_proc stream.
+
+    grpcio refuses messages over 4 MiB by default: a request body at ``limits.max_body_bytes``
+    plus its framing, or a large provider chunk, ended the stream (Envoy answered 500, or a 200
+    with no body). A request body can be at most Envoy's buffer limit (the listener's
+    per_connection_buffer_limit_bytes, kept at max_body_bytes: larger bodies get Envoy's 413), so
+    it fits with headroom; responses are bounded separately. Fixed at start: a reload that raises
+    max_body_bytes past twice the starting value needs a restart."""
+    request = 2 * cfg.max_body_bytes + GRPC_HEADROOM_BYTES
+    largest = max(request, MAX_RESPONSE_MESSAGE_BYTES)
+    return [("grpc.max_receive_message_length", largest), ("grpc.max_send_message_length", largest)]
+
+
 async def serve(config_path: str, address: str, grace: float = 30.0, status_address: str | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then stop taking streams and let in-flight ones finish (up to ``grace`` s).
 
@@ -380,7 +417,7 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
     watcher = asyncio.create_task(watch(config_path, apply, source=source,
                                         on_error=lambda _: metrics.config_reloads.labels("failed").inc()))
     key_watcher = asyncio.create_task(watch_keys(gateway))
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0), *message_limits(cfg)])
     processor = Processor(gateway, tracing, books)
     pb_grpc.add_ExternalProcessorServicer_to_server(processor, server)
     health_servicer = health.aio.HealthServicer()
