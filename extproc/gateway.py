@@ -19,6 +19,7 @@ Router stage, response side:
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -92,6 +93,8 @@ class Exchange:
     created: int
     response_id: str
     first: tuple[Translator, UpstreamRequest] | None = None   # attempt 1, translated up front
+    # Translations the planner made to check capability, by model id, each used by one attempt.
+    translations: dict[str, tuple[Translator, UpstreamRequest]] = field(default_factory=dict)
     attempts: dict[int, tuple[Model, Translator]] = field(default_factory=dict)   # by attempt number
     answering: int | None = None           # the attempt whose response is coming back
     per_try_timeout_ms: int | None = None
@@ -181,17 +184,28 @@ class Gateway:
         config, classifier = self._config, self._classifier   # one config for the whole decision
         now = self.clock()
         classification = classifier.classify(body) if classifier is not None and endpoint == "chat" else None
-        plan = decide(config, body, endpoint, headers, self.health, self.budgets, now, classification)
-        exchange = Exchange(key=uuid.uuid4().hex, endpoint=endpoint, body=body, plan=plan, created=int(now),
+        exchange = Exchange(key=uuid.uuid4().hex, endpoint=endpoint, body=body, plan=None, created=int(now),
                             response_id=f"chatcmpl-{uuid.uuid4().hex[:24]}", started=now)
+
+        def capability(model: Model) -> str | None:
+            # The planner's capability check is a translation: keep it for the attempt that goes there.
+            try:
+                exchange.translations[model.id] = self._translate(exchange, model)
+            except errors.UnsupportedFeature as exc:
+                return exc.message
+            return None
+
+        plan = decide(config, body, endpoint, headers, self.health, self.budgets, now, classification, capability)
+        exchange.plan = plan
         if plan.candidates:
             # Envoy takes one per-try timeout for all attempts of a request. It comes from the first
             # tier's latency target, so a stalled primary gives way to the next tier on time. The target
             # itself is the SLO (a model slower than it is demoted); the cut comes at a multiple of it,
             # so a model can be seen to be slow before its attempts fail.
             exchange.per_try_timeout_ms = int(plan.candidates[0].target_ms * config.attempt_timeout_factor)
-        # Translate attempt 1 now: a request the provider cannot take fails before it is routed.
-        exchange.first = self._translate(exchange, plan.models[0])
+        # Translate attempt 1 now (if the planner did not): a request the provider cannot take fails
+        # before it is routed.
+        exchange.first = exchange.translations.pop(plan.models[0].id, None) or self._translate(exchange, plan.models[0])
         return exchange
 
     def route(self, exchange: Exchange) -> Rewrite:
@@ -203,7 +217,10 @@ class Gateway:
         tries = {h: exchange.plan.models[min(i, len(exchange.plan.models) - 1)].provider.cluster
                  for i, h in enumerate(TRY_HEADERS)}
         first = self.attempt(exchange, 1)
-        set_headers = {**tries, KEY_HEADER: exchange.key, **first.set_headers}
+        # Envoy retries only as often as the plan has further candidates: a pinned request (one
+        # candidate) gets the provider's 429 and its retry-after at once, never the same call again.
+        set_headers = {**tries, KEY_HEADER: exchange.key, **first.set_headers,
+                       "x-envoy-max-retries": str(len(exchange.plan.models) - 1)}
         if exchange.per_try_timeout_ms:
             # Envoy's router reads these after the filters ran: the tier's latency target bounds each
             # attempt, and all attempts together bound the request (a stream's length is not bounded:
@@ -219,10 +236,18 @@ class Gateway:
     def attempt(self, exchange: Exchange, number: int) -> Rewrite:
         """Rewrite attempt ``number`` (1-based) for the provider that serves it, from the original body."""
         model = exchange.plan.models[min(number, len(exchange.plan.models)) - 1]
+        if number > 1:
+            # An earlier attempt of this same request may have just been told to wait (Envoy's upstream
+            # log reports it within its flush interval): never send a 429'd provider the request again.
+            retry_in_s = self.health.model_health(model.id).retry_in_s
+            if retry_in_s is not None:
+                raise errors.RateLimited(
+                    f"{model.provider.name} is rate limiting the gateway; retry after {math.ceil(retry_in_s)} s",
+                    code="rate_limit_exceeded", headers={"retry-after": str(max(1, math.ceil(retry_in_s)))})
         if number == 1 and exchange.first is not None:
             translator, upstream = exchange.first
         else:
-            translator, upstream = self._translate(exchange, model)
+            translator, upstream = exchange.translations.pop(model.id, None) or self._translate(exchange, model)
         exchange.attempts[number] = (model, translator)
         provider = model.provider
         set_headers = {":path": upstream.path, "content-length": str(len(upstream.body)), **upstream.headers}
@@ -244,13 +269,17 @@ class Gateway:
 
     def response_headers(self, exchange: Exchange, headers: dict[str, str]) -> ResponseStart:
         status = int(headers.get(":status", "0") or 0)
-        attempts = headers.get("x-envoy-attempt-count", "1")
+        attempts = headers.get("x-envoy-attempt-count") or str(max(1, len(exchange.attempts)))
         set_headers: dict[str, str] = {"x-llm-attempts": attempts}
+        if "x-envoy-upstream-service-time" not in headers:
+            # No provider answered: Envoy's own reply (no upstream, timeout), already shaped by local_reply_config,
+            # or the upstream stage's (a refused retry). Envoy's router marks every upstream response with
+            # x-envoy-upstream-service-time, never its own.
+            exchange.answering = None
+            return ResponseStart(set_headers, [], "pass")
         exchange.answering = int(attempts) if attempts.isdigit() else None
         model = exchange.answered_by
-        if model is None or "x-envoy-upstream-service-time" not in headers:
-            # No provider answered: Envoy's own reply (no upstream, timeout), already shaped by local_reply_config.
-            # Envoy's router marks every upstream response with x-envoy-upstream-service-time, never its own.
+        if model is None:
             return ResponseStart(set_headers, [], "pass")
         set_headers["x-llm-provider"] = model.provider.name
         set_headers["x-llm-model"] = model.id

@@ -28,6 +28,9 @@ PROVIDER = "llm.provider"        # provider name from the routing config
 MODEL_ID = "llm.model"           # the gateway's model id
 TTFT_MS = "llm.time_to_first_token_ms"
 RETRY_AFTER_S = "llm.retry_after_s"   # a provider's retry-after on 429/503
+# On an attempt nobody watched end (attempt 1, sent by the router stage): Envoy's upstream log
+# reports its outcome to the health tracker, so the span's own (guessed) end does not count.
+OUTCOME_FROM_LOG = "llm.attempt.outcome_from_log"
 ROUTE_REASON = "llm.route.reason"
 PLAN = "llm.route.plan"
 CLASS = "llm.route.class"
@@ -70,6 +73,7 @@ class Attempt:
     started_ns: int
     status: int | None = None
     observed: bool = True    # False: no upstream stage watched it (attempt 1), so its status may be unknown
+    from_log: bool = False   # its span ended without a status: Envoy's upstream log reports the outcome
 
 
 @dataclass
@@ -128,6 +132,22 @@ class Tracing:
             if retry_after_s is not None:
                 attempt.span.set_attribute(RETRY_AFTER_S, retry_after_s)
 
+    def attempt_reported(self, trail: Trail, number: int, status: int | None, kind: str,
+                         retry_after_s: float | None) -> bool:
+        """Envoy's upstream log says how an unwatched attempt failed. If its span is still open, it
+        ends now with that outcome (and reports it, like any watched attempt): True. False when the
+        span already ended (its outcome is then the caller's to report)."""
+        attempt = trail.attempts.get(number)
+        if attempt is None or not attempt.span.is_recording():
+            return False
+        attempt.observed = True
+        if status is not None:
+            self.attempt_status(trail, number, status, retry_after_s)
+        elif retry_after_s is not None:
+            attempt.span.set_attribute(RETRY_AFTER_S, retry_after_s)
+        self._fail(attempt, kind)
+        return True
+
     def attempt_closed(self, trail: Trail, number: int, per_try_timeout_ms: int | None) -> None:
         """Envoy closed the upstream stage's stream: the attempt is over. Unless the router
         stage took it as the answer, it failed: by status, or by reset / timeout."""
@@ -138,9 +158,10 @@ class Tracing:
             return  # a final answer whose headers the router stage has not seen yet: it ends the span
         self._fail(attempt, _failure_kind(attempt, per_try_timeout_ms))
 
-    def answered(self, trail: Trail, number: int, status: int, per_try_timeout_ms: int | None = None) -> None:
+    def answered(self, trail: Trail, number: int, status: int, per_try_timeout_ms: int | None = None,
+                 retry_after_s: float | None = None) -> None:
         trail.answered = number
-        self.attempt_status(trail, number, status)
+        self.attempt_status(trail, number, status, retry_after_s)
         for n, attempt in trail.attempts.items():   # attempts before this one failed
             if n < number and attempt.span.is_recording():
                 self._fail(attempt, _failure_kind(attempt, per_try_timeout_ms))
@@ -193,6 +214,9 @@ class Tracing:
     @staticmethod
     def _fail(attempt: Attempt, kind: str) -> None:
         """End a failed attempt's span with its error type."""
+        if not attempt.observed and attempt.status is None:
+            attempt.span.set_attribute(OUTCOME_FROM_LOG, True)
+            attempt.from_log = True
         attempt.span.set_attribute("error.type", kind)
         attempt.span.set_status(Status(StatusCode.ERROR, kind))
         attempt.span.end()

@@ -146,3 +146,115 @@ def test_request_state_is_released_on_every_path(gw):
     status = httpx.get(gw.status_url).json()
     assert status["active_requests"] == 0
     assert all(m["inflight"] == 0 for m in status["models"].values()), json.dumps(status)[:2000]
+
+
+# ---- retry-after, capable plans: a stack of their own (a provider's pause outlives a test) ----------
+
+def wait_for(condition, timeout: float = 15.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def paused_for(stack, provider: str):
+    return httpx.get(stack.status_url).json()["providers"].get(provider, {}).get("paused_for_s")
+
+
+@pytest.fixture(scope="module")
+def rich(tmp_path_factory):
+    """The shipped config plus azure-gpt-4o, an OpenAI-API model of the tertiary tier after claude-sonnet-4."""
+    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
+    config["health"] = {"consecutive_failures": 1000, "max_error_rate": 1.0}
+    config["models"]["azure-gpt-4o"] = {"provider": "azure_openai", "upstream_model": "gpt-4o", "quality": 5,
+                                        "price": {"input": 2.5, "output": 10.0}, "context_window": 128000}
+    tertiary = config["routing_rules"]["simple_queries"]["tiers"][2]
+    tertiary["models"] = [*tertiary["models"], "azure-gpt-4o"]
+    path = tmp_path_factory.mktemp("rich") / "routing.yaml"
+    path.write_text(yaml.safe_dump(config))
+    stack = Stack(routing=path, simulate=list(MODELS)).start()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def clean_rich(rich):
+    for name in rich.simulators:
+        httpx.delete(f"{rich.sim_url(name)}/_sim/faults")
+        httpx.delete(f"{rich.sim_url(name)}/_sim/requests")
+    yield rich
+    for provider in rich.simulators:   # leave no pause behind for the next test
+        wait_for(lambda: paused_for(rich, provider) is None, 30, f"{provider}'s pause to end")
+
+
+def test_a_retry_to_a_paused_provider_is_refused_with_a_clean_openai_error(clean_rich):
+    """Plan gpt-4o-mini (openai) -> gemini -> gpt-4o (openai): attempt 1 gets a 429 with retry-after, the
+    secondary fails, and attempt 3 would go back to openai: the upstream stage refuses it instead.
+    First of this stack's tests: with no latency history yet, the plan is in file order."""
+    gw = clean_rich
+    fault(gw, "openai", status=429, retry_after=4, count=1)
+    fault(gw, "gemini", status=503, latency_ms=200)    # time for attempt 1's report to arrive
+    response = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, json={
+        "model": "auto", "messages": [{"role": "user", "content": "What is the capital of Peru?"}]})
+    assert response.status_code == 429 and 1 <= int(response.headers["retry-after"]) <= 4
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["code"] == "rate_limit_exceeded" and error["type"] == "rate_limit_error"
+    assert not error["message"].startswith("{") and "retry after" in error["message"]
+    assert response.headers["x-llm-attempts"] == "2"
+    assert len(upstream_requests(gw, "openai")) == 1 and len(upstream_requests(gw, "gemini")) == 1
+
+
+def test_a_pinned_429_is_answered_at_once_with_its_retry_after(clean_rich):
+    gw = clean_rich
+    fault(gw, "anthropic", status=429, retry_after=3)
+    started = time.monotonic()
+    response = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, json={
+        "model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "hi"}]})
+    assert time.monotonic() - started < 2
+    assert response.status_code == 429 and response.headers["retry-after"] == "3"
+    error = response.json()["error"]
+    assert error["type"] == "rate_limit_error" and error["code"] and not error["message"].startswith("{")
+    assert len(upstream_requests(gw, "anthropic")) == 1        # Envoy did not retry the same provider
+    # The pause is learned: the next pinned request is answered by the gateway, the provider left alone.
+    wait_for(lambda: paused_for(gw, "anthropic"), 5, "the pause to be learned")
+    again = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, json={
+        "model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "hi"}]})
+    assert again.status_code == 429 and 1 <= int(again.headers["retry-after"]) <= 3
+    assert again.json()["error"]["code"] == "rate_limit_exceeded"
+    assert len(upstream_requests(gw, "anthropic")) == 1
+
+
+def test_a_first_attempts_retry_after_keeps_its_provider_out_of_later_plans(clean_rich):
+    """Attempt 1 goes out from the router stage unwatched: Envoy's upstream log is what reports its 429."""
+    gw = clean_rich
+    fault(gw, "openai", status=429, retry_after=4, count=1)
+    first = ask(gw)
+    assert first.headers["x-llm-provider"] == "gemini" and first.headers["x-llm-attempts"] == "2"
+    wait_for(lambda: paused_for(gw, "openai"), 5, "openai's retry-after to be learned")
+    for _ in range(3):
+        later = ask(gw)
+        assert later.headers["x-llm-provider"] != "openai" and later.headers["x-llm-attempts"] == "1"
+    assert len(upstream_requests(gw, "openai")) == 1          # only the call that got the 429
+
+
+def test_a_capable_fallback_answers_where_an_incapable_one_was_chosen_before(clean_rich):
+    """Support surface (quality >= 4): gpt-4o, then claude-sonnet-4, then azure-gpt-4o. With temperature
+    1.5 Anthropic's range (0..1) rules claude-sonnet-4 out, so the fallback is azure-gpt-4o."""
+    gw = clean_rich
+    explain = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers={"x-llm-surface": "support"},
+                         json={"model": "auto", "temperature": 1.5,
+                               "messages": [{"role": "user", "content": "What is the capital of Peru?"}]})
+    assert explain.status_code == 200 and explain.headers["x-llm-model"] == "gpt-4o"
+    fault(gw, "openai", status=503, count=1)
+    response = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers={"x-llm-surface": "support"},
+                          json={"model": "auto", "temperature": 1.5,
+                                "messages": [{"role": "user", "content": "What is the capital of Peru?"}]})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-llm-model"] == "azure-gpt-4o" and response.headers["x-llm-attempts"] == "2"
+    assert upstream_requests(gw, "anthropic") == []
+    (call,) = upstream_requests(gw, "azure_openai")
+    assert call["body"]["temperature"] == 1.5

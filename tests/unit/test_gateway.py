@@ -184,3 +184,26 @@ def test_key_files_are_reread_when_rotated(tmp_path):
     path.write_text("second")
     os.utime(path, (1, 1))
     assert creds.key_for(provider).value == "second"
+
+
+def test_envoy_retries_only_as_often_as_the_plan_has_further_candidates(gw):
+    pinned = gw.route(_exchange(gw, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+    assert pinned.set_headers["x-envoy-max-retries"] == "0"   # a 429 goes back to the client at once
+    routed = gw.route(_exchange(gw, {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}))
+    assert routed.set_headers["x-envoy-max-retries"] == "2"
+
+
+def test_a_retry_to_a_provider_that_asked_for_a_pause_is_refused_with_its_retry_after():
+    from extproc.health import HealthTracker
+    now = [100.0]
+    tracker = HealthTracker(clock=lambda: now[0], model_providers={"gpt-4o-mini": "openai", "gpt-4o": "openai"})
+    gw = Gateway(load(DEFAULT_ROUTING), Credentials(KEYS), health=tracker)
+    ex = _exchange(gw, {"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+    assert [m.id for m in ex.plan.models] == ["gpt-4o-mini", "gemini-2.0-flash", "gpt-4o"]
+    gw.route(ex)
+    tracker.pause("gpt-4o-mini", "openai", 12.2)   # attempt 1's 429, reported by Envoy's upstream log
+    assert gw.attempt(ex, 2).set_headers["x-goog-api-key"] == "g-key"
+    with pytest.raises(errors.RateLimited) as caught:
+        gw.attempt(ex, 3)                            # gpt-4o: same provider, still paused
+    assert caught.value.status == 429 and caught.value.headers == {"retry-after": "13"}
+    assert caught.value.code == "rate_limit_exceeded"
