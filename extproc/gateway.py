@@ -203,6 +203,8 @@ class Gateway:
             # itself is the SLO (a model slower than it is demoted); the cut comes at a multiple of it,
             # so a model can be seen to be slow before its attempts fail.
             exchange.per_try_timeout_ms = int(plan.candidates[0].target_ms * config.attempt_timeout_factor)
+            if plan.deadline_ms is not None and not exchange.stream:
+                exchange.per_try_timeout_ms = min(exchange.per_try_timeout_ms, plan.deadline_ms)
         # Translate attempt 1 now (if the planner did not): a request the provider cannot take fails
         # before it is routed.
         exchange.first = exchange.translations.pop(plan.models[0].id, None) or self._translate(exchange, plan.models[0])
@@ -222,14 +224,22 @@ class Gateway:
         set_headers = {**tries, KEY_HEADER: exchange.key, **first.set_headers,
                        "x-envoy-max-retries": str(len(exchange.plan.models) - 1)}
         if exchange.per_try_timeout_ms:
-            # Envoy's router reads these after the filters ran: the tier's latency target bounds each
-            # attempt, and all attempts together bound the request (a stream's length is not bounded:
-            # the per-try timeout stops at its first byte).
+            # Envoy's router reads these after the filters ran: the first tier's deadline bounds each
+            # attempt (Envoy keeps one per-try timeout per request), and a JSON answer has an overall
+            # deadline: the class's or workload's deadline_ms, else all its attempts in sequence. A stream
+            # has none (the route's timeout is 0s): the per-try timeout stops at its response headers, and
+            # Envoy's idle timeouts cut it only when the provider falls silent (README, "Deadlines").
             set_headers["x-envoy-upstream-rq-per-try-timeout-ms"] = str(exchange.per_try_timeout_ms)
             if not exchange.stream:
-                deadline = exchange.per_try_timeout_ms * len(exchange.plan.models) + RETRY_SLACK_MS
-                set_headers["x-envoy-upstream-rq-timeout-ms"] = str(deadline)
+                set_headers["x-envoy-upstream-rq-timeout-ms"] = str(self.deadline_ms(exchange))
         return Rewrite(set_headers=set_headers, remove_headers=first.remove_headers, body=first.body)
+
+    @staticmethod
+    def deadline_ms(exchange: Exchange) -> int:
+        """A JSON answer's overall deadline: the configured one, else every attempt's in sequence."""
+        sequential = exchange.per_try_timeout_ms * len(exchange.plan.models) + RETRY_SLACK_MS
+        configured = exchange.plan.deadline_ms
+        return sequential if configured is None else min(configured, sequential)
 
     # ---- upstream stage: retries ----------------------------------------------------------------
 

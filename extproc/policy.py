@@ -122,6 +122,7 @@ class Plan:
     prompt_tokens: int = 0
     output_tokens: int = 0
     pinned: bool = False
+    deadline_ms: int | None = None   # the class's or workload's cap on a JSON answer (the tighter one)
 
     def headers(self) -> dict[str, str]:
         """Response headers that explain the decision (ASCII, one line each)."""
@@ -139,6 +140,7 @@ class Plan:
             "reason": self.reason, "class": self.route_class, "score": self.score, "pinned": self.pinned,
             "workload": self.workload, "surface": self.surface, "tenant": self.tenant,
             "estimated_tokens": {"prompt": self.prompt_tokens, "output": self.output_tokens},
+            "deadline_ms": self.deadline_ms,
             "candidates": [{"model": c.model.id, "provider": c.model.provider.name, "tier": c.tier,
                             "target_ms": c.target_ms, "estimated_cost": round(c.cost, 8), "reason": c.reason}
                            for c in self.candidates],
@@ -189,8 +191,10 @@ def decide(config: Config, body: dict, endpoint: str, headers: dict[str, str], h
     if capability is not None:
         ctx.capability = capability
     class_name = rclass.name if rclass is not None and config.classes else None
+    deadline = _min(config.workloads[workload].deadline_ms, rclass.deadline_ms if rclass is not None else None)
     common = dict(route_class=class_name, score=score, workload=workload, surface=surface, tenant=tenant,
-                  prompt_tokens=ctx.tokens_in, output_tokens=ctx.tokens_out)
+                  prompt_tokens=ctx.tokens_in, output_tokens=ctx.tokens_out,
+                  deadline_ms=int(deadline) if deadline is not None else None)
 
     if pinned is not None:
         return _pinned(ctx, config, pinned, rclass, common)

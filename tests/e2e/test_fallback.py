@@ -258,3 +258,59 @@ def test_a_capable_fallback_answers_where_an_incapable_one_was_chosen_before(cle
     assert upstream_requests(gw, "anthropic") == []
     (call,) = upstream_requests(gw, "azure_openai")
     assert call["body"]["temperature"] == 1.5
+
+
+# ---- deadlines -------------------------------------------------------------------------------------
+
+def test_a_stalled_primary_stream_is_answered_by_the_secondary_and_its_timeout_is_recorded(gw):
+    """No headers from the primary: cut at its per-try deadline (1.5 s target x 2), then the secondary
+    answers. Attempt 1 is unwatched; Envoy's upstream log reports it as a timeout."""
+    before = httpx.get(gw.status_url).json()["providers"].get("openai", {}).get("timeouts", 0)
+    fault(gw, "openai", stall=True, count=1)
+    started = time.monotonic()
+    raw = ask(gw, stream=True)
+    text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    elapsed = time.monotonic() - started
+    assert raw.headers["x-llm-provider"] == "gemini" and raw.headers["x-llm-attempts"] == "2"
+    assert text.endswith("You said: What is the capital of Peru?")
+    assert 2.8 < elapsed < 3.0 + 3.0, elapsed     # the primary's deadline plus the secondary's (generous)
+    wait_for(lambda: httpx.get(gw.status_url).json()["providers"]["openai"]["timeouts"] == before + 1, 5,
+             "attempt 1's timeout to be reported")
+
+
+@pytest.fixture(scope="module")
+def short_deadline(tmp_path_factory):
+    """Interactive work with a 2 s deadline: far below the old fixed 300 s, and below a long stream."""
+    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
+    config["health"] = {"consecutive_failures": 1000, "max_error_rate": 1.0}
+    config["workloads"]["interactive"]["deadline_ms"] = 2000
+    path = tmp_path_factory.mktemp("deadline") / "routing.yaml"
+    path.write_text(yaml.safe_dump(config))
+    stack = Stack(routing=path, simulate=list(MODELS)).start()
+    yield stack
+    stack.stop()
+
+
+def test_a_healthy_stream_outlives_the_deadline_that_bounds_json_answers(short_deadline):
+    gw = short_deadline
+    for name in gw.simulators:
+        httpx.delete(f"{gw.sim_url(name)}/_sim/faults")
+    prompt = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen"
+    fault(gw, "openai", chunk_interval_ms=250)      # ~20 events, one every 250 ms: about 5 s of tokens
+    started = time.monotonic()
+    events = []
+    with httpx.stream("POST", f"{gw.base_url}/chat/completions", timeout=30, json={
+            "model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": prompt}]}) as r:
+        assert r.status_code == 200
+        events = [line for line in r.iter_lines() if line.startswith("data: ")]
+    assert time.monotonic() - started > 3.0          # well past the 2 s deadline
+    assert events[-1] == "data: [DONE]"               # and it ended on its own, whole
+    # The same deadline bounds a JSON answer: a provider slower than it gets a 504 at the deadline.
+    fault(gw, "openai", latency_ms=4000)
+    started = time.monotonic()
+    response = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, json={
+        "model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}]})
+    elapsed = time.monotonic() - started
+    assert response.status_code == 504 and 1.9 < elapsed < 3.5, (response.status_code, elapsed)
+    error = response.json()["error"]
+    assert error["code"] and set(error) == {"message", "type", "param", "code"}
