@@ -25,7 +25,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import errors
+from . import errors, retry_after
 from .config import Config, Model
 from .credentials import Credentials
 from .errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
@@ -104,6 +104,7 @@ class Exchange:
     mode: str = "pass"
     buffer: bytearray = field(default_factory=bytearray)
     error_status: int | None = None
+    retry_after_s: float | None = None     # learned from the answering provider's error body
 
     @property
     def stream(self) -> bool:
@@ -335,6 +336,9 @@ class Gateway:
         raw = bytes(exchange.buffer)
         exchange.buffer.clear()
         if exchange.error_status is not None:
+            if exchange.error_status in retry_after.LIMITED and model_api(exchange) == "gemini":
+                # Gemini says when to come back in the error body (google.rpc.RetryInfo), not in a header.
+                exchange.retry_after_s = retry_after.from_gemini_body(raw)
             return translator.error(exchange.error_status, raw)[1]
         try:
             return translator.response(raw)
@@ -368,6 +372,11 @@ class Gateway:
     def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"The request body is larger than the gateway's limit of "
                                f"{self.config.max_body_bytes} bytes.")
+
+
+def model_api(exchange: Exchange) -> str | None:
+    model = exchange.answered_by
+    return model.provider.api if model is not None else None
 
 
 def make_classifier(config: Config):

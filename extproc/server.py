@@ -180,6 +180,10 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     if exchange is not None and exchange.trail is not None:
                         tracing.first_byte(exchange.trail)
                     out = gateway.response_body(exchange, body.body, body.end_of_stream) if exchange else body.body
+                    if exchange is not None and exchange.retry_after_s is not None:
+                        model, seconds, exchange.retry_after_s = exchange.answered_by, exchange.retry_after_s, None
+                        if model is not None and hasattr(gateway.health, "pause"):
+                            gateway.health.pause(model.id, model.provider.name, seconds)
                     yield pb.ProcessingResponse(response_body=pb.BodyResponse(response=pb.CommonResponse(
                         body_mutation=pb.BodyMutation(body=out))))
                 else:  # trailers: nothing to change

@@ -207,3 +207,33 @@ def test_a_retry_to_a_provider_that_asked_for_a_pause_is_refused_with_its_retry_
         gw.attempt(ex, 3)                            # gpt-4o: same provider, still paused
     assert caught.value.status == 429 and caught.value.headers == {"retry-after": "13"}
     assert caught.value.code == "rate_limit_exceeded"
+
+
+def test_geminis_retry_info_in_a_final_error_body_is_learned(gw):
+    ex = _exchange(gw, {"model": "gemini-2.0-flash", "messages": [{"role": "user", "content": "hi"}]})
+    gw.route(ex)
+    start = gw.response_headers(ex, {":status": "429", "x-envoy-upstream-service-time": "3"})
+    assert start.set_headers[":status"] == "429"
+    body = json.dumps({"error": {"code": 429, "message": "Resource has been exhausted.", "status": "RESOURCE_EXHAUSTED",
+                                 "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                                              "retryDelay": "17s"}]}}).encode()
+    out = json.loads(gw.response_body(ex, body, True))
+    assert out["error"]["type"] == "rate_limit_error" and ex.retry_after_s == 17.0
+
+
+def test_json_answers_get_an_overall_deadline_and_streams_none():
+    import yaml
+    data = yaml.safe_load(DEFAULT_ROUTING.read_text())
+    data["workloads"]["interactive"]["deadline_ms"] = 2000
+    from extproc.config import parse
+    gw = Gateway(parse(data, source="t.yaml"), Credentials(KEYS))
+    ask = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+    route = gw.route(_exchange(gw, ask))
+    assert route.set_headers["x-envoy-upstream-rq-timeout-ms"] == "2000"
+    assert route.set_headers["x-envoy-upstream-rq-per-try-timeout-ms"] == "2000"   # capped by the deadline
+    stream = gw.route(_exchange(gw, {**ask, "stream": True}))
+    assert "x-envoy-upstream-rq-timeout-ms" not in stream.set_headers
+    assert stream.set_headers["x-envoy-upstream-rq-per-try-timeout-ms"] == "3000"   # the primary's 1.5 s x 2
+    plain = Gateway(load(DEFAULT_ROUTING), Credentials(KEYS))
+    unset = plain.route(_exchange(plain, ask))
+    assert unset.set_headers["x-envoy-upstream-rq-timeout-ms"] == str(3 * 3000 + 500)

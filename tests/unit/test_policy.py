@@ -469,3 +469,13 @@ def test_only_candidates_whose_provider_can_serve_the_exact_request_enter_the_pl
     # Candidates past the attempt limit are never translated (the check costs a translation).
     assert list(dropped(decide(cfg(), body(), "chat", {})).values()).count(
         f"not needed: attempt limit {MAX_ATTEMPTS}") == 1
+
+
+def test_the_deadline_is_the_tighter_of_class_and_workload():
+    assert decide(cfg(), body(), "chat", {}).deadline_ms is None
+    c = cfg(routing_rules__simple__deadline_ms=9000, workloads={"interactive": {"deadline_ms": 4000}})
+    assert decide(c, body(), "chat", {}).deadline_ms == 4000
+    c = cfg(routing_rules__simple__deadline_ms=3000, workloads={"interactive": {"deadline_ms": 4000}})
+    assert decide(c, body(), "chat", {}).deadline_ms == 3000
+    with pytest.raises(Exception, match="deadline_ms"):
+        cfg(routing_rules__simple__deadline_ms="soon")
