@@ -166,11 +166,12 @@ def paused_for(stack, provider: str):
 
 @pytest.fixture(scope="module")
 def rich(tmp_path_factory):
-    """The shipped config plus azure-gpt-4o, an OpenAI-API model of the tertiary tier after claude-sonnet-4."""
+    """The shipped config plus azure-gpt-4o, an OpenAI-API model of the tertiary tier priced above
+    claude-sonnet-4, so it comes after it in a plan."""
     config = yaml.safe_load(DEFAULT_ROUTING.read_text())
     config["health"] = {"consecutive_failures": 1000, "max_error_rate": 1.0}
     config["models"]["azure-gpt-4o"] = {"provider": "azure_openai", "upstream_model": "gpt-4o", "quality": 5,
-                                        "price": {"input": 2.5, "output": 10.0}, "context_window": 128000}
+                                        "price": {"input": 5.0, "output": 20.0}, "context_window": 128000}
     tertiary = config["routing_rules"]["simple_queries"]["tiers"][2]
     tertiary["models"] = [*tertiary["models"], "azure-gpt-4o"]
     path = tmp_path_factory.mktemp("rich") / "routing.yaml"
