@@ -46,6 +46,19 @@ RETRY_SLACK_MS = 500   # added to a request's deadline for Envoy's backoff betwe
 # Headers one provider's translator sets that another provider must not receive on a retry.
 PROVIDER_HEADERS = ("anthropic-version",)
 OBSERVE_LIMIT = 8 * 1024 * 1024   # bytes of a pass-through answer kept to read its usage
+# Hedging: each provider cluster's endpoint in Envoy's hedge pool (its loopback listener, see envoy/),
+# overridden by $LLM_GATEWAY_HEDGE_ENDPOINTS ("openai=127.0.0.1:10101,anthropic=...").
+HEDGE_ENV = "LLM_GATEWAY_HEDGE_ENDPOINTS"
+HEDGE_HOSTS = {"openai": "127.0.0.1:10101", "azure_openai": "127.0.0.1:10102", "anthropic": "127.0.0.1:10103",
+               "gemini": "127.0.0.1:10104", "vllm": "127.0.0.1:10105"}
+
+
+def hedge_hosts(value: str | None) -> dict[str, str]:
+    """``cluster=host:port,...`` (from $LLM_GATEWAY_HEDGE_ENDPOINTS) as a dict; the defaults when unset."""
+    if not value:
+        return dict(HEDGE_HOSTS)
+    pairs = (item.split("=", 1) for item in value.split(",") if "=" in item)
+    return {cluster.strip(): address.strip() for cluster, address in pairs}
 
 
 @dataclass
@@ -105,6 +118,8 @@ class Exchange:
     buffer: bytearray = field(default_factory=bytearray)
     error_status: int | None = None
     retry_after_s: float | None = None     # learned from the answering provider's error body
+    hedged: bool = False                   # attempts may run side by side (Envoy's hedge pool)
+    hedge_hosts: list[str] = field(default_factory=list)   # the pool endpoint of attempt N at [N-1]
 
     @property
     def stream(self) -> bool:
@@ -122,8 +137,9 @@ class Exchange:
 class Gateway:
     def __init__(self, config: Config, credentials: Credentials | None = None,
                  clock: Callable[[], float] = time.time, health: HealthView = NO_HEALTH,
-                 budgets: BudgetView = UNLIMITED):
+                 budgets: BudgetView = UNLIMITED, hedge_endpoints: dict[str, str] | None = None):
         self.credentials = credentials or Credentials()
+        self.hedge_endpoints = dict(HEDGE_HOSTS if hedge_endpoints is None else hedge_endpoints)
         self.clock = clock
         self.health = health
         self.budgets = budgets
@@ -224,6 +240,15 @@ class Gateway:
         # candidate) gets the provider's 429 and its retry-after at once, never the same call again.
         set_headers = {**tries, KEY_HEADER: exchange.key, **first.set_headers,
                        "x-envoy-max-retries": str(len(exchange.plan.models) - 1)}
+        hosts = self._hedge_hosts(exchange)
+        if hosts:
+            # Envoy's hedge pool: attempt N on the N-th host, the next one started when the running
+            # attempt has no response headers by its tier's target (not the cut at a multiple of it).
+            exchange.hedged, exchange.hedge_hosts = True, hosts
+            first_target = exchange.plan.candidates[0].target_ms
+            exchange.per_try_timeout_ms = min(first_target, exchange.per_try_timeout_ms or first_target)
+            set_headers.update({"x-llm-hedge": "1", "x-llm-hosts": ",".join(hosts),
+                                "x-envoy-max-retries": str(min(len(hosts) - 1, exchange.plan.hedge))})
         if exchange.per_try_timeout_ms:
             # Envoy's router reads these after the filters ran: the first tier's deadline bounds each
             # attempt (Envoy keeps one per-try timeout per request), and a JSON answer has an overall
@@ -235,10 +260,29 @@ class Gateway:
                 set_headers["x-envoy-upstream-rq-timeout-ms"] = str(self.deadline_ms(exchange))
         return Rewrite(set_headers=set_headers, remove_headers=first.remove_headers, body=first.body)
 
-    @staticmethod
-    def deadline_ms(exchange: Exchange) -> int:
+    def _hedge_hosts(self, exchange: Exchange) -> list[str]:
+        """The hedge pool's endpoints for this plan, in attempt order, or [] when it is not hedged.
+
+        Only the plan's leading run of distinct providers: the pool has one endpoint per provider,
+        and attempt N must land on the N-th candidate's (the upstream stage translates for it)."""
+        plan = exchange.plan
+        if plan.hedge <= 0 or len(plan.models) < 2:
+            return []
+        hosts: list[str] = []
+        for model in plan.models:
+            host = self.hedge_endpoints.get(model.provider.cluster)
+            if host is None or host in hosts:
+                break
+            hosts.append(host)
+        return hosts if len(hosts) >= 2 else []
+
+    def deadline_ms(self, exchange: Exchange) -> int:
         """A JSON answer's overall deadline: the configured one, else every attempt's in sequence."""
-        sequential = exchange.per_try_timeout_ms * len(exchange.plan.models) + RETRY_SLACK_MS
+        if exchange.hedged:   # attempts overlap: each candidate's own deadline, end to end
+            factor = self._config.attempt_timeout_factor
+            sequential = int(sum(c.target_ms * factor for c in exchange.plan.candidates)) + RETRY_SLACK_MS
+        else:
+            sequential = exchange.per_try_timeout_ms * len(exchange.plan.models) + RETRY_SLACK_MS
         configured = exchange.plan.deadline_ms
         return sequential if configured is None else min(configured, sequential)
 
@@ -274,6 +318,8 @@ class Gateway:
         # (attempt 1 is rewritten in the router stage, before Envoy routes on x-llm-try-1).
         if number > 1:
             remove += list(TRY_HEADERS[:number])
+            if number >= len(exchange.plan.models):   # the last attempt: the pool needs its hosts no more
+                remove += ["x-llm-hosts", "x-llm-hedge"]
         return Rewrite(set_headers=set_headers, remove_headers=remove, body=upstream.body)
 
     # ---- router stage, response side -------------------------------------------------------------

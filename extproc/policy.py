@@ -123,6 +123,7 @@ class Plan:
     output_tokens: int = 0
     pinned: bool = False
     deadline_ms: int | None = None   # the class's or workload's cap on a JSON answer (the tighter one)
+    hedge: int = 0                   # extra attempts that may race the first (interactive work only)
 
     def headers(self) -> dict[str, str]:
         """Response headers that explain the decision (ASCII, one line each)."""
@@ -140,7 +141,7 @@ class Plan:
             "reason": self.reason, "class": self.route_class, "score": self.score, "pinned": self.pinned,
             "workload": self.workload, "surface": self.surface, "tenant": self.tenant,
             "estimated_tokens": {"prompt": self.prompt_tokens, "output": self.output_tokens},
-            "deadline_ms": self.deadline_ms,
+            "deadline_ms": self.deadline_ms, "hedge": self.hedge,
             "candidates": [{"model": c.model.id, "provider": c.model.provider.name, "tier": c.tier,
                             "target_ms": c.target_ms, "estimated_cost": round(c.cost, 8), "reason": c.reason}
                            for c in self.candidates],
@@ -192,9 +193,13 @@ def decide(config: Config, body: dict, endpoint: str, headers: dict[str, str], h
         ctx.capability = capability
     class_name = rclass.name if rclass is not None and config.classes else None
     deadline = _min(config.workloads[workload].deadline_ms, rclass.deadline_ms if rclass is not None else None)
+    w = config.workloads[workload]
+    hedge = 0
+    if ctx.prefer == "latency":   # a time window may turn a workload cost-first: no hedging then
+        hedge = w.hedge_extra or (1 if rclass is not None and rclass.hedge else 0)
     common = dict(route_class=class_name, score=score, workload=workload, surface=surface, tenant=tenant,
                   prompt_tokens=ctx.tokens_in, output_tokens=ctx.tokens_out,
-                  deadline_ms=int(deadline) if deadline is not None else None)
+                  deadline_ms=int(deadline) if deadline is not None else None, hedge=hedge)
 
     if pinned is not None:
         return _pinned(ctx, config, pinned, rclass, common)

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
+import dataclasses
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import AsyncIterator
@@ -33,7 +35,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from . import retry_after as retry_after_
 from .errors import GatewayError, Unavailable, UpstreamError
 from .status import StatusService
-from .gateway import KEY_HEADER, Answer, Exchange, Gateway, Rewrite
+from .gateway import HEDGE_ENV, KEY_HEADER, Answer, Exchange, Gateway, Rewrite, hedge_hosts
 from .accounting import FEEDBACK_PATH
 from .bookkeeping import Bookkeeping
 from .config import Config
@@ -208,11 +210,21 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                             status=status or 0, started=exchange.started,
                             latency_ms=(time.time() - exchange.started) * 1000, ttft_ms=ttft_ms,
                             attempts=exchange.answering or len(exchange.attempts), plan=exchange.plan)
+                    if exchange.hedged:
+                        tracing.hedged(exchange.trail, exchange.answering, self._wasted_usd(exchange))
                     tracing.finish(exchange.trail, status=status, error=error, cost_usd=cost,
                                    provider=model.provider.name if model else None, model=model.id if model else None,
                                    response_model=model.upstream_model if model else None,
                                    input_tokens=usage.input_tokens if usage else None,
                                    output_tokens=usage.output_tokens if usage else None)
+
+    @staticmethod
+    def _wasted_usd(exchange: Exchange) -> float:
+        """What the attempts that did not answer cost: each provider was sent the whole prompt (the
+        estimate; a cancelled attempt reports no usage), and bills its input tokens."""
+        tokens = exchange.plan.prompt_tokens
+        return sum(tokens * model.price.input / 1_000_000
+                   for number, (model, _) in exchange.attempts.items() if number != exchange.answering)
 
     def _remember(self, exchange: Exchange) -> None:
         self.recent[exchange.key] = exchange
@@ -229,7 +241,15 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         if exchange is None or not exchange.plan.models:
             return
         models = exchange.plan.models
-        model = models[min(report.attempt, len(models)) - 1]
+        attempt = report.attempt
+        if exchange.hedged:
+            # Hedged attempts overlap, and Envoy logs the header map as the last attempt left it: the
+            # endpoint says which attempt it was (attempt N goes to the N-th host of x-llm-hosts).
+            if report.upstream not in exchange.hedge_hosts:
+                return
+            attempt = exchange.hedge_hosts.index(report.upstream) + 1
+            report = dataclasses.replace(report, attempt=attempt)
+        model = models[min(attempt, len(models)) - 1]
         tracker = self.gateway.health
         if report.retry_after_s is not None and hasattr(tracker, "pause"):
             tracker.pause(model.id, model.provider.name, report.retry_after_s)
@@ -248,7 +268,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         self.tracing.start_attempt(exchange.trail, number, "chat" if exchange.endpoint == "chat" else "embeddings",
                                    api=model.provider.api, provider=model.provider.name, model=model.id,
                                    upstream_model=model.upstream_model,
-                                   per_try_timeout_ms=exchange.per_try_timeout_ms, observed=observed)
+                                   per_try_timeout_ms=exchange.per_try_timeout_ms, observed=observed,
+                                   concurrent=exchange.hedged)
 
     def _must_queue(self, exchange: Exchange) -> bool:
         """Every candidate is at its max_inflight, and the workload waits rather than piling on."""
@@ -350,6 +371,7 @@ class AttemptReport:
     kind: str | None             # failure kind for the health tracker; None: not the provider's failure
     retry_after_s: float | None
     duration_ms: float
+    upstream: str = ""           # the endpoint's "ip:port"
 
 
 def attempt_report(entry, now: float) -> AttemptReport:
@@ -374,7 +396,9 @@ def attempt_report(entry, now: float) -> AttemptReport:
         request_id=entry.request.request_id, attempt=int(attempt) if attempt.isdigit() else 1,
         cluster=common.upstream_cluster, status=status, kind=kind,
         retry_after_s=retry_after_.from_headers(headers, now) if limited else None,
-        duration_ms=common.duration.ToNanoseconds() / 1e6)
+        duration_ms=common.duration.ToNanoseconds() / 1e6,
+        upstream=f"{common.upstream_remote_address.socket_address.address}:"
+                 f"{common.upstream_remote_address.socket_address.port_value}")
 
 
 class AttemptLog(als_pb2_grpc.AccessLogServiceServicer):
@@ -424,7 +448,8 @@ def build(cfg: Config, metrics: Metrics, books: Bookkeeping | None) -> tuple[Gat
     tracker = HealthTracker(cfg.health, on_eject=metrics.ejected, max_inflight=_limits(cfg),
                             provider_limits=_provider_limits(cfg), model_providers=_model_providers(cfg))
     tracing = Tracing(tracer_provider(tracker, metrics))
-    gateway = Gateway(cfg, health=tracker, budgets=books.budgets if books is not None else UNLIMITED)
+    gateway = Gateway(cfg, health=tracker, budgets=books.budgets if books is not None else UNLIMITED,
+                      hedge_endpoints=hedge_hosts(os.environ.get(HEDGE_ENV)))
     return gateway, tracker, tracing
 
 

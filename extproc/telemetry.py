@@ -39,6 +39,9 @@ WORKLOAD = "llm.route.workload"
 SURFACE = "llm.route.surface"
 TENANT = "llm.tenant"
 COST_USD = "llm.cost_usd"
+HEDGE_EXTRA = "llm.hedge.extra_attempts"    # on a hedged request: attempts started beside or after the first
+HEDGE_WON = "llm.hedge.won"                 # a later attempt answered
+HEDGE_WASTED_USD = "llm.hedge.wasted_usd"   # the prompt cost of the attempts that did not answer
 
 # gen_ai.provider.name values from the GenAI conventions, by our API kind.
 _GENAI_PROVIDER = {"openai": "openai", "azure_openai": "azure.ai.openai", "anthropic": "anthropic",
@@ -109,11 +112,13 @@ class Tracing:
         return Trail(span)
 
     def start_attempt(self, trail: Trail, number: int, operation: str, *, api: str, provider: str, model: str,
-                      upstream_model: str, per_try_timeout_ms: int | None = None, observed: bool = True) -> None:
+                      upstream_model: str, per_try_timeout_ms: int | None = None, observed: bool = True,
+                      concurrent: bool = False) -> None:
         # Envoy starts attempt N only when the earlier ones failed: close those still open (attempt 1
-        # runs without the upstream stage, so nothing else reports how it ended).
+        # runs without the upstream stage, so nothing else reports how it ended). Unless the request
+        # is hedged (``concurrent``): then the earlier attempt is still running, racing this one.
         for earlier in trail.attempts.values():
-            if earlier.number <= number and earlier.span.is_recording():
+            if not concurrent and earlier.number <= number and earlier.span.is_recording():
                 self._fail(earlier, _failure_kind(earlier, per_try_timeout_ms))
         context = trace.set_span_in_context(trail.request)
         span = self.tracer.start_span(f"{operation} {upstream_model}", context=context, kind=SpanKind.CLIENT,
@@ -165,6 +170,13 @@ class Tracing:
         for n, attempt in trail.attempts.items():   # attempts before this one failed
             if n < number and attempt.span.is_recording():
                 self._fail(attempt, _failure_kind(attempt, per_try_timeout_ms))
+
+    def hedged(self, trail: Trail, answered: int | None, wasted_usd: float) -> None:
+        """A hedged request's outcome, on its span: extra attempts, whether one of them won, waste."""
+        request = trail.request
+        request.set_attribute(HEDGE_EXTRA, max(0, len(trail.attempts) - 1))
+        request.set_attribute(HEDGE_WON, bool(answered and answered > 1))
+        request.set_attribute(HEDGE_WASTED_USD, wasted_usd)
 
     def first_byte(self, trail: Trail) -> None:
         if trail.first_byte_ns is None:

@@ -315,3 +315,57 @@ def test_a_healthy_stream_outlives_the_deadline_that_bounds_json_answers(short_d
     assert response.status_code == 504 and 1.9 < elapsed < 3.5, (response.status_code, elapsed)
     error = response.json()["error"]
     assert error["code"] and set(error) == {"message", "type", "param", "code"}
+
+
+# ---- hedging ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def hedged(tmp_path_factory):
+    """Interactive work hedged (one extra attempt): the primary tier's target is 1.5 s."""
+    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
+    config["health"] = {"consecutive_failures": 1000, "max_error_rate": 1.0}
+    config["workloads"]["interactive"]["hedge"] = True
+    path = tmp_path_factory.mktemp("hedged") / "routing.yaml"
+    path.write_text(yaml.safe_dump(config))
+    stack = Stack(routing=path, simulate=list(MODELS)).start()
+    yield stack
+    stack.stop()
+
+
+def metric(stack, name: str) -> float:
+    text = httpx.get(stack.status_url.replace("/status", "/metrics")).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_hedge_is_won_by_the_faster_tier_and_the_loser_is_cancelled_and_billed(hedged, stream):
+    gw = hedged
+    for name in gw.simulators:
+        httpx.delete(f"{gw.sim_url(name)}/_sim/faults")
+        httpx.delete(f"{gw.sim_url(name)}/_sim/requests")
+    timeouts = httpx.get(gw.status_url).json()["providers"].get("openai", {}).get("timeouts", 0)
+    won, wasted = metric(gw, 'llm_gateway_hedges_total{outcome="won"}'), metric(gw, "llm_gateway_hedge_wasted")
+    fault(gw, "openai", latency_ms=6000, count=1)     # the primary answers, but far too late
+    fault(gw, "gemini", latency_ms=300, count=1)
+    started = time.monotonic()
+    raw = ask(gw, stream=stream)
+    if stream:
+        text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    else:
+        text = raw.parse().choices[0].message.content
+    elapsed = time.monotonic() - started
+    assert raw.headers["x-llm-provider"] == "gemini" and raw.headers["x-llm-attempts"] == "2"
+    assert text.endswith("You said: What is the capital of Peru?")
+    # The hedge started at the primary's 1.5 s target; the secondary took 0.3 s: well before 6 s.
+    assert 1.4 < elapsed < 1.5 + 0.3 + 1.1, elapsed   # sequential fallback would take 3 s + 0.3 s
+    (primary,) = upstream_requests(gw, "openai")
+    assert primary["body"]["model"] == "gpt-4o-mini"
+    (secondary,) = upstream_requests(gw, "gemini")
+    assert "contents" in secondary["body"]               # translated for its own API, from the original body
+    # The loser was cancelled (Envoy's upstream log reports it reset at its per-try timeout, long
+    # before its 6 s answer), and its prompt cost is counted as hedge waste.
+    wait_for(lambda: httpx.get(gw.status_url).json()["providers"]["openai"]["timeouts"] == timeouts + 1, 5,
+             "the losing attempt's report")
+    assert time.monotonic() - started < 6
+    assert metric(gw, 'llm_gateway_hedges_total{outcome="won"}') == won + 1
+    assert metric(gw, "llm_gateway_hedge_wasted") > wasted

@@ -237,3 +237,36 @@ def test_json_answers_get_an_overall_deadline_and_streams_none():
     plain = Gateway(load(DEFAULT_ROUTING), Credentials(KEYS))
     unset = plain.route(_exchange(plain, ask))
     assert unset.set_headers["x-envoy-upstream-rq-timeout-ms"] == str(3 * 3000 + 500)
+
+
+def _hedged_gateway(hedge=True):
+    import yaml
+    from extproc.config import parse
+    data = yaml.safe_load(DEFAULT_ROUTING.read_text())
+    data["workloads"]["interactive"]["hedge"] = hedge
+    return Gateway(parse(data, source="t.yaml"), Credentials(KEYS),
+                   hedge_endpoints={"openai": "127.0.0.1:1", "gemini": "127.0.0.1:2", "anthropic": "127.0.0.1:3"})
+
+
+def test_a_hedged_plan_names_its_providers_pool_endpoints_in_attempt_order():
+    gw = _hedged_gateway()
+    ex = _exchange(gw, {"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+    assert [m.provider.cluster for m in ex.plan.models] == ["openai", "gemini", "openai"]
+    route = gw.route(ex)
+    # The leading run of distinct providers only: the pool has one endpoint per provider.
+    assert route.set_headers["x-llm-hedge"] == "1" and route.set_headers["x-llm-hosts"] == "127.0.0.1:1,127.0.0.1:2"
+    assert route.set_headers["x-envoy-max-retries"] == "1"
+    # The hedge starts at the primary tier's target itself, not at the cut (target x 2).
+    assert route.set_headers["x-envoy-upstream-rq-per-try-timeout-ms"] == "1500"
+    # Attempts overlap: the JSON deadline is every candidate's own deadline, end to end.
+    assert route.set_headers["x-envoy-upstream-rq-timeout-ms"] == str(3000 + 6000 + 20000 + 500)
+    assert ex.hedged and ex.hedge_hosts == ["127.0.0.1:1", "127.0.0.1:2"]
+
+
+def test_plans_without_hedging_or_with_one_provider_are_not_hedged():
+    plain = _hedged_gateway(hedge=False)
+    assert "x-llm-hedge" not in plain.route(_exchange(plain, {"model": "auto", "messages": [
+        {"role": "user", "content": "hi"}]})).set_headers
+    gw = _hedged_gateway()
+    pinned = gw.route(_exchange(gw, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+    assert "x-llm-hedge" not in pinned.set_headers

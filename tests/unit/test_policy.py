@@ -479,3 +479,15 @@ def test_the_deadline_is_the_tighter_of_class_and_workload():
     assert decide(c, body(), "chat", {}).deadline_ms == 3000
     with pytest.raises(Exception, match="deadline_ms"):
         cfg(routing_rules__simple__deadline_ms="soon")
+
+
+def test_hedging_is_for_latency_first_work_only():
+    c = cfg(workloads={"interactive": {"hedge": {"max_extra_attempts": 2}}})
+    assert decide(c, body(), "chat", {}).hedge == 2
+    assert decide(cfg(), body(), "chat", {}).hedge == 0
+    assert decide(cfg(routing_rules__simple__hedge=True), body(), "chat", {}).hedge == 1
+    assert decide(cfg(routing_rules__simple__hedge=True), body(), "chat", {"x-llm-workload": "batch"}).hedge == 0
+    with pytest.raises(Exception, match="never batch"):
+        cfg(workloads={"batch": {"hedge": True}})
+    with pytest.raises(Exception, match="at most 2"):
+        cfg(workloads={"interactive": {"hedge": {"max_extra_attempts": 3}}})
