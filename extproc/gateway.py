@@ -235,16 +235,16 @@ class Gateway:
         runs only on retries, where the cluster Envoy picked is known only to Envoy."""
         tries = {h: exchange.plan.models[min(i, len(exchange.plan.models) - 1)].provider.cluster
                  for i, h in enumerate(TRY_HEADERS)}
+        hosts = self._hedge_hosts(exchange)
+        exchange.hedged, exchange.hedge_hosts = bool(hosts), hosts
         first = self.attempt(exchange, 1)
         # Envoy retries only as often as the plan has further candidates: a pinned request (one
         # candidate) gets the provider's 429 and its retry-after at once, never the same call again.
         set_headers = {**tries, KEY_HEADER: exchange.key, **first.set_headers,
                        "x-envoy-max-retries": str(len(exchange.plan.models) - 1)}
-        hosts = self._hedge_hosts(exchange)
         if hosts:
             # Envoy's hedge pool: attempt N on the N-th host, the next one started when the running
             # attempt has no response headers by its tier's target (not the cut at a multiple of it).
-            exchange.hedged, exchange.hedge_hosts = True, hosts
             first_target = exchange.plan.candidates[0].target_ms
             exchange.per_try_timeout_ms = min(first_target, exchange.per_try_timeout_ms or first_target)
             set_headers.update({"x-llm-hedge": "1", "x-llm-hosts": ",".join(hosts),
@@ -308,6 +308,9 @@ class Gateway:
         set_headers = {":path": upstream.path, "content-length": str(len(upstream.body)), **upstream.headers}
         if provider.host:
             set_headers[":authority"] = provider.host
+        if exchange.hedged:
+            # The pool's endpoint for a provider forwards only requests translated for it (envoy/).
+            set_headers["x-llm-for"] = provider.cluster
         secret = self.credentials.key_for(provider)
         if secret is not None:
             name, value = credential_header(provider.api, secret.value)
@@ -318,8 +321,6 @@ class Gateway:
         # (attempt 1 is rewritten in the router stage, before Envoy routes on x-llm-try-1).
         if number > 1:
             remove += list(TRY_HEADERS[:number])
-            if number >= len(exchange.plan.models):   # the last attempt: the pool needs its hosts no more
-                remove += ["x-llm-hosts", "x-llm-hedge"]
         return Rewrite(set_headers=set_headers, remove_headers=remove, body=upstream.body)
 
     # ---- router stage, response side -------------------------------------------------------------

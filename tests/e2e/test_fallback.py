@@ -369,3 +369,17 @@ def test_a_hedge_is_won_by_the_faster_tier_and_the_loser_is_cancelled_and_billed
     assert time.monotonic() - started < 6
     assert metric(gw, 'llm_gateway_hedges_total{outcome="won"}') == won + 1
     assert metric(gw, "llm_gateway_hedge_wasted") > wasted
+
+
+def test_a_pool_endpoint_forwards_only_requests_translated_for_its_provider(hedged):
+    """Should the pool ever pick the wrong endpoint, a request (and its key) still never reaches another provider."""
+    gw = hedged
+    httpx.delete(f"{gw.sim_url('gemini')}/_sim/requests")
+    local = yaml.safe_load((gw.workdir / "envoy.yaml").read_text())
+    (port,) = [lst["address"]["socket_address"]["port_value"] for lst in local["static_resources"]["listeners"]
+               if lst["name"] == "hedge_gemini"]
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    wrong = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=10,
+                       headers={"x-llm-for": "openai", "authorization": "Bearer sim-openai-key"})
+    assert wrong.status_code == 502 and wrong.json()["error"]["code"] == "misrouted"
+    assert upstream_requests(gw, "gemini") == []

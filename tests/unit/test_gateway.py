@@ -270,3 +270,13 @@ def test_plans_without_hedging_or_with_one_provider_are_not_hedged():
     gw = _hedged_gateway()
     pinned = gw.route(_exchange(gw, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
     assert "x-llm-hedge" not in pinned.set_headers
+
+
+def test_each_hedged_attempt_says_which_provider_it_was_translated_for():
+    gw = _hedged_gateway()
+    ex = _exchange(gw, {"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+    assert gw.route(ex).set_headers["x-llm-for"] == "openai"
+    assert gw.attempt(ex, 2).set_headers["x-llm-for"] == "gemini"
+    plain = Gateway(load(DEFAULT_ROUTING), Credentials(KEYS))
+    assert "x-llm-for" not in plain.route(_exchange(plain, {"model": "auto", "messages": [
+        {"role": "user", "content": "hi"}]})).set_headers
