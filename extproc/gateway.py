@@ -48,6 +48,9 @@ PROVIDER_HEADERS = ("anthropic-version",)
 OBSERVE_LIMIT = 8 * 1024 * 1024   # bytes of a pass-through answer kept to read its usage
 # Hedging: each provider cluster's endpoint in Envoy's hedge pool (its loopback listener, see envoy/),
 # overridden by $LLM_GATEWAY_HEDGE_ENDPOINTS ("openai=127.0.0.1:10101,anthropic=...").
+# Set on streams: the upstream stage runs on every attempt and holds the response headers until the
+# first token, so Envoy's per-try timeout (which stops at the headers) is a first-token deadline.
+FIRST_TOKEN_HEADER = "x-llm-first-token"
 HEDGE_ENV = "LLM_GATEWAY_HEDGE_ENDPOINTS"
 HEDGE_HOSTS = {"openai": "127.0.0.1:10101", "azure_openai": "127.0.0.1:10102", "anthropic": "127.0.0.1:10103",
                "gemini": "127.0.0.1:10104", "vllm": "127.0.0.1:10105"}
@@ -256,7 +259,13 @@ class Gateway:
             # has none (the route's timeout is 0s): the per-try timeout stops at its response headers, and
             # Envoy's idle timeouts cut it only when the provider falls silent (README, "Deadlines").
             set_headers["x-envoy-upstream-rq-per-try-timeout-ms"] = str(exchange.per_try_timeout_ms)
-            if not exchange.stream:
+            if exchange.stream:
+                if exchange.plan.prefer == "latency" and len(exchange.plan.models) > 1:
+                    # A first-token deadline costs an upstream-stage stream on attempt 1 (about 1 ms of
+                    # extproc CPU per stream, README): worth it where a later tier can take over and
+                    # latency is what the workload wants.
+                    set_headers[FIRST_TOKEN_HEADER] = "hold"
+            else:
                 set_headers["x-envoy-upstream-rq-timeout-ms"] = str(self.deadline_ms(exchange))
         return Rewrite(set_headers=set_headers, remove_headers=first.remove_headers, body=first.body)
 

@@ -124,6 +124,7 @@ class Plan:
     pinned: bool = False
     deadline_ms: int | None = None   # the class's or workload's cap on a JSON answer (the tighter one)
     hedge: int = 0                   # extra attempts that may race the first (interactive work only)
+    prefer: str = "latency"          # the workload's preference now (a time window may change it)
 
     def headers(self) -> dict[str, str]:
         """Response headers that explain the decision (ASCII, one line each)."""
@@ -199,7 +200,7 @@ def decide(config: Config, body: dict, endpoint: str, headers: dict[str, str], h
         hedge = w.hedge_extra or (1 if rclass is not None and rclass.hedge else 0)
     common = dict(route_class=class_name, score=score, workload=workload, surface=surface, tenant=tenant,
                   prompt_tokens=ctx.tokens_in, output_tokens=ctx.tokens_out,
-                  deadline_ms=int(deadline) if deadline is not None else None, hedge=hedge)
+                  deadline_ms=int(deadline) if deadline is not None else None, hedge=hedge, prefer=ctx.prefer)
 
     if pinned is not None:
         return _pinned(ctx, config, pinned, rclass, common)

@@ -35,7 +35,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from . import retry_after as retry_after_
 from .errors import GatewayError, Unavailable, UpstreamError
 from .status import StatusService
-from .gateway import HEDGE_ENV, KEY_HEADER, Answer, Exchange, Gateway, Rewrite, hedge_hosts
+from .first_token import FirstContent
+from .gateway import FIRST_TOKEN_HEADER, HEDGE_ENV, KEY_HEADER, Answer, Exchange, Gateway, Rewrite, hedge_hosts
 from .accounting import FEEDBACK_PATH
 from .bookkeeping import Bookkeeping
 from .config import Config
@@ -53,6 +54,7 @@ QUEUE_POLL_S = 0.02      # how often a queued request looks for capacity again
 MAX_QUEUE_WAIT_S = 30    # the longest Envoy lets the processor hold a message (max_message_timeout)
 RECENT_EXCHANGES = 4096  # exchanges remembered after they end, for attempt reports that come later
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+_NO_BODY = processing_mode_pb2.ProcessingMode(response_body_mode=processing_mode_pb2.ProcessingMode.NONE)
 _BODY_MODES = {"pass": processing_mode_pb2.ProcessingMode.NONE,
                "stream": processing_mode_pb2.ProcessingMode.STREAMED,
                "whole": processing_mode_pb2.ProcessingMode.STREAMED}
@@ -325,6 +327,9 @@ class Processor(pb_grpc.ExternalProcessorServicer):
     async def _upstream(self, requests: AsyncIterator[pb.ProcessingRequest]):
         exchange: Exchange | None = None
         number = 0
+        hold = False                      # this stage holds the response headers until the first token
+        first: FirstContent | None = None  # while not None, the headers are held
+        pending = 0                       # body chunks received while holding, not answered yet
         try:
             async for req in requests:
                 kind = req.WhichOneof("request")
@@ -332,7 +337,22 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     response_headers = headers_of(req.response_headers)
                     status = int(response_headers.get(":status", "0") or 0)
                     self.tracing.attempt_status(exchange.trail, number, status, retry_after(status, response_headers))
-                    yield pb.ProcessingResponse(response_headers=pb.HeadersResponse())
+                    if hold and status == 200:
+                        # Not yet: Envoy sends the body anyway, and the per-try timeout keeps running
+                        # until these headers are answered, that is until the first token.
+                        first = FirstContent(exchange.attempts[number][0].provider.api)
+                        continue
+                    yield pb.ProcessingResponse(response_headers=pb.HeadersResponse(),
+                                                mode_override=_NO_BODY if hold else None)
+                    continue
+                if kind == "response_body" and first is not None:
+                    pending += 1
+                    if first.feed(req.response_body.body, req.response_body.end_of_stream):
+                        first = None
+                        # The rest of the body need not come here (mode_override).
+                        yield pb.ProcessingResponse(response_headers=pb.HeadersResponse(), mode_override=_NO_BODY)
+                        for _ in range(pending):
+                            yield pb.ProcessingResponse(response_body=pb.BodyResponse())
                     continue
                 if kind != "request_headers":
                     yield _continue(kind)
@@ -344,6 +364,12 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                                                                code="gateway_error", status=500)))
                     return
                 number = int(headers.get("x-envoy-attempt-count", "1") or 1)
+                hold = headers.get(FIRST_TOKEN_HEADER) == "hold"
+                if number == 1:
+                    # Attempt 1 of a stream: the router stage translated it; this stage only watches it.
+                    self.tracing.watch(exchange.trail, 1)
+                    yield pb.ProcessingResponse(request_headers=pb.HeadersResponse())
+                    continue
                 try:
                     rewrite = self.gateway.attempt(exchange, number)
                 except GatewayError as exc:
@@ -357,6 +383,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                                                        code="gateway_error", status=500)))
         finally:
             if exchange is not None and exchange.trail is not None and number:
+                if first is not None:   # closed while the headers were held: no first token in time
+                    self.tracing.attempt_reported(exchange.trail, number, None, "timeout", None)
                 self.tracing.attempt_closed(exchange.trail, number, exchange.per_try_timeout_ms)
 
 

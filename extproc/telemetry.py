@@ -129,6 +129,12 @@ class Tracing:
                                           PROVIDER: provider, MODEL_ID: model, ATTEMPT: number})
         trail.attempts[number] = Attempt(number, span, time.monotonic_ns(), observed=observed)
 
+    def watch(self, trail: Trail, number: int) -> None:
+        """An upstream stage watches this attempt (it reports its status and end like any retry)."""
+        attempt = trail.attempts.get(number)
+        if attempt is not None:
+            attempt.observed = True
+
     def attempt_status(self, trail: Trail, number: int, status: int, retry_after_s: float | None = None) -> None:
         attempt = trail.attempts.get(number)
         if attempt is not None and attempt.span.is_recording():

@@ -265,8 +265,14 @@ def test_a_capable_fallback_answers_where_an_incapable_one_was_chosen_before(cle
 
 def test_a_stalled_primary_stream_is_answered_by_the_secondary_and_its_timeout_is_recorded(gw):
     """No headers from the primary: cut at its per-try deadline (1.5 s target x 2), then the secondary
-    answers. Attempt 1 is unwatched; Envoy's upstream log reports it as a timeout."""
-    before = httpx.get(gw.status_url).json()["providers"].get("openai", {}).get("timeouts", 0)
+    answers, and attempt 1 is recorded as a timeout (a cumulative counter: the status API's window
+    forgets earlier tests' timeouts while this one runs)."""
+    def timeouts():
+        text = httpx.get(gw.status_url.replace("/status", "/metrics")).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("llm_gateway_attempts_total{") and 'provider="openai"' in line
+                   and 'outcome="timeout"' in line)
+    before = timeouts()
     fault(gw, "openai", stall=True, count=1)
     started = time.monotonic()
     raw = ask(gw, stream=True)
@@ -275,8 +281,7 @@ def test_a_stalled_primary_stream_is_answered_by_the_secondary_and_its_timeout_i
     assert raw.headers["x-llm-provider"] == "gemini" and raw.headers["x-llm-attempts"] == "2"
     assert text.endswith("You said: What is the capital of Peru?")
     assert 2.8 < elapsed < 3.0 + 3.0, elapsed     # the primary's deadline plus the secondary's (generous)
-    wait_for(lambda: httpx.get(gw.status_url).json()["providers"]["openai"]["timeouts"] == before + 1, 5,
-             "attempt 1's timeout to be reported")
+    wait_for(lambda: timeouts() == before + 1, 5, "attempt 1's timeout to be recorded")
 
 
 @pytest.fixture(scope="module")
@@ -383,3 +388,28 @@ def test_a_pool_endpoint_forwards_only_requests_translated_for_its_provider(hedg
                        headers={"x-llm-for": "openai", "authorization": "Bearer sim-openai-key"})
     assert wrong.status_code == 502 and wrong.json()["error"]["code"] == "misrouted"
     assert upstream_requests(gw, "gemini") == []
+
+
+def test_a_primary_stream_without_a_first_token_by_its_deadline_is_answered_by_the_secondary(gw):
+    """The primary sends its headers and role frame at once, then no token for 8 s. The per-try timeout
+    stops at headers, but the upstream stage holds them until the first token: the deadline (1.5 s target
+    x 2) is a first-token deadline, and the secondary answers."""
+    fault(gw, "openai", ttft_ms=8000, count=1)
+    started = time.monotonic()
+    raw = ask(gw, stream=True)
+    text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    elapsed = time.monotonic() - started
+    assert raw.headers["x-llm-provider"] == "gemini" and raw.headers["x-llm-attempts"] == "2"
+    assert text.endswith("You said: What is the capital of Peru?")
+    assert 2.8 < elapsed < 3.0 + 3.0, elapsed
+    (primary,) = upstream_requests(gw, "openai")
+    assert primary["body"]["stream"] is True
+
+
+def test_a_stream_whose_first_token_comes_in_time_flows_through_the_held_stage(gw):
+    fault(gw, "openai", ttft_ms=800, chunk_interval_ms=20, count=1)
+    raw = ask(gw, stream=True)
+    chunks = [c for c in raw.parse() if c.choices]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert raw.headers["x-llm-provider"] == "openai" and raw.headers["x-llm-attempts"] == "1"
+    assert text.endswith("You said: What is the capital of Peru?") and len(chunks) > 5

@@ -280,3 +280,14 @@ def test_each_hedged_attempt_says_which_provider_it_was_translated_for():
     plain = Gateway(load(DEFAULT_ROUTING), Credentials(KEYS))
     assert "x-llm-for" not in plain.route(_exchange(plain, {"model": "auto", "messages": [
         {"role": "user", "content": "hi"}]})).set_headers
+
+
+def test_streams_get_a_first_token_deadline_where_a_later_tier_can_take_over(gw):
+    ask = {"model": "auto", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    assert gw.route(_exchange(gw, ask)).set_headers["x-llm-first-token"] == "hold"
+    json_answer = gw.route(_exchange(gw, {**ask, "stream": False})).set_headers
+    assert "x-llm-first-token" not in json_answer     # the per-try timeout already covers the whole answer
+    pinned = gw.route(_exchange(gw, {**ask, "model": "gpt-4o-mini"})).set_headers
+    assert "x-llm-first-token" not in pinned          # nowhere to fall back to: no stream spent on it
+    batch = gw.request_body({**CHAT, "x-llm-workload": "batch"}, json.dumps(ask).encode())
+    assert "x-llm-first-token" not in gw.route(batch).set_headers
