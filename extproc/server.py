@@ -1,11 +1,11 @@
 """The ext_proc gRPC service: a thin shell that turns Envoy's messages into Gateway calls.
 
 Both stages are served on one port by one process, so the upstream stage finds
-the router stage's plan and original body in memory. The same port serves
-Envoy's access log service: the router's upstream log reports every attempt
-when it ends (``AttemptLog``), the first attempt included, which no stage
-watches. Envoy tells the stages
+the router stage's plan and original body in memory. Envoy tells the stages
 apart by the ``x-llm-stage`` gRPC metadata each filter sends (see envoy/).
+The same port serves Envoy's access log service: the router's upstream log
+reports every attempt when it ends (``AttemptLog``), the first attempt
+included, which no stage watches unless it holds a stream's first token.
 State lives in ``exchanges`` from the router stage's first body message until
 its stream ends, whichever way it ends (done, error, or cancelled by Envoy).
 """
@@ -13,11 +13,11 @@ its stream ends, whichever way it ends (done, error, or cancelled by Envoy).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
 import time
-import dataclasses
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import AsyncIterator
