@@ -33,6 +33,23 @@ The rule: a hint that only tunes sampling or bookkeeping is dropped silently; a
 feature whose absence would change what the client receives is refused with 422,
 so the client can pick another model instead of getting a quietly different answer.
 
+Normalized to what the Messages API accepts, where the meaning survives:
+
+- empty or whitespace-only text (a message, a part, a system prompt, a tool result) is
+  left out: Anthropic refuses such text blocks, and they say nothing; a message left with
+  nothing is left out too;
+- the final assistant message (a prefill) loses its trailing whitespace, which Anthropic
+  refuses there;
+- tool call ids that do not match Anthropic's ``^[a-zA-Z0-9_-]+$`` (ids made by other
+  providers, e.g. ``functions.get_weather:0``) are rewritten on both the ``tool_use`` and
+  its ``tool_result`` by a reversible encoding (``_ToolIds``), and decoded in the answer;
+- whitespace-only stop sequences, which Anthropic refuses, are applied by the gateway to
+  the answer (``stops.py``): the text is cut there and ``finish_reason`` is ``stop``;
+- a streamed tool call whose arguments arrive empty ends as ``"{}"``, as OpenAI sends it.
+
+Refused with 422 (the planner then tries another provider): a conversation with no user or
+assistant content (only system messages), image types other than JPEG/PNG/GIF/WebP.
+
 Responses: text blocks are joined into ``message.content``; ``tool_use`` blocks become
 ``tool_calls``; thinking blocks are not shown (the OpenAI chat shape has no place
 for them). Usage counts cached input (read and written) as prompt tokens, because
@@ -49,6 +66,7 @@ from typing import Any
 from .. import errors, sse
 from ..errors import InvalidRequest, UnsupportedFeature, UpstreamError
 from .base import ChatTranslator, UpstreamRequest, Usage
+from .stops import StopScanner, cut
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -71,6 +89,8 @@ _STREAM_ERROR_TYPES = {
     "timeout_error": "timeout_error",
 }
 
+_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
 _DATA_URL = re.compile(r"^data:([^;,]+)((?:;[^;,]*)*),(.*)$", re.S)
 
 _JSON_OBJECT_INSTRUCTION = ("Respond with a single valid JSON object and nothing else: "
@@ -87,6 +107,9 @@ class AnthropicChatTranslator(ChatTranslator):
         self._input = self._cached_read = self._cached_write = self._output = 0
         self._finished = False   # message_stop seen
         self._failed = False     # an error event was passed on: the stream is over
+        self._stops: list[str] = []          # stop strings the gateway applies (see stops.py)
+        self._scanner = StopScanner([])
+        self._empty_args: set[int] = set()   # tool call blocks whose arguments have not started yet
 
     # -- request ----------------------------------------------------------------------------
 
@@ -96,6 +119,10 @@ class AnthropicChatTranslator(ChatTranslator):
         self.include_usage = bool(self.stream and (body.get("stream_options") or {}).get("include_usage"))
 
         system, messages = _messages(body.get("messages"))
+        if not messages:
+            raise UnsupportedFeature("this model's provider (Anthropic) needs at least one user or assistant message "
+                                     "with content; this request has only system messages or empty ones",
+                                     param="messages")
         instruction = _json_instruction(body.get("response_format"))
         if instruction:
             system.append(instruction)
@@ -112,8 +139,12 @@ class AnthropicChatTranslator(ChatTranslator):
         if body.get("top_p") is not None:
             out["top_p"] = body["top_p"]
         stop = body.get("stop")
-        if stop:
-            out["stop_sequences"] = [stop] if isinstance(stop, str) else [s for s in stop if s]
+        stops = [stop] if isinstance(stop, str) else [s for s in stop or [] if isinstance(s, str)]
+        sent = [s for s in stops if s.strip()]
+        if sent:
+            out["stop_sequences"] = sent
+        self._stops = [s for s in stops if s and not s.strip()]  # Anthropic refuses these: applied here
+        self._scanner = StopScanner(self._stops)
         if self.stream:
             out["stream"] = True
         if body.get("user"):
@@ -141,13 +172,18 @@ class AnthropicChatTranslator(ChatTranslator):
             raise UpstreamError("provider sent an unexpected response shape")
         texts: list[str] = []
         calls: list[dict[str, Any]] = []
+        stopped = False
         for block in msg.get("content") or []:
+            if stopped:
+                break  # the emulated stop sequence ended the answer here
             if block.get("type") == "text":
-                texts.append(block.get("text", ""))
+                text, stopped = cut(block.get("text", ""), self._stops)
+                texts.append(text)
             elif block.get("type") == "tool_use":
-                calls.append({"id": block.get("id"), "type": "function",
+                calls.append({"id": _ToolIds.decode(block.get("id")), "type": "function",
                               "function": {"name": block.get("name"),
                                            "arguments": json.dumps(block.get("input", {}), ensure_ascii=False)}})
+        finish = "stop" if stopped else _FINISH.get(msg.get("stop_reason"), "stop")
         message: dict[str, Any] = {
             "role": "assistant",
             "content": "".join(texts) if texts or not calls else None,
@@ -169,8 +205,7 @@ class AnthropicChatTranslator(ChatTranslator):
             "object": "chat.completion",
             "created": self.created,
             "model": msg.get("model") or self.target.upstream_model,
-            "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": _FINISH.get(msg.get("stop_reason"), "stop")}],
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
             "usage": self._openai_usage(),
         }, ensure_ascii=False).encode()
 
@@ -213,15 +248,17 @@ class AnthropicChatTranslator(ChatTranslator):
             msg = data.get("message") or {}
             self._model = msg.get("model") or self._model
             self._count(msg.get("usage") or {})
-            return self._chunk({"role": "assistant", "content": ""})
+            return self._chunk({"role": "assistant", "content": "", "refusal": None})
         if kind == "content_block_start":
             return self._block_start(data.get("index", 0), data.get("content_block") or {})
         if kind == "content_block_delta":
             return self._block_delta(data.get("index", 0), data.get("delta") or {})
+        if kind == "content_block_stop":
+            return self._block_stop(data.get("index", 0))
         if kind == "message_delta":
             self._count(data.get("usage") or {})
             reason = (data.get("delta") or {}).get("stop_reason")
-            return self._chunk({}, _FINISH.get(reason, "stop"))
+            return self._chunk({}, "stop" if self._scanner.stopped else _FINISH.get(reason, "stop"))
         if kind == "message_stop":
             self._finished = True
             self._record_usage()
@@ -235,24 +272,44 @@ class AnthropicChatTranslator(ChatTranslator):
             atype = err.get("type") or "api_error"
             return _error_event(err.get("message") or "provider stream failed",
                                 _STREAM_ERROR_TYPES.get(atype, "upstream_error"), atype)
-        return b""  # ping, content_block_stop, and event types added after this was written
+        return b""  # ping, and event types added after this was written
 
     def _block_start(self, index: int, block: dict[str, Any]) -> bytes:
+        if self._scanner.stopped:
+            return b""  # an emulated stop sequence ended the answer
         if block.get("type") == "tool_use":
             n = self._tool_index[index] = len(self._tool_index)
-            return self._chunk({"tool_calls": [{"index": n, "id": block.get("id"), "type": "function",
+            self._empty_args.add(index)
+            return self._chunk({"tool_calls": [{"index": n, "id": _ToolIds.decode(block.get("id")),
+                                                "type": "function",
                                                 "function": {"name": block.get("name"), "arguments": ""}}]})
         if block.get("type") == "text" and block.get("text"):
-            return self._chunk({"content": block["text"]})
+            return self._text(block["text"])
         return b""
 
     def _block_delta(self, index: int, delta: dict[str, Any]) -> bytes:
+        if self._scanner.stopped:
+            return b""
         if delta.get("type") == "text_delta" and delta.get("text"):
-            return self._chunk({"content": delta["text"]})
+            return self._text(delta["text"])
         if delta.get("type") == "input_json_delta" and delta.get("partial_json") and index in self._tool_index:
+            self._empty_args.discard(index)
             return self._chunk({"tool_calls": [{"index": self._tool_index[index],
                                                 "function": {"arguments": delta["partial_json"]}}]})
         return b""  # thinking, signature and citation deltas have no place in a chat completion
+
+    def _block_stop(self, index: int) -> bytes:
+        if index in self._empty_args:
+            # A call without arguments streams one empty partial_json: end it as "{}", which
+            # OpenAI sends and clients json.loads (the non-streamed answer says {} too).
+            self._empty_args.discard(index)
+            return self._chunk({"tool_calls": [{"index": self._tool_index[index], "function": {"arguments": "{}"}}]})
+        tail = self._scanner.flush()
+        return self._chunk({"content": tail}) if tail else b""
+
+    def _text(self, text: str) -> bytes:
+        ready = self._scanner.feed(text)
+        return self._chunk({"content": ready}) if ready else b""
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         chunk: dict[str, Any] = {
@@ -291,6 +348,8 @@ class AnthropicChatTranslator(ChatTranslator):
 
 def _refuse_unsupported(body: dict[str, Any]) -> None:
     n = body.get("n")
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        raise InvalidRequest("n must be an integer of at least 1", param="n")  # never forwarded, even as 1
     if isinstance(n, int) and n > 1:
         raise UnsupportedFeature("this model's provider (Anthropic) returns one choice per request; n must be 1",
                                  param="n")
@@ -379,7 +438,7 @@ def _messages(messages: Any) -> tuple[list[str], list[dict[str, Any]]]:
         role = m.get("role")
         if role in ("system", "developer"):
             text = _text_only(m.get("content"), f"messages[{i}].content")
-            if text:
+            if text.strip():  # Anthropic refuses a whitespace-only system prompt
                 system.append(text)
             continue
         if role == "user":
@@ -390,9 +449,9 @@ def _messages(messages: Any) -> tuple[list[str], list[dict[str, Any]]]:
             if not m.get("tool_call_id"):
                 raise InvalidRequest(f"messages[{i}].tool_call_id is required", param=f"messages[{i}].tool_call_id")
             anth_role = "user"
-            result: dict[str, Any] = {"type": "tool_result", "tool_use_id": m["tool_call_id"]}
+            result: dict[str, Any] = {"type": "tool_result", "tool_use_id": _ToolIds.encode(m["tool_call_id"])}
             text = _text_only(m.get("content"), f"messages[{i}].content")
-            if text:
+            if text.strip():  # an empty result is sent without content, which Anthropic accepts
                 result["content"] = text
             blocks = [result]
         else:
@@ -403,7 +462,51 @@ def _messages(messages: Any) -> tuple[list[str], list[dict[str, Any]]]:
             out[-1]["content"].extend(blocks)
         else:
             out.append({"role": anth_role, "content": blocks})
+    _trim_prefill(out)
     return system, out
+
+
+def _trim_prefill(messages: list[dict[str, Any]]) -> None:
+    """A final assistant message (a prefill) may not end in whitespace (Anthropic refuses it); the
+    model continues from the same words either way."""
+    if not messages or messages[-1]["role"] != "assistant":
+        return
+    blocks = messages[-1]["content"]
+    if blocks and blocks[-1]["type"] == "text":
+        trimmed = blocks[-1]["text"].rstrip()
+        if trimmed:
+            blocks[-1] = {**blocks[-1], "text": trimmed}
+        else:
+            blocks.pop()
+    if not blocks:
+        messages.pop()
+
+
+class _ToolIds:
+    """Tool call ids as Anthropic accepts them (``^[a-zA-Z0-9_-]+$``), and back.
+
+    Ids already in that form pass unchanged, unless they start with the prefix; the others
+    (and those) become the prefix plus the hex of their UTF-8 bytes. The encoding is
+    reversible, so no two ids can collide and the answer's ids decode to the client's own.
+    """
+
+    PREFIX = "gwid_"
+    _VALID = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+    @classmethod
+    def encode(cls, value: Any) -> Any:
+        if not isinstance(value, str) or (cls._VALID.match(value) and not value.startswith(cls.PREFIX)):
+            return value
+        return cls.PREFIX + value.encode().hex()
+
+    @classmethod
+    def decode(cls, value: Any) -> Any:
+        if not isinstance(value, str) or not value.startswith(cls.PREFIX):
+            return value
+        try:
+            return bytes.fromhex(value[len(cls.PREFIX):]).decode()
+        except ValueError:
+            return value  # not one of ours
 
 
 def _text_only(content: Any, where: str) -> str:
@@ -421,7 +524,7 @@ def _text_only(content: Any, where: str) -> str:
 
 def _user_blocks(content: Any, i: int) -> list[dict[str, Any]]:
     if isinstance(content, str):
-        return [{"type": "text", "text": content}] if content else []
+        return [{"type": "text", "text": content}] if content.strip() else []
     if not isinstance(content, list):
         raise InvalidRequest(f"messages[{i}].content must be a string or an array of parts",
                              param=f"messages[{i}].content")
@@ -430,7 +533,7 @@ def _user_blocks(content: Any, i: int) -> list[dict[str, Any]]:
         where = f"messages[{i}].content[{j}]"
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
-            if part.get("text"):
+            if isinstance(part.get("text"), str) and part["text"].strip():
                 blocks.append({"type": "text", "text": part["text"]})
         elif kind == "image_url":
             blocks.append(_image(part.get("image_url"), where))
@@ -450,6 +553,9 @@ def _image(image: Any, where: str) -> dict[str, Any]:
     if url.startswith(("http://", "https://")):
         return {"type": "image", "source": {"type": "url", "url": url}}
     media_type, data = _data_url(url, where)
+    if media_type not in _IMAGE_TYPES:
+        raise UnsupportedFeature(f"image type '{media_type}' is not supported by this model's provider (Anthropic "
+                                 "takes JPEG, PNG, GIF and WebP)", param=where)
     return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
 
 
@@ -480,7 +586,8 @@ def _assistant_blocks(m: dict[str, Any], i: int) -> list[dict[str, Any]]:
         text = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
     else:
         text = _text_only(content, f"messages[{i}].content")
-    blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    # Whitespace beside tool calls (some clients send "\n\n") is refused by Anthropic and says nothing.
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text.strip() else []
     for j, call in enumerate(m.get("tool_calls") or []):
         fn = call.get("function") or {}
         try:
@@ -491,7 +598,8 @@ def _assistant_blocks(m: dict[str, Any], i: int) -> list[dict[str, Any]]:
         if not isinstance(args, dict):
             raise InvalidRequest(f"messages[{i}].tool_calls[{j}].function.arguments must be a JSON object",
                                  param=f"messages[{i}].tool_calls[{j}].function.arguments")
-        blocks.append({"type": "tool_use", "id": call.get("id"), "name": fn.get("name"), "input": args})
+        blocks.append({"type": "tool_use", "id": _ToolIds.encode(call.get("id")), "name": fn.get("name"),
+                       "input": args})
     return blocks
 
 

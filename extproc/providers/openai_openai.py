@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .. import sse
-from ..errors import error_body, upstream_error
+from ..errors import InvalidRequest, error_body, upstream_error
 from ..sse import SSEDecoder
 from .base import ChatTranslator, EmbeddingsTranslator, Target, UpstreamRequest, Usage
 
@@ -108,6 +108,10 @@ class OpenAIChatTranslator(ChatTranslator):
         self._hide_usage = False
 
     def request(self, body: dict[str, Any]) -> UpstreamRequest:
+        n = body.get("n")
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+            # The OpenAI request validator refuses this first; a translator never forwards it.
+            raise InvalidRequest("n must be an integer of at least 1", param="n")
         self.stream = body.get("stream") is True
         options = body.get("stream_options")
         self.include_usage = self.stream and isinstance(options, dict) and options.get("include_usage") is True

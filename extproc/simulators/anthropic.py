@@ -216,7 +216,8 @@ async def _stream(request: web.Request, faults: Faults | None, request_id: str, 
     for cid, name, args in calls:
         await start({"type": "tool_use", "id": cid, "name": name, "input": {}, "caller": {"type": "direct"}})
         await delta({"type": "input_json_delta", "partial_json": ""})
-        text = json.dumps(args, ensure_ascii=False)
+        # A call without arguments streams only that empty delta, as the real API does.
+        text = json.dumps(args, ensure_ascii=False) if args else ""
         for i in range(0, len(text), 12):
             await delta({"type": "input_json_delta", "partial_json": text[i:i + 12]})
         await send("content_block_stop", {"index": index}, content=False)

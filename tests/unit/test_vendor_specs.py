@@ -124,6 +124,7 @@ REFUSED = {
     ("anthropic", "temperature_1_5"): "temperature",
     ("anthropic", "logit_bias"): "logit_bias",
     ("gemini", "logit_bias"): "logit_bias",
+    ("gemini", "image_parts"): "messages",   # a web image URL: Gemini does not fetch those
 }
 
 OPTIONS = {"azure_openai": {"api_version": "2024-10-21"}}
