@@ -16,10 +16,14 @@ maps                               model -> upstream model; system + developer m
                                    by Anthropic: default ``options.default_max_tokens``, 4096);
                                    temperature (0..1 only), top_p, stop -> stop_sequences,
                                    stream, user -> metadata.user_id
-emulated                           response_format json_object / json_schema: Anthropic has no
-                                   JSON-mode flag, so an instruction (with the schema, for
-                                   json_schema) is appended to ``system``. The output is then
-                                   JSON by the model's compliance, not by a guarantee.
+structured                         response_format json_schema -> ``output_config.format`` on
+                                   models with structured outputs (Claude 4.5 generation, Opus
+                                   4.1+) when every object in the schema is closed
+                                   (additionalProperties false, as OpenAI strict schemas are)
+emulated                           response_format json_object, and json_schema elsewhere:
+                                   an instruction (with the schema, for json_schema) is
+                                   appended to ``system``. The output is then JSON by the
+                                   model's compliance, not by a guarantee.
 dropped (best-effort hints)        seed, frequency_penalty, presence_penalty, service_tier,
                                    store, metadata, reasoning_effort, prediction, verbosity,
                                    stream_options (other than include_usage), image ``detail``,
@@ -123,7 +127,8 @@ class AnthropicChatTranslator(ChatTranslator):
             raise UnsupportedFeature("this model's provider (Anthropic) needs at least one user or assistant message "
                                      "with content; this request has only system messages or empty ones",
                                      param="messages")
-        instruction = _json_instruction(body.get("response_format"))
+        output_format = _output_format(body.get("response_format"), self.target)
+        instruction = None if output_format else _json_instruction(body.get("response_format"))
         if instruction:
             system.append(instruction)
 
@@ -134,6 +139,8 @@ class AnthropicChatTranslator(ChatTranslator):
         }
         if system:
             out["system"] = "\n\n".join(system)
+        if output_format:
+            out["output_config"] = {"format": output_format}
         if body.get("temperature") is not None:
             out["temperature"] = _temperature(body["temperature"])
         if body.get("top_p") is not None:
@@ -395,6 +402,43 @@ def _json_instruction(fmt: Any) -> str | None:
         schema = json.dumps(spec.get("schema") or {}, ensure_ascii=False, sort_keys=True)
         return f"{_JSON_OBJECT_INSTRUCTION} The JSON object must conform to this JSON Schema: {schema}"
     raise InvalidRequest(f"unknown response_format type '{fmt['type']}'", param="response_format")
+
+
+# Models with structured outputs (``output_config.format``): the Claude 4.5 generation, Opus 4.1 and
+# later. ``options.structured_outputs`` in the routing config overrides the guess from the name.
+_STRUCTURED_OUTPUTS = re.compile(r"^claude-(opus-4-[1-9]|sonnet-4-[5-9]|haiku-4-[5-9]|opus-4-1\d*|mythos)")
+
+
+def _output_format(fmt: Any, target: Any) -> dict[str, Any] | None:
+    """Anthropic's native JSON Schema output for response_format json_schema, where the model has it
+    and the schema is one it takes (every object closed, as OpenAI's strict schemas are); else None
+    and the schema goes into the system prompt instead."""
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        return None
+    supported = target.options.get("structured_outputs")
+    if supported is None:
+        supported = bool(_STRUCTURED_OUTPUTS.match(target.upstream_model))
+    schema = (fmt.get("json_schema") or {}).get("schema")
+    if not supported or not isinstance(schema, dict) or not _closed(schema):
+        return None
+    return {"type": "json_schema", "schema": schema}
+
+
+def _closed(schema: Any) -> bool:
+    """Every object in the schema says additionalProperties: false."""
+    if isinstance(schema, list):
+        return all(_closed(s) for s in schema)
+    if not isinstance(schema, dict):
+        return True
+    if (schema.get("type") == "object" or "properties" in schema) and schema.get("additionalProperties") is not False:
+        return False
+    for key, sub in schema.items():
+        if key in ("properties", "$defs", "definitions") and isinstance(sub, dict):
+            if not all(_closed(s) for s in sub.values()):
+                return False
+        elif key in ("items", "anyOf", "oneOf", "allOf", "additionalProperties", "prefixItems") and not _closed(sub):
+            return False
+    return True
 
 
 def _tool(tool: dict[str, Any]) -> dict[str, Any]:

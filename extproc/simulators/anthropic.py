@@ -351,17 +351,76 @@ def _prompt(body: dict[str, Any], *, need_max_tokens: bool) -> Prompt:
                          f"tokens for {model}")
 
     system = body.get("system")
+    schema = _output_schema(body.get("output_config"), model)
+    if schema is None:
+        schema = _schema_in_instructions(_plain(system))  # a model that follows the prompt's JSON Schema
     return Prompt(
         model=model,
         turns=turns,
         system=_plain(system),
         tools=[(t.get("name", ""), t.get("input_schema") or {}) for t in body.get("tools") or []],
         tool_choice=_tool_choice(body.get("tool_choice")),
-        json_mode=bool(_ASKS_FOR_JSON.search(_plain(system))),
+        json_mode=schema is not None or bool(_ASKS_FOR_JSON.search(_plain(system))),
+        schema=schema,
         max_tokens=max_tokens,
         stop=[s for s in stops or []],
         images=images,
     )
+
+
+# Structured outputs (output_config.format) came with the Claude 4.5 generation and Opus 4.1.
+_STRUCTURED_OUTPUTS = re.compile(r"^claude-(opus-4-[1-9]|sonnet-4-[5-9]|haiku-4-[5-9]|opus-4-1\d*|mythos)")
+
+
+def structured_outputs(model: str) -> bool:
+    """Whether ``model`` takes ``output_config.format`` (structured outputs)."""
+    return bool(_STRUCTURED_OUTPUTS.match(model))
+
+
+def _output_schema(config: Any, model: str) -> dict | None:
+    if config is None:
+        return None
+    if not isinstance(config, dict) or set(config) - {"format", "effort"}:
+        raise BadRequest("output_config: Extra inputs are not permitted")
+    fmt = config.get("format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+        raise BadRequest("output_config.format: Input should be a json_schema format with a schema object")
+    if not structured_outputs(model):
+        raise BadRequest(f"'{model}' does not support output_config.format (structured outputs)")
+    _check_closed_objects(fmt["schema"], "output_config.format.schema")
+    return fmt["schema"]
+
+
+def _check_closed_objects(schema: Any, where: str) -> None:
+    """Structured outputs want every object closed: additionalProperties false, said explicitly."""
+    if isinstance(schema, list):
+        for item in schema:
+            _check_closed_objects(item, where)
+        return
+    if not isinstance(schema, dict):
+        return
+    if (schema.get("type") == "object" or "properties" in schema) and schema.get("additionalProperties") is not False:
+        raise BadRequest(f"{where}: For 'object' type, 'additionalProperties' must be explicitly set to false")
+    for key, sub in schema.items():
+        if key in ("properties", "$defs", "definitions"):
+            for s in (sub or {}).values():
+                _check_closed_objects(s, where)
+        elif key in ("items", "anyOf", "oneOf", "allOf", "additionalProperties", "prefixItems"):
+            _check_closed_objects(sub, where)
+
+
+def _schema_in_instructions(system: str) -> dict | None:
+    """The JSON Schema a system prompt asks the answer to follow ("... this JSON Schema: {...}")."""
+    at = system.find("JSON Schema:")
+    if at < 0:
+        return None
+    try:
+        schema, _ = json.JSONDecoder().raw_decode(system[at + len("JSON Schema:"):].lstrip())
+    except ValueError:
+        return None
+    return schema if isinstance(schema, dict) else None
 
 
 def _check_system(system: Any) -> None:

@@ -24,6 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
+from . import schema_values
+
 
 @dataclass
 class Faults:
@@ -57,6 +59,7 @@ class Prompt:
     tools: list[tuple[str, dict]] = field(default_factory=list)  # (name, JSON schema of the arguments)
     tool_choice: str = "auto"             # auto / none / required / the name of one tool
     json_mode: bool = False
+    schema: dict | None = None            # with json_mode: the JSON Schema the answer must satisfy
     max_tokens: int | None = None
     stop: list[str] = field(default_factory=list)
     images: int = 0
@@ -92,6 +95,8 @@ def think(prompt: Prompt) -> Reply:
                      output_tokens=count_tokens(json.dumps(args)) + 5)
     if last_role == "tool":
         text = f"The tool returned: {last_text}"
+    elif prompt.json_mode and isinstance(prompt.schema, dict):
+        text = json.dumps(schema_values.value(prompt.schema, _hint(last_text)), ensure_ascii=False)
     elif prompt.json_mode:
         text = json.dumps({"model": prompt.model, "answer": _echo(last_text)})
     else:
@@ -120,26 +125,14 @@ def _mentions(text: str, tools: list[tuple[str, dict]]) -> bool:
     return any(part in lowered for name, _ in tools for part in name.lower().split("_") if len(part) > 3)
 
 
+def _hint(text: str) -> str:
+    return _capitalised_phrase(text) or _echo(text)[:40] or "example"
+
+
 def _arguments_for(schema: dict, text: str) -> dict:
     """Arguments that satisfy the tool's JSON schema, drawn from the user's words where it takes strings."""
-    props = (schema or {}).get("properties") or {}
-    phrase = _capitalised_phrase(text) or _echo(text)[:40] or "example"
-    out: dict[str, Any] = {}
-    for key, spec in props.items():
-        kind = spec.get("type") if isinstance(spec, dict) else None
-        if isinstance(spec, dict) and spec.get("enum"):
-            out[key] = spec["enum"][0]
-        elif kind in ("integer", "number"):
-            out[key] = 1
-        elif kind == "boolean":
-            out[key] = True
-        elif kind == "array":
-            out[key] = []
-        elif kind == "object":
-            out[key] = {}
-        else:
-            out[key] = phrase
-    return out
+    args = schema_values.value(schema or {"type": "object", "properties": {}}, _hint(text))
+    return args if isinstance(args, dict) else {}
 
 
 def _capitalised_phrase(text: str) -> str:

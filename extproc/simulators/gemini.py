@@ -258,6 +258,7 @@ def to_prompt(model: str, body: dict[str, Any]) -> tuple[core.Prompt, dict[str, 
     prompt = core.Prompt(
         model=model, turns=turns, system=_parts_text(_get(body, "systemInstruction")), tools=tools,
         tool_choice=tool_choice, json_mode=_get(config, "responseMimeType") == "application/json",
+        schema=_get(config, "responseJsonSchema") or _get(config, "responseSchema"),
         max_tokens=_get(config, "maxOutputTokens"), stop=[stop] if isinstance(stop, str) else list(stop),
         images=images)
     return prompt, config

@@ -332,6 +332,7 @@ def _prompt(model: str, body: dict[str, Any]) -> Prompt:
             turns.append(("user", text))
     return Prompt(model=model, turns=turns, system="\n".join(s for s in system if s), tools=_tools(body),
                   tool_choice=_tool_choice(body.get("tool_choice")), json_mode=_json_mode(body),
+                  schema=_response_schema(body),
                   max_tokens=_max_tokens(body), stop=_stop(body.get("stop")), images=images)
 
 
@@ -372,6 +373,14 @@ def _tool_choice(choice: Any) -> str:
 def _json_mode(body: dict[str, Any]) -> bool:
     fmt = body.get("response_format")
     return isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
+
+
+def _response_schema(body: dict[str, Any]) -> dict | None:
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        schema = (fmt.get("json_schema") or {}).get("schema")
+        return schema if isinstance(schema, dict) else None
+    return None
 
 
 def _max_tokens(body: dict[str, Any]) -> int | None:

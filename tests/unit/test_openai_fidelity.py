@@ -302,3 +302,35 @@ def test_stream_chunks_have_openai_shape():
         assert all(c["object"] == "chat.completion.chunk" for c in chunks)
         assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": "", "refusal": None}
         assert chunks[-1]["choices"][0]["delta"] == {} and chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+# -- structured outputs ---------------------------------------------------------------------------
+
+STRICT = {"type": "json_schema", "json_schema": {"name": "city", "strict": True, "schema": {
+    "type": "object", "additionalProperties": False, "required": ["city"], "properties": {"city": {"type": "string"}}}}}
+
+
+def test_json_schema_uses_anthropic_structured_outputs_where_the_model_has_them():
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import vendor_specs as vs
+
+    target = Target(model="s", upstream_model="claude-sonnet-4-5", provider="anthropic", api="anthropic",
+                    base_path="/v1")
+    t = AnthropicChatTranslator(target, created=1, response_id="x")
+    out = json.loads(t.request({"messages": [{"role": "user", "content": "Where?"}], "response_format": STRICT}).body)
+    assert out["output_config"] == {"format": {"type": "json_schema", "schema": STRICT["json_schema"]["schema"]}}
+    assert "system" not in out
+    sim_anthropic.validate(out)
+    vs.validate_request("anthropic", "messages_post", out)
+    # a model without structured outputs, or a schema with an open object: the schema goes in the prompt
+    sonnet_4 = Target(model="s4", upstream_model="claude-sonnet-4-20250514", provider="anthropic", api="anthropic")
+    old = json.loads(AnthropicChatTranslator(sonnet_4, created=1, response_id="x").request(
+        {"messages": [{"role": "user", "content": "Where?"}], "response_format": STRICT}).body)
+    assert "output_config" not in old and "JSON Schema:" in old["system"]
+    sim_anthropic.validate(old)
+    open_schema = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
+    out = json.loads(AnthropicChatTranslator(target, created=1, response_id="x").request(
+        {"messages": [{"role": "user", "content": "Where?"}], "response_format": open_schema}).body)
+    assert "output_config" not in out and "JSON Schema:" in out["system"]
