@@ -2,8 +2,9 @@
 
 OpenAI itself, self-hosted servers that copy its API (vLLM, Ollama, Together,
 Groq) and Azure OpenAI all take the client's request as it is, so the only
-changes are the model name and, for Azure, the path: Azure names the model in
-the URL (``/deployments/{deployment}``) and requires an ``api-version`` query.
+changes are the model name, top-level nulls left out (null means absent), and,
+for Azure, the path: Azure names the model in the URL
+(``/deployments/{deployment}``) and requires an ``api-version`` query.
 Responses already have the client's shape, so they pass through byte for byte;
 a copy is read only to learn the token usage for accounting.
 
@@ -39,7 +40,9 @@ def _path(target: Target, operation: str) -> str:
 def _request(target: Target, operation: str, body: dict[str, Any]) -> UpstreamRequest:
     # A shallow copy is enough: only the top-level "model" key changes, the
     # caller's dict (which may be retried against another target) stays as sent.
-    out = {**body, "model": target.upstream_model}
+    # An explicit null means "absent" in OpenAI's API, but Azure's published schema (2024-10-21) and
+    # self-hosted servers' validators refuse null in fields like max_tokens: send absent as absent.
+    out = {**{k: v for k, v in body.items() if v is not None}, "model": target.upstream_model}
     if target.api == "azure_openai" and isinstance(body.get("messages"), list):
         # Azure's GA API versions (2024-10-21) predate the "developer" role; it means what "system" meant.
         out["messages"] = [{**m, "role": "system"} if isinstance(m, dict) and m.get("role") == "developer" else m

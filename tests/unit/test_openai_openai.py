@@ -261,3 +261,14 @@ def test_non_openai_bodies_get_a_generic_message(body):
 def test_embeddings_errors_use_the_same_rules():
     status, out = oo.OpenAIEmbeddingsTranslator(OPENAI).error(401, b'{"error":{"message":"bad key"}}')
     assert status == 502 and "bad key" in json.loads(out)["error"]["message"]
+
+
+def test_top_level_nulls_are_left_out_as_azure_refuses_them():
+    """Azure's 2024-10-21 schema types max_tokens, penalties... without null; null means absent anyway."""
+    target = base.Target(model="m", upstream_model="dep", provider="azure", api="azure_openai", base_path="/openai",
+                    options={"api_version": "2024-10-21"})
+    up = oo.OpenAIChatTranslator(target, created=1, response_id="x").request(
+        {"model": "m", "messages": [{"role": "user", "content": None}], "max_tokens": None,
+         "presence_penalty": None, "temperature": 0.5})
+    assert json.loads(up.body) == {"model": "dep", "messages": [{"role": "user", "content": None}],
+                                   "temperature": 0.5}
