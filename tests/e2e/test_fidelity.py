@@ -10,11 +10,13 @@ meaning, the client gets a clear OpenAI-shaped 422 and the provider is not calle
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
-from .conftest import MODELS, upstream_requests
+from .conftest import CLIENT_KEY, MODELS, upstream_requests
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather for a city",
@@ -104,3 +106,26 @@ def test_what_a_provider_cannot_do_is_a_clear_422_and_never_reaches_it(gateway, 
     # and the simulators are all still serving
     for name in MODELS:
         assert client.chat.completions.create(model=MODELS[name], messages=[{"role": "user", "content": "ok?"}])
+
+
+FIXTURES = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "fidelity").glob("*/*.json"))
+
+
+@pytest.mark.parametrize("provider", list(MODELS))
+def test_client_library_shapes_are_served_by_every_provider(gateway, provider):
+    """The fidelity fixtures, sent as the libraries send them, reach each strict simulator valid."""
+    failures = []
+    with httpx.Client(base_url=gateway.base_url, timeout=30,
+                      headers={"authorization": f"Bearer {CLIENT_KEY}"}) as http:
+        for fixture in FIXTURES:
+            data = json.loads(fixture.read_text())
+            body = {**data["request"], "model": MODELS[provider]}
+            r = http.post("/chat/completions", json=body)
+            if r.status_code != 200:
+                failures.append(f"{data['client']}/{data['case']}: {r.status_code} {r.text[:300]}")
+            elif body.get("stream"):
+                assert r.text.rstrip().endswith("data: [DONE]"), (fixture.name, r.text[-300:])
+            else:
+                assert r.json()["object"] == "chat.completion"
+    assert not failures, "\n".join(failures)
+    assert len(upstream_requests(gateway, provider)) == len(FIXTURES)
