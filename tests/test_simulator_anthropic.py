@@ -355,6 +355,8 @@ REFUSED = {
     "ftp_image_url": ({"messages": [{"role": "user", "content": [
         {"type": "image", "source": {"type": "url", "url": "ftp://x/y.png"}}]}]}, 400,
         "messages.0.content.0.source.url: must be an http(s) URL"),
+    "temperature_and_top_p": ({"temperature": 0.5, "top_p": 0.5}, 400,
+                              "`temperature` and `top_p` cannot both be specified for this model. Please use only one."),
     "retired_model": ({"model": "claude-3-5-sonnet-20241022"}, 404, "model: claude-3-5-sonnet-20241022"),
     "unknown_model": ({"model": "claude-9-ultra"}, 404, "model: claude-9-ultra"),
 }

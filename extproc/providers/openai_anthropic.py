@@ -49,7 +49,9 @@ Normalized to what the Messages API accepts, where the meaning survives:
   its ``tool_result`` by a reversible encoding (``_ToolIds``), and decoded in the answer;
 - whitespace-only stop sequences, which Anthropic refuses, are applied by the gateway to
   the answer (``stops.py``): the text is cut there and ``finish_reason`` is ``stop``;
-- a streamed tool call whose arguments arrive empty ends as ``"{}"``, as OpenAI sends it.
+- a streamed tool call whose arguments arrive empty ends as ``"{}"``, as OpenAI sends it;
+- ``max_tokens`` above the model's output limit is clamped to it (the model stops there anyway);
+- ``top_p`` is left out beside ``temperature`` on the models that refuse both (Claude 4.5 on).
 
 Refused with 422 (the planner then tries another provider): a conversation with no user or
 assistant content (only system messages), image types other than JPEG/PNG/GIF/WebP.
@@ -134,7 +136,8 @@ class AnthropicChatTranslator(ChatTranslator):
 
         out: dict[str, Any] = {
             "model": self.target.upstream_model,
-            "max_tokens": _max_tokens(body, self.target.options.get("default_max_tokens", 4096)),
+            "max_tokens": _clamp_output(_max_tokens(body, self.target.options.get("default_max_tokens", 4096)),
+                                        self.target),
             "messages": messages,
         }
         if system:
@@ -143,7 +146,9 @@ class AnthropicChatTranslator(ChatTranslator):
             out["output_config"] = {"format": output_format}
         if body.get("temperature") is not None:
             out["temperature"] = _temperature(body["temperature"])
-        if body.get("top_p") is not None:
+        if body.get("top_p") is not None and not ("temperature" in out and _NEWER.match(self.target.upstream_model)):
+            # The newer models refuse both at once ("use only one"); both only tune sampling,
+            # and temperature is the one clients set on purpose, so top_p gives way.
             out["top_p"] = body["top_p"]
         stop = body.get("stop")
         stops = [stop] if isinstance(stop, str) else [s for s in stop or [] if isinstance(s, str)]
@@ -404,9 +409,23 @@ def _json_instruction(fmt: Any) -> str | None:
     raise InvalidRequest(f"unknown response_format type '{fmt['type']}'", param="response_format")
 
 
-# Models with structured outputs (``output_config.format``): the Claude 4.5 generation, Opus 4.1 and
-# later. ``options.structured_outputs`` in the routing config overrides the guess from the name.
-_STRUCTURED_OUTPUTS = re.compile(r"^claude-(opus-4-[1-9]|sonnet-4-[5-9]|haiku-4-[5-9]|opus-4-1\d*|mythos)")
+# The Claude 4.5 generation, Opus 4.1 and later: they have structured outputs (``output_config.format``)
+# and refuse temperature with top_p. ``options.structured_outputs`` overrides the guess from the name.
+_NEWER = _STRUCTURED_OUTPUTS = re.compile(r"^claude-(opus-4-[1-9]|sonnet-4-[5-9]|haiku-4-[5-9]|opus-4-1\d*|mythos)")
+
+# Output limits (max_tokens) of the models by name, from the models overview; options.max_output_tokens
+# overrides. A larger max_tokens is refused by Anthropic, while the model stops at its limit anyway,
+# so the request is clamped: the answer is the same.
+_OUTPUT_LIMITS = ((re.compile(r"^claude-3-haiku"), 4096), (re.compile(r"^claude-3-5-haiku"), 8192),
+                  (re.compile(r"^claude-(opus-4-0|opus-4-1|opus-4-2025)"), 32000),
+                  (re.compile(r"^claude-(sonnet-4|haiku-4|opus-4-5)"), 64000), (re.compile(r"^claude-"), 128000))
+
+
+def _clamp_output(max_tokens: int, target: Any) -> int:
+    limit = target.options.get("max_output_tokens")
+    if limit is None:
+        limit = next((n for pattern, n in _OUTPUT_LIMITS if pattern.match(target.upstream_model)), None)
+    return min(max_tokens, limit) if isinstance(limit, int) else max_tokens
 
 
 def _output_format(fmt: Any, target: Any) -> dict[str, Any] | None:

@@ -2,7 +2,9 @@
 
 OpenAI itself, self-hosted servers that copy its API (vLLM, Ollama, Together,
 Groq) and Azure OpenAI all take the client's request as it is, so the only
-changes are the model name, top-level nulls left out (null means absent), and,
+changes are the model name, top-level nulls left out (null means absent), for
+reasoning models (o-series, gpt-5) ``max_tokens`` renamed ``max_completion_tokens``
+and temperature / top_p other than 1 left out (those models refuse them), and,
 for Azure, the path: Azure names the model in the URL
 (``/deployments/{deployment}``) and requires an ``api-version`` query.
 Responses already have the client's shape, so they pass through byte for byte;
@@ -17,6 +19,7 @@ for: the final usage-only chunk and the ``"usage": null`` of the others.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -43,6 +46,15 @@ def _request(target: Target, operation: str, body: dict[str, Any]) -> UpstreamRe
     # An explicit null means "absent" in OpenAI's API, but Azure's published schema (2024-10-21) and
     # self-hosted servers' validators refuse null in fields like max_tokens: send absent as absent.
     out = {**{k: v for k, v in body.items() if v is not None}, "model": target.upstream_model}
+    if operation == "chat/completions" and _reasoning(target):
+        # Reasoning models refuse max_tokens (max_completion_tokens is its name there) and any
+        # temperature / top_p but the default: rename the one, leave out the sampling hints.
+        if "max_tokens" in out:
+            value = out.pop("max_tokens")
+            out.setdefault("max_completion_tokens", value)
+        for name in ("temperature", "top_p"):
+            if out.get(name) != 1:
+                out.pop(name, None)
     if target.api == "azure_openai" and isinstance(body.get("messages"), list):
         # Azure's GA API versions (2024-10-21) predate the "developer" role; it means what "system" meant.
         out["messages"] = [{**m, "role": "system"} if isinstance(m, dict) and m.get("role") == "developer" else m
@@ -50,6 +62,17 @@ def _request(target: Target, operation: str, body: dict[str, Any]) -> UpstreamRe
     return UpstreamRequest(path=_path(target, operation),
                            body=json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode(),
                            headers=dict(_JSON))
+
+
+_REASONING = re.compile(r"^(o\d|gpt-5(?!-chat))")
+
+
+def _reasoning(target: Target) -> bool:
+    """An OpenAI reasoning model (o-series, gpt-5): ``options.reasoning`` says, else the model name."""
+    flag = target.options.get("reasoning")
+    if flag is not None:
+        return bool(flag)
+    return target.api in ("openai", "azure_openai") and bool(_REASONING.match(target.upstream_model))
 
 
 def _usage(obj: Any) -> Usage | None:

@@ -7,8 +7,8 @@ is known to answer), so a translator bug fails here as it would in production:
 - headers: ``x-api-key``, ``anthropic-version``; body size: 32 MB (413 ``request_too_large``)
 - ``model``: a current model id; unknown or retired ids answer 404 ``not_found_error``
   ("model: <id>"); ``max_tokens`` required, 1 .. the model's output limit
-- ``temperature`` and ``top_p`` in 0..1, ``top_k`` >= 0; ``stop_sequences`` non-empty and
-  not whitespace-only
+- ``temperature`` and ``top_p`` in 0..1 (not both on the Claude 4.5 generation and later),
+  ``top_k`` >= 0; ``stop_sequences`` non-empty and not whitespace-only
 - ``messages``: at least one; text blocks non-empty and not whitespace-only (``system``
   too); the final assistant message may not end in whitespace; ``tool_use`` ids match
   ``^[a-zA-Z0-9_-]+$``; every ``tool_use`` is answered by a ``tool_result`` in the next
@@ -345,6 +345,8 @@ def _prompt(body: dict[str, Any], *, need_max_tokens: bool) -> Prompt:
 
     if model in RETIRED - PENDING_CATALOG_UPDATE or (model not in MODELS and model not in RETIRED):
         raise NotFound(f"model: {model}")
+    if body.get("temperature") is not None and body.get("top_p") is not None and structured_outputs(model):
+        raise BadRequest("`temperature` and `top_p` cannot both be specified for this model. Please use only one.")
     limit = MODELS.get(model)
     if need_max_tokens and limit is not None and max_tokens > limit:
         raise BadRequest(f"max_tokens: {max_tokens} > {limit}, which is the maximum allowed number of output "

@@ -12,7 +12,8 @@ API's own error bodies: ``messages`` non-empty with known roles; a ``tool`` mess
 answers a ``tool_calls`` entry of the assistant message before it, and every tool call
 is answered; numeric bounds (``n`` 1..128, ``temperature`` 0..2, ``top_p`` 0..1,
 penalties -2..2, ``max_tokens`` / ``max_completion_tokens`` >= 1, ``top_logprobs``
-0..20, at most 4 ``stop`` strings); bodies up to 32 MB. The simulator named ``openai``
+0..20, at most 4 ``stop`` strings); reasoning models (o-series, gpt-5) refuse ``max_tokens``
+and ``temperature`` / ``top_p`` other than 1; bodies up to 32 MB. The simulator named ``openai``
 serves OpenAI's model ids (an unknown or retired id answers 404 ``model_not_found``);
 one under another name is a self-hosted server (vLLM and the like) or Azure, whose
 model names are their operators' choice, so it serves any.
@@ -47,6 +48,8 @@ _OPENAI_MODEL = re.compile(r"^(%s)(-\d{4}-\d{2}-\d{2})?$" % "|".join(re.escape(f
 RETIRED = frozenset({"gpt-4-32k", "gpt-4-0314", "gpt-4-32k-0314", "gpt-3.5-turbo-0301", "gpt-3.5-turbo-0613",
                      "gpt-4.5-preview", "gpt-4.5-preview-2025-02-27", "o1-preview", "o1-mini", "text-davinci-003"})
 MAX_BODY = 32 * 1024 * 1024
+# Reasoning models take max_completion_tokens only, and no sampling settings but the defaults.
+_REASONING_MODEL = re.compile(r"^(o\d|gpt-5(?!-chat))")
 
 
 def serves(sim_name: str, model: str) -> bool:
@@ -266,6 +269,14 @@ def validate_chat(body: dict[str, Any], model: str) -> int:
         if high is not None and value > high:
             raise _Fail(400, f"Invalid '{name}': {kind} above maximum value. Expected a value <= {high}, but got "
                         f"{value} instead.", param=name, code=f"{kind}_above_max_value")
+    if _REASONING_MODEL.match(model):
+        if body.get("max_tokens") is not None:
+            raise _Fail(400, "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                        "'max_completion_tokens' instead.", param="max_tokens", code="unsupported_parameter")
+        for name in ("temperature", "top_p"):
+            if body.get(name) not in (None, 1):
+                raise _Fail(400, f"Unsupported value: '{name}' does not support {body[name]} with this model. Only the "
+                            "default (1) value is supported.", param=name, code="unsupported_value")
     stop = body.get("stop")
     if isinstance(stop, list) and len(stop) > 4:
         raise _Fail(400, f"Invalid 'stop': array too long. Expected an array with maximum length 4, but got an array "

@@ -334,3 +334,27 @@ def test_json_schema_uses_anthropic_structured_outputs_where_the_model_has_them(
     out = json.loads(AnthropicChatTranslator(target, created=1, response_id="x").request(
         {"messages": [{"role": "user", "content": "Where?"}], "response_format": open_schema}).body)
     assert "output_config" not in out and "JSON Schema:" in out["system"]
+
+
+def test_temperature_and_top_p_newer_claude_models_take_only_one():
+    body = {"messages": [{"role": "user", "content": "Hi"}], "temperature": 0.3, "top_p": 0.9}
+    _, out = anthropic(body)   # claude-haiku-4-5
+    assert out["temperature"] == 0.3 and "top_p" not in out
+    with pytest.raises(sim_anthropic.BadRequest, match="cannot both be specified"):
+        sim_anthropic.validate({"model": "claude-haiku-4-5", "max_tokens": 9, "temperature": 0.3, "top_p": 0.9,
+                                "messages": [{"role": "user", "content": "Hi"}]})
+    older = Target(model="s4", upstream_model="claude-sonnet-4-20250514", provider="anthropic", api="anthropic")
+    out = json.loads(AnthropicChatTranslator(older, created=1, response_id="x").request(body).body)
+    assert out["top_p"] == 0.9 and out["temperature"] == 0.3   # the older models take both
+    assert "top_p" in json.loads(AnthropicChatTranslator(CLAUDE, created=1, response_id="x").request(
+        {**body, "temperature": None}).body)
+
+
+def test_max_tokens_above_the_model_limit_is_clamped():
+    _, out = anthropic({"messages": [{"role": "user", "content": "Hi"}], "max_completion_tokens": 100000})
+    assert out["max_tokens"] == 64000   # claude-haiku-4-5's limit; the simulator refuses 100000
+    custom = Target(model="c", upstream_model="claude-haiku-4-5", provider="anthropic", api="anthropic",
+                    options={"max_output_tokens": 1000})
+    out = json.loads(AnthropicChatTranslator(custom, created=1, response_id="x").request(
+        {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5000}).body)
+    assert out["max_tokens"] == 1000

@@ -28,9 +28,12 @@ from extproc.simulators import anthropic as sim_anthropic, gemini as sim_gemini,
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "fidelity"
 CASES = sorted(FIXTURES.glob("*/*.json"))
 
-# One target per API pair, with a current model of each vendor (and one Claude without structured outputs).
+# One target per API pair, with a current model of each vendor, plus an OpenAI reasoning model and a Claude
+# without structured outputs (each has rules of its own).
 TARGETS = {
     "openai": Target(model="m", upstream_model="gpt-4o-mini", provider="openai", api="openai", base_path="/v1"),
+    "openai_reasoning": Target(model="m", upstream_model="gpt-5-mini", provider="openai", api="openai",
+                               base_path="/v1"),
     "azure_openai": Target(model="m", upstream_model="gpt-4o-mini", provider="azure", api="azure_openai",
                            base_path="/openai", options={"api_version": "2024-10-21"}),
     "anthropic": Target(model="m", upstream_model="claude-haiku-4-5", provider="anthropic", api="anthropic",
