@@ -42,8 +42,10 @@ data, Files API and YouTube URIs, it does not fetch web pages); a conversation w
 user or assistant content (only system messages). ``n`` below 1 is never forwarded.
 
 Gemini 3 models attach a ``thoughtSignature`` to function-call parts and want
-it back on the next turn; OpenAI's tool_call shape has no slot for it, so
-multi-turn tool use with those models may be rejected by Google (a known gap).
+it back on the next turn; OpenAI's tool_call shape has no slot for it, so the
+first function call of each model turn carries Google's documented stand-in
+(``skip_thought_signature_validator``): multi-turn tool use works, without the
+model's hidden reasoning of the earlier steps.
 """
 
 from __future__ import annotations
@@ -235,6 +237,23 @@ def _contents(messages: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
     return contents, system
 
 
+# Google's documented stand-in for a thought signature the client could not keep.
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+
+
+def _sign_function_calls(contents: list[dict[str, Any]]) -> None:
+    """Gemini 3 refuses a history whose function calls lack their ``thoughtSignature``; OpenAI's
+    tool_calls have no place to keep one, so the first call of each model turn carries Google's
+    documented stand-in: the model loses that step's hidden reasoning, not the conversation."""
+    for content in contents:
+        if content["role"] != "model":
+            continue
+        for i, part in enumerate(content["parts"]):
+            if "functionCall" in part:
+                content["parts"][i] = {**part, "thoughtSignature": SKIP_SIGNATURE}
+                break
+
+
 def _tools(body: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """(function declarations, functionCallingConfig or None)."""
     declarations: list[dict[str, Any]] = []
@@ -398,6 +417,8 @@ class GeminiChatTranslator(ChatTranslator):
             raise UnsupportedFeature("this model's provider (Gemini) needs at least one user or assistant message "
                                      "with content; this request has only system messages or empty ones",
                                      param="messages")
+        if self.target.upstream_model.startswith("gemini-3"):
+            _sign_function_calls(contents)
         out: dict[str, Any] = {"contents": contents}
         if system:
             out["systemInstruction"] = {"parts": [{"text": t} for t in system]}

@@ -23,12 +23,14 @@ turn follows a function call turn with as many parts; ``fileData`` URIs are File
 or YouTube URIs (the API does not fetch arbitrary web URLs); ``generationConfig``
 bounds (``candidateCount`` 1..8 and 1 on Gemini 3 models, ``temperature`` 0..2,
 ``topP`` 0..1, ``maxOutputTokens`` >= 1, at most 5 ``stopSequences``, ``logprobs``
-0..20); bodies up to 20 MB; unknown or retired model ids answer 404 NOT_FOUND.
+0..20); bodies up to 20 MB; Gemini 3 models want the ``thoughtSignature`` of the current turn's
+function calls back; unknown or retired model ids answer 404 NOT_FOUND.
 ``to_prompt`` is that check as a pure function (the fidelity suite uses it).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import json
@@ -242,6 +244,8 @@ def to_prompt(model: str, body: dict[str, Any]) -> tuple[core.Prompt, dict[str, 
         if text:
             turns.append(("assistant" if role == "model" else "user", "".join(text)))
 
+    _check_signatures(model, contents)
+
     tools: list[tuple[str, dict]] = []
     for tool in body.get("tools") or []:
         for decl in _get(tool, "functionDeclarations") or []:
@@ -272,7 +276,35 @@ def _call_part(model: str, name: str, args: dict, n: int, response_id: str) -> d
     call: dict[str, Any] = {"name": name, "args": args}
     if model.startswith("gemini-3"):
         call["id"] = f"{response_id[:8]}-{n}"  # only Gemini 3 models number their calls
+        if n == 0:  # and sign the first call of a step, wanting the signature back next turn
+            return {"functionCall": call, "thoughtSignature": _signature(f"{response_id}-{name}")}
     return {"functionCall": call}
+
+
+def _signature(seed: str) -> str:
+    return base64.b64encode(hashlib.sha256(seed.encode()).digest() * 2).decode()
+
+
+def _check_signatures(model: str, contents: list[Any]) -> None:
+    """Gemini 3 wants the thought signature back on the first function call of each step of the
+    current turn (the model turns since the last user message with text)."""
+    if not model.startswith("gemini-3"):
+        return
+    start = 0
+    for i, content in enumerate(contents):
+        parts = _get(content, "parts") or []
+        if (content.get("role") or "user") == "user" and any("text" in p for p in parts if isinstance(p, dict)):
+            start = i + 1
+    for content in contents[start:]:
+        if content.get("role") != "model":
+            continue
+        calls = [(n, p) for n, p in enumerate(_get(content, "parts") or []) if _get(p, "functionCall") is not None]
+        if calls and not _get(calls[0][1], "thoughtSignature"):
+            n, part = calls[0]
+            raise BadRequest("Function call is missing a thought_signature in functionCall parts. This is required "
+                             "for tools to work correctly, and missing thought_signature may lead to degraded model "
+                             f"performance. Additional data, function call `default_api:"
+                             f"{_get(_get(part, 'functionCall'), 'name')}` , position {n + 1}.")
 
 
 def _candidate_text(reply: core.Reply, index: int) -> str:

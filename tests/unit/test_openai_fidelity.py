@@ -358,3 +358,15 @@ def test_max_tokens_above_the_model_limit_is_clamped():
     out = json.loads(AnthropicChatTranslator(custom, created=1, response_id="x").request(
         {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5000}).body)
     assert out["max_tokens"] == 1000
+
+
+def test_gemini_3_function_call_history_carries_the_documented_signature_stand_in():
+    body = {"messages": tool_turns("call_1") + [{"role": "user", "content": "And tomorrow?"}], "tools": [WEATHER]}
+    old_shape = gemini(body, GEMINI)   # Gemini 2.5 needs none
+    assert all("thoughtSignature" not in p for c in old_shape["contents"] for p in c["parts"])
+    tool_turn = {"messages": tool_turns("call_1"), "tools": [WEATHER]}
+    with pytest.raises(sim_gemini.BadRequest, match="missing a thought_signature"):
+        sim_gemini.to_prompt("gemini-3-flash-preview", gemini(tool_turn, GEMINI))
+    out = gemini(tool_turn, GEMINI_3)   # validated by the simulator's Gemini 3 rule
+    call_part = out["contents"][1]["parts"][0]
+    assert call_part["thoughtSignature"] == "skip_thought_signature_validator" and "functionCall" in call_part

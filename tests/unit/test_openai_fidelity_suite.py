@@ -29,7 +29,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "fidelity"
 CASES = sorted(FIXTURES.glob("*/*.json"))
 
 # One target per API pair, with a current model of each vendor, plus an OpenAI reasoning model and a Claude
-# without structured outputs (each has rules of its own).
+# without structured outputs, and a Gemini 3 model (each has rules of its own).
 TARGETS = {
     "openai": Target(model="m", upstream_model="gpt-4o-mini", provider="openai", api="openai", base_path="/v1"),
     "openai_reasoning": Target(model="m", upstream_model="gpt-5-mini", provider="openai", api="openai",
@@ -42,6 +42,8 @@ TARGETS = {
                                  api="anthropic", base_path="/v1"),
     "gemini": Target(model="m", upstream_model="gemini-2.5-flash", provider="gemini", api="gemini",
                      base_path="/v1beta"),
+    "gemini_3": Target(model="m", upstream_model="gemini-3-flash-preview", provider="gemini", api="gemini",
+                       base_path="/v1beta"),
 }
 
 # (client/case, target) -> why that provider cannot serve it (UnsupportedFeature's message contains it).
