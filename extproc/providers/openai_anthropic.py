@@ -464,8 +464,12 @@ def _tool(tool: dict[str, Any]) -> dict[str, Any]:
     if tool.get("type") != "function" or not isinstance(tool.get("function"), dict):
         raise UnsupportedFeature(f"tool type '{tool.get('type')}' is not supported for this model", param="tools")
     fn = tool["function"]
-    out: dict[str, Any] = {"name": fn.get("name"),
-                           "input_schema": fn.get("parameters") or {"type": "object", "properties": {}}}
+    schema = fn.get("parameters") or {"type": "object", "properties": {}}
+    if isinstance(schema, dict) and "type" not in schema:
+        # Anthropic requires input_schema.type; JSON Schema reads an untyped schema with properties as
+        # an object's, and a function's arguments are always an object.
+        schema = {"type": "object", **schema}
+    out: dict[str, Any] = {"name": fn.get("name"), "input_schema": schema}
     if fn.get("description"):
         out["description"] = fn["description"]
     return out

@@ -546,8 +546,10 @@ class GeminiChatTranslator(ChatTranslator):
 
     def _chunk(self, index: int, delta: dict[str, Any], finish: str | None,
                logprobs: dict[str, Any] | None = None) -> bytes:
-        return sse.encode(self._envelope([{"index": index, "delta": delta, "logprobs": logprobs,
-                                           "finish_reason": finish}]))
+        chunk = self._envelope([{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}])
+        if self.include_usage:
+            chunk["usage"] = None  # as OpenAI does: only the final, choice-less chunk carries usage
+        return sse.encode(chunk)
 
     def _envelope(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
         return {"id": self.response_id, "object": "chat.completion.chunk", "created": self.created,

@@ -277,11 +277,13 @@ def test_a_streamed_anthropic_tool_call_without_arguments_ends_as_empty_object()
     assert json.loads(arguments) == {}
 
 
-def test_stream_chunks_have_openai_shape():
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_stream_chunks_have_openai_shape(include_usage):
     """Every translated chunk has the keys an OpenAI chunk has, and the first delta OpenAI's role delta."""
-    openai_chunk_keys = {"id", "object", "created", "model", "choices"}
+    openai_chunk_keys = {"id", "object", "created", "model", "choices"} | ({"usage"} if include_usage else set())
     openai_choice_keys = {"index", "delta", "logprobs", "finish_reason"}
-    a, _ = anthropic({"messages": [{"role": "user", "content": "Hi"}], "stream": True})
+    options = {"stream_options": {"include_usage": include_usage}}
+    a, _ = anthropic({"messages": [{"role": "user", "content": "Hi"}], "stream": True, **options})
     anthropic_events = [{"type": "message_start", "message": {"usage": {}}},
                         {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
                         {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}},
@@ -291,12 +293,16 @@ def test_stream_chunks_have_openai_shape():
     a_out = a.stream_chunk(b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode()
                                     for e in anthropic_events)) + a.stream_end()
     g = GeminiChatTranslator(GEMINI, created=1, response_id="chatcmpl-x")
-    g.request({"messages": [{"role": "user", "content": "Hi"}], "stream": True})
+    g.request({"messages": [{"role": "user", "content": "Hi"}], "stream": True, **options})
     g_event = {"candidates": [{"content": {"role": "model", "parts": [{"text": "Hi"}]}, "finishReason": "STOP",
                                "index": 0}], "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1}}
     g_out = g.stream_chunk(b"data: " + json.dumps(g_event).encode() + b"\r\n\r\n") + g.stream_end()
     for out in (a_out, g_out):
         chunks = [json.loads(e.data) for e in sse.SSEDecoder().feed(out) if e.data != "[DONE]"]
+        if include_usage:   # the final usage chunk: no choices, a usage object, as OpenAI sends it
+            final = chunks.pop()
+            assert final["choices"] == [] and final["usage"]["total_tokens"] >= 0
+            assert all(c["usage"] is None for c in chunks)
         assert chunks and all(set(c) == openai_chunk_keys for c in chunks)
         assert all(set(c["choices"][0]) == openai_choice_keys for c in chunks)
         assert all(c["object"] == "chat.completion.chunk" for c in chunks)
@@ -370,3 +376,9 @@ def test_gemini_3_function_call_history_carries_the_documented_signature_stand_i
     out = gemini(tool_turn, GEMINI_3)   # validated by the simulator's Gemini 3 rule
     call_part = out["contents"][1]["parts"][0]
     assert call_part["thoughtSignature"] == "skip_thought_signature_validator" and "functionCall" in call_part
+
+
+def test_an_untyped_tool_schema_gets_type_object_for_anthropic():
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"properties": {"q": {"type": "string"}}}}}
+    _, out = anthropic({"messages": [{"role": "user", "content": "Hi"}], "tools": [tool]})
+    assert out["tools"][0]["input_schema"] == {"type": "object", "properties": {"q": {"type": "string"}}}
