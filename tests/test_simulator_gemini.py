@@ -391,3 +391,10 @@ def test_a_body_over_20_mb_is_refused_without_taking_the_simulator_down(server):
     assert r.status_code == 400
     assert r.json()["error"]["message"] == "Request payload size exceeds the limit: 20971520 bytes."
     assert server.post("generateContent", user("hi")).status_code == 200
+
+
+def test_embedding_batches_are_bounded_as_the_api_bounds_them(server):
+    one = {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "x"}]}}
+    r = server.post("batchEmbedContents", {"requests": [one] * 101}, model="gemini-embedding-001")
+    assert r.status_code == 400 and "at most 100 requests" in r.json()["error"]["message"]
+    assert server.post("batchEmbedContents", {"requests": [one] * 100}, model="gemini-embedding-001").status_code == 200

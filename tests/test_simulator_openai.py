@@ -460,3 +460,14 @@ def test_a_body_over_32_mb_is_refused_without_taking_the_simulator_down(server):
     ok = server.http.post("/v1/chat/completions", headers={"Authorization": "Bearer k"},
                           json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]})
     assert ok.status_code == 200
+
+
+def test_embedding_requests_are_bounded_as_the_api_bounds_them(server):
+    """Size limits that also keep one request from making the simulator hold gigabytes of floats."""
+    headers = {"Authorization": "Bearer k"}
+    r = server.http.post("/v1/embeddings", headers=headers,
+                         json={"model": "text-embedding-3-small", "input": "x", "dimensions": 10 ** 9})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "integer_above_max_value"
+    r = server.http.post("/v1/embeddings", headers=headers,
+                         json={"model": "text-embedding-3-small", "input": ["x"] * 2049})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "array_above_max_length"

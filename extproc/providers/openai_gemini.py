@@ -608,6 +608,9 @@ def _google_error(status: int, body: bytes) -> tuple[int, bytes]:
 # Embeddings
 
 
+MAX_EMBED_BATCH = 100  # batchEmbedContents takes at most 100 requests
+
+
 class GeminiEmbeddingsTranslator(EmbeddingsTranslator):
     def __init__(self, target: Target):
         super().__init__(target)
@@ -623,6 +626,9 @@ class GeminiEmbeddingsTranslator(EmbeddingsTranslator):
         if not all(isinstance(t, str) for t in texts):
             raise UnsupportedFeature("token-id input is not supported for Gemini embedding models; send text",
                                      param="input")
+        if len(texts) > MAX_EMBED_BATCH:
+            raise UnsupportedFeature(f"{len(texts)} inputs is more than this model's provider (Gemini) embeds in one "
+                                     f"request (at most {MAX_EMBED_BATCH})", param="input")
         fmt = body.get("encoding_format") or "float"
         if fmt not in ("float", "base64"):
             raise InvalidRequest("encoding_format must be 'float' or 'base64'", param="encoding_format")

@@ -493,6 +493,9 @@ def routes(sim: core.Simulator) -> list[web.RouteDef]:
                 requests = body.get("requests")
                 if not isinstance(requests, list) or not requests:
                     raise BadRequest("* BatchEmbedContentsRequest.requests: requests is not specified")
+                if len(requests) > 100:  # the documented batch limit, which also bounds memory per request
+                    raise BadRequest("* BatchEmbedContentsRequest.requests: at most 100 requests can be in one "
+                                     "batch")
                 out = []
                 for i, req in enumerate(requests):
                     if _get(req, "model") not in (None, f"models/{model}"):

@@ -414,6 +414,9 @@ def _embedding_inputs(value: Any) -> list[str]:
     if not isinstance(value, list) or not value:
         raise _Fail(400, "'input' is required and must be a string, an array of strings or an array of token "
                     "arrays.", param="input", code="invalid_value")
+    if len(value) > 2048:  # the documented batch limit (it also bounds what one request can make us hold)
+        raise _Fail(400, f"Invalid 'input': array too long. Expected an array with maximum length 2048, but got an "
+                    f"array with length {len(value)} instead.", param="input", code="array_above_max_length")
     texts = []
     for item in value:
         if isinstance(item, list) and item and all(isinstance(t, int) for t in item):
@@ -431,6 +434,10 @@ def _dimensions(model: str, value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise _Fail(400, f"Invalid 'dimensions': integer below minimum value. Expected a value >= 1, but got "
                     f"{value!r} instead.", param="dimensions", code="integer_below_min_value")
+    native = 3072 if "large" in model else 1536   # a model cannot return more than its own size
+    if value > native:
+        raise _Fail(400, f"Invalid 'dimensions': integer above maximum value. Expected a value <= {native}, but got "
+                    f"{value} instead.", param="dimensions", code="integer_above_max_value")
     return value
 
 

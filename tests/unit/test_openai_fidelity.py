@@ -382,3 +382,10 @@ def test_an_untyped_tool_schema_gets_type_object_for_anthropic():
     tool = {"type": "function", "function": {"name": "lookup", "parameters": {"properties": {"q": {"type": "string"}}}}}
     _, out = anthropic({"messages": [{"role": "user", "content": "Hi"}], "tools": [tool]})
     assert out["tools"][0]["input_schema"] == {"type": "object", "properties": {"q": {"type": "string"}}}
+
+
+def test_more_embedding_inputs_than_gemini_batches_is_unsupported():
+    target = Target(model="e", upstream_model="gemini-embedding-001", provider="gemini", api="gemini",
+                    base_path="/v1beta")
+    assert "at most 100" in unable(target, {"model": "e", "input": ["x"] * 101}, endpoint="embeddings")
+    assert unable(target, {"model": "e", "input": ["x"] * 100}, endpoint="embeddings") is None
