@@ -389,3 +389,30 @@ def test_more_embedding_inputs_than_gemini_batches_is_unsupported():
                     base_path="/v1beta")
     assert "at most 100" in unable(target, {"model": "e", "input": ["x"] * 101}, endpoint="embeddings")
     assert unable(target, {"model": "e", "input": ["x"] * 100}, endpoint="embeddings") is None
+
+
+# -- the catalog ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["config/routing.yaml", "k8s/base/routing.yaml", "bench/routing.yaml"])
+def test_the_simulators_serve_the_ids_the_shipped_configs_name_and_no_other_retired_one(path):
+    """Every upstream id a shipped config names is one the real API serves, except the retired ids
+    still waiting for the catalog update (PENDING_CATALOG_UPDATE): when that update renames them,
+    this test fails until the exemption is deleted, so retired ids cannot linger."""
+    from pathlib import Path
+
+    from extproc import config
+    from extproc.simulators import openai as sim_openai
+
+    cfg = config.load(Path(__file__).resolve().parents[2] / path)
+    named = {(m.provider.name, m.provider.api, m.upstream_model) for m in cfg.models.values()}
+    pending = sim_anthropic.PENDING_CATALOG_UPDATE | sim_gemini.PENDING_CATALOG_UPDATE
+    for name, api, model in named:
+        if api == "anthropic":
+            assert model in sim_anthropic.MODELS or model in pending, model
+        elif api == "gemini":
+            assert model in sim_gemini.MODELS or model in pending, model
+        else:
+            assert sim_openai.serves(name, model), model
+    if path == "config/routing.yaml":
+        assert pending <= {model for _, _, model in named}, "a pending exemption nothing names any more: delete it"
+        assert pending <= sim_anthropic.RETIRED | sim_gemini.RETIRED
