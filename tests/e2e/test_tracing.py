@@ -25,9 +25,11 @@ def test_one_trace_with_envoy_request_and_attempt_spans(gateway, client, otlp):
             return None
         trace_id = ours[-1][1].trace_id
         same = [(svc, s) for svc, s in spans if s.trace_id == trace_id]
-        services = {svc for svc, _ in same}
-        if {"llm-gateway-envoy", "llm-gateway-extproc"} <= services and any(
-                "llm.attempt" in attributes(s) for _, s in same):
+        envoy_ids = {s.span_id for svc, s in same if svc == "llm-gateway-envoy"}
+        # Envoy exports its spans in batches: wait for the one the processor's request span hangs under.
+        requests = [s for svc, s in same if svc == "llm-gateway-extproc" and attributes(s).get("llm.request")]
+        if requests and any("llm.attempt" in attributes(s) for _, s in same) and (
+                requests[0].parent_span_id in envoy_ids):
             return same
         return None
 
