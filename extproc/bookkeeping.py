@@ -18,20 +18,23 @@ Redis URL without touching the routing config).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import time
 from dataclasses import replace
 
-from .accounting import make_record, parse_feedback
+from .accounting import IN_FLIGHT, UsageRecord, make_record, parse_feedback
 from .budgets import SPENT, BudgetManager, Reservation
 from .config import Config
 from .errors import NotFound
 from .ledger import Ledger, open_ledger
+from .providers.base import Usage
 from .report import LEDGER_ENV
 
 log = logging.getLogger("extproc.bookkeeping")
+COMMIT_TIMEOUT_S = 1.0   # the longest an answer's end waits for its record to be written
 
 
 class Bookkeeping:
@@ -67,21 +70,57 @@ class Bookkeeping:
             raise status.error(time.time())
         return await self.budgets.reserve(tenant, surface, estimated_cost, free_tier=free_tier)
 
+    def open(self, exchange) -> None:
+        """The request was routed: an ``in_flight`` record, billed the prompt estimate of its first
+        candidate, stands for it until ``settle`` replaces it (same request id). If this process dies
+        first, that record is what is left (``recover`` marks it ``interrupted``)."""
+        plan = exchange.plan
+        model = plan.models[0] if plan.models else None
+        usage = Usage(input_tokens=plan.prompt_tokens)
+        record = make_record(
+            time=exchange.started, request_id=exchange.key, model=model.id if model else "none",
+            provider=model.provider.name if model else "none", usage=usage, price=model.price if model else None,
+            status=0, attempts=1, tenant=plan.tenant, surface=plan.surface, request_class=plan.route_class,
+            workload=plan.workload, outcome=IN_FLIGHT, endpoint=exchange.endpoint)
+        self._append(record)
+
     def settle(self, reservation: Reservation | None, *, request_id: str, model, usage, status: int,
-               started: float, latency_ms: float, ttft_ms: float | None, attempts: int, plan) -> float:
-        """Record the finished request and correct its reservation; returns its cost in USD."""
+               started: float, latency_ms: float, ttft_ms: float | None, attempts: int, plan,
+               outcome: str | None = None, endpoint: str = "chat") -> UsageRecord:
+        """Record the ended request (``outcome`` from ``endings.classify``) and correct its reservation
+        to the billed cost (``usage``, see endings.py); returns the record."""
         record = make_record(
             time=started, request_id=request_id, model=model.id if model else "none",
             provider=model.provider.name if model else "none", usage=usage, price=model.price if model else None,
-            status=status, latency_ms=latency_ms, ttft_ms=ttft_ms, attempts=attempts,
-            tenant=plan.tenant, surface=plan.surface, request_class=plan.route_class, workload=plan.workload)
+            status=status, latency_ms=latency_ms, ttft_ms=ttft_ms, attempts=attempts, outcome=outcome,
+            tenant=plan.tenant, surface=plan.surface, request_class=plan.route_class, workload=plan.workload,
+            endpoint=endpoint)
+        self._append(record)
+        if reservation is not None:
+            self.budgets.settle(reservation, record.cost_usd)
+        return record
+
+    async def commit(self, timeout_s: float = COMMIT_TIMEOUT_S) -> bool:
+        """Wait until the records appended so far are written (one write for every request waiting
+        at once). False when the store did not answer in ``timeout_s``: the records stay queued and
+        the background writer retries; the answer is not held longer than that."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self.ledger.flush()), timeout_s)
+            return True
+        except Exception:   # noqa: BLE001 - a slow or failed store must not fail the answer
+            log.warning("usage ledger: commit did not finish in %.1fs; the record stays queued", timeout_s)
+            return False
+
+    async def recover(self) -> int:
+        """Mark the ``in_flight`` records a previous run of this process left (it died with them
+        open) as ``interrupted``; returns how many."""
+        return await self.ledger.mark_interrupted(before=time.time())
+
+    def _append(self, record: UsageRecord) -> None:
         try:
             self.ledger.append(record)
         except RuntimeError:   # closed during shutdown: the request still settles its budget
-            log.warning("usage ledger closed; record for %s not kept", request_id)
-        if reservation is not None:
-            self.budgets.settle(reservation, record.cost_usd)
-        return record.cost_usd
+            log.warning("usage ledger closed; record for %s not kept", record.request_id)
 
     async def feedback(self, raw: bytes) -> bytes:
         """Attach a quality score to a past request; raises InvalidRequest (400) / NotFound (404)."""

@@ -101,6 +101,11 @@ class Exchange:
     mode: str = "pass"
     buffer: bytearray = field(default_factory=bytearray)
     error_status: int | None = None
+    # What accounting needs to bill an answer that never completed (endings.py):
+    end_of_stream: bool = False            # the provider's last body chunk arrived
+    last_byte: float | None = None         # clock time of the latest provider body chunk
+    delivered: bytearray = field(default_factory=bytearray)   # OpenAI SSE sent to the client, not yet counted
+    delivered_tokens: int = 0              # tokens of delivered text already counted (long streams)
 
     @property
     def stream(self) -> bool:
@@ -275,6 +280,14 @@ class Gateway:
 
     def response_body(self, exchange: Exchange, chunk: bytes, end_of_stream: bool) -> bytes:
         """The bytes to send the client in place of ``chunk``."""
+        exchange.last_byte = self.clock()
+        exchange.end_of_stream = exchange.end_of_stream or end_of_stream
+        out = self._response_body(exchange, chunk, end_of_stream)
+        if exchange.stream and exchange.mode in ("observe", "stream") and out:
+            keep_delivered(exchange, out)
+        return out
+
+    def _response_body(self, exchange: Exchange, chunk: bytes, end_of_stream: bool) -> bytes:
         translator = exchange.translator
         if exchange.mode == "pass" or translator is None:
             return chunk
@@ -329,6 +342,26 @@ class Gateway:
     def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"The request body is larger than the gateway's limit of "
                                f"{self.config.max_body_bytes} bytes.")
+
+
+DELIVERED_LIMIT = 1024 * 1024   # bytes of delivered stream kept uncounted; past it, counted and dropped
+
+
+def keep_delivered(exchange: Exchange, out: bytes) -> None:
+    """Keep what the client was sent, to bill it if the provider never reports usage. Counting
+    waits until it is needed (most streams end with the provider's usage); a very long stream is
+    counted in whole events as it passes the limit, so memory stays bounded."""
+    exchange.delivered += out
+    if len(exchange.delivered) > DELIVERED_LIMIT:
+        from .endings import delivered_text
+        from .tokens import count
+
+        end = exchange.delivered.rfind(b"\n\n")
+        if end < 0:
+            return
+        cut = end + 2
+        exchange.delivered_tokens += count(delivered_text(bytes(exchange.delivered[:cut])))
+        del exchange.delivered[:cut]
 
 
 def make_classifier(config: Config):

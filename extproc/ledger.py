@@ -41,7 +41,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .accounting import UsageRecord
+from .accounting import IN_FLIGHT, INTERRUPTED, UsageRecord
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def nano_to_usd(nano: int) -> float:
 # Column order shared by both backends; ``class`` is a keyword in Python, ``request_class`` in the dataclass.
 _COLUMNS = ("request_id", "time", "tenant", "surface", "class", "workload", "model", "provider",
             "input_tokens", "output_tokens", "cached_input_tokens", "cost_usd", "latency_ms", "ttft_ms",
-            "attempts", "outcome", "status", "quality", "quality_source")
+            "attempts", "outcome", "status", "quality", "quality_source", "endpoint")
 _INTS = frozenset({"input_tokens", "output_tokens", "cached_input_tokens", "attempts", "status"})
 _FLOATS = frozenset({"time", "cost_usd", "latency_ms", "ttft_ms", "quality"})
 
@@ -147,6 +147,13 @@ class Ledger(abc.ABC):
     async def get_counters(self, keys: Iterable[str]) -> dict[str, int]:
         """Current values (0 for a counter that does not exist)."""
 
+    async def mark_interrupted(self, before: float) -> int:
+        """Records still ``in_flight`` from before ``before`` (unix s) become ``interrupted``; how many.
+
+        Only a store one process owns can tell (SQLite); replicas sharing Redis cannot tell their own
+        open records from another's, so there it is a no-op (see the README's durability notes)."""
+        return 0
+
     # -- lifecycle ---------------------------------------------------------------------------------------------
     async def close(self) -> None:
         """Write what is queued, then release the store."""
@@ -201,7 +208,8 @@ CREATE TABLE IF NOT EXISTS usage (
     latency_ms REAL, ttft_ms REAL,
     attempts INTEGER NOT NULL DEFAULT 1,
     outcome TEXT NOT NULL, status INTEGER NOT NULL,
-    quality REAL, quality_source TEXT
+    quality REAL, quality_source TEXT,
+    endpoint TEXT NOT NULL DEFAULT 'chat'
 );
 CREATE INDEX IF NOT EXISTS usage_time ON usage(time);
 CREATE TABLE IF NOT EXISTS budget_counters (
@@ -232,6 +240,9 @@ class SQLiteLedger(Ledger):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.executescript(_SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(usage)")}
+        if "endpoint" not in columns:   # a ledger written before records named their endpoint
+            conn.execute("ALTER TABLE usage ADD COLUMN endpoint TEXT NOT NULL DEFAULT 'chat'")
         self._conn = conn
 
     async def _call(self, fn: Any, *args: Any) -> Any:
@@ -299,6 +310,12 @@ class SQLiteLedger(Ledger):
                 out.update({k: int(v) for k, v in cur})
             return out
         return await self._call(get)
+
+    async def mark_interrupted(self, before: float) -> int:
+        def mark(conn: sqlite3.Connection) -> int:
+            return conn.execute("UPDATE usage SET outcome = ?, status = 502 WHERE outcome = ? AND time < ?",
+                                (INTERRUPTED, IN_FLIGHT, before)).rowcount
+        return await self._call(self._transaction, mark)
 
     async def _close(self) -> None:
         def close() -> None:

@@ -24,7 +24,10 @@ from envoy.type.v3 import http_status_pb2
 from google.protobuf import duration_pb2, struct_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from .errors import GatewayError, Unavailable, UpstreamError
+from . import endings, telemetry, tokens
+from .accounting import BUDGET_REFUSED
+from .errors import GatewayError, QuotaExceeded, Unavailable, UpstreamError
+from .providers.base import ChatTranslator
 from .status import StatusService
 from .gateway import KEY_HEADER, Answer, Exchange, Gateway, Rewrite
 from .accounting import FEEDBACK_PATH
@@ -41,6 +44,7 @@ log = logging.getLogger("extproc")
 STAGE_METADATA = "x-llm-stage"
 QUEUE_POLL_S = 0.02      # how often a queued request looks for capacity again
 MAX_QUEUE_WAIT_S = 30    # the longest Envoy lets the processor hold a message (max_message_timeout)
+STALL_S = 10.0           # an upstream reset after this much silence is a stalled stream (outcome timeout)
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _BODY_MODES = {"pass": processing_mode_pb2.ProcessingMode.NONE,
                "stream": processing_mode_pb2.ProcessingMode.STREAMED,
@@ -111,6 +115,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         exchange: Exchange | None = None
         status: int | None = None
         error: str | None = None
+        cancelled = False    # Envoy cancelled the stream: the upstream reset (see endings.py)
+        settled = False
         try:
             async for req in requests:
                 kind = req.WhichOneof("request")
@@ -138,17 +144,21 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                             exchange = await self._queue(headers, raw, exchange)
                         exchange = await self._admit(headers, raw, exchange)
                     except GatewayError as exc:
-                        self._rejected({**headers, **metadata}, exc)
+                        self._rejected({**headers, **metadata}, exc, exchange)
+                        exchange = None
                         yield immediate(Answer.error(exc))
                         return
                     # Envoy passes its span's context in the gRPC metadata; a client's own traceparent
                     # (in the request headers) is what Envoy's span continues.
                     exchange.trail = tracing.start_request(
                         {**headers, **metadata}, "chat" if exchange.endpoint == "chat" else "embeddings",
-                        exchange.body["model"], exchange.plan.reason, [m.id for m in exchange.plan.models])
+                        exchange.body["model"], exchange.plan.reason, [m.id for m in exchange.plan.models],
+                        decision=self._labels(exchange.plan))
                     self.exchanges[exchange.key] = exchange
                     route = gateway.route(exchange)   # also attempt 1, translated for its provider
                     self._attempt_started(exchange, 1, observed=False)
+                    if self.books is not None:
+                        self.books.open(exchange)     # an in_flight record: a crash leaves a trace
                     yield pb.ProcessingResponse(request_body=pb.BodyResponse(response=pb.CommonResponse(
                         header_mutation=mutation(route.set_headers, route.remove_headers),
                         body_mutation=pb.BodyMutation(body=route.body), clear_route_cache=True)))
@@ -172,6 +182,11 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     if exchange is not None and exchange.trail is not None:
                         tracing.first_byte(exchange.trail)
                     out = gateway.response_body(exchange, body.body, body.end_of_stream) if exchange else body.body
+                    if body.end_of_stream and exchange is not None and exchange.trail is not None:
+                        # The record is committed before the client sees the answer end: a finished
+                        # request survives a crash of this process (bounded by the ledger's commit).
+                        settled = True
+                        await self._settle(exchange, status, durable=True)
                     yield pb.ProcessingResponse(response_body=pb.BodyResponse(response=pb.CommonResponse(
                         body_mutation=pb.BodyMutation(body=out))))
                 else:  # trailers: nothing to change
@@ -182,25 +197,54 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             error = type(exc).__name__
             yield immediate(Answer.error(UpstreamError("the gateway failed to process this request",
                                                        code="gateway_error", status=500)))
+        except (asyncio.CancelledError, GeneratorExit):
+            cancelled = True
+            raise
         finally:
             if exchange is not None:
                 self.exchanges.pop(exchange.key, None)
-                if exchange.trail is not None:
-                    translator, model = exchange.translator, exchange.answered_by
-                    usage = translator.usage if translator is not None else None
-                    cost = None
-                    if self.books is not None:
-                        ttft_ms = exchange.trail.ttft_ms
-                        cost = self.books.settle(
-                            exchange.reservation, request_id=exchange.key, model=model, usage=usage,
-                            status=status or 0, started=exchange.started,
-                            latency_ms=(time.time() - exchange.started) * 1000, ttft_ms=ttft_ms,
-                            attempts=exchange.answering or len(exchange.attempts), plan=exchange.plan)
-                    tracing.finish(exchange.trail, status=status, error=error, cost_usd=cost,
-                                   provider=model.provider.name if model else None, model=model.id if model else None,
-                                   response_model=model.upstream_model if model else None,
-                                   input_tokens=usage.input_tokens if usage else None,
-                                   output_tokens=usage.output_tokens if usage else None)
+                if exchange.trail is not None and not settled:
+                    self._settle_now(exchange, status, cancelled=cancelled, error=error)
+
+    async def _settle(self, exchange: Exchange, status: int | None, *, durable: bool) -> None:
+        record = self._settle_now(exchange, status, cancelled=False, error=None)
+        if durable and record is not None and self.books is not None:
+            await self.books.commit()
+
+    def _settle_now(self, exchange: Exchange, status: int | None, *, cancelled: bool, error: str | None):
+        """One outcome and one bill for however the exchange ended (endings.py); ends its spans."""
+        translator, model = exchange.translator, exchange.answered_by
+        ending = endings.classify(
+            status=status, provider_answered=model is not None and exchange.mode != "pass",
+            end_of_stream=exchange.end_of_stream,
+            ending=translator.ending if isinstance(translator, ChatTranslator) and exchange.stream else None,
+            cancelled=cancelled, gateway_error=error is not None,
+            idle_s=time.time() - (exchange.last_byte or exchange.started), stall_s=STALL_S)
+        billed_model = model or (exchange.attempts[max(exchange.attempts)][0] if exchange.attempts else None)
+        usage = endings.bill(ending, translator.usage if translator is not None else None,
+                             prompt=lambda: tokens.prompt_tokens(exchange.body),
+                             delivered=lambda: exchange.delivered_tokens + tokens.count(
+                                 endings.delivered_text(bytes(exchange.delivered))))
+        record = None
+        if self.books is not None:
+            record = self.books.settle(
+                exchange.reservation, request_id=exchange.key, model=billed_model, usage=usage,
+                status=ending.status, outcome=ending.outcome, started=exchange.started,
+                latency_ms=(time.time() - exchange.started) * 1000, ttft_ms=exchange.trail.ttft_ms,
+                attempts=exchange.answering or len(exchange.attempts), plan=exchange.plan,
+                endpoint=exchange.endpoint)
+        self.tracing.finish(exchange.trail, status=ending.status, error=error or ending.failure,
+                            cost_usd=record.cost_usd if record is not None else None, outcome=ending.outcome,
+                            provider=model.provider.name if model else None, model=model.id if model else None,
+                            response_model=model.upstream_model if model else None,
+                            input_tokens=usage.input_tokens if usage else None,
+                            output_tokens=usage.output_tokens if usage else None)
+        return record
+
+    def _labels(self, plan) -> dict[str, str | float | None]:
+        """The decision's names for the request span (and so for the metrics derived from it)."""
+        return {telemetry.CLASS: plan.route_class, telemetry.SURFACE: plan.surface, telemetry.TENANT: plan.tenant,
+                telemetry.WORKLOAD: plan.workload, telemetry.SCORE: plan.score}
 
     def _attempt_started(self, exchange: Exchange, number: int, observed: bool = True) -> None:
         model = exchange.attempts[number][0]
@@ -254,11 +298,18 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             raise UpstreamError("feedback needs the usage ledger", code="feedback_unavailable", status=503)
         return Answer(200, await self.books.feedback(raw))
 
-    def _rejected(self, headers: dict[str, str], exc: GatewayError) -> None:
-        """A request refused before routing is still a request: it gets its span."""
-        trail = self.tracing.start_request(headers, "chat", "", f"rejected: {exc.message}", [])
+    def _rejected(self, headers: dict[str, str], exc: GatewayError, exchange: Exchange | None = None) -> None:
+        """A request refused before routing is still a request: it gets its span, and once it was
+        planned (a spent budget, a full queue) its ledger record, billed nothing."""
+        decision = self._labels(exchange.plan) if exchange is not None else None
+        trail = self.tracing.start_request(headers, "chat", "", f"rejected: {exc.message}", [], decision=decision)
+        outcome = (BUDGET_REFUSED if isinstance(exc, QuotaExceeded) else None)
         self.tracing.finish(trail, status=exc.status, response_model=None, input_tokens=None, output_tokens=None,
-                            error=exc.code if exc.status >= 500 else None)
+                            error=exc.code if exc.status >= 500 else None, outcome=outcome)
+        if exchange is not None and self.books is not None:
+            self.books.settle(None, request_id=exchange.key, model=None, usage=None, status=exc.status,
+                              outcome=outcome, started=exchange.started, latency_ms=0.0, ttft_ms=None, attempts=0,
+                              plan=exchange.plan, endpoint=exchange.endpoint)
 
     async def _upstream(self, requests: AsyncIterator[pb.ProcessingRequest]):
         exchange: Exchange | None = None
@@ -347,6 +398,10 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
     metrics = Metrics()
     books = Bookkeeping(cfg)
     await books.start()
+    interrupted = await books.recover()
+    if interrupted:
+        log.warning("usage ledger: %d requests were in flight when extproc last stopped; marked interrupted",
+                    interrupted)
     gateway, tracker, tracing = build(cfg, metrics, books)
     metrics.observe_config(cfg)
 
