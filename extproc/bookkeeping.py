@@ -112,9 +112,17 @@ class Bookkeeping:
             return False
 
     async def recover(self) -> int:
-        """Mark the ``in_flight`` records a previous run of this process left (it died with them
-        open) as ``interrupted``; returns how many."""
-        return await self.ledger.mark_interrupted(before=time.time())
+        """After a crash: mark the ``in_flight`` records the previous run left as ``interrupted``, and
+        set the budget counters to what the ledger says was spent in their windows (the records are
+        written before an answer ends; the counters sync only every ``sync_interval_s``, so a crash
+        can leave them behind). Only for a store one process owns (SQLite). Returns how many records
+        were interrupted."""
+        if not self.ledger.single_owner:
+            return 0
+        now = time.time()
+        interrupted = await self.ledger.mark_interrupted(before=now)
+        await self.budgets.reconcile(self.ledger, now)
+        return interrupted
 
     def _append(self, record: UsageRecord) -> None:
         try:

@@ -448,6 +448,18 @@ class BudgetManager:
             self.syncs += 1
             return True
 
+    async def reconcile(self, ledger: Ledger, now: float) -> None:
+        """Make every current window's counter equal the spend the usage records show (call with no
+        request in flight, at startup): the records survive a crash, unsynced counter deltas do not."""
+        await self.sync()
+        for b in self.settings.budgets:
+            key, c = self._counter_key(b, now)
+            spent = usd_to_nano(await ledger.spend(since=c.start, until=c.end,
+                                                   **{b.scope: b.name}))
+            if spent != c.total:
+                c.unsynced += spent - c.total
+        await self.sync()
+
     async def start(self) -> None:
         """First sync (so a restarted replica knows today's spend) and the periodic background sync."""
         await self.sync()

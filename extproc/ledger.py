@@ -147,6 +147,8 @@ class Ledger(abc.ABC):
     async def get_counters(self, keys: Iterable[str]) -> dict[str, int]:
         """Current values (0 for a counter that does not exist)."""
 
+    single_owner = False   # True when one process owns the store (SQLite): see mark_interrupted
+
     async def mark_interrupted(self, before: float) -> int:
         """Records still ``in_flight`` from before ``before`` (unix s) become ``interrupted``; how many.
 
@@ -310,6 +312,24 @@ class SQLiteLedger(Ledger):
                 out.update({k: int(v) for k, v in cur})
             return out
         return await self._call(get)
+
+    single_owner = True
+
+    async def spend(self, *, tenant: str | None = None, surface: str | None = None, since: float | None = None,
+                    until: float | None = None) -> float:
+        await self.flush()
+        where, args = ["time >= ?", "time < ?"], [-1e18 if since is None else since, 1e18 if until is None else until]
+        for column, value in (("tenant", tenant), ("surface", surface)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+
+        def total() -> float:
+            assert self._conn is not None
+            row = self._conn.execute(f"SELECT COALESCE(SUM(cost_usd), 0) FROM usage WHERE {' AND '.join(where)}",
+                                     args).fetchone()
+            return float(row[0])
+        return await self._call(total)
 
     async def mark_interrupted(self, before: float) -> int:
         def mark(conn: sqlite3.Connection) -> int:

@@ -44,6 +44,7 @@ log = logging.getLogger("extproc")
 STAGE_METADATA = "x-llm-stage"
 QUEUE_POLL_S = 0.02      # how often a queued request looks for capacity again
 MAX_QUEUE_WAIT_S = 30    # the longest Envoy lets the processor hold a message (max_message_timeout)
+DRAIN_QUIET_S = 1.0      # on SIGTERM: stop taking streams once none has opened for this long
 STALL_S = 10.0           # an upstream reset after this much silence is a stalled stream (outcome timeout)
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _BODY_MODES = {"pass": processing_mode_pb2.ProcessingMode.NONE,
@@ -99,6 +100,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         self.books = books
         self.exchanges: dict[str, Exchange] = {}
         self.waiting: dict[str, int] = {}   # queued requests per workload
+        self.streams = 0                    # ext_proc streams open now (both stages)
+        self.last_stream = 0.0              # monotonic time the latest stream opened
 
     async def Process(self, requests: AsyncIterator[pb.ProcessingRequest], context: grpc.aio.ServicerContext):
         metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
@@ -106,8 +109,22 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             handler = self._upstream(requests)
         else:
             handler = self._router(requests, metadata)
-        async for response in handler:
-            yield response
+        self.streams += 1
+        self.last_stream = time.monotonic()
+        try:
+            async for response in handler:
+                yield response
+        finally:
+            self.streams -= 1
+
+    async def drained(self, quiet_s: float, limit_s: float) -> None:
+        """Return once no new stream has come for ``quiet_s`` (Envoy sends them elsewhere, or traffic
+        stopped), or after ``limit_s``; streams still open carry on."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            if time.monotonic() - self.last_stream >= quiet_s:
+                return
+            await asyncio.sleep(0.05)
 
     async def _router(self, requests: AsyncIterator[pb.ProcessingRequest], metadata: dict[str, str]):
         gateway, tracing = self.gateway, self.tracing
@@ -434,10 +451,16 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("shutting down: draining in-flight streams")
+    # Readiness first: the health service says NOT_SERVING (Envoy's health checks and the Kubernetes
+    # probe read it), while new streams are still served, so nothing that arrives during the drain
+    # gets a 500. Once no stream has come for DRAIN_QUIET_S (or half the grace has passed), the
+    # server stops taking streams and lets the open ones finish in what is left of the grace.
+    log.info("shutting down: not ready; serving until streams stop coming, then draining")
+    started = time.monotonic()
     watcher.cancel()
     await health_servicer.enter_graceful_shutdown()
-    await server.stop(grace)
+    await processor.drained(DRAIN_QUIET_S, grace / 2)
+    await server.stop(max(0.0, grace - (time.monotonic() - started)))
     if http_runner is not None:
         await http_runner.cleanup()
     await books.close()            # push budget counters, write the last usage records
