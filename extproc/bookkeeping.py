@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import replace
@@ -28,7 +29,7 @@ from dataclasses import replace
 from .accounting import IN_FLIGHT, UsageRecord, make_record, parse_feedback
 from .budgets import SPENT, BudgetManager, Reservation
 from .config import Config
-from .errors import NotFound
+from .errors import NotFound, QuotaExceeded
 from .ledger import Ledger, open_ledger
 from .providers.base import Usage
 from .report import LEDGER_ENV
@@ -54,13 +55,26 @@ class Bookkeeping:
         await self.ledger.close()
 
     def reconfigure(self, config: Config) -> None:
-        """A reloaded routing config: new budget limits take effect at once (the ledger stays)."""
-        self.budgets.settings = config.budgets
+        """A reloaded routing config: new budget limits take effect at once, spent amounts kept (the
+        ledger stays)."""
+        self.budgets.reconfigure(config.budgets)
 
     def free_tier(self, tenant: str | None, surface: str | None) -> str | None:
         """The model a spent budget sends its requests to instead of refusing them, if any."""
         status = self.budgets.status(tenant, surface)
         return status.free_tier_model if status.state == SPENT else None
+
+    def quota_error(self, exc: QuotaExceeded, tenant: str | None, surface: str | None) -> QuotaExceeded:
+        """The policy found no candidate within the budget: the same 429, with ``retry-after`` at the
+        end of the window of the budget that stands in the way (when one applies)."""
+        status = self.budgets.status(tenant, surface)
+        if exc.headers.get("retry-after") or status.budget is None or status.window_end is None:
+            return exc
+        retry = max(1, math.ceil(status.window_end - time.time()))
+        return QuotaExceeded(exc.message, headers={**exc.headers, "retry-after": str(retry)})
+
+    def spent(self, tenant: str | None, surface: str | None) -> bool:
+        return self.budgets.status(tenant, surface).state == SPENT
 
     async def admit(self, tenant: str | None, surface: str | None, estimated_cost: float,
                     free_tier: bool = False) -> Reservation:

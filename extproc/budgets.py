@@ -323,6 +323,20 @@ class BudgetManager:
         self._wake: asyncio.Event | None = None
         self.store_ok = True
         self.syncs = 0
+        self._closing = False
+
+    def reconfigure(self, settings: BudgetSettings) -> None:
+        """New budget settings (hot reload) apply at once: each current window's counter takes its
+        budget's new limit and chunk; what was spent (and reserved) in it is kept."""
+        self.settings = settings
+        self._tz = settings.tz
+        now = self.clock()
+        for b in settings.budgets:
+            wid, _start, _end = window(b.period, now, self._tz)
+            c = self._counters.get(counter_key(b, wid))
+            if c is not None:
+                c.limit = usd_to_nano(b.limit_usd)
+                c.chunk = max(1, round(c.limit * settings.reservation_chunk))
 
     # -- BudgetView --------------------------------------------------------------------------------------------
     def remaining(self, tenant: str | None, surface: str | None) -> float | None:
@@ -374,9 +388,12 @@ class BudgetManager:
             now = self.clock()
             counters = [(b, *self._counter_key(b, now)) for b in budgets]
             if not free_tier:
+                # Only a spent budget refuses. An estimate is an upper bound (the reply's max_tokens), so
+                # one larger than what is left must not refuse a request the rest would pay for: it is
+                # charged, and settle() corrects it to the bill (the overspend bound counts one estimate).
                 for b, _key, c in counters:
-                    if c.total + amount > c.limit:
-                        raise self._status_of(b, c).error(now, estimated_cost if c.total < c.limit else None)
+                    if c.total >= c.limit:
+                        raise self._status_of(b, c).error(now)
             # Past one chunk of unsynced spend, sync first. With nothing unsynced, one estimate larger than
             # the chunk is admitted alone (the bound's "largest single estimate").
             over_chunk = any(c.unsynced != 0 and c.unsynced + amount > c.chunk for _b, _k, c in counters)
@@ -470,6 +487,11 @@ class BudgetManager:
     async def close(self) -> None:
         """Stop the background sync and push what is left."""
         if self._task is not None:
+            # A flag as well as cancel(): wait_for() in 3.11 swallows a cancel that lands as the wake
+            # event fires (a settle just before close), and the loop would run on.
+            self._closing = True
+            if self._wake is not None:
+                self._wake.set()
             self._task.cancel()
             try:
                 await self._task
@@ -480,12 +502,14 @@ class BudgetManager:
 
     async def _run(self) -> None:
         assert self._wake is not None
-        while True:
+        while not self._closing:
             try:
                 await asyncio.wait_for(self._wake.wait(), self.settings.sync_interval_s)
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
+            if self._closing:
+                return
             try:
                 await self.sync()
             except Exception:     # never let the loop die

@@ -163,10 +163,12 @@ class Gateway:
             return Answer.error(exc)
         return None
 
-    def request_body(self, headers: dict[str, str], raw: bytes, model: str | None = None) -> Exchange:
+    def request_body(self, headers: dict[str, str], raw: bytes, model: str | None = None,
+                     budgets: BudgetView | None = None) -> Exchange:
         """Parse and plan; raises GatewayError for anything the client must fix.
 
-        ``model`` replaces the requested model (a spent budget's free tier model)."""
+        ``model`` replaces the requested model (a spent budget's free tier model); ``budgets``
+        replaces the gateway's budget view for this plan."""
         if len(raw) > self.config.max_body_bytes:
             raise self._too_large()
         endpoint = ENDPOINTS[headers.get(":path", "").split("?", 1)[0]]
@@ -186,7 +188,7 @@ class Gateway:
         config, classifier = self._config, self._classifier   # one config for the whole decision
         now = self.clock()
         classification = classifier.classify(body) if classifier is not None and endpoint == "chat" else None
-        plan = decide(config, body, endpoint, headers, self.health, self.budgets, now, classification)
+        plan = decide(config, body, endpoint, headers, self.health, budgets or self.budgets, now, classification)
         exchange = Exchange(key=uuid.uuid4().hex, endpoint=endpoint, body=body, plan=plan, created=int(now),
                             response_id=f"chatcmpl-{uuid.uuid4().hex[:24]}", started=now)
         if plan.candidates:

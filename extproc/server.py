@@ -33,7 +33,8 @@ from .gateway import KEY_HEADER, Answer, Exchange, Gateway, Rewrite
 from .accounting import FEEDBACK_PATH
 from .bookkeeping import Bookkeeping
 from .config import Config
-from .cost import UNLIMITED
+from .cost import UNLIMITED, Allowance
+from .policy import _who as who   # who is asking: tenant, workload, surface (pure; raises InvalidRequest)
 from .health import HealthTracker
 from .reload import ConfigSource, watch
 from .metrics import Metrics
@@ -153,7 +154,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                         if headers.get(":path", "").split("?", 1)[0] == FEEDBACK_PATH:
                             yield immediate(await self._feedback(raw))
                             return
-                        exchange = self.gateway.request_body(headers, raw)
+                        exchange = self._plan(headers, raw)
                         if self._must_queue(exchange):
                             # Envoy waits message_timeout for each answer; a queued request asks for longer.
                             yield pb.ProcessingResponse(override_message_timeout=duration_pb2.Duration(
@@ -270,6 +271,28 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                                    upstream_model=model.upstream_model,
                                    per_try_timeout_ms=exchange.per_try_timeout_ms, observed=observed)
 
+    def _plan(self, headers: dict[str, str], raw: bytes) -> Exchange:
+        """The gateway's plan. When only the budget stood in the way (every candidate's estimate is
+        over what is left), a budget with money left still serves: estimates are upper bounds, and
+        the reservation is corrected to the bill. A spent budget answers 429 with retry-after."""
+        try:
+            return self.gateway.request_body(headers, raw)
+        except QuotaExceeded as exc:
+            if self.books is None:
+                raise
+            tenant, _workload, surface = who(self.gateway.config, headers)
+            if self.books.spent(tenant, surface) and self.books.free_tier(tenant, surface) is None:
+                raise self.books.quota_error(exc, tenant, surface) from None
+            # Money left (or a free tier model that _admit sends the request to): the allowance doubles
+            # from what is left until a candidate fits, so the cheapest candidates (within 2x) go first.
+            allowance = max(self.books.budgets.remaining(tenant, surface) or 0.0, 1e-9)
+            for _ in range(64):
+                try:
+                    return self.gateway.request_body(headers, raw, budgets=Allowance(allowance))
+                except QuotaExceeded:
+                    allowance *= 2
+            return self.gateway.request_body(headers, raw, budgets=UNLIMITED)
+
     def _must_queue(self, exchange: Exchange) -> bool:
         """Every candidate is at its max_inflight, and the workload waits rather than piling on."""
         workload = self.gateway.config.workloads.get(exchange.plan.workload or "")
@@ -289,7 +312,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
                 await asyncio.sleep(QUEUE_POLL_S)
-                exchange = self.gateway.request_body(headers, raw)
+                exchange = self._plan(headers, raw)
                 if not self._must_queue(exchange):
                     return exchange
             raise Unavailable(f"every candidate stayed at its max_inflight for {timeout_s * 1000:.0f} ms "

@@ -28,8 +28,9 @@ def gw(tmp_path_factory):
     for model_id, model in config["models"].items():
         if "embeddings" not in model.get("endpoints", ["chat"]):
             model["price"] = {"input": 1.0, "output": 10.0 if model_id == "llama-3.1-8b-instruct" else 100.0}
-    config["budgets"] = {"near_fraction": 0.5, "tenants": {"tight": {"daily": BUDGET}}}
+    config["budgets"] = {"near_fraction": 0.5, "tenants": {"tight": {"daily": BUDGET}, "capped": {"daily": BUDGET}}}
     config["tenants"]["tight"] = {"workload": "interactive"}
+    config["tenants"]["capped"] = {"workload": "interactive"}
     path = tmp_path_factory.mktemp("accounting") / "routing.yaml"
     path.write_text(yaml.safe_dump(config))
     stack = Stack(routing=path, simulate=list(MODELS)).start()
@@ -152,3 +153,36 @@ def test_every_request_leaves_a_usage_record(gw):
     assert record.input_tokens > 0 and record.output_tokens > 0 and record.cost_usd > 0
     assert 0 < record.ttft_ms <= record.latency_ms < 5000
     assert (record.request_class, record.workload) == ("simple_queries", "interactive")
+
+
+def test_a_spent_budget_answers_429_with_retry_after_until_a_reload_raises_it(gw):
+    import datetime as dt
+    import time
+
+    refusal = None
+    for _ in range(60):
+        response = chat(gw, **{"x-llm-tenant": "capped"})
+        if response.status_code == 429:
+            refusal = response
+            break
+        assert response.status_code == 200, response.text
+    assert refusal is not None
+    assert refusal.json()["error"]["code"] == "insufficient_quota"
+    # Retry when the daily window (UTC) ends.
+    now = dt.datetime.now(dt.timezone.utc)
+    midnight = dt.datetime(now.year, now.month, now.day, tzinfo=dt.timezone.utc) + dt.timedelta(days=1)
+    assert abs(int(refusal.headers["retry-after"]) - (midnight - now).total_seconds()) < 60
+    spent = BUDGET - float(re.search(r'llm_gateway_budget_remaining_usd\{name="capped:daily",scope="tenant"\} (\S+)',
+                                     scrape(gw)).group(1))
+
+    config = yaml.safe_load(gw.config_path.read_text())
+    config["budgets"]["tenants"]["capped"]["daily"] = 1.0
+    gw.config_path.write_text(yaml.safe_dump(config))
+    deadline = time.monotonic() + 30
+    while (response := chat(gw, **{"x-llm-tenant": "capped"})).status_code == 429 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert response.status_code == 200, response.text
+    # The new limit applies at once, and what was spent before the reload still counts.
+    left = float(re.search(r'llm_gateway_budget_remaining_usd\{name="capped:daily",scope="tenant"\} (\S+)',
+                           scrape(gw)).group(1))
+    assert 1.0 - spent - 0.01 < left < 1.0 - spent
