@@ -55,6 +55,7 @@ class Stack:
     admin_port: int = 0
     extproc_port: int = 0
     status_port: int = 0
+    ledger_url: str | None = None         # None: a fresh ledger in workdir (tests); make run keeps one
     supervise: bool = True                # restart extproc when it dies (a crash, a SIGKILL)
     restarts: int = 0
     _extproc: subprocess.Popen | None = field(default=None, repr=False)
@@ -84,7 +85,8 @@ class Stack:
             provider = cfg.providers[name]
             if provider.api_key_env:
                 env[provider.api_key_env] = f"sim-{name}-key"
-        env.setdefault("LLM_GATEWAY_LEDGER_URL", f"sqlite:///{self.workdir}/ledger.db")
+        env.setdefault("LLM_GATEWAY_LEDGER_URL", self.ledger_url or f"sqlite:///{self.workdir}/ledger.db")
+        self.ledger_url = env["LLM_GATEWAY_LEDGER_URL"]
         if self.otlp:
             env.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://{self.otlp}", OTEL_BSP_SCHEDULE_DELAY="200")
         sim_args = [f"{name}={cfg.providers[name].api}:{port}" for name, port in self.simulators.items()]
