@@ -131,11 +131,10 @@ class Bookkeeping:
         written before an answer ends; the counters sync only every ``sync_interval_s``, so a crash
         can leave them behind). Only for a store one process owns (SQLite). Returns how many records
         were interrupted."""
-        if not self.ledger.single_owner:
-            return 0
         now = time.time()
         interrupted = await self.ledger.mark_interrupted(before=now)
-        await self.budgets.reconcile(self.ledger, now)
+        if self.ledger.single_owner:   # shared counters (Redis) belong to every replica: left as they are
+            await self.budgets.reconcile(self.ledger, now)
         return interrupted
 
     def _append(self, record: UsageRecord) -> None:

@@ -35,6 +35,7 @@ import abc
 import asyncio
 import concurrent.futures
 import logging
+import socket
 import sqlite3
 import time as _time
 from collections.abc import Iterable, Mapping
@@ -46,6 +47,7 @@ from .accounting import IN_FLIGHT, INTERRUPTED, UsageRecord
 log = logging.getLogger(__name__)
 
 NANO = 1_000_000_000   # counter units per USD
+STALE_OPEN_S = 900     # an in_flight record this old belongs to a dead process (routes time out at 300 s)
 
 
 def usd_to_nano(usd: float) -> int:
@@ -147,13 +149,12 @@ class Ledger(abc.ABC):
     async def get_counters(self, keys: Iterable[str]) -> dict[str, int]:
         """Current values (0 for a counter that does not exist)."""
 
-    single_owner = False   # True when one process owns the store (SQLite): see mark_interrupted
+    single_owner = False   # True when one process owns the store (SQLite): its counters can be rebuilt
 
     async def mark_interrupted(self, before: float) -> int:
-        """Records still ``in_flight`` from before ``before`` (unix s) become ``interrupted``; how many.
-
-        Only a store one process owns can tell (SQLite); replicas sharing Redis cannot tell their own
-        open records from another's, so there it is a no-op (see the README's durability notes)."""
+        """Records a dead process left ``in_flight`` (from before ``before``, unix s) become
+        ``interrupted``; how many. SQLite: all of them (one process owns the file). Redis: this
+        instance's, and any replica's older than ``STALE_OPEN_S``."""
         return 0
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
@@ -367,15 +368,36 @@ class RedisLedger(Ledger):
     ``retention_days`` (default 400: a year plus the month a report may still look back on)."""
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, key_prefix: str = "llmgw:",
-                 retention_days: float = 400, client: Any = None, **kwargs: Any):
+                 retention_days: float = 400, client: Any = None, instance: str | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         import redis.asyncio as aioredis   # imported here so the SQLite default needs no redis package
 
         self.url = url
         self.prefix = key_prefix
         self.retention = retention_days * 86400
+        # This process's open (in_flight) requests, by host name: a restarted container (same pod,
+        # same name) closes its own at start; another replica's are left to the stale sweep.
+        self.instance = instance or socket.gethostname()
         self._redis = client if client is not None else aioredis.Redis.from_url(url)
         self._attach = self._redis.register_script(_ATTACH_LUA)
+
+    @property
+    def _open(self) -> str:
+        return f"{self.prefix}open:{self.instance}"
+
+    async def mark_interrupted(self, before: float) -> int:
+        """This instance's records still ``in_flight`` (a restart after a crash), and anyone's older than
+        ``STALE_OPEN_S`` (their replica is gone: no request lives that long), become ``interrupted``."""
+        ids = {i.decode() if isinstance(i, bytes) else i for i in await self._redis.smembers(self._open)}
+        stale = await self._redis.zrangebyscore(self._index, before - self.retention, before - STALE_OPEN_S)
+        marked = 0
+        for rid in ids | {i.decode() if isinstance(i, bytes) else i for i in stale}:
+            key = self._rkey(rid)
+            if await self._redis.hget(key, "outcome") in (IN_FLIGHT.encode(), IN_FLIGHT):
+                await self._redis.hset(key, mapping={"outcome": INTERRUPTED, "status": "502"})
+                marked += 1
+        await self._redis.delete(self._open)
+        return marked
 
     def _rkey(self, request_id: str) -> str:
         return f"{self.prefix}req:{request_id}"
@@ -399,6 +421,10 @@ class RedisLedger(Ledger):
                 pipe.hset(key, mapping=mapping)
                 pipe.expireat(key, int(r.time + self.retention) + 1)
                 pipe.zadd(self._index, {r.request_id: r.time})
+                if r.outcome == IN_FLIGHT:
+                    pipe.sadd(self._open, r.request_id)
+                else:
+                    pipe.srem(self._open, r.request_id)
             pipe.zremrangebyscore(self._index, "-inf", f"({now - self.retention}")
             await pipe.execute()
 
