@@ -415,7 +415,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:15px;margin:0 0 10px;color:#374151
 .sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:5px;vertical-align:-1px}
 table{border-collapse:collapse;width:100%;font-size:12.5px}
 th,td{padding:5px 8px;border-bottom:1px solid #f1f5f9;text-align:right;white-space:nowrap}
-th:first-child,td:first-child{text-align:left}th{color:#6b7280;font-weight:600}
+th:first-child,td:first-child{text-align:left;white-space:normal;overflow-wrap:anywhere}th{color:#6b7280;font-weight:600}
 .note{font-size:12px;color:#6b7280}
 """
 
