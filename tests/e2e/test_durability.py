@@ -188,3 +188,36 @@ def test_sigterm_fails_readiness_first_then_drains_without_refusing_new_requests
     # Nothing got a 500 (or a broken connection); the stream in flight finished.
     assert set(traffic.statuses) == {200}, traffic.statuses
     assert not traffic.broken and "stream" in traffic.completed.values()
+
+
+def test_make_run_keeps_its_ledger_where_report_looks_and_says_where(tmp_path):
+    import subprocess
+    import sys
+
+    from extproc.devstack import ROOT, free_port
+
+    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
+    config["ledger"] = {"url": f"sqlite://{tmp_path}/kept.db"}
+    path = tmp_path / "routing.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if k not in ("LLM_GATEWAY_LEDGER_URL", "LLM_GATEWAY_CONFIG")}
+    port = free_port()
+    dev = subprocess.Popen([sys.executable, "-m", "extproc", "dev", "--config", str(path), "--port", str(port)],
+                           cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in dev.stdout:
+            lines.append(line)
+            if "Ctrl-C to stop" in line:
+                break
+        assert f"usage ledger: sqlite://{tmp_path}/kept.db" in "".join(lines), lines
+        answer = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=30,
+                            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+        assert answer.status_code == 200
+    finally:
+        dev.send_signal(signal.SIGTERM)
+        dev.wait(timeout=60)
+    report = subprocess.run([sys.executable, "-m", "extproc", "report", "--premium", "gpt-4o"], cwd=tmp_path,
+                            env={**env, "LLM_GATEWAY_CONFIG": str(path)}, capture_output=True, text=True, timeout=60)
+    assert report.returncode == 0, report.stderr
+    assert "requests            1 " in report.stdout and "gpt-4o-mini" in report.stdout
