@@ -114,6 +114,15 @@ class Bookkeeping:
             self.budgets.settle(reservation, record.cost_usd)
         return record
 
+    def refused(self, *, request_id: str, status: int, outcome: str | None, started: float, endpoint: str,
+                tenant: str | None, surface: str | None, workload: str | None, request_class: str | None) -> None:
+        """A request the gateway refused after knowing who it was for (a spent budget, a full queue):
+        its record, billed nothing."""
+        self._append(make_record(time=started, request_id=request_id or f"refused-{started}", model="none",
+                                 provider="none", usage=None, price=None, status=status, outcome=outcome,
+                                 attempts=0, tenant=tenant, surface=surface, request_class=request_class,
+                                 workload=workload, endpoint=endpoint))
+
     async def commit(self, timeout_s: float = COMMIT_TIMEOUT_S) -> bool:
         """Wait until the records appended so far are written (one write for every request waiting
         at once). False when the store did not answer in ``timeout_s``: the records stay queued and

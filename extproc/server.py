@@ -29,7 +29,7 @@ from .accounting import BUDGET_REFUSED
 from .errors import GatewayError, QuotaExceeded, Unavailable, UpstreamError
 from .providers.base import ChatTranslator
 from .status import StatusService
-from .gateway import KEY_HEADER, Answer, Exchange, Gateway, Rewrite
+from .gateway import ENDPOINTS, KEY_HEADER, Answer, Exchange, Gateway, Rewrite
 from .accounting import FEEDBACK_PATH
 from .bookkeeping import Bookkeeping
 from .config import Config
@@ -341,15 +341,23 @@ class Processor(pb_grpc.ExternalProcessorServicer):
     def _rejected(self, headers: dict[str, str], exc: GatewayError, exchange: Exchange | None = None) -> None:
         """A request refused before routing is still a request: it gets its span, and once it was
         planned (a spent budget, a full queue) its ledger record, billed nothing."""
-        decision = self._labels(exchange.plan) if exchange is not None else None
-        trail = self.tracing.start_request(headers, "chat", "", f"rejected: {exc.message}", [], decision=decision)
-        outcome = (BUDGET_REFUSED if isinstance(exc, QuotaExceeded) else None)
+        quota = isinstance(exc, QuotaExceeded)
+        names: dict[str, str | float | None] | None = None
+        if exchange is not None:
+            names = self._labels(exchange.plan)
+        elif quota:   # refused by the policy for the budget: who it was for is still known
+            tenant, workload, surface = who(self.gateway.config, headers)
+            names = {telemetry.TENANT: tenant, telemetry.WORKLOAD: workload, telemetry.SURFACE: surface}
+        trail = self.tracing.start_request(headers, "chat", "", f"rejected: {exc.message}", [], decision=names)
+        outcome = BUDGET_REFUSED if quota else None
         self.tracing.finish(trail, status=exc.status, response_model=None, input_tokens=None, output_tokens=None,
                             error=exc.code if exc.status >= 500 else None, outcome=outcome)
-        if exchange is not None and self.books is not None:
-            self.books.settle(None, request_id=exchange.key, model=None, usage=None, status=exc.status,
-                              outcome=outcome, started=exchange.started, latency_ms=0.0, ttft_ms=None, attempts=0,
-                              plan=exchange.plan, endpoint=exchange.endpoint)
+        if names is not None and self.books is not None:
+            endpoint = ENDPOINTS.get(headers.get(":path", "").split("?", 1)[0], "chat")
+            self.books.refused(request_id=exchange.key if exchange is not None else headers.get(KEY_HEADER, ""),
+                               status=exc.status, outcome=outcome, started=time.time(), endpoint=endpoint,
+                               tenant=names.get(telemetry.TENANT), surface=names.get(telemetry.SURFACE),
+                               workload=names.get(telemetry.WORKLOAD), request_class=names.get(telemetry.CLASS))
 
     async def _upstream(self, requests: AsyncIterator[pb.ProcessingRequest]):
         exchange: Exchange | None = None

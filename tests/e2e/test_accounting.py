@@ -172,6 +172,9 @@ def test_a_spent_budget_answers_429_with_retry_after_until_a_reload_raises_it(gw
     now = dt.datetime.now(dt.timezone.utc)
     midnight = dt.datetime(now.year, now.month, now.day, tzinfo=dt.timezone.utc) + dt.timedelta(days=1)
     assert abs(int(refusal.headers["retry-after"]) - (midnight - now).total_seconds()) < 60
+    # The refusal is a request too: its record says so, billed nothing.
+    row = _record(gw, refusal.headers["x-request-id"])
+    assert (row.outcome, row.status, row.cost_usd, row.tenant) == ("budget_refused", 429, 0.0, "capped")
     spent = BUDGET - float(re.search(r'llm_gateway_budget_remaining_usd\{name="capped:daily",scope="tenant"\} (\S+)',
                                      scrape(gw)).group(1))
 
@@ -186,3 +189,21 @@ def test_a_spent_budget_answers_429_with_retry_after_until_a_reload_raises_it(gw
     left = float(re.search(r'llm_gateway_budget_remaining_usd\{name="capped:daily",scope="tenant"\} (\S+)',
                            scrape(gw)).group(1))
     assert 1.0 - spent - 0.01 < left < 1.0 - spent
+
+
+def _record(gw, request_id):
+    import asyncio
+
+    from extproc.ledger import open_ledger
+
+    async def find():
+        ledger = open_ledger(f"sqlite:///{gw.workdir}/ledger.db")
+        try:
+            for _ in range(100):
+                rows = [r for r in await ledger.records() if r.request_id == request_id]
+                if rows:
+                    return rows[0]
+                await asyncio.sleep(0.05)
+        finally:
+            await ledger.close()
+    return asyncio.run(find())
