@@ -23,7 +23,9 @@ gateway failure               gateway_error      500     no                promp
 How the client and a provider cut are told apart, verified on Envoy 1.40:
 when the client goes away, Envoy half-closes the processor's gRPC stream (the
 request iterator ends); when the upstream resets (a provider cut, a stall cut
-by an idle timeout), Envoy cancels the gRPC stream. A stream whose translator
+by an idle timeout), Envoy cancels the gRPC stream. Measured with
+``bench/endings_accuracy.py``: 24/24 closes and 22/23 cuts named right; the
+miss was a cut that looked like a close (same bill, no health failure). A stream whose translator
 saw the provider's terminal event (``ending == "completed"``) is complete
 however the gRPC stream ended.
 
