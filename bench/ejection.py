@@ -30,7 +30,7 @@ async def main() -> dict:
 
             async def one(at: float) -> None:
                 started = time.monotonic()
-                r = await client.post(f"{stack.base_url}/chat/completions", json={
+                r = await client.post(f"{stack.base_url}/chat/completions", headers=stack.auth, json={
                     "model": "auto", "messages": [{"role": "user", "content": "What is the capital of France?"}]})
                 results.append((at, r.status_code, r.headers.get("x-llm-attempts", "?"), time.monotonic() - started))
 

@@ -6,7 +6,8 @@ the three moments that matter:
 
 - ``admit``: after the plan is made, before routing. A spent budget answers
   429 (or the request goes to the budget's free tier model); otherwise the
-  first candidate's estimated cost is reserved.
+  first candidate's estimated cost is reserved. Rate limits (``rates``, per
+  tenant and key) count the request first.
 - ``settle``: when the router stage's stream ends, whichever way. The usage
   record goes to the ledger and the reservation is corrected to the actual cost.
 - ``feedback``: ``POST /v1/feedback`` attaches a quality score to a past request.
@@ -32,6 +33,7 @@ from .config import Config
 from .errors import NotFound, QuotaExceeded
 from .ledger import Ledger, open_ledger
 from .providers.base import Usage
+from .ratelimit import Admission, RateLimiter
 from .report import LEDGER_ENV
 
 log = logging.getLogger("extproc.bookkeeping")
@@ -46,11 +48,14 @@ class Bookkeeping:
             settings = replace(settings, url=env[LEDGER_ENV])
         self.ledger: Ledger = open_ledger(settings)
         self.budgets = BudgetManager(config.budgets, self.ledger)
+        self.rates = RateLimiter(self.ledger)    # its counters share the ledger's store, like the budgets'
 
     async def start(self) -> None:
         await self.budgets.start()
+        await self.rates.start()
 
     async def close(self) -> None:
+        await self.rates.close()
         await self.budgets.close()
         await self.ledger.close()
 
@@ -100,9 +105,9 @@ class Bookkeeping:
 
     def settle(self, reservation: Reservation | None, *, request_id: str, model, usage, status: int,
                started: float, latency_ms: float, ttft_ms: float | None, attempts: int, plan,
-               outcome: str | None = None, endpoint: str = "chat") -> UsageRecord:
+               outcome: str | None = None, endpoint: str = "chat", rate: Admission | None = None) -> UsageRecord:
         """Record the ended request (``outcome`` from ``endings.classify``) and correct its reservation
-        to the billed cost (``usage``, see endings.py); returns the record."""
+        (and its rate limit token count) to the bill (``usage``, see endings.py); returns the record."""
         record = make_record(
             time=started, request_id=request_id, model=model.id if model else "none",
             provider=model.provider.name if model else "none", usage=usage, price=model.price if model else None,
@@ -112,6 +117,7 @@ class Bookkeeping:
         self._append(record)
         if reservation is not None:
             self.budgets.settle(reservation, record.cost_usd)
+        self.rates.settle(rate, record.input_tokens + record.output_tokens)
         return record
 
     def refused(self, *, request_id: str, status: int, outcome: str | None, started: float, endpoint: str,
@@ -152,10 +158,12 @@ class Bookkeeping:
         except RuntimeError:   # closed during shutdown: the request still settles its budget
             log.warning("usage ledger closed; record for %s not kept", record.request_id)
 
-    async def feedback(self, raw: bytes) -> bytes:
-        """Attach a quality score to a past request; raises InvalidRequest (400) / NotFound (404)."""
+    async def feedback(self, raw: bytes, tenant: str | None = None) -> bytes:
+        """Attach a quality score to a past request of ``tenant`` (the caller's; None: the anonymous
+        caller's requests); raises InvalidRequest (400) / NotFound (404). Another tenant's request
+        answers exactly like an unknown id, so feedback reveals nothing about it."""
         fb = parse_feedback(raw)
-        record = await self.ledger.attach_quality(fb.request_id, fb.score, fb.source)
+        record = await self.ledger.attach_quality(fb.request_id, fb.score, fb.source, tenant=tenant)
         if record is None:
             raise NotFound(f"no request with id '{fb.request_id}' in the usage ledger", param="request_id")
         return json.dumps({"request_id": fb.request_id, "score": fb.score, "source": fb.source,

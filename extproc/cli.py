@@ -1,4 +1,4 @@
-"""``extproc`` command line: serve, simulate, dev, envoy-config, explain, check."""
+"""``extproc`` command line: serve, simulate, dev, envoy-config, explain, check, keys."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"routing config (default: ${routing_config.CONFIG_ENV}, else config/routing.yaml)")
     p.add_argument("--workload", help="as the x-llm-workload header")
     p.add_argument("--surface", help="as the x-llm-surface header")
-    p.add_argument("--tenant", help="as the x-llm-tenant header")
+    p.add_argument("--tenant", help="as a caller with this tenant's gateway key")
     p.add_argument("--header", action="append", default=[], metavar="NAME:VALUE", help="any other request header")
     p.add_argument("--endpoint", choices=("chat", "embeddings"), default="chat")
     p.add_argument("--now", type=float, help="the clock, in Unix seconds (time windows); default: now")
@@ -60,6 +60,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--envoy", help="Envoy config (default: envoy/envoy.yaml)")
     p.add_argument("--no-envoy-validate", action="store_true", help="skip `envoy --mode validate`")
 
+    p = sub.add_parser("keys", help="issue and revoke gateway API keys (the key file keeps only their sha256)")
+    keys_sub = p.add_subparsers(dest="keys_command", required=True)
+    k = keys_sub.add_parser("create", help="print a new key (once) and the key file line that admits it")
+    k.add_argument("--tenant", required=True, help="the tenant the key bills to (a tenant of the routing config)")
+    k.add_argument("--id", help="the key's public id (default: TENANT-<8 hex digits>)")
+    k.add_argument("--surfaces", help="comma-separated: narrow the tenant's surfaces for this key")
+    k.add_argument("--workloads", help="comma-separated: narrow the tenant's workloads for this key")
+    k.add_argument("--requests-per-minute", type=int, help="this key's own request rate limit")
+    k.add_argument("--tokens-per-minute", type=int, help="this key's own token rate limit")
+    k.add_argument("--file", help="append the line to this key file (else only print it)")
+    k.add_argument("--config", default=os.environ.get(routing_config.CONFIG_ENV) or None,
+                   help="routing config whose tenants are checked (default: config/routing.yaml)")
+    k = keys_sub.add_parser("revoke", help="remove a key from a key file, by id or sha256")
+    k.add_argument("key", help="the key's id or sha256")
+    k.add_argument("--file", required=True, help="the key file to edit in place")
+
     from .report import add_report_command, run_report
     add_report_command(sub)
 
@@ -68,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness poll is noise
     return {"serve": _serve, "simulate": _simulate, "dev": _dev, "envoy-config": _envoy_config,
-            "explain": _explain, "check": _check, "report": run_report}[args.command](args)
+            "explain": _explain, "check": _check, "report": run_report, "keys": _keys}[args.command](args)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -128,7 +144,8 @@ def _dev(args: argparse.Namespace) -> int:
           f"extproc 127.0.0.1:{stack.extproc_port})\nstatus {stack.status_url}, metrics "
           f"{stack.status_url.replace('/status', '/metrics')}\nsimulated providers: {simulated}\n"
           f"usage ledger: {stack.ledger_url}  (extproc report --premium MODEL reads it)\n"
-          f"logs: {stack.workdir}/stack.log   Ctrl-C to stop", flush=True)
+          f"logs: {stack.workdir}/stack.log   Ctrl-C to stop\n"
+          f"demo key: {stack.demo_key}", flush=True)
     try:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
@@ -167,7 +184,8 @@ def _explain(args: argparse.Namespace) -> int:
     import time
 
     from . import errors
-    from .policy import SURFACE_HEADER, TENANT_HEADER, WORKLOAD_HEADER, decide
+    from .keys import tenant_caller
+    from .policy import SURFACE_HEADER, WORKLOAD_HEADER, decide
 
     if bool(args.request) == bool(args.jsonl):
         print("extproc explain: give one REQUEST.json or --jsonl FILE", file=sys.stderr)
@@ -184,10 +202,16 @@ def _explain(args: argparse.Namespace) -> int:
             print(f"extproc explain: bad header {spec!r}; expected NAME:VALUE", file=sys.stderr)
             return 2
         headers[name.strip().lower()] = value.strip()
-    for name, value in ((WORKLOAD_HEADER, args.workload), (SURFACE_HEADER, args.surface),
-                        (TENANT_HEADER, args.tenant)):
+    for name, value in ((WORKLOAD_HEADER, args.workload), (SURFACE_HEADER, args.surface)):
         if value:
             headers[name] = value
+    caller = None
+    if args.tenant:
+        try:
+            caller = tenant_caller(cfg, args.tenant)
+        except ValueError as exc:
+            print(f"extproc explain: --tenant: {exc}", file=sys.stderr)
+            return 2
     now = time.time() if args.now is None else args.now
     classifier = _classifier(cfg)
 
@@ -207,7 +231,7 @@ def _explain(args: argparse.Namespace) -> int:
                         "model": "auto", "messages": [{"role": "user", "content": row["prompt"]}]}
                     body.setdefault("model", "auto")
                     c = classifier.classify(body) if classifier is not None else None
-                    plan = decide(cfg, body, args.endpoint, headers, now=now, classification=c)
+                    plan = decide(cfg, body, args.endpoint, headers, now=now, classification=c, caller=caller)
                     record = {"id": rid, "class": plan.route_class,
                               "score": None if c is None else c.score, "model": plan.models[0].id,
                               "plan": [m.id for m in plan.models]}
@@ -235,7 +259,7 @@ def _explain(args: argparse.Namespace) -> int:
     classification = None if c is None else {"name": c.name, "confidence": c.confidence, "score": c.score,
                                              "features": c.features}
     try:
-        plan = decide(cfg, body, args.endpoint, headers, now=now, classification=c)
+        plan = decide(cfg, body, args.endpoint, headers, now=now, classification=c, caller=caller)
     except errors.GatewayError as exc:
         if args.json:
             print(json.dumps({"config": cfg.source, "classification": classification,
@@ -264,6 +288,63 @@ def _explain(args: argparse.Namespace) -> int:
         tier = f" [{dr['tier']}]" if dr["tier"] else ""
         lines.append(f"  - {dr['model']}{tier}: {dr['reason']}")
     print("\n".join(lines))
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import keys
+
+    if args.keys_command == "revoke":
+        path = Path(args.file)
+        try:
+            text = path.read_text(encoding="utf-8")
+            entries = keys.parse_keys(text, str(path))
+        except (OSError, keys.KeyFileError) as exc:
+            print(f"extproc keys revoke: {exc}", file=sys.stderr)
+            return 1
+        gone = [e for e in entries.values() if args.key in (e.id, e.sha256)]
+        if not gone:
+            print(f"extproc keys revoke: no key with id or sha256 {args.key!r} in {path}", file=sys.stderr)
+            return 1
+        kept = keys.without(text, gone[0])
+        keys.parse_keys(kept, str(path))   # still a valid key file
+        path.write_text(kept, encoding="utf-8")
+        print(f"revoked key {gone[0].id} (tenant {gone[0].tenant}) in {path}; the gateway drops it within a "
+              f"second of the file changing (edit the Secret the file comes from, where it is one)")
+        return 0
+
+    try:
+        cfg = _routing_config(args.config)
+    except routing_config.ConfigError as exc:
+        print(f"extproc keys create: invalid config: {exc}", file=sys.stderr)
+        return 2
+    split = (lambda v: None if v is None else frozenset(x.strip() for x in v.split(",") if x.strip()))
+    key = keys.new_key()
+    entry = keys.KeyEntry(id=args.id or f"{args.tenant}-{keys.secrets.token_hex(4)}", tenant=args.tenant,
+                          sha256=keys.digest(key), surfaces=split(args.surfaces), workloads=split(args.workloads),
+                          requests_per_minute=args.requests_per_minute, tokens_per_minute=args.tokens_per_minute)
+    line = entry.line(created=keys.today())
+    try:
+        keys.parse_keys("keys:\n" + line + "\n")   # the line is what the gateway will read
+        keys.caller(cfg, entry)                      # and the routing config can serve the key
+    except (keys.KeyFileError, ValueError) as exc:
+        print(f"extproc keys create: {exc} ({cfg.source})", file=sys.stderr)
+        return 2
+    if args.file:
+        path = Path(args.file)
+        text = path.read_text(encoding="utf-8") if path.exists() else "keys:\n"
+        try:
+            keys.parse_keys(text + line + "\n", str(path))
+        except keys.KeyFileError as exc:
+            print(f"extproc keys create: {exc}", file=sys.stderr)
+            return 1
+        path.write_text(text + ("" if text.endswith("\n") else "\n") + line + "\n", encoding="utf-8")
+    print(f"key: {key}\n"
+          f"(shown once: hand it to tenant {args.tenant!r}; the gateway keeps only its sha256)\n"
+          + (f"added to {args.file}:\n" if args.file else "add this line under 'keys:' in the key file:\n")
+          + line)
     return 0
 
 

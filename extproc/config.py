@@ -13,6 +13,8 @@ wrong, and nothing half-loaded is ever used.
         api_key_env: VAR       # the key comes from this environment variable,
         api_key_file: PATH     # or from this file (a mounted Secret); both optional
         options: {...}         # API specific, e.g. azure_openai api_version
+        forward_headers: [anthropic-beta]   # client headers this provider receives (default: none);
+                               # only names in FORWARDABLE_HEADERS (Envoy's edge allowlist has them)
     models:
       ID:                      # the id clients send as "model"
         provider: NAME
@@ -51,8 +53,16 @@ wrong, and nothing half-loaded is ever used.
                         prefer: cost, max_cost_per_1k: X}]}
     surfaces:
       NAME: {quality_floor: 4, allow: [IDs], deny: [IDs], max_cost_per_1k: X, max_cost_per_request: X}
-    tenants:
-      NAME: {api_keys_sha256: [HEX], workload: NAME, surface: NAME, max_cost_per_1k: X, max_cost_per_request: X}
+    auth:                      # or the shorthand `auth: required`
+      mode: required           # required: 401 without a gateway key; optional: no key = anonymous caller
+      keys_file: PATH          # the key file (extproc.keys), e.g. a mounted Secret; $LLM_GATEWAY_KEYS_FILE wins
+    tenants:                   # a caller is a tenant through its gateway key (never a header)
+      NAME: {workload: NAME, surface: NAME,        # the tenant's defaults
+             workloads: [NAMES], surfaces: [NAMES], # what else it may choose with x-llm-workload / x-llm-surface
+             max_cost_per_1k: X, max_cost_per_request: X,
+             rate_limit: {requests_per_minute: N, tokens_per_minute: N,   # the whole tenant, every replica
+                          per_key: {requests_per_minute: N, tokens_per_minute: N}},   # each of its keys
+             api_keys_sha256: [HEX]}   # keys inline (tests, small setups); the key file is the usual place
     classifier: {...}          # class names and thresholds, validated by extproc.classify
     limits:
       max_body_bytes: 4194304
@@ -136,6 +146,12 @@ class Provider:
     api_key_file: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     max_inflight: int | None = None   # attempts in flight to this provider before it counts as saturated
+    forward_headers: tuple[str, ...] = ()   # client headers passed on to this provider
+
+
+# Client headers a provider may be configured to receive. Envoy's edge allowlist (envoy/envoy.yaml,
+# llm_edge_allowlist) lets exactly these through besides the gateway's own; a test keeps them equal.
+FORWARDABLE_HEADERS = ("anthropic-beta", "openai-beta")
 
 
 @dataclass(frozen=True)
@@ -224,12 +240,24 @@ class Surface:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """Requests and tokens (prompt + output, estimated then corrected) per minute; None = unlimited."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    per_key: "RateLimit | None" = None   # the limit of each of the tenant's keys
+
+
+@dataclass(frozen=True)
 class Tenant:
     name: str
     workload: str | None = None
     surface: str | None = None
     max_cost_per_1k: float | None = None
     max_cost_per_request: float | None = None
+    workloads: tuple[str, ...] = ()     # chosen by x-llm-workload besides its own (validated at load)
+    surfaces: tuple[str, ...] = ()      # chosen by x-llm-surface besides its own
+    rate_limit: RateLimit | None = None
 
 
 @dataclass(frozen=True)
@@ -257,6 +285,8 @@ class Config:
     health: Any = None          # health.HealthSettings: ejection rules
     budgets: Any = None         # budgets.BudgetSettings
     ledger: Any = None          # ledger.LedgerSettings
+    auth: str = "required"      # required | optional (extproc.keys)
+    keys_file: str | None = None
 
     def tenant_for_key(self, token: str) -> str | None:
         return self.tenant_keys.get(hashlib.sha256(token.encode()).hexdigest()) if self.tenant_keys else None
@@ -341,7 +371,7 @@ class _Parser:
     def config(self, data: Any) -> Config:
         top = self.mapping(data, "(top level)", ("providers", "models", "routing", "limits", "routing_rules",
                                                  "workloads", "surfaces", "tenants", "classifier", "health",
-                                                 "budgets", "ledger"))
+                                                 "budgets", "ledger", "auth"))
         if "providers" not in top:
             # The seed shape: routing rules only. The built-in catalog fills in, the file's models win.
             top = {**top, "providers": BUILTIN_CATALOG["providers"],
@@ -392,6 +422,7 @@ class _Parser:
         tenant_keys: dict[str, str] = {}
         for name, spec in self.mapping(top.get("tenants"), "tenants").items():
             tenants[name] = self.tenant(name, spec, workloads, surfaces, tenant_keys)
+        auth, keys_file = self.auth(top.get("auth"))
         pinned_fallback = routing.get("pinned_fallback", False)
         if not isinstance(pinned_fallback, bool):
             raise self.fail("routing.pinned_fallback", f"must be true or false, not {pinned_fallback!r}")
@@ -407,7 +438,31 @@ class _Parser:
                                                          "routing.attempt_timeout_factor", 1.0),
                       classifier=self.classifier(classifier_spec if "classifier" in top else None),
                       classifier_spec=classifier_spec, health=self.health(top.get("health")),
-                      budgets=self.budgets(top.get("budgets"), models), ledger=self.ledger(top.get("ledger")))
+                      budgets=self.budgets(top.get("budgets"), models), ledger=self.ledger(top.get("ledger")),
+                      auth=auth, keys_file=keys_file)
+
+    def auth(self, spec: Any) -> tuple[str, str | None]:
+        """(mode, key file) from ``auth: required`` or ``auth: {mode: ..., keys_file: ...}``."""
+        from .keys import AUTH_MODES
+        if spec is None or isinstance(spec, str):
+            spec = {"mode": spec or "required"}
+        spec = self.mapping(spec, "auth", ("mode", "keys_file"))
+        mode = spec.get("mode", "required")
+        if mode not in AUTH_MODES:
+            raise self.fail("auth.mode" if "mode" in spec else "auth", f"must be one of {', '.join(AUTH_MODES)}, "
+                                                                       f"not {mode!r}")
+        keys_file = spec.get("keys_file")
+        return mode, None if keys_file is None else self.string(keys_file, "auth.keys_file")
+
+    def rate_limit(self, spec: Any, where: str, per_key: bool = True) -> RateLimit | None:
+        if spec is None:
+            return None
+        allowed = ("requests_per_minute", "tokens_per_minute") + (("per_key",) if per_key else ())
+        spec = self.mapping(spec, where, allowed)
+        values = {k: None if spec.get(k) is None else self.integer(spec[k], f"{where}.{k}", 1)
+                  for k in ("requests_per_minute", "tokens_per_minute")}
+        inner = self.rate_limit(spec.get("per_key"), f"{where}.per_key", per_key=False) if per_key else None
+        return RateLimit(**values, per_key=inner)
 
     def budgets(self, spec: Any, models: dict[str, Model]) -> Any:
         """budgets.BudgetSettings (spend limits per tenant and surface), validated by that module."""
@@ -603,7 +658,7 @@ class _Parser:
                keys: dict[str, str]) -> Tenant:
         where = f"tenants.{name}"
         spec = self.mapping(spec, where, ("api_keys_sha256", "workload", "surface", "max_cost_per_1k",
-                                          "max_cost_per_request"))
+                                          "max_cost_per_request", "workloads", "surfaces", "rate_limit"))
         for i, digest in enumerate(self.strings(spec.get("api_keys_sha256", []), f"{where}.api_keys_sha256")):
             if not _SHA256.match(digest):
                 raise self.fail(f"{where}.api_keys_sha256[{i}]",
@@ -616,14 +671,22 @@ class _Parser:
             raise self.fail(f"{where}.workload", f"unknown workload {workload!r}")
         if surface is not None and surface not in surfaces:
             raise self.fail(f"{where}.surface", f"unknown surface {surface!r}")
+        choices = {}
+        for key, known in (("workloads", workloads), ("surfaces", surfaces)):
+            names = self.strings(spec.get(key, []), f"{where}.{key}")
+            for i, n in enumerate(names):
+                if n not in known:
+                    raise self.fail(f"{where}.{key}[{i}]", f"unknown {key[:-1]} {n!r}")
+            choices[key] = names
         return Tenant(name=name, workload=workload, surface=surface,
                       max_cost_per_1k=self.optional_number(spec, "max_cost_per_1k", where),
-                      max_cost_per_request=self.optional_number(spec, "max_cost_per_request", where))
+                      max_cost_per_request=self.optional_number(spec, "max_cost_per_request", where),
+                      rate_limit=self.rate_limit(spec.get("rate_limit"), f"{where}.rate_limit"), **choices)
 
     def provider(self, name: str, spec: Any) -> Provider:
         where = f"providers.{name}"
         spec = self.mapping(spec, where, ("api", "cluster", "base_path", "host", "api_key_env", "api_key_file",
-                                          "options", "max_inflight"))
+                                          "options", "max_inflight", "forward_headers"))
         api = spec.get("api")
         if api not in DEFAULT_BASE_PATH:
             raise self.fail(f"{where}.api", f"must be one of {', '.join(DEFAULT_BASE_PATH)}, not {api!r}")
@@ -634,8 +697,12 @@ class _Parser:
                     if spec.get(k) is not None}
         base_path = self.string(spec.get("base_path", DEFAULT_BASE_PATH[api]), f"{where}.base_path").rstrip("/")
         limit = spec.get("max_inflight")
+        forward = spec.get("forward_headers") or []
+        if not isinstance(forward, list) or any(not isinstance(h, str) or h.lower() not in FORWARDABLE_HEADERS
+                                                for h in forward):
+            raise self.fail(f"{where}.forward_headers", f"must be a list of {', '.join(FORWARDABLE_HEADERS)}")
         return Provider(name=name, api=api, cluster=self.string(spec.get("cluster", name), f"{where}.cluster"),
-                        base_path=base_path, options=options,
+                        base_path=base_path, options=options, forward_headers=tuple(h.lower() for h in forward),
                         max_inflight=None if limit is None else self.integer(limit, f"{where}.max_inflight", 1),
                         **optional)
 

@@ -5,6 +5,11 @@ so what a newcomer sees is what the tests check. Every provider whose API key
 is not set in the environment is served by a simulator on a free loopback
 port, and extproc is given a placeholder key for it so the simulator's
 credential checks see the gateway's key, never the client's.
+
+Clients need a gateway key (``auth: required``): the stack writes a key file
+with the demo tenants' public keys (``config/demo-keys.yaml``: ``sk-helpdesk-demo``,
+``sk-nightly-demo``) and a demo key for tenant ``demo``: ``$LLM_GATEWAY_DEMO_KEY``
+when set (scripts and CI choose it), else a fresh one; ``demo_key`` holds it.
 """
 
 from __future__ import annotations
@@ -24,9 +29,12 @@ import httpx
 
 from . import config as routing_config
 from . import envoy_config
+from .keys import DEMO_KEY_ENV, KEYS_FILE_ENV, KeyEntry, digest, new_key
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ROUTING = ROOT / "config" / "routing.yaml"
+DEMO_KEYS = ROOT / "config" / "demo-keys.yaml"
+DEMO_TENANT = "demo"
 
 
 def free_port() -> int:
@@ -61,6 +69,12 @@ class Stack:
     _extproc: subprocess.Popen | None = field(default=None, repr=False)
     _stopping: threading.Event = field(default_factory=threading.Event, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    demo_key: str | None = None           # tenant "demo"'s key; default $LLM_GATEWAY_DEMO_KEY, else a new one
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """Request headers that carry the demo key."""
+        return {"authorization": f"Bearer {self.demo_key}"}
 
     @property
     def base_url(self) -> str:
@@ -87,6 +101,12 @@ class Stack:
                 env[provider.api_key_env] = f"sim-{name}-key"
         env.setdefault("LLM_GATEWAY_LEDGER_URL", self.ledger_url or f"sqlite:///{self.workdir}/ledger.db")
         self.ledger_url = env["LLM_GATEWAY_LEDGER_URL"]
+        self.demo_key = self.demo_key or env.get(DEMO_KEY_ENV) or new_key()
+        if KEYS_FILE_ENV not in self.env:
+            keys = self.workdir / "keys.yaml"
+            demo = KeyEntry(id="demo", tenant=DEMO_TENANT, sha256=digest(self.demo_key))
+            keys.write_text(DEMO_KEYS.read_text() + demo.line() + "\n")
+            env[KEYS_FILE_ENV] = str(keys)
         if self.otlp:
             env.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://{self.otlp}", OTEL_BSP_SCHEDULE_DELAY="200")
         sim_args = [f"{name}={cfg.providers[name].api}:{port}" for name, port in self.simulators.items()]

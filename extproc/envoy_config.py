@@ -11,6 +11,7 @@ same config platform teams deploy.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import yaml
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "envoy" / "envoy.yaml"
 COLLECTOR = "opentelemetry_collector"
+EDGE_ALLOWLIST = "llm_edge_allowlist"
 
 
 def load(path: str | Path = DEFAULT_PATH) -> dict[str, Any]:
@@ -71,6 +73,29 @@ def _address(spec: str) -> dict[str, Any]:
 def _host_port(spec: str) -> tuple[str, int]:
     host, _, port = spec.rpartition(":")
     return host or "127.0.0.1", int(port)
+
+
+def http_filters(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The listener's HTTP filters, in order."""
+    hcm = _gateway_listener(config)["filter_chains"][0]["filters"][0]["typed_config"]
+    return hcm["http_filters"]
+
+
+def edge_allowlist(config: dict[str, Any]) -> set[str]:
+    """The client headers the edge allowlist (the llm_edge_allowlist Lua filter) lets through."""
+    lua = next(f for f in http_filters(config) if f["name"] == EDGE_ALLOWLIST)
+    source = lua["typed_config"]["default_source_code"]["inline_string"]
+    table = source[source.index("local allowed = {"):source.index("}")]
+    return set(re.findall(r'\["([a-z0-9-]+)"\] = true', table))
+
+
+def buffer_limit(config: dict[str, Any]) -> int:
+    """The listener's per-connection buffer limit: the largest request body Envoy lets through."""
+    return int(_gateway_listener(config)["per_connection_buffer_limit_bytes"])
+
+
+def _gateway_listener(config: dict[str, Any]) -> dict[str, Any]:
+    return next(listener for listener in config["static_resources"]["listeners"] if listener["name"] == "llm_gateway")
 
 
 def clusters(config: dict[str, Any]) -> set[str]:

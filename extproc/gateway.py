@@ -5,7 +5,8 @@ body bytes and turns their results into ext_proc messages; nothing here knows
 about gRPC, sockets or Envoy's protobufs, so it is tested in microseconds.
 
 Router stage (once per client request):
-  ``request_headers`` -> an immediate answer (``/v1/models``, 404, 415) or None;
+  ``request_headers`` -> an immediate answer (401 without a valid gateway key,
+                         ``/v1/models``, 404, 415) or None;
   ``request_body``    -> an ``Exchange`` holding the plan and the original body;
   ``route``           -> the headers Envoy routes on (``x-llm-try-N``) and attempt 1
                          already rewritten for its provider.
@@ -24,12 +25,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import errors
-from .config import Config, Model
+from . import errors, validate
+from .config import FORWARDABLE_HEADERS, Config, Model
 from .credentials import Credentials
 from .errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
+from .keys import Caller, KeyFile, authenticate
 from .cost import UNLIMITED, BudgetView
-from .policy import NO_HEALTH, HealthView, Plan, decide
+from .policy import NO_HEALTH, SURFACE_HEADER, HealthView, Plan, decide, who
 from .providers import CREDENTIAL_HEADERS, chat_translator, credential_header, embeddings_translator
 from .providers.base import ChatTranslator, EmbeddingsTranslator, UpstreamRequest
 
@@ -101,6 +103,10 @@ class Exchange:
     mode: str = "pass"
     buffer: bytearray = field(default_factory=bytearray)
     error_status: int | None = None
+    caller: Caller | None = None           # who asked (extproc.keys)
+    rate: Any = None                       # its rate limit admission (ratelimit.Admission), owned by the server
+    limit_headers: dict[str, str] = field(default_factory=dict)   # x-ratelimit-* for the client
+    forwardable: dict[str, str] = field(default_factory=dict)   # client headers a provider may be given
     # What accounting needs to bill an answer that never completed (endings.py):
     end_of_stream: bool = False            # the provider's last body chunk arrived
     last_byte: float | None = None         # clock time of the latest provider body chunk
@@ -123,8 +129,9 @@ class Exchange:
 class Gateway:
     def __init__(self, config: Config, credentials: Credentials | None = None,
                  clock: Callable[[], float] = time.time, health: HealthView = NO_HEALTH,
-                 budgets: BudgetView = UNLIMITED):
+                 budgets: BudgetView = UNLIMITED, keys: KeyFile | None = None):
         self.credentials = credentials or Credentials()
+        self.keys = keys or KeyFile(None)   # the gateway key file's entries (inline config keys count too)
         self.clock = clock
         self.health = health
         self.budgets = budgets
@@ -141,19 +148,29 @@ class Gateway:
 
     # ---- router stage, request side -------------------------------------------------------------
 
+    def authenticate(self, headers: dict[str, str]) -> Caller:
+        """The caller the request's gateway key names; raises Unauthorized (401)."""
+        return authenticate(self._config, headers, self.keys.entries)
+
     def request_headers(self, headers: dict[str, str], end_of_stream: bool) -> Answer | None:
         method, path = headers.get(":method", ""), headers.get(":path", "").split("?", 1)[0]
         try:
+            caller = self.authenticate(headers)   # first: nothing is answered to a caller without a key
             if path == "/v1/models" or path.startswith("/v1/models/"):
                 if method != "GET":
                     raise NotFound(f"Invalid URL ({method} {path})", code="unknown_url")
-                return self._models(path)
+                return self._models(path, caller, headers)
             if path not in ENDPOINTS or method != "POST":
                 raise NotFound(f"Invalid URL ({method} {path})", code="unknown_url")
             ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
             if ctype != "application/json":
                 raise UnsupportedMediaType(
                     f"Content-Type must be application/json, not '{ctype or '(none)'}'")
+            encoding = headers.get("content-encoding", "identity").strip().lower()
+            if encoding not in ("", "identity"):
+                # Envoy's decompressor inflated gzip and br bodies (and removed the header): this one it cannot.
+                raise UnsupportedMediaType(f"Content-Encoding '{encoding}' is not supported; send the body "
+                                           "uncompressed, or compressed with gzip or br.")
             if end_of_stream:
                 raise InvalidRequest("The request body is empty; send a JSON object.")
             length = headers.get("content-length", "")
@@ -172,25 +189,18 @@ class Gateway:
         if len(raw) > self.config.max_body_bytes:
             raise self._too_large()
         endpoint = ENDPOINTS[headers.get(":path", "").split("?", 1)[0]]
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidRequest(f"The request body is not valid UTF-8 (byte {exc.start}).") from None
-        try:
-            body = json.loads(text)
-        except ValueError as exc:
-            raise InvalidRequest(f"We could not parse the JSON body of your request: {exc}") from None
-        if not isinstance(body, dict):
-            raise InvalidRequest("The request body must be a JSON object.")
-        _validate(endpoint, body)
+        body = validate.request(endpoint, raw)   # the one OpenAI request validator: 400 naming the field
         if model is not None:
             body = {**body, "model": model}
         config, classifier = self._config, self._classifier   # one config for the whole decision
+        caller = authenticate(config, headers, self.keys.entries)
         now = self.clock()
         classification = classifier.classify(body) if classifier is not None and endpoint == "chat" else None
-        plan = decide(config, body, endpoint, headers, self.health, budgets or self.budgets, now, classification)
+        plan = decide(config, body, endpoint, headers, self.health, budgets or self.budgets, now, classification,
+                      caller)
         exchange = Exchange(key=uuid.uuid4().hex, endpoint=endpoint, body=body, plan=plan, created=int(now),
-                            response_id=f"chatcmpl-{uuid.uuid4().hex[:24]}", started=now)
+                            response_id=f"chatcmpl-{uuid.uuid4().hex[:24]}", started=now, caller=caller,
+                            forwardable={h: headers[h] for h in FORWARDABLE_HEADERS if h in headers})
         if plan.candidates:
             # Envoy takes one per-try timeout for all attempts of a request. It comes from the first
             # tier's latency target, so a stalled primary gives way to the next tier on time. The target
@@ -239,8 +249,12 @@ class Gateway:
         if secret is not None:
             name, value = credential_header(provider.api, secret.value)
             set_headers[name] = value
+        # Client headers reach a provider only when its config lists them (forward_headers).
+        for name in provider.forward_headers:
+            if name in exchange.forwardable:
+                set_headers[name] = exchange.forwardable[name]
         # A retry reuses the previous attempt's header map: drop what was another provider's.
-        remove = [h for h in (*CREDENTIAL_HEADERS, *PROVIDER_HEADERS) if h not in set_headers]
+        remove = [h for h in (*CREDENTIAL_HEADERS, *PROVIDER_HEADERS, *FORWARDABLE_HEADERS) if h not in set_headers]
         # Later attempts still need their x-llm-try-N; the ones already used do not travel on
         # (attempt 1 is rewritten in the router stage, before Envoy routes on x-llm-try-1).
         if number > 1:
@@ -252,7 +266,7 @@ class Gateway:
     def response_headers(self, exchange: Exchange, headers: dict[str, str]) -> ResponseStart:
         status = int(headers.get(":status", "0") or 0)
         attempts = headers.get("x-envoy-attempt-count", "1")
-        set_headers: dict[str, str] = {"x-llm-attempts": attempts}
+        set_headers: dict[str, str] = {"x-llm-attempts": attempts, **exchange.limit_headers}
         exchange.answering = int(attempts) if attempts.isdigit() else None
         model = exchange.answered_by
         if model is None or "x-envoy-upstream-service-time" not in headers:
@@ -328,11 +342,19 @@ class Gateway:
             translator = embeddings_translator(target)
         return translator, translator.request(exchange.body)
 
-    def _models(self, path: str) -> Answer:
-        entries = [{"id": m.id, "object": "model", "created": 0, "owned_by": m.provider.name}
-                   for m in self.config.models.values()]
+    def _models(self, path: str, caller: Caller, headers: dict[str, str]) -> Answer:
+        """The models this caller may name: those its surface allows (allow/deny, quality floor), and
+        the routing aliases. ``x-llm-surface`` asks for another of the caller's surfaces."""
+        config = self.config
+        surface_name = who(config, {SURFACE_HEADER: headers[SURFACE_HEADER]} if SURFACE_HEADER in headers
+                           else {}, caller)[2]
+        surface = config.surfaces.get(surface_name) if surface_name else None
+        usable = [m for m in config.models.values() if surface is None or (
+            m.id not in surface.deny and (surface.allow is None or m.id in surface.allow)
+            and m.quality >= surface.quality_floor)]
+        entries = [{"id": m.id, "object": "model", "created": 0, "owned_by": m.provider.name} for m in usable]
         entries += [{"id": a, "object": "model", "created": 0, "owned_by": "llm-gateway"}
-                    for a in sorted(self.config.aliases)]
+                    for a in sorted(config.aliases)]
         if path == "/v1/models":
             return Answer(200, json.dumps({"object": "list", "data": entries}).encode())
         wanted = path[len("/v1/models/"):]
@@ -372,46 +394,3 @@ def make_classifier(config: Config):
         return None
     from .classify import build_classifier   # rules, linear or combined, as classifier.kind says
     return build_classifier(config.classifier)
-
-
-def _validate(endpoint: str, body: dict) -> None:
-    """The checks the OpenAI API itself makes before anything else, with its wording where it has one."""
-    model = body.get("model")
-    if model is None:
-        raise InvalidRequest("you must provide a model parameter", param="model", code="missing_required_parameter")
-    if not isinstance(model, str):
-        raise InvalidRequest(f"Invalid type for 'model': expected a string, but got {_kind(model)}.", param="model",
-                             code="invalid_type")
-    if endpoint == "embeddings":
-        if "input" not in body:
-            raise InvalidRequest("Missing required parameter: 'input'.", param="input",
-                                 code="missing_required_parameter")
-        return
-    messages = body.get("messages")
-    if messages is None:
-        raise InvalidRequest("Missing required parameter: 'messages'.", param="messages",
-                             code="missing_required_parameter")
-    if not isinstance(messages, list):
-        raise InvalidRequest(f"Invalid type for 'messages': expected an array, but got {_kind(messages)}.",
-                             param="messages", code="invalid_type")
-    if not messages:
-        raise InvalidRequest("Invalid 'messages': empty array. Expected an array with minimum length 1.",
-                             param="messages", code="empty_array")
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise InvalidRequest(f"Invalid 'messages[{i}]': expected an object with a string 'role'.",
-                                 param=f"messages[{i}]", code="invalid_type")
-    for name, kinds in (("stream", bool), ("temperature", (int, float)), ("top_p", (int, float)),
-                        ("max_tokens", int), ("max_completion_tokens", int), ("n", int)):
-        value = body.get(name)
-        if value is not None and (not isinstance(value, kinds) or (kinds is not bool and isinstance(value, bool))):
-            raise InvalidRequest(f"Invalid type for '{name}': got {_kind(value)}.", param=name, code="invalid_type")
-    tools = body.get("tools")
-    if tools is not None and not isinstance(tools, list):
-        raise InvalidRequest(f"Invalid type for 'tools': expected an array, but got {_kind(tools)}.", param="tools",
-                             code="invalid_type")
-
-
-def _kind(value: object) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
-            float: "a decimal", type(None): "null"}.get(type(value), type(value).__name__)

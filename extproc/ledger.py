@@ -129,13 +129,15 @@ class Ledger(abc.ABC):
         the budget counters are the fast view)."""
         return sum(r.cost_usd for r in await self.records(since, until, tenant=tenant, surface=surface))
 
-    async def attach_quality(self, request_id: str, score: float, source: str | None) -> UsageRecord | None:
-        """Attach a quality score (0..1) to a past request; the updated record, or None if the id is unknown.
+    async def attach_quality(self, request_id: str, score: float, source: str | None, *,
+                             tenant: str | None | object = ...) -> UsageRecord | None:
+        """Attach a quality score (0..1) to a past request; the updated record, or None if the id is unknown
+        (or, when ``tenant`` is given, belongs to another tenant: None is the anonymous caller's requests).
 
         A later score for the same request replaces the earlier one (last write wins, with its source).
         """
         await self.flush()     # the record may still be in this replica's queue
-        return await self._attach_quality(request_id, float(score), source)
+        return await self._attach_quality(request_id, float(score), source, tenant)
 
     # -- budget counters ---------------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -178,7 +180,8 @@ class Ledger(abc.ABC):
     async def _read(self, since: float | None, until: float | None) -> list[UsageRecord]: ...
 
     @abc.abstractmethod
-    async def _attach_quality(self, request_id: str, score: float, source: str | None) -> UsageRecord | None: ...
+    async def _attach_quality(self, request_id: str, score: float, source: str | None,
+                              tenant: str | None | object = ...) -> UsageRecord | None: ...
 
     @abc.abstractmethod
     async def _close(self) -> None: ...
@@ -276,10 +279,13 @@ class SQLiteLedger(Ledger):
             return [_from_row(row) for row in cur]
         return await self._call(read)
 
-    async def _attach_quality(self, request_id: str, score: float, source: str | None) -> UsageRecord | None:
+    async def _attach_quality(self, request_id: str, score: float, source: str | None,
+                              tenant: str | None | object = ...) -> UsageRecord | None:
         def attach(conn: sqlite3.Connection) -> UsageRecord | None:
-            cur = conn.execute(f"UPDATE usage SET quality = ?, quality_source = ? WHERE request_id = ? "
-                               f"RETURNING {', '.join(_COLUMNS)}", (score, source, request_id))
+            owner = "" if tenant is ... else " AND tenant IS ?"
+            args = (score, source, request_id) + (() if tenant is ... else (tenant,))
+            cur = conn.execute(f"UPDATE usage SET quality = ?, quality_source = ? WHERE request_id = ?{owner} "
+                               f"RETURNING {', '.join(_COLUMNS)}", args)
             row = cur.fetchone()
             return _from_row(row) if row else None
         return await self._call(self._transaction, attach)
@@ -352,9 +358,10 @@ class SQLiteLedger(Ledger):
 # ---------------------------------------------------------------------------------------------------------------
 # Redis
 
-# Update a record's quality only if the record exists; return it (flat field/value list) or nil.
+# Update a record's quality only if the record exists (and, with ARGV[3] = "1", belongs to the tenant
+# ARGV[4]; "" is no tenant); return it (flat field/value list) or nil.
 _ATTACH_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
+if redis.call('EXISTS', KEYS[1]) == 1 and (ARGV[3] ~= '1' or (redis.call('HGET', KEYS[1], 'tenant') or '') == ARGV[4]) then
   redis.call('HSET', KEYS[1], 'quality', ARGV[1], 'quality_source', ARGV[2])
   return redis.call('HGETALL', KEYS[1])
 end
@@ -442,8 +449,10 @@ class RedisLedger(Ledger):
         out.sort(key=lambda r: (r.time, r.request_id))
         return out
 
-    async def _attach_quality(self, request_id: str, score: float, source: str | None) -> UsageRecord | None:
-        flat = await self._attach(keys=[self._rkey(request_id)], args=[repr(score), source or ""])
+    async def _attach_quality(self, request_id: str, score: float, source: str | None,
+                              tenant: str | None | object = ...) -> UsageRecord | None:
+        owner = ["0", ""] if tenant is ... else ["1", tenant or ""]
+        flat = await self._attach(keys=[self._rkey(request_id)], args=[repr(score), source or "", *owner])
         if not flat:
             return None
         return _decode_hash(dict(zip(flat[0::2], flat[1::2])))

@@ -7,11 +7,13 @@ and ``extproc explain`` replays decisions offline with the same code.
 
 The steps, in order:
 
-1. Who is asking. Tenant: the client's ``Authorization: Bearer`` token, hashed
-   with sha256 and looked up in ``tenants.*.api_keys_sha256``, else the
-   ``x-llm-tenant`` header. Workload: ``x-llm-workload``, else the tenant's,
-   else ``routing.default_workload``. Surface: ``x-llm-surface``, else the
-   tenant's, else ``routing.default_surface``. An unknown name is a 400.
+1. Who is asking: the ``keys.Caller`` its gateway key named (authenticated
+   before, by ``keys.authenticate``; no header names a tenant). Workload:
+   ``x-llm-workload``, else the caller's (its tenant's, else
+   ``routing.default_workload``). Surface: ``x-llm-surface``, else the
+   caller's. An unknown name is a 400; a name the caller's tenant may not
+   choose (``tenants.NAME.workloads`` / ``surfaces``) is a 403, so a header
+   never lifts a tenant's surface, workload or model limits.
 2. Pinned or routed. A concrete model id is pinned: it is the first and, unless
    ``routing.pinned_fallback`` is true, the only candidate. Its own API decides
    the features it can serve (the translator raises a 422), but the caller's
@@ -52,12 +54,12 @@ from typing import Any, NamedTuple, Protocol
 from .config import TIER_TARGET_MS, Config, Model, RoutingClass, Tier
 from .cost import UNLIMITED, BudgetView, output_tokens, prompt_tokens
 from .errors import GatewayError, InvalidRequest, ModelNotFound, QuotaExceeded, UnsupportedFeature
+from .keys import Caller, PermissionDenied, anonymous
 
 MAX_ATTEMPTS = 3
 LATENCY_BUCKET_MS = 100
 WORKLOAD_HEADER = "x-llm-workload"
 SURFACE_HEADER = "x-llm-surface"
-TENANT_HEADER = "x-llm-tenant"
 PINNED_TIMEOUT_MS = TIER_TARGET_MS[-1]
 
 
@@ -142,9 +144,11 @@ class Plan:
 # ---- the decision ---------------------------------------------------------------------------------
 
 def decide(config: Config, body: dict, endpoint: str, headers: dict[str, str], health: HealthView = NO_HEALTH,
-           budgets: BudgetView = UNLIMITED, now: float = 0.0, classification: Any = None) -> Plan:
+           budgets: BudgetView = UNLIMITED, now: float = 0.0, classification: Any = None,
+           caller: Caller | None = None) -> Plan:
+    """The plan for one request from ``caller`` (None: the anonymous caller of ``auth: optional``)."""
     requested = body.get("model")
-    tenant, workload, surface = _who(config, headers)
+    tenant, workload, surface = who(config, headers, caller)
     score = getattr(classification, "score", None)
     if requested in config.models:
         pinned = config.models[requested]
@@ -237,27 +241,29 @@ def _choose(ctx: "_Context", healthy: list[Candidate], unhealthy: list[Candidate
     return healthy[:MAX_ATTEMPTS]
 
 
-def _who(config: Config, headers: dict[str, str]) -> tuple[str | None, str, str | None]:
-    tenant = None
-    auth = headers.get("authorization")
-    if auth and config.tenant_keys and auth[:7].lower() == "bearer ":
-        tenant = config.tenant_for_key(auth[7:].strip())
-    if tenant is None:
-        named = headers.get(TENANT_HEADER)
-        if named:
-            if named not in config.tenants:
-                raise InvalidRequest(f"unknown tenant '{named}' in {TENANT_HEADER}")
-            tenant = named
-    t = config.tenants.get(tenant) if tenant else None
-    workload = headers.get(WORKLOAD_HEADER) or (t.workload if t else None) or config.default_workload
+def who(config: Config, headers: dict[str, str], caller: Caller | None) -> tuple[str | None, str, str | None]:
+    """(tenant, workload, surface) of a request: the caller's, or what its headers chose among what the
+    caller may choose. Raises InvalidRequest (400) for an unknown name, PermissionDenied (403) for a
+    name outside the caller's tenant's lists."""
+    caller = caller or anonymous(config)
+    asked = headers.get(WORKLOAD_HEADER)
+    workload = asked or caller.workload or config.default_workload
     if workload not in config.workloads:
         raise InvalidRequest(f"unknown workload '{workload}' in {WORKLOAD_HEADER} "
-                             f"(configured: {', '.join(sorted(config.workloads))})")
-    surface = headers.get(SURFACE_HEADER) or (t.surface if t else None) or config.default_surface
+                             f"(configured: {', '.join(sorted(config.workloads))})", param=WORKLOAD_HEADER)
+    if caller.workloads is not None and workload not in caller.workloads:
+        raise PermissionDenied(f"tenant '{caller.tenant}' may not choose workload '{workload}' "
+                               f"(its workloads: {', '.join(sorted(caller.workloads))})", param=WORKLOAD_HEADER)
+    asked = headers.get(SURFACE_HEADER)
+    surface = asked or caller.surface
     if surface is not None and surface not in config.surfaces:
         raise InvalidRequest(f"unknown surface '{surface}' in {SURFACE_HEADER} "
-                             f"(configured: {', '.join(sorted(config.surfaces)) or 'none'})")
-    return tenant, workload, surface
+                             f"(configured: {', '.join(sorted(config.surfaces)) or 'none'})", param=SURFACE_HEADER)
+    if caller.surfaces is not None and surface not in caller.surfaces:
+        allowed = ", ".join(sorted(s for s in caller.surfaces if s)) or "none"
+        raise PermissionDenied(f"tenant '{caller.tenant}' may not choose surface '{surface}' "
+                               f"(its surfaces: {allowed})", param=SURFACE_HEADER)
+    return caller.tenant, workload, surface
 
 
 def _class_for(config: Config, classification: Any) -> RoutingClass:

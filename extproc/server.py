@@ -24,7 +24,7 @@ from envoy.type.v3 import http_status_pb2
 from google.protobuf import duration_pb2, struct_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from . import endings, telemetry, tokens
+from . import endings, telemetry, tokens, validate
 from .accounting import BUDGET_REFUSED
 from .errors import GatewayError, QuotaExceeded, Unavailable, UpstreamError
 from .providers.base import ChatTranslator
@@ -34,8 +34,9 @@ from .accounting import FEEDBACK_PATH
 from .bookkeeping import Bookkeeping
 from .config import Config
 from .cost import UNLIMITED, Allowance
-from .policy import _who as who   # who is asking: tenant, workload, surface (pure; raises InvalidRequest)
+from .policy import who   # who is asking: tenant, workload, surface (pure; raises InvalidRequest)
 from .health import HealthTracker
+from .keys import KeyFile, keys_path, watch_keys
 from .reload import ConfigSource, watch
 from .metrics import Metrics
 from .telemetry import Tracing, tracer_provider
@@ -51,6 +52,16 @@ _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _BODY_MODES = {"pass": processing_mode_pb2.ProcessingMode.NONE,
                "stream": processing_mode_pb2.ProcessingMode.STREAMED,
                "whole": processing_mode_pb2.ProcessingMode.STREAMED}
+
+
+# Envoy's config skips response processing (so its own replies to malformed HTTP/1, sent before
+# any request headers reached the processor, go out: envoyproxy/envoy#29440); a request the
+# processor took turns it on here, for this request only (allow_mode_override).
+_ROUTED = processing_mode_pb2.ProcessingMode(
+    request_header_mode=processing_mode_pb2.ProcessingMode.SEND,
+    request_body_mode=processing_mode_pb2.ProcessingMode.BUFFERED,
+    response_header_mode=processing_mode_pb2.ProcessingMode.SEND,
+    response_body_mode=processing_mode_pb2.ProcessingMode.STREAMED)
 
 
 def headers_of(message: pb.HttpHeaders) -> dict[str, str]:
@@ -72,6 +83,10 @@ def mutation(set_headers: dict[str, str], remove: list[str]) -> pb.HeaderMutatio
 # Marks the processor's own replies so Envoy's local_reply_config leaves them as they are.
 _OWN_REPLY = struct_pb2.Struct()
 _OWN_REPLY.update({"llm_gateway": {"reply": "processor"}})
+# Marks a request the processor routed: Envoy's 504 without it means the processor was too busy
+# to answer in time (over capacity: local_reply_config makes it a 503 with retry-after).
+_ROUTED_MARK = struct_pb2.Struct()
+_ROUTED_MARK.update({"llm_gateway": {"routed": "yes"}})
 
 
 def retry_after(headers: dict[str, str]) -> float | None:
@@ -147,12 +162,12 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     # Clients may not steer routing or impersonate the gateway's own headers.
                     spoofed = [k for k in headers if k.startswith(("x-llm-", "x-envoy-"))]
                     yield pb.ProcessingResponse(request_headers=pb.HeadersResponse(
-                        response=pb.CommonResponse(header_mutation=mutation({}, spoofed))))
+                        response=pb.CommonResponse(header_mutation=mutation({}, spoofed))), mode_override=_ROUTED)
                 elif kind == "request_body":
                     raw = req.request_body.body
                     try:
                         if headers.get(":path", "").split("?", 1)[0] == FEEDBACK_PATH:
-                            yield immediate(await self._feedback(raw))
+                            yield immediate(await self._feedback(headers, raw))
                             return
                         exchange = self._plan(headers, raw)
                         if self._must_queue(exchange):
@@ -179,7 +194,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                         self.books.open(exchange)     # an in_flight record: a crash leaves a trace
                     yield pb.ProcessingResponse(request_body=pb.BodyResponse(response=pb.CommonResponse(
                         header_mutation=mutation(route.set_headers, route.remove_headers),
-                        body_mutation=pb.BodyMutation(body=route.body), clear_route_cache=True)))
+                        body_mutation=pb.BodyMutation(body=route.body), clear_route_cache=True)),
+                        dynamic_metadata=_ROUTED_MARK)
                 elif kind == "response_headers":
                     response_headers = headers_of(req.response_headers)
                     status = int(response_headers.get(":status", "0") or 0)
@@ -250,7 +266,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                 status=ending.status, outcome=ending.outcome, started=exchange.started,
                 latency_ms=(time.time() - exchange.started) * 1000, ttft_ms=exchange.trail.ttft_ms,
                 attempts=exchange.answering or len(exchange.attempts), plan=exchange.plan,
-                endpoint=exchange.endpoint)
+                endpoint=exchange.endpoint, rate=exchange.rate)
         self.tracing.finish(exchange.trail, status=ending.status, error=error or ending.failure,
                             cost_usd=record.cost_usd if record is not None else None, outcome=ending.outcome,
                             provider=model.provider.name if model else None, model=model.id if model else None,
@@ -280,7 +296,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         except QuotaExceeded as exc:
             if self.books is None:
                 raise
-            tenant, _workload, surface = who(self.gateway.config, headers)
+            tenant, _workload, surface = who(self.gateway.config, headers, self.gateway.authenticate(headers))
             if self.books.spent(tenant, surface) and self.books.free_tier(tenant, surface) is None:
                 raise self.books.quota_error(exc, tenant, surface) from None
             # Money left (or a free tier model that _admit sends the request to): the allowance doubles
@@ -321,7 +337,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             self.waiting[workload.name] -= 1
 
     async def _admit(self, headers: dict[str, str], raw: bytes, exchange: Exchange) -> Exchange:
-        """Reserve the request's budget (a spent budget may send it to its free tier model)."""
+        """Count the request against its rate limits (429), then reserve its budget (a spent budget may
+        send it to its free tier model)."""
         books = self.books
         if books is None:
             return exchange
@@ -329,14 +346,25 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         free = books.free_tier(plan.tenant, plan.surface)
         if free is not None:
             exchange = self.gateway.request_body(headers, raw, model=free)
+        exchange.rate = await books.rates.admit(self.gateway.config, exchange.caller,
+                                                exchange.plan.prompt_tokens + exchange.plan.output_tokens)
+        exchange.limit_headers = exchange.rate.headers
         estimate = exchange.plan.candidates[0].cost if exchange.plan.candidates else 0.0
-        exchange.reservation = await books.admit(plan.tenant, plan.surface, estimate, free_tier=free is not None)
+        try:
+            exchange.reservation = await books.admit(plan.tenant, plan.surface, estimate,
+                                                     free_tier=free is not None)
+        except GatewayError:
+            books.rates.settle(exchange.rate, 0)   # refused: it used no tokens
+            raise
         return exchange
 
-    async def _feedback(self, raw: bytes) -> Answer:
+    async def _feedback(self, headers: dict[str, str], raw: bytes) -> Answer:
         if self.books is None:
             raise UpstreamError("feedback needs the usage ledger", code="feedback_unavailable", status=503)
-        return Answer(200, await self.books.feedback(raw))
+        validate.parse(raw)   # strict JSON first: no lone surrogate reaches the ledger's queries
+        # Only the tenant that made a request may score it (others get the unknown id's 404).
+        tenant = self.gateway.authenticate(headers).tenant
+        return Answer(200, await self.books.feedback(raw, tenant=tenant))
 
     def _rejected(self, headers: dict[str, str], exc: GatewayError, exchange: Exchange | None = None) -> None:
         """A request refused before routing is still a request: it gets its span, and once it was
@@ -346,7 +374,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         if exchange is not None:
             names = self._labels(exchange.plan)
         elif quota:   # refused by the policy for the budget: who it was for is still known
-            tenant, workload, surface = who(self.gateway.config, headers)
+            tenant, workload, surface = who(self.gateway.config, headers, self.gateway.authenticate(headers))
             names = {telemetry.TENANT: tenant, telemetry.WORKLOAD: workload, telemetry.SURFACE: surface}
         trail = self.tracing.start_request(headers, "chat", "", f"rejected: {exc.message}", [], decision=names)
         outcome = BUDGET_REFUSED if quota else None
@@ -437,6 +465,26 @@ def _provider_limits(cfg: Config) -> dict[str, tuple[str, int]]:
     return {m.id: (m.provider.name, m.provider.max_inflight) for m in cfg.models.values() if m.provider.max_inflight}
 
 
+# The largest ext_proc message, beyond its body: headers and protobuf framing.
+GRPC_HEADROOM_BYTES = 1024 * 1024
+# A provider answer chunk Envoy hands over in one message, and the translated whole answer sent back.
+MAX_RESPONSE_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def message_limits(cfg: Config) -> list[tuple[str, int]]:
+    """gRPC options sized so no body Envoy lets through breaks the ext_proc stream.
+
+    grpcio refuses messages over 4 MiB by default: a request body at ``limits.max_body_bytes``
+    plus its framing, or a large provider chunk, ended the stream (Envoy answered 500, or a 200
+    with no body). A request body can be at most Envoy's buffer limit (the listener's
+    per_connection_buffer_limit_bytes, kept at max_body_bytes: larger bodies get Envoy's 413), so
+    it fits with headroom; responses are bounded separately. Fixed at start: a reload that raises
+    max_body_bytes past twice the starting value needs a restart."""
+    request = 2 * cfg.max_body_bytes + GRPC_HEADROOM_BYTES
+    largest = max(request, MAX_RESPONSE_MESSAGE_BYTES)
+    return [("grpc.max_receive_message_length", largest), ("grpc.max_send_message_length", largest)]
+
+
 async def serve(config_path: str, address: str, grace: float = 30.0, status_address: str | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then stop taking streams and let in-flight ones finish (up to ``grace`` s).
 
@@ -451,6 +499,8 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
         log.warning("usage ledger: %d requests were in flight when extproc last stopped; marked interrupted",
                     interrupted)
     gateway, tracker, tracing = build(cfg, metrics, books)
+    gateway.keys = KeyFile(keys_path(cfg))
+    gateway.keys.check()
     metrics.observe_config(cfg)
 
     def apply(cfg: Config) -> None:
@@ -458,13 +508,17 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
         tracker.settings, tracker.max_inflight = cfg.health, _limits(cfg)
         tracker.provider_limits = _provider_limits(cfg)
         books.reconfigure(cfg)
+        if keys_path(cfg) != gateway.keys.path:
+            gateway.keys = KeyFile(keys_path(cfg))
+            gateway.keys.check()
         metrics.observe_config(cfg)
         metrics.config_reloads.labels("ok").inc()
         log.info("routing config reloaded from %s", config_path)
 
     watcher = asyncio.create_task(watch(config_path, apply, source=source,
                                         on_error=lambda _: metrics.config_reloads.labels("failed").inc()))
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    key_watcher = asyncio.create_task(watch_keys(gateway))
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0), *message_limits(cfg)])
     processor = Processor(gateway, tracing, books)
     pb_grpc.add_ExternalProcessorServicer_to_server(processor, server)
     health_servicer = health.aio.HealthServicer()
@@ -489,6 +543,7 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
     log.info("shutting down: not ready; serving until streams stop coming, then draining")
     started = time.monotonic()
     watcher.cancel()
+    key_watcher.cancel()
     await health_servicer.enter_graceful_shutdown()
     await processor.drained(DRAIN_QUIET_S, grace / 2)
     await server.stop(max(0.0, grace - (time.monotonic() - started)))

@@ -10,8 +10,10 @@ from extproc.devstack import Stack
 
 from .otlp_receiver import Receiver
 
-# The client's own key: it must never reach a provider.
+# The client's own gateway key (the stack's demo key, tenant "demo": any surface and workload).
+# It must never reach a provider.
 CLIENT_KEY = "sk-client-secret-never-forwarded"
+AUTH = {"authorization": f"Bearer {CLIENT_KEY}"}
 
 # A model behind each provider API the gateway speaks (and Azure's flavour of OpenAI).
 MODELS = {
@@ -33,7 +35,7 @@ def otlp():
 @pytest.fixture(scope="session")
 def gateway(otlp):
     # Always simulate, even when real keys are in the environment; spans go to the test's receiver.
-    stack = Stack(simulate=list(MODELS), otlp=otlp.address)
+    stack = Stack(simulate=list(MODELS), otlp=otlp.address, demo_key=CLIENT_KEY)
     stack.start()
     yield stack
     stack.stop()

@@ -16,10 +16,13 @@ import pytest
 import yaml
 
 from extproc.devstack import DEFAULT_ROUTING, ROOT, Stack
+from extproc.keys import digest
 
-from .conftest import MODELS
+from .conftest import AUTH, CLIENT_KEY, MODELS
 
 BUDGET = 0.005
+TIGHT_KEY = "sk-tight-tenant"
+CAPPED_KEY = "sk-capped-tenant"
 
 
 @pytest.fixture(scope="module")
@@ -29,18 +32,18 @@ def gw(tmp_path_factory):
         if "embeddings" not in model.get("endpoints", ["chat"]):
             model["price"] = {"input": 1.0, "output": 10.0 if model_id == "llama-3.1-8b-instruct" else 100.0}
     config["budgets"] = {"near_fraction": 0.5, "tenants": {"tight": {"daily": BUDGET}, "capped": {"daily": BUDGET}}}
-    config["tenants"]["tight"] = {"workload": "interactive"}
-    config["tenants"]["capped"] = {"workload": "interactive"}
+    config["tenants"]["tight"] = {"workload": "interactive", "api_keys_sha256": [digest(TIGHT_KEY)]}
+    config["tenants"]["capped"] = {"workload": "interactive", "api_keys_sha256": [digest(CAPPED_KEY)]}
     path = tmp_path_factory.mktemp("accounting") / "routing.yaml"
     path.write_text(yaml.safe_dump(config))
-    stack = Stack(routing=path, simulate=list(MODELS)).start()
+    stack = Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
     stack.config_path = path
     yield stack
     stack.stop()
 
 
 def chat(gw, content="hi", **headers) -> httpx.Response:
-    return httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers=headers, json={
+    return httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers={**AUTH, **headers}, json={
         "model": "auto", "max_tokens": 20, "messages": [{"role": "user", "content": content}]})
 
 
@@ -62,7 +65,8 @@ def test_metrics_count_what_the_workload_did(gw):
     before = scrape(gw)
     for _ in range(3):
         assert chat(gw).status_code == 200
-    assert httpx.post(f"{gw.base_url}/chat/completions", json={"model": "nope", "messages": []}).status_code == 400
+    assert httpx.post(f"{gw.base_url}/chat/completions", headers=AUTH,
+                      json={"model": "nope", "messages": []}).status_code == 400
     after = scrape(gw)
 
     def delta(name, **labels):
@@ -85,7 +89,7 @@ def test_metrics_count_what_the_workload_did(gw):
 def test_a_tenant_crossing_its_budget_is_downgraded_then_refused(gw):
     models, refusal = [], None
     for _ in range(60):
-        response = chat(gw, **{"x-llm-tenant": "tight"})
+        response = chat(gw, authorization=f"Bearer {TIGHT_KEY}")
         if response.status_code == 429:
             refusal = response
             break
@@ -108,13 +112,19 @@ def test_a_tenant_crossing_its_budget_is_downgraded_then_refused(gw):
 def test_feedback_reaches_the_ledger_and_the_report(gw, tmp_path):
     response = chat(gw, content="rate me")
     request_id = response.headers["x-request-id"]
-    feedback = httpx.post(f"{gw.base_url}/feedback",
+    # Another tenant can neither score it nor learn anything about it: the unknown id's answer, word for word.
+    unknown = httpx.post(f"{gw.base_url}/feedback", headers=AUTH, json={"request_id": "nope", "score": 1})
+    assert unknown.status_code == 404 and unknown.json()["error"]["param"] == "request_id"
+    other = httpx.post(f"{gw.base_url}/feedback", headers={"authorization": f"Bearer {TIGHT_KEY}"},
+                       json={"request_id": request_id, "score": 1})
+    assert other.status_code == 404 and request_id in other.json()["error"]["message"]
+    assert other.json()["error"]["message"].replace(request_id, "nope") == unknown.json()["error"]["message"]
+    assert httpx.post(f"{gw.base_url}/feedback", json={"request_id": request_id, "score": 1}).status_code == 401
+    feedback = httpx.post(f"{gw.base_url}/feedback", headers=AUTH,
                           json={"request_id": request_id, "score": 0.25, "source": "e2e"})
     assert feedback.status_code == 200, feedback.text
     assert feedback.json()["model"] == "gpt-4o-mini"
-    unknown = httpx.post(f"{gw.base_url}/feedback", json={"request_id": "nope", "score": 1})
-    assert unknown.status_code == 404 and unknown.json()["error"]["param"] == "request_id"
-    bad = httpx.post(f"{gw.base_url}/feedback", json={"request_id": request_id, "score": "great"})
+    bad = httpx.post(f"{gw.base_url}/feedback", headers=AUTH, json={"request_id": request_id, "score": "great"})
     assert bad.status_code == 400
 
     html = tmp_path / "report.html"
@@ -161,7 +171,7 @@ def test_a_spent_budget_answers_429_with_retry_after_until_a_reload_raises_it(gw
 
     refusal = None
     for _ in range(60):
-        response = chat(gw, **{"x-llm-tenant": "capped"})
+        response = chat(gw, authorization=f"Bearer {CAPPED_KEY}")
         if response.status_code == 429:
             refusal = response
             break
@@ -182,7 +192,7 @@ def test_a_spent_budget_answers_429_with_retry_after_until_a_reload_raises_it(gw
     config["budgets"]["tenants"]["capped"]["daily"] = 1.0
     gw.config_path.write_text(yaml.safe_dump(config))
     deadline = time.monotonic() + 30
-    while (response := chat(gw, **{"x-llm-tenant": "capped"})).status_code == 429 and time.monotonic() < deadline:
+    while (response := chat(gw, authorization=f"Bearer {CAPPED_KEY}")).status_code == 429 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert response.status_code == 200, response.text
     # The new limit applies at once, and what was spent before the reload still counts.

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import gzip
+import socket
+import zlib
+
+import brotli
 import httpx
 import openai
 import pytest
 
-from .conftest import MODELS
+from .conftest import AUTH, MODELS
 
 
 def _post(gateway, body: bytes, content_type: str = "application/json", path: str = "/chat/completions"):
-    return httpx.post(gateway.base_url + path, content=body, headers={"content-type": content_type}, timeout=20)
+    return httpx.post(gateway.base_url + path, content=body, headers={"content-type": content_type, **AUTH}, timeout=20)
 
 
 def _assert_openai_error(response: httpx.Response, status: int, fragment: str) -> dict:
@@ -57,7 +62,7 @@ def test_streamed_upload_over_envoys_buffer_is_413(gateway):
             yield b"x" * 100_000
         yield b'"}]}'
     response = httpx.post(gateway.base_url + "/chat/completions", content=chunks(),
-                          headers={"content-type": "application/json"}, timeout=20)
+                          headers={"content-type": "application/json", **AUTH}, timeout=20)
     assert response.status_code == 413
     assert set(response.json()["error"]) == {"message", "type", "param", "code"}
 
@@ -65,7 +70,7 @@ def test_streamed_upload_over_envoys_buffer_is_413(gateway):
 @pytest.mark.parametrize("method,path", [("GET", "/v1/chat/completions"), ("POST", "/v1/completions"),
                                          ("GET", "/v2/anything"), ("DELETE", "/v1/models")])
 def test_unknown_endpoints_are_404(gateway, method, path):
-    response = httpx.request(method, f"http://127.0.0.1:{gateway.listen_port}{path}", timeout=20)
+    response = httpx.request(method, f"http://127.0.0.1:{gateway.listen_port}{path}", headers=AUTH, timeout=20)
     _assert_openai_error(response, 404, "Invalid URL")
 
 
@@ -97,3 +102,142 @@ def test_provider_errors_become_openai_errors(gateway, client):
     with pytest.raises(openai.InternalServerError) as info:
         client.chat.completions.create(model=MODELS["gemini"], messages=[{"role": "user", "content": "x"}])
     assert info.value.status_code == 502
+
+
+# ---- the measured failures of issue 16: each was a 500 or an empty reply ----------------------------
+
+DEEP = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "x": ' + b"[" * 1000 + \
+    b"]" * 1000 + b"}"
+
+
+@pytest.mark.parametrize("path,body,param", [
+    ("/chat/completions", DEEP, None),
+    ("/chat/completions", b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "\\ud800"}]}',
+     "messages[0].content"),
+    ("/chat/completions", b'{"model": "\\ud800", "messages": [{"role": "user", "content": "x"}]}', "model"),
+    ("/embeddings", b'{"model": "text-embedding-3-small", "input": "\\ud800"}', "input"),
+    ("/feedback", b'{"request_id": "\\ud800", "score": 1}', "request_id"),
+    ("/chat/completions", b'{"model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "x"}], '
+                          b'"max_tokens": ' + b"9" * 4300 + b"}", None),
+    ("/chat/completions", b'{"model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "x"}], '
+                          b'"max_tokens": 99999999999}', "max_tokens"),
+    ("/chat/completions", b'{"model": "claude-3-5-haiku", "tools": [1], "messages": [{"role": "user", '
+                          b'"content": "x"}]}', "tools[0]"),
+    ("/chat/completions", b'{"model": "gemini-2.0-flash", "tools": [1], "messages": [{"role": "user", '
+                          b'"content": "x"}]}', "tools[0]"),
+    ("/chat/completions", b'{"model": "claude-3-5-haiku", "messages": [{"role": "assistant", "tool_calls": '
+                          b'[{"id": "c", "type": "function", "function": 1}]}, {"role": "user", "content": "x"}]}',
+     "messages[0].tool_calls[0].function"),
+    ("/chat/completions", b'{"model": "gemini-2.0-flash", "messages": [{"role": "assistant", "tool_calls": '
+                          b'"x"}, {"role": "user", "content": "x"}]}', "messages[0].tool_calls"),
+    ("/chat/completions", b'{"model": "gpt-4o-mini", "temperature": NaN, "messages": [{"role": "user", '
+                          b'"content": "x"}]}', None),
+    ("/chat/completions", b'{"model": "gpt-4o-mini", "temperature": Infinity, "messages": [{"role": "user", '
+                          b'"content": "x"}]}', None),
+    ("/chat/completions", b'{"model": "gpt-4o-mini", "n": 0, "messages": [{"role": "user", "content": "x"}]}', "n"),
+])
+def test_hostile_bodies_are_400_naming_the_field(gateway, path, body, param):
+    error = _assert_openai_error(_post(gateway, body, path=path), 400, "")
+    assert error["param"] == param, error
+    assert error["type"] == "invalid_request_error"
+
+
+def _chat_of_size(size: int) -> bytes:
+    head, tail = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "', b'"}]}'
+    return head + b"x" * (size - len(head) - len(tail)) + tail
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_of_exactly_the_limit_is_served(gateway, chunked):
+    body = _chat_of_size(4 * 1024 * 1024)
+    content = (body[i:i + 65536] for i in range(0, len(body), 65536)) if chunked else body
+    response = httpx.post(gateway.base_url + "/chat/completions", content=content, timeout=30,
+                          headers={"content-type": "application/json", **AUTH})
+    assert response.status_code == 200, response.text[:300]
+
+
+@pytest.mark.parametrize("size", [4 * 1024 * 1024 + 1, 6 * 1024 * 1024, 8 * 1024 * 1024])
+def test_chunked_bodies_over_the_limit_are_413(gateway, size):
+    body = _chat_of_size(size)
+    response = httpx.post(gateway.base_url + "/chat/completions", timeout=30,
+                          content=(body[i:i + 65536] for i in range(0, len(body), 65536)),
+                          headers={"content-type": "application/json", **AUTH})
+    assert response.status_code == 413, response.text[:300]
+    assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_gzip_bodies_are_inflated(gateway):
+    response = httpx.post(gateway.base_url + "/chat/completions", timeout=20,
+                          content=gzip.compress(_chat_of_size(2000)),
+                          headers={"content-type": "application/json", "content-encoding": "gzip", **AUTH})
+    assert response.status_code == 200, response.text
+
+
+def test_brotli_bodies_are_inflated(gateway):
+    response = httpx.post(gateway.base_url + "/chat/completions", timeout=20,
+                          content=brotli.compress(_chat_of_size(2000)),
+                          headers={"content-type": "application/json", "content-encoding": "br", **AUTH})
+    assert response.status_code == 200, response.text
+
+
+def test_a_brotli_bomb_is_cut_short(gateway):
+    """Envoy's brotli decompressor stops inflating at a fixed ratio of its input: the bomb's body
+    arrives truncated, so it is an unparseable body (400), never a 5xx or a 64 MiB buffer."""
+    bomb = brotli.compress(_chat_of_size(64 * 1024 * 1024), quality=5)
+    response = httpx.post(gateway.base_url + "/chat/completions", timeout=30, content=bomb,
+                          headers={"content-type": "application/json", "content-encoding": "br", **AUTH})
+    assert response.status_code in (400, 413), response.text[:300]
+    assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_a_decompression_bomb_is_413(gateway):
+    bomb = gzip.compress(_chat_of_size(64 * 1024 * 1024))     # 64 MiB of JSON in about 64 KiB
+    assert len(bomb) < 100_000
+    response = httpx.post(gateway.base_url + "/chat/completions", timeout=30, content=bomb,
+                          headers={"content-type": "application/json", "content-encoding": "gzip", **AUTH})
+    assert response.status_code == 413, response.text[:300]
+
+
+@pytest.mark.parametrize("encoding", ["deflate", "zstd", "compress"])
+def test_other_encodings_are_415(gateway, encoding):
+    response = httpx.post(gateway.base_url + "/chat/completions", timeout=20,
+                          content=zlib.compress(_chat_of_size(300)),
+                          headers={"content-type": "application/json", "content-encoding": encoding, **AUTH})
+    _assert_openai_error(response, 415, encoding)
+
+
+def _raw(gateway, request: bytes) -> bytes:
+    """Send bytes on a fresh connection; the reply up to the end of its headers (or b'' if closed silently)."""
+    with socket.create_connection(("127.0.0.1", gateway.listen_port), timeout=20) as sock:
+        sock.sendall(request)
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            data = sock.recv(65536)
+            if not data:
+                break
+            reply += data
+    return reply
+
+
+_BODY = _chat_of_size(200)
+_HEAD = b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+
+
+@pytest.mark.parametrize("request_bytes,status", [
+    (_HEAD + b"".join(b"x-h%d: v\r\n" % i for i in range(10_000)) + b"Content-Length: %d\r\n\r\n" % len(_BODY)
+     + _BODY, 431),
+    (_HEAD + b"x-big: " + b"a" * 100_000 + b"\r\nContent-Length: %d\r\n\r\n" % len(_BODY) + _BODY, 431),
+    (_HEAD + b"Content-Length: abc\r\n\r\n" + _BODY, 400),
+    (_HEAD + b"Content-Length: 5\r\nContent-Length: 6\r\n\r\n" + _BODY, 400),
+    (b"POST /v1/chat/completions HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+     % len(_BODY) + _BODY, 426),
+], ids=["10k-headers", "100KB-header", "bad-content-length", "two-content-lengths", "http-1.0"])
+def test_malformed_http1_gets_envoys_answer_not_an_empty_reply(gateway, request_bytes, status):
+    reply = _raw(gateway, request_bytes)
+    assert reply.startswith(b"HTTP/1.1 %d " % status), reply[:200]
+    assert b"content-type: application/json" in reply.lower()
+
+
+def test_the_gateway_serves_after_hostile_input(client):
+    assert client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "still ok?"}]) \
+        .choices[0].message.content.endswith("still ok?")

@@ -12,7 +12,7 @@ import yaml
 
 from extproc.devstack import DEFAULT_ROUTING, Stack
 
-from .conftest import MODELS
+from .conftest import AUTH, CLIENT_KEY, MODELS
 from .test_fallback import fault
 
 
@@ -24,13 +24,13 @@ def gw(tmp_path_factory):
     config["workloads"]["batch"] = {"prefer": "cost", "queue": {"timeout_ms": 1500, "size": 1}}
     path = tmp_path_factory.mktemp("capacity") / "routing.yaml"
     path.write_text(yaml.safe_dump(config))
-    stack = Stack(routing=path, simulate=list(MODELS)).start()
+    stack = Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
     yield stack
     stack.stop()
 
 
 def ask(gw, model: str, workload: str, results: list, started: float) -> None:
-    response = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers={"x-llm-workload": workload},
+    response = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers={"x-llm-workload": workload, **AUTH},
                           json={"model": model, "messages": [{"role": "user", "content": "hi"}]})
     results.append((time.monotonic() - started, response))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import MODELS
+from .conftest import CLIENT_KEY, MODELS
 
 # The one llm-comply test our models cannot take: it needs an o-series / gpt-5 reasoning model,
 # and llm-comply skips it by model name. No other test may be skipped or fail.
@@ -25,7 +25,7 @@ def _llm_comply() -> str:
 def test_llm_comply_openai_chat(gateway, provider):
     result = subprocess.run(
         [_llm_comply(), "run", "--format", "openai-chat", "-u", gateway.base_url, "-m", MODELS[provider],
-         "-k", "client-key", "--json", "--timeout", "30"],
+         "-k", CLIENT_KEY, "--json", "--timeout", "30"],
         capture_output=True, text=True, timeout=300)
     report = json.loads(result.stdout)
     results = report["results"] if isinstance(report, dict) else report

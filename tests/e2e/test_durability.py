@@ -23,9 +23,12 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from extproc.devstack import DEFAULT_ROUTING, Stack
+from extproc.keys import digest
 from extproc.ledger import open_ledger
 
 from .conftest import CLIENT_KEY, MODELS
+
+METERED_KEY = "sk-metered-tenant"   # tenant "metered", whose daily budget the tests read
 
 PROMPT = "Write about harbours, tides and the boats that come and go with them, at length please"
 
@@ -36,17 +39,16 @@ def gw(tmp_path):
     for model in config["models"].values():
         model["price"] = {"input": 2.0, "output": 100.0}
     config["budgets"] = {"tenants": {"metered": {"daily": 1000}}}
-    config["tenants"]["metered"] = {"workload": "interactive"}
+    config["tenants"]["metered"] = {"workload": "interactive", "api_keys_sha256": [digest(METERED_KEY)]}
     path = tmp_path / "routing.yaml"
     path.write_text(yaml.safe_dump(config))
-    stack = Stack(routing=path, simulate=list(MODELS), workdir=tmp_path).start()
+    stack = Stack(routing=path, simulate=list(MODELS), workdir=tmp_path, demo_key=CLIENT_KEY).start()
     yield stack
     stack.stop()
 
 
 def client(gw) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30,
-                         default_headers={"x-llm-tenant": "metered"})
+    return openai.OpenAI(base_url=gw.base_url, api_key=METERED_KEY, max_retries=0, timeout=30)
 
 
 def ledger_rows(gw) -> dict:
@@ -208,10 +210,12 @@ def test_make_run_keeps_its_ledger_where_report_looks_and_says_where(tmp_path):
         lines = []
         for line in dev.stdout:
             lines.append(line)
-            if "Ctrl-C to stop" in line:
+            if line.startswith("demo key:"):
                 break
         assert f"usage ledger: sqlite://{tmp_path}/kept.db" in "".join(lines), lines
+        key = lines[-1].split(":", 1)[1].strip()
         answer = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=30,
+                            headers={"authorization": f"Bearer {key}"},
                             json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
         assert answer.status_code == 200
     finally:

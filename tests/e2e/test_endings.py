@@ -20,9 +20,12 @@ import yaml
 
 from extproc import tokens
 from extproc.devstack import DEFAULT_ROUTING, Stack
+from extproc.keys import digest
 from extproc.ledger import open_ledger
 
 from .conftest import CLIENT_KEY, MODELS
+
+METERED_KEY = "sk-metered-tenant"   # tenant "metered", whose daily budget the tests read
 
 PRICE_IN, PRICE_OUT = 2.0, 100.0
 PROMPT = ("Please tell me everything you know about lighthouses on rocky northern coasts, "
@@ -38,10 +41,10 @@ def gw(tmp_path_factory):
     # No ejection during these tests: each one reads the counters of a single failure.
     config["health"] = {"consecutive_failures": 1000, "max_error_rate": 1.0}
     config["budgets"] = {"tenants": {"metered": {"daily": 1000}}}
-    config["tenants"]["metered"] = {"workload": "interactive"}
+    config["tenants"]["metered"] = {"workload": "interactive", "api_keys_sha256": [digest(METERED_KEY)]}
     path = tmp_path_factory.mktemp("endings") / "routing.yaml"
     path.write_text(yaml.safe_dump(config))
-    stack = Stack(routing=path, simulate=list(MODELS)).start()
+    stack = Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
     yield stack
     stack.stop()
 
@@ -58,8 +61,7 @@ def fault(gw, provider: str, **fields) -> None:
 
 
 def client(gw) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30,
-                         default_headers={"x-llm-tenant": "metered"})
+    return openai.OpenAI(base_url=gw.base_url, api_key=METERED_KEY, max_retries=0, timeout=30)
 
 
 def body(model: str) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from extproc import envoy_config
-from extproc.config import load
+from extproc.config import FORWARDABLE_HEADERS, load
 from extproc.devstack import DEFAULT_ROUTING, envoy_binary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,3 +44,25 @@ def test_a_broken_config_fails_validation(tmp_path):
     envoy_config.dump(broken, tmp_path / "broken.yaml")
     with pytest.raises(AssertionError):
         _validate(tmp_path / "broken.yaml")
+
+
+def test_the_edge_lets_through_what_providers_may_be_configured_to_receive():
+    allowed = envoy_config.edge_allowlist(envoy_config.load())
+    assert set(FORWARDABLE_HEADERS) <= allowed
+    assert {"authorization", "content-type", "traceparent"} <= allowed
+    assert not {"cookie", "proxy-authorization", "openai-organization", "user-agent"} & allowed
+
+
+@pytest.mark.parametrize("envoy_path,routing_path", [
+    (ROOT / "envoy" / "envoy.yaml", DEFAULT_ROUTING), (ROOT / "k8s" / "base" / "envoy.yaml", ROOT / "k8s" / "base" /
+                                                       "routing.yaml")])
+def test_envoys_body_limit_is_the_gateways(envoy_path, routing_path):
+    """A body at exactly limits.max_body_bytes is served; one byte more is Envoy's 413, never a 500."""
+    envoy = envoy_config.load(envoy_path)
+    limit = envoy_config.buffer_limit(envoy)
+    assert limit == load(routing_path).max_body_bytes
+    hcm = envoy_config._gateway_listener(envoy)["filter_chains"][0]["filters"][0]["typed_config"]
+    too_large = next(m for m in hcm["local_reply_config"]["mappers"]
+                     if m["filter"].get("and_filter", {}).get("filters", [{}])[0].get("status_code_filter", {})
+                     .get("comparison", {}).get("value", {}).get("default_value") == 413)
+    assert f"limit of {limit} bytes" in too_large["body_format_override"]["json_format"]["error"]["message"]

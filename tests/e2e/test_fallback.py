@@ -17,7 +17,7 @@ import yaml
 
 from extproc.devstack import DEFAULT_ROUTING, Stack
 
-from .conftest import CLIENT_KEY, MODELS, upstream_requests
+from .conftest import AUTH, CLIENT_KEY, MODELS, upstream_requests
 
 
 def stack_with(tmp_path_factory, name: str, health: dict) -> Stack:
@@ -25,7 +25,7 @@ def stack_with(tmp_path_factory, name: str, health: dict) -> Stack:
     config["health"] = health
     path = tmp_path_factory.mktemp(name) / "routing.yaml"
     path.write_text(yaml.safe_dump(config))
-    return Stack(routing=path, simulate=list(MODELS)).start()
+    return Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_a_stream_is_not_retried_after_its_first_byte(gw):
     events = []
     started = time.monotonic()
     with pytest.raises(httpx.RemoteProtocolError):   # the chunked body ends without its last chunk
-        with httpx.stream("POST", f"{gw.base_url}/chat/completions", timeout=30, json={
+        with httpx.stream("POST", f"{gw.base_url}/chat/completions", timeout=30, headers=AUTH, json={
                 "model": "auto", "stream": True, "messages": [{"role": "user", "content": "one two three four"}]}) as r:
             assert r.status_code == 200 and r.headers["x-llm-provider"] == "openai"
             for line in r.iter_lines():
@@ -119,7 +119,7 @@ def test_all_tiers_down_is_one_clear_error_within_the_deadline(gw):
     for provider in ("openai", "gemini"):
         fault(gw, provider, status=503)
     started = time.monotonic()
-    response = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, json={
+    response = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers=AUTH, json={
         "model": "auto", "messages": [{"role": "user", "content": "anyone?"}]})
     assert time.monotonic() - started < 2
     assert response.status_code == 503
@@ -134,7 +134,7 @@ def test_all_tiers_stalled_is_a_504_at_the_deadline(gw):
     for provider in ("openai", "gemini"):
         fault(gw, provider, stall=True)
     started = time.monotonic()
-    response = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, json={
+    response = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers=AUTH, json={
         "model": "auto", "messages": [{"role": "user", "content": "anyone?"}]})
     elapsed = time.monotonic() - started
     assert response.status_code == 504, response.text

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import httpx
 
+from .conftest import AUTH
+
 SIMPLE = "What is the capital of France?"
 REASONING = ("Janet has 3 times as many marbles as Tom. Together they have 48 marbles, and Janet gives 6 to "
              "Tom. How many more marbles does Janet have than Tom now? Show your reasoning step by step.")
 
 
 def ask(gateway, content, model="auto", **headers) -> httpx.Response:
-    return httpx.post(f"{gateway.base_url}/chat/completions", headers=headers, timeout=30,
+    return httpx.post(f"{gateway.base_url}/chat/completions", headers={**AUTH, **headers}, timeout=30,
                       json={"model": model, "messages": [{"role": "user", "content": content}]})
 
 
@@ -63,7 +65,7 @@ def test_unknown_routing_headers_are_rejected(gateway):
 
 
 def test_nothing_fits_is_a_422_that_says_why(gateway):
-    r = httpx.post(f"{gateway.base_url}/chat/completions", headers={"x-llm-surface": "support"}, timeout=30, json={
+    r = httpx.post(f"{gateway.base_url}/chat/completions", headers={"x-llm-surface": "support", **AUTH}, timeout=30, json={
         "model": "auto", "max_tokens": 500_000, "messages": [{"role": "user", "content": SIMPLE}]})
     assert r.status_code == 422
     error = r.json()["error"]

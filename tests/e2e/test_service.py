@@ -18,14 +18,20 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from extproc.devstack import DEFAULT_ROUTING, ROOT
+from extproc.keys import KEYS_FILE_ENV, KeyEntry, digest
+
+KEY = "sk-service-test"   # tenant "demo" of the shipped config
 
 
 @pytest.fixture
 def extproc(tmp_path):
     address = f"unix:{tmp_path}/extproc.sock"
+    keys = tmp_path / "keys.yaml"
+    keys.write_text("keys:\n" + KeyEntry("demo", "demo", digest(KEY)).line() + "\n")
     proc = subprocess.Popen([sys.executable, "-m", "extproc", "serve", "--config", str(DEFAULT_ROUTING),
                              "--listen", address, "--grace", "10"], cwd=ROOT,
-                            env={**os.environ, "LLM_GATEWAY_LEDGER_URL": f"sqlite:///{tmp_path}/ledger.db"},
+                            env={**os.environ, "LLM_GATEWAY_LEDGER_URL": f"sqlite:///{tmp_path}/ledger.db",
+                                 KEYS_FILE_ENV: str(keys)},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     channel = grpc.insecure_channel(address)
     grpc.channel_ready_future(channel).result(timeout=20)
@@ -60,7 +66,8 @@ def test_sigterm_lets_an_in_flight_stream_finish(extproc):
             yield item
 
     responses = stub.Process(messages(), metadata=(("x-llm-stage", "router"),))
-    outbox.put(_headers(PSEUDO_method="POST", PSEUDO_path="/v1/chat/completions", content_type="application/json"))
+    outbox.put(_headers(PSEUDO_method="POST", PSEUDO_path="/v1/chat/completions", content_type="application/json",
+                        authorization=f"Bearer {KEY}"))
     assert next(responses).HasField("request_headers")
 
     proc.send_signal(signal.SIGTERM)
@@ -86,6 +93,8 @@ def test_a_broken_stream_fails_only_that_request(extproc):
     # The service still answers the next request.
     (models,) = list(stub.Process(iter([pb.ProcessingRequest(request_headers=pb.HttpHeaders(
         headers=base_pb2.HeaderMap(headers=[base_pb2.HeaderValue(key=":method", raw_value=b"GET"),
-                                            base_pb2.HeaderValue(key=":path", raw_value=b"/v1/models")]),
+                                            base_pb2.HeaderValue(key=":path", raw_value=b"/v1/models"),
+                                            base_pb2.HeaderValue(key="authorization",
+                                                                 raw_value=f"Bearer {KEY}".encode())]),
         end_of_stream=True))]), metadata=(("x-llm-stage", "router"),)))
     assert models.immediate_response.status.code == 200

@@ -11,10 +11,12 @@ import pytest
 import yaml
 
 from extproc.devstack import DEFAULT_ROUTING, Stack
+from extproc.keys import digest
 from extproc.ledger import open_ledger
 
 from .conftest import MODELS
 
+SHARED_KEY = "sk-shared-tenant"
 BUDGET = 0.02         # USD per day for tenant "shared"
 PREMIUM_OUT = 100.0   # USD per 1M output tokens for every chat model: a request costs about $0.001
 
@@ -25,7 +27,7 @@ def gateways(tmp_path_factory, redis_url):
     for model in config["models"].values():
         if "embeddings" not in model.get("endpoints", ["chat"]):
             model["price"] = {"input": 1.0, "output": PREMIUM_OUT}
-    config["tenants"]["shared"] = {"workload": "interactive"}
+    config["tenants"]["shared"] = {"workload": "interactive", "api_keys_sha256": [digest(SHARED_KEY)]}
     config["budgets"] = {"tenants": {"shared": {"daily": BUDGET}}, "sync_interval_s": 0.2}
     path = tmp_path_factory.mktemp("shared-budget") / "routing.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -40,7 +42,7 @@ def hammer(stack: Stack, outcomes: list) -> None:
     """One client: requests until the budget refuses it; records (gateway port, status)."""
     with httpx.Client(timeout=30) as client:
         for _ in range(200):
-            r = client.post(f"{stack.base_url}/chat/completions", headers={"x-llm-tenant": "shared"}, json={
+            r = client.post(f"{stack.base_url}/chat/completions", headers={"authorization": f"Bearer {SHARED_KEY}"}, json={
                 "model": "auto", "max_tokens": 20, "messages": [{"role": "user", "content": "spend"}]})
             outcomes.append((stack.listen_port, r.status_code))
             if r.status_code == 429:

@@ -207,4 +207,6 @@ def test_shipped_config_has_classes_workloads_surfaces_tenants():
     assert {"simple_queries", "complex_reasoning"} <= set(cfg.classes)
     assert {"interactive", "batch"} <= set(cfg.workloads) and cfg.workloads["batch"].windows
     assert cfg.surfaces["support"].quality_floor == 4
-    assert cfg.tenant_for_key("sk-helpdesk-demo") == "helpdesk" and cfg.tenant_for_key("sk-other") is None
+    # The shipped config requires a gateway key and keeps none of the public demo keys itself.
+    assert cfg.auth == "required" and cfg.keys_file and not cfg.tenant_keys
+    assert cfg.tenants["nightly"].workload == "batch" and not cfg.tenants["nightly"].surfaces

@@ -11,15 +11,24 @@ from extproc.config import load
 from extproc.credentials import Credentials, Secret
 from extproc.devstack import DEFAULT_ROUTING
 from extproc.gateway import KEY_HEADER, TRY_HEADERS, Gateway
+from extproc.keys import KeyEntry, KeyFile, digest
 
 KEYS = {"OPENAI_API_KEY": "sk-openai", "ANTHROPIC_API_KEY": "sk-ant", "GEMINI_API_KEY": "g-key",
         "AZURE_OPENAI_API_KEY": "az-key"}
-CHAT = {":method": "POST", ":path": "/v1/chat/completions", "content-type": "application/json"}
+DEMO_KEY = "sk-unit-demo"   # tenant "demo" of the shipped config: may choose every surface and workload
+AUTH = {"authorization": f"Bearer {DEMO_KEY}"}
+CHAT = {":method": "POST", ":path": "/v1/chat/completions", "content-type": "application/json", **AUTH}
+
+
+def demo_keys() -> KeyFile:
+    keys = KeyFile(None)
+    keys.entries = {digest(DEMO_KEY): KeyEntry("demo", "demo", digest(DEMO_KEY))}
+    return keys
 
 
 @pytest.fixture
 def gw() -> Gateway:
-    return Gateway(load(DEFAULT_ROUTING), Credentials(KEYS), clock=lambda: 1_700_000_000.5)
+    return Gateway(load(DEFAULT_ROUTING), Credentials(KEYS), clock=lambda: 1_700_000_000.5, keys=demo_keys())
 
 
 def _exchange(gw: Gateway, body: dict, path: str = "/v1/chat/completions"):
@@ -27,17 +36,18 @@ def _exchange(gw: Gateway, body: dict, path: str = "/v1/chat/completions"):
 
 
 def test_models_listing_and_lookup(gw):
-    answer = gw.request_headers({":method": "GET", ":path": "/v1/models"}, True)
+    answer = gw.request_headers({":method": "GET", ":path": "/v1/models", **AUTH}, True)
     ids = [m["id"] for m in json.loads(answer.body)["data"]]
     assert "gpt-4o-mini" in ids and "auto" in ids
-    assert json.loads(gw.request_headers({":method": "GET", ":path": "/v1/models/gpt-4o"}, True).body)["id"] == "gpt-4o"
-    assert gw.request_headers({":method": "GET", ":path": "/v1/models/nope"}, True).status == 404
+    assert json.loads(gw.request_headers({":method": "GET", ":path": "/v1/models/gpt-4o", **AUTH},
+                                         True).body)["id"] == "gpt-4o"
+    assert gw.request_headers({":method": "GET", ":path": "/v1/models/nope", **AUTH}, True).status == 404
 
 
 @pytest.mark.parametrize("headers,status", [
-    ({":method": "POST", ":path": "/v1/completions", "content-type": "application/json"}, 404),
-    ({":method": "GET", ":path": "/v1/chat/completions"}, 404),
-    ({":method": "POST", ":path": "/v1/chat/completions", "content-type": "text/plain"}, 415),
+    ({":method": "POST", ":path": "/v1/completions", "content-type": "application/json", **AUTH}, 404),
+    ({":method": "GET", ":path": "/v1/chat/completions", **AUTH}, 404),
+    ({":method": "POST", ":path": "/v1/chat/completions", "content-type": "text/plain", **AUTH}, 415),
     ({**CHAT, "content-length": str(10**9)}, 413),
 ])
 def test_header_stage_rejections(gw, headers, status):
@@ -82,7 +92,7 @@ def test_a_retry_is_rewritten_for_its_own_provider(gw):
 
 def test_a_retry_on_another_api_drops_the_first_providers_headers():
     config = load(DEFAULT_ROUTING)
-    gw = Gateway(config, Credentials(KEYS))
+    gw = Gateway(config, Credentials(KEYS), keys=demo_keys())
     ex = gw.request_body({**CHAT, ":path": "/v1/chat/completions"}, json.dumps(
         {"model": "auto", "messages": [{"role": "user", "content": "What is the capital of France?"}]}).encode())
     assert [m.provider.api for m in ex.plan.models[:2]] == ["openai", "gemini"]
@@ -103,8 +113,8 @@ def test_alias_goes_to_the_default_model(gw):
     (b'{"model": "gpt-4o-mini"}', errors.InvalidRequest, "messages"),
     (b'{"model": "gpt-4o-mini", "messages": []}', errors.InvalidRequest, "empty array"),
     (b'{"model": "gpt-4o-mini", "messages": ["hi"]}', errors.InvalidRequest, "messages[0]"),
-    (b'{"model": "gpt-4o-mini", "messages": [{"role": "user"}], "stream": "yes"}', errors.InvalidRequest, "stream"),
-    (b'{"model": "gpt-4o-mini", "messages": [{"role": "user"}], "n": true}', errors.InvalidRequest, "'n'"),
+    (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "q"}], "stream": "yes"}', errors.InvalidRequest, "stream"),
+    (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "q"}], "n": true}', errors.InvalidRequest, "'n'"),
     (b'{"model": "x", "messages": [{"role": "user", "content": "q"}]}', errors.ModelNotFound, "'x'"),
     (b'{"model": "text-embedding-3-small", "messages": [{"role": "user", "content": "q"}]}',
      errors.UnsupportedFeature, "does not serve"),

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from extproc import errors
-from extproc.config import load, parse
+from extproc.config import ConfigError, load, parse
+from extproc.keys import KeyEntry, PermissionDenied, caller, tenant_caller
 from extproc.devstack import DEFAULT_ROUTING
 from extproc.policy import MAX_ATTEMPTS, ModelHealth, decide
 
@@ -318,30 +318,66 @@ def test_window_across_midnight():
     assert ids(decide(c, body(), "chat", {}, now=_at(2025, 3, 9, 1, 0, "UTC")))[0] == "mid-b"   # Sun 01:00
 
 
-def test_tenant_by_api_key_hash_sets_workload_and_surface():
-    digest = hashlib.sha256(b"sk-tenant-1").hexdigest()
-    c = cfg(tenants={"acme": {"api_keys_sha256": [digest], "workload": "batch", "surface": "drafts"}})
-    plan = decide(c, body(), "chat", {"authorization": "Bearer sk-tenant-1"})
+def _caller(c, tenant, **entry):
+    return caller(c, KeyEntry(id=f"{tenant}-key", tenant=tenant, sha256="0" * 64, **entry))
+
+
+def test_tenant_by_key_sets_workload_and_surface():
+    c = cfg(tenants={"acme": {"workload": "batch", "surface": "drafts"}})
+    plan = decide(c, body(), "chat", {}, caller=_caller(c, "acme"))
     assert (plan.tenant, plan.workload, plan.surface) == ("acme", "batch", "drafts")
     assert ids(plan) == ["cheap", "mid-b"]
-    # The header overrides the tenant's default workload.
-    assert decide(c, body(), "chat", {"authorization": "Bearer sk-tenant-1",
-                                      "x-llm-workload": "interactive"}).workload == "interactive"
-    # Another key is no tenant; the tenant header names one.
-    assert decide(c, body(), "chat", {"authorization": "Bearer other"}).tenant is None
-    assert decide(c, body(), "chat", {"x-llm-tenant": "acme"}).tenant == "acme"
+    # A tenant header names nobody: the caller is whoever the key says (here: the anonymous caller).
+    assert decide(c, body(), "chat", {"x-llm-tenant": "acme"}).tenant is None
+
+
+def test_headers_cannot_lift_a_tenants_binding():
+    """The issue's exploit: nightly (bound to batch on drafts, which denies premium models) asked for
+    x-llm-surface: support and x-llm-workload: interactive and got a premium model."""
+    c = cfg(tenants={"acme": {"workload": "batch", "surface": "drafts"}})
+    acme = _caller(c, "acme")
+    with pytest.raises(PermissionDenied, match="may not choose surface 'support'") as exc:
+        decide(c, body(), "chat", {"x-llm-surface": "support"}, caller=acme)
+    assert (exc.value.status, exc.value.code, exc.value.param) == (403, "permission_denied", "x-llm-surface")
+    with pytest.raises(PermissionDenied, match="may not choose workload 'interactive'"):
+        decide(c, body(), "chat", {"x-llm-workload": "interactive"}, caller=acme)
+    # Naming its own surface and workload is no choice at all.
+    plan = decide(c, body(), "chat", {"x-llm-surface": "drafts", "x-llm-workload": "batch"}, caller=acme)
+    assert (plan.surface, plan.workload) == ("drafts", "batch")
+
+
+def test_a_tenant_chooses_among_its_listed_surfaces_and_workloads():
+    c = cfg(tenants={"acme": {"surface": "drafts", "surfaces": ["support"], "workloads": ["batch"]}})
+    acme = _caller(c, "acme")
+    plan = decide(c, body(), "chat", {"x-llm-surface": "support", "x-llm-workload": "batch"}, caller=acme)
+    assert (plan.surface, plan.workload) == ("support", "batch") and ids(plan) == ["premium"]
+    with pytest.raises(PermissionDenied):
+        decide(c, body(), "chat", {"x-llm-surface": "capped"}, caller=acme)
+    # A key can narrow its tenant's lists (and its default follows).
+    narrow = _caller(c, "acme", surfaces=frozenset({"support"}))
+    assert decide(c, body(), "chat", {}, caller=narrow).surface == "support"
+    with pytest.raises(PermissionDenied):
+        decide(c, body(), "chat", {"x-llm-surface": "drafts"}, caller=narrow)
+    with pytest.raises(ValueError, match="not the tenant's"):
+        _caller(c, "acme", surfaces=frozenset({"capped"}))
+
+
+def test_tenant_lists_are_validated_at_load():
+    with pytest.raises(ConfigError, match=r"tenants.acme.surfaces\[0\]: unknown surface 'kiosk'"):
+        cfg(tenants={"acme": {"surfaces": ["kiosk"]}})
+    with pytest.raises(ConfigError, match=r"tenants.acme.workloads\[1\]: unknown workload 'nightly'"):
+        cfg(tenants={"acme": {"workloads": ["batch", "nightly"]}})
 
 
 def test_tenant_cost_cap():
     c = cfg(tenants={"acme": {"max_cost_per_request": 0.0001}})
-    plan = decide(c, body(), "chat", {"x-llm-tenant": "acme"})
+    plan = decide(c, body(), "chat", {}, caller=_caller(c, "acme"))
     assert ids(plan) == ["cheap"]
 
 
 @pytest.mark.parametrize("headers,match", [
     ({"x-llm-workload": "nightly"}, "unknown workload 'nightly' in x-llm-workload"),
     ({"x-llm-surface": "kiosk"}, "unknown surface 'kiosk' in x-llm-surface"),
-    ({"x-llm-tenant": "nobody"}, "unknown tenant 'nobody' in x-llm-tenant"),
 ])
 def test_unknown_names_in_headers_are_400(headers, match):
     with pytest.raises(errors.InvalidRequest, match=match):
@@ -415,8 +451,12 @@ def test_shipped_surfaces_and_workloads(shipped):
     assert decide(shipped, body(), "chat", {"x-llm-workload": "batch"}).models[0].id == "llama-3.1-8b-instruct"
     drafts = decide(shipped, body(), "chat", {"x-llm-surface": "drafts"}, classification=COMPLEX)
     assert drafts.models[0].id == "gemini-2.0-flash" and "max_cost_per_1k" in dropped(drafts)["gpt-4o"]
-    helpdesk = decide(shipped, body(), "chat", {"authorization": "Bearer sk-helpdesk-demo"})
+    helpdesk = decide(shipped, body(), "chat", {}, caller=tenant_caller(shipped, "helpdesk"))
     assert helpdesk.tenant == "helpdesk" and helpdesk.surface == "support"
+    nightly = tenant_caller(shipped, "nightly")
+    for header in ({"x-llm-surface": "support"}, {"x-llm-workload": "interactive"}):
+        with pytest.raises(PermissionDenied):
+            decide(shipped, body(), "chat", header, caller=nightly)
 
 
 def test_shipped_batch_peak_window_keeps_background_work_off_premium(shipped):

@@ -1,0 +1,146 @@
+"""Header allowlists both ways, on every provider.
+
+Providers receive only what the gateway decides (content type, accept, their credential, their
+version header, trace context, request id) plus the client headers their config lists
+(``forward_headers``); clients receive none of a provider's headers about our account
+(cookies, organization, rate limits). The simulators record the headers they received; the
+response side uses this test's own OpenAI wire stub in place of the vLLM simulator, since no
+simulator sends account headers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+import httpx
+import pytest
+import yaml
+from aiohttp import web
+
+from extproc.devstack import DEFAULT_ROUTING, Stack
+
+from .conftest import CLIENT_KEY, MODELS
+
+STUB = "vllm"   # the cluster this test's wire stub serves (OpenAI API, pass-through answers)
+# What a provider may see: the gateway's choices. x-envoy-attempt-count and the later attempts'
+# x-llm-try-N travel because Envoy routes retries on them (README: Header allowlists).
+GATEWAY_HEADERS = {"host", "content-type", "content-length", "accept", "x-request-id", "traceparent", "tracestate",
+                   "x-envoy-attempt-count", "x-llm-try-2", "x-llm-try-3", "anthropic-version"}
+CREDENTIALS = {"openai": "authorization", "azure_openai": "api-key", "anthropic": "x-api-key",
+               "gemini": "x-goog-api-key", "vllm": "authorization"}
+HOSTILE = {
+    "cookie": "session=stolen", "proxy-authorization": "Basic Zm9vOmJhcg==", "x-forwarded-for": "6.6.6.6",
+    "x-forwarded-host": "evil.example", "openai-organization": "org-attacker", "openai-project": "proj_attacker",
+    "anthropic-beta": "computer-use-2024-10-22", "openai-beta": "assistants=v2", "x-custom": "1",
+    "x-llm-try-1": "gemini", "x-llm-try-2": "gemini", "x-envoy-upstream-rq-timeout-ms": "1",
+    "x-stainless-os": "Linux", "user-agent": "hostile/1.0", "x-api-key": CLIENT_KEY,
+    "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+}
+ACCOUNT_HEADERS = {"set-cookie": "__cf_bm=abc; path=/", "openai-organization": "org-ours", "openai-project": "proj_ours",
+                   "openai-processing-ms": "12", "x-ratelimit-limit-requests": "10000",
+                   "x-ratelimit-remaining-tokens": "149984", "x-ratelimit-reset-requests": "6ms",
+                   "anthropic-ratelimit-requests-remaining": "49", "cf-ray": "8f0e-SJC", "x-safe-to-keep": "no"}
+
+
+class WireStub:
+    """An OpenAI chat endpoint that records request headers and answers with account headers."""
+
+    def __init__(self):
+        self.seen: list[dict[str, str]] = []
+        self.answer_bytes = 0   # when set, the answer's content is this many bytes (one chunk on the wire)
+
+    async def chat(self, request: web.Request) -> web.Response:
+        self.seen.append({k.lower(): v for k, v in request.headers.items()})
+        body = await request.json()
+        answer = {"id": "chatcmpl-stub", "object": "chat.completion", "created": 0, "model": body["model"],
+                  "choices": [{"index": 0, "finish_reason": "stop",
+                               "message": {"role": "assistant",
+                                           "content": "x" * self.answer_bytes or "stub says hi"}}],
+                  "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}}
+        return web.json_response(answer, headers=ACCOUNT_HEADERS)
+
+    async def faults(self, _: web.Request) -> web.Response:   # devstack's readiness probe
+        return web.json_response({})
+
+    def serve(self, port: int) -> None:
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", self.chat)
+        app.router.add_get("/_sim/faults", self.faults)
+        app.router.add_delete("/_sim/{tail:.*}", self.faults)
+        loop = asyncio.new_event_loop()
+        runner = web.AppRunner(app)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+        threading.Thread(target=loop.run_forever, daemon=True).start()
+
+
+class StubbedStack(Stack):
+    """The devstack, with this test's wire stub in place of the vLLM simulator."""
+
+    stub: WireStub
+
+    def _spawn(self, argv, env, log):
+        if argv[2:4] == ["extproc", "simulate"]:
+            argv = [a for a in argv if not a.startswith(f"{STUB}=")]
+            self.stub = WireStub()
+            self.stub.serve(self.simulators[STUB])
+        super()._spawn(argv, env, log)
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory):
+    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
+    config["providers"]["anthropic"]["forward_headers"] = ["anthropic-beta"]
+    path = tmp_path_factory.mktemp("headers") / "routing.yaml"
+    path.write_text(yaml.safe_dump(config))
+    stack = StubbedStack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
+    yield stack
+    stack.stop()
+
+
+def ask(gw, model: str, extra: dict[str, str]) -> httpx.Response:
+    return httpx.post(f"{gw.base_url}/chat/completions", timeout=20,
+                      headers={"authorization": f"Bearer {CLIENT_KEY}", **extra},
+                      json={"model": model, "messages": [{"role": "user", "content": "hi"}]})
+
+
+def received(gw, provider: str) -> dict[str, str]:
+    if provider == STUB:
+        return gw.stub.seen[-1]
+    records = httpx.get(f"{gw.sim_url(provider)}/_sim/requests").json()
+    return {k.lower(): v for k, v in records[-1]["headers"].items()}
+
+
+@pytest.mark.parametrize("provider", list(MODELS))
+def test_providers_receive_only_what_the_gateway_decides(gw, provider):
+    extra = {**HOSTILE, **{f"x-filler-{i}": "v" * 20 for i in range(87 - len(HOSTILE))}}   # 87 extra headers
+    response = ask(gw, MODELS[provider], extra)
+    assert response.status_code == 200, response.text
+    headers = received(gw, provider)
+    allowed = GATEWAY_HEADERS | {CREDENTIALS[provider]} | ({"anthropic-beta"} if provider == "anthropic" else set())
+    assert set(headers) <= allowed, sorted(set(headers) - allowed)
+    assert CREDENTIALS[provider] in headers and "sk-client" not in headers[CREDENTIALS[provider]]
+    assert headers["traceparent"].startswith("00-0af7651916cd43dd8448eb211c80319c-")   # trace context continues
+    # A pinned model's later attempts stay on its provider: the client's x-llm-try-2 was not taken.
+    assert headers.get("x-llm-try-2") in (None, provider)
+    if provider == "anthropic":
+        assert headers["anthropic-beta"] == HOSTILE["anthropic-beta"]   # listed in its forward_headers
+
+
+def test_clients_receive_no_account_headers(gw):
+    response = ask(gw, MODELS[STUB], {})
+    assert response.status_code == 200 and response.json()["choices"][0]["message"]["content"] == "stub says hi"
+    leaked = {k for k in response.headers if k.lower() in ACCOUNT_HEADERS and k.lower() != "x-safe-to-keep"}
+    assert not leaked, leaked
+    assert response.headers["x-safe-to-keep"] == "no"   # the stub's other headers do arrive: it is a denylist
+    assert response.headers["x-llm-provider"] == STUB
+
+
+def test_headers_a_client_cannot_steer(gw):
+    """x-envoy-* from a client never reaches Envoy's router: a 1 ms deadline would fail the request."""
+    response = ask(gw, MODELS["openai"], {"x-envoy-upstream-rq-timeout-ms": "1", "x-envoy-max-retries": "0",
+                                          "x-llm-try-1": "nonexistent"})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-llm-provider"] == "openai"
+    assert json.loads(response.text)["model"]

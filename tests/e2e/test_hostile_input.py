@@ -1,0 +1,265 @@
+"""Hostile input through the real Envoy and extproc, generated with hypothesis.
+
+At least 500 generated requests (bodies near and far from the OpenAI schema, broken bytes,
+odd headers) must each get either an answer or an OpenAI-shaped 4xx: never a 5xx, never a
+reset, and the gateway keeps serving. Also: a provider answer chunk over 4 MiB (once a 200 with
+0 bytes), and slow clients cut without hurting normal traffic."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from extproc import envoy_config
+from extproc.devstack import Stack
+
+from ..strategies import chat_bodies, json_value, shaped, well_typed_chat
+from .conftest import AUTH, CLIENT_KEY, MODELS
+from .test_headers import STUB, StubbedStack
+
+SENT = {"requests": 0}
+MODEL_NAMES = [*MODELS.values(), "auto", "text-embedding-3-small", "no-such-model"]
+
+models = st.sampled_from(MODEL_NAMES)
+chat_json = st.one_of(chat_bodies, well_typed_chat).flatmap(lambda b: models.map(lambda m: {**b, "model": m}))
+embeddings_json = st.fixed_dictionaries({"model": models, "input": st.one_of(st.text(max_size=20), shaped)},
+                                        optional={"encoding_format": shaped, "dimensions": shaped})
+
+
+def _mangle(raw: bytes, how: str, where: int) -> bytes:
+    """Break valid JSON bytes the ways clients and attackers do."""
+    at = where % (len(raw) + 1)
+    return {"truncate": raw[:at], "nan": raw.replace(b'"max_tokens": 1', b'"max_tokens": NaN'),
+            "surrogate": raw[:at] + b"\\ud800" + raw[at:], "deep": b'{"a": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+            "bigint": raw.replace(b'"model"', b'"n": ' + b"7" * 5000 + b', "model"', 1),
+            "latin1": raw + "é".encode("latin-1"), "nul": raw[:at] + b"\x00" + raw[at:],
+            "infinity": raw.replace(b"{", b'{"temperature": -Infinity, ', 1)}[how]
+
+
+bodies = st.one_of(
+    chat_json.map(lambda b: ("/chat/completions", json.dumps(b).encode())),
+    embeddings_json.map(lambda b: ("/embeddings", json.dumps(b).encode())),
+    st.tuples(st.sampled_from(["/chat/completions", "/embeddings", "/feedback"]),
+              json_value.map(lambda v: json.dumps(v).encode())),
+    st.tuples(st.sampled_from(["/chat/completions", "/embeddings", "/feedback"]), st.binary(max_size=64)),
+    st.tuples(st.just("/chat/completions"),
+              st.tuples(chat_json.map(lambda b: json.dumps({**b, "max_tokens": 1}).encode()),
+                        st.sampled_from(["truncate", "nan", "surrogate", "deep", "bigint", "latin1", "nul",
+                                         "infinity"]),
+                        st.integers(0, 10_000)).map(lambda t: _mangle(*t))),
+)
+content_types = st.sampled_from(["application/json", "application/json; charset=utf-8", "text/plain", "",
+                                 "application/x-www-form-urlencoded", "APPLICATION/JSON"])
+
+
+def check(response: httpx.Response) -> None:
+    """No 5xx; an error is OpenAI-shaped JSON."""
+    assert response.status_code < 500, (response.status_code, response.text[:400])
+    if response.status_code >= 400:
+        assert response.headers["content-type"].startswith("application/json"), response.headers
+        error = response.json()["error"]
+        assert set(error) == {"message", "type", "param", "code"}, error
+        assert isinstance(error["message"], str) and isinstance(error["type"], str)
+
+
+@pytest.fixture(scope="module")
+def http(gateway):
+    with httpx.Client(base_url=gateway.base_url, timeout=30, headers=AUTH) as client:
+        yield client
+
+
+@settings(max_examples=520, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(body=bodies, content_type=content_types, stream=st.booleans())
+def test_generated_hostile_requests_get_an_answer_or_an_openai_error(http, body, content_type, stream):
+    path, raw = body
+    if stream and raw.startswith(b"{") and path == "/chat/completions":
+        raw = raw.replace(b"{", b'{"stream": true, ', 1)
+    headers = {"content-type": content_type} if content_type else {}
+    response = http.post(path, content=raw, headers=headers)
+    SENT["requests"] += 1
+    check(response)
+
+
+def test_at_least_500_were_sent_and_the_gateway_still_serves(gateway, http):
+    assert SENT["requests"] >= 500, SENT
+    response = http.post("/chat/completions", json={"model": "gpt-4o-mini",
+                                                    "messages": [{"role": "user", "content": "still there?"}]})
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"].endswith("still there?")
+
+
+# ---- large provider answers -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def stubbed(tmp_path_factory):
+    stack = StubbedStack(simulate=list(MODELS), demo_key=CLIENT_KEY).start()
+    yield stack
+    stack.stop()
+
+
+@pytest.mark.parametrize("size", [5 * 1024 * 1024, 12 * 1024 * 1024])
+def test_a_provider_answer_over_4_mib_arrives_whole(stubbed, size):
+    """A 200 once ended with 0 bytes: the chunk was over grpcio's default 4 MiB message limit."""
+    stubbed.stub.answer_bytes = size
+    try:
+        response = httpx.post(f"{stubbed.base_url}/chat/completions", timeout=60, headers=AUTH,
+                              json={"model": MODELS[STUB], "messages": [{"role": "user", "content": "big"}]})
+    finally:
+        stubbed.stub.answer_bytes = 0
+    assert response.status_code == 200
+    assert len(response.json()["choices"][0]["message"]["content"]) == size
+
+
+# ---- slow clients -------------------------------------------------------------------------------------
+
+HEADERS_TIMEOUT_S, REQUEST_TIMEOUT_S = 1, 3
+
+
+@pytest.fixture(scope="module")
+def impatient(monkeypatch_module):
+    """The shipped Envoy config with its slow-client timeouts shortened, so the test takes seconds."""
+    original = envoy_config.load
+
+    def load(path=envoy_config.DEFAULT_PATH):
+        config = original(path)
+        hcm = envoy_config._gateway_listener(config)["filter_chains"][0]["filters"][0]["typed_config"]
+        assert (hcm["request_headers_timeout"], hcm["request_timeout"]) == ("10s", "60s")   # what README says
+        hcm["request_headers_timeout"] = f"{HEADERS_TIMEOUT_S}s"
+        hcm["request_timeout"] = f"{REQUEST_TIMEOUT_S}s"
+        return config
+    monkeypatch_module.setattr(envoy_config, "load", load)
+    stack = Stack(simulate=list(MODELS), demo_key=CLIENT_KEY).start()
+    monkeypatch_module.undo()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    patch = pytest.MonkeyPatch()
+    yield patch
+    patch.undo()
+
+
+def _slow_client(port: int, kind: str, outcome: dict, index: int) -> None:
+    """Trickle a request one byte a second; record what the gateway did and when."""
+    started = time.monotonic()
+    body = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "slow"}]}'
+    head = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer %s\r\n" % CLIENT_KEY.encode())
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            if kind == "headers":
+                trickle = head
+            else:
+                sock.sendall(head + b"Content-Length: %d\r\n\r\n" % len(body))
+                trickle = body
+            reply = b""
+            for byte in trickle:
+                try:
+                    sock.sendall(bytes([byte]))
+                except OSError:
+                    break
+                sock.settimeout(1.0)
+                try:
+                    reply += sock.recv(4096)
+                except socket.timeout:
+                    continue
+                if reply:
+                    break
+            sock.settimeout(10)
+            try:
+                reply += sock.recv(4096)
+            except OSError:
+                pass
+    except OSError as exc:
+        reply = repr(exc).encode()
+    outcome[index] = (kind, time.monotonic() - started, reply[:60])
+
+
+def test_slow_clients_are_cut_without_hurting_normal_traffic(impatient):
+    outcome: dict[int, tuple] = {}
+    slow = [threading.Thread(target=_slow_client, args=(impatient.listen_port, kind, outcome, i))
+            for i, kind in enumerate(["headers", "body"] * 10)]
+    for t in slow:
+        t.start()
+    normal = []
+    deadline = time.monotonic() + REQUEST_TIMEOUT_S + 1
+    with httpx.Client(base_url=impatient.base_url, timeout=10, headers=AUTH) as client:
+        while time.monotonic() < deadline:
+            normal.append(client.post("/chat/completions", json={"model": "gpt-4o-mini",
+                                                                 "messages": [{"role": "user", "content": "hi"}]}))
+    for t in slow:
+        t.join(30)
+    assert normal and all(r.status_code == 200 for r in normal), [r.status_code for r in normal]
+    for kind, elapsed, reply in outcome.values():
+        limit = HEADERS_TIMEOUT_S if kind == "headers" else REQUEST_TIMEOUT_S
+        assert elapsed < limit + 3, (kind, elapsed, reply)       # cut near its timeout, not when done trickling
+        assert reply == b"" or reply.startswith(b"HTTP/1.1 408"), (kind, reply)
+    assert len(outcome) == 20
+    assert any(reply.startswith(b"HTTP/1.1 408") for kind, _, reply in outcome.values() if kind == "body")
+
+
+# ---- beyond capacity -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny(monkeypatch_module):
+    """The shipped config with the gateway's capacity (the extproc cluster's circuit breaker) cut to 2."""
+    original = envoy_config.load
+
+    def load(path=envoy_config.DEFAULT_PATH):
+        config = original(path)
+        cluster = next(c for c in config["static_resources"]["clusters"] if c["name"] == "extproc")
+        assert cluster["circuit_breakers"]["thresholds"][0]["max_requests"] == 2048   # what README says
+        cluster["circuit_breakers"]["thresholds"][0].update(max_requests=2, max_pending_requests=2)
+        return config
+    monkeypatch_module.setattr(envoy_config, "load", load)
+    stack = Stack(simulate=list(MODELS), demo_key=CLIENT_KEY).start()
+    monkeypatch_module.undo()
+    yield stack
+    stack.stop()
+
+
+def test_beyond_capacity_clients_get_503_with_retry_after(tiny):
+    httpx.put(f"{tiny.sim_url('openai')}/_sim/faults", json={"latency_ms": 1500})
+    results: list[httpx.Response] = []
+
+    def one():
+        results.append(httpx.post(f"{tiny.base_url}/chat/completions", timeout=30, headers=AUTH, json={
+            "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+    threads = [threading.Thread(target=one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(r.status_code for r in results)
+    assert statuses.count(200) >= 2 and set(statuses) <= {200, 503}, statuses
+    refused = [r for r in results if r.status_code == 503]
+    assert refused, statuses
+    for r in refused:
+        assert r.headers["retry-after"] == "1"
+        assert r.json()["error"]["type"] == "server_error" and "over capacity" in r.json()["error"]["message"]
+
+
+
+def test_a_processor_too_busy_to_answer_is_503_with_retry_after(gateway):
+    """The processor frozen (SIGSTOP) stands for one too busy to answer within message_timeout."""
+    extproc = next(p for p in gateway.processes if "serve" in p.args)
+    extproc.send_signal(signal.SIGSTOP)
+    try:
+        response = httpx.post(f"{gateway.base_url}/chat/completions", timeout=30, headers=AUTH, json={
+            "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    finally:
+        extproc.send_signal(signal.SIGCONT)
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "1"
+    assert "over capacity" in response.json()["error"]["message"]

@@ -1,0 +1,303 @@
+"""The OpenAI request validator (extproc/validate.py), field by field, and its promise to the translators:
+what it accepts, every translator takes without a TypeError/KeyError (only GatewayErrors)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from extproc import validate
+from extproc.errors import GatewayError, InvalidRequest
+from extproc.providers import Target, chat_translator, embeddings_translator
+from tests.strategies import chat_bodies, json_value, shaped, well_typed_chat
+
+USER = [{"role": "user", "content": "hi"}]
+
+
+def chat(**fields) -> dict:
+    return {"model": "gpt-4o-mini", "messages": USER, **fields}
+
+
+def rejected(body: dict, endpoint: str = "chat") -> InvalidRequest:
+    with pytest.raises(InvalidRequest) as info:
+        validate.request(endpoint, json.dumps(body).encode())
+    assert info.value.status == 400
+    return info.value
+
+
+# ---- parsing -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw,fragment", [
+    (b"\xff{}", "UTF-8"),
+    (b"{", "could not parse the JSON"),
+    (b"[1]", "JSON object"),
+    (b'{"temperature": NaN}', "NaN"),
+    (b'{"temperature": Infinity}', "Infinity"),
+    (b'{"temperature": -Infinity}', "Infinity"),
+    (b'{"temperature": 1e999}', "out of range"),
+    (b'{"max_tokens": ' + b"9" * 4300 + b"}", "too large"),
+    (b'{"max_tokens": -' + b"9" * 25 + b"}", "too large"),
+    (b'{"a": ' + b"[" * 1000 + b"]" * 1000 + b"}", "nested deeper"),
+    (b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested deeper"),   # past the C scanner's own guard
+])
+def test_parse_refuses_what_json_does_not_allow(raw, fragment):
+    with pytest.raises(InvalidRequest) as info:
+        validate.parse(raw)
+    assert fragment in info.value.message
+
+
+def test_depth_limit_is_exact():
+    def nested(depth: int) -> bytes:    # the body object itself is level 1
+        return b'{"a": ' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+    assert validate.parse(nested(validate.MAX_DEPTH)) == {"a": json.loads(b"[" * 31 + b"]" * 31)}
+    with pytest.raises(InvalidRequest):
+        validate.parse(nested(validate.MAX_DEPTH + 1))
+
+
+@pytest.mark.parametrize("raw,param", [
+    (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "a\\ud800b"}]}', "messages[0].content"),
+    (b'{"model": "\\udfff"}', "model"),
+    (b'{"input": ["ok", "\\uDBFF"]}', "input[1]"),
+    (b'{"request_id": "\\ud800", "score": 1}', "request_id"),
+    (b'{"metadata": {"\\ud800": "x"}}', "metadata"),
+])
+def test_lone_surrogates_are_named(raw, param):
+    with pytest.raises(InvalidRequest) as info:
+        validate.parse(raw)
+    assert info.value.param == param and "surrogate" in info.value.message
+
+
+def test_a_surrogate_pair_is_fine():
+    assert validate.parse(b'{"content": "\\ud83d\\ude00"}') == {"content": "\U0001F600"}
+
+
+def test_integers_up_to_int64_parse():
+    assert validate.parse(b'{"seed": -9223372036854775808}')["seed"] == -2**63
+
+
+# ---- chat, field by field --------------------------------------------------------------------
+
+@pytest.mark.parametrize("fields,param,code", [
+    ({"model": None}, "model", "missing_required_parameter"),
+    ({"model": 7}, "model", "invalid_type"),
+    ({"model": ""}, "model", "empty_string"),
+    ({"messages": None}, "messages", "missing_required_parameter"),
+    ({"messages": "hi"}, "messages", "invalid_type"),
+    ({"messages": []}, "messages", "empty_array"),
+    ({"messages": ["hi"]}, "messages[0]", "invalid_type"),
+    ({"messages": [{"content": "x"}]}, "messages[0].role", "missing_required_parameter"),
+    ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role", "invalid_value"),
+    ({"messages": [{"role": 1, "content": "x"}]}, "messages[0].role", "invalid_type"),
+    ({"messages": [{"role": "user"}]}, "messages[0].content", "missing_required_parameter"),
+    ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content", "invalid_type"),
+    ({"messages": [{"role": "user", "content": [1]}]}, "messages[0].content[0]", "invalid_type"),
+    ({"messages": [{"role": "user", "content": [{"text": "x"}]}]}, "messages[0].content[0].type",
+     "missing_required_parameter"),
+    ({"messages": [{"role": "user", "content": [{"type": "video"}]}]}, "messages[0].content[0].type",
+     "invalid_value"),
+    ({"messages": [{"role": "user", "content": [{"type": "text", "text": 3}]}]}, "messages[0].content[0].text",
+     "invalid_type"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
+     "messages[0].content[0].image_url.url", "missing_required_parameter"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": 1}}]}]},
+     "messages[0].content[0].image_url.url", "invalid_type"),
+    ({"messages": [{"role": "user", "content": [{"type": "file", "file": "x"}]}]},
+     "messages[0].content[0].file", "invalid_type"),
+    ({"messages": [{"role": "user", "content": "x", "name": 3}]}, "messages[0].name", "invalid_type"),
+    ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].tool_call_id", "missing_required_parameter"),
+    ({"messages": [{"role": "tool", "content": "x", "tool_call_id": 9}]}, "messages[0].tool_call_id",
+     "invalid_type"),
+    ({"messages": [{"role": "assistant", "tool_calls": "x"}]}, "messages[0].tool_calls", "invalid_type"),
+    ({"messages": [{"role": "assistant", "tool_calls": [1]}]}, "messages[0].tool_calls[0]", "invalid_type"),
+    ({"messages": [{"role": "assistant", "tool_calls": [{"type": "function"}]}]}, "messages[0].tool_calls[0].id",
+     "missing_required_parameter"),
+    ({"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "type": "function"}]}]},
+     "messages[0].tool_calls[0].function", "missing_required_parameter"),
+    ({"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": []}]}]},
+     "messages[0].tool_calls[0].function", "invalid_type"),
+    ({"messages": [{"role": "assistant", "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": {"a": 1}}}]}]},
+     "messages[0].tool_calls[0].function.arguments", "invalid_type"),
+    ({"messages": [{"role": "assistant", "tool_calls": [
+        {"id": "c", "type": "function", "function": {"arguments": "{}"}}]}]},
+     "messages[0].tool_calls[0].function.name", "missing_required_parameter"),
+    ({"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "type": "web", "function": {}}]}]},
+     "messages[0].tool_calls[0].type", "invalid_value"),
+    ({"stream": "yes"}, "stream", "invalid_type"),
+    ({"stream_options": []}, "stream_options", "invalid_type"),
+    ({"stream_options": {"include_usage": 1}}, "stream_options.include_usage", "invalid_type"),
+    ({"temperature": "hot"}, "temperature", "invalid_type"),
+    ({"temperature": True}, "temperature", "invalid_type"),
+    ({"temperature": 2.5}, "temperature", "decimal_above_max_value"),
+    ({"temperature": -1}, "temperature", "decimal_below_min_value"),
+    ({"top_p": 1.5}, "top_p", "decimal_above_max_value"),
+    ({"presence_penalty": 3}, "presence_penalty", "decimal_above_max_value"),
+    ({"frequency_penalty": -3}, "frequency_penalty", "decimal_below_min_value"),
+    ({"max_tokens": 1.5}, "max_tokens", "invalid_type"),
+    ({"max_tokens": 0}, "max_tokens", "integer_below_min_value"),
+    ({"max_tokens": 2**31}, "max_tokens", "integer_above_max_value"),
+    ({"max_tokens": 10**19}, "max_tokens", "integer_above_max_value"),
+    ({"max_completion_tokens": -5}, "max_completion_tokens", "integer_below_min_value"),
+    ({"n": 0}, "n", "integer_below_min_value"),
+    ({"n": True}, "n", "invalid_type"),
+    ({"n": 129}, "n", "integer_above_max_value"),
+    ({"seed": 2**63}, "seed", "integer_above_max_value"),
+    ({"logprobs": "yes"}, "logprobs", "invalid_type"),
+    ({"top_logprobs": 21}, "top_logprobs", "integer_above_max_value"),
+    ({"logit_bias": {"50256": 101}}, "logit_bias.50256", "decimal_above_max_value"),
+    ({"logit_bias": [1]}, "logit_bias", "invalid_type"),
+    ({"stop": 4}, "stop", "invalid_type"),
+    ({"stop": ["a", 1]}, "stop[1]", "invalid_type"),
+    ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "array_above_max_length"),
+    ({"user": 42}, "user", "invalid_type"),
+    ({"metadata": {"k": 1}}, "metadata.k", "invalid_type"),
+    ({"modalities": ["video"]}, "modalities[0]", "invalid_value"),
+    ({"response_format": "json"}, "response_format", "invalid_type"),
+    ({"response_format": {}}, "response_format.type", "missing_required_parameter"),
+    ({"response_format": {"type": "xml"}}, "response_format.type", "invalid_value"),
+    ({"response_format": {"type": "json_schema"}}, "response_format.json_schema", "missing_required_parameter"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": []}}},
+     "response_format.json_schema.schema", "invalid_type"),
+    ({"tools": {}}, "tools", "invalid_type"),
+    ({"tools": [1]}, "tools[0]", "invalid_type"),
+    ({"tools": [{}]}, "tools[0].type", "missing_required_parameter"),
+    ({"tools": [{"type": "function"}]}, "tools[0].function", "missing_required_parameter"),
+    ({"tools": [{"type": "function", "function": "f"}]}, "tools[0].function", "invalid_type"),
+    ({"tools": [{"type": "function", "function": {}}]}, "tools[0].function.name", "missing_required_parameter"),
+    ({"tools": [{"type": "function", "function": {"name": ""}}]}, "tools[0].function.name", "empty_string"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": "x"}}]},
+     "tools[0].function.parameters", "invalid_type"),
+    ({"tool_choice": "sometimes"}, "tool_choice", "invalid_value"),
+    ({"tool_choice": 1}, "tool_choice", "invalid_type"),
+    ({"tool_choice": {"type": "function"}}, "tool_choice.function", "invalid_type"),
+    ({"tool_choice": {"type": "function", "function": {"name": 1}}}, "tool_choice.function.name", "invalid_type"),
+    ({"parallel_tool_calls": "no"}, "parallel_tool_calls", "invalid_type"),
+])
+def test_chat_field_checks(fields, param, code):
+    error = rejected(chat(**fields))
+    assert (error.param, error.code) == (param, code), error.message
+    if code != "invalid_value":   # OpenAI's invalid_value message lists the choices; param names the field
+        assert param.split(".")[-1].split("[")[0] in error.message, error.message
+
+
+def test_openai_wording():
+    assert rejected(chat(temperature="hot")).message == \
+        "Invalid type for 'temperature': expected a decimal, but got a string instead."
+    assert rejected(chat(n=0)).message == \
+        "Invalid 'n': integer below minimum value. Expected a value >= 1, but got 0 instead."
+    assert rejected(chat(messages=[])).message == \
+        "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead."
+    assert rejected(chat(messages=[{"role": "robot", "content": "x"}])).message == (
+        "Invalid value: 'robot'. Supported values are: 'system', 'assistant', 'user', 'function', 'tool', "
+        "and 'developer'.")
+
+
+@pytest.mark.parametrize("fields", [
+    {},
+    {"messages": [{"role": "system", "content": "be brief"}, {"role": "developer", "content": "x"}, *USER]},
+    {"messages": [*USER, {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "42"}]},
+    {"messages": [{"role": "user", "content": [{"type": "text", "text": "what is this"},
+                                               {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA",
+                                                                                   "detail": "low"}}]}]},
+    {"stream": True, "stream_options": {"include_usage": True}},
+    {"temperature": 0, "top_p": 1, "max_tokens": 1, "max_completion_tokens": 2**31 - 1, "n": 1, "seed": -1,
+     "presence_penalty": -2, "frequency_penalty": 2, "logprobs": True, "top_logprobs": 0, "user": "u",
+     "stop": "\n", "logit_bias": {"1": -100}, "metadata": {"k": "v"}, "store": False},
+    {"temperature": None, "max_tokens": None, "tools": None, "stop": None},   # null means absent
+    {"stop": ["a", "b", "c", "d"]},
+    {"tools": [{"type": "function", "function": {"name": "get_weather", "description": "d",
+                                                 "parameters": {"type": "object", "properties": {}},
+                                                 "strict": True}}],
+     "tool_choice": {"type": "function", "function": {"name": "get_weather"}}, "parallel_tool_calls": False},
+    {"tool_choice": "required", "tools": [{"type": "function", "function": {"name": "f"}}]},
+    {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}},
+    {"response_format": {"type": "json_object"}},
+    {"some_future_parameter": {"any": "thing"}},   # unknown fields are the upstream's business
+])
+def test_valid_chat_requests_pass(fields):
+    body = chat(**fields)
+    assert validate.request("chat", json.dumps(body).encode()) == body
+
+
+# ---- embeddings -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fields,param,code", [
+    ({"input": None}, "input", "missing_required_parameter"),
+    ({"input": 5}, "input", "invalid_type"),
+    ({"input": []}, "input", "empty_array"),
+    ({"input": ["a", 1]}, "input[1]", "invalid_type"),
+    ({"input": [{"text": "a"}]}, "input[0]", "invalid_type"),
+    ({"input": [[1, "a"]]}, "input[0][1]", "invalid_type"),
+    ({"input": [[]]}, "input[0]", "empty_array"),
+    ({"input": [-1]}, "input[0]", "integer_below_min_value"),
+    ({"input": ["a"] * 2049}, "input", "array_above_max_length"),
+    ({"input": "a", "encoding_format": "hex"}, "encoding_format", "invalid_value"),
+    ({"input": "a", "dimensions": 0}, "dimensions", "integer_below_min_value"),
+    ({"input": "a", "model": ["m"]}, "model", "invalid_type"),
+])
+def test_embeddings_field_checks(fields, param, code):
+    error = rejected({"model": "text-embedding-3-small", **fields}, "embeddings")
+    assert (error.param, error.code) == (param, code), error.message
+
+
+@pytest.mark.parametrize("value", ["a", ["a", "b"], [1, 2, 3], [[1, 2], [3]]])
+def test_valid_embeddings_inputs_pass(value):
+    body = {"model": "text-embedding-3-small", "input": value, "encoding_format": "float", "dimensions": 256}
+    assert validate.request("embeddings", json.dumps(body).encode()) == body
+
+
+# ---- the promise to the translators ---------------------------------------------------------------
+
+TARGETS = [Target(model="m", upstream_model="m-up", provider=api, api=api,
+                   options={"api_version": "2024-10-21"} if api == "azure_openai" else {})
+           for api in ("openai", "azure_openai", "anthropic", "gemini")]
+
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(chat_bodies, well_typed_chat))
+def test_translators_only_raise_gateway_errors_on_validated_chat(body):
+    raw = json.dumps(body).encode()
+    try:
+        checked = validate.request("chat", raw)
+    except InvalidRequest:
+        return
+    for target in TARGETS:
+        try:
+            chat_translator(target, created=0, response_id="chatcmpl-x").request(checked)
+        except GatewayError as exc:
+            assert exc.status in (400, 422), exc
+        # Anything else (TypeError, KeyError, AttributeError) fails the test: a 500 in production.
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.fixed_dictionaries({"model": st.just("m"), "input": shaped},
+                             optional={"encoding_format": shaped, "dimensions": shaped}))
+def test_translators_only_raise_gateway_errors_on_validated_embeddings(body):
+    try:
+        checked = validate.request("embeddings", json.dumps(body).encode())
+    except InvalidRequest:
+        return
+    for target in TARGETS:
+        if target.api == "anthropic":
+            continue
+        try:
+            embeddings_translator(target).request(checked)
+        except GatewayError as exc:
+            assert exc.status in (400, 422), exc
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_value)
+def test_parse_accepts_exactly_strict_json_objects(value):
+    raw = json.dumps(value).encode()
+    if isinstance(value, dict):
+        assert validate.parse(raw) == value
+    else:
+        with pytest.raises(InvalidRequest):
+            validate.parse(raw)
