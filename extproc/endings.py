@@ -20,12 +20,15 @@ Envoy's timeout reply (504)   timeout            504     yes               promp
 gateway failure               gateway_error      500     no                prompt + completion delivered
 ============================  =================  ======  ================  =====================================
 
-How the client and a provider cut are told apart, verified on Envoy 1.40:
-when the client goes away, Envoy half-closes the processor's gRPC stream (the
-request iterator ends); when the upstream resets (a provider cut, a stall cut
-by an idle timeout), Envoy cancels the gRPC stream. Measured with
-``bench/endings_accuracy.py``: 24/24 closes and 22/23 cuts named right; the
-miss was a cut that looked like a close (same bill, no health failure). A stream whose translator
+How the client and a provider cut are told apart: Envoy says so. Its access
+log entry for a stream that ended early carries response flags (DC: the client
+went away; UC/UR/UPE: the upstream reset; UT/SI: a timeout), and envoy.yaml
+sends those entries to the processor (``access_log.py``), which waits up to
+``VERDICT_WAIT_S`` for one before settling an unclear ending. Without one it
+falls back to how Envoy ended the processor's gRPC stream: half-closed when the
+client went away, cancelled when the upstream reset (right 46 times of 47 on
+Envoy 1.40, ``bench/endings_accuracy.py`` before the access log: the miss was a
+cut that looked like a close). A stream whose translator
 saw the provider's terminal event (``ending == "completed"``) is complete
 however the gRPC stream ended.
 
@@ -46,6 +49,8 @@ from . import accounting, sse
 from .accounting import GATEWAY_ERROR, PROVIDER_CUT, STREAM_ERROR
 from .providers.base import Usage
 CLIENT_CLOSED_STATUS = 499   # nginx's code for "client closed request", as load balancers log it
+# Envoy's word on an early end (its access log's response flags, access_log.py).
+CLIENT_CLOSED, UPSTREAM_RESET, TIMED_OUT = "client_closed", "upstream_reset", "timed_out"
 
 
 @dataclass(frozen=True)
@@ -60,9 +65,15 @@ class Ending:
         return self.bill == "usage"
 
 
+def unclear(*, status: int | None, end_of_stream: bool, ending: str | None, gateway_error: bool) -> bool:
+    """Whether only Envoy can say who ended this request (the client or the upstream): worth waiting
+    for its access log entry before ``classify``."""
+    return not gateway_error and not end_of_stream and ending is None and (status is None or status < 400)
+
+
 def classify(*, status: int | None, provider_answered: bool, end_of_stream: bool, ending: str | None,
              cancelled: bool, gateway_error: bool, idle_s: float = 0.0, stall_s: float = 10.0,
-             sent_upstream: bool = True) -> Ending:
+             sent_upstream: bool = True, envoy: str | None = None) -> Ending:
     """The ending of one request.
 
     ``status``: the response status the router stage saw (None: no response headers);
@@ -71,8 +82,13 @@ def classify(*, status: int | None, provider_answered: bool, end_of_stream: bool
     (``ChatTranslator.ending``: "completed", "error_event", "cut" or None);
     ``cancelled``: Envoy cancelled the gRPC stream (an upstream reset) rather than
     closing it; ``idle_s``: seconds since the last upstream byte when it ended;
-    ``stall_s``: from this much silence on, an upstream reset counts as a stall (timeout).
+    ``stall_s``: from this much silence on, an upstream reset counts as a stall (timeout);
+    ``envoy``: Envoy's own account when it logged one (CLIENT_CLOSED, UPSTREAM_RESET, TIMED_OUT),
+    which wins over ``cancelled`` and ``idle_s``.
     """
+    if envoy is not None:
+        cancelled = envoy != CLIENT_CLOSED
+        idle_s = stall_s if envoy == TIMED_OUT else 0.0
     if gateway_error:
         return Ending(GATEWAY_ERROR, 500, None, "partial" if provider_answered else "prompt")
     if status is None:

@@ -25,6 +25,7 @@ from google.protobuf import duration_pb2, struct_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from . import endings, telemetry, tokens, validate
+from .access_log import AccessLogService, Verdicts
 from .accounting import BUDGET_REFUSED
 from .errors import GatewayError, QuotaExceeded, Unavailable, UpstreamError
 from .providers.base import ChatTranslator
@@ -47,6 +48,7 @@ STAGE_METADATA = "x-llm-stage"
 QUEUE_POLL_S = 0.02      # how often a queued request looks for capacity again
 MAX_QUEUE_WAIT_S = 30    # the longest Envoy lets the processor hold a message (max_message_timeout)
 DRAIN_QUIET_S = 1.0      # on SIGTERM: stop taking streams once none has opened for this long
+VERDICT_WAIT_S = 2.0     # how long an unclear ending waits for Envoy's access log entry (flushed every 50 ms)
 STALL_S = 10.0           # an upstream reset after this much silence is a stalled stream (outcome timeout)
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _BODY_MODES = {"pass": processing_mode_pb2.ProcessingMode.NONE,
@@ -110,12 +112,15 @@ def immediate(answer: Answer) -> pb.ProcessingResponse:
 
 
 class Processor(pb_grpc.ExternalProcessorServicer):
-    def __init__(self, gateway: Gateway, tracing: Tracing, books: Bookkeeping | None = None):
+    def __init__(self, gateway: Gateway, tracing: Tracing, books: Bookkeeping | None = None,
+                 verdicts: Verdicts | None = None):
         self.gateway = gateway
         self.tracing = tracing
         self.books = books
         self.exchanges: dict[str, Exchange] = {}
         self.waiting: dict[str, int] = {}   # queued requests per workload
+        self.verdicts = verdicts            # Envoy's access log verdicts (None: settle on what the stream saw)
+        self.settling: set[asyncio.Task] = set()   # settlements waiting for a verdict
         self.streams = 0                    # ext_proc streams open now (both stages)
         self.last_stream = 0.0              # monotonic time the latest stream opened
 
@@ -238,22 +243,44 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             if exchange is not None:
                 self.exchanges.pop(exchange.key, None)
                 if exchange.trail is not None and not settled:
-                    self._settle_now(exchange, status, cancelled=cancelled, error=error)
+                    self._settle_at_end(exchange, status, cancelled=cancelled, error=error)
+
+    def _settle_at_end(self, exchange: Exchange, status: int | None, *, cancelled: bool, error: str | None) -> None:
+        """Settle a stream that ended without its last chunk. When only Envoy knows who ended it (the
+        client or the provider), wait for its access log entry (access_log.py), off this stream."""
+        translator = exchange.translator
+        ending = translator.ending if isinstance(translator, ChatTranslator) and exchange.stream else None
+        if self.verdicts is None or not endings.unclear(status=status, end_of_stream=exchange.end_of_stream,
+                                                        ending=ending, gateway_error=error is not None):
+            self._settle_now(exchange, status, cancelled=cancelled, error=error)
+            return
+        ended = time.time()
+
+        async def later() -> None:
+            envoy = await self.verdicts.wait(exchange.key, VERDICT_WAIT_S)
+            self._settle_now(exchange, status, cancelled=cancelled, error=error, envoy=envoy, ended=ended)
+
+        task = asyncio.get_running_loop().create_task(later())
+        self.settling.add(task)
+        task.add_done_callback(self.settling.discard)
 
     async def _settle(self, exchange: Exchange, status: int | None, *, durable: bool) -> None:
         record = self._settle_now(exchange, status, cancelled=False, error=None)
         if durable and record is not None and self.books is not None:
             await self.books.commit()
 
-    def _settle_now(self, exchange: Exchange, status: int | None, *, cancelled: bool, error: str | None):
-        """One outcome and one bill for however the exchange ended (endings.py); ends its spans."""
+    def _settle_now(self, exchange: Exchange, status: int | None, *, cancelled: bool, error: str | None,
+                    envoy: str | None = None, ended: float | None = None):
+        """One outcome and one bill for however the exchange ended (endings.py); ends its spans.
+        ``envoy``: Envoy's access log verdict, if one came; ``ended``: when the stream ended."""
         translator, model = exchange.translator, exchange.answered_by
+        ended = ended or time.time()
         ending = endings.classify(
             status=status, provider_answered=model is not None and exchange.mode != "pass",
             end_of_stream=exchange.end_of_stream,
             ending=translator.ending if isinstance(translator, ChatTranslator) and exchange.stream else None,
             cancelled=cancelled, gateway_error=error is not None,
-            idle_s=time.time() - (exchange.last_byte or exchange.started), stall_s=STALL_S)
+            idle_s=ended - (exchange.last_byte or exchange.started), stall_s=STALL_S, envoy=envoy)
         billed_model = model or (exchange.attempts[max(exchange.attempts)][0] if exchange.attempts else None)
         usage = endings.bill(ending, translator.usage if translator is not None else None,
                              prompt=lambda: tokens.prompt_tokens(exchange.body),
@@ -264,7 +291,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             record = self.books.settle(
                 exchange.reservation, request_id=exchange.key, model=billed_model, usage=usage,
                 status=ending.status, outcome=ending.outcome, started=exchange.started,
-                latency_ms=(time.time() - exchange.started) * 1000, ttft_ms=exchange.trail.ttft_ms,
+                latency_ms=(ended - exchange.started) * 1000, ttft_ms=exchange.trail.ttft_ms,
                 attempts=exchange.answering or len(exchange.attempts), plan=exchange.plan,
                 endpoint=exchange.endpoint, rate=exchange.rate)
         self.tracing.finish(exchange.trail, status=ending.status, error=error or ending.failure,
@@ -519,7 +546,10 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
                                         on_error=lambda _: metrics.config_reloads.labels("failed").inc()))
     key_watcher = asyncio.create_task(watch_keys(gateway))
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0), *message_limits(cfg)])
-    processor = Processor(gateway, tracing, books)
+    verdicts = Verdicts()
+    processor = Processor(gateway, tracing, books, verdicts)
+    access_log = AccessLogService(verdicts)
+    access_log.add_to(server)
     pb_grpc.add_ExternalProcessorServicer_to_server(processor, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -546,7 +576,14 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
     key_watcher.cancel()
     await health_servicer.enter_graceful_shutdown()
     await processor.drained(DRAIN_QUIET_S, grace / 2)
-    await server.stop(max(0.0, grace - (time.monotonic() - started)))
+    stopping = asyncio.create_task(server.stop(max(0.0, grace - (time.monotonic() - started))))
+    while processor.streams and not stopping.done():   # the open ext_proc streams finish ...
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)     # ... and Envoy flushes their access log entries (every 50 ms)
+    access_log.close()
+    await stopping
+    if processor.settling:   # endings still waiting for Envoy's word: settle them before the ledger closes
+        await asyncio.wait(set(processor.settling), timeout=VERDICT_WAIT_S + 1)
     if http_runner is not None:
         await http_runner.cleanup()
     await books.close()            # push budget counters, write the last usage records

@@ -70,3 +70,39 @@ def test_the_shipped_tokenizer_is_o200k_base():
     # 3 per message + role + content + 3 priming (OpenAI's cookbook recipe).
     assert tokens.prompt_tokens(body) == 3 + tokens.count("user") + 2 + 3
     assert tokens.prompt_tokens({"input": ["Hello world", "Hello"]}) == 3
+
+
+def test_envoys_access_log_decides_who_ended_an_unclear_stream():
+    from envoy.data.accesslog.v3.accesslog_pb2 import ResponseFlags
+
+    from extproc.access_log import verdict
+
+    assert verdict(ResponseFlags(downstream_connection_termination=True)) == endings.CLIENT_CLOSED
+    assert verdict(ResponseFlags(upstream_protocol_error=True)) == endings.UPSTREAM_RESET
+    assert verdict(ResponseFlags(upstream_connection_termination=True)) == endings.UPSTREAM_RESET
+    assert verdict(ResponseFlags(stream_idle_timeout=True)) == endings.TIMED_OUT
+    assert verdict(ResponseFlags(no_route_found=True)) is None
+    # Envoy's word wins over how the gRPC stream ended.
+    assert classify(cancelled=False, envoy=endings.UPSTREAM_RESET).outcome == "provider_cut"
+    assert classify(cancelled=True, envoy=endings.CLIENT_CLOSED).outcome == "cancelled"
+    assert classify(cancelled=True, envoy=endings.TIMED_OUT).outcome == "timeout"
+    assert endings.unclear(status=200, end_of_stream=False, ending=None, gateway_error=False)
+    assert not endings.unclear(status=200, end_of_stream=False, ending="completed", gateway_error=False)
+    assert not endings.unclear(status=502, end_of_stream=False, ending=None, gateway_error=False)
+
+
+def test_verdicts_meet_their_settlement_whichever_comes_first():
+    import asyncio
+
+    from extproc.access_log import Verdicts
+
+    async def go():
+        v = Verdicts()
+        v.note("a", endings.CLIENT_CLOSED)                  # the log entry came first
+        assert await v.wait("a", 1.0) == endings.CLIENT_CLOSED
+        waiting = asyncio.create_task(v.wait("b", 1.0))   # the settlement came first
+        await asyncio.sleep(0)
+        v.note("b", endings.UPSTREAM_RESET)
+        assert await waiting == endings.UPSTREAM_RESET
+        assert await v.wait("c", 0.05) is None             # no entry: fall back
+    asyncio.run(go())
