@@ -153,6 +153,10 @@ def render(out: dict) -> str:
         lines += [f"| {k} | {v['p50_us']:.1f} | {v['p99_us']:.1f} |" for k, v in d["rows"].items()]
     elif d:
         lines += ["", f"Routing decision microbenchmark: {d.get('skipped') or d.get('output', '')[-300:]}"]
+    h = out.get("hedge", {})
+    if h:
+        lines += ["", "## Hedging (bench/hedge.py: the primary waits 2 s on 30% of requests; c=4)", "",
+                  h.get("table") or f"failed: {h.get('error')}"]
     for note in out.get("notes", []):
         lines += ["", note]
     return "\n".join(lines) + "\n"

@@ -252,6 +252,15 @@ class Bench:
         self.out["decision"] = {"rows": rows, "output": r.stdout.strip()[-2000:], "returncode": r.returncode}
         self.log(f"decision bench: {rows or r.stderr.strip()[-300:]}")
 
+    def hedge(self) -> None:
+        """Hedging off and on in one run (bench/hedge.py, its own dev stack with simulators)."""
+        from . import hedge
+        try:
+            self.out["hedge"] = {"table": hedge.render(hedge.run(n=100, concurrency=4))}
+        except Exception as exc:   # the other steps' numbers still count
+            self.out["hedge"] = {"error": f"{type(exc).__name__}: {exc}"}
+        self.log(f"hedge: {self.out['hedge']}")
+
     def run(self) -> None:
         t0 = time.monotonic()
         noise = Noise()
@@ -272,7 +281,7 @@ class Bench:
 
 
 STEPS = {"decision": "decision", "closed": "closed_loop", "open": "open_loop", "streams": "streams",
-         "memory": "memory"}
+         "memory": "memory", "hedge": "hedge"}
 
 
 class Noise:

@@ -64,9 +64,16 @@ class Verdicts:
             self._waiting.pop(request_id, None)
 
 
+LOG_NAME = "llm_gateway_endings"   # envoy.yaml's log_name for these entries
+
+
 class AccessLogService(als_pb2_grpc.AccessLogServiceServicer):
-    def __init__(self, verdicts: Verdicts):
+    """The one AccessLogService of the server: streams whose first message names ``LOG_NAME`` feed
+    ``verdicts``; any other log (the router's upstream log of attempts) goes to ``others``."""
+
+    def __init__(self, verdicts: Verdicts, others: als_pb2_grpc.AccessLogServiceServicer | None = None):
         self.verdicts = verdicts
+        self.others = others
         self._streams: set[asyncio.Task] = set()
 
     async def StreamAccessLogs(self, requests: AsyncIterator[als_pb2.StreamAccessLogsMessage], context):
@@ -74,15 +81,31 @@ class AccessLogService(als_pb2_grpc.AccessLogServiceServicer):
         if task is not None:
             self._streams.add(task)
         try:
-            async for message in requests:
-                for entry in message.http_logs.log_entry:
-                    ending = verdict(entry.common_properties.response_flags)
-                    request_id = entry.request.request_id
-                    if ending is not None and request_id:
-                        self.verdicts.note(request_id, ending)
+            messages = requests.__aiter__()
+            try:
+                first = await messages.__anext__()
+            except StopAsyncIteration:
+                return als_pb2.StreamAccessLogsResponse()
+            # Envoy names its log in the first message of each stream only.
+            if first.identifier.log_name != LOG_NAME and self.others is not None:
+                async def replay():
+                    yield first
+                    async for message in messages:
+                        yield message
+                return await self.others.StreamAccessLogs(replay(), context)
+            self._note(first)
+            async for message in messages:
+                self._note(message)
         finally:
             self._streams.discard(task)
         return als_pb2.StreamAccessLogsResponse()
+
+    def _note(self, message: als_pb2.StreamAccessLogsMessage) -> None:
+        for entry in message.http_logs.log_entry:
+            ending = verdict(entry.common_properties.response_flags)
+            request_id = entry.request.request_id
+            if ending is not None and request_id:
+                self.verdicts.note(request_id, ending)
 
     def close(self) -> None:
         """End Envoy's log streams (they last as long as Envoy's connection): the server's stop waits

@@ -43,12 +43,15 @@ wrong, and nothing half-loaded is ever used.
         tiers:
           - {name: primary, models: [ID, ...], target_latency_ms: 1500}
         max_latency_ms: 5000   # the per-attempt target of tiers that set none (else 1500/3000/10000 by position)
+        deadline_ms: 20000     # a JSON answer's overall deadline (default: the sum of its attempts' deadlines)
+        hedge: true            # interactive work: start the next tier when the first has not answered by its target
         max_cost_per_1k: 0.002 # USD per 1K tokens, estimated before sending
         max_cost_per_request: 0.05
         quality_floor: 1
         min_score: 0.5         # score band: used when the classifier's name is not a class
     workloads:                 # built in: interactive (prefer latency), batch (prefer cost)
-      NAME: {prefer: latency | cost, max_cost_per_1k: X, max_cost_per_request: X,
+      NAME: {prefer: latency | cost, max_cost_per_1k: X, max_cost_per_request: X, deadline_ms: N,
+             hedge: {max_extra_attempts: 1},   # or true; never with prefer: cost (batch)
              windows: [{tz: Europe/Berlin, days: [mon, tue], start: "09:00", end: "18:00",
                         prefer: cost, max_cost_per_1k: X}]}
     surfaces:
@@ -194,6 +197,8 @@ class RoutingClass:
     max_cost_per_request: float | None = None
     quality_floor: int = 1
     min_score: float | None = None
+    deadline_ms: int | None = None   # a JSON answer's overall deadline; None: the sum of its attempts'
+    hedge: bool = False              # hedge its interactive requests (the workload says how many extra attempts)
 
 
 @dataclass(frozen=True)
@@ -227,6 +232,8 @@ class Workload:
     windows: tuple[TimeWindow, ...] = ()
     queue_timeout_ms: int | None = None   # wait this long for capacity when every candidate is saturated
     queue_size: int = 100                 # at most this many requests waiting at once
+    deadline_ms: int | None = None        # a JSON answer's overall deadline; None: the sum of its attempts'
+    hedge_extra: int = 0                  # hedged attempts that may race the first (0: no hedging)
 
 
 @dataclass(frozen=True)
@@ -352,6 +359,11 @@ class _Parser:
             raise self.fail(where, f"must be an integer, not {value!r}")
         if value < minimum:
             raise self.fail(where, f"must be >= {minimum}")
+        return value
+
+    def boolean(self, value: Any, where: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(where, f"must be true or false, not {value!r}")
         return value
 
     def strings(self, value: Any, where: str) -> tuple[str, ...]:
@@ -500,7 +512,7 @@ class _Parser:
     # ---- routing classes ----------------------------------------------------------------------
 
     _CLASS_KEYS = ("primary", "secondary", "tertiary", "fallback", "tiers", "max_latency_ms", "max_cost_per_1k",
-                   "max_cost_per_request", "quality_floor", "min_score")
+                   "max_cost_per_request", "quality_floor", "min_score", "deadline_ms", "hedge")
 
     def classes(self, rules: dict[str, Any], models: dict[str, Model],
                 aliases: frozenset[str]) -> dict[str, RoutingClass]:
@@ -530,7 +542,10 @@ class _Parser:
                 max_cost_per_1k=self.optional_number(spec, "max_cost_per_1k", where),
                 max_cost_per_request=self.optional_number(spec, "max_cost_per_request", where),
                 quality_floor=self.integer(spec.get("quality_floor", 1), f"{where}.quality_floor", 1),
-                min_score=min_score)
+                min_score=min_score,
+                deadline_ms=None if spec.get("deadline_ms") is None
+                else self.integer(spec["deadline_ms"], f"{where}.deadline_ms", 1),
+                hedge=self.boolean(spec.get("hedge", False), f"{where}.hedge"))
         return out
 
     def class_tiers(self, name: str, spec: dict[str, Any], models: dict[str, Model], rules: dict[str, Any],
@@ -606,7 +621,8 @@ class _Parser:
 
     def workload(self, name: str, spec: Any) -> Workload:
         where = f"workloads.{name}"
-        spec = self.mapping(spec, where, ("prefer", "max_cost_per_1k", "max_cost_per_request", "windows", "queue"))
+        spec = self.mapping(spec, where, ("prefer", "max_cost_per_1k", "max_cost_per_request", "windows", "queue",
+                                          "deadline_ms", "hedge"))
         base = BUILTIN_WORKLOADS.get(name, {})
         prefer = spec.get("prefer", base.get("prefer"))
         if prefer not in PREFER:
@@ -621,7 +637,26 @@ class _Parser:
                         windows=tuple(self.window(w, f"{where}.windows[{i}]") for i, w in enumerate(windows)),
                         queue_timeout_ms=None if "timeout_ms" not in queue
                         else self.integer(queue["timeout_ms"], f"{where}.queue.timeout_ms", 1),
-                        queue_size=self.integer(queue.get("size", 100), f"{where}.queue.size", 1))
+                        queue_size=self.integer(queue.get("size", 100), f"{where}.queue.size", 1),
+                        deadline_ms=None if spec.get("deadline_ms") is None
+                        else self.integer(spec["deadline_ms"], f"{where}.deadline_ms", 1),
+                        hedge_extra=self.hedge(spec.get("hedge"), prefer, f"{where}.hedge"))
+
+    def hedge(self, value: Any, prefer: str, where: str) -> int:
+        """``hedge: true`` (one extra attempt) or ``{max_extra_attempts: N}``; never for cost-first work."""
+        if value is None or value is False:
+            return 0
+        if value is True:
+            extra = 1
+        else:
+            spec = self.mapping(value, where, ("max_extra_attempts",))
+            extra = self.integer(spec.get("max_extra_attempts", 1), f"{where}.max_extra_attempts", 1)
+            if extra > 2:
+                raise self.fail(f"{where}.max_extra_attempts", "at most 2 (a plan has three attempts)")
+        if prefer != "latency":
+            raise self.fail(where, "hedging spends extra attempts to cut latency: only for prefer: latency "
+                                   "(interactive) work, never batch")
+        return extra
 
     def window(self, spec: Any, where: str) -> TimeWindow:
         spec = self.mapping(spec, where, ("tz", "days", "start", "end", "prefer", "max_cost_per_1k"))

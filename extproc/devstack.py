@@ -30,6 +30,7 @@ import httpx
 from . import config as routing_config
 from . import envoy_config
 from .keys import DEMO_KEY_ENV, KEYS_FILE_ENV, KeyEntry, digest, new_key
+from .gateway import HEDGE_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ROUTING = ROOT / "config" / "routing.yaml"
@@ -110,6 +111,10 @@ class Stack:
         if self.otlp:
             env.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://{self.otlp}", OTEL_BSP_SCHEDULE_DELAY="200")
         sim_args = [f"{name}={cfg.providers[name].api}:{port}" for name, port in self.simulators.items()]
+        envoy_source = envoy_config.load()
+        # Hedging's loopback listeners on free ports; extproc names them in x-llm-hosts.
+        hedge_ports = {cluster: free_port() for cluster in envoy_config.hedge_clusters(envoy_source)}
+        env[HEDGE_ENV] = ",".join(f"{cluster}=127.0.0.1:{port}" for cluster, port in hedge_ports.items())
         log = open(self.workdir / "stack.log", "ab")
         if sim_args:
             self._spawn([sys.executable, "-m", "extproc", "simulate", *sim_args], env, log)
@@ -118,8 +123,8 @@ class Stack:
                         "--status-listen", f"127.0.0.1:{self.status_port}"]
         self._extproc = self._spawn(extproc_argv, env, log)
         local = envoy_config.localize(
-            envoy_config.load(), listen_port=self.listen_port, admin_port=self.admin_port,
-            extproc=f"127.0.0.1:{self.extproc_port}", otlp=self.otlp,
+            envoy_source, listen_port=self.listen_port, admin_port=self.admin_port,
+            extproc=f"127.0.0.1:{self.extproc_port}", otlp=self.otlp, hedge_ports=hedge_ports,
             endpoints={cfg.providers[n].cluster: ("127.0.0.1", p) for n, p in self.simulators.items()})
         envoy_path = self.workdir / "envoy.yaml"
         envoy_config.dump(local, envoy_path)

@@ -20,6 +20,9 @@ import yaml
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "envoy" / "envoy.yaml"
 COLLECTOR = "opentelemetry_collector"
 EDGE_ALLOWLIST = "llm_edge_allowlist"
+MAIN_LISTENER = "llm_gateway"
+HEDGE_POOL = "hedge_pool"
+HEDGE_LISTENER = "hedge_"      # + the provider cluster's name: the pool's endpoint for that provider
 
 
 def load(path: str | Path = DEFAULT_PATH) -> dict[str, Any]:
@@ -27,13 +30,17 @@ def load(path: str | Path = DEFAULT_PATH) -> dict[str, Any]:
 
 
 def localize(config: dict[str, Any], *, listen_port: int, admin_port: int, extproc: str,
-             endpoints: dict[str, tuple[str, int]], otlp: str | None = None) -> dict[str, Any]:
+             endpoints: dict[str, tuple[str, int]], otlp: str | None = None,
+             hedge_ports: dict[str, int] | None = None) -> dict[str, Any]:
     """A copy of ``config`` for this machine.
 
     ``extproc`` is "HOST:PORT" or "unix:PATH"; ``endpoints`` maps provider
     cluster names to the (host, port) of the simulator that replaces them;
     ``otlp`` is the collector's "HOST:PORT", or None to turn Envoy's tracing off
     (no collector runs locally unless a test or the user starts one).
+    ``hedge_ports`` maps provider clusters to the loopback ports of their hedge-pool
+    listeners (free ports, so stacks can run side by side); without it hedging is
+    taken out (its listeners, pool and route), and hedged plans fall back in sequence.
     """
     out = copy.deepcopy(config)
     if otlp is None:
@@ -48,7 +55,9 @@ def localize(config: dict[str, Any], *, listen_port: int, admin_port: int, extpr
     out["admin"]["address"]["socket_address"]["port_value"] = admin_port
     resources = out["static_resources"]
     for listener in resources["listeners"]:
-        listener["address"]["socket_address"]["port_value"] = listen_port
+        if listener["name"] == MAIN_LISTENER:
+            listener["address"]["socket_address"]["port_value"] = listen_port
+    _localize_hedging(resources, hedge_ports)
     for cluster in resources["clusters"]:
         name = cluster["name"]
         if name == "extproc":
@@ -61,6 +70,34 @@ def localize(config: dict[str, Any], *, listen_port: int, admin_port: int, extpr
             cluster["load_assignment"]["endpoints"] = [{"lb_endpoints": [{"endpoint": {"address": {
                 "socket_address": {"address": host, "port_value": port}}}}]}]
     return out
+
+
+def _localize_hedging(resources: dict[str, Any], hedge_ports: dict[str, int] | None) -> None:
+    hedge_listeners = [lst for lst in resources["listeners"] if lst["name"].startswith(HEDGE_LISTENER)]
+    if hedge_ports is None:
+        resources["listeners"] = [lst for lst in resources["listeners"] if lst not in hedge_listeners]
+        resources["clusters"] = [c for c in resources["clusters"] if c["name"] != HEDGE_POOL]
+        for listener in resources["listeners"]:
+            for chain in listener["filter_chains"]:
+                for f in chain["filters"]:
+                    for vhost in f.get("typed_config", {}).get("route_config", {}).get("virtual_hosts", []):
+                        vhost["routes"] = [r for r in vhost["routes"]
+                                           if r.get("route", {}).get("cluster") != HEDGE_POOL]
+        return
+    for listener in hedge_listeners:
+        cluster = listener["name"][len(HEDGE_LISTENER):]
+        listener["address"]["socket_address"]["port_value"] = hedge_ports[cluster]
+    for cluster in resources["clusters"]:
+        if cluster["name"] == HEDGE_POOL:
+            cluster["load_assignment"]["endpoints"] = [{"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}
+                for port in hedge_ports.values()]}]
+
+
+def hedge_clusters(config: dict[str, Any]) -> list[str]:
+    """The provider clusters that have a hedge-pool listener, in file order."""
+    return [lst["name"][len(HEDGE_LISTENER):] for lst in config["static_resources"]["listeners"]
+            if lst["name"].startswith(HEDGE_LISTENER)]
 
 
 def _address(spec: str) -> dict[str, Any]:

@@ -20,12 +20,13 @@ Router stage, response side:
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import errors, validate
+from . import errors, retry_after, validate
 from .config import FORWARDABLE_HEADERS, Config, Model
 from .credentials import Credentials
 from .errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
@@ -47,6 +48,22 @@ RETRY_SLACK_MS = 500   # added to a request's deadline for Envoy's backoff betwe
 # Headers one provider's translator sets that another provider must not receive on a retry.
 PROVIDER_HEADERS = ("anthropic-version",)
 OBSERVE_LIMIT = 8 * 1024 * 1024   # bytes of a pass-through answer kept to read its usage
+# Hedging: each provider cluster's endpoint in Envoy's hedge pool (its loopback listener, see envoy/),
+# overridden by $LLM_GATEWAY_HEDGE_ENDPOINTS ("openai=127.0.0.1:10101,anthropic=...").
+# Set on streams: the upstream stage runs on every attempt and holds the response headers until the
+# first token, so Envoy's per-try timeout (which stops at the headers) is a first-token deadline.
+FIRST_TOKEN_HEADER = "x-llm-first-token"
+HEDGE_ENV = "LLM_GATEWAY_HEDGE_ENDPOINTS"
+HEDGE_HOSTS = {"openai": "127.0.0.1:10101", "azure_openai": "127.0.0.1:10102", "anthropic": "127.0.0.1:10103",
+               "gemini": "127.0.0.1:10104", "vllm": "127.0.0.1:10105"}
+
+
+def hedge_hosts(value: str | None) -> dict[str, str]:
+    """``cluster=host:port,...`` (from $LLM_GATEWAY_HEDGE_ENDPOINTS) as a dict; the defaults when unset."""
+    if not value:
+        return dict(HEDGE_HOSTS)
+    pairs = (item.split("=", 1) for item in value.split(",") if "=" in item)
+    return {cluster.strip(): address.strip() for cluster, address in pairs}
 
 
 @dataclass
@@ -94,6 +111,8 @@ class Exchange:
     created: int
     response_id: str
     first: tuple[Translator, UpstreamRequest] | None = None   # attempt 1, translated up front
+    # Translations the planner made to check capability, by model id, each used by one attempt.
+    translations: dict[str, tuple[Translator, UpstreamRequest]] = field(default_factory=dict)
     attempts: dict[int, tuple[Model, Translator]] = field(default_factory=dict)   # by attempt number
     answering: int | None = None           # the attempt whose response is coming back
     per_try_timeout_ms: int | None = None
@@ -107,6 +126,9 @@ class Exchange:
     rate: Any = None                       # its rate limit admission (ratelimit.Admission), owned by the server
     limit_headers: dict[str, str] = field(default_factory=dict)   # x-ratelimit-* for the client
     forwardable: dict[str, str] = field(default_factory=dict)   # client headers a provider may be given
+    retry_after_s: float | None = None     # learned from the answering provider's error body
+    hedged: bool = False                   # attempts may run side by side (Envoy's hedge pool)
+    hedge_hosts: list[str] = field(default_factory=list)   # the pool endpoint of attempt N at [N-1]
     # What accounting needs to bill an answer that never completed (endings.py):
     end_of_stream: bool = False            # the provider's last body chunk arrived
     last_byte: float | None = None         # clock time of the latest provider body chunk
@@ -129,9 +151,11 @@ class Exchange:
 class Gateway:
     def __init__(self, config: Config, credentials: Credentials | None = None,
                  clock: Callable[[], float] = time.time, health: HealthView = NO_HEALTH,
-                 budgets: BudgetView = UNLIMITED, keys: KeyFile | None = None):
+                 budgets: BudgetView = UNLIMITED, keys: KeyFile | None = None,
+                 hedge_endpoints: dict[str, str] | None = None):
         self.credentials = credentials or Credentials()
         self.keys = keys or KeyFile(None)   # the gateway key file's entries (inline config keys count too)
+        self.hedge_endpoints = dict(HEDGE_HOSTS if hedge_endpoints is None else hedge_endpoints)
         self.clock = clock
         self.health = health
         self.budgets = budgets
@@ -196,19 +220,32 @@ class Gateway:
         caller = authenticate(config, headers, self.keys.entries)
         now = self.clock()
         classification = classifier.classify(body) if classifier is not None and endpoint == "chat" else None
-        plan = decide(config, body, endpoint, headers, self.health, budgets or self.budgets, now, classification,
-                      caller)
-        exchange = Exchange(key=uuid.uuid4().hex, endpoint=endpoint, body=body, plan=plan, created=int(now),
+        exchange = Exchange(key=uuid.uuid4().hex, endpoint=endpoint, body=body, plan=None, created=int(now),
                             response_id=f"chatcmpl-{uuid.uuid4().hex[:24]}", started=now, caller=caller,
                             forwardable={h: headers[h] for h in FORWARDABLE_HEADERS if h in headers})
+
+        def capability(model: Model) -> str | None:
+            # The planner's capability check is a translation: keep it for the attempt that goes there.
+            try:
+                exchange.translations[model.id] = self._translate(exchange, model)
+            except errors.UnsupportedFeature as exc:
+                return exc.message
+            return None
+
+        plan = decide(config, body, endpoint, headers, self.health, budgets or self.budgets, now, classification,
+                      caller, capability)
+        exchange.plan = plan
         if plan.candidates:
             # Envoy takes one per-try timeout for all attempts of a request. It comes from the first
             # tier's latency target, so a stalled primary gives way to the next tier on time. The target
             # itself is the SLO (a model slower than it is demoted); the cut comes at a multiple of it,
             # so a model can be seen to be slow before its attempts fail.
             exchange.per_try_timeout_ms = int(plan.candidates[0].target_ms * config.attempt_timeout_factor)
-        # Translate attempt 1 now: a request the provider cannot take fails before it is routed.
-        exchange.first = self._translate(exchange, plan.models[0])
+            if plan.deadline_ms is not None and not exchange.stream:
+                exchange.per_try_timeout_ms = min(exchange.per_try_timeout_ms, plan.deadline_ms)
+        # Translate attempt 1 now (if the planner did not): a request the provider cannot take fails
+        # before it is routed.
+        exchange.first = exchange.translations.pop(plan.models[0].id, None) or self._translate(exchange, plan.models[0])
         return exchange
 
     def route(self, exchange: Exchange) -> Rewrite:
@@ -219,32 +256,88 @@ class Gateway:
         runs only on retries, where the cluster Envoy picked is known only to Envoy."""
         tries = {h: exchange.plan.models[min(i, len(exchange.plan.models) - 1)].provider.cluster
                  for i, h in enumerate(TRY_HEADERS)}
+        hosts = self._hedge_hosts(exchange)
+        exchange.hedged, exchange.hedge_hosts = bool(hosts), hosts
         first = self.attempt(exchange, 1)
-        set_headers = {**tries, KEY_HEADER: exchange.key, **first.set_headers}
+        # Envoy retries only as often as the plan has further candidates: a pinned request (one
+        # candidate) gets the provider's 429 and its retry-after at once, never the same call again.
+        set_headers = {**tries, KEY_HEADER: exchange.key, **first.set_headers,
+                       "x-envoy-max-retries": str(len(exchange.plan.models) - 1)}
+        if hosts:
+            # Envoy's hedge pool: attempt N on the N-th host, the next one started when the running
+            # attempt has no response headers by its tier's target (not the cut at a multiple of it).
+            first_target = exchange.plan.candidates[0].target_ms
+            exchange.per_try_timeout_ms = min(first_target, exchange.per_try_timeout_ms or first_target)
+            set_headers.update({"x-llm-hedge": "1", "x-llm-hosts": ",".join(hosts),
+                                "x-envoy-max-retries": str(min(len(hosts) - 1, exchange.plan.hedge))})
         if exchange.per_try_timeout_ms:
-            # Envoy's router reads these after the filters ran: the tier's latency target bounds each
-            # attempt, and all attempts together bound the request (a stream's length is not bounded:
-            # the per-try timeout stops at its first byte).
+            # Envoy's router reads these after the filters ran: the first tier's deadline bounds each
+            # attempt (Envoy keeps one per-try timeout per request), and a JSON answer has an overall
+            # deadline: the class's or workload's deadline_ms, else all its attempts in sequence. A stream
+            # has none (the route's timeout is 0s): the per-try timeout stops at its response headers, and
+            # Envoy's idle timeouts cut it only when the provider falls silent (README, "Deadlines").
             set_headers["x-envoy-upstream-rq-per-try-timeout-ms"] = str(exchange.per_try_timeout_ms)
-            if not exchange.stream:
-                deadline = exchange.per_try_timeout_ms * len(exchange.plan.models) + RETRY_SLACK_MS
-                set_headers["x-envoy-upstream-rq-timeout-ms"] = str(deadline)
+            if exchange.stream:
+                if exchange.plan.prefer == "latency" and len(exchange.plan.models) > 1:
+                    # A first-token deadline costs an upstream-stage stream on attempt 1 (about 1 ms of
+                    # extproc CPU per stream, README): worth it where a later tier can take over and
+                    # latency is what the workload wants.
+                    set_headers[FIRST_TOKEN_HEADER] = "hold"
+            else:
+                set_headers["x-envoy-upstream-rq-timeout-ms"] = str(self.deadline_ms(exchange))
         return Rewrite(set_headers=set_headers, remove_headers=first.remove_headers, body=first.body)
+
+    def _hedge_hosts(self, exchange: Exchange) -> list[str]:
+        """The hedge pool's endpoints for this plan, in attempt order, or [] when it is not hedged.
+
+        Only the plan's leading run of distinct providers: the pool has one endpoint per provider,
+        and attempt N must land on the N-th candidate's (the upstream stage translates for it)."""
+        plan = exchange.plan
+        if plan.hedge <= 0 or len(plan.models) < 2:
+            return []
+        hosts: list[str] = []
+        for model in plan.models:
+            host = self.hedge_endpoints.get(model.provider.cluster)
+            if host is None or host in hosts:
+                break
+            hosts.append(host)
+        return hosts if len(hosts) >= 2 else []
+
+    def deadline_ms(self, exchange: Exchange) -> int:
+        """A JSON answer's overall deadline: the configured one, else every attempt's in sequence."""
+        if exchange.hedged:   # attempts overlap: each candidate's own deadline, end to end
+            factor = self._config.attempt_timeout_factor
+            sequential = int(sum(c.target_ms * factor for c in exchange.plan.candidates)) + RETRY_SLACK_MS
+        else:
+            sequential = exchange.per_try_timeout_ms * len(exchange.plan.models) + RETRY_SLACK_MS
+        configured = exchange.plan.deadline_ms
+        return sequential if configured is None else min(configured, sequential)
 
     # ---- upstream stage: retries ----------------------------------------------------------------
 
     def attempt(self, exchange: Exchange, number: int) -> Rewrite:
         """Rewrite attempt ``number`` (1-based) for the provider that serves it, from the original body."""
         model = exchange.plan.models[min(number, len(exchange.plan.models)) - 1]
+        if number > 1:
+            # An earlier attempt of this same request may have just been told to wait (Envoy's upstream
+            # log reports it within its flush interval): never send a 429'd provider the request again.
+            retry_in_s = self.health.model_health(model.id).retry_in_s
+            if retry_in_s is not None:
+                raise errors.RateLimited(
+                    f"{model.provider.name} is rate limiting the gateway; retry after {math.ceil(retry_in_s)} s",
+                    code="rate_limit_exceeded", headers={"retry-after": str(max(1, math.ceil(retry_in_s)))})
         if number == 1 and exchange.first is not None:
             translator, upstream = exchange.first
         else:
-            translator, upstream = self._translate(exchange, model)
+            translator, upstream = exchange.translations.pop(model.id, None) or self._translate(exchange, model)
         exchange.attempts[number] = (model, translator)
         provider = model.provider
         set_headers = {":path": upstream.path, "content-length": str(len(upstream.body)), **upstream.headers}
         if provider.host:
             set_headers[":authority"] = provider.host
+        if exchange.hedged:
+            # The pool's endpoint for a provider forwards only requests translated for it (envoy/).
+            set_headers["x-llm-for"] = provider.cluster
         secret = self.credentials.key_for(provider)
         if secret is not None:
             name, value = credential_header(provider.api, secret.value)
@@ -265,13 +358,17 @@ class Gateway:
 
     def response_headers(self, exchange: Exchange, headers: dict[str, str]) -> ResponseStart:
         status = int(headers.get(":status", "0") or 0)
-        attempts = headers.get("x-envoy-attempt-count", "1")
+        attempts = headers.get("x-envoy-attempt-count") or str(max(1, len(exchange.attempts)))
         set_headers: dict[str, str] = {"x-llm-attempts": attempts, **exchange.limit_headers}
+        if "x-envoy-upstream-service-time" not in headers:
+            # No provider answered: Envoy's own reply (no upstream, timeout), already shaped by local_reply_config,
+            # or the upstream stage's (a refused retry). Envoy's router marks every upstream response with
+            # x-envoy-upstream-service-time, never its own.
+            exchange.answering = None
+            return ResponseStart(set_headers, [], "pass")
         exchange.answering = int(attempts) if attempts.isdigit() else None
         model = exchange.answered_by
-        if model is None or "x-envoy-upstream-service-time" not in headers:
-            # No provider answered: Envoy's own reply (no upstream, timeout), already shaped by local_reply_config.
-            # Envoy's router marks every upstream response with x-envoy-upstream-service-time, never its own.
+        if model is None:
             return ResponseStart(set_headers, [], "pass")
         set_headers["x-llm-provider"] = model.provider.name
         set_headers["x-llm-model"] = model.id
@@ -325,6 +422,9 @@ class Gateway:
         raw = bytes(exchange.buffer)
         exchange.buffer.clear()
         if exchange.error_status is not None:
+            if exchange.error_status in retry_after.LIMITED and model_api(exchange) == "gemini":
+                # Gemini says when to come back in the error body (google.rpc.RetryInfo), not in a header.
+                exchange.retry_after_s = retry_after.from_gemini_body(raw)
             return translator.error(exchange.error_status, raw)[1]
         try:
             return translator.response(raw)
@@ -386,6 +486,11 @@ def keep_delivered(exchange: Exchange, out: bytes) -> None:
         cut = end + 2
         exchange.delivered_tokens += count(delivered_text(bytes(exchange.delivered[:cut])))
         del exchange.delivered[:cut]
+
+
+def model_api(exchange: Exchange) -> str | None:
+    model = exchange.answered_by
+    return model.provider.api if model is not None else None
 
 
 def make_classifier(config: Config):

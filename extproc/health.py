@@ -15,8 +15,12 @@ Envoy's outlier detection:
 - then half-open: ``probe_requests`` attempts may go through; if they all
   succeed the model is healthy again, one failure ejects it again.
 
+A provider's ``retry-after`` (429/503) is a pause, not an ejection: the model
+and its whole provider stay out of every plan until then (``retry_in_s`` in
+``model_health()``), and the pause does not lengthen later ejections.
+
 The tracker never decides routes: the policy reads ``model_health()`` and
-skips ejected or saturated candidates. Slowness (p95 above a tier's target)
+skips ejected, paused or saturated candidates. Slowness (p95 above a tier's target)
 is reported, not ejected: the policy demotes slow models for interactive work.
 
 Time comes from the ``clock`` given at construction, so tests drive it.
@@ -101,6 +105,7 @@ class _Stats:
     probes_left: int = 0          # > 0 while half-open
     probe_successes: int = 0
     last_ejection_reason: str = ""
+    paused_until: float = 0.0     # the provider's retry-after: nothing goes there before
 
     _view: tuple[float, float | None, float] = (float("-inf"), None, 0.0)   # (computed at, p95, error rate)
 
@@ -140,6 +145,7 @@ class _Stats:
             "ejected": self.ejected_until > now,
             "ejected_for_s": round(self.ejected_until - now, 3) if self.ejected_until > now else None,
             "ejections": self.ejections,
+            "paused_for_s": round(self.paused_until - now, 3) if self.paused_until > now else None,
             "half_open": self.probes_left > 0 and self.ejected_until <= now,
             "last_ejection_reason": self.last_ejection_reason,
         }
@@ -158,12 +164,14 @@ class HealthTracker(SpanProcessor):
     def __init__(self, settings: HealthSettings | None = None, clock: Callable[[], float] = time.monotonic,
                  max_inflight: dict[str, int] | None = None,
                  on_eject: Callable[[str, str, str], None] | None = None,
-                 provider_limits: dict[str, tuple[str, int]] | None = None):
+                 provider_limits: dict[str, tuple[str, int]] | None = None,
+                 model_providers: dict[str, str] | None = None):
         self.settings = settings or HealthSettings()
         self.clock = clock
         self.on_eject = on_eject   # (scope, name, reason), e.g. a metrics counter
         self.max_inflight = dict(max_inflight or {})   # model id -> limit
         self.provider_limits = dict(provider_limits or {})   # model id -> (its provider, the provider's limit)
+        self.model_providers = dict(model_providers or {})   # model id -> its provider (for provider pauses)
         self._models: dict[str, _Stats] = {}
         self._providers: dict[str, _Stats] = {}
         self._lock = threading.Lock()  # spans may end on exporter threads
@@ -183,6 +191,13 @@ class HealthTracker(SpanProcessor):
             return
         attrs = span.attributes or {}
         model, provider = _keys(attrs)
+        if attrs.get(telemetry.OUTCOME_FROM_LOG):
+            # Nobody watched this attempt end (attempt 1): Envoy's upstream log reports its outcome
+            # (``record``) with the real status and failure kind. Here it only leaves the in-flight count.
+            with self._lock:
+                for stats in self._stats(model, provider):
+                    stats.inflight = max(0, stats.inflight - 1)
+            return
         kind = attrs.get("error.type")
         latency_ms = (span.end_time - span.start_time) / 1e6 if span.end_time and span.start_time else 0.0
         ttft = attrs.get(telemetry.TTFT_MS)
@@ -210,13 +225,21 @@ class HealthTracker(SpanProcessor):
                 stats.outcomes.append(outcome)
                 stats.trim(now, self.settings.window_s)
                 self._judge(stats, ok, kind, now)
-                if retry_after_s:
-                    # The provider said when to come back: nothing goes there before, and the pause
-                    # does not count as an ejection (it does not lengthen the next one).
-                    until = now + min(float(retry_after_s), self.settings.max_ejection_s)
-                    if until > stats.ejected_until:
-                        stats.ejected_until = until
-                        stats.last_ejection_reason = f"rate limited: retry-after {float(retry_after_s):g}s"
+            if retry_after_s:
+                self._pause(model, provider, float(retry_after_s), now)
+
+    def pause(self, model: str, provider: str, retry_after_s: float) -> None:
+        """The provider said when to come back (``retry_after_s`` from now): the model and its provider
+        stay out of every plan until then. Not an ejection: it does not lengthen the next one."""
+        with self._lock:
+            self._pause(model, provider, retry_after_s, self.clock())
+
+    def _pause(self, model: str, provider: str, retry_after_s: float, now: float) -> None:
+        until = now + min(retry_after_s, self.settings.max_ejection_s)
+        for stats in self._stats(model, provider):
+            if until > stats.paused_until:
+                stats.paused_until = until
+                stats.last_ejection_reason = f"rate limited: retry-after {retry_after_s:g}s"
 
     def _judge(self, stats: _Stats, ok: bool, kind: str | None, now: float) -> None:
         s = self.settings
@@ -267,11 +290,15 @@ class HealthTracker(SpanProcessor):
         with self._lock:
             now = self.clock()
             provider, provider_limit = self.provider_limits.get(model_id, ("", None))
-            pstats = self._providers.get(provider)
+            pstats = self._providers.get(provider or self.model_providers.get(model_id, ""))
             provider_full = provider_limit is not None and pstats is not None and pstats.inflight >= provider_limit
             stats = self._models.get(model_id)
+            paused_until = max(stats.paused_until if stats else 0.0, pstats.paused_until if pstats else 0.0)
+            retry_in_s = paused_until - now if paused_until > now else None
             if stats is None:
-                return ModelHealth(saturated=True) if provider_full else HEALTHY
+                if retry_in_s is not None or provider_full:
+                    return ModelHealth(saturated=provider_full, retry_in_s=retry_in_s)
+                return HEALTHY
             ejected = stats.ejected_until > now
             if not ejected and stats.probes_left > 0:
                 # Half-open: only as many attempts in flight as probes remain.
@@ -280,7 +307,7 @@ class HealthTracker(SpanProcessor):
             saturated = provider_full or (limit is not None and stats.inflight >= limit)
             p95_ms, error_rate = stats.latency_view(now, self.settings)
             return ModelHealth(ejected=ejected, saturated=saturated, p95_ms=p95_ms, error_rate=error_rate,
-                               inflight=stats.inflight)
+                               inflight=stats.inflight, retry_in_s=retry_in_s)
 
     def snapshot(self) -> dict[str, Any]:
         """Everything, for the status API: per model and per provider."""

@@ -57,6 +57,10 @@ class Metrics(SpanProcessor):
                               ("provider", "model", "type", "class", "surface", "tenant", "workload"), registry=r)
         self.fallbacks = Counter("llm_gateway_fallbacks", "Requests answered by a later attempt than the first",
                                  ("provider", "model"), registry=r)
+        self.hedges = Counter("llm_gateway_hedges", "Hedged attempts of interactive requests: started, and won "
+                              "(a hedge answered before the attempt it raced)", ("outcome",), registry=r)
+        self.hedge_wasted = Counter("llm_gateway_hedge_wasted_cost_usd",
+                                    "Prompt cost of hedged attempts that did not answer", registry=r)
         self.ejections = Gauge("llm_gateway_ejected", "1 while a model is ejected by the health tracker",
                                ("model",), registry=r)
         self.ejections_total = Counter("llm_gateway_ejections", "Times a model was ejected", ("model",), registry=r)
@@ -121,6 +125,12 @@ class Metrics(SpanProcessor):
             self.cost.labels(provider, model, *named).inc(float(cost))
         if int(attrs.get("llm.attempts", 1) or 1) > 1 and status.startswith("2"):
             self.fallbacks.labels(provider, model).inc()
+        extra = attrs.get(telemetry.HEDGE_EXTRA)
+        if extra:
+            self.hedges.labels("started").inc(int(extra))
+            if attrs.get(telemetry.HEDGE_WON):
+                self.hedges.labels("won").inc()
+            self.hedge_wasted.inc(float(attrs.get(telemetry.HEDGE_WASTED_USD, 0.0)))
 
     def shutdown(self) -> None:
         pass

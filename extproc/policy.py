@@ -31,7 +31,11 @@ The steps, in order:
    request needs), context too small (estimated prompt + max output tokens),
    below the quality floor (max of class and surface floors), over the cost
    cap per 1K tokens or per request (the tightest of class, workload or its
-   active time window, surface and tenant), over budget, ejected, saturated.
+   active time window, surface and tenant), over budget, paused by the
+   provider's retry-after (never tried, not even as a last resort), ejected,
+   saturated. Then, in attempt order, the provider's translator must be able to
+   serve this exact request (``providers.unable``: parameters, ranges,
+   features), so a fallback never lands where the request would be refused.
 5. Order: within a tier, ``prefer: latency`` (interactive) sorts by current
    p95 in 100 ms buckets (a model without data counts as meeting its tier's
    target), then quality (higher first), then estimated cost; ``prefer: cost``
@@ -48,13 +52,15 @@ The steps, in order:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Callable, NamedTuple, Protocol
 
 from .config import TIER_TARGET_MS, Config, Model, RoutingClass, Tier
 from .cost import UNLIMITED, BudgetView, output_tokens, prompt_tokens
-from .errors import GatewayError, InvalidRequest, ModelNotFound, QuotaExceeded, UnsupportedFeature
+from .errors import GatewayError, InvalidRequest, ModelNotFound, QuotaExceeded, RateLimited, UnsupportedFeature
 from .keys import Caller, PermissionDenied, anonymous
+from .providers import unable
 
 MAX_ATTEMPTS = 3
 LATENCY_BUCKET_MS = 100
@@ -70,6 +76,7 @@ class ModelHealth:
     p95_ms: float | None = None
     error_rate: float = 0.0
     inflight: int = 0
+    retry_in_s: float | None = None   # the provider asked for no requests for this long (retry-after)
 
 
 HEALTHY = ModelHealth()
@@ -117,6 +124,9 @@ class Plan:
     prompt_tokens: int = 0
     output_tokens: int = 0
     pinned: bool = False
+    deadline_ms: int | None = None   # the class's or workload's cap on a JSON answer (the tighter one)
+    hedge: int = 0                   # extra attempts that may race the first (interactive work only)
+    prefer: str = "latency"          # the workload's preference now (a time window may change it)
 
     def headers(self) -> dict[str, str]:
         """Response headers that explain the decision (ASCII, one line each)."""
@@ -134,6 +144,7 @@ class Plan:
             "reason": self.reason, "class": self.route_class, "score": self.score, "pinned": self.pinned,
             "workload": self.workload, "surface": self.surface, "tenant": self.tenant,
             "estimated_tokens": {"prompt": self.prompt_tokens, "output": self.output_tokens},
+            "deadline_ms": self.deadline_ms, "hedge": self.hedge,
             "candidates": [{"model": c.model.id, "provider": c.model.provider.name, "tier": c.tier,
                             "target_ms": c.target_ms, "estimated_cost": round(c.cost, 8), "reason": c.reason}
                            for c in self.candidates],
@@ -145,8 +156,13 @@ class Plan:
 
 def decide(config: Config, body: dict, endpoint: str, headers: dict[str, str], health: HealthView = NO_HEALTH,
            budgets: BudgetView = UNLIMITED, now: float = 0.0, classification: Any = None,
-           caller: Caller | None = None) -> Plan:
-    """The plan for one request from ``caller`` (None: the anonymous caller of ``auth: optional``)."""
+           caller: Caller | None = None, capability: Callable[[Model], str | None] | None = None) -> Plan:
+    """The plan for one request from ``caller`` (None: the anonymous caller of ``auth: optional``);
+    raises ``GatewayError`` (400, 403, 404, 422, 429) when there is none.
+
+    ``capability(model)`` says why a model's provider cannot serve this exact request, or None;
+    by default ``providers.unable``. The gateway passes one that keeps the translations it makes,
+    so the attempts reuse them instead of translating twice."""
     requested = body.get("model")
     tenant, workload, surface = who(config, headers, caller)
     score = getattr(classification, "score", None)
@@ -177,9 +193,17 @@ def decide(config: Config, body: dict, endpoint: str, headers: dict[str, str], h
         rclass = None
 
     ctx = _Context(config, body, endpoint, tenant, workload, surface, rclass, health, budgets, now)
+    if capability is not None:
+        ctx.capability = capability
     class_name = rclass.name if rclass is not None and config.classes else None
+    deadline = _min(config.workloads[workload].deadline_ms, rclass.deadline_ms if rclass is not None else None)
+    w = config.workloads[workload]
+    hedge = 0
+    if ctx.prefer == "latency":   # a time window may turn a workload cost-first: no hedging then
+        hedge = w.hedge_extra or (1 if rclass is not None and rclass.hedge else 0)
     common = dict(route_class=class_name, score=score, workload=workload, surface=surface, tenant=tenant,
-                  prompt_tokens=ctx.tokens_in, output_tokens=ctx.tokens_out)
+                  prompt_tokens=ctx.tokens_in, output_tokens=ctx.tokens_out,
+                  deadline_ms=int(deadline) if deadline is not None else None, hedge=hedge, prefer=ctx.prefer)
 
     if pinned is not None:
         return _pinned(ctx, config, pinned, rclass, common)
@@ -207,6 +231,12 @@ def _pinned(ctx: "_Context", config: Config, pinned: Model, rclass: RoutingClass
     last_resort: list[Candidate] = []
     if why is None:
         h = ctx.health.model_health(pinned.id)
+        why = ctx.paused(pinned, h)
+    if why is None and fallback:
+        # With fallbacks, a pinned model that cannot serve the request gives way like any other candidate;
+        # alone, its translator's own 422 (raised when attempt 1 is translated) says exactly what to change.
+        why = ctx.incapable(pinned)
+    if why is None:
         cand = Candidate(pinned, "pinned", PINNED_TIMEOUT_MS, "pinned: named by the client", ctx.cost(pinned))
         if fallback and (h.ejected or h.saturated):
             ctx.dropped.append(Dropped(pinned.id, "pinned", "unhealthy (ejected)" if h.ejected else "saturated"))
@@ -230,15 +260,14 @@ def _pinned(ctx: "_Context", config: Config, pinned: Model, rclass: RoutingClass
 
 
 def _choose(ctx: "_Context", healthy: list[Candidate], unhealthy: list[Candidate]) -> list[Candidate]:
-    if not healthy and unhealthy:
-        # Every candidate is ejected or saturated: try them anyway, saturated ones first.
+    chosen = ctx.capable(healthy)
+    if not chosen and unhealthy:
+        # Every capable candidate is ejected or saturated: try them anyway, saturated ones first.
         unhealthy.sort(key=lambda c: c.reason.startswith("last resort: unhealthy"))
-        healthy = unhealthy
-        for c in unhealthy:
-            ctx.dropped[:] = [d for d in ctx.dropped if d.model != c.model.id]
-    for extra in healthy[MAX_ATTEMPTS:]:
-        ctx.dropped.append(Dropped(extra.model.id, extra.tier, f"not needed: attempt limit {MAX_ATTEMPTS}"))
-    return healthy[:MAX_ATTEMPTS]
+        chosen = ctx.capable(unhealthy)
+        ids = {c.model.id for c in chosen}
+        ctx.dropped[:] = [d for d in ctx.dropped if d.model not in ids]
+    return chosen
 
 
 def who(config: Config, headers: dict[str, str], caller: Caller | None) -> tuple[str | None, str, str | None]:
@@ -323,6 +352,45 @@ class _Context:
                            _min(caller_req, rclass.max_cost_per_request if rclass else None))
         self.budget = budgets.remaining(tenant, surface)
         self.surface_name = surface
+        self.body = body
+        self.retry_in_s: float | None = None   # the soonest a paused candidate takes requests again
+        self._unable: dict[str, str | None] = {}
+        self.capability: Callable[[Model], str | None] = lambda m: unable(m.target(), body, endpoint)
+
+    def paused(self, m: Model, h: ModelHealth) -> str | None:
+        """Why ``m`` is out while its provider's retry-after runs, or None."""
+        if h.retry_in_s is None:
+            return None
+        self.retry_in_s = h.retry_in_s if self.retry_in_s is None else min(self.retry_in_s, h.retry_in_s)
+        return self._kind("paused", f"rate limited by the provider: retry after {h.retry_in_s:.1f} s")
+
+    def incapable(self, m: Model) -> str | None:
+        """Why ``m``'s provider API cannot serve this exact request (its translator says), or None."""
+        if m.id not in self._unable:
+            try:
+                self._unable[m.id] = self.capability(m)
+            except InvalidRequest as exc:   # a form this provider's API refuses (e.g. an image URL kind)
+                self._unable[m.id] = exc.message
+        why = self._unable[m.id]
+        return None if why is None else self._kind("unable", f"cannot serve this request: {why}")
+
+    def capable(self, ordered: list[Candidate]) -> list[Candidate]:
+        """The first MAX_ATTEMPTS candidates, in order, whose provider can serve the request.
+
+        Asked in attempt order and only until the plan is full: a translation costs more than
+        the other filters together, and candidates past the limit would not be tried anyway."""
+        chosen: list[Candidate] = []
+        for i, c in enumerate(ordered):
+            if len(chosen) == MAX_ATTEMPTS:
+                self.dropped.extend(Dropped(x.model.id, x.tier, f"not needed: attempt limit {MAX_ATTEMPTS}")
+                                    for x in ordered[i:])
+                break
+            why = self.incapable(c.model)
+            if why is None:
+                chosen.append(c)
+            else:
+                self.dropped.append(Dropped(c.model.id, c.tier, why))
+        return chosen
 
     def cost(self, m: Model) -> float:
         return (self.tokens_in * m.price.input + self.tokens_out * m.price.output) / 1_000_000
@@ -384,6 +452,10 @@ class _Context:
                     self.dropped.append(Dropped(m.id, tier.name, why))
                     continue
                 h = self.health.model_health(m.id)
+                why = self.paused(m, h)
+                if why is not None:   # the provider said not before then: not even a last resort
+                    self.dropped.append(Dropped(m.id, tier.name, why))
+                    continue
                 if h.ejected or h.saturated:
                     why = "unhealthy (ejected)" if h.ejected else "saturated"
                     self.dropped.append(Dropped(m.id, tier.name, why))
@@ -432,6 +504,8 @@ class _Context:
             parts.append(f"max_cost_per_request {cap_req:g}")
         if "budget" in kinds:
             parts.append(f"the remaining budget ${self.budget:.6f}")
+        if "unable" in kinds:
+            parts.append("can serve these parameters")
         what = " and ".join(parts) or "the routing rules"
         where = f"pinned model '{pinned.id}'" if pinned is not None and rclass is None else (
             f"class '{rclass.name}'" if rclass is not None else "the request")
@@ -441,6 +515,11 @@ class _Context:
         if kinds == {"budget"}:
             # Only the budget stands in the way: that is a quota answer (429), not a request to change.
             return QuotaExceeded(message)
+        if "paused" in kinds:
+            # A provider asked for a pause, and waiting for it is what would let the request through.
+            wait = max(1, math.ceil(self.retry_in_s or 0))
+            return RateLimited(f"rate limited by the provider; retry after {wait} s ({where}: {detail}{more})",
+                               headers={"retry-after": str(wait)})
         return UnsupportedFeature(message, param="model", code="no_model_available")
 
 

@@ -3,6 +3,9 @@
 Both stages are served on one port by one process, so the upstream stage finds
 the router stage's plan and original body in memory. Envoy tells the stages
 apart by the ``x-llm-stage`` gRPC metadata each filter sends (see envoy/).
+The same port serves Envoy's access log service: the router's upstream log
+reports every attempt when it ends (``AttemptLog``), the first attempt
+included, which no stage watches unless it holds a stream's first token.
 State lives in ``exchanges`` from the router stage's first body message until
 its stream ends, whichever way it ends (done, error, or cancelled by Envoy).
 """
@@ -10,9 +13,13 @@ its stream ends, whichever way it ends (done, error, or cancelled by Envoy).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import os
 import signal
 import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import AsyncIterator
 
 import grpc
@@ -20,17 +27,21 @@ from envoy.config.core.v3 import base_pb2
 from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
+from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
 from envoy.type.v3 import http_status_pb2
 from google.protobuf import duration_pb2, struct_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from . import endings, telemetry, tokens, validate
+from . import retry_after as retry_after_
 from .access_log import AccessLogService, Verdicts
 from .accounting import BUDGET_REFUSED
 from .errors import GatewayError, QuotaExceeded, Unavailable, UpstreamError
 from .providers.base import ChatTranslator
 from .status import StatusService
-from .gateway import ENDPOINTS, KEY_HEADER, Answer, Exchange, Gateway, Rewrite
+from .first_token import FirstContent
+from .gateway import (ENDPOINTS, FIRST_TOKEN_HEADER, HEDGE_ENV, KEY_HEADER, Answer, Exchange, Gateway, Rewrite,
+                      hedge_hosts)
 from .accounting import FEEDBACK_PATH
 from .bookkeeping import Bookkeeping
 from .config import Config
@@ -45,12 +56,15 @@ from .telemetry import Tracing, tracer_provider
 log = logging.getLogger("extproc")
 
 STAGE_METADATA = "x-llm-stage"
+REPLY_HEADER = "x-llm-reply"   # on the processor's own replies (see ``immediate``)
 QUEUE_POLL_S = 0.02      # how often a queued request looks for capacity again
 MAX_QUEUE_WAIT_S = 30    # the longest Envoy lets the processor hold a message (max_message_timeout)
 DRAIN_QUIET_S = 1.0      # on SIGTERM: stop taking streams once none has opened for this long
 VERDICT_WAIT_S = 2.0     # how long an unclear ending waits for Envoy's access log entry (flushed every 50 ms)
 STALL_S = 10.0           # an upstream reset after this much silence is a stalled stream (outcome timeout)
+RECENT_EXCHANGES = 4096  # exchanges remembered after they end, for attempt reports that come later
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+_NO_BODY = processing_mode_pb2.ProcessingMode(response_body_mode=processing_mode_pb2.ProcessingMode.NONE)
 _BODY_MODES = {"pass": processing_mode_pb2.ProcessingMode.NONE,
                "stream": processing_mode_pb2.ProcessingMode.STREAMED,
                "whole": processing_mode_pb2.ProcessingMode.STREAMED}
@@ -91,23 +105,18 @@ _ROUTED_MARK = struct_pb2.Struct()
 _ROUTED_MARK.update({"llm_gateway": {"routed": "yes"}})
 
 
-def retry_after(headers: dict[str, str]) -> float | None:
-    """A provider's retry-after in seconds (delta-seconds form; OpenAI's retry-after-ms too), or None."""
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name, "")
-        try:
-            seconds = float(value) * scale
-        except ValueError:
-            continue
-        if seconds >= 0:
-            return seconds
-    return None
+def retry_after(status: int, headers: dict[str, str]) -> float | None:
+    """A rate-limited answer's retry-after in seconds (any provider's form), or None."""
+    return retry_after_.from_headers(headers, time.time()) if status in retry_after_.LIMITED else None
 
 
 def immediate(answer: Answer) -> pb.ProcessingResponse:
+    """The processor's own reply, already OpenAI-shaped: marked (metadata for the router stage, a header
+    for the upstream stage, whose metadata Envoy's local_reply_config does not see) so Envoy leaves it."""
     return pb.ProcessingResponse(
         immediate_response=pb.ImmediateResponse(status=http_status_pb2.HttpStatus(code=answer.status),
-                                                headers=mutation(answer.headers, []), body=answer.body),
+                                                headers=mutation({**answer.headers, REPLY_HEADER: "processor"}, []),
+                                                body=answer.body),
         dynamic_metadata=_OWN_REPLY)
 
 
@@ -118,6 +127,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         self.tracing = tracing
         self.books = books
         self.exchanges: dict[str, Exchange] = {}
+        # Attempt reports arrive after their attempt ended, often after the whole exchange did.
+        self.recent: OrderedDict[str, Exchange] = OrderedDict()
         self.waiting: dict[str, int] = {}   # queued requests per workload
         self.verdicts = verdicts            # Envoy's access log verdicts (None: settle on what the stream saw)
         self.settling: set[asyncio.Task] = set()   # settlements waiting for a verdict
@@ -193,6 +204,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                         exchange.body["model"], exchange.plan.reason, [m.id for m in exchange.plan.models],
                         decision=self._labels(exchange.plan))
                     self.exchanges[exchange.key] = exchange
+                    self._remember(exchange)
                     route = gateway.route(exchange)   # also attempt 1, translated for its provider
                     self._attempt_started(exchange, 1, observed=False)
                     if self.books is not None:
@@ -211,7 +223,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                         continue
                     start = gateway.response_headers(exchange, response_headers)
                     if exchange.answering is not None and exchange.answered_by is not None:
-                        tracing.answered(exchange.trail, exchange.answering, status, exchange.per_try_timeout_ms)
+                        tracing.answered(exchange.trail, exchange.answering, status, exchange.per_try_timeout_ms,
+                                         retry_after(status, response_headers))
                     yield pb.ProcessingResponse(
                         response_headers=pb.HeadersResponse(response=pb.CommonResponse(
                             header_mutation=mutation(start.set_headers, start.remove_headers))),
@@ -221,6 +234,10 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     if exchange is not None and exchange.trail is not None:
                         tracing.first_byte(exchange.trail)
                     out = gateway.response_body(exchange, body.body, body.end_of_stream) if exchange else body.body
+                    if exchange is not None and exchange.retry_after_s is not None:
+                        model, seconds, exchange.retry_after_s = exchange.answered_by, exchange.retry_after_s, None
+                        if model is not None and hasattr(gateway.health, "pause"):
+                            gateway.health.pause(model.id, model.provider.name, seconds)
                     if body.end_of_stream and exchange is not None and exchange.trail is not None:
                         # The record is committed before the client sees the answer end: a finished
                         # request survives a crash of this process (bounded by the ledger's commit).
@@ -287,6 +304,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                              delivered=lambda: exchange.delivered_tokens + tokens.count(
                                  endings.delivered_text(bytes(exchange.delivered))))
         record = None
+        if exchange.hedged:
+            self.tracing.hedged(exchange.trail, exchange.answering, self._wasted_usd(exchange))
         if self.books is not None:
             record = self.books.settle(
                 exchange.reservation, request_id=exchange.key, model=billed_model, usage=usage,
@@ -307,12 +326,58 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         return {telemetry.CLASS: plan.route_class, telemetry.SURFACE: plan.surface, telemetry.TENANT: plan.tenant,
                 telemetry.WORKLOAD: plan.workload, telemetry.SCORE: plan.score}
 
+    @staticmethod
+    def _wasted_usd(exchange: Exchange) -> float:
+        """What the attempts that did not answer cost: each provider was sent the whole prompt (the
+        estimate; a cancelled attempt reports no usage), and bills its input tokens."""
+        tokens = exchange.plan.prompt_tokens
+        return sum(tokens * model.price.input / 1_000_000
+                   for number, (model, _) in exchange.attempts.items() if number != exchange.answering)
+
+    def _remember(self, exchange: Exchange) -> None:
+        self.recent[exchange.key] = exchange
+        while len(self.recent) > RECENT_EXCHANGES:
+            self.recent.popitem(last=False)
+
+    def attempt_ended(self, report: "AttemptReport") -> None:
+        """Envoy's upstream log reports an attempt that ended (see ``AttemptLog``).
+
+        Its retry-after pauses the provider whichever attempt it was. Its outcome counts in the
+        health tracker only for an attempt nobody else watched end: attempt 1 (sent by the router
+        stage, no upstream stage) when it was not the answer (the router stage saw that one)."""
+        exchange = self.recent.get(report.request_id)
+        if exchange is None or not exchange.plan.models:
+            return
+        models = exchange.plan.models
+        attempt = report.attempt
+        if exchange.hedged:
+            # Hedged attempts overlap, and Envoy logs the header map as the last attempt left it: the
+            # endpoint says which attempt it was (attempt N goes to the N-th host of x-llm-hosts).
+            if report.upstream not in exchange.hedge_hosts:
+                return
+            attempt = exchange.hedge_hosts.index(report.upstream) + 1
+            report = dataclasses.replace(report, attempt=attempt)
+        model = models[min(attempt, len(models)) - 1]
+        tracker = self.gateway.health
+        if report.retry_after_s is not None and hasattr(tracker, "pause"):
+            tracker.pause(model.id, model.provider.name, report.retry_after_s)
+        trail = exchange.trail
+        if report.attempt != 1 or report.kind is None or trail is None or trail.answered == 1:
+            return
+        if self.tracing.attempt_reported(trail, 1, report.status, report.kind, report.retry_after_s):
+            return   # the span was still open: it now ends with the real outcome and reports it itself
+        attempt = trail.attempts.get(1)
+        if attempt is not None and attempt.from_log and hasattr(tracker, "record"):
+            tracker.record(model.id, model.provider.name, ok=False, latency_ms=report.duration_ms,
+                           kind=report.kind, retry_after_s=report.retry_after_s)
+
     def _attempt_started(self, exchange: Exchange, number: int, observed: bool = True) -> None:
         model = exchange.attempts[number][0]
         self.tracing.start_attempt(exchange.trail, number, "chat" if exchange.endpoint == "chat" else "embeddings",
                                    api=model.provider.api, provider=model.provider.name, model=model.id,
                                    upstream_model=model.upstream_model,
-                                   per_try_timeout_ms=exchange.per_try_timeout_ms, observed=observed)
+                                   per_try_timeout_ms=exchange.per_try_timeout_ms, observed=observed,
+                                   concurrent=exchange.hedged)
 
     def _plan(self, headers: dict[str, str], raw: bytes) -> Exchange:
         """The gateway's plan. When only the budget stood in the way (every candidate's estimate is
@@ -417,15 +482,32 @@ class Processor(pb_grpc.ExternalProcessorServicer):
     async def _upstream(self, requests: AsyncIterator[pb.ProcessingRequest]):
         exchange: Exchange | None = None
         number = 0
+        hold = False                      # this stage holds the response headers until the first token
+        first: FirstContent | None = None  # while not None, the headers are held
+        pending = 0                       # body chunks received while holding, not answered yet
         try:
             async for req in requests:
                 kind = req.WhichOneof("request")
                 if kind == "response_headers" and exchange is not None:
                     response_headers = headers_of(req.response_headers)
                     status = int(response_headers.get(":status", "0") or 0)
-                    self.tracing.attempt_status(exchange.trail, number, status,
-                                                retry_after(response_headers) if status in (429, 503) else None)
-                    yield pb.ProcessingResponse(response_headers=pb.HeadersResponse())
+                    self.tracing.attempt_status(exchange.trail, number, status, retry_after(status, response_headers))
+                    if hold and status == 200:
+                        # Not yet: Envoy sends the body anyway, and the per-try timeout keeps running
+                        # until these headers are answered, that is until the first token.
+                        first = FirstContent(exchange.attempts[number][0].provider.api)
+                        continue
+                    yield pb.ProcessingResponse(response_headers=pb.HeadersResponse(),
+                                                mode_override=_NO_BODY if hold else None)
+                    continue
+                if kind == "response_body" and first is not None:
+                    pending += 1
+                    if first.feed(req.response_body.body, req.response_body.end_of_stream):
+                        first = None
+                        # The rest of the body need not come here (mode_override).
+                        yield pb.ProcessingResponse(response_headers=pb.HeadersResponse(), mode_override=_NO_BODY)
+                        for _ in range(pending):
+                            yield pb.ProcessingResponse(response_body=pb.BodyResponse())
                     continue
                 if kind != "request_headers":
                     yield _continue(kind)
@@ -437,6 +519,12 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                                                                code="gateway_error", status=500)))
                     return
                 number = int(headers.get("x-envoy-attempt-count", "1") or 1)
+                hold = headers.get(FIRST_TOKEN_HEADER) == "hold"
+                if number == 1:
+                    # Attempt 1 of a stream: the router stage translated it; this stage only watches it.
+                    self.tracing.watch(exchange.trail, 1)
+                    yield pb.ProcessingResponse(request_headers=pb.HeadersResponse())
+                    continue
                 try:
                     rewrite = self.gateway.attempt(exchange, number)
                 except GatewayError as exc:
@@ -450,7 +538,70 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                                                        code="gateway_error", status=500)))
         finally:
             if exchange is not None and exchange.trail is not None and number:
+                if first is not None:   # closed while the headers were held: no first token in time
+                    self.tracing.attempt_reported(exchange.trail, number, None, "timeout", None)
                 self.tracing.attempt_closed(exchange.trail, number, exchange.per_try_timeout_ms)
+
+
+@dataclass(frozen=True)
+class AttemptReport:
+    """One upstream attempt as Envoy's upstream log saw it end."""
+
+    request_id: str
+    attempt: int                 # 1-based, from the x-envoy-attempt-count Envoy sent upstream
+    cluster: str
+    status: int | None           # the provider's status, None when none came (timeout, reset)
+    kind: str | None             # failure kind for the health tracker; None: not the provider's failure
+    retry_after_s: float | None
+    duration_ms: float
+    upstream: str = ""           # the endpoint's "ip:port"
+
+
+def attempt_report(entry, now: float) -> AttemptReport:
+    """An ``HTTPAccessLogEntry`` of the router's upstream log as an ``AttemptReport``."""
+    common, flags = entry.common_properties, entry.common_properties.response_flags
+    status = entry.response.response_code.value or None
+    headers = {k.lower(): v for k, v in entry.response.response_headers.items()}
+    attempt = entry.request.request_headers.get("x-envoy-attempt-count", "1")
+    if flags.downstream_remote_reset or flags.downstream_connection_termination:
+        kind = None      # the client left: nothing to hold against the provider
+    elif status is not None:
+        kind = str(status) if status >= 500 or status == 429 else None
+    elif flags.upstream_request_timeout:
+        kind = "timeout"
+    elif (flags.upstream_remote_reset or flags.upstream_connection_failure or flags.local_reset
+          or flags.upstream_connection_termination or flags.upstream_protocol_error):
+        kind = "reset"
+    else:
+        kind = "failed"
+    limited = status in retry_after_.LIMITED
+    return AttemptReport(
+        request_id=entry.request.request_id, attempt=int(attempt) if attempt.isdigit() else 1,
+        cluster=common.upstream_cluster, status=status, kind=kind,
+        retry_after_s=retry_after_.from_headers(headers, now) if limited else None,
+        duration_ms=common.duration.ToNanoseconds() / 1e6,
+        upstream=f"{common.upstream_remote_address.socket_address.address}:"
+                 f"{common.upstream_remote_address.socket_address.port_value}")
+
+
+class AttemptLog(als_pb2_grpc.AccessLogServiceServicer):
+    """Envoy's gRPC access log service, fed by the router's ``upstream_log``.
+
+    One long-lived stream per Envoy worker carries batches of entries (Envoy flushes every
+    ``buffer_flush_interval``), so observing every attempt costs no gRPC stream per request."""
+
+    def __init__(self, processor: Processor):
+        self.processor = processor
+
+    async def StreamAccessLogs(self, requests, context):
+        async for message in requests:
+            now = time.time()
+            for entry in message.http_logs.log_entry:
+                try:
+                    self.processor.attempt_ended(attempt_report(entry, now))
+                except Exception:   # one odd entry must not end the stream
+                    log.exception("attempt report failed")
+        return als_pb2.StreamAccessLogsResponse()
 
 
 def _replace(rewrite: Rewrite) -> pb.ProcessingResponse:
@@ -478,14 +629,19 @@ def _continue(kind: str | None) -> pb.ProcessingResponse:
 def build(cfg: Config, metrics: Metrics, books: Bookkeeping | None) -> tuple[Gateway, HealthTracker, Tracing]:
     """The gateway and what feeds it: spans -> health tracker + metrics (+ OTLP export if configured)."""
     tracker = HealthTracker(cfg.health, on_eject=metrics.ejected, max_inflight=_limits(cfg),
-                            provider_limits=_provider_limits(cfg))
+                            provider_limits=_provider_limits(cfg), model_providers=_model_providers(cfg))
     tracing = Tracing(tracer_provider(tracker, metrics))
-    gateway = Gateway(cfg, health=tracker, budgets=books.budgets if books is not None else UNLIMITED)
+    gateway = Gateway(cfg, health=tracker, budgets=books.budgets if books is not None else UNLIMITED,
+                      hedge_endpoints=hedge_hosts(os.environ.get(HEDGE_ENV)))
     return gateway, tracker, tracing
 
 
 def _limits(cfg: Config) -> dict[str, int]:
     return {m.id: m.max_inflight for m in cfg.models.values() if m.max_inflight}
+
+
+def _model_providers(cfg: Config) -> dict[str, str]:
+    return {m.id: m.provider.name for m in cfg.models.values()}
 
 
 def _provider_limits(cfg: Config) -> dict[str, tuple[str, int]]:
@@ -533,7 +689,7 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
     def apply(cfg: Config) -> None:
         gateway.config = cfg
         tracker.settings, tracker.max_inflight = cfg.health, _limits(cfg)
-        tracker.provider_limits = _provider_limits(cfg)
+        tracker.provider_limits, tracker.model_providers = _provider_limits(cfg), _model_providers(cfg)
         books.reconfigure(cfg)
         if keys_path(cfg) != gateway.keys.path:
             gateway.keys = KeyFile(keys_path(cfg))
@@ -548,7 +704,8 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0), *message_limits(cfg)])
     verdicts = Verdicts()
     processor = Processor(gateway, tracing, books, verdicts)
-    access_log = AccessLogService(verdicts)
+    # One AccessLogService: the endings log (access_log.py) and the router's upstream log of attempts.
+    access_log = AccessLogService(verdicts, others=AttemptLog(processor))
     access_log.add_to(server)
     pb_grpc.add_ExternalProcessorServicer_to_server(processor, server)
     health_servicer = health.aio.HealthServicer()

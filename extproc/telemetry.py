@@ -28,6 +28,9 @@ PROVIDER = "llm.provider"        # provider name from the routing config
 MODEL_ID = "llm.model"           # the gateway's model id
 TTFT_MS = "llm.time_to_first_token_ms"
 RETRY_AFTER_S = "llm.retry_after_s"   # a provider's retry-after on 429/503
+# On an attempt nobody watched end (attempt 1, sent by the router stage): Envoy's upstream log
+# reports its outcome to the health tracker, so the span's own (guessed) end does not count.
+OUTCOME_FROM_LOG = "llm.attempt.outcome_from_log"
 ROUTE_REASON = "llm.route.reason"
 PLAN = "llm.route.plan"
 CLASS = "llm.route.class"
@@ -37,6 +40,9 @@ SURFACE = "llm.route.surface"
 TENANT = "llm.tenant"
 COST_USD = "llm.cost_usd"
 OUTCOME = "llm.outcome"          # how the request ended (accounting outcome: ok, cancelled, provider_cut, ...)
+HEDGE_EXTRA = "llm.hedge.extra_attempts"    # on a hedged request: attempts started beside or after the first
+HEDGE_WON = "llm.hedge.won"                 # a later attempt answered
+HEDGE_WASTED_USD = "llm.hedge.wasted_usd"   # the prompt cost of the attempts that did not answer
 
 # gen_ai.provider.name values from the GenAI conventions, by our API kind.
 _GENAI_PROVIDER = {"openai": "openai", "azure_openai": "azure.ai.openai", "anthropic": "anthropic",
@@ -71,6 +77,7 @@ class Attempt:
     started_ns: int
     status: int | None = None
     observed: bool = True    # False: no upstream stage watched it (attempt 1), so its status may be unknown
+    from_log: bool = False   # its span ended without a status: Envoy's upstream log reports the outcome
 
 
 @dataclass
@@ -106,11 +113,13 @@ class Tracing:
         return Trail(span)
 
     def start_attempt(self, trail: Trail, number: int, operation: str, *, api: str, provider: str, model: str,
-                      upstream_model: str, per_try_timeout_ms: int | None = None, observed: bool = True) -> None:
+                      upstream_model: str, per_try_timeout_ms: int | None = None, observed: bool = True,
+                      concurrent: bool = False) -> None:
         # Envoy starts attempt N only when the earlier ones failed: close those still open (attempt 1
-        # runs without the upstream stage, so nothing else reports how it ended).
+        # runs without the upstream stage, so nothing else reports how it ended). Unless the request
+        # is hedged (``concurrent``): then the earlier attempt is still running, racing this one.
         for earlier in trail.attempts.values():
-            if earlier.number <= number and earlier.span.is_recording():
+            if not concurrent and earlier.number <= number and earlier.span.is_recording():
                 self._fail(earlier, _failure_kind(earlier, per_try_timeout_ms))
         context = trace.set_span_in_context(trail.request)
         span = self.tracer.start_span(f"{operation} {upstream_model}", context=context, kind=SpanKind.CLIENT,
@@ -121,6 +130,12 @@ class Tracing:
                                           PROVIDER: provider, MODEL_ID: model, ATTEMPT: number})
         trail.attempts[number] = Attempt(number, span, time.monotonic_ns(), observed=observed)
 
+    def watch(self, trail: Trail, number: int) -> None:
+        """An upstream stage watches this attempt (it reports its status and end like any retry)."""
+        attempt = trail.attempts.get(number)
+        if attempt is not None:
+            attempt.observed = True
+
     def attempt_status(self, trail: Trail, number: int, status: int, retry_after_s: float | None = None) -> None:
         attempt = trail.attempts.get(number)
         if attempt is not None and attempt.span.is_recording():
@@ -128,6 +143,22 @@ class Tracing:
             attempt.span.set_attribute("http.response.status_code", status)
             if retry_after_s is not None:
                 attempt.span.set_attribute(RETRY_AFTER_S, retry_after_s)
+
+    def attempt_reported(self, trail: Trail, number: int, status: int | None, kind: str,
+                         retry_after_s: float | None) -> bool:
+        """Envoy's upstream log says how an unwatched attempt failed. If its span is still open, it
+        ends now with that outcome (and reports it, like any watched attempt): True. False when the
+        span already ended (its outcome is then the caller's to report)."""
+        attempt = trail.attempts.get(number)
+        if attempt is None or not attempt.span.is_recording():
+            return False
+        attempt.observed = True
+        if status is not None:
+            self.attempt_status(trail, number, status, retry_after_s)
+        elif retry_after_s is not None:
+            attempt.span.set_attribute(RETRY_AFTER_S, retry_after_s)
+        self._fail(attempt, kind)
+        return True
 
     def attempt_closed(self, trail: Trail, number: int, per_try_timeout_ms: int | None) -> None:
         """Envoy closed the upstream stage's stream: the attempt is over. Unless the router
@@ -139,12 +170,20 @@ class Tracing:
             return  # a final answer whose headers the router stage has not seen yet: it ends the span
         self._fail(attempt, _failure_kind(attempt, per_try_timeout_ms))
 
-    def answered(self, trail: Trail, number: int, status: int, per_try_timeout_ms: int | None = None) -> None:
+    def answered(self, trail: Trail, number: int, status: int, per_try_timeout_ms: int | None = None,
+                 retry_after_s: float | None = None) -> None:
         trail.answered = number
-        self.attempt_status(trail, number, status)
+        self.attempt_status(trail, number, status, retry_after_s)
         for n, attempt in trail.attempts.items():   # attempts before this one failed
             if n < number and attempt.span.is_recording():
                 self._fail(attempt, _failure_kind(attempt, per_try_timeout_ms))
+
+    def hedged(self, trail: Trail, answered: int | None, wasted_usd: float) -> None:
+        """A hedged request's outcome, on its span: extra attempts, whether one of them won, waste."""
+        request = trail.request
+        request.set_attribute(HEDGE_EXTRA, max(0, len(trail.attempts) - 1))
+        request.set_attribute(HEDGE_WON, bool(answered and answered > 1))
+        request.set_attribute(HEDGE_WASTED_USD, wasted_usd)
 
     def first_byte(self, trail: Trail) -> None:
         if trail.first_byte_ns is None:
@@ -196,6 +235,9 @@ class Tracing:
     @staticmethod
     def _fail(attempt: Attempt, kind: str) -> None:
         """End a failed attempt's span with its error type."""
+        if not attempt.observed and attempt.status is None:
+            attempt.span.set_attribute(OUTCOME_FROM_LOG, True)
+            attempt.from_log = True
         attempt.span.set_attribute("error.type", kind)
         attempt.span.set_status(Status(StatusCode.ERROR, kind))
         attempt.span.end()

@@ -17,7 +17,7 @@ from extproc.simulators import anthropic as sim_anthropic, core
 from .simulator_server import SimulatorServer, run_llm_comply, server_fixture
 
 HEADERS = {"x-api-key": "test", "anthropic-version": "2023-06-01"}
-MODEL = "claude-3-5-haiku-latest"
+MODEL = "claude-haiku-4-5"
 
 
 class AnthropicServer(SimulatorServer):
@@ -306,3 +306,121 @@ def test_llm_comply_anthropic_suite(server):
     assert not not_passed, json.dumps(not_passed, indent=1)
     assert report["summary"]["failed"] == 0 and report["summary"]["skipped"] == 0
     assert proc.returncode == 0, proc.stderr
+
+
+# -- strictness: what the real Messages API refuses ---------------------------------------------
+
+def _tool_turns(call_id="toolu_01A", result_id=None, assistant_text="Checking."):
+    content = ([{"type": "text", "text": assistant_text}] if assistant_text is not None else []) + [
+        {"type": "tool_use", "id": call_id, "name": "get_weather", "input": {"location": "Paris"}}]
+    return [{"role": "user", "content": "Weather in Paris?"}, {"role": "assistant", "content": content},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": result_id or call_id,
+                                          "content": "sunny"}]}]
+
+
+REFUSED = {
+    # each: (the request's changes to a valid one, status, the API's own message or its start)
+    "whitespace_user_text": ({"messages": [{"role": "user", "content": " \n "}]}, 400,
+                             "messages: text content blocks must contain non-whitespace text"),
+    "whitespace_text_beside_tool_use": ({"messages": _tool_turns(assistant_text="\n\n")}, 400,
+                                        "messages: text content blocks must contain non-whitespace text"),
+    "empty_text_block": ({"messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]}, 400,
+                         "messages: text content blocks must be non-empty"),
+    "whitespace_system": ({"system": "   "}, 400, "system: text content blocks must contain non-whitespace text"),
+    "whitespace_system_block": ({"system": [{"type": "text", "text": "\t"}]}, 400,
+                                "system: text content blocks must contain non-whitespace text"),
+    "foreign_tool_id": ({"messages": _tool_turns("functions.get_weather:0")}, 400,
+                        "messages.1.content.1.tool_use.id: String should match pattern '^[a-zA-Z0-9_-]+$'"),
+    "whitespace_stop_sequence": ({"stop_sequences": ["\n"]}, 400,
+                                 "stop_sequences: each stop sequence must contain non-whitespace"),
+    "empty_stop_sequence": ({"stop_sequences": [""]}, 400, "stop_sequences: each stop sequence must be non-empty"),
+    "prefill_trailing_space": ({"messages": [{"role": "user", "content": "Hi"},
+                                             {"role": "assistant", "content": "Sure, "}]}, 400,
+                               "messages: final assistant content cannot end with trailing whitespace"),
+    "no_messages": ({"messages": []}, 400, "messages: at least one message is required"),
+    "tool_result_without_tool_use": ({"messages": _tool_turns(result_id="toolu_other")}, 400,
+                                     "messages.2.content.0: unexpected `tool_use_id` found in `tool_result` blocks"),
+    "tool_use_without_result": ({"messages": _tool_turns()[:2] + [{"role": "user", "content": "and?"}]}, 400,
+                                "messages.1: `tool_use` ids were found without `tool_result` blocks"),
+    "max_tokens_missing": ({"max_tokens": None}, 400, "max_tokens: Field required"),
+    "max_tokens_zero": ({"max_tokens": 0}, 400, "max_tokens: Input should be greater than or equal to 1"),
+    "max_tokens_above_model_limit": ({"max_tokens": 100000}, 400,
+                                     "max_tokens: 100000 > 64000, which is the maximum allowed number of output "
+                                     "tokens for claude-haiku-4-5"),
+    "temperature_above_1": ({"temperature": 1.5}, 400, "temperature: Input should be less than or equal to 1"),
+    "top_p_above_1": ({"top_p": 1.5}, 400, "top_p: Input should be less than or equal to 1"),
+    "bmp_image": ({"messages": [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/bmp", "data": "Qk0="}}]}]}, 400,
+        "messages.0.content.0.source.base64.media_type: Input should be"),
+    "ftp_image_url": ({"messages": [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "url", "url": "ftp://x/y.png"}}]}]}, 400,
+        "messages.0.content.0.source.url: must be an http(s) URL"),
+    "temperature_and_top_p": ({"temperature": 0.5, "top_p": 0.5}, 400,
+                              "`temperature` and `top_p` cannot both be specified for this model. Please use only one."),
+    "retired_model": ({"model": "claude-3-5-sonnet-20241022"}, 404, "model: claude-3-5-sonnet-20241022"),
+    "unknown_model": ({"model": "claude-9-ultra"}, 404, "model: claude-9-ultra"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_refuses_what_the_real_api_refuses(server, case):
+    changes, status, message = REFUSED[case]
+    body = {k: v for k, v in {**basic(), **changes}.items() if v is not None}
+    r = server.post(body)
+    assert r.status_code == status, r.text
+    err = r.json()
+    assert err["type"] == "error" and err["request_id"] == r.headers["request-id"]
+    assert err["error"]["type"] == ("not_found_error" if status == 404 else "invalid_request_error")
+    assert err["error"]["message"].startswith(message), err["error"]["message"]
+
+
+ACCEPTED = {
+    "tool_round_trip": {"messages": _tool_turns()},
+    "tool_use_alone": {"messages": _tool_turns(assistant_text=None)},
+    "prefill_without_trailing_space": {"messages": [{"role": "user", "content": "Hi"},
+                                                    {"role": "assistant", "content": "Sure,"}]},
+    "stop_with_text": {"stop_sequences": ["\nUser:"]},
+    "pdf_url_and_text_document": {"messages": [{"role": "user", "content": [
+        {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}},
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "notes"}},
+        {"type": "text", "text": "Summarise."}]}]},
+}
+
+
+@pytest.mark.parametrize("case", list(ACCEPTED))
+def test_accepts_what_the_real_api_accepts(server, case):
+    r = server.post({**basic(), **ACCEPTED[case]})
+    assert r.status_code == 200, r.text
+    assert r.json()["type"] == "message"
+
+
+def test_a_body_over_32_mb_is_refused_without_taking_the_simulator_down(server):
+    big = {**basic(), "system": "x" * (33 * 1024 * 1024)}
+    r = server.post(big)
+    assert r.status_code == 413
+    assert r.json()["error"]["type"] == "request_too_large"
+    assert server.post(basic()).status_code == 200  # still serving
+    assert len(json.dumps(server.requests()[-2]["body"])) < 200  # the big body was not kept
+
+
+def test_validate_is_the_same_check_as_a_pure_function():
+    sim_anthropic.validate({**basic()})
+    with pytest.raises(sim_anthropic.BadRequest, match="non-whitespace"):
+        sim_anthropic.validate({**basic(), "stop_sequences": [" "]})
+    with pytest.raises(sim_anthropic.NotFound):
+        sim_anthropic.validate({**basic(), "model": "claude-2.1"})
+
+
+def test_structured_outputs_answer_a_value_of_the_schema(server):
+    schema = {"type": "object", "additionalProperties": False, "required": ["city", "days"],
+              "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 3}}}
+    body = {**basic("Plan a trip to Rome"), "model": "claude-sonnet-4-5",
+            "output_config": {"format": {"type": "json_schema", "schema": schema}}}
+    r = server.post(body)
+    assert r.status_code == 200, r.text
+    assert json.loads(r.json()["content"][0]["text"]) == {"city": "Rome", "days": 3}
+    # the models without structured outputs refuse it, and objects must be closed
+    r = server.post({**body, "model": "claude-sonnet-4-20250514"})
+    assert r.status_code == 400 and "does not support output_config.format" in r.json()["error"]["message"]
+    r = server.post({**body, "output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}}})
+    assert r.status_code == 400 and "'additionalProperties' must be explicitly set to false" in r.text

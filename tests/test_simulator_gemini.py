@@ -14,7 +14,7 @@ from extproc.simulators import core, gemini as sim_gemini
 
 from .simulator_server import SimulatorServer, run_llm_comply, server_fixture
 
-MODEL = "gemini-2.0-flash"
+MODEL = "gemini-2.5-flash"
 KEY = {"x-goog-api-key": "test-key"}
 
 
@@ -108,7 +108,8 @@ def test_function_calling(server):
 def test_images_are_seen(server):
     body = {"contents": [{"parts": [{"text": "What is this?"},
                                     {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}},
-                                    {"fileData": {"mimeType": "image/jpeg", "fileUri": "https://x/y.jpg"}}]}]}
+                                    {"fileData": {"mimeType": "image/jpeg",
+                                                  "fileUri": "https://files.example/v1beta/files/abc123"}}]}]}
     text = server.post("generateContent", body).json()["candidates"][0]["content"]["parts"][0]["text"]
     assert text.endswith("(I see 2 images.)")
 
@@ -311,3 +312,89 @@ def test_llm_comply_google_genai(server):
     assert failed == {}, failed
     assert report["summary"]["failed"] == 0 and report["summary"]["skipped"] == 0
     assert proc.returncode == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# strictness: what the real API refuses
+
+def _call_turns(responses: int = 1) -> list[dict]:
+    call = {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}
+    answer = {"functionResponse": {"name": "get_weather", "response": {"content": "sunny"}}}
+    return [{"role": "user", "parts": [{"text": "Weather?"}]}, {"role": "model", "parts": [call]},
+            {"role": "user", "parts": [answer] * responses}]
+
+
+REFUSED = {
+    # each: (body, model, status, Google's message or its start)
+    "empty_text_part": ({"contents": [{"role": "user", "parts": [{"text": ""}]}]}, MODEL, 400,
+                        "* GenerateContentRequest.contents[0].parts[0].data: required oneof field 'data' must have "
+                        "one initialized field"),
+    "empty_system_text": ({**user("hi"), "systemInstruction": {"parts": [{"text": ""}]}}, MODEL, 400,
+                          "* GenerateContentRequest.system_instruction.parts[0].data: required oneof field 'data'"),
+    "no_parts": ({"contents": [{"role": "user", "parts": []}]}, MODEL, 400,
+                 "* GenerateContentRequest.contents[0].parts: contents.parts must not be empty."),
+    "two_data_fields": ({"contents": [{"role": "user", "parts": [{"text": "a", "inlineData": {
+        "mimeType": "image/png", "data": "iVBORw0KGgo="}}]}]}, MODEL, 400, "* GenerateContentRequest.contents[0]"),
+    "candidate_count_9": ({**user("hi"), "generationConfig": {"candidateCount": 9}}, MODEL, 400,
+                          "Unable to submit request because it has a candidateCount value of 9 but the supported "
+                          "range is from 1 (inclusive) to 9 (exclusive)."),
+    "candidate_count_2_to_40": ({**user("hi"), "generationConfig": {"candidateCount": 2 ** 40}}, MODEL, 400,
+                                "Unable to submit request because it has a candidateCount value of 1099511627776"),
+    "candidate_count_0": ({**user("hi"), "generationConfig": {"candidateCount": 0}}, MODEL, 400,
+                          "Unable to submit request because it has a candidateCount value of 0"),
+    "gemini_3_candidates": ({**user("hi"), "generationConfig": {"candidateCount": 2}}, "gemini-3-flash-preview",
+                            400, "Multiple candidates is not enabled for this model"),
+    "temperature_3": ({**user("hi"), "generationConfig": {"temperature": 3}}, MODEL, 400,
+                      "Unable to submit request because it has a temperature value of 3"),
+    "max_output_tokens_0": ({**user("hi"), "generationConfig": {"maxOutputTokens": 0}}, MODEL, 400,
+                            "* GenerateContentRequest.generation_config.max_output_tokens"),
+    "six_stop_sequences": ({**user("hi"), "generationConfig": {"stopSequences": list("abcdef")}}, MODEL, 400,
+                           "* GenerateContentRequest.generation_config.stop_sequences"),
+    "web_file_uri": ({"contents": [{"role": "user", "parts": [{"text": "what is it?"}, {"fileData": {
+        "mimeType": "image/jpeg", "fileUri": "https://example.com/cat.jpg"}}]}]}, MODEL, 400,
+        "* GenerateContentRequest.contents[0].parts[1].file_data.file_uri: Invalid or unsupported file uri"),
+    "response_without_call": ({"contents": [_call_turns()[0], _call_turns()[2]]}, MODEL, 400,
+                              "Please ensure that function response turn comes immediately after a function call "
+                              "turn."),
+    "fewer_responses_than_calls": ({"contents": _call_turns()[:1] + [{"role": "model", "parts": [
+        {"functionCall": {"name": "a", "args": {}}}, {"functionCall": {"name": "b", "args": {}}}]}]
+        + _call_turns()[2:]}, MODEL, 400, "Please ensure that the number of function response parts is equal"),
+    "retired_model": (user("hi"), "gemini-1.5-flash", 404,
+                      "models/gemini-1.5-flash is not found for API version v1beta, or is not supported for "
+                      "generateContent."),
+    "unknown_model": (user("hi"), "gemini-99-ultra", 404, "models/gemini-99-ultra is not found"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_refuses_what_the_real_api_refuses(server, case):
+    body, model, status, message = REFUSED[case]
+    r = server.post("generateContent", body, model=model)
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert err["code"] == status and err["status"] == ("NOT_FOUND" if status == 404 else "INVALID_ARGUMENT")
+    assert err["message"].startswith(message), err["message"]
+
+
+def test_accepts_a_full_function_round_trip_and_files_api_uris(server):
+    r = server.post("generateContent", {"contents": _call_turns()})
+    assert r.status_code == 200, r.text
+    r = server.post("generateContent", {"contents": [{"role": "user", "parts": [{"text": "?"}, {"fileData": {
+        "mimeType": "video/mp4", "fileUri": "https://www.youtube.com/watch?v=9hE5-98ZeCg"}}]}],
+        "generationConfig": {"candidateCount": 8}})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["candidates"]) == 8
+
+
+def test_a_body_over_20_mb_is_refused_without_taking_the_simulator_down(server):
+    r = server.post("generateContent", user("x" * (21 * 1024 * 1024)))
+    assert r.status_code == 400
+    assert r.json()["error"]["message"] == "Request payload size exceeds the limit: 20971520 bytes."
+    assert server.post("generateContent", user("hi")).status_code == 200
+
+
+def test_embedding_batches_are_bounded_as_the_api_bounds_them(server):
+    one = {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "x"}]}}
+    r = server.post("batchEmbedContents", {"requests": [one] * 101}, model="gemini-embedding-001")
+    assert r.status_code == 400 and "at most 100 requests" in r.json()["error"]["message"]
+    assert server.post("batchEmbedContents", {"requests": [one] * 100}, model="gemini-embedding-001").status_code == 200

@@ -81,7 +81,7 @@ def test_chat_stream_with_usage(client):
 
 
 def test_chat_stream_wire_format(server):
-    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "yo"}]}
+    body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "yo"}]}
     r = server.http.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer k"})
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/event-stream")
@@ -135,9 +135,9 @@ def test_tools_round_trip(client):
 
 def test_tool_choice_none_and_forced(client):
     msgs = [{"role": "user", "content": "What is the weather in Oslo?"}]
-    res = client.chat.completions.create(model="m", messages=msgs, tools=WEATHER, tool_choice="none")
+    res = client.chat.completions.create(model="gpt-4o-mini", messages=msgs, tools=WEATHER, tool_choice="none")
     assert res.choices[0].finish_reason == "stop" and res.choices[0].message.tool_calls is None
-    res = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hello"}], tools=WEATHER,
+    res = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}], tools=WEATHER,
                                          tool_choice={"type": "function", "function": {"name": "get_weather"}})
     assert res.choices[0].message.tool_calls[0].function.name == "get_weather"
 
@@ -163,18 +163,18 @@ def test_tool_call_stream(client):
 
 def test_prompt_features(client):
     res = client.chat.completions.create(
-        model="m", response_format={"type": "json_object"},
+        model="gpt-4o-mini", response_format={"type": "json_object"},
         messages=[{"role": "developer", "content": "json only"}, {"role": "user", "content": [
             {"type": "text", "text": "look"},
             {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}])
     text = res.choices[0].message.content
     assert text.endswith("(I see 1 image.)")
-    assert json.loads(text.removesuffix(" (I see 1 image.)")) == {"model": "m", "answer": "look"}
-    res = client.chat.completions.create(model="m", max_completion_tokens=3,
+    assert json.loads(text.removesuffix(" (I see 1 image.)")) == {"model": "gpt-4o-mini", "answer": "look"}
+    res = client.chat.completions.create(model="gpt-4o-mini", max_completion_tokens=3,
                                          messages=[{"role": "user", "content": "a b c d"}])
-    assert res.choices[0].finish_reason == "length" and res.choices[0].message.content == "Hello from m."
-    res = client.chat.completions.create(model="m", stop=["You"], messages=[{"role": "user", "content": "x"}])
-    assert res.choices[0].message.content == "Hello from m. "
+    assert res.choices[0].finish_reason == "length" and res.choices[0].message.content == "Hello from gpt-4o-mini."
+    res = client.chat.completions.create(model="gpt-4o-mini", stop=["You"], messages=[{"role": "user", "content": "x"}])
+    assert res.choices[0].message.content == "Hello from gpt-4o-mini. "
 
 
 def test_reasoning_model_reports_reasoning_tokens(client):
@@ -187,7 +187,7 @@ def test_reasoning_model_reports_reasoning_tokens(client):
 # -- validation and auth ------------------------------------------------------------
 
 def test_auth_required(server):
-    r = server.http.post("/v1/chat/completions", json={"model": "m", "messages": []})
+    r = server.http.post("/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": []})
     assert r.status_code == 401
     err = r.json()["error"]
     assert err["type"] == "invalid_request_error" and err["code"] == "invalid_api_key" and err["param"] is None
@@ -203,10 +203,10 @@ def test_auth_required(server):
 
 @pytest.mark.parametrize("body, param", [
     ({"messages": [{"role": "user", "content": "x"}]}, "model"),
-    ({"model": "m"}, "messages"),
-    ({"model": "m", "messages": []}, "messages"),
-    ({"model": "m", "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
-    ({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 0}, "n"),
+    ({"model": "gpt-4o-mini"}, "messages"),
+    ({"model": "gpt-4o-mini", "messages": []}, "messages"),
+    ({"model": "gpt-4o-mini", "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
+    ({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "n": 0}, "n"),
 ])
 def test_validation_errors(server, body, param):
     r = server.http.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer k"})
@@ -228,8 +228,23 @@ def test_models(client):
     with pytest.raises(openai.NotFoundError) as info:
         client.models.retrieve("no-such-model")
     assert info.value.code == "model_not_found"
-    client.chat.completions.create(model="my-custom", messages=[{"role": "user", "content": "x"}])
-    assert client.models.retrieve("my-custom").id == "my-custom"
+    with pytest.raises(openai.NotFoundError) as info:  # OpenAI serves its own ids only
+        client.chat.completions.create(model="my-custom", messages=[{"role": "user", "content": "x"}])
+    assert info.value.code == "model_not_found"
+    assert info.value.body["message"] == "The model `my-custom` does not exist or you do not have access to it."
+    for retired in ("gpt-4.5-preview", "o1-preview"):
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.create(model=retired, messages=[{"role": "user", "content": "x"}])
+    client.chat.completions.create(model="gpt-4o-2024-08-06", messages=[{"role": "user", "content": "x"}])
+    assert client.models.retrieve("gpt-4o-2024-08-06").id == "gpt-4o-2024-08-06"
+
+
+def test_a_self_hosted_simulator_serves_any_model_name():
+    """vLLM and the like serve the names their operators give: a simulator not named openai takes any."""
+    sim = core.Simulator("vllm")
+    assert sim_openai.serves("vllm", "meta-llama/Llama-3.1-8B-Instruct")
+    assert not sim_openai.serves("openai", "meta-llama/Llama-3.1-8B-Instruct")
+    assert sim.max_body == 32 * 1024 * 1024
 
 
 # -- embeddings -----------------------------------------------------------------
@@ -266,8 +281,8 @@ def test_embeddings_base64(client, server):
 
 
 def test_embeddings_validation(server):
-    for body in ({"model": "e"}, {"model": "e", "input": ""}, {"model": "e", "input": "x", "dimensions": 0},
-                 {"model": "e", "input": "x", "encoding_format": "int8"}, {"input": "x"}):
+    for body in ({"model": "text-embedding-3-small"}, {"model": "text-embedding-3-small", "input": ""}, {"model": "text-embedding-3-small", "input": "x", "dimensions": 0},
+                 {"model": "text-embedding-3-small", "input": "x", "encoding_format": "int8"}, {"input": "x"}):
         r = server.http.post("/v1/embeddings", json=body, headers={"Authorization": "Bearer k"})
         assert r.status_code == 400, body
         assert r.json()["error"]["type"] == "invalid_request_error"
@@ -308,14 +323,14 @@ def test_azure_requires_api_version_and_key(server):
 def test_fault_429_with_retry_after(client, server):
     server.faults(status=429, retry_after=2, count=1)
     with pytest.raises(openai.RateLimitError) as info:
-        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
     assert info.value.status_code == 429
     assert info.value.response.headers["retry-after"] == "2"
     assert info.value.response.headers["retry-after-ms"] == "2000"
     assert info.value.code == "rate_limit_exceeded"
     assert info.value.body["type"] == "requests"
     # count=1: the next request is answered.
-    assert client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}]).choices
+    assert client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]).choices
 
 
 def test_fault_429_on_azure_and_sdk_retry_honours_it(server):
@@ -332,23 +347,23 @@ def test_fault_429_on_azure_and_sdk_retry_honours_it(server):
 def test_fault_server_errors(client, server, status, exc):
     server.faults(status=status)
     with pytest.raises(exc) as info:
-        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
     assert info.value.status_code == status
     assert info.value.body["type"] == "server_error"
     with pytest.raises(exc):
-        client.embeddings.create(model="e", input="x")
+        client.embeddings.create(model="text-embedding-3-small", input="x")
 
 
 def test_fault_reset(client, server):
     server.faults(reset=True, count=1)
     with pytest.raises(openai.APIConnectionError):
-        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
-    assert client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}]).choices
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    assert client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]).choices
 
 
 def test_fault_disconnect_mid_stream(server):
     server.faults(disconnect_after=3)
-    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "one two three four five"}]}
+    body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "one two three four five"}]}
     received = b""
     with pytest.raises(httpx.HTTPError):
         with server.http.stream("POST", "/v1/chat/completions", json=body,
@@ -365,7 +380,7 @@ def test_fault_disconnect_seen_by_sdk(client, server):
     server.faults(disconnect_after=2)
     got = []
     with pytest.raises((openai.APIError, httpx.HTTPError)):
-        for chunk in client.chat.completions.create(model="m", stream=True,
+        for chunk in client.chat.completions.create(model="gpt-4o-mini", stream=True,
                                                     messages=[{"role": "user", "content": "a b c d e"}]):
             got.append(chunk)
     assert len(got) == 2
@@ -373,7 +388,7 @@ def test_fault_disconnect_seen_by_sdk(client, server):
 
 def test_fault_ttft_and_latency(server):
     server.faults(latency_ms=100, ttft_ms=150)
-    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "x"}]}
     started = time.monotonic()
     stamps = []
     with server.http.stream("POST", "/v1/chat/completions", json=body,
@@ -398,3 +413,61 @@ def test_llm_comply_openai_chat(server):
     assert [r for r in ran if r["status"] != "passed"] == []
     assert [r for r in ran if r.get("warnings")] == []
     assert report["summary"]["failed"] == 0
+
+
+# -- strictness: what the real API refuses ----------------------------------------------------------
+
+CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+
+REFUSED = {
+    # each: (body changes, status, param, code, message start)
+    "tool_without_call": ({"messages": [{"role": "user", "content": "x"},
+                                        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}]},
+                          400, "messages.[1].role", None,
+                          "Invalid parameter: messages with role 'tool' must be a response to a preceeding message "
+                          "with 'tool_calls'."),
+    "unanswered_call": ({"messages": [{"role": "user", "content": "x"},
+                                      {"role": "assistant", "content": None, "tool_calls": [CALL]},
+                                      {"role": "user", "content": "and?"}]},
+                        400, "messages.[1].role", None,
+                        "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                        "'tool_call_id'. The following tool_call_ids did not have response messages: call_1"),
+    "temperature_above_2": ({"temperature": 2.5}, 400, "temperature", "decimal_above_max_value",
+                            "Invalid 'temperature': decimal above maximum value. Expected a value <= 2"),
+    "top_p_below_0": ({"top_p": -0.1}, 400, "top_p", "decimal_below_min_value", "Invalid 'top_p'"),
+    "max_tokens_0": ({"max_tokens": 0}, 400, "max_tokens", "integer_below_min_value",
+                     "Invalid 'max_tokens': integer below minimum value. Expected a value >= 1, but got 0 instead."),
+    "five_stops": ({"stop": list("abcde")}, 400, "stop", "array_above_max_length", "Invalid 'stop': array too long."),
+    "n_2_to_40": ({"n": 2 ** 40}, 400, "n", "invalid_value", "Invalid 'n'"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_refuses_what_the_real_api_refuses(server, case):
+    changes, status, param, code, message = REFUSED[case]
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], **changes}
+    r = server.http.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer k"})
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert (err["param"], err["code"], err["type"]) == (param, code, "invalid_request_error")
+    assert err["message"].startswith(message), err["message"]
+
+
+def test_a_body_over_32_mb_is_refused_without_taking_the_simulator_down(server):
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * (33 * 1024 * 1024)}]}
+    r = server.http.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer k"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+    ok = server.http.post("/v1/chat/completions", headers={"Authorization": "Bearer k"},
+                          json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]})
+    assert ok.status_code == 200
+
+
+def test_embedding_requests_are_bounded_as_the_api_bounds_them(server):
+    """Size limits that also keep one request from making the simulator hold gigabytes of floats."""
+    headers = {"Authorization": "Bearer k"}
+    r = server.http.post("/v1/embeddings", headers=headers,
+                         json={"model": "text-embedding-3-small", "input": "x", "dimensions": 10 ** 9})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "integer_above_max_value"
+    r = server.http.post("/v1/embeddings", headers=headers,
+                         json={"model": "text-embedding-3-small", "input": ["x"] * 2049})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "array_above_max_length"

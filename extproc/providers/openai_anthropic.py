@@ -16,10 +16,14 @@ maps                               model -> upstream model; system + developer m
                                    by Anthropic: default ``options.default_max_tokens``, 4096);
                                    temperature (0..1 only), top_p, stop -> stop_sequences,
                                    stream, user -> metadata.user_id
-emulated                           response_format json_object / json_schema: Anthropic has no
-                                   JSON-mode flag, so an instruction (with the schema, for
-                                   json_schema) is appended to ``system``. The output is then
-                                   JSON by the model's compliance, not by a guarantee.
+structured                         response_format json_schema -> ``output_config.format`` on
+                                   models with structured outputs (Claude 4.5 generation, Opus
+                                   4.1+) when every object in the schema is closed
+                                   (additionalProperties false, as OpenAI strict schemas are)
+emulated                           response_format json_object, and json_schema elsewhere:
+                                   an instruction (with the schema, for json_schema) is
+                                   appended to ``system``. The output is then JSON by the
+                                   model's compliance, not by a guarantee.
 dropped (best-effort hints)        seed, frequency_penalty, presence_penalty, service_tier,
                                    store, metadata, reasoning_effort, prediction, verbosity,
                                    stream_options (other than include_usage), image ``detail``,
@@ -32,6 +36,25 @@ dropped (best-effort hints)        seed, frequency_penalty, presence_penalty, se
 The rule: a hint that only tunes sampling or bookkeeping is dropped silently; a
 feature whose absence would change what the client receives is refused with 422,
 so the client can pick another model instead of getting a quietly different answer.
+
+Normalized to what the Messages API accepts, where the meaning survives:
+
+- empty or whitespace-only text (a message, a part, a system prompt, a tool result) is
+  left out: Anthropic refuses such text blocks, and they say nothing; a message left with
+  nothing is left out too;
+- the final assistant message (a prefill) loses its trailing whitespace, which Anthropic
+  refuses there;
+- tool call ids that do not match Anthropic's ``^[a-zA-Z0-9_-]+$`` (ids made by other
+  providers, e.g. ``functions.get_weather:0``) are rewritten on both the ``tool_use`` and
+  its ``tool_result`` by a reversible encoding (``_ToolIds``), and decoded in the answer;
+- whitespace-only stop sequences, which Anthropic refuses, are applied by the gateway to
+  the answer (``stops.py``): the text is cut there and ``finish_reason`` is ``stop``;
+- a streamed tool call whose arguments arrive empty ends as ``"{}"``, as OpenAI sends it;
+- ``max_tokens`` above the model's output limit is clamped to it (the model stops there anyway);
+- ``top_p`` is left out beside ``temperature`` on the models that refuse both (Claude 4.5 on).
+
+Refused with 422 (the planner then tries another provider): a conversation with no user or
+assistant content (only system messages), image types other than JPEG/PNG/GIF/WebP.
 
 Responses: text blocks are joined into ``message.content``; ``tool_use`` blocks become
 ``tool_calls``; thinking blocks are not shown (the OpenAI chat shape has no place
@@ -49,6 +72,7 @@ from typing import Any
 from .. import errors, sse
 from ..errors import InvalidRequest, UnsupportedFeature, UpstreamError
 from .base import ChatTranslator, UpstreamRequest, Usage
+from .stops import StopScanner, cut
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -71,6 +95,8 @@ _STREAM_ERROR_TYPES = {
     "timeout_error": "timeout_error",
 }
 
+_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
 _DATA_URL = re.compile(r"^data:([^;,]+)((?:;[^;,]*)*),(.*)$", re.S)
 
 _JSON_OBJECT_INSTRUCTION = ("Respond with a single valid JSON object and nothing else: "
@@ -87,6 +113,9 @@ class AnthropicChatTranslator(ChatTranslator):
         self._input = self._cached_read = self._cached_write = self._output = 0
         self._finished = False   # message_stop seen
         self._failed = False     # an error event was passed on: the stream is over
+        self._stops: list[str] = []          # stop strings the gateway applies (see stops.py)
+        self._scanner = StopScanner([])
+        self._empty_args: set[int] = set()   # tool call blocks whose arguments have not started yet
 
     # -- request ----------------------------------------------------------------------------
 
@@ -96,24 +125,38 @@ class AnthropicChatTranslator(ChatTranslator):
         self.include_usage = bool(self.stream and (body.get("stream_options") or {}).get("include_usage"))
 
         system, messages = _messages(body.get("messages"))
-        instruction = _json_instruction(body.get("response_format"))
+        if not messages:
+            raise UnsupportedFeature("this model's provider (Anthropic) needs at least one user or assistant message "
+                                     "with content; this request has only system messages or empty ones",
+                                     param="messages")
+        output_format = _output_format(body.get("response_format"), self.target)
+        instruction = None if output_format else _json_instruction(body.get("response_format"))
         if instruction:
             system.append(instruction)
 
         out: dict[str, Any] = {
             "model": self.target.upstream_model,
-            "max_tokens": _max_tokens(body, self.target.options.get("default_max_tokens", 4096)),
+            "max_tokens": _clamp_output(_max_tokens(body, self.target.options.get("default_max_tokens", 4096)),
+                                        self.target),
             "messages": messages,
         }
         if system:
             out["system"] = "\n\n".join(system)
+        if output_format:
+            out["output_config"] = {"format": output_format}
         if body.get("temperature") is not None:
             out["temperature"] = _temperature(body["temperature"])
-        if body.get("top_p") is not None:
+        if body.get("top_p") is not None and not ("temperature" in out and _NEWER.match(self.target.upstream_model)):
+            # The newer models refuse both at once ("use only one"); both only tune sampling,
+            # and temperature is the one clients set on purpose, so top_p gives way.
             out["top_p"] = body["top_p"]
         stop = body.get("stop")
-        if stop:
-            out["stop_sequences"] = [stop] if isinstance(stop, str) else [s for s in stop if s]
+        stops = [stop] if isinstance(stop, str) else [s for s in stop or [] if isinstance(s, str)]
+        sent = [s for s in stops if s.strip()]
+        if sent:
+            out["stop_sequences"] = sent
+        self._stops = [s for s in stops if s and not s.strip()]  # Anthropic refuses these: applied here
+        self._scanner = StopScanner(self._stops)
         if self.stream:
             out["stream"] = True
         if body.get("user"):
@@ -141,13 +184,18 @@ class AnthropicChatTranslator(ChatTranslator):
             raise UpstreamError("provider sent an unexpected response shape")
         texts: list[str] = []
         calls: list[dict[str, Any]] = []
+        stopped = False
         for block in msg.get("content") or []:
+            if stopped:
+                break  # the emulated stop sequence ended the answer here
             if block.get("type") == "text":
-                texts.append(block.get("text", ""))
+                text, stopped = cut(block.get("text", ""), self._stops)
+                texts.append(text)
             elif block.get("type") == "tool_use":
-                calls.append({"id": block.get("id"), "type": "function",
+                calls.append({"id": _ToolIds.decode(block.get("id")), "type": "function",
                               "function": {"name": block.get("name"),
                                            "arguments": json.dumps(block.get("input", {}), ensure_ascii=False)}})
+        finish = "stop" if stopped else _FINISH.get(msg.get("stop_reason"), "stop")
         message: dict[str, Any] = {
             "role": "assistant",
             "content": "".join(texts) if texts or not calls else None,
@@ -169,8 +217,7 @@ class AnthropicChatTranslator(ChatTranslator):
             "object": "chat.completion",
             "created": self.created,
             "model": msg.get("model") or self.target.upstream_model,
-            "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": _FINISH.get(msg.get("stop_reason"), "stop")}],
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
             "usage": self._openai_usage(),
         }, ensure_ascii=False).encode()
 
@@ -213,15 +260,17 @@ class AnthropicChatTranslator(ChatTranslator):
             msg = data.get("message") or {}
             self._model = msg.get("model") or self._model
             self._count(msg.get("usage") or {})
-            return self._chunk({"role": "assistant", "content": ""})
+            return self._chunk({"role": "assistant", "content": "", "refusal": None})
         if kind == "content_block_start":
             return self._block_start(data.get("index", 0), data.get("content_block") or {})
         if kind == "content_block_delta":
             return self._block_delta(data.get("index", 0), data.get("delta") or {})
+        if kind == "content_block_stop":
+            return self._block_stop(data.get("index", 0))
         if kind == "message_delta":
             self._count(data.get("usage") or {})
             reason = (data.get("delta") or {}).get("stop_reason")
-            return self._chunk({}, _FINISH.get(reason, "stop"))
+            return self._chunk({}, "stop" if self._scanner.stopped else _FINISH.get(reason, "stop"))
         if kind == "message_stop":
             self._finished = True
             self._record_usage()
@@ -235,24 +284,44 @@ class AnthropicChatTranslator(ChatTranslator):
             atype = err.get("type") or "api_error"
             return _error_event(err.get("message") or "provider stream failed",
                                 _STREAM_ERROR_TYPES.get(atype, "upstream_error"), atype)
-        return b""  # ping, content_block_stop, and event types added after this was written
+        return b""  # ping, and event types added after this was written
 
     def _block_start(self, index: int, block: dict[str, Any]) -> bytes:
+        if self._scanner.stopped:
+            return b""  # an emulated stop sequence ended the answer
         if block.get("type") == "tool_use":
             n = self._tool_index[index] = len(self._tool_index)
-            return self._chunk({"tool_calls": [{"index": n, "id": block.get("id"), "type": "function",
+            self._empty_args.add(index)
+            return self._chunk({"tool_calls": [{"index": n, "id": _ToolIds.decode(block.get("id")),
+                                                "type": "function",
                                                 "function": {"name": block.get("name"), "arguments": ""}}]})
         if block.get("type") == "text" and block.get("text"):
-            return self._chunk({"content": block["text"]})
+            return self._text(block["text"])
         return b""
 
     def _block_delta(self, index: int, delta: dict[str, Any]) -> bytes:
+        if self._scanner.stopped:
+            return b""
         if delta.get("type") == "text_delta" and delta.get("text"):
-            return self._chunk({"content": delta["text"]})
+            return self._text(delta["text"])
         if delta.get("type") == "input_json_delta" and delta.get("partial_json") and index in self._tool_index:
+            self._empty_args.discard(index)
             return self._chunk({"tool_calls": [{"index": self._tool_index[index],
                                                 "function": {"arguments": delta["partial_json"]}}]})
         return b""  # thinking, signature and citation deltas have no place in a chat completion
+
+    def _block_stop(self, index: int) -> bytes:
+        if index in self._empty_args:
+            # A call without arguments streams one empty partial_json: end it as "{}", which
+            # OpenAI sends and clients json.loads (the non-streamed answer says {} too).
+            self._empty_args.discard(index)
+            return self._chunk({"tool_calls": [{"index": self._tool_index[index], "function": {"arguments": "{}"}}]})
+        tail = self._scanner.flush()
+        return self._chunk({"content": tail}) if tail else b""
+
+    def _text(self, text: str) -> bytes:
+        ready = self._scanner.feed(text)
+        return self._chunk({"content": ready}) if ready else b""
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         chunk: dict[str, Any] = {
@@ -291,6 +360,8 @@ class AnthropicChatTranslator(ChatTranslator):
 
 def _refuse_unsupported(body: dict[str, Any]) -> None:
     n = body.get("n")
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        raise InvalidRequest("n must be an integer of at least 1", param="n")  # never forwarded, even as 1
     if isinstance(n, int) and n > 1:
         raise UnsupportedFeature("this model's provider (Anthropic) returns one choice per request; n must be 1",
                                  param="n")
@@ -338,12 +409,67 @@ def _json_instruction(fmt: Any) -> str | None:
     raise InvalidRequest(f"unknown response_format type '{fmt['type']}'", param="response_format")
 
 
+# The Claude 4.5 generation, Opus 4.1 and later: they have structured outputs (``output_config.format``)
+# and refuse temperature with top_p. ``options.structured_outputs`` overrides the guess from the name.
+_NEWER = _STRUCTURED_OUTPUTS = re.compile(r"^claude-(opus-4-[1-9]|sonnet-4-[5-9]|haiku-4-[5-9]|opus-4-1\d*|mythos)")
+
+# Output limits (max_tokens) of the models by name, from the models overview; options.max_output_tokens
+# overrides. A larger max_tokens is refused by Anthropic, while the model stops at its limit anyway,
+# so the request is clamped: the answer is the same.
+_OUTPUT_LIMITS = ((re.compile(r"^claude-3-haiku"), 4096), (re.compile(r"^claude-3-5-haiku"), 8192),
+                  (re.compile(r"^claude-(opus-4-0|opus-4-1|opus-4-2025)"), 32000),
+                  (re.compile(r"^claude-(sonnet-4|haiku-4|opus-4-5)"), 64000), (re.compile(r"^claude-"), 128000))
+
+
+def _clamp_output(max_tokens: int, target: Any) -> int:
+    limit = target.options.get("max_output_tokens")
+    if limit is None:
+        limit = next((n for pattern, n in _OUTPUT_LIMITS if pattern.match(target.upstream_model)), None)
+    return min(max_tokens, limit) if isinstance(limit, int) else max_tokens
+
+
+def _output_format(fmt: Any, target: Any) -> dict[str, Any] | None:
+    """Anthropic's native JSON Schema output for response_format json_schema, where the model has it
+    and the schema is one it takes (every object closed, as OpenAI's strict schemas are); else None
+    and the schema goes into the system prompt instead."""
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        return None
+    supported = target.options.get("structured_outputs")
+    if supported is None:
+        supported = bool(_STRUCTURED_OUTPUTS.match(target.upstream_model))
+    schema = (fmt.get("json_schema") or {}).get("schema")
+    if not supported or not isinstance(schema, dict) or not _closed(schema):
+        return None
+    return {"type": "json_schema", "schema": schema}
+
+
+def _closed(schema: Any) -> bool:
+    """Every object in the schema says additionalProperties: false."""
+    if isinstance(schema, list):
+        return all(_closed(s) for s in schema)
+    if not isinstance(schema, dict):
+        return True
+    if (schema.get("type") == "object" or "properties" in schema) and schema.get("additionalProperties") is not False:
+        return False
+    for key, sub in schema.items():
+        if key in ("properties", "$defs", "definitions") and isinstance(sub, dict):
+            if not all(_closed(s) for s in sub.values()):
+                return False
+        elif key in ("items", "anyOf", "oneOf", "allOf", "additionalProperties", "prefixItems") and not _closed(sub):
+            return False
+    return True
+
+
 def _tool(tool: dict[str, Any]) -> dict[str, Any]:
     if tool.get("type") != "function" or not isinstance(tool.get("function"), dict):
         raise UnsupportedFeature(f"tool type '{tool.get('type')}' is not supported for this model", param="tools")
     fn = tool["function"]
-    out: dict[str, Any] = {"name": fn.get("name"),
-                           "input_schema": fn.get("parameters") or {"type": "object", "properties": {}}}
+    schema = fn.get("parameters") or {"type": "object", "properties": {}}
+    if isinstance(schema, dict) and "type" not in schema:
+        # Anthropic requires input_schema.type; JSON Schema reads an untyped schema with properties as
+        # an object's, and a function's arguments are always an object.
+        schema = {"type": "object", **schema}
+    out: dict[str, Any] = {"name": fn.get("name"), "input_schema": schema}
     if fn.get("description"):
         out["description"] = fn["description"]
     return out
@@ -379,7 +505,7 @@ def _messages(messages: Any) -> tuple[list[str], list[dict[str, Any]]]:
         role = m.get("role")
         if role in ("system", "developer"):
             text = _text_only(m.get("content"), f"messages[{i}].content")
-            if text:
+            if text.strip():  # Anthropic refuses a whitespace-only system prompt
                 system.append(text)
             continue
         if role == "user":
@@ -390,9 +516,9 @@ def _messages(messages: Any) -> tuple[list[str], list[dict[str, Any]]]:
             if not m.get("tool_call_id"):
                 raise InvalidRequest(f"messages[{i}].tool_call_id is required", param=f"messages[{i}].tool_call_id")
             anth_role = "user"
-            result: dict[str, Any] = {"type": "tool_result", "tool_use_id": m["tool_call_id"]}
+            result: dict[str, Any] = {"type": "tool_result", "tool_use_id": _ToolIds.encode(m["tool_call_id"])}
             text = _text_only(m.get("content"), f"messages[{i}].content")
-            if text:
+            if text.strip():  # an empty result is sent without content, which Anthropic accepts
                 result["content"] = text
             blocks = [result]
         else:
@@ -403,7 +529,51 @@ def _messages(messages: Any) -> tuple[list[str], list[dict[str, Any]]]:
             out[-1]["content"].extend(blocks)
         else:
             out.append({"role": anth_role, "content": blocks})
+    _trim_prefill(out)
     return system, out
+
+
+def _trim_prefill(messages: list[dict[str, Any]]) -> None:
+    """A final assistant message (a prefill) may not end in whitespace (Anthropic refuses it); the
+    model continues from the same words either way."""
+    if not messages or messages[-1]["role"] != "assistant":
+        return
+    blocks = messages[-1]["content"]
+    if blocks and blocks[-1]["type"] == "text":
+        trimmed = blocks[-1]["text"].rstrip()
+        if trimmed:
+            blocks[-1] = {**blocks[-1], "text": trimmed}
+        else:
+            blocks.pop()
+    if not blocks:
+        messages.pop()
+
+
+class _ToolIds:
+    """Tool call ids as Anthropic accepts them (``^[a-zA-Z0-9_-]+$``), and back.
+
+    Ids already in that form pass unchanged, unless they start with the prefix; the others
+    (and those) become the prefix plus the hex of their UTF-8 bytes. The encoding is
+    reversible, so no two ids can collide and the answer's ids decode to the client's own.
+    """
+
+    PREFIX = "gwid_"
+    _VALID = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+    @classmethod
+    def encode(cls, value: Any) -> Any:
+        if not isinstance(value, str) or (cls._VALID.match(value) and not value.startswith(cls.PREFIX)):
+            return value
+        return cls.PREFIX + value.encode().hex()
+
+    @classmethod
+    def decode(cls, value: Any) -> Any:
+        if not isinstance(value, str) or not value.startswith(cls.PREFIX):
+            return value
+        try:
+            return bytes.fromhex(value[len(cls.PREFIX):]).decode()
+        except ValueError:
+            return value  # not one of ours
 
 
 def _text_only(content: Any, where: str) -> str:
@@ -421,7 +591,7 @@ def _text_only(content: Any, where: str) -> str:
 
 def _user_blocks(content: Any, i: int) -> list[dict[str, Any]]:
     if isinstance(content, str):
-        return [{"type": "text", "text": content}] if content else []
+        return [{"type": "text", "text": content}] if content.strip() else []
     if not isinstance(content, list):
         raise InvalidRequest(f"messages[{i}].content must be a string or an array of parts",
                              param=f"messages[{i}].content")
@@ -430,7 +600,7 @@ def _user_blocks(content: Any, i: int) -> list[dict[str, Any]]:
         where = f"messages[{i}].content[{j}]"
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
-            if part.get("text"):
+            if isinstance(part.get("text"), str) and part["text"].strip():
                 blocks.append({"type": "text", "text": part["text"]})
         elif kind == "image_url":
             blocks.append(_image(part.get("image_url"), where))
@@ -450,6 +620,9 @@ def _image(image: Any, where: str) -> dict[str, Any]:
     if url.startswith(("http://", "https://")):
         return {"type": "image", "source": {"type": "url", "url": url}}
     media_type, data = _data_url(url, where)
+    if media_type not in _IMAGE_TYPES:
+        raise UnsupportedFeature(f"image type '{media_type}' is not supported by this model's provider (Anthropic "
+                                 "takes JPEG, PNG, GIF and WebP)", param=where)
     return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
 
 
@@ -480,7 +653,8 @@ def _assistant_blocks(m: dict[str, Any], i: int) -> list[dict[str, Any]]:
         text = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
     else:
         text = _text_only(content, f"messages[{i}].content")
-    blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    # Whitespace beside tool calls (some clients send "\n\n") is refused by Anthropic and says nothing.
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text.strip() else []
     for j, call in enumerate(m.get("tool_calls") or []):
         fn = call.get("function") or {}
         try:
@@ -491,7 +665,8 @@ def _assistant_blocks(m: dict[str, Any], i: int) -> list[dict[str, Any]]:
         if not isinstance(args, dict):
             raise InvalidRequest(f"messages[{i}].tool_calls[{j}].function.arguments must be a JSON object",
                                  param=f"messages[{i}].tool_calls[{j}].function.arguments")
-        blocks.append({"type": "tool_use", "id": call.get("id"), "name": fn.get("name"), "input": args})
+        blocks.append({"type": "tool_use", "id": _ToolIds.encode(call.get("id")), "name": fn.get("name"),
+                       "input": args})
     return blocks
 
 

@@ -32,9 +32,20 @@ Dropped (no Gemini equivalent, harmless)  user, metadata, store, service_tier, p
                                           file_id references, non-function tools
 ========================================  ==========================================================
 
+Normalized to what the API accepts, where the meaning survives: empty text (a part, a
+message, a system prompt) is left out, since Google reads ``{"text": ""}`` as a Part with
+no data and refuses it; a turn left with nothing is left out too; a ``seed`` beyond int32
+is folded into it (same seed, same folded seed). Refused with 422 so the planner tries
+another provider: ``n`` above 8 (``candidateCount`` is 1..8) or above 1 on Gemini 3 models
+("Multiple candidates is not enabled"); image URLs on the web (the API reads only inline
+data, Files API and YouTube URIs, it does not fetch web pages); a conversation with no
+user or assistant content (only system messages). ``n`` below 1 is never forwarded.
+
 Gemini 3 models attach a ``thoughtSignature`` to function-call parts and want
-it back on the next turn; OpenAI's tool_call shape has no slot for it, so
-multi-turn tool use with those models may be rejected by Google (a known gap).
+it back on the next turn; OpenAI's tool_call shape has no slot for it, so the
+first function call of each model turn carries Google's documented stand-in
+(``skip_thought_signature_validator``): multi-turn tool use works, without the
+model's hidden reasoning of the earlier steps.
 """
 
 from __future__ import annotations
@@ -44,6 +55,7 @@ import hashlib
 import json
 import math
 import mimetypes
+import re
 import struct
 from typing import Any
 
@@ -105,12 +117,20 @@ def _data_url(url: str) -> tuple[str, str] | None:
     return head[: -len(";base64")] or "application/octet-stream", data
 
 
+# What fileData may name: Files API resources and YouTube videos. Google does not fetch other web URLs.
+_FILES_URI = re.compile(r"^https://[^/]+/v1(beta)?/files/[a-z0-9-]+$")
+_YOUTUBE_URI = re.compile(r"^https://(www\.)?(youtube\.com/watch\?v=|youtu\.be/)[\w-]+")
+
+
 def _image_part(url: str) -> dict[str, Any]:
     inline = _data_url(url)
     if inline is not None:
         return {"inlineData": {"mimeType": inline[0], "data": inline[1]}}
     if not url.startswith(("http://", "https://")):
         raise InvalidRequest("image_url must be a data: URL or an http(s) URL", param="messages")
+    if not (_FILES_URI.match(url) or _YOUTUBE_URI.match(url)):
+        raise UnsupportedFeature("this model's provider (Gemini) does not fetch image URLs from the web; send the "
+                                 "image as a base64 data: URL", param="messages")
     # fileData needs a MIME type; a URL rarely says, so guess from the extension and
     # fall back to JPEG, the most common web image format.
     guessed, _ = mimetypes.guess_type(url.split("?", 1)[0])
@@ -122,14 +142,15 @@ def _user_parts(content: Any) -> list[dict[str, Any]]:
     if content is None:
         return []
     if isinstance(content, str):
-        return [{"text": content}]
+        return [{"text": content}] if content else []  # {"text": ""} is a Part with no data to Google
     if not isinstance(content, list):
         raise InvalidRequest("message content must be a string or a list of parts", param="messages")
     parts: list[dict[str, Any]] = []
     for part in content:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
-            parts.append({"text": part.get("text", "")})
+            if part.get("text"):
+                parts.append({"text": part["text"]})
         elif kind == "image_url":
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, dict) else image
@@ -179,7 +200,9 @@ def _contents(messages: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
             raise InvalidRequest(f"messages[{i}] must be an object", param="messages")
         role = msg.get("role")
         if role in ("system", "developer"):
-            system.append(_text_of(msg.get("content"), f"messages[{i}]"))
+            text = _text_of(msg.get("content"), f"messages[{i}]")
+            if text:
+                system.append(text)
         elif role == "user":
             add("user", _user_parts(msg.get("content")))
         elif role == "assistant":
@@ -196,11 +219,11 @@ def _contents(messages: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
                     args = json.loads(fn.get("arguments") or "{}")
                 except ValueError:
                     raise InvalidRequest(f"messages[{i}].tool_calls arguments must be JSON", param="messages")
-                call_names[call.get("id", "")] = name
+                call_names[call.get("id") or ""] = name
                 parts.append({"functionCall": {"name": name, "args": args if isinstance(args, dict) else {}}})
             add("model", parts)
         elif role == "tool":
-            name = call_names.get(msg.get("tool_call_id", ""))
+            name = call_names.get(msg.get("tool_call_id") or "")
             if name is None:
                 raise InvalidRequest(f"messages[{i}] answers tool_call_id {msg.get('tool_call_id')!r}, "
                                      "which no earlier assistant message made", param="messages")
@@ -214,6 +237,23 @@ def _contents(messages: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
     return contents, system
 
 
+# Google's documented stand-in for a thought signature the client could not keep.
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+
+
+def _sign_function_calls(contents: list[dict[str, Any]]) -> None:
+    """Gemini 3 refuses a history whose function calls lack their ``thoughtSignature``; OpenAI's
+    tool_calls have no place to keep one, so the first call of each model turn carries Google's
+    documented stand-in: the model loses that step's hidden reasoning, not the conversation."""
+    for content in contents:
+        if content["role"] != "model":
+            continue
+        for i, part in enumerate(content["parts"]):
+            if "functionCall" in part:
+                content["parts"][i] = {**part, "thoughtSignature": SKIP_SIGNATURE}
+                break
+
+
 def _tools(body: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """(function declarations, functionCallingConfig or None)."""
     declarations: list[dict[str, Any]] = []
@@ -221,7 +261,8 @@ def _tools(body: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any] |
         if not isinstance(tool, dict) or tool.get("type") != "function":
             raise UnsupportedFeature("only function tools are supported for Gemini models", param="tools")
         fn = tool.get("function") or {}
-        decl: dict[str, Any] = {"name": fn.get("name"), "description": fn.get("description", "")}
+        # The discovery document makes description required; "" is what an undescribed tool says.
+        decl: dict[str, Any] = {"name": fn.get("name"), "description": fn.get("description") or ""}
         if fn.get("parameters"):
             # `parameters` takes Google's OpenAPI-subset Schema, which rejects plain JSON
             # Schema that OpenAI clients send (additionalProperties, $defs/$ref, const...).
@@ -252,19 +293,46 @@ def _tools(body: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any] |
     raise InvalidRequest("tool_choice is not valid", param="tool_choice")
 
 
-def _generation_config(body: dict[str, Any]) -> dict[str, Any]:
+MAX_CANDIDATES = 8  # candidateCount's documented range is 1..8
+
+
+def _candidates(n: Any, model: str) -> int | None:
+    """candidateCount for OpenAI's ``n``: None for 1 (the default), or refuse what Gemini cannot give."""
+    if n is None:
+        return None
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise InvalidRequest("n must be an integer of at least 1", param="n")
+    if n > MAX_CANDIDATES:
+        raise UnsupportedFeature(f"n={n} is more choices than this model's provider (Gemini) returns per request "
+                                 f"(at most {MAX_CANDIDATES})", param="n")
+    if n > 1 and model.startswith("gemini-3"):
+        raise UnsupportedFeature(f"{model} returns one choice per request (Gemini 3 models take no "
+                                 "candidateCount above 1); n must be 1", param="n")
+    return n if n > 1 else None
+
+
+def _generation_config(body: dict[str, Any], model: str = "") -> dict[str, Any]:
     config: dict[str, Any] = {}
-    for src, dst in (("temperature", "temperature"), ("top_p", "topP"), ("n", "candidateCount"),
-                     ("seed", "seed"), ("presence_penalty", "presencePenalty"),
-                     ("frequency_penalty", "frequencyPenalty")):
+    for src, dst in (("temperature", "temperature"), ("top_p", "topP"),
+                     ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty")):
         if body.get(src) is not None:
             config[dst] = body[src]
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    count = _candidates(body.get("n"), model)
+    if count is not None:
+        config["candidateCount"] = count
+    seed = body.get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        # Gemini's seed is an int32; OpenAI's any integer. Folding keeps one seed one seed.
+        config["seed"] = seed if -2**31 <= seed < 2**31 else seed % 2**31
+    max_tokens = body.get("max_completion_tokens")
+    if max_tokens is None:   # an explicit null means absent, as in OpenAI's API
+        max_tokens = body.get("max_tokens")
     if max_tokens is not None:
         config["maxOutputTokens"] = max_tokens
     stop = body.get("stop")
-    if stop:
-        config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+    stops = [stop] if isinstance(stop, str) else [x for x in stop or [] if isinstance(x, str)]
+    if any(stops):
+        config["stopSequences"] = [x for x in stops if x]
     fmt = body.get("response_format") or {}
     if fmt.get("type") == "json_object":
         config["responseMimeType"] = "application/json"
@@ -346,7 +414,11 @@ class GeminiChatTranslator(ChatTranslator):
 
         contents, system = _contents(messages)
         if not contents:
-            raise InvalidRequest("messages need at least one user or assistant message", param="messages")
+            raise UnsupportedFeature("this model's provider (Gemini) needs at least one user or assistant message "
+                                     "with content; this request has only system messages or empty ones",
+                                     param="messages")
+        if self.target.upstream_model.startswith("gemini-3"):
+            _sign_function_calls(contents)
         out: dict[str, Any] = {"contents": contents}
         if system:
             out["systemInstruction"] = {"parts": [{"text": t} for t in system]}
@@ -355,7 +427,7 @@ class GeminiChatTranslator(ChatTranslator):
             out["tools"] = [{"functionDeclarations": declarations}]
         if calling is not None and (declarations or calling["mode"] == "NONE"):
             out["toolConfig"] = {"functionCallingConfig": calling}
-        config = _generation_config(body)
+        config = _generation_config(body, self.target.upstream_model)
         if config:
             out["generationConfig"] = config
 
@@ -470,12 +542,14 @@ class GeminiChatTranslator(ChatTranslator):
         if index in self._started:
             return b""
         self._started.add(index)
-        return self._chunk(index, {"role": "assistant", "content": ""}, None)
+        return self._chunk(index, {"role": "assistant", "content": "", "refusal": None}, None)
 
     def _chunk(self, index: int, delta: dict[str, Any], finish: str | None,
                logprobs: dict[str, Any] | None = None) -> bytes:
-        return sse.encode(self._envelope([{"index": index, "delta": delta, "logprobs": logprobs,
-                                           "finish_reason": finish}]))
+        chunk = self._envelope([{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}])
+        if self.include_usage:
+            chunk["usage"] = None  # as OpenAI does: only the final, choice-less chunk carries usage
+        return sse.encode(chunk)
 
     def _envelope(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
         return {"id": self.response_id, "object": "chat.completion.chunk", "created": self.created,
@@ -535,6 +609,9 @@ def _google_error(status: int, body: bytes) -> tuple[int, bytes]:
 # Embeddings
 
 
+MAX_EMBED_BATCH = 100  # batchEmbedContents takes at most 100 requests
+
+
 class GeminiEmbeddingsTranslator(EmbeddingsTranslator):
     def __init__(self, target: Target):
         super().__init__(target)
@@ -550,6 +627,9 @@ class GeminiEmbeddingsTranslator(EmbeddingsTranslator):
         if not all(isinstance(t, str) for t in texts):
             raise UnsupportedFeature("token-id input is not supported for Gemini embedding models; send text",
                                      param="input")
+        if len(texts) > MAX_EMBED_BATCH:
+            raise UnsupportedFeature(f"{len(texts)} inputs is more than this model's provider (Gemini) embeds in one "
+                                     f"request (at most {MAX_EMBED_BATCH})", param="input")
         fmt = body.get("encoding_format") or "float"
         if fmt not in ("float", "base64"):
             raise InvalidRequest("encoding_format must be 'float' or 'base64'", param="encoding_format")

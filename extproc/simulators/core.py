@@ -24,6 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
+from . import schema_values
+
 
 @dataclass
 class Faults:
@@ -58,6 +60,7 @@ class Prompt:
     tools: list[tuple[str, dict]] = field(default_factory=list)  # (name, JSON schema of the arguments)
     tool_choice: str = "auto"             # auto / none / required / the name of one tool
     json_mode: bool = False
+    schema: dict | None = None            # with json_mode: the JSON Schema the answer must satisfy
     max_tokens: int | None = None
     stop: list[str] = field(default_factory=list)
     images: int = 0
@@ -93,6 +96,8 @@ def think(prompt: Prompt) -> Reply:
                      output_tokens=count_tokens(json.dumps(args)) + 5)
     if last_role == "tool":
         text = f"The tool returned: {last_text}"
+    elif prompt.json_mode and isinstance(prompt.schema, dict):
+        text = json.dumps(schema_values.value(prompt.schema, _hint(last_text)), ensure_ascii=False)
     elif prompt.json_mode:
         text = json.dumps({"model": prompt.model, "answer": _echo(last_text)})
     else:
@@ -121,26 +126,14 @@ def _mentions(text: str, tools: list[tuple[str, dict]]) -> bool:
     return any(part in lowered for name, _ in tools for part in name.lower().split("_") if len(part) > 3)
 
 
+def _hint(text: str) -> str:
+    return _capitalised_phrase(text) or _echo(text)[:40] or "example"
+
+
 def _arguments_for(schema: dict, text: str) -> dict:
     """Arguments that satisfy the tool's JSON schema, drawn from the user's words where it takes strings."""
-    props = (schema or {}).get("properties") or {}
-    phrase = _capitalised_phrase(text) or _echo(text)[:40] or "example"
-    out: dict[str, Any] = {}
-    for key, spec in props.items():
-        kind = spec.get("type") if isinstance(spec, dict) else None
-        if isinstance(spec, dict) and spec.get("enum"):
-            out[key] = spec["enum"][0]
-        elif kind in ("integer", "number"):
-            out[key] = 1
-        elif kind == "boolean":
-            out[key] = True
-        elif kind == "array":
-            out[key] = []
-        elif kind == "object":
-            out[key] = {}
-        else:
-            out[key] = phrase
-    return out
+    args = schema_values.value(schema or {"type": "object", "properties": {}}, _hint(text))
+    return args if isinstance(args, dict) else {}
 
 
 def _capitalised_phrase(text: str) -> str:
@@ -149,17 +142,33 @@ def _capitalised_phrase(text: str) -> str:
     return runs[-1] if runs else ""
 
 
-class Simulator:
-    """One loopback provider: its routes plus the shared controls."""
+class TooLarge(Exception):
+    """The request body is over the simulator's limit (``Simulator.max_body``): answer 413/400 as the API does."""
 
-    def __init__(self, name: str, seed: int = 0):
+
+# Recorded bodies above this size are kept as a note, not parsed: 200 recorded requests must not
+# hold gigabytes because a test (or a hostile client) sent big ones.
+_RECORD_LIMIT = 1024 * 1024
+
+
+class Simulator:
+    """One loopback provider: its routes plus the shared controls.
+
+    ``max_body`` bounds what one request may make the process hold (bytes); each provider
+    module sets it to its API's documented request size limit before the app is built.
+    ``models`` is the set of model ids served, or None to serve any (self-hosted servers
+    and Azure deployments are named by their operators).
+    """
+
+    def __init__(self, name: str, seed: int = 0, max_body: int = 32 * 1024 * 1024):
         self.name = name
         self.faults = Faults()
         self.requests: list[dict[str, Any]] = []
+        self.max_body = max_body
         self._random = random.Random(seed)
 
     def app(self, routes: list[web.RouteDef]) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_swallow_aborts])
+        app = web.Application(client_max_size=self.max_body, middlewares=[_swallow_aborts])
         app.add_routes(routes)
         app.add_routes([
             web.get("/_sim/faults", self._get_faults),
@@ -171,14 +180,26 @@ class Simulator:
         return app
 
     async def record(self, request: web.Request) -> bytes:
-        body = await request.read()
-        try:
-            parsed: Any = json.loads(body) if body else None
-        except ValueError:
-            parsed = body.decode("utf-8", errors="replace")
-        self.requests.append({"method": request.method, "path": request.path, "query": dict(request.query),
-                              "headers": dict(request.headers), "body": parsed})
+        """Read and remember the request; raises ``TooLarge`` past ``max_body`` (before reading it all)."""
+        entry = {"method": request.method, "path": request.path, "query": dict(request.query),
+                 "headers": dict(request.headers), "body": None}
+        self.requests.append(entry)
         del self.requests[:-200]  # keep the last 200
+        if request.content_length is not None and request.content_length > self.max_body:
+            entry["body"] = f"<{request.content_length} bytes: over the {self.max_body}-byte limit>"
+            raise TooLarge()
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            entry["body"] = f"<over the {self.max_body}-byte limit>"
+            raise TooLarge() from None
+        if len(body) > _RECORD_LIMIT:
+            entry["body"] = f"<{len(body)} bytes>"
+            return body
+        try:
+            entry["body"] = json.loads(body) if body else None
+        except ValueError:
+            entry["body"] = body.decode("utf-8", errors="replace")
         return body
 
     def draw(self) -> Faults | None:

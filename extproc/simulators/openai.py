@@ -6,6 +6,17 @@ Routes: ``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``GET
 with an ``api-key`` header and an ``api-version`` query, as Azure serves them.
 Any non-empty key is accepted: the simulator checks that a key is sent in the
 right place, not which one.
+
+Requests are validated as the API reference and its OpenAPI document say, with the
+API's own error bodies: ``messages`` non-empty with known roles; a ``tool`` message
+answers a ``tool_calls`` entry of the assistant message before it, and every tool call
+is answered; numeric bounds (``n`` 1..128, ``temperature`` 0..2, ``top_p`` 0..1,
+penalties -2..2, ``max_tokens`` / ``max_completion_tokens`` >= 1, ``top_logprobs``
+0..20, at most 4 ``stop`` strings); reasoning models (o-series, gpt-5) refuse ``max_tokens``
+and ``temperature`` / ``top_p`` other than 1; bodies up to 32 MB. The simulator named ``openai``
+serves OpenAI's model ids (an unknown or retired id answers 404 ``model_not_found``);
+one under another name is a self-hosted server (vLLM and the like) or Azure, whose
+model names are their operators' choice, so it serves any.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import secrets
 import string
 import struct
@@ -23,10 +35,28 @@ from typing import Any
 
 from aiohttp import web
 
-from .core import Faults, Prompt, Reply, Simulator, StreamWriter, count_tokens, sse_headers, think
+from .core import Faults, Prompt, Reply, Simulator, StreamWriter, TooLarge, count_tokens, sse_headers, think
 
 _MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o3-mini", "o4-mini",
            "text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002")
+# OpenAI's model ids (the models page): these families, each with its dated snapshots.
+_OPENAI_FAMILIES = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4-turbo", "gpt-4",
+                    "gpt-3.5-turbo", "o1", "o3", "o3-mini", "o3-pro", "o4-mini", "gpt-5", "gpt-5-mini", "gpt-5-nano",
+                    "gpt-5.1", "gpt-5.2", "text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002")
+_OPENAI_MODEL = re.compile(r"^(%s)(-\d{4}-\d{2}-\d{2})?$" % "|".join(re.escape(f) for f in _OPENAI_FAMILIES))
+# Shut down (the deprecations page): requests fail as for an unknown model.
+RETIRED = frozenset({"gpt-4-32k", "gpt-4-0314", "gpt-4-32k-0314", "gpt-3.5-turbo-0301", "gpt-3.5-turbo-0613",
+                     "gpt-4.5-preview", "gpt-4.5-preview-2025-02-27", "o1-preview", "o1-mini", "text-davinci-003"})
+MAX_BODY = 32 * 1024 * 1024
+# Reasoning models take max_completion_tokens only, and no sampling settings but the defaults.
+_REASONING_MODEL = re.compile(r"^(o\d|gpt-5(?!-chat))")
+
+
+def serves(sim_name: str, model: str) -> bool:
+    """Whether the simulator named ``sim_name`` answers for ``model`` (see the module docstring)."""
+    if sim_name != "openai":
+        return True
+    return model not in RETIRED and bool(_OPENAI_MODEL.match(model))
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _REASONING = ("o1", "o3", "o4", "gpt-5", "deepseek-r")
 _FINGERPRINT = "fp_" + hashlib.sha256(b"llm-gateway-simulator").hexdigest()[:10]
@@ -44,6 +74,7 @@ class _Fail(Exception):
 
 
 def routes(sim: Simulator) -> list[web.RouteDef]:
+    sim.max_body = MAX_BODY
     api = _API(sim)
     return [
         web.post("/v1/chat/completions", api.chat),
@@ -62,22 +93,24 @@ class _API:
 
     # -- handlers ---------------------------------------------------------
 
+    async def _read(self, request: web.Request) -> bytes:
+        try:
+            return await self.sim.record(request)
+        except TooLarge:
+            raise _Fail(413, f"Request too large: the body may be at most {MAX_BODY} bytes.",
+                        code="request_too_large") from None
+
     async def chat(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
-        raw = await self.sim.record(request)
         try:
+            raw = await self._read(request)
             _authorize(request)
             body = _json_body(raw)
             model = _model(request, body)
-            messages = body.get("messages")
-            if messages is None:
-                raise _Fail(400, "Missing required parameter: 'messages'.", param="messages",
-                            code="missing_required_parameter")
+            n = validate_chat(body, model)
+            if not _is_azure(request) and not serves(self.sim.name, model):
+                raise _not_found(model)
             prompt = _prompt(model, body)
-            n = 1 if body.get("n") is None else body["n"]
-            if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 128:
-                raise _Fail(400, f"Invalid 'n': expected an integer between 1 and 128, got {n!r}.",
-                            param="n", code="invalid_value")
         except _Fail as fail:
             return _error(request, fail, started)
         self.seen_models.add(model)
@@ -101,8 +134,8 @@ class _API:
 
     async def embeddings(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
-        raw = await self.sim.record(request)
         try:
+            raw = await self._read(request)
             _authorize(request)
             body = _json_body(raw)
             model = _model(request, body)
@@ -112,6 +145,8 @@ class _API:
             if encoding not in ("float", "base64"):
                 raise _Fail(400, f"Invalid value: '{encoding}'. Supported values are: 'float' and 'base64'.",
                             param="encoding_format", code="invalid_value")
+            if not _is_azure(request) and not serves(self.sim.name, model):
+                raise _not_found(model)
         except _Fail as fail:
             return _error(request, fail, started)
         self.seen_models.add(model)
@@ -145,7 +180,7 @@ class _API:
         model = request.match_info["model"]
         try:
             _authorize(request)
-            if model not in _MODELS and model not in self.seen_models:
+            if model not in _MODELS and model not in self.seen_models or not serves(self.sim.name, model):
                 raise _Fail(404, f"The model '{model}' does not exist", param="model", code="model_not_found")
         except _Fail as fail:
             return _error(request, fail, started)
@@ -200,6 +235,85 @@ def _model(request: web.Request, body: dict[str, Any]) -> str:
     raise _Fail(400, "you must provide a model parameter", param="model", code="missing_required_parameter")
 
 
+def _not_found(model: str) -> _Fail:
+    return _Fail(404, f"The model `{model}` does not exist or you do not have access to it.",
+                 code="model_not_found")
+
+
+_BOUNDS = (("temperature", 0, 2), ("top_p", 0, 1), ("presence_penalty", -2, 2), ("frequency_penalty", -2, 2),
+           ("top_logprobs", 0, 20), ("max_tokens", 1, None), ("max_completion_tokens", 1, None))
+
+
+def validate_chat(body: dict[str, Any], model: str) -> int:
+    """Check a chat request as the API does (raises ``_Fail``); returns ``n``."""
+    messages = body.get("messages")
+    if messages is None:
+        raise _Fail(400, "Missing required parameter: 'messages'.", param="messages",
+                    code="missing_required_parameter")
+    n = 1 if body.get("n") is None else body["n"]
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 128:
+        raise _Fail(400, f"Invalid 'n': expected an integer between 1 and 128, got {n!r}.",
+                    param="n", code="invalid_value")
+    for name, low, high in _BOUNDS:
+        value = body.get(name)
+        if value is None:
+            continue
+        integer = name in ("top_logprobs", "max_tokens", "max_completion_tokens")
+        kind = "integer" if integer else "decimal"
+        if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+            raise _Fail(400, f"Invalid type for '{name}': expected {'an integer' if integer else 'a decimal'}, but "
+                        f"got {type(value).__name__} instead.", param=name, code="invalid_type")
+        if value < low:
+            raise _Fail(400, f"Invalid '{name}': {kind} below minimum value. Expected a value >= {low}, but got "
+                        f"{value} instead.", param=name, code=f"{kind}_below_min_value")
+        if high is not None and value > high:
+            raise _Fail(400, f"Invalid '{name}': {kind} above maximum value. Expected a value <= {high}, but got "
+                        f"{value} instead.", param=name, code=f"{kind}_above_max_value")
+    if _REASONING_MODEL.match(model):
+        if body.get("max_tokens") is not None:
+            raise _Fail(400, "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                        "'max_completion_tokens' instead.", param="max_tokens", code="unsupported_parameter")
+        for name in ("temperature", "top_p"):
+            if body.get(name) not in (None, 1):
+                raise _Fail(400, f"Unsupported value: '{name}' does not support {body[name]} with this model. Only the "
+                            "default (1) value is supported.", param=name, code="unsupported_value")
+    stop = body.get("stop")
+    if isinstance(stop, list) and len(stop) > 4:
+        raise _Fail(400, f"Invalid 'stop': array too long. Expected an array with maximum length 4, but got an array "
+                    f"with length {len(stop)} instead.", param="stop", code="array_above_max_length")
+    if isinstance(messages, list):
+        _check_tool_turns(messages)
+    return n
+
+
+def _check_tool_turns(messages: list[Any]) -> None:
+    """A tool message answers a call of the assistant message before it; every call gets its answer."""
+    pending: dict[str, int] = {}   # tool_call_id -> index of the assistant message that made it
+    for i, m in enumerate(messages):
+        role = m.get("role") if isinstance(m, dict) else None
+        if role == "tool":
+            if m.get("tool_call_id") not in pending:
+                raise _Fail(400, "Invalid parameter: messages with role 'tool' must be a response to a preceeding "
+                            "message with 'tool_calls'.", param=f"messages.[{i}].role")
+            del pending[m["tool_call_id"]]
+            continue
+        if pending:
+            first = min(pending.values())
+            raise _Fail(400, "An assistant message with 'tool_calls' must be followed by tool messages responding to "
+                        "each 'tool_call_id'. The following tool_call_ids did not have response messages: "
+                        f"{', '.join(pending)}", param=f"messages.[{first}].role")
+        if role == "assistant":
+            for call in m.get("tool_calls") or []:
+                if isinstance(call, dict) and isinstance(call.get("id"), str):
+                    pending[call["id"]] = i
+    # Unanswered calls at the end are refused too: the API wants every answer before the next turn.
+    if pending:
+        first = min(pending.values())
+        raise _Fail(400, "An assistant message with 'tool_calls' must be followed by tool messages responding to "
+                    "each 'tool_call_id'. The following tool_call_ids did not have response messages: "
+                    f"{', '.join(pending)}", param=f"messages.[{first}].role")
+
+
 def _prompt(model: str, body: dict[str, Any]) -> Prompt:
     messages = body["messages"]
     if not isinstance(messages, list) or not messages:
@@ -229,6 +343,7 @@ def _prompt(model: str, body: dict[str, Any]) -> Prompt:
             turns.append(("user", text))
     return Prompt(model=model, turns=turns, system="\n".join(s for s in system if s), tools=_tools(body),
                   tool_choice=_tool_choice(body.get("tool_choice")), json_mode=_json_mode(body),
+                  schema=_response_schema(body),
                   max_tokens=_max_tokens(body), stop=_stop(body.get("stop")), images=images)
 
 
@@ -271,6 +386,14 @@ def _json_mode(body: dict[str, Any]) -> bool:
     return isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
 
 
+def _response_schema(body: dict[str, Any]) -> dict | None:
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        schema = (fmt.get("json_schema") or {}).get("schema")
+        return schema if isinstance(schema, dict) else None
+    return None
+
+
 def _max_tokens(body: dict[str, Any]) -> int | None:
     value = body.get("max_completion_tokens", body.get("max_tokens"))
     return value if isinstance(value, int) and not isinstance(value, bool) else None
@@ -291,6 +414,9 @@ def _embedding_inputs(value: Any) -> list[str]:
     if not isinstance(value, list) or not value:
         raise _Fail(400, "'input' is required and must be a string, an array of strings or an array of token "
                     "arrays.", param="input", code="invalid_value")
+    if len(value) > 2048:  # the documented batch limit (it also bounds what one request can make us hold)
+        raise _Fail(400, f"Invalid 'input': array too long. Expected an array with maximum length 2048, but got an "
+                    f"array with length {len(value)} instead.", param="input", code="array_above_max_length")
     texts = []
     for item in value:
         if isinstance(item, list) and item and all(isinstance(t, int) for t in item):
@@ -308,6 +434,10 @@ def _dimensions(model: str, value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise _Fail(400, f"Invalid 'dimensions': integer below minimum value. Expected a value >= 1, but got "
                     f"{value!r} instead.", param="dimensions", code="integer_below_min_value")
+    native = 3072 if "large" in model else 1536   # a model cannot return more than its own size
+    if value > native:
+        raise _Fail(400, f"Invalid 'dimensions': integer above maximum value. Expected a value <= {native}, but got "
+                    f"{value} instead.", param="dimensions", code="integer_above_max_value")
     return value
 
 

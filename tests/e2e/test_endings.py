@@ -216,8 +216,10 @@ def test_a_stream_that_ends_in_an_error_event_is_not_a_success(gw, provider):
 def test_a_reset_before_the_answer_counts_against_the_provider_and_the_retry_answers(gw):
     fault(gw, "openai", reset=True, count=1)
     before = Snapshot(gw, "gpt-4o-mini")
-    raw = client(gw).chat.completions.with_raw_response.create(**body("gpt-4o-mini"))
+    raw = client(gw).chat.completions.with_raw_response.create(   # auto: gpt-4o-mini (OpenAI) first
+        model="auto", messages=[{"role": "user", "content": "What is the capital of Peru?"}])
     answer = raw.parse()
+    assert raw.headers["x-llm-provider"] != "openai"
     row = record(gw, raw.headers["x-request-id"])
     assert (row.outcome, row.status, row.attempts) == ("ok", 200, 2)
     # The answer's own usage wins when the provider reported it.

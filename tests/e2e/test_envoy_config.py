@@ -66,3 +66,24 @@ def test_envoys_body_limit_is_the_gateways(envoy_path, routing_path):
                      if m["filter"].get("and_filter", {}).get("filters", [{}])[0].get("status_code_filter", {})
                      .get("comparison", {}).get("value", {}).get("default_value") == 413)
     assert f"limit of {limit} bytes" in too_large["body_format_override"]["json_format"]["error"]["message"]
+
+
+def test_hedging_is_localized_to_free_ports_or_taken_out():
+    source = envoy_config.load()
+    clusters = envoy_config.hedge_clusters(source)
+    assert set(clusters) == {p.cluster for p in load(DEFAULT_ROUTING).providers.values()}
+    ports = {c: 20000 + i for i, c in enumerate(clusters)}
+    local = envoy_config.localize(source, listen_port=18000, admin_port=18001, extproc="127.0.0.1:1",
+                                  endpoints={}, hedge_ports=ports)
+    listeners = {lst["name"]: lst["address"]["socket_address"]["port_value"]
+                 for lst in local["static_resources"]["listeners"]}
+    assert listeners == {"llm_gateway": 18000, **{f"hedge_{c}": p for c, p in ports.items()}}
+    (pool,) = [c for c in local["static_resources"]["clusters"] if c["name"] == "hedge_pool"]
+    assert [e["endpoint"]["address"]["socket_address"]["port_value"]
+            for e in pool["load_assignment"]["endpoints"][0]["lb_endpoints"]] == list(ports.values())
+    plain = envoy_config.localize(source, listen_port=18000, admin_port=18001, extproc="127.0.0.1:1", endpoints={})
+    assert [lst["name"] for lst in plain["static_resources"]["listeners"]] == ["llm_gateway"]
+    assert "hedge_pool" not in envoy_config.clusters(plain)
+    routes = plain["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"][
+        "route_config"]["virtual_hosts"][0]["routes"]
+    assert all(r.get("route", {}).get("cluster") != "hedge_pool" for r in routes) and len(routes) == 2

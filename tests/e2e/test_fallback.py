@@ -146,3 +146,270 @@ def test_request_state_is_released_on_every_path(gw):
     status = httpx.get(gw.status_url).json()
     assert status["active_requests"] == 0
     assert all(m["inflight"] == 0 for m in status["models"].values()), json.dumps(status)[:2000]
+
+
+# ---- retry-after, capable plans: a stack of their own (a provider's pause outlives a test) ----------
+
+def wait_for(condition, timeout: float = 15.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def paused_for(stack, provider: str):
+    return httpx.get(stack.status_url).json()["providers"].get(provider, {}).get("paused_for_s")
+
+
+@pytest.fixture(scope="module")
+def rich(tmp_path_factory):
+    """The shipped config plus azure-gpt-4o, an OpenAI-API model of the tertiary tier priced above
+    claude-sonnet-4, so it comes after it in a plan."""
+    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
+    config["health"] = {"consecutive_failures": 1000, "max_error_rate": 1.0}
+    config["models"]["azure-gpt-4o"] = {"provider": "azure_openai", "upstream_model": "gpt-4o", "quality": 5,
+                                        "price": {"input": 5.0, "output": 20.0}, "context_window": 128000}
+    tertiary = config["routing_rules"]["simple_queries"]["tiers"][2]
+    tertiary["models"] = [*tertiary["models"], "azure-gpt-4o"]
+    path = tmp_path_factory.mktemp("rich") / "routing.yaml"
+    path.write_text(yaml.safe_dump(config))
+    stack = Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def clean_rich(rich):
+    for name in rich.simulators:
+        httpx.delete(f"{rich.sim_url(name)}/_sim/faults")
+        httpx.delete(f"{rich.sim_url(name)}/_sim/requests")
+    yield rich
+    for provider in rich.simulators:   # leave no pause behind for the next test
+        wait_for(lambda: paused_for(rich, provider) is None, 30, f"{provider}'s pause to end")
+
+
+def test_a_retry_to_a_paused_provider_is_refused_with_a_clean_openai_error(clean_rich):
+    """Plan gpt-4o-mini (openai) -> gemini -> gpt-4o (openai): attempt 1 gets a 429 with retry-after, the
+    secondary fails, and attempt 3 would go back to openai: the upstream stage refuses it instead.
+    First of this stack's tests: with no latency history yet, the plan is in file order."""
+    gw = clean_rich
+    fault(gw, "openai", status=429, retry_after=4, count=1)
+    fault(gw, "gemini", status=503, latency_ms=200)    # time for attempt 1's report to arrive
+    response = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers=AUTH, json={
+        "model": "auto", "messages": [{"role": "user", "content": "What is the capital of Peru?"}]})
+    assert response.status_code == 429 and 1 <= int(response.headers["retry-after"]) <= 4
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["code"] == "rate_limit_exceeded" and error["type"] == "rate_limit_error"
+    assert not error["message"].startswith("{") and "retry after" in error["message"]
+    assert response.headers["x-llm-attempts"] == "2"
+    assert len(upstream_requests(gw, "openai")) == 1 and len(upstream_requests(gw, "gemini")) == 1
+
+
+def test_a_pinned_429_is_answered_at_once_with_its_retry_after(clean_rich):
+    gw = clean_rich
+    fault(gw, "anthropic", status=429, retry_after=3)
+    started = time.monotonic()
+    response = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers=AUTH, json={
+        "model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "hi"}]})
+    assert time.monotonic() - started < 2
+    assert response.status_code == 429 and response.headers["retry-after"] == "3"
+    error = response.json()["error"]
+    assert error["type"] == "rate_limit_error" and error["code"] and not error["message"].startswith("{")
+    assert len(upstream_requests(gw, "anthropic")) == 1        # Envoy did not retry the same provider
+    # The pause is learned: the next pinned request is answered by the gateway, the provider left alone.
+    wait_for(lambda: paused_for(gw, "anthropic"), 5, "the pause to be learned")
+    again = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers=AUTH, json={
+        "model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "hi"}]})
+    assert again.status_code == 429 and 1 <= int(again.headers["retry-after"]) <= 3
+    assert again.json()["error"]["code"] == "rate_limit_exceeded"
+    assert len(upstream_requests(gw, "anthropic")) == 1
+
+
+def test_a_first_attempts_retry_after_keeps_its_provider_out_of_later_plans(clean_rich):
+    """Attempt 1 goes out from the router stage unwatched: Envoy's upstream log is what reports its 429."""
+    gw = clean_rich
+    fault(gw, "openai", status=429, retry_after=4, count=1)
+    first = ask(gw)
+    assert first.headers["x-llm-provider"] == "gemini" and first.headers["x-llm-attempts"] == "2"
+    wait_for(lambda: paused_for(gw, "openai"), 5, "openai's retry-after to be learned")
+    for _ in range(3):
+        later = ask(gw)
+        assert later.headers["x-llm-provider"] != "openai" and later.headers["x-llm-attempts"] == "1"
+    assert len(upstream_requests(gw, "openai")) == 1          # only the call that got the 429
+
+
+def test_a_capable_fallback_answers_where_an_incapable_one_was_chosen_before(clean_rich):
+    """Support surface (quality >= 4): gpt-4o, then claude-sonnet-4, then azure-gpt-4o. With temperature
+    1.5 Anthropic's range (0..1) rules claude-sonnet-4 out, so the fallback is azure-gpt-4o."""
+    gw = clean_rich
+    explain = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers={**AUTH, "x-llm-surface": "support"},
+                         json={"model": "auto", "temperature": 1.5,
+                               "messages": [{"role": "user", "content": "What is the capital of Peru?"}]})
+    assert explain.status_code == 200 and explain.headers["x-llm-model"] == "gpt-4o"
+    fault(gw, "openai", status=503, count=1)
+    response = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers={**AUTH, "x-llm-surface": "support"},
+                          json={"model": "auto", "temperature": 1.5,
+                                "messages": [{"role": "user", "content": "What is the capital of Peru?"}]})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-llm-model"] == "azure-gpt-4o" and response.headers["x-llm-attempts"] == "2"
+    assert upstream_requests(gw, "anthropic") == []
+    (call,) = upstream_requests(gw, "azure_openai")
+    assert call["body"]["temperature"] == 1.5
+
+
+# ---- deadlines -------------------------------------------------------------------------------------
+
+def test_a_stalled_primary_stream_is_answered_by_the_secondary_and_its_timeout_is_recorded(gw):
+    """No headers from the primary: cut at its per-try deadline (1.5 s target x 2), then the secondary
+    answers, and attempt 1 is recorded as a timeout (a cumulative counter: the status API's window
+    forgets earlier tests' timeouts while this one runs)."""
+    def timeouts():
+        text = httpx.get(gw.status_url.replace("/status", "/metrics")).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("llm_gateway_attempts_total{") and 'provider="openai"' in line
+                   and 'outcome="timeout"' in line)
+    before = timeouts()
+    fault(gw, "openai", stall=True, count=1)
+    started = time.monotonic()
+    raw = ask(gw, stream=True)
+    text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    elapsed = time.monotonic() - started
+    assert raw.headers["x-llm-provider"] == "gemini" and raw.headers["x-llm-attempts"] == "2"
+    assert text.endswith("You said: What is the capital of Peru?")
+    assert 2.8 < elapsed < 3.0 + 3.0, elapsed     # the primary's deadline plus the secondary's (generous)
+    wait_for(lambda: timeouts() == before + 1, 5, "attempt 1's timeout to be recorded")
+
+
+@pytest.fixture(scope="module")
+def short_deadline(tmp_path_factory):
+    """Interactive work with a 2 s deadline: far below the old fixed 300 s, and below a long stream."""
+    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
+    config["health"] = {"consecutive_failures": 1000, "max_error_rate": 1.0}
+    config["workloads"]["interactive"]["deadline_ms"] = 2000
+    path = tmp_path_factory.mktemp("deadline") / "routing.yaml"
+    path.write_text(yaml.safe_dump(config))
+    stack = Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
+    yield stack
+    stack.stop()
+
+
+def test_a_healthy_stream_outlives_the_deadline_that_bounds_json_answers(short_deadline):
+    gw = short_deadline
+    for name in gw.simulators:
+        httpx.delete(f"{gw.sim_url(name)}/_sim/faults")
+    prompt = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen"
+    fault(gw, "openai", chunk_interval_ms=250)      # ~20 events, one every 250 ms: about 5 s of tokens
+    started = time.monotonic()
+    events = []
+    with httpx.stream("POST", f"{gw.base_url}/chat/completions", timeout=30, headers=AUTH, json={
+            "model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": prompt}]}) as r:
+        assert r.status_code == 200
+        events = [line for line in r.iter_lines() if line.startswith("data: ")]
+    assert time.monotonic() - started > 3.0          # well past the 2 s deadline
+    assert events[-1] == "data: [DONE]"               # and it ended on its own, whole
+    # The same deadline bounds a JSON answer: a provider slower than it gets a 504 at the deadline.
+    fault(gw, "openai", latency_ms=4000)
+    started = time.monotonic()
+    response = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers=AUTH, json={
+        "model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}]})
+    elapsed = time.monotonic() - started
+    assert response.status_code == 504 and 1.9 < elapsed < 3.5, (response.status_code, elapsed)
+    error = response.json()["error"]
+    assert error["code"] and set(error) == {"message", "type", "param", "code"}
+
+
+# ---- hedging ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def hedged(tmp_path_factory):
+    """Interactive work hedged (one extra attempt): the primary tier's target is 1.5 s."""
+    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
+    config["health"] = {"consecutive_failures": 1000, "max_error_rate": 1.0}
+    config["workloads"]["interactive"]["hedge"] = True
+    path = tmp_path_factory.mktemp("hedged") / "routing.yaml"
+    path.write_text(yaml.safe_dump(config))
+    stack = Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
+    yield stack
+    stack.stop()
+
+
+def metric(stack, name: str) -> float:
+    text = httpx.get(stack.status_url.replace("/status", "/metrics")).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_hedge_is_won_by_the_faster_tier_and_the_loser_is_cancelled_and_billed(hedged, stream):
+    gw = hedged
+    for name in gw.simulators:
+        httpx.delete(f"{gw.sim_url(name)}/_sim/faults")
+        httpx.delete(f"{gw.sim_url(name)}/_sim/requests")
+    timeouts = httpx.get(gw.status_url).json()["providers"].get("openai", {}).get("timeouts", 0)
+    won, wasted = metric(gw, 'llm_gateway_hedges_total{outcome="won"}'), metric(gw, "llm_gateway_hedge_wasted")
+    fault(gw, "openai", latency_ms=6000, count=1)     # the primary answers, but far too late
+    fault(gw, "gemini", latency_ms=300, count=1)
+    started = time.monotonic()
+    raw = ask(gw, stream=stream)
+    if stream:
+        text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    else:
+        text = raw.parse().choices[0].message.content
+    elapsed = time.monotonic() - started
+    assert raw.headers["x-llm-provider"] == "gemini" and raw.headers["x-llm-attempts"] == "2"
+    assert text.endswith("You said: What is the capital of Peru?")
+    # The hedge started at the primary's 1.5 s target; the secondary took 0.3 s: well before 6 s.
+    assert 1.4 < elapsed < 1.5 + 0.3 + 1.1, elapsed   # sequential fallback would take 3 s + 0.3 s
+    (primary,) = upstream_requests(gw, "openai")
+    assert primary["body"]["model"] == "gpt-4o-mini"
+    (secondary,) = upstream_requests(gw, "gemini")
+    assert "contents" in secondary["body"]               # translated for its own API, from the original body
+    # The loser was cancelled (Envoy's upstream log reports it reset at its per-try timeout, long
+    # before its 6 s answer), and its prompt cost is counted as hedge waste.
+    wait_for(lambda: httpx.get(gw.status_url).json()["providers"]["openai"]["timeouts"] == timeouts + 1, 5,
+             "the losing attempt's report")
+    assert time.monotonic() - started < 6
+    assert metric(gw, 'llm_gateway_hedges_total{outcome="won"}') == won + 1
+    assert metric(gw, "llm_gateway_hedge_wasted") > wasted
+
+
+def test_a_pool_endpoint_forwards_only_requests_translated_for_its_provider(hedged):
+    """Should the pool ever pick the wrong endpoint, a request (and its key) still never reaches another provider."""
+    gw = hedged
+    httpx.delete(f"{gw.sim_url('gemini')}/_sim/requests")
+    local = yaml.safe_load((gw.workdir / "envoy.yaml").read_text())
+    (port,) = [lst["address"]["socket_address"]["port_value"] for lst in local["static_resources"]["listeners"]
+               if lst["name"] == "hedge_gemini"]
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    wrong = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=10,
+                       headers={"x-llm-for": "openai", "authorization": "Bearer sim-openai-key"})
+    assert wrong.status_code == 502 and wrong.json()["error"]["code"] == "misrouted"
+    assert upstream_requests(gw, "gemini") == []
+
+
+def test_a_primary_stream_without_a_first_token_by_its_deadline_is_answered_by_the_secondary(gw):
+    """The primary sends its headers and role frame at once, then no token for 8 s. The per-try timeout
+    stops at headers, but the upstream stage holds them until the first token: the deadline (1.5 s target
+    x 2) is a first-token deadline, and the secondary answers."""
+    fault(gw, "openai", ttft_ms=8000, count=1)
+    started = time.monotonic()
+    raw = ask(gw, stream=True)
+    text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    elapsed = time.monotonic() - started
+    assert raw.headers["x-llm-provider"] == "gemini" and raw.headers["x-llm-attempts"] == "2"
+    assert text.endswith("You said: What is the capital of Peru?")
+    assert 2.8 < elapsed < 3.0 + 3.0, elapsed
+    (primary,) = upstream_requests(gw, "openai")
+    assert primary["body"]["stream"] is True
+
+
+def test_a_stream_whose_first_token_comes_in_time_flows_through_the_held_stage(gw):
+    fault(gw, "openai", ttft_ms=800, chunk_interval_ms=20, count=1)
+    raw = ask(gw, stream=True)
+    chunks = [c for c in raw.parse() if c.choices]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert raw.headers["x-llm-provider"] == "openai" and raw.headers["x-llm-attempts"] == "1"
+    assert text.endswith("You said: What is the capital of Peru?") and len(chunks) > 5

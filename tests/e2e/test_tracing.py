@@ -59,24 +59,28 @@ def test_one_trace_with_envoy_request_and_attempt_spans(gateway, client, otlp):
 
 
 def test_retried_attempts_are_failed_spans(gateway, client, otlp):
-    # Attempts 1 and 2 get a 503, attempt 3 answers. Attempt 1 is rewritten by the router stage and
-    # nothing watches its answer; retries run through the upstream stage, which sees their status.
-    httpx.put(f"{gateway.sim_url('gemini')}/_sim/faults", json={"status": 503, "count": 2})
+    # Every primary-tier provider fails once, so attempt 1 (a primary) gets a 503 and attempt 2 (the
+    # secondary tier's leader) answers. Attempt 1 is rewritten by the router stage and no stage watches
+    # its answer: Envoy's upstream log reports it, which may come before or after its span ends.
+    # (A pinned model is not retried at all: Envoy would only call the same provider again.)
+    for provider in ("openai", "azure_openai", "vllm"):
+        httpx.put(f"{gateway.sim_url(provider)}/_sim/faults", json={"status": 503, "count": 1})
     since = time.time_ns()
     raw = client.chat.completions.with_raw_response.create(
-        model=MODELS["gemini"], messages=[{"role": "user", "content": "retry me"}])
-    assert raw.headers["x-llm-attempts"] == "3"
+        model="auto", messages=[{"role": "user", "content": "retry me"}])
+    assert raw.headers["x-llm-attempts"] == "2"
+    answered_by = raw.headers["x-llm-model"]
 
     def attempts(spans):
         mine = [(s.trace_id, attributes(s)) for _, s in spans if s.start_time_unix_nano >= since
-                and attributes(s).get("llm.model") == MODELS["gemini"] and "llm.attempt" in attributes(s)]
+                and "llm.attempt" in attributes(s)]
         by_trace: dict = {}
         for tid, attrs in mine:
             by_trace.setdefault(tid, {})[attrs["llm.attempt"]] = attrs
-        complete = [found for found in by_trace.values() if set(found) == {1, 2, 3}]
+        complete = [found for found in by_trace.values()
+                    if set(found) == {1, 2} and found[2].get("llm.model") == answered_by]
         return complete[-1] if complete else None
 
     found = otlp.wait_for(attempts)
-    assert found[1]["error.type"] == "failed"          # unwatched: 5xx, 429 or reset, not known which
-    assert found[2]["error.type"] == "503" and found[2]["http.response.status_code"] == 503
-    assert "error.type" not in found[3] and found[3]["http.response.status_code"] == 200
+    assert found[1]["error.type"] in ("failed", "503")
+    assert "error.type" not in found[2] and found[2]["http.response.status_code"] == 200

@@ -194,3 +194,110 @@ def test_key_files_are_reread_when_rotated(tmp_path):
     path.write_text("second")
     os.utime(path, (1, 1))
     assert creds.key_for(provider).value == "second"
+
+
+def test_envoy_retries_only_as_often_as_the_plan_has_further_candidates(gw):
+    pinned = gw.route(_exchange(gw, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+    assert pinned.set_headers["x-envoy-max-retries"] == "0"   # a 429 goes back to the client at once
+    routed = gw.route(_exchange(gw, {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}))
+    assert routed.set_headers["x-envoy-max-retries"] == "2"
+
+
+def test_a_retry_to_a_provider_that_asked_for_a_pause_is_refused_with_its_retry_after():
+    from extproc.health import HealthTracker
+    now = [100.0]
+    tracker = HealthTracker(clock=lambda: now[0], model_providers={"gpt-4o-mini": "openai", "gpt-4o": "openai"})
+    gw = Gateway(load(DEFAULT_ROUTING), Credentials(KEYS), health=tracker, keys=demo_keys())
+    ex = _exchange(gw, {"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+    assert [m.id for m in ex.plan.models] == ["gpt-4o-mini", "gemini-2.0-flash", "gpt-4o"]
+    gw.route(ex)
+    tracker.pause("gpt-4o-mini", "openai", 12.2)   # attempt 1's 429, reported by Envoy's upstream log
+    assert gw.attempt(ex, 2).set_headers["x-goog-api-key"] == "g-key"
+    with pytest.raises(errors.RateLimited) as caught:
+        gw.attempt(ex, 3)                            # gpt-4o: same provider, still paused
+    assert caught.value.status == 429 and caught.value.headers == {"retry-after": "13"}
+    assert caught.value.code == "rate_limit_exceeded"
+
+
+def test_geminis_retry_info_in_a_final_error_body_is_learned(gw):
+    ex = _exchange(gw, {"model": "gemini-2.0-flash", "messages": [{"role": "user", "content": "hi"}]})
+    gw.route(ex)
+    start = gw.response_headers(ex, {":status": "429", "x-envoy-upstream-service-time": "3"})
+    assert start.set_headers[":status"] == "429"
+    body = json.dumps({"error": {"code": 429, "message": "Resource has been exhausted.", "status": "RESOURCE_EXHAUSTED",
+                                 "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                                              "retryDelay": "17s"}]}}).encode()
+    out = json.loads(gw.response_body(ex, body, True))
+    assert out["error"]["type"] == "rate_limit_error" and ex.retry_after_s == 17.0
+
+
+def test_json_answers_get_an_overall_deadline_and_streams_none():
+    import yaml
+    data = yaml.safe_load(DEFAULT_ROUTING.read_text())
+    data["workloads"]["interactive"]["deadline_ms"] = 2000
+    from extproc.config import parse
+    gw = Gateway(parse(data, source="t.yaml"), Credentials(KEYS), keys=demo_keys())
+    ask = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+    route = gw.route(_exchange(gw, ask))
+    assert route.set_headers["x-envoy-upstream-rq-timeout-ms"] == "2000"
+    assert route.set_headers["x-envoy-upstream-rq-per-try-timeout-ms"] == "2000"   # capped by the deadline
+    stream = gw.route(_exchange(gw, {**ask, "stream": True}))
+    assert "x-envoy-upstream-rq-timeout-ms" not in stream.set_headers
+    assert stream.set_headers["x-envoy-upstream-rq-per-try-timeout-ms"] == "3000"   # the primary's 1.5 s x 2
+    plain = Gateway(load(DEFAULT_ROUTING), Credentials(KEYS), keys=demo_keys())
+    unset = plain.route(_exchange(plain, ask))
+    assert unset.set_headers["x-envoy-upstream-rq-timeout-ms"] == str(3 * 3000 + 500)
+
+
+def _hedged_gateway(hedge=True):
+    import yaml
+    from extproc.config import parse
+    data = yaml.safe_load(DEFAULT_ROUTING.read_text())
+    data["workloads"]["interactive"]["hedge"] = hedge
+    return Gateway(parse(data, source="t.yaml"), Credentials(KEYS), keys=demo_keys(),
+                   hedge_endpoints={"openai": "127.0.0.1:1", "gemini": "127.0.0.1:2", "anthropic": "127.0.0.1:3"})
+
+
+def test_a_hedged_plan_names_its_providers_pool_endpoints_in_attempt_order():
+    gw = _hedged_gateway()
+    ex = _exchange(gw, {"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+    assert [m.provider.cluster for m in ex.plan.models] == ["openai", "gemini", "openai"]
+    route = gw.route(ex)
+    # The leading run of distinct providers only: the pool has one endpoint per provider.
+    assert route.set_headers["x-llm-hedge"] == "1" and route.set_headers["x-llm-hosts"] == "127.0.0.1:1,127.0.0.1:2"
+    assert route.set_headers["x-envoy-max-retries"] == "1"
+    # The hedge starts at the primary tier's target itself, not at the cut (target x 2).
+    assert route.set_headers["x-envoy-upstream-rq-per-try-timeout-ms"] == "1500"
+    # Attempts overlap: the JSON deadline is every candidate's own deadline, end to end.
+    assert route.set_headers["x-envoy-upstream-rq-timeout-ms"] == str(3000 + 6000 + 20000 + 500)
+    assert ex.hedged and ex.hedge_hosts == ["127.0.0.1:1", "127.0.0.1:2"]
+
+
+def test_plans_without_hedging_or_with_one_provider_are_not_hedged():
+    plain = _hedged_gateway(hedge=False)
+    assert "x-llm-hedge" not in plain.route(_exchange(plain, {"model": "auto", "messages": [
+        {"role": "user", "content": "hi"}]})).set_headers
+    gw = _hedged_gateway()
+    pinned = gw.route(_exchange(gw, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+    assert "x-llm-hedge" not in pinned.set_headers
+
+
+def test_each_hedged_attempt_says_which_provider_it_was_translated_for():
+    gw = _hedged_gateway()
+    ex = _exchange(gw, {"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+    assert gw.route(ex).set_headers["x-llm-for"] == "openai"
+    assert gw.attempt(ex, 2).set_headers["x-llm-for"] == "gemini"
+    plain = Gateway(load(DEFAULT_ROUTING), Credentials(KEYS), keys=demo_keys())
+    assert "x-llm-for" not in plain.route(_exchange(plain, {"model": "auto", "messages": [
+        {"role": "user", "content": "hi"}]})).set_headers
+
+
+def test_streams_get_a_first_token_deadline_where_a_later_tier_can_take_over(gw):
+    ask = {"model": "auto", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    assert gw.route(_exchange(gw, ask)).set_headers["x-llm-first-token"] == "hold"
+    json_answer = gw.route(_exchange(gw, {**ask, "stream": False})).set_headers
+    assert "x-llm-first-token" not in json_answer     # the per-try timeout already covers the whole answer
+    pinned = gw.route(_exchange(gw, {**ask, "model": "gpt-4o-mini"})).set_headers
+    assert "x-llm-first-token" not in pinned          # nowhere to fall back to: no stream spent on it
+    batch = gw.request_body({**CHAT, "x-llm-workload": "batch"}, json.dumps(ask).encode())
+    assert "x-llm-first-token" not in gw.route(batch).set_headers

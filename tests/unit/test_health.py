@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 from extproc.health import HealthSettings, HealthTracker
-from extproc.telemetry import Tracing
+from extproc.telemetry import OUTCOME_FROM_LOG, Tracing
 
 
 class Clock:
@@ -116,13 +118,28 @@ def test_spans_feed_the_tracker_and_count_in_flight(clock):
     tracing.answered(two, 1, 200)
     tracing.finish(two, status=200, response_model="m-1", input_tokens=5, output_tokens=7)
     summary = t.snapshot()["models"]["m"]
-    assert summary["requests"] == 3 and summary["failures"] == 1 and summary["inflight"] == 0
+    # Request one's attempt 1 ended unwatched: its span leaves the in-flight count, and its outcome
+    # is Envoy's upstream log's to report (with the real status), so it is not guessed here.
+    assert summary["requests"] == 2 and summary["failures"] == 0 and summary["inflight"] == 0
     assert summary["ttft_ms"]["p50"] is not None
+    t.record("m", "p", ok=False, latency_ms=3, kind="429", retry_after_s=2)   # the log's report
+    summary = t.snapshot()["models"]["m"]
+    assert summary["requests"] == 3 and summary["rate_limited"] == 1 and summary["inflight"] == 0
 
 
-def test_an_unwatched_attempt_that_lasted_the_per_try_timeout_was_a_timeout(clock):
+def test_an_unwatched_attempt_is_left_to_envoys_upstream_log(clock):
+    """Attempt 1 runs without the upstream stage: its span ends with a guessed kind (a timeout if it
+    lasted the per-try timeout) but does not count; Envoy's upstream log reports the real outcome."""
     t = tracker(clock, consecutive_failures=10)
-    tracing = Tracing(_provider_with(t))
+    exporter = []
+
+    class Keep(SpanProcessor):
+        def on_end(self, span):
+            exporter.append(span)
+
+    provider = _provider_with(t)
+    provider.add_span_processor(Keep())
+    tracing = Tracing(provider)
     trail = tracing.start_request({}, "chat", "m", "pinned", ["m"])
     tracing.start_attempt(trail, 1, "chat", api="openai", provider="p", model="m", upstream_model="m",
                           observed=False)
@@ -131,8 +148,10 @@ def test_an_unwatched_attempt_that_lasted_the_per_try_timeout_was_a_timeout(cloc
     tracing.start_attempt(trail, 3, "chat", api="openai", provider="p", model="m", upstream_model="m",
                           per_try_timeout_ms=60_000)
     tracing.finish(trail, status=503, response_model=None, input_tokens=None, output_tokens=None)
+    first = next(s for s in exporter if s.attributes.get("llm.attempt") == 1)
+    assert first.attributes["error.type"] == "timeout" and first.attributes[OUTCOME_FROM_LOG] is True
     summary = t.snapshot()["models"]["m"]
-    assert summary["timeouts"] == 1 and summary["failures"] == 3
+    assert summary["failures"] == 2 and summary["inflight"] == 0
 
 
 def test_a_closed_attempt_without_status_is_a_reset_or_timeout(clock):
@@ -168,17 +187,34 @@ def _provider_with(processor) -> TracerProvider:
 
 def test_retry_after_keeps_traffic_away_until_then(clock):
     t = tracker(clock, consecutive_failures=100)
+    t = HealthTracker(t.settings, clock=clock, model_providers={"m": "p", "sibling": "p", "other": "q"})
     t.record("m", "p", ok=False, latency_ms=1, kind="429", retry_after_s=7)
-    assert t.model_health("m").ejected
+    health = t.model_health("m")
+    assert health.retry_in_s == pytest.approx(7) and not health.ejected
+    # The whole provider pauses: a sibling model with no history of its own is out too, others are not.
+    assert t.model_health("sibling").retry_in_s == pytest.approx(7)
+    assert t.model_health("other").retry_in_s is None
     assert t.snapshot()["models"]["m"]["last_ejection_reason"] == "rate limited: retry-after 7s"
     assert t.snapshot()["models"]["m"]["ejections"] == 0
+    assert t.snapshot()["providers"]["p"]["paused_for_s"] == pytest.approx(7)
     clock.now += 7.5
-    assert not t.model_health("m").ejected
+    assert t.model_health("m").retry_in_s is None and t.model_health("sibling").retry_in_s is None
 
 
-def test_retry_after_header_forms():
-    from extproc.server import retry_after
-    assert retry_after({"retry-after": "3"}) == 3.0
-    assert retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
-    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) is None
-    assert retry_after({}) is None
+def test_retry_after_forms():
+    from extproc import retry_after
+    now = 1_700_000_000.0
+    assert retry_after.from_headers({"retry-after": "3"}, now) == 3.0
+    assert retry_after.from_headers({"retry-after-ms": "1500", "retry-after": "9"}, now) == 1.5
+    date = "Tue, 14 Nov 2023 22:13:40 GMT"   # now + 20 s, RFC 9110's HTTP-date form
+    assert retry_after.from_headers({"retry-after": date}, now) == pytest.approx(20)
+    resets = {"anthropic-ratelimit-requests-reset": "2023-11-14T22:13:25Z",
+              "anthropic-ratelimit-tokens-reset": "2023-11-14T22:13:30Z"}
+    assert retry_after.from_headers(resets, now) == pytest.approx(10)   # when both limits have room again
+    assert retry_after.from_headers({"retry-after": "soon"}, now) is None
+    assert retry_after.from_headers({}, now) is None
+    gemini = {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "details": [
+        {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": []},
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "46.5s"}]}}
+    assert retry_after.from_gemini_body(json.dumps(gemini).encode()) == 46.5
+    assert retry_after.from_gemini_body(b"not json") is None

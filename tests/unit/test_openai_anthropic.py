@@ -402,7 +402,7 @@ def run_stream(raw: bytes, *, include_usage=False, step: int | None = None) -> t
 
 
 EXPECTED_DELTAS = [
-    ({"role": "assistant", "content": ""}, None),
+    ({"role": "assistant", "content": "", "refusal": None}, None),
     ({"content": "héllo "}, None),
     ({"content": "👋 world"}, None),
     ({"tool_calls": [{"index": 0, "id": "toolu_A", "type": "function",
@@ -445,7 +445,7 @@ def test_stream_split_inside_a_utf8_character():
     first = t.stream_chunk(raw[:cut])
     out = first + t.stream_chunk(raw[cut:]) + t.stream_end()
     # What was sent before the cut must be whole events that stand on their own.
-    assert [c["choices"][0]["delta"] for c in parse_sse(first)] == [{"role": "assistant", "content": ""},
+    assert [c["choices"][0]["delta"] for c in parse_sse(first)] == [{"role": "assistant", "content": "", "refusal": None},
                                                                      {"content": "héllo "}]
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in parse_sse(out) if c != "[DONE]")
     assert text == "héllo 👋 world"
@@ -457,7 +457,7 @@ def test_stream_is_incremental_not_buffered():
     t = make()
     t.request({"messages": [user()], "stream": True})
     start_end = raw.index(b"event: content_block_start")
-    assert parse_sse(t.stream_chunk(raw[:start_end]))[0]["choices"][0]["delta"] == {"role": "assistant",
+    assert parse_sse(t.stream_chunk(raw[:start_end]))[0]["choices"][0]["delta"] == {"role": "assistant", "refusal": None,
                                                                                     "content": ""}
     first_delta_end = raw.index(b"\n\n", raw.index(b"text_delta")) + 2
     assert [c["choices"][0]["delta"] for c in parse_sse(t.stream_chunk(raw[start_end:first_delta_end]))] == \
@@ -523,6 +523,6 @@ def test_stream_ignores_thinking_blocks_and_crlf_framing():
     _, out = run_stream(raw)
     events = parse_sse(out)
     assert b"secret" not in out and b"sig" not in out
-    assert [e["choices"][0]["delta"] for e in events[:-1]] == [{"role": "assistant", "content": ""},
+    assert [e["choices"][0]["delta"] for e in events[:-1]] == [{"role": "assistant", "content": "", "refusal": None},
                                                                {"content": "42"}, {}]
     assert events[0]["model"] == "claude-x"

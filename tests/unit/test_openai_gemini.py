@@ -89,19 +89,26 @@ def test_roles_system_and_merging():
     assert "generationConfig" not in body and "tools" not in body
 
 
-def test_images_inline_and_by_url():
+def test_images_inline_and_by_files_api_uri():
+    files = "https://files.example/v1beta/files/abc-123"
     body = translate(chat(messages=[{"role": "user", "content": [
         {"type": "text", "text": "look"},
         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
-        {"type": "image_url", "image_url": {"url": "https://example.com/a/cat.png?x=1", "detail": "low"}},
-        {"type": "image_url", "image_url": {"url": "https://example.com/render"}},
+        {"type": "image_url", "image_url": {"url": files, "detail": "low"}},
     ]}]))
     assert body["contents"][0]["parts"] == [
         {"text": "look"},
         {"inlineData": {"mimeType": "image/png", "data": PNG}},
-        {"fileData": {"mimeType": "image/png", "fileUri": "https://example.com/a/cat.png?x=1"}},
-        {"fileData": {"mimeType": "image/jpeg", "fileUri": "https://example.com/render"}},
+        {"fileData": {"mimeType": "image/jpeg", "fileUri": files}},
     ]
+
+
+def test_web_image_urls_are_unsupported_as_gemini_does_not_fetch_them():
+    """Gemini reads fileData only from Files API and YouTube URIs (its simulator answers 400 otherwise)."""
+    for url in ("https://example.com/a/cat.png?x=1", "http://example.com/render"):
+        with pytest.raises(UnsupportedFeature, match="does not fetch image URLs"):
+            make().request(chat(messages=[{"role": "user", "content": [
+                {"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": url}}]}]))
 
 
 def test_file_part_with_data_url_is_inline_data():
@@ -207,7 +214,8 @@ def test_unsupported_is_422(extra, param):
 
 def test_invalid_requests():
     for body in ({"model": "gem", "messages": []}, {"model": "gem", "messages": [{"role": "wizard", "content": "x"}]},
-                 {"model": "gem", "messages": [{"role": "system", "content": "only a system prompt"}]}):
+                 {"model": "gem", "messages": [{"role": "user", "content": "x"}], "n": 0},
+                 {"model": "gem", "messages": [{"role": "user", "content": "x"}], "n": -1}):
         with pytest.raises(InvalidRequest):
             make().request(body)
 
@@ -400,7 +408,7 @@ def test_stream_translation():
     call_id = deltas[3][0]["tool_calls"][0]["id"]
     assert call_id.startswith("call_")
     assert deltas == [
-        ({"role": "assistant", "content": ""}, None),
+        ({"role": "assistant", "content": "", "refusal": None}, None),
         ({"content": "héllo "}, None),
         ({"content": "👋 wörld"}, None),
         ({"tool_calls": [{"index": 0, "id": call_id, "type": "function",
@@ -435,7 +443,7 @@ def test_stream_text_finish_in_same_event_and_lf_framing():
     raw = (b'data: {"candidates":[{"content":{"parts":[{"text":"Hi"}]},"finishReason":"MAX_TOKENS","index":0}]}\n\n')
     out = events(run_stream(raw, include_usage=False))
     assert [(c["choices"][0]["delta"], c["choices"][0]["finish_reason"]) for c in out[:-1]] == [
-        ({"role": "assistant", "content": ""}, None), ({"content": "Hi"}, None), ({}, "length")]
+        ({"role": "assistant", "content": "", "refusal": None}, None), ({"content": "Hi"}, None), ({}, "length")]
     assert out[-1] == "[DONE]"
 
 
@@ -463,7 +471,7 @@ def test_stream_ending_early_is_an_error_not_done():
     assert "[DONE]" not in out
     assert out[-1] == {"error": {"message": "provider stream ended early", "type": "upstream_error",
                                  "param": None, "code": None}}
-    assert not any("usage" in c for c in out if isinstance(c, dict) and "choices" in c)
+    assert not any(c.get("usage") for c in out if isinstance(c, dict) and "choices" in c)  # no usage reported
 
 
 def test_stream_error_event_ends_the_stream():

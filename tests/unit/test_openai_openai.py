@@ -261,3 +261,32 @@ def test_non_openai_bodies_get_a_generic_message(body):
 def test_embeddings_errors_use_the_same_rules():
     status, out = oo.OpenAIEmbeddingsTranslator(OPENAI).error(401, b'{"error":{"message":"bad key"}}')
     assert status == 502 and "bad key" in json.loads(out)["error"]["message"]
+
+
+def test_top_level_nulls_are_left_out_as_azure_refuses_them():
+    """Azure's 2024-10-21 schema types max_tokens, penalties... without null; null means absent anyway."""
+    target = base.Target(model="m", upstream_model="dep", provider="azure", api="azure_openai", base_path="/openai",
+                    options={"api_version": "2024-10-21"})
+    up = oo.OpenAIChatTranslator(target, created=1, response_id="x").request(
+        {"model": "m", "messages": [{"role": "user", "content": None}], "max_tokens": None,
+         "presence_penalty": None, "temperature": 0.5})
+    assert json.loads(up.body) == {"model": "dep", "messages": [{"role": "user", "content": None}],
+                                   "temperature": 0.5}
+
+
+@pytest.mark.parametrize("model, reasoning", [("o3-mini", True), ("gpt-5", True), ("gpt-5-mini-2025-08-07", True),
+                                              ("gpt-5-chat-latest", False), ("gpt-4o-mini", False)])
+def test_reasoning_models_get_max_completion_tokens_and_no_sampling_settings(model, reasoning):
+    from extproc.simulators import openai as sim_openai
+
+    target = base.Target(model="m", upstream_model=model, provider="openai", api="openai", base_path="/v1")
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 50, "temperature": 0.2,
+            "top_p": 0.5}
+    out = json.loads(oo.OpenAIChatTranslator(target, created=1, response_id="x").request(body).body)
+    if reasoning:
+        assert out == {"model": model, "messages": body["messages"], "max_completion_tokens": 50}
+        with pytest.raises(sim_openai._Fail, match="Use 'max_completion_tokens' instead"):
+            sim_openai.validate_chat({**body, "model": model}, model)   # what the API says to the old body
+    else:
+        assert out == {**body, "model": model}
+    sim_openai.validate_chat(out, model)

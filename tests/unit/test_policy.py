@@ -473,3 +473,61 @@ def test_plan_headers(shipped):
     h = plan.headers()
     assert h["x-llm-class"] == "complex_reasoning" and h["x-llm-score"] == "0.900" and h["x-llm-surface"] == "support"
     assert h["x-llm-route"] == plan.reason and h["x-llm-route"].isascii()
+
+
+def test_a_provider_paused_by_retry_after_is_out_of_every_plan_and_never_a_last_resort():
+    paused = Health(cheap=ModelHealth(retry_in_s=4.2), mid=ModelHealth(retry_in_s=4.2))
+    plan = decide(cfg(), body(), "chat", {}, paused)
+    assert ids(plan) == ["mid-b", "premium"]
+    assert dropped(plan)["cheap"] == "rate limited by the provider: retry after 4.2 s"
+    # Everything paused: a 429 with the soonest retry-after, not a call the provider said it would refuse.
+    everyone = Health(**{m: ModelHealth(retry_in_s=s) for m, s in
+                         (("cheap", 4.2), ("mid", 4.2), ("mid-b", 9.0), ("premium", 9.0))})
+    with pytest.raises(errors.RateLimited) as caught:
+        decide(cfg(), body(), "chat", {}, everyone)
+    assert caught.value.status == 429 and caught.value.headers == {"retry-after": "5"}
+    assert caught.value.message.startswith("rate limited by the provider; retry after 5 s")
+    # A pinned model is answered the same way, at once.
+    with pytest.raises(errors.RateLimited):
+        decide(cfg(), body(model="cheap"), "chat", {}, paused)
+    # Ejected (not paused) candidates are still tried when nothing else is left.
+    ejected = Health(**{m: ModelHealth(ejected=True) for m in ("cheap", "mid", "mid-b", "premium")})
+    assert ids(decide(cfg(), body(), "chat", {}, ejected))
+
+
+def test_only_candidates_whose_provider_can_serve_the_exact_request_enter_the_plan():
+    # Anthropic takes temperature 0..1 and one choice: its models give way to OpenAI-API ones.
+    plan = decide(cfg(), body(temperature=1.5), "chat", {})
+    assert "mid-b" not in ids(plan) and "premium" not in ids(plan)
+    assert dropped(plan)["mid-b"].startswith("cannot serve this request: temperature 1.5 is out of range")
+    plan = decide(cfg(), body(n=2), "chat", {})
+    assert all(m.provider.api == "openai" for m in plan.models)
+    # Nobody can: a 422 that names each candidate's reason, with a code.
+    with pytest.raises(errors.UnsupportedFeature) as caught:
+        decide(cfg(), body(n=2), "chat", {"x-llm-surface": "support"})
+    assert caught.value.code == "no_model_available" and "n must be 1" in caught.value.message
+    # Candidates past the attempt limit are never translated (the check costs a translation).
+    assert list(dropped(decide(cfg(), body(), "chat", {})).values()).count(
+        f"not needed: attempt limit {MAX_ATTEMPTS}") == 1
+
+
+def test_the_deadline_is_the_tighter_of_class_and_workload():
+    assert decide(cfg(), body(), "chat", {}).deadline_ms is None
+    c = cfg(routing_rules__simple__deadline_ms=9000, workloads={"interactive": {"deadline_ms": 4000}})
+    assert decide(c, body(), "chat", {}).deadline_ms == 4000
+    c = cfg(routing_rules__simple__deadline_ms=3000, workloads={"interactive": {"deadline_ms": 4000}})
+    assert decide(c, body(), "chat", {}).deadline_ms == 3000
+    with pytest.raises(Exception, match="deadline_ms"):
+        cfg(routing_rules__simple__deadline_ms="soon")
+
+
+def test_hedging_is_for_latency_first_work_only():
+    c = cfg(workloads={"interactive": {"hedge": {"max_extra_attempts": 2}}})
+    assert decide(c, body(), "chat", {}).hedge == 2
+    assert decide(cfg(), body(), "chat", {}).hedge == 0
+    assert decide(cfg(routing_rules__simple__hedge=True), body(), "chat", {}).hedge == 1
+    assert decide(cfg(routing_rules__simple__hedge=True), body(), "chat", {"x-llm-workload": "batch"}).hedge == 0
+    with pytest.raises(Exception, match="never batch"):
+        cfg(workloads={"batch": {"hedge": True}})
+    with pytest.raises(Exception, match="at most 2"):
+        cfg(workloads={"interactive": {"hedge": {"max_extra_attempts": 3}}})

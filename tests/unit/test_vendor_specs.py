@@ -124,6 +124,7 @@ REFUSED = {
     ("anthropic", "temperature_1_5"): "temperature",
     ("anthropic", "logit_bias"): "logit_bias",
     ("gemini", "logit_bias"): "logit_bias",
+    ("gemini", "image_parts"): "messages",   # a web image URL: Gemini does not fetch those
 }
 
 OPTIONS = {"azure_openai": {"api_version": "2024-10-21"}}
@@ -293,3 +294,12 @@ def test_operation_for_checks_path_and_required_query():
         vs.operation_for("openai", "POST", "/v1/chat/completion")
     with pytest.raises(AssertionError, match="no POST operation"):
         vs.operation_for("gemini", "POST", "/v1/models/gemini-2.5-flash:generateContent")  # wrong version
+
+
+def test_the_anthropic_simulator_serves_the_model_ids_the_spec_names():
+    """The simulator's catalog is the spec's model enum: a new id or a dropped one shows up here."""
+    from extproc.simulators import anthropic as sim_anthropic
+    enum = vs._spec("anthropic").document["components"]["schemas"]["Model"]["anyOf"]
+    named = {branch["const"] for branch in enum if "const" in branch}
+    assert named == set(sim_anthropic.MODELS)
+    assert not named & sim_anthropic.RETIRED

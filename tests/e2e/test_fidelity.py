@@ -1,0 +1,131 @@
+"""Requests real clients send that the real Anthropic / Gemini APIs refuse as sent before issue 10,
+through Envoy and the gateway to the strict simulators, with the official openai SDK.
+
+Each test is a request shape the strict simulator answers 400 when the translator forwards it
+as it used to (tests/unit/test_openai_fidelity.py shows those old bodies refused); here the
+gateway normalizes it and the provider answers 200, or, where no normalization keeps the
+meaning, the client gets a clear OpenAI-shaped 422 and the provider is not called.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from .conftest import CLIENT_KEY, MODELS, upstream_requests
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather for a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+CLOCK = {"type": "function", "function": {"name": "get_time", "description": "The time now",
+                                          "parameters": {"type": "object", "properties": {}}}}
+
+
+def tool_history(call_id: str, assistant_text: str | None) -> list[dict]:
+    return [{"role": "user", "content": "What is the weather in Paris?"},
+            {"role": "assistant", "content": assistant_text, "tool_calls": [
+                {"id": call_id, "type": "function",
+                 "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+            {"role": "tool", "tool_call_id": call_id, "content": "18C and sunny"}]
+
+
+def test_whitespace_beside_a_tool_call_and_a_foreign_tool_id_reach_anthropic_valid(gateway, client):
+    # An agent framework replaying a conversation that another provider (ids like "functions.x:0") began.
+    answer = client.chat.completions.create(model=MODELS["anthropic"], tools=[WEATHER],
+                                            messages=tool_history("functions.get_weather:0", "\n\n"))
+    assert answer.choices[0].message.content == "The tool returned: 18C and sunny"
+    (record,) = upstream_requests(gateway, "anthropic")
+    use = record["body"]["messages"][1]["content"]
+    result = record["body"]["messages"][2]["content"][0]
+    assert [b["type"] for b in use] == ["tool_use"]                       # no whitespace text block
+    assert use[0]["id"] == result["tool_use_id"] != "functions.get_weather:0"
+
+
+def test_whitespace_system_and_a_prefill_with_trailing_space_reach_anthropic_valid(gateway, client):
+    answer = client.chat.completions.create(model=MODELS["anthropic"], messages=[
+        {"role": "system", "content": "   "}, {"role": "user", "content": "Name a fruit"},
+        {"role": "assistant", "content": "The fruit is "}])
+    assert answer.choices[0].finish_reason == "stop"
+    (record,) = upstream_requests(gateway, "anthropic")
+    assert "system" not in record["body"]
+    assert record["body"]["messages"][-1]["content"][-1]["text"] == "The fruit is"
+
+
+def test_a_whitespace_stop_sequence_is_applied_by_the_gateway(gateway, client):
+    for stream in (False, True):
+        kwargs = dict(model=MODELS["anthropic"], stop=[" "], messages=[{"role": "user", "content": "Hi there"}])
+        if stream:
+            chunks = list(client.chat.completions.create(stream=True, **kwargs))
+            text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+        else:
+            choice = client.chat.completions.create(**kwargs).choices[0]
+            text, finish = choice.message.content, [choice.finish_reason]
+        assert text == "Hello" and finish == ["stop"]   # "Hello from ..." cut at the first space, as OpenAI does
+    assert all("stop_sequences" not in r["body"] for r in upstream_requests(gateway, "anthropic"))
+
+
+def test_a_streamed_anthropic_tool_call_without_arguments_parses(client):
+    chunks = list(client.chat.completions.create(model=MODELS["anthropic"], stream=True, tools=[CLOCK],
+                                                 tool_choice="required",
+                                                 messages=[{"role": "user", "content": "What time is it?"}]))
+    calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert calls[0].function.name == "get_time"
+    assert json.loads("".join(tc.function.arguments or "" for tc in calls)) == {}
+
+
+def test_empty_strings_reach_gemini_valid(gateway, client):
+    answer = client.chat.completions.create(model=MODELS["gemini"], messages=[
+        {"role": "system", "content": ""}, {"role": "user", "content": ""},
+        {"role": "user", "content": [{"type": "text", "text": ""}, {"type": "text", "text": "Hello"}]}])
+    assert answer.choices[0].message.content.endswith("You said: Hello")
+    (record,) = upstream_requests(gateway, "gemini")
+    assert "systemInstruction" not in record["body"]
+    assert record["body"]["contents"] == [{"role": "user", "parts": [{"text": "Hello"}]}]
+
+
+@pytest.mark.parametrize("provider, body, reason", [
+    ("gemini", {"n": 9}, "at most 8"),   # (n = 2**40 is already a 400 of the OpenAI validator: n <= 128)
+    ("anthropic", {"n": 2}, "n must be 1"),
+    ("anthropic", {"messages": [{"role": "system", "content": "Write a haiku."}]}, "at least one user or assistant"),
+    ("gemini", {"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}}]}]}, "does not fetch image URLs"),
+])
+def test_what_a_provider_cannot_do_is_a_clear_422_and_never_reaches_it(gateway, client, provider, body, reason):
+    request = {"messages": [{"role": "user", "content": "Hi"}], **body}
+    with pytest.raises(openai.UnprocessableEntityError) as info:
+        client.chat.completions.create(model=MODELS[provider], **request)
+    assert reason in info.value.body["message"]
+    assert info.value.body["type"] == "invalid_request_error"
+    assert upstream_requests(gateway, provider) == []
+    # and the simulators are all still serving
+    for name in MODELS:
+        assert client.chat.completions.create(model=MODELS[name], messages=[{"role": "user", "content": "ok?"}])
+
+
+FIXTURES = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "fidelity").glob("*/*.json"))
+
+
+@pytest.mark.parametrize("provider", list(MODELS))
+def test_client_library_shapes_are_served_by_every_provider(gateway, provider):
+    """The fidelity fixtures, sent as the libraries send them, reach each strict simulator valid."""
+    failures = []
+    with httpx.Client(base_url=gateway.base_url, timeout=30,
+                      headers={"authorization": f"Bearer {CLIENT_KEY}"}) as http:
+        for fixture in FIXTURES:
+            data = json.loads(fixture.read_text())
+            body = {**data["request"], "model": MODELS[provider]}
+            r = http.post("/chat/completions", json=body)
+            if r.status_code != 200:
+                failures.append(f"{data['client']}/{data['case']}: {r.status_code} {r.text[:300]}")
+            elif body.get("stream"):
+                assert r.text.rstrip().endswith("data: [DONE]"), (fixture.name, r.text[-300:])
+            else:
+                assert r.json()["object"] == "chat.completion"
+    assert not failures, "\n".join(failures)
+    assert len(upstream_requests(gateway, provider)) == len(FIXTURES)

@@ -1,0 +1,72 @@
+"""Structured outputs offline: ``client.chat.completions.parse`` with a pydantic model, through the
+gateway, for a model behind each API. The simulators answer with a value valid against the schema
+(native JSON Schema output for OpenAI, Gemini and vLLM; for this Claude model, which has no
+structured outputs, the schema travels in the system prompt and the simulated model follows it)."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal, Optional
+
+import jsonschema
+import pydantic
+import pytest
+
+from .conftest import MODELS, upstream_requests
+
+
+class Step(pydantic.BaseModel):
+    explanation: str
+    output: str
+
+
+class Address(pydantic.BaseModel):
+    city: str
+    zip: str = pydantic.Field(pattern=r"^[0-9]{5}$")
+
+
+class Extraction(pydantic.BaseModel):
+    name: str
+    role: Literal["customer", "staff"]
+    age: int
+    address: Address
+    steps: list[Step]
+    nickname: Optional[str]
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini", "vllm"])
+def test_parse_with_a_pydantic_model(gateway, client, provider):
+    completion = client.chat.completions.parse(
+        model=MODELS[provider], response_format=Extraction,
+        messages=[{"role": "system", "content": "Extract the person."},
+                  {"role": "user", "content": "Ada Lovelace, a customer, lives in London."}])
+    parsed = completion.choices[0].message.parsed
+    assert isinstance(parsed, Extraction)
+    assert parsed.role in ("customer", "staff") and parsed.address.zip.isdigit() and parsed.steps
+    (record,) = upstream_requests(gateway, provider)
+    body = record["body"]
+    if provider == "gemini":
+        schema = body["generationConfig"]["responseJsonSchema"]
+        assert body["generationConfig"]["responseMimeType"] == "application/json"
+    elif provider == "anthropic":
+        assert "JSON Schema:" in body["system"]   # claude-3-5-haiku has no output_config.format
+        schema = json.JSONDecoder().raw_decode(body["system"].split("JSON Schema:", 1)[1].lstrip())[0]
+    else:
+        schema = body["response_format"]["json_schema"]["schema"]
+    jsonschema.validate(json.loads(completion.choices[0].message.content), schema)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini", "vllm"])
+def test_tool_arguments_follow_the_parameter_schema(client, provider):
+    tool = {"type": "function", "function": {"name": "book_flight", "strict": True, "parameters": {
+        "type": "object", "additionalProperties": False, "required": ["origin", "seats", "cabin", "legs"],
+        "properties": {"origin": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                       "seats": {"type": "integer", "minimum": 1, "maximum": 9},
+                       "cabin": {"type": "string", "enum": ["economy", "business"]},
+                       "legs": {"type": "array", "minItems": 2, "items": {"$ref": "#/$defs/leg"}}},
+        "$defs": {"leg": {"type": "object", "additionalProperties": False, "required": ["to"],
+                          "properties": {"to": {"type": "string"}}}}}}}
+    answer = client.chat.completions.create(model=MODELS[provider], tools=[tool], tool_choice="required",
+                                            messages=[{"role": "user", "content": "Book a flight to Oslo"}])
+    (call,) = answer.choices[0].message.tool_calls
+    jsonschema.validate(json.loads(call.function.arguments), tool["function"]["parameters"])

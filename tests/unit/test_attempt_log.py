@@ -1,0 +1,76 @@
+"""Envoy's upstream log entries as attempt reports, and what the processor does with them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+from envoy.data.accesslog.v3 import accesslog_pb2 as al
+
+from extproc.config import load
+from extproc.credentials import Credentials
+from extproc.devstack import DEFAULT_ROUTING
+from extproc.gateway import Gateway
+from extproc.health import HealthTracker
+from extproc.server import Processor, attempt_report
+from extproc.telemetry import Tracing, tracer_provider
+
+NOW = 1_700_000_000.0
+
+
+def entry(attempt="1", status=None, headers=None, request_id="rid", **flags) -> al.HTTPAccessLogEntry:
+    e = al.HTTPAccessLogEntry()
+    e.request.request_id = request_id
+    e.request.request_headers["x-envoy-attempt-count"] = attempt
+    e.common_properties.upstream_cluster = "openai"
+    e.common_properties.duration.FromMilliseconds(120)
+    if status is not None:
+        e.response.response_code.value = status
+    for k, v in (headers or {}).items():
+        e.response.response_headers[k] = v
+    for name, value in flags.items():
+        setattr(e.common_properties.response_flags, name, value)
+    return e
+
+
+@pytest.mark.parametrize("log_entry,kind", [
+    (entry(status=503), "503"), (entry(status=429), "429"), (entry(status=200), None), (entry(status=400), None),
+    (entry(upstream_request_timeout=True), "timeout"), (entry(upstream_remote_reset=True), "reset"),
+    (entry(upstream_connection_failure=True), "reset"), (entry(downstream_remote_reset=True), None),
+])
+def test_failure_kinds(log_entry, kind):
+    report = attempt_report(log_entry, NOW)
+    assert report.kind == kind and report.attempt == 1 and report.duration_ms == 120 and report.cluster == "openai"
+
+
+def test_retry_after_is_read_only_from_rate_limited_answers():
+    assert attempt_report(entry(status=429, headers={"retry-after": "20"}), NOW).retry_after_s == 20
+    assert attempt_report(entry(status=503, headers={"retry-after-ms": "1500"}), NOW).retry_after_s == 1.5
+    assert attempt_report(entry(status=200, headers={"retry-after": "20"}), NOW).retry_after_s is None
+    assert attempt_report(entry(attempt="3", status=429), NOW).attempt == 3
+
+
+def test_an_unwatched_first_attempts_report_reaches_the_health_tracker():
+    clock = [100.0]
+    cfg = replace(load(DEFAULT_ROUTING), auth="optional")   # about attempts, not keys
+    tracker = HealthTracker(clock=lambda: clock[0], model_providers={m.id: m.provider.name for m in cfg.models.values()})
+    gateway = Gateway(cfg, Credentials({}), health=tracker)
+    tracing = Tracing(tracer_provider(tracker, environ={}))
+    processor = Processor(gateway, tracing)
+    headers = {":method": "POST", ":path": "/v1/chat/completions", "content-type": "application/json"}
+    exchange = gateway.request_body(headers, json.dumps(
+        {"model": "auto", "messages": [{"role": "user", "content": "What is the capital of Peru?"}]}).encode())
+    exchange.trail = tracing.start_request({}, "chat", "auto", "", [])
+    processor.exchanges[exchange.key] = exchange
+    processor._remember(exchange)
+    gateway.route(exchange)
+    processor._attempt_started(exchange, 1, observed=False)
+    exchange.attempts[2] = (exchange.plan.models[1], None)
+    processor._attempt_started(exchange, 2)             # Envoy retried: attempt 1 ended, status unknown
+    assert tracker.snapshot()["models"]["gpt-4o-mini"]["requests"] == 0
+    processor.attempt_ended(attempt_report(entry(status=429, headers={"retry-after": "20"},
+                                                 request_id=exchange.key), NOW))
+    summary = tracker.snapshot()["models"]["gpt-4o-mini"]
+    assert summary["rate_limited"] == 1 and summary["inflight"] == 0
+    assert tracker.model_health("gpt-4o").retry_in_s == pytest.approx(20)   # the whole provider pauses
