@@ -43,8 +43,9 @@ STREAM_ERROR = "stream_error"  # the provider's stream ended in an error event
 GATEWAY_ERROR = "gateway_error"  # the gateway itself failed the request
 IN_FLIGHT = "in_flight"      # provisional: written when the request is routed, replaced when it settles
 INTERRUPTED = "interrupted"  # an in_flight record found after a restart: extproc died with the request open
+HEDGE_CANCELLED = "hedge_cancelled"  # a hedged attempt cancelled because another won: its prompt is billed
 OUTCOMES = (OK, CLIENT_ERROR, RATE_LIMITED, BUDGET_REFUSED, UPSTREAM_ERROR, TIMEOUT, CANCELLED, PROVIDER_CUT,
-            STREAM_ERROR, GATEWAY_ERROR, IN_FLIGHT, INTERRUPTED)
+            STREAM_ERROR, GATEWAY_ERROR, IN_FLIGHT, INTERRUPTED, HEDGE_CANCELLED)
 ERROR_OUTCOMES = frozenset({RATE_LIMITED, UPSTREAM_ERROR, TIMEOUT, PROVIDER_CUT, STREAM_ERROR, GATEWAY_ERROR,
                             INTERRUPTED})
 """Outcomes that count as the gateway's or a provider's failure in error rates (client mistakes do not)."""

@@ -27,7 +27,7 @@ import os
 import time
 from dataclasses import replace
 
-from .accounting import IN_FLIGHT, UsageRecord, make_record, parse_feedback
+from .accounting import HEDGE_CANCELLED, IN_FLIGHT, UsageRecord, make_record, parse_feedback
 from .budgets import SPENT, BudgetManager, Reservation
 from .config import Config
 from .errors import NotFound, QuotaExceeded
@@ -119,6 +119,24 @@ class Bookkeeping:
             self.budgets.settle(reservation, record.cost_usd)
         self.rates.settle(rate, record.input_tokens + record.output_tokens)
         return record
+
+    def losers(self, reservation: Reservation | None, *, request_id: str, losers, prompt_tokens: int,
+               started: float, plan, endpoint: str) -> float:
+        """The attempts of a hedged request that another attempt beat (``losers``: their models): each
+        was sent the whole prompt and bills it, so each gets its record (``<request id>/<attempt>``,
+        outcome ``hedge_cancelled``) and its cost goes to the request's budget. Returns their cost."""
+        total = 0.0
+        for number, model in losers:
+            record = make_record(
+                time=started, request_id=f"{request_id}/{number}", model=model.id, provider=model.provider.name,
+                usage=Usage(input_tokens=prompt_tokens), price=model.price, status=0, attempts=number,
+                outcome=HEDGE_CANCELLED, tenant=plan.tenant, surface=plan.surface, request_class=plan.route_class,
+                workload=plan.workload, endpoint=endpoint)
+            self._append(record)
+            total += record.cost_usd
+        if reservation is not None and total:
+            self.budgets.charge(reservation, total)
+        return total
 
     def refused(self, *, request_id: str, status: int, outcome: str | None, started: float, endpoint: str,
                 tenant: str | None, surface: str | None, workload: str | None, request_class: str | None) -> None:

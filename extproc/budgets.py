@@ -425,6 +425,19 @@ class BudgetManager:
             touched.append(c)
         self._maybe_wake(touched)
 
+    def charge(self, reservation: Reservation, extra_usd: float) -> None:
+        """Add ``extra_usd`` to the budgets a reservation was charged to (a hedged request's losing
+        attempts), after or before its settle."""
+        delta = max(0, usd_to_nano(extra_usd))
+        touched = []
+        for key in reservation.keys:
+            c = self._counters.get(key)
+            if c is None:
+                c = self._counters[key] = _Counter(0, 0, 0.0, 0.0)
+            c.unsynced += delta
+            touched.append(c)
+        self._maybe_wake(touched)
+
     def release(self, reservation: Reservation) -> None:
         """The request never reached a provider: give the estimate back."""
         self.settle(reservation, 0.0)

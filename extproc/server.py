@@ -306,6 +306,12 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         record = None
         if exchange.hedged:
             self.tracing.hedged(exchange.trail, exchange.answering, self._wasted_usd(exchange))
+            if self.books is not None and exchange.answering is not None:
+                losers = [(n, m) for n, (m, _t) in sorted(exchange.attempts.items()) if n != exchange.answering]
+                if losers:
+                    self.books.losers(exchange.reservation, request_id=exchange.key, losers=losers,
+                                      prompt_tokens=tokens.prompt_tokens(exchange.body), started=exchange.started,
+                                      plan=exchange.plan, endpoint=exchange.endpoint)
         if self.books is not None:
             record = self.books.settle(
                 exchange.reservation, request_id=exchange.key, model=billed_model, usage=usage,

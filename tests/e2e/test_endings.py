@@ -242,3 +242,38 @@ def test_a_completed_stream_is_billed_from_the_providers_usage(gw):
     assert now["failures"] == before.health["failures"]
     klass = row.request_class
     assert klass and before.delta(metrics, "llm_gateway_requests_total", outcome="ok", **{"class": klass}) == 1
+
+
+@pytest.fixture(scope="module")
+def hedged(tmp_path_factory):
+    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
+    for model in config["models"].values():
+        model["price"] = {"input": PRICE_IN, "output": PRICE_OUT}
+    config["health"] = {"consecutive_failures": 1000, "max_error_rate": 1.0}
+    config["workloads"]["interactive"]["hedge"] = True
+    config["budgets"] = {"tenants": {"metered": {"daily": 1000}}}
+    config["tenants"]["metered"] = {"workload": "interactive", "api_keys_sha256": [digest(METERED_KEY)]}
+    path = tmp_path_factory.mktemp("hedged-endings") / "routing.yaml"
+    path.write_text(yaml.safe_dump(config))
+    stack = Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
+    yield stack
+    stack.stop()
+
+
+def test_a_hedged_attempt_that_lost_has_its_own_record_and_bill(hedged):
+    gw = hedged
+    fault(gw, "openai", latency_ms=6000, count=1)     # the primary answers far too late: the hedge wins
+    fault(gw, "gemini", latency_ms=300, count=1)
+    before = budget_left(scrape(gw))
+    question = {"model": "auto", "messages": [{"role": "user", "content": "What is the capital of Peru?"}]}
+    raw = client(gw).chat.completions.with_raw_response.create(**question)
+    raw.parse()
+    assert raw.headers["x-llm-provider"] == "gemini" and raw.headers["x-llm-attempts"] == "2"
+    request_id = raw.headers["x-request-id"]
+    answer, loser = record(gw, request_id), record(gw, f"{request_id}/1")
+    assert (answer.outcome, answer.provider, answer.attempts) == ("ok", "gemini", 2)
+    # The loser was sent the whole prompt and bills it; it delivered nothing.
+    assert (loser.outcome, loser.model, loser.output_tokens) == ("hedge_cancelled", "gpt-4o-mini", 0)
+    assert loser.input_tokens == tokens.prompt_tokens(question) and loser.cost_usd == pytest.approx(cost(loser))
+    # The budget pays for both.
+    assert before - budget_left(scrape(gw)) == pytest.approx(answer.cost_usd + loser.cost_usd, abs=2e-9)
