@@ -8,11 +8,13 @@ PORT   ?= 10000
 .PHONY: setup run test system-deps proto clean
 
 # Debian packages the tests need (CI runs as root on a fresh machine): a real redis-server for the
-# shared budget ledger tests, promtool (package prometheus) to check and unit-test the alert rules.
+# shared budget ledger tests, promtool (package prometheus) to check and unit-test the alert rules,
+# chromium to check the HTML report in a real browser (tests/e2e/test_report_browser.py).
 # kubectl, node and npm come with the machine image (k8s-check says so clearly when one is missing).
 system-deps:
 	@command -v redis-server >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || { \
 		apt-get update -qq && apt-get install -y -qq redis-server prometheus >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -37,9 +37,17 @@ RATE_LIMITED = "rate_limited"  # 429 from a provider
 BUDGET_REFUSED = "budget_refused"  # 429 from the gateway: the budget is spent
 UPSTREAM_ERROR = "upstream_error"  # 5xx other than 504
 TIMEOUT = "timeout"          # 504, or a stream that stalled
-CANCELLED = "cancelled"      # the client went away before the answer ended
-OUTCOMES = (OK, CLIENT_ERROR, RATE_LIMITED, BUDGET_REFUSED, UPSTREAM_ERROR, TIMEOUT, CANCELLED)
-ERROR_OUTCOMES = frozenset({RATE_LIMITED, UPSTREAM_ERROR, TIMEOUT})
+CANCELLED = "cancelled"      # the client went away before the answer ended (recorded with status 499)
+PROVIDER_CUT = "provider_cut"  # the provider's stream stopped mid-way: no terminal event, or an upstream reset
+STREAM_ERROR = "stream_error"  # the provider's stream ended in an error event
+GATEWAY_ERROR = "gateway_error"  # the gateway itself failed the request
+IN_FLIGHT = "in_flight"      # provisional: written when the request is routed, replaced when it settles
+INTERRUPTED = "interrupted"  # an in_flight record found after a restart: extproc died with the request open
+HEDGE_CANCELLED = "hedge_cancelled"  # a hedged attempt cancelled because another won: its prompt is billed
+OUTCOMES = (OK, CLIENT_ERROR, RATE_LIMITED, BUDGET_REFUSED, UPSTREAM_ERROR, TIMEOUT, CANCELLED, PROVIDER_CUT,
+            STREAM_ERROR, GATEWAY_ERROR, IN_FLIGHT, INTERRUPTED, HEDGE_CANCELLED)
+ERROR_OUTCOMES = frozenset({RATE_LIMITED, UPSTREAM_ERROR, TIMEOUT, PROVIDER_CUT, STREAM_ERROR, GATEWAY_ERROR,
+                            INTERRUPTED})
 """Outcomes that count as the gateway's or a provider's failure in error rates (client mistakes do not)."""
 
 USD_PER_MILLION = 1_000_000
@@ -105,6 +113,7 @@ class UsageRecord:
     status: int = 200
     quality: float | None = None
     quality_source: str | None = None
+    endpoint: str = "chat"        # "chat" | "embeddings": reported apart (an embedding is no chat saving)
 
     @property
     def is_error(self) -> bool:
@@ -144,8 +153,11 @@ def _replace(record: UsageRecord, **changes: Any) -> UsageRecord:
 def make_record(*, time: float, request_id: str, model: str, provider: str, usage: Any | None, price: Any | None,
                 status: int, latency_ms: float | None = None, ttft_ms: float | None = None, attempts: int = 1,
                 tenant: str | None = None, surface: str | None = None, request_class: str | None = None,
-                workload: str | None = None, cancelled: bool = False, budget_refused: bool = False) -> UsageRecord:
-    """The record for one finished request: cost from ``usage`` x ``price`` (0 when either is missing)."""
+                workload: str | None = None, cancelled: bool = False, budget_refused: bool = False,
+                outcome: str | None = None, endpoint: str = "chat") -> UsageRecord:
+    """The record for one finished request: cost from ``usage`` x ``price`` (0 when either is missing).
+
+    ``outcome`` (``endings.classify``) wins over the one read from ``status``."""
     cost = cost_usd(usage, price) if usage is not None and price is not None else 0.0
     return UsageRecord(
         time=time, request_id=request_id, model=model, provider=provider, tenant=tenant, surface=surface,
@@ -154,7 +166,8 @@ def make_record(*, time: float, request_id: str, model: str, provider: str, usag
         output_tokens=int(usage.output_tokens) if usage is not None else 0,
         cached_input_tokens=int(getattr(usage, "cached_input_tokens", 0) or 0) if usage is not None else 0,
         cost_usd=cost, latency_ms=latency_ms, ttft_ms=ttft_ms, attempts=attempts,
-        outcome=outcome_for_status(status, cancelled=cancelled, budget_refused=budget_refused), status=status)
+        outcome=outcome or outcome_for_status(status, cancelled=cancelled, budget_refused=budget_refused),
+        status=status, endpoint=endpoint)
 
 
 # ---------------------------------------------------------------------------------------------------------------

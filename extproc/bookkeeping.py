@@ -19,21 +19,25 @@ Redis URL without touching the routing config).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import replace
 
-from .accounting import make_record, parse_feedback
+from .accounting import HEDGE_CANCELLED, IN_FLIGHT, UsageRecord, make_record, parse_feedback
 from .budgets import SPENT, BudgetManager, Reservation
 from .config import Config
-from .errors import NotFound
+from .errors import NotFound, QuotaExceeded
 from .ledger import Ledger, open_ledger
+from .providers.base import Usage
 from .ratelimit import Admission, RateLimiter
 from .report import LEDGER_ENV
 
 log = logging.getLogger("extproc.bookkeeping")
+COMMIT_TIMEOUT_S = 1.0   # the longest an answer's end waits for its record to be written
 
 
 class Bookkeeping:
@@ -56,13 +60,26 @@ class Bookkeeping:
         await self.ledger.close()
 
     def reconfigure(self, config: Config) -> None:
-        """A reloaded routing config: new budget limits take effect at once (the ledger stays)."""
-        self.budgets.settings = config.budgets
+        """A reloaded routing config: new budget limits take effect at once, spent amounts kept (the
+        ledger stays)."""
+        self.budgets.reconfigure(config.budgets)
 
     def free_tier(self, tenant: str | None, surface: str | None) -> str | None:
         """The model a spent budget sends its requests to instead of refusing them, if any."""
         status = self.budgets.status(tenant, surface)
         return status.free_tier_model if status.state == SPENT else None
+
+    def quota_error(self, exc: QuotaExceeded, tenant: str | None, surface: str | None) -> QuotaExceeded:
+        """The policy found no candidate within the budget: the same 429, with ``retry-after`` at the
+        end of the window of the budget that stands in the way (when one applies)."""
+        status = self.budgets.status(tenant, surface)
+        if exc.headers.get("retry-after") or status.budget is None or status.window_end is None:
+            return exc
+        retry = max(1, math.ceil(status.window_end - time.time()))
+        return QuotaExceeded(exc.message, headers={**exc.headers, "retry-after": str(retry)})
+
+    def spent(self, tenant: str | None, surface: str | None) -> bool:
+        return self.budgets.status(tenant, surface).state == SPENT
 
     async def admit(self, tenant: str | None, surface: str | None, estimated_cost: float,
                     free_tier: bool = False) -> Reservation:
@@ -72,24 +89,92 @@ class Bookkeeping:
             raise status.error(time.time())
         return await self.budgets.reserve(tenant, surface, estimated_cost, free_tier=free_tier)
 
+    def open(self, exchange) -> None:
+        """The request was routed: an ``in_flight`` record, billed the prompt estimate of its first
+        candidate, stands for it until ``settle`` replaces it (same request id). If this process dies
+        first, that record is what is left (``recover`` marks it ``interrupted``)."""
+        plan = exchange.plan
+        model = plan.models[0] if plan.models else None
+        usage = Usage(input_tokens=plan.prompt_tokens)
+        record = make_record(
+            time=exchange.started, request_id=exchange.key, model=model.id if model else "none",
+            provider=model.provider.name if model else "none", usage=usage, price=model.price if model else None,
+            status=0, attempts=1, tenant=plan.tenant, surface=plan.surface, request_class=plan.route_class,
+            workload=plan.workload, outcome=IN_FLIGHT, endpoint=exchange.endpoint)
+        self._append(record)
+
     def settle(self, reservation: Reservation | None, *, request_id: str, model, usage, status: int,
                started: float, latency_ms: float, ttft_ms: float | None, attempts: int, plan,
-               rate: Admission | None = None) -> float:
-        """Record the finished request and correct its reservation (and its rate limit token count);
-        returns its cost in USD."""
+               outcome: str | None = None, endpoint: str = "chat", rate: Admission | None = None) -> UsageRecord:
+        """Record the ended request (``outcome`` from ``endings.classify``) and correct its reservation
+        (and its rate limit token count) to the bill (``usage``, see endings.py); returns the record."""
         record = make_record(
             time=started, request_id=request_id, model=model.id if model else "none",
             provider=model.provider.name if model else "none", usage=usage, price=model.price if model else None,
-            status=status, latency_ms=latency_ms, ttft_ms=ttft_ms, attempts=attempts,
-            tenant=plan.tenant, surface=plan.surface, request_class=plan.route_class, workload=plan.workload)
-        try:
-            self.ledger.append(record)
-        except RuntimeError:   # closed during shutdown: the request still settles its budget
-            log.warning("usage ledger closed; record for %s not kept", request_id)
+            status=status, latency_ms=latency_ms, ttft_ms=ttft_ms, attempts=attempts, outcome=outcome,
+            tenant=plan.tenant, surface=plan.surface, request_class=plan.route_class, workload=plan.workload,
+            endpoint=endpoint)
+        self._append(record)
         if reservation is not None:
             self.budgets.settle(reservation, record.cost_usd)
         self.rates.settle(rate, record.input_tokens + record.output_tokens)
-        return record.cost_usd
+        return record
+
+    def losers(self, reservation: Reservation | None, *, request_id: str, losers, prompt_tokens: int,
+               started: float, plan, endpoint: str) -> float:
+        """The attempts of a hedged request that another attempt beat (``losers``: their models): each
+        was sent the whole prompt and bills it, so each gets its record (``<request id>/<attempt>``,
+        outcome ``hedge_cancelled``) and its cost goes to the request's budget. Returns their cost."""
+        total = 0.0
+        for number, model in losers:
+            record = make_record(
+                time=started, request_id=f"{request_id}/{number}", model=model.id, provider=model.provider.name,
+                usage=Usage(input_tokens=prompt_tokens), price=model.price, status=0, attempts=number,
+                outcome=HEDGE_CANCELLED, tenant=plan.tenant, surface=plan.surface, request_class=plan.route_class,
+                workload=plan.workload, endpoint=endpoint)
+            self._append(record)
+            total += record.cost_usd
+        if reservation is not None and total:
+            self.budgets.charge(reservation, total)
+        return total
+
+    def refused(self, *, request_id: str, status: int, outcome: str | None, started: float, endpoint: str,
+                tenant: str | None, surface: str | None, workload: str | None, request_class: str | None) -> None:
+        """A request the gateway refused after knowing who it was for (a spent budget, a full queue):
+        its record, billed nothing."""
+        self._append(make_record(time=started, request_id=request_id or f"refused-{started}", model="none",
+                                 provider="none", usage=None, price=None, status=status, outcome=outcome,
+                                 attempts=0, tenant=tenant, surface=surface, request_class=request_class,
+                                 workload=workload, endpoint=endpoint))
+
+    async def commit(self, timeout_s: float = COMMIT_TIMEOUT_S) -> bool:
+        """Wait until the records appended so far are written (one write for every request waiting
+        at once). False when the store did not answer in ``timeout_s``: the records stay queued and
+        the background writer retries; the answer is not held longer than that."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self.ledger.flush()), timeout_s)
+            return True
+        except Exception:   # noqa: BLE001 - a slow or failed store must not fail the answer
+            log.warning("usage ledger: commit did not finish in %.1fs; the record stays queued", timeout_s)
+            return False
+
+    async def recover(self) -> int:
+        """After a crash: mark the ``in_flight`` records the previous run left as ``interrupted``, and
+        set the budget counters to what the ledger says was spent in their windows (the records are
+        written before an answer ends; the counters sync only every ``sync_interval_s``, so a crash
+        can leave them behind). Only for a store one process owns (SQLite). Returns how many records
+        were interrupted."""
+        now = time.time()
+        interrupted = await self.ledger.mark_interrupted(before=now)
+        if self.ledger.single_owner:   # shared counters (Redis) belong to every replica: left as they are
+            await self.budgets.reconcile(self.ledger, now)
+        return interrupted
+
+    def _append(self, record: UsageRecord) -> None:
+        try:
+            self.ledger.append(record)
+        except RuntimeError:   # closed during shutdown: the request still settles its budget
+            log.warning("usage ledger closed; record for %s not kept", record.request_id)
 
     async def feedback(self, raw: bytes, tenant: str | None = None) -> bytes:
         """Attach a quality score to a past request of ``tenant`` (the caller's; None: the anonymous

@@ -323,6 +323,20 @@ class BudgetManager:
         self._wake: asyncio.Event | None = None
         self.store_ok = True
         self.syncs = 0
+        self._closing = False
+
+    def reconfigure(self, settings: BudgetSettings) -> None:
+        """New budget settings (hot reload) apply at once: each current window's counter takes its
+        budget's new limit and chunk; what was spent (and reserved) in it is kept."""
+        self.settings = settings
+        self._tz = settings.tz
+        now = self.clock()
+        for b in settings.budgets:
+            wid, _start, _end = window(b.period, now, self._tz)
+            c = self._counters.get(counter_key(b, wid))
+            if c is not None:
+                c.limit = usd_to_nano(b.limit_usd)
+                c.chunk = max(1, round(c.limit * settings.reservation_chunk))
 
     # -- BudgetView --------------------------------------------------------------------------------------------
     def remaining(self, tenant: str | None, surface: str | None) -> float | None:
@@ -374,9 +388,12 @@ class BudgetManager:
             now = self.clock()
             counters = [(b, *self._counter_key(b, now)) for b in budgets]
             if not free_tier:
+                # Only a spent budget refuses. An estimate is an upper bound (the reply's max_tokens), so
+                # one larger than what is left must not refuse a request the rest would pay for: it is
+                # charged, and settle() corrects it to the bill (the overspend bound counts one estimate).
                 for b, _key, c in counters:
-                    if c.total + amount > c.limit:
-                        raise self._status_of(b, c).error(now, estimated_cost if c.total < c.limit else None)
+                    if c.total >= c.limit:
+                        raise self._status_of(b, c).error(now)
             # Past one chunk of unsynced spend, sync first. With nothing unsynced, one estimate larger than
             # the chunk is admitted alone (the bound's "largest single estimate").
             over_chunk = any(c.unsynced != 0 and c.unsynced + amount > c.chunk for _b, _k, c in counters)
@@ -403,6 +420,19 @@ class BudgetManager:
         for key in reservation.keys:
             c = self._counters.get(key)
             if c is None:     # window rolled over and was pruned: the counter lives on in the store
+                c = self._counters[key] = _Counter(0, 0, 0.0, 0.0)
+            c.unsynced += delta
+            touched.append(c)
+        self._maybe_wake(touched)
+
+    def charge(self, reservation: Reservation, extra_usd: float) -> None:
+        """Add ``extra_usd`` to the budgets a reservation was charged to (a hedged request's losing
+        attempts), after or before its settle."""
+        delta = max(0, usd_to_nano(extra_usd))
+        touched = []
+        for key in reservation.keys:
+            c = self._counters.get(key)
+            if c is None:
                 c = self._counters[key] = _Counter(0, 0, 0.0, 0.0)
             c.unsynced += delta
             touched.append(c)
@@ -448,6 +478,18 @@ class BudgetManager:
             self.syncs += 1
             return True
 
+    async def reconcile(self, ledger: Ledger, now: float) -> None:
+        """Make every current window's counter equal the spend the usage records show (call with no
+        request in flight, at startup): the records survive a crash, unsynced counter deltas do not."""
+        await self.sync()
+        for b in self.settings.budgets:
+            key, c = self._counter_key(b, now)
+            spent = usd_to_nano(await ledger.spend(since=c.start, until=c.end,
+                                                   **{b.scope: b.name}))
+            if spent != c.total:
+                c.unsynced += spent - c.total
+        await self.sync()
+
     async def start(self) -> None:
         """First sync (so a restarted replica knows today's spend) and the periodic background sync."""
         await self.sync()
@@ -458,6 +500,11 @@ class BudgetManager:
     async def close(self) -> None:
         """Stop the background sync and push what is left."""
         if self._task is not None:
+            # A flag as well as cancel(): wait_for() in 3.11 swallows a cancel that lands as the wake
+            # event fires (a settle just before close), and the loop would run on.
+            self._closing = True
+            if self._wake is not None:
+                self._wake.set()
             self._task.cancel()
             try:
                 await self._task
@@ -468,12 +515,14 @@ class BudgetManager:
 
     async def _run(self) -> None:
         assert self._wake is not None
-        while True:
+        while not self._closing:
             try:
                 await asyncio.wait_for(self._wake.wait(), self.settings.sync_interval_s)
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
+            if self._closing:
+                return
             try:
                 await self.sync()
             except Exception:     # never let the loop die

@@ -134,13 +134,16 @@ async def _until_signal(coro) -> None:
 
 def _dev(args: argparse.Namespace) -> int:
     from .devstack import DEFAULT_ROUTING, Stack
+    from .report import default_ledger_url   # where `extproc report` looks: the ledger survives restarts
 
-    stack = Stack(routing=args.config or DEFAULT_ROUTING, listen_port=args.port)
+    stack = Stack(routing=args.config or DEFAULT_ROUTING, listen_port=args.port,
+                  ledger_url=default_ledger_url(args.config or DEFAULT_ROUTING))
     stack.start()
     simulated = ", ".join(f"{n} (127.0.0.1:{p})" for n, p in stack.simulators.items()) or "none"
     print(f"LLM gateway on {stack.base_url}  (Envoy admin 127.0.0.1:{stack.admin_port}, "
           f"extproc 127.0.0.1:{stack.extproc_port})\nstatus {stack.status_url}, metrics "
           f"{stack.status_url.replace('/status', '/metrics')}\nsimulated providers: {simulated}\n"
+          f"usage ledger: {stack.ledger_url}  (extproc report --premium MODEL reads it)\n"
           f"logs: {stack.workdir}/stack.log   Ctrl-C to stop\n"
           f"demo key: {stack.demo_key}", flush=True)
     try:

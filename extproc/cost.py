@@ -95,3 +95,13 @@ class _Unlimited:
 
 
 UNLIMITED: BudgetView = _Unlimited()
+
+
+class Allowance:
+    """A budget view with a fixed amount left for every caller (a plan held to one spend limit)."""
+
+    def __init__(self, usd: float):
+        self.usd = usd
+
+    def remaining(self, tenant: str | None, surface: str | None) -> float | None:
+        return self.usd

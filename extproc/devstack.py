@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,12 @@ class Stack:
     admin_port: int = 0
     extproc_port: int = 0
     status_port: int = 0
+    ledger_url: str | None = None         # None: a fresh ledger in workdir (tests); make run keeps one
+    supervise: bool = True                # restart extproc when it dies (a crash, a SIGKILL)
+    restarts: int = 0
+    _extproc: subprocess.Popen | None = field(default=None, repr=False)
+    _stopping: threading.Event = field(default_factory=threading.Event, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     demo_key: str | None = None           # tenant "demo"'s key; default $LLM_GATEWAY_DEMO_KEY, else a new one
 
     @property
@@ -93,7 +100,8 @@ class Stack:
             provider = cfg.providers[name]
             if provider.api_key_env:
                 env[provider.api_key_env] = f"sim-{name}-key"
-        env.setdefault("LLM_GATEWAY_LEDGER_URL", f"sqlite:///{self.workdir}/ledger.db")
+        env.setdefault("LLM_GATEWAY_LEDGER_URL", self.ledger_url or f"sqlite:///{self.workdir}/ledger.db")
+        self.ledger_url = env["LLM_GATEWAY_LEDGER_URL"]
         self.demo_key = self.demo_key or env.get(DEMO_KEY_ENV) or new_key()
         if KEYS_FILE_ENV not in self.env:
             keys = self.workdir / "keys.yaml"
@@ -110,9 +118,10 @@ class Stack:
         log = open(self.workdir / "stack.log", "ab")
         if sim_args:
             self._spawn([sys.executable, "-m", "extproc", "simulate", *sim_args], env, log)
-        self._spawn([sys.executable, "-m", "extproc", "serve", "--config", str(self.routing),
-                     "--listen", f"127.0.0.1:{self.extproc_port}",
-                     "--status-listen", f"127.0.0.1:{self.status_port}"], env, log)
+        extproc_argv = [sys.executable, "-m", "extproc", "serve", "--config", str(self.routing),
+                        "--listen", f"127.0.0.1:{self.extproc_port}",
+                        "--status-listen", f"127.0.0.1:{self.status_port}"]
+        self._extproc = self._spawn(extproc_argv, env, log)
         local = envoy_config.localize(
             envoy_source, listen_port=self.listen_port, admin_port=self.admin_port,
             extproc=f"127.0.0.1:{self.extproc_port}", otlp=self.otlp, hedge_ports=hedge_ports,
@@ -122,10 +131,35 @@ class Stack:
         self._spawn([envoy_binary(), "-c", str(envoy_path), "--log-level", "warn", "--concurrency", "2",
                      "--base-id", str(self.admin_port)], env, log)
         self._wait_ready(wait)
+        if self.supervise:
+            threading.Thread(target=self._watch_extproc, args=(extproc_argv, env, log), daemon=True,
+                             name="extproc-supervisor").start()
         return self
 
-    def _spawn(self, argv: list[str], env: dict[str, str], log) -> None:
-        self.processes.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
+    @property
+    def extproc_pid(self) -> int | None:
+        return self._extproc.pid if self._extproc is not None else None
+
+    def _spawn(self, argv: list[str], env: dict[str, str], log) -> subprocess.Popen:
+        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.processes.append(process)
+        return process
+
+    def _watch_extproc(self, argv: list[str], env: dict[str, str], log) -> None:
+        """Restart extproc when it exits while the stack runs: Envoy answers 500 without its processor,
+        and the ledger's in_flight records of the dead process are marked interrupted on restart."""
+        while not self._stopping.wait(0.2):
+            old = self._extproc
+            if old is None or old.poll() is None:
+                continue
+            log.write(f"devstack: extproc exited with {old.returncode}; restarting it\n".encode())
+            log.flush()
+            with self._lock:   # stop() must not miss a process started while it terminates the others
+                if self._stopping.is_set():
+                    return
+                self._extproc = self._spawn(argv, env, log)
+                self.processes.remove(old)
+                self.restarts += 1
 
     def _wait_ready(self, wait: float) -> None:
         deadline = time.monotonic() + wait
@@ -146,6 +180,8 @@ class Stack:
         raise RuntimeError(f"gateway did not become ready in {wait}s; see {self.workdir}/stack.log")
 
     def stop(self) -> None:
+        with self._lock:
+            self._stopping.set()
         for p in reversed(self.processes):
             if p.poll() is None:
                 p.terminate()

@@ -129,6 +129,11 @@ class Exchange:
     retry_after_s: float | None = None     # learned from the answering provider's error body
     hedged: bool = False                   # attempts may run side by side (Envoy's hedge pool)
     hedge_hosts: list[str] = field(default_factory=list)   # the pool endpoint of attempt N at [N-1]
+    # What accounting needs to bill an answer that never completed (endings.py):
+    end_of_stream: bool = False            # the provider's last body chunk arrived
+    last_byte: float | None = None         # clock time of the latest provider body chunk
+    delivered: bytearray = field(default_factory=bytearray)   # OpenAI SSE sent to the client, not yet counted
+    delivered_tokens: int = 0              # tokens of delivered text already counted (long streams)
 
     @property
     def stream(self) -> bool:
@@ -199,10 +204,12 @@ class Gateway:
             return Answer.error(exc)
         return None
 
-    def request_body(self, headers: dict[str, str], raw: bytes, model: str | None = None) -> Exchange:
+    def request_body(self, headers: dict[str, str], raw: bytes, model: str | None = None,
+                     budgets: BudgetView | None = None) -> Exchange:
         """Parse and plan; raises GatewayError for anything the client must fix.
 
-        ``model`` replaces the requested model (a spent budget's free tier model)."""
+        ``model`` replaces the requested model (a spent budget's free tier model); ``budgets``
+        replaces the gateway's budget view for this plan."""
         if len(raw) > self.config.max_body_bytes:
             raise self._too_large()
         endpoint = ENDPOINTS[headers.get(":path", "").split("?", 1)[0]]
@@ -225,8 +232,8 @@ class Gateway:
                 return exc.message
             return None
 
-        plan = decide(config, body, endpoint, headers, self.health, self.budgets, now, classification, caller,
-                      capability)
+        plan = decide(config, body, endpoint, headers, self.health, budgets or self.budgets, now, classification,
+                      caller, capability)
         exchange.plan = plan
         if plan.candidates:
             # Envoy takes one per-try timeout for all attempts of a request. It comes from the first
@@ -386,6 +393,14 @@ class Gateway:
 
     def response_body(self, exchange: Exchange, chunk: bytes, end_of_stream: bool) -> bytes:
         """The bytes to send the client in place of ``chunk``."""
+        exchange.last_byte = self.clock()
+        exchange.end_of_stream = exchange.end_of_stream or end_of_stream
+        out = self._response_body(exchange, chunk, end_of_stream)
+        if exchange.stream and exchange.mode in ("observe", "stream") and out:
+            keep_delivered(exchange, out)
+        return out
+
+    def _response_body(self, exchange: Exchange, chunk: bytes, end_of_stream: bool) -> bytes:
         translator = exchange.translator
         if exchange.mode == "pass" or translator is None:
             return chunk
@@ -451,6 +466,26 @@ class Gateway:
     def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"The request body is larger than the gateway's limit of "
                                f"{self.config.max_body_bytes} bytes.")
+
+
+DELIVERED_LIMIT = 1024 * 1024   # bytes of delivered stream kept uncounted; past it, counted and dropped
+
+
+def keep_delivered(exchange: Exchange, out: bytes) -> None:
+    """Keep what the client was sent, to bill it if the provider never reports usage. Counting
+    waits until it is needed (most streams end with the provider's usage); a very long stream is
+    counted in whole events as it passes the limit, so memory stays bounded."""
+    exchange.delivered += out
+    if len(exchange.delivered) > DELIVERED_LIMIT:
+        from .endings import delivered_text
+        from .tokens import count
+
+        end = exchange.delivered.rfind(b"\n\n")
+        if end < 0:
+            return
+        cut = end + 2
+        exchange.delivered_tokens += count(delivered_text(bytes(exchange.delivered[:cut])))
+        del exchange.delivered[:cut]
 
 
 def model_api(exchange: Exchange) -> str | None:

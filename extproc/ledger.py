@@ -35,17 +35,19 @@ import abc
 import asyncio
 import concurrent.futures
 import logging
+import socket
 import sqlite3
 import time as _time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .accounting import UsageRecord
+from .accounting import IN_FLIGHT, INTERRUPTED, UsageRecord
 
 log = logging.getLogger(__name__)
 
 NANO = 1_000_000_000   # counter units per USD
+STALE_OPEN_S = 900     # an in_flight record this old belongs to a dead process (routes time out at 300 s)
 
 
 def usd_to_nano(usd: float) -> int:
@@ -59,7 +61,7 @@ def nano_to_usd(nano: int) -> float:
 # Column order shared by both backends; ``class`` is a keyword in Python, ``request_class`` in the dataclass.
 _COLUMNS = ("request_id", "time", "tenant", "surface", "class", "workload", "model", "provider",
             "input_tokens", "output_tokens", "cached_input_tokens", "cost_usd", "latency_ms", "ttft_ms",
-            "attempts", "outcome", "status", "quality", "quality_source")
+            "attempts", "outcome", "status", "quality", "quality_source", "endpoint")
 _INTS = frozenset({"input_tokens", "output_tokens", "cached_input_tokens", "attempts", "status"})
 _FLOATS = frozenset({"time", "cost_usd", "latency_ms", "ttft_ms", "quality"})
 
@@ -149,6 +151,14 @@ class Ledger(abc.ABC):
     async def get_counters(self, keys: Iterable[str]) -> dict[str, int]:
         """Current values (0 for a counter that does not exist)."""
 
+    single_owner = False   # True when one process owns the store (SQLite): its counters can be rebuilt
+
+    async def mark_interrupted(self, before: float) -> int:
+        """Records a dead process left ``in_flight`` (from before ``before``, unix s) become
+        ``interrupted``; how many. SQLite: all of them (one process owns the file). Redis: this
+        instance's, and any replica's older than ``STALE_OPEN_S``."""
+        return 0
+
     # -- lifecycle ---------------------------------------------------------------------------------------------
     async def close(self) -> None:
         """Write what is queued, then release the store."""
@@ -204,7 +214,8 @@ CREATE TABLE IF NOT EXISTS usage (
     latency_ms REAL, ttft_ms REAL,
     attempts INTEGER NOT NULL DEFAULT 1,
     outcome TEXT NOT NULL, status INTEGER NOT NULL,
-    quality REAL, quality_source TEXT
+    quality REAL, quality_source TEXT,
+    endpoint TEXT NOT NULL DEFAULT 'chat'
 );
 CREATE INDEX IF NOT EXISTS usage_time ON usage(time);
 CREATE TABLE IF NOT EXISTS budget_counters (
@@ -235,6 +246,9 @@ class SQLiteLedger(Ledger):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.executescript(_SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(usage)")}
+        if "endpoint" not in columns:   # a ledger written before records named their endpoint
+            conn.execute("ALTER TABLE usage ADD COLUMN endpoint TEXT NOT NULL DEFAULT 'chat'")
         self._conn = conn
 
     async def _call(self, fn: Any, *args: Any) -> Any:
@@ -306,6 +320,30 @@ class SQLiteLedger(Ledger):
             return out
         return await self._call(get)
 
+    single_owner = True
+
+    async def spend(self, *, tenant: str | None = None, surface: str | None = None, since: float | None = None,
+                    until: float | None = None) -> float:
+        await self.flush()
+        where, args = ["time >= ?", "time < ?"], [-1e18 if since is None else since, 1e18 if until is None else until]
+        for column, value in (("tenant", tenant), ("surface", surface)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+
+        def total() -> float:
+            assert self._conn is not None
+            row = self._conn.execute(f"SELECT COALESCE(SUM(cost_usd), 0) FROM usage WHERE {' AND '.join(where)}",
+                                     args).fetchone()
+            return float(row[0])
+        return await self._call(total)
+
+    async def mark_interrupted(self, before: float) -> int:
+        def mark(conn: sqlite3.Connection) -> int:
+            return conn.execute("UPDATE usage SET outcome = ?, status = 502 WHERE outcome = ? AND time < ?",
+                                (INTERRUPTED, IN_FLIGHT, before)).rowcount
+        return await self._call(self._transaction, mark)
+
     async def _close(self) -> None:
         def close() -> None:
             if self._conn is not None:
@@ -337,15 +375,36 @@ class RedisLedger(Ledger):
     ``retention_days`` (default 400: a year plus the month a report may still look back on)."""
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, key_prefix: str = "llmgw:",
-                 retention_days: float = 400, client: Any = None, **kwargs: Any):
+                 retention_days: float = 400, client: Any = None, instance: str | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         import redis.asyncio as aioredis   # imported here so the SQLite default needs no redis package
 
         self.url = url
         self.prefix = key_prefix
         self.retention = retention_days * 86400
+        # This process's open (in_flight) requests, by host name: a restarted container (same pod,
+        # same name) closes its own at start; another replica's are left to the stale sweep.
+        self.instance = instance or socket.gethostname()
         self._redis = client if client is not None else aioredis.Redis.from_url(url)
         self._attach = self._redis.register_script(_ATTACH_LUA)
+
+    @property
+    def _open(self) -> str:
+        return f"{self.prefix}open:{self.instance}"
+
+    async def mark_interrupted(self, before: float) -> int:
+        """This instance's records still ``in_flight`` (a restart after a crash), and anyone's older than
+        ``STALE_OPEN_S`` (their replica is gone: no request lives that long), become ``interrupted``."""
+        ids = {i.decode() if isinstance(i, bytes) else i for i in await self._redis.smembers(self._open)}
+        stale = await self._redis.zrangebyscore(self._index, before - self.retention, before - STALE_OPEN_S)
+        marked = 0
+        for rid in ids | {i.decode() if isinstance(i, bytes) else i for i in stale}:
+            key = self._rkey(rid)
+            if await self._redis.hget(key, "outcome") in (IN_FLIGHT.encode(), IN_FLIGHT):
+                await self._redis.hset(key, mapping={"outcome": INTERRUPTED, "status": "502"})
+                marked += 1
+        await self._redis.delete(self._open)
+        return marked
 
     def _rkey(self, request_id: str) -> str:
         return f"{self.prefix}req:{request_id}"
@@ -369,6 +428,10 @@ class RedisLedger(Ledger):
                 pipe.hset(key, mapping=mapping)
                 pipe.expireat(key, int(r.time + self.retention) + 1)
                 pipe.zadd(self._index, {r.request_id: r.time})
+                if r.outcome == IN_FLIGHT:
+                    pipe.sadd(self._open, r.request_id)
+                else:
+                    pipe.srem(self._open, r.request_id)
             pipe.zremrangebyscore(self._index, "-inf", f"({now - self.retention}")
             await pipe.execute()
 

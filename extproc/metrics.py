@@ -21,27 +21,40 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2.5, 3, 5,
 _TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2.5, 5, 10)
 
 
+OTHER = "other"   # a label value outside the configured names (bounded cardinality)
+NONE = "none"     # no class / surface / tenant / workload applied to the request
+# Request labels whose values must be names from the routing config: (span attribute, config attribute).
+_NAMED = {"class": (telemetry.CLASS, "classes"), "surface": (telemetry.SURFACE, "surfaces"),
+          "tenant": (telemetry.TENANT, "tenants"), "workload": (telemetry.WORKLOAD, "workloads")}
+
+
 class Metrics(SpanProcessor):
+    """Request series carry ``class``, ``surface``, ``tenant`` and ``workload``: only names the routing
+    config defines (``other`` for anything else, ``none`` when unset), so a client cannot blow up the
+    series count; the names follow hot reloads (``observe_config``)."""
+
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        labels = ("provider", "model", "class", "surface")
-        self.requests = Counter("llm_gateway_requests", "Client requests, by the model that answered and status",
-                                (*labels, "status"), registry=r)
+        self.names: dict[str, frozenset[str]] = {k: frozenset() for k in _NAMED}
+        labels = ("provider", "model", "class", "surface", "tenant", "workload")
+        self.requests = Counter("llm_gateway_requests",
+                                "Client requests, by the model that answered, status and outcome (how it ended)",
+                                (*labels, "status", "outcome"), registry=r)
         self.duration = Histogram("llm_gateway_request_duration_seconds", "Client request latency, end to end",
                                   labels, buckets=_LATENCY_BUCKETS, registry=r)
         self.ttft = Histogram("llm_gateway_time_to_first_token_seconds", "Time to the first response byte",
                               ("provider", "model"), buckets=_TTFT_BUCKETS, registry=r)
         self.tokens = Counter("llm_gateway_tokens", "Tokens, as the provider reported them",
                               ("provider", "model", "direction"), registry=r)
-        self.cost = Counter("llm_gateway_cost_usd", "Cost in USD from reported usage and catalog prices",
-                            (*labels, "tenant"), registry=r)
+        self.cost = Counter("llm_gateway_cost_usd", "Billed cost in USD (reported or counted usage x catalog prices)",
+                            labels, registry=r)
         self.attempts = Counter("llm_gateway_attempts", "Upstream attempts, by outcome (ok or the error type)",
                                 ("provider", "model", "outcome"), registry=r)
         self.attempt_duration = Histogram("llm_gateway_attempt_duration_seconds", "Upstream attempt latency",
                                           ("provider", "model"), buckets=_LATENCY_BUCKETS, registry=r)
-        self.errors = Counter("llm_gateway_errors", "Failed client requests, by error type",
-                              ("provider", "model", "type"), registry=r)
+        self.errors = Counter("llm_gateway_errors", "Failed client requests, by error type (client closes excluded)",
+                              ("provider", "model", "type", "class", "surface", "tenant", "workload"), registry=r)
         self.fallbacks = Counter("llm_gateway_fallbacks", "Requests answered by a later attempt than the first",
                                  ("provider", "model"), registry=r)
         self.hedges = Counter("llm_gateway_hedges", "Hedged attempts of interactive requests: started, and won "
@@ -88,22 +101,28 @@ class Metrics(SpanProcessor):
             if ttft is not None:
                 self.ttft.labels(provider, model).observe(float(ttft) / 1000)
 
+    def label(self, kind: str, value) -> str:
+        """``value`` if the routing config names it (a ``kind`` of _NAMED), else ``other``; ``none`` if unset."""
+        if value is None or value == "":
+            return NONE
+        return value if value in self.names[kind] else OTHER
+
     def _request(self, attrs, seconds: float) -> None:
         provider = attrs.get(telemetry.PROVIDER, "none")
         model = attrs.get(telemetry.MODEL_ID, "none")
-        klass = attrs.get(telemetry.CLASS, "")
-        surface = attrs.get(telemetry.SURFACE, "")
+        named = tuple(self.label(kind, attrs.get(attr)) for kind, (attr, _) in _NAMED.items())
         status = str(attrs.get("http.response.status_code", 0))
-        self.requests.labels(provider, model, klass, surface, status).inc()
-        self.duration.labels(provider, model, klass, surface).observe(seconds)
-        if "error.type" in attrs or not status.startswith("2"):
-            self.errors.labels(provider, model, str(attrs.get("error.type", status))).inc()
+        outcome = str(attrs.get(telemetry.OUTCOME, "ok" if status.startswith("2") else "error"))
+        self.requests.labels(provider, model, *named, status, outcome).inc()
+        self.duration.labels(provider, model, *named).observe(seconds)
+        if outcome != "cancelled" and ("error.type" in attrs or not status.startswith("2")):
+            self.errors.labels(provider, model, str(attrs.get("error.type", status)), *named).inc()
         for direction, key in (("input", "gen_ai.usage.input_tokens"), ("output", "gen_ai.usage.output_tokens")):
             if key in attrs:
                 self.tokens.labels(provider, model, direction).inc(int(attrs[key]))
         cost = attrs.get(telemetry.COST_USD)
         if cost:
-            self.cost.labels(provider, model, klass, surface, attrs.get(telemetry.TENANT, "")).inc(float(cost))
+            self.cost.labels(provider, model, *named).inc(float(cost))
         if int(attrs.get("llm.attempts", 1) or 1) > 1 and status.startswith("2"):
             self.fallbacks.labels(provider, model).inc()
         extra = attrs.get(telemetry.HEDGE_EXTRA)
@@ -127,7 +146,9 @@ class Metrics(SpanProcessor):
             self.ejections.labels(model).set(1 if summary["ejected"] else 0)
 
     def observe_config(self, config) -> None:
-        """Per-model latency targets from the routing config (at start and on every reload)."""
+        """Per-model latency targets and the names labels may take, from the routing config (at start
+        and on every reload)."""
+        self.names = {kind: frozenset(getattr(config, section, {}) or {}) for kind, (_, section) in _NAMED.items()}
         targets: dict[str, int] = {}
         for rclass in config.classes.values():
             for tier in rclass.tiers:

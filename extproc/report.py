@@ -28,6 +28,8 @@ from typing import Any
 
 from .accounting import UsageRecord, cost_usd
 
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_CONFIG = os.path.join(PROJECT_DIR, "config", "routing.yaml")
 LEDGER_ENV = "LLM_GATEWAY_LEDGER_URL"   # the same variable extproc serve reads (bookkeeping.py)
 
 
@@ -119,18 +121,26 @@ class Report:
     by_provider: dict[str, Group]
     by_surface: dict[str, Group]
     by_tenant: dict[str, Group]
+    by_endpoint: dict[str, Group]
     timeline: list[Bucket]
     bucket: str                       # "day" or "hour"
     unpriced_models: list[str]        # models in the ledger the catalog does not price (cost kept as recorded)
 
 
-DIMENSIONS = (("class", "by_class"), ("model", "by_model"), ("provider", "by_provider"),
-              ("surface", "by_surface"), ("tenant", "by_tenant"))
+DIMENSIONS = (("endpoint", "by_endpoint"), ("class", "by_class"), ("model", "by_model"),
+              ("provider", "by_provider"), ("surface", "by_surface"), ("tenant", "by_tenant"))
 
 
 def build_report(records: Iterable[UsageRecord], prices: Mapping[str, Any], premium_model: str, *,
-                 since: float | None = None, until: float | None = None, timezone: str = "UTC") -> Report:
-    """Aggregate ledger records; ``prices`` maps model id -> ``config.Price`` and must price ``premium_model``."""
+                 since: float | None = None, until: float | None = None, timezone: str = "UTC",
+                 embedding_models: frozenset[str] = frozenset()) -> Report:
+    """Aggregate ledger records; ``prices`` maps model id -> ``config.Price`` and must price ``premium_model``.
+
+    Embeddings are reported apart (``by_endpoint``) and never count as savings: a premium chat model
+    does not embed, so their counterfactual is their own cost. A record is an embedding when its
+    ``endpoint`` says so or its model is one of ``embedding_models`` (records older than the field).
+    The timeline runs from the first record's bucket to the last one's, empty buckets included; it is
+    hourly when the records span two days or less."""
     if premium_model not in prices:
         raise ValueError(f"premium model {premium_model!r} is not in the catalog "
                          f"(known: {', '.join(sorted(prices))})")
@@ -140,8 +150,8 @@ def build_report(records: Iterable[UsageRecord], prices: Mapping[str, Any], prem
     total = Group("all")
     dims: dict[str, dict[str, Group]] = {attr: {} for _d, attr in DIMENSIONS}
     times = [r.time for r in records]
-    lo = since if since is not None else (min(times) if times else 0.0)
-    hi = until if until is not None else (max(times) if times else 0.0)
+    lo = min(times) if times else (since or 0.0)
+    hi = max(times) if times else (until or 0.0)
     bucket = "hour" if hi - lo <= 2 * 86400 else "day"
     buckets: dict[float, Bucket] = {}
 
@@ -164,10 +174,11 @@ def build_report(records: Iterable[UsageRecord], prices: Mapping[str, Any], prem
         (_dt.datetime.fromtimestamp(x, tz).utcoffset() or _dt.timedelta()).total_seconds() % 3600 == 0
         for x in (lo, hi, (lo + hi) / 2))
     for r in records:
-        cf = cost_usd(r, premium)
+        endpoint = "embeddings" if r.endpoint == "embeddings" or r.model in embedding_models else "chat"
+        cf = cost_usd(r, premium) if endpoint == "chat" else r.cost_usd
         total.add(r, cf)
-        for attr, key in (("by_class", r.request_class), ("by_model", r.model), ("by_provider", r.provider),
-                          ("by_surface", r.surface), ("by_tenant", r.tenant)):
+        for attr, key in (("by_endpoint", endpoint), ("by_class", r.request_class), ("by_model", r.model),
+                          ("by_provider", r.provider), ("by_surface", r.surface), ("by_tenant", r.tenant)):
             key = key or "(none)"
             g = dims[attr].get(key)
             if g is None:
@@ -181,11 +192,16 @@ def build_report(records: Iterable[UsageRecord], prices: Mapping[str, Any], prem
         b.counterfactual += cf
         b.requests += 1
         b.by_model[r.model] = b.by_model.get(r.model, 0) + 1
+    if buckets:   # every bucket between the first and the last, so a chart shows the quiet ones too
+        t, last = min(buckets), max(buckets)
+        while t < last:
+            t = bucket_start(t + (3600 if bucket == "hour" else 86400) + 1800)
+            buckets.setdefault(t, Bucket(t))
     ordered = {attr: dict(sorted(groups.items(), key=lambda kv: (-kv[1].cost, -kv[1].requests, kv[0])))
                for attr, groups in dims.items()}
     unpriced = sorted({r.model for r in records} - set(prices))
     return Report(premium_model, premium, since, until, timezone, total, ordered["by_class"], ordered["by_model"],
-                  ordered["by_provider"], ordered["by_surface"], ordered["by_tenant"],
+                  ordered["by_provider"], ordered["by_surface"], ordered["by_tenant"], ordered["by_endpoint"],
                   [buckets[k] for k in sorted(buckets)], bucket, unpriced)
 
 
@@ -311,6 +327,12 @@ def svg_cost_over_time(report: Report, width: int = 860, height: int = 260) -> s
         cf = " ".join(f"{x(i):.1f},{y(b.counterfactual):.1f}" for i, b in enumerate(pts))
         out.append(f'<polyline points="{cf}" fill="none" stroke="{PREMIUM}" stroke-width="2.5" '
                    f'stroke-dasharray="6 4"/>')
+        if n <= 48:   # markers: a single bucket (a one-day report) has no line to draw
+            for i, b in enumerate(pts):
+                out.append(f'<circle cx="{x(i):.1f}" cy="{y(b.counterfactual):.1f}" r="4" fill="{PREMIUM}">'
+                           f'<title>premium-only {_e(_usd(b.counterfactual))}</title></circle>')
+                out.append(f'<circle cx="{x(i):.1f}" cy="{y(b.cost):.1f}" r="4" fill="{ACTUAL}">'
+                           f'<title>with routing {_e(_usd(b.cost))}</title></circle>')
         step = max(1, math.ceil(n / 10))
         for i in range(0, n, step):
             d = _dt.datetime.fromtimestamp(pts[i].start, tz)
@@ -358,7 +380,8 @@ def svg_savings(report: Report, width: int = 420, height: int | None = None) -> 
     groups = list(report.by_class.items())[:8]
     row_h = 46
     height = height or 20 + row_h * max(1, len(groups))
-    left, right = 96, 70
+    # The label column fits the longest class name (about 7.2 px a character at 12 px), never clipped.
+    left, right = 16 + math.ceil(7.2 * max([len(n) for n, _g in groups] + [6])), 70
     w = width - left - right
     vmax = _nice_max(max([g.counterfactual for _n, g in groups] + [g.cost for _n, g in groups] + [0.0]))
     out = [f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="savings by class" '
@@ -392,7 +415,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:15px;margin:0 0 10px;color:#374151
 .sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:5px;vertical-align:-1px}
 table{border-collapse:collapse;width:100%;font-size:12.5px}
 th,td{padding:5px 8px;border-bottom:1px solid #f1f5f9;text-align:right;white-space:nowrap}
-th:first-child,td:first-child{text-align:left}th{color:#6b7280;font-weight:600}
+th:first-child,td:first-child{text-align:left;white-space:normal;overflow-wrap:anywhere}th{color:#6b7280;font-weight:600}
 .note{font-size:12px;color:#6b7280}
 """
 
@@ -468,10 +491,12 @@ def add_report_command(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``extproc report`` on the CLI's subparsers; the handler is ``run_report(args) -> int``."""
     p = subparsers.add_parser("report", help="savings report: cost with routing vs everything on one premium model")
     p.add_argument("--config", default=os.environ.get("LLM_GATEWAY_CONFIG"),
-                   help="routing config with the model catalog (default: $LLM_GATEWAY_CONFIG)")
+                   help="routing config with the model catalog (default: $LLM_GATEWAY_CONFIG, else the "
+                        "project's config/routing.yaml, as `make run` uses)")
     p.add_argument("--ledger", default=os.environ.get(LEDGER_ENV),
                    help=f"usage ledger: a SQLite path, sqlite://PATH or redis://HOST:PORT/DB "
-                        f"(default: ${LEDGER_ENV}, else the config's ledger.url)")
+                        f"(default: ${LEDGER_ENV}, else where `extproc serve` and `make run` keep it: the "
+                        f"config's ledger.url, relative paths taken from the project directory)")
     p.add_argument("--premium", help="the model to compare against (default: the catalog's most expensive chat model)")
     p.add_argument("--since", help="start, YYYY-MM-DD or ISO time (default: 30 days before --until)")
     p.add_argument("--until", help="end, exclusive (default: now)")
@@ -486,9 +511,7 @@ def run_report(args: argparse.Namespace) -> int:
     from .ledger import LedgerSettings, open_ledger
 
     if not args.config:
-        print("extproc report: give --config (the catalog prices the counterfactual) or set LLM_GATEWAY_CONFIG",
-              file=sys.stderr)
-        return 2
+        args.config = str(DEFAULT_CONFIG)
     try:
         cfg = routing_config.load(args.config)
         tz = zoneinfo.ZoneInfo(args.tz)
@@ -498,10 +521,7 @@ def run_report(args: argparse.Namespace) -> int:
     prices = {mid: m.price for mid, m in cfg.models.items()}
     premium = args.premium or max((m for m in cfg.models.values() if "chat" in m.endpoints),
                                   key=lambda m: m.price.input + m.price.output).id
-    url = args.ledger or _ledger_url_from(args.config)
-    if not url:
-        print(f"extproc report: give --ledger or set {LEDGER_ENV}", file=sys.stderr)
-        return 2
+    url = args.ledger or default_ledger_url(args.config)
     until = _parse_time(args.until, tz) if args.until else _dt.datetime.now(tz).timestamp()
     since = _parse_time(args.since, tz) if args.since else until - 30 * 86400
 
@@ -514,16 +534,30 @@ def run_report(args: argparse.Namespace) -> int:
 
     try:
         records = asyncio.run(read())
-        report = build_report(records, prices, premium, since=since, until=until, timezone=args.tz)
+        embedding_models = frozenset(mid for mid, m in cfg.models.items() if "chat" not in m.endpoints)
+        report = build_report(records, prices, premium, since=since, until=until, timezone=args.tz,
+                              embedding_models=embedding_models)
     except Exception as exc:  # noqa: BLE001
         print(f"extproc report: {exc}", file=sys.stderr)
         return 1
+    print(f"ledger: {url}")
     sys.stdout.write(render_text(report))
     if args.html:
         with open(args.html, "w", encoding="utf-8") as f:
             f.write(render_html(report))
         print(f"wrote {args.html}")
     return 0
+
+
+def default_ledger_url(config_path: str | os.PathLike) -> str:
+    """Where ``serve`` (run from the project directory, as ``make run`` runs it) keeps the ledger for this
+    config: its ``ledger.url``, else ``sqlite://ledger.db``; a relative SQLite path is made absolute
+    against the project directory, so ``report`` finds it from anywhere."""
+    url = _ledger_url_from(str(config_path)) or "sqlite://ledger.db"
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return url
+    path = url[len("sqlite://"):] if url.startswith("sqlite://") else url
+    return f"sqlite://{path if os.path.isabs(path) else os.path.join(PROJECT_DIR, path)}"
 
 
 def _ledger_url_from(config_path: str) -> str | None:

@@ -32,16 +32,21 @@ from envoy.type.v3 import http_status_pb2
 from google.protobuf import duration_pb2, struct_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from . import endings, telemetry, tokens, validate
 from . import retry_after as retry_after_
-from . import validate
-from .errors import GatewayError, Unavailable, UpstreamError
+from .access_log import AccessLogService, Verdicts
+from .accounting import BUDGET_REFUSED
+from .errors import GatewayError, QuotaExceeded, Unavailable, UpstreamError
+from .providers.base import ChatTranslator
 from .status import StatusService
 from .first_token import FirstContent
-from .gateway import FIRST_TOKEN_HEADER, HEDGE_ENV, KEY_HEADER, Answer, Exchange, Gateway, Rewrite, hedge_hosts
+from .gateway import (ENDPOINTS, FIRST_TOKEN_HEADER, HEDGE_ENV, KEY_HEADER, Answer, Exchange, Gateway, Rewrite,
+                      hedge_hosts)
 from .accounting import FEEDBACK_PATH
 from .bookkeeping import Bookkeeping
 from .config import Config
-from .cost import UNLIMITED
+from .cost import UNLIMITED, Allowance
+from .policy import who   # who is asking: tenant, workload, surface (pure; raises InvalidRequest)
 from .health import HealthTracker
 from .keys import KeyFile, keys_path, watch_keys
 from .reload import ConfigSource, watch
@@ -54,6 +59,9 @@ STAGE_METADATA = "x-llm-stage"
 REPLY_HEADER = "x-llm-reply"   # on the processor's own replies (see ``immediate``)
 QUEUE_POLL_S = 0.02      # how often a queued request looks for capacity again
 MAX_QUEUE_WAIT_S = 30    # the longest Envoy lets the processor hold a message (max_message_timeout)
+DRAIN_QUIET_S = 1.0      # on SIGTERM: stop taking streams once none has opened for this long
+VERDICT_WAIT_S = 2.0     # how long an unclear ending waits for Envoy's access log entry (flushed every 50 ms)
+STALL_S = 10.0           # an upstream reset after this much silence is a stalled stream (outcome timeout)
 RECENT_EXCHANGES = 4096  # exchanges remembered after they end, for attempt reports that come later
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _NO_BODY = processing_mode_pb2.ProcessingMode(response_body_mode=processing_mode_pb2.ProcessingMode.NONE)
@@ -113,7 +121,8 @@ def immediate(answer: Answer) -> pb.ProcessingResponse:
 
 
 class Processor(pb_grpc.ExternalProcessorServicer):
-    def __init__(self, gateway: Gateway, tracing: Tracing, books: Bookkeeping | None = None):
+    def __init__(self, gateway: Gateway, tracing: Tracing, books: Bookkeeping | None = None,
+                 verdicts: Verdicts | None = None):
         self.gateway = gateway
         self.tracing = tracing
         self.books = books
@@ -121,6 +130,10 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         # Attempt reports arrive after their attempt ended, often after the whole exchange did.
         self.recent: OrderedDict[str, Exchange] = OrderedDict()
         self.waiting: dict[str, int] = {}   # queued requests per workload
+        self.verdicts = verdicts            # Envoy's access log verdicts (None: settle on what the stream saw)
+        self.settling: set[asyncio.Task] = set()   # settlements waiting for a verdict
+        self.streams = 0                    # ext_proc streams open now (both stages)
+        self.last_stream = 0.0              # monotonic time the latest stream opened
 
     async def Process(self, requests: AsyncIterator[pb.ProcessingRequest], context: grpc.aio.ServicerContext):
         metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
@@ -128,8 +141,22 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             handler = self._upstream(requests)
         else:
             handler = self._router(requests, metadata)
-        async for response in handler:
-            yield response
+        self.streams += 1
+        self.last_stream = time.monotonic()
+        try:
+            async for response in handler:
+                yield response
+        finally:
+            self.streams -= 1
+
+    async def drained(self, quiet_s: float, limit_s: float) -> None:
+        """Return once no new stream has come for ``quiet_s`` (Envoy sends them elsewhere, or traffic
+        stopped), or after ``limit_s``; streams still open carry on."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            if time.monotonic() - self.last_stream >= quiet_s:
+                return
+            await asyncio.sleep(0.05)
 
     async def _router(self, requests: AsyncIterator[pb.ProcessingRequest], metadata: dict[str, str]):
         gateway, tracing = self.gateway, self.tracing
@@ -137,6 +164,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         exchange: Exchange | None = None
         status: int | None = None
         error: str | None = None
+        cancelled = False    # Envoy cancelled the stream: the upstream reset (see endings.py)
+        settled = False
         try:
             async for req in requests:
                 kind = req.WhichOneof("request")
@@ -156,7 +185,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                         if headers.get(":path", "").split("?", 1)[0] == FEEDBACK_PATH:
                             yield immediate(await self._feedback(headers, raw))
                             return
-                        exchange = self.gateway.request_body(headers, raw)
+                        exchange = self._plan(headers, raw)
                         if self._must_queue(exchange):
                             # Envoy waits message_timeout for each answer; a queued request asks for longer.
                             yield pb.ProcessingResponse(override_message_timeout=duration_pb2.Duration(
@@ -164,18 +193,22 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                             exchange = await self._queue(headers, raw, exchange)
                         exchange = await self._admit(headers, raw, exchange)
                     except GatewayError as exc:
-                        self._rejected({**headers, **metadata}, exc)
+                        self._rejected({**headers, **metadata}, exc, exchange)
+                        exchange = None
                         yield immediate(Answer.error(exc))
                         return
                     # Envoy passes its span's context in the gRPC metadata; a client's own traceparent
                     # (in the request headers) is what Envoy's span continues.
                     exchange.trail = tracing.start_request(
                         {**headers, **metadata}, "chat" if exchange.endpoint == "chat" else "embeddings",
-                        exchange.body["model"], exchange.plan.reason, [m.id for m in exchange.plan.models])
+                        exchange.body["model"], exchange.plan.reason, [m.id for m in exchange.plan.models],
+                        decision=self._labels(exchange.plan))
                     self.exchanges[exchange.key] = exchange
                     self._remember(exchange)
                     route = gateway.route(exchange)   # also attempt 1, translated for its provider
                     self._attempt_started(exchange, 1, observed=False)
+                    if self.books is not None:
+                        self.books.open(exchange)     # an in_flight record: a crash leaves a trace
                     yield pb.ProcessingResponse(request_body=pb.BodyResponse(response=pb.CommonResponse(
                         header_mutation=mutation(route.set_headers, route.remove_headers),
                         body_mutation=pb.BodyMutation(body=route.body), clear_route_cache=True)),
@@ -205,6 +238,11 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                         model, seconds, exchange.retry_after_s = exchange.answered_by, exchange.retry_after_s, None
                         if model is not None and hasattr(gateway.health, "pause"):
                             gateway.health.pause(model.id, model.provider.name, seconds)
+                    if body.end_of_stream and exchange is not None and exchange.trail is not None:
+                        # The record is committed before the client sees the answer end: a finished
+                        # request survives a crash of this process (bounded by the ledger's commit).
+                        settled = True
+                        await self._settle(exchange, status, durable=True)
                     yield pb.ProcessingResponse(response_body=pb.BodyResponse(response=pb.CommonResponse(
                         body_mutation=pb.BodyMutation(body=out))))
                 else:  # trailers: nothing to change
@@ -215,28 +253,84 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             error = type(exc).__name__
             yield immediate(Answer.error(UpstreamError("the gateway failed to process this request",
                                                        code="gateway_error", status=500)))
+        except (asyncio.CancelledError, GeneratorExit):
+            cancelled = True
+            raise
         finally:
             if exchange is not None:
                 self.exchanges.pop(exchange.key, None)
-                if exchange.trail is not None:
-                    translator, model = exchange.translator, exchange.answered_by
-                    usage = translator.usage if translator is not None else None
-                    cost = None
-                    if self.books is not None:
-                        ttft_ms = exchange.trail.ttft_ms
-                        cost = self.books.settle(
-                            exchange.reservation, request_id=exchange.key, model=model, usage=usage,
-                            status=status or 0, started=exchange.started,
-                            latency_ms=(time.time() - exchange.started) * 1000, ttft_ms=ttft_ms,
-                            attempts=exchange.answering or len(exchange.attempts), plan=exchange.plan,
-                            rate=exchange.rate)
-                    if exchange.hedged:
-                        tracing.hedged(exchange.trail, exchange.answering, self._wasted_usd(exchange))
-                    tracing.finish(exchange.trail, status=status, error=error, cost_usd=cost,
-                                   provider=model.provider.name if model else None, model=model.id if model else None,
-                                   response_model=model.upstream_model if model else None,
-                                   input_tokens=usage.input_tokens if usage else None,
-                                   output_tokens=usage.output_tokens if usage else None)
+                if exchange.trail is not None and not settled:
+                    self._settle_at_end(exchange, status, cancelled=cancelled, error=error)
+
+    def _settle_at_end(self, exchange: Exchange, status: int | None, *, cancelled: bool, error: str | None) -> None:
+        """Settle a stream that ended without its last chunk. When only Envoy knows who ended it (the
+        client or the provider), wait for its access log entry (access_log.py), off this stream."""
+        translator = exchange.translator
+        ending = translator.ending if isinstance(translator, ChatTranslator) and exchange.stream else None
+        if self.verdicts is None or not endings.unclear(status=status, end_of_stream=exchange.end_of_stream,
+                                                        ending=ending, gateway_error=error is not None):
+            self._settle_now(exchange, status, cancelled=cancelled, error=error)
+            return
+        ended = time.time()
+
+        async def later() -> None:
+            envoy = await self.verdicts.wait(exchange.key, VERDICT_WAIT_S)
+            self._settle_now(exchange, status, cancelled=cancelled, error=error, envoy=envoy, ended=ended)
+
+        task = asyncio.get_running_loop().create_task(later())
+        self.settling.add(task)
+        task.add_done_callback(self.settling.discard)
+
+    async def _settle(self, exchange: Exchange, status: int | None, *, durable: bool) -> None:
+        record = self._settle_now(exchange, status, cancelled=False, error=None)
+        if durable and record is not None and self.books is not None:
+            await self.books.commit()
+
+    def _settle_now(self, exchange: Exchange, status: int | None, *, cancelled: bool, error: str | None,
+                    envoy: str | None = None, ended: float | None = None):
+        """One outcome and one bill for however the exchange ended (endings.py); ends its spans.
+        ``envoy``: Envoy's access log verdict, if one came; ``ended``: when the stream ended."""
+        translator, model = exchange.translator, exchange.answered_by
+        ended = ended or time.time()
+        ending = endings.classify(
+            status=status, provider_answered=model is not None and exchange.mode != "pass",
+            end_of_stream=exchange.end_of_stream,
+            ending=translator.ending if isinstance(translator, ChatTranslator) and exchange.stream else None,
+            cancelled=cancelled, gateway_error=error is not None,
+            idle_s=ended - (exchange.last_byte or exchange.started), stall_s=STALL_S, envoy=envoy)
+        billed_model = model or (exchange.attempts[max(exchange.attempts)][0] if exchange.attempts else None)
+        usage = endings.bill(ending, translator.usage if translator is not None else None,
+                             prompt=lambda: tokens.prompt_tokens(exchange.body),
+                             delivered=lambda: exchange.delivered_tokens + tokens.count(
+                                 endings.delivered_text(bytes(exchange.delivered))))
+        record = None
+        if exchange.hedged:
+            self.tracing.hedged(exchange.trail, exchange.answering, self._wasted_usd(exchange))
+            if self.books is not None and exchange.answering is not None:
+                losers = [(n, m) for n, (m, _t) in sorted(exchange.attempts.items()) if n != exchange.answering]
+                if losers:
+                    self.books.losers(exchange.reservation, request_id=exchange.key, losers=losers,
+                                      prompt_tokens=tokens.prompt_tokens(exchange.body), started=exchange.started,
+                                      plan=exchange.plan, endpoint=exchange.endpoint)
+        if self.books is not None:
+            record = self.books.settle(
+                exchange.reservation, request_id=exchange.key, model=billed_model, usage=usage,
+                status=ending.status, outcome=ending.outcome, started=exchange.started,
+                latency_ms=(ended - exchange.started) * 1000, ttft_ms=exchange.trail.ttft_ms,
+                attempts=exchange.answering or len(exchange.attempts), plan=exchange.plan,
+                endpoint=exchange.endpoint, rate=exchange.rate)
+        self.tracing.finish(exchange.trail, status=ending.status, error=error or ending.failure,
+                            cost_usd=record.cost_usd if record is not None else None, outcome=ending.outcome,
+                            provider=model.provider.name if model else None, model=model.id if model else None,
+                            response_model=model.upstream_model if model else None,
+                            input_tokens=usage.input_tokens if usage else None,
+                            output_tokens=usage.output_tokens if usage else None)
+        return record
+
+    def _labels(self, plan) -> dict[str, str | float | None]:
+        """The decision's names for the request span (and so for the metrics derived from it)."""
+        return {telemetry.CLASS: plan.route_class, telemetry.SURFACE: plan.surface, telemetry.TENANT: plan.tenant,
+                telemetry.WORKLOAD: plan.workload, telemetry.SCORE: plan.score}
 
     @staticmethod
     def _wasted_usd(exchange: Exchange) -> float:
@@ -291,6 +385,28 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                                    per_try_timeout_ms=exchange.per_try_timeout_ms, observed=observed,
                                    concurrent=exchange.hedged)
 
+    def _plan(self, headers: dict[str, str], raw: bytes) -> Exchange:
+        """The gateway's plan. When only the budget stood in the way (every candidate's estimate is
+        over what is left), a budget with money left still serves: estimates are upper bounds, and
+        the reservation is corrected to the bill. A spent budget answers 429 with retry-after."""
+        try:
+            return self.gateway.request_body(headers, raw)
+        except QuotaExceeded as exc:
+            if self.books is None:
+                raise
+            tenant, _workload, surface = who(self.gateway.config, headers, self.gateway.authenticate(headers))
+            if self.books.spent(tenant, surface) and self.books.free_tier(tenant, surface) is None:
+                raise self.books.quota_error(exc, tenant, surface) from None
+            # Money left (or a free tier model that _admit sends the request to): the allowance doubles
+            # from what is left until a candidate fits, so the cheapest candidates (within 2x) go first.
+            allowance = max(self.books.budgets.remaining(tenant, surface) or 0.0, 1e-9)
+            for _ in range(64):
+                try:
+                    return self.gateway.request_body(headers, raw, budgets=Allowance(allowance))
+                except QuotaExceeded:
+                    allowance *= 2
+            return self.gateway.request_body(headers, raw, budgets=UNLIMITED)
+
     def _must_queue(self, exchange: Exchange) -> bool:
         """Every candidate is at its max_inflight, and the workload waits rather than piling on."""
         workload = self.gateway.config.workloads.get(exchange.plan.workload or "")
@@ -310,7 +426,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
                 await asyncio.sleep(QUEUE_POLL_S)
-                exchange = self.gateway.request_body(headers, raw)
+                exchange = self._plan(headers, raw)
                 if not self._must_queue(exchange):
                     return exchange
             raise Unavailable(f"every candidate stayed at its max_inflight for {timeout_s * 1000:.0f} ms "
@@ -348,11 +464,26 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         tenant = self.gateway.authenticate(headers).tenant
         return Answer(200, await self.books.feedback(raw, tenant=tenant))
 
-    def _rejected(self, headers: dict[str, str], exc: GatewayError) -> None:
-        """A request refused before routing is still a request: it gets its span."""
-        trail = self.tracing.start_request(headers, "chat", "", f"rejected: {exc.message}", [])
+    def _rejected(self, headers: dict[str, str], exc: GatewayError, exchange: Exchange | None = None) -> None:
+        """A request refused before routing is still a request: it gets its span, and once it was
+        planned (a spent budget, a full queue) its ledger record, billed nothing."""
+        quota = isinstance(exc, QuotaExceeded)
+        names: dict[str, str | float | None] | None = None
+        if exchange is not None:
+            names = self._labels(exchange.plan)
+        elif quota:   # refused by the policy for the budget: who it was for is still known
+            tenant, workload, surface = who(self.gateway.config, headers, self.gateway.authenticate(headers))
+            names = {telemetry.TENANT: tenant, telemetry.WORKLOAD: workload, telemetry.SURFACE: surface}
+        trail = self.tracing.start_request(headers, "chat", "", f"rejected: {exc.message}", [], decision=names)
+        outcome = BUDGET_REFUSED if quota else None
         self.tracing.finish(trail, status=exc.status, response_model=None, input_tokens=None, output_tokens=None,
-                            error=exc.code if exc.status >= 500 else None)
+                            error=exc.code if exc.status >= 500 else None, outcome=outcome)
+        if names is not None and self.books is not None:
+            endpoint = ENDPOINTS.get(headers.get(":path", "").split("?", 1)[0], "chat")
+            self.books.refused(request_id=exchange.key if exchange is not None else headers.get(KEY_HEADER, ""),
+                               status=exc.status, outcome=outcome, started=time.time(), endpoint=endpoint,
+                               tenant=names.get(telemetry.TENANT), surface=names.get(telemetry.SURFACE),
+                               workload=names.get(telemetry.WORKLOAD), request_class=names.get(telemetry.CLASS))
 
     async def _upstream(self, requests: AsyncIterator[pb.ProcessingRequest]):
         exchange: Exchange | None = None
@@ -552,6 +683,10 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
     metrics = Metrics()
     books = Bookkeeping(cfg)
     await books.start()
+    interrupted = await books.recover()
+    if interrupted:
+        log.warning("usage ledger: %d requests were in flight when extproc last stopped; marked interrupted",
+                    interrupted)
     gateway, tracker, tracing = build(cfg, metrics, books)
     gateway.keys = KeyFile(keys_path(cfg))
     gateway.keys.check()
@@ -573,9 +708,12 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
                                         on_error=lambda _: metrics.config_reloads.labels("failed").inc()))
     key_watcher = asyncio.create_task(watch_keys(gateway))
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0), *message_limits(cfg)])
-    processor = Processor(gateway, tracing, books)
+    verdicts = Verdicts()
+    processor = Processor(gateway, tracing, books, verdicts)
+    # One AccessLogService: the endings log (access_log.py) and the router's upstream log of attempts.
+    access_log = AccessLogService(verdicts, others=AttemptLog(processor))
+    access_log.add_to(server)
     pb_grpc.add_ExternalProcessorServicer_to_server(processor, server)
-    als_pb2_grpc.add_AccessLogServiceServicer_to_server(AttemptLog(processor), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     status = StatusService(processor, tracker, metrics, books)
@@ -591,11 +729,24 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("shutting down: draining in-flight streams")
+    # Readiness first: the health service says NOT_SERVING (Envoy's health checks and the Kubernetes
+    # probe read it), while new streams are still served, so nothing that arrives during the drain
+    # gets a 500. Once no stream has come for DRAIN_QUIET_S (or half the grace has passed), the
+    # server stops taking streams and lets the open ones finish in what is left of the grace.
+    log.info("shutting down: not ready; serving until streams stop coming, then draining")
+    started = time.monotonic()
     watcher.cancel()
     key_watcher.cancel()
     await health_servicer.enter_graceful_shutdown()
-    await server.stop(grace)
+    await processor.drained(DRAIN_QUIET_S, grace / 2)
+    stopping = asyncio.create_task(server.stop(max(0.0, grace - (time.monotonic() - started))))
+    while processor.streams and not stopping.done():   # the open ext_proc streams finish ...
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)     # ... and Envoy flushes their access log entries (every 50 ms)
+    access_log.close()
+    await stopping
+    if processor.settling:   # endings still waiting for Envoy's word: settle them before the ledger closes
+        await asyncio.wait(set(processor.settling), timeout=VERDICT_WAIT_S + 1)
     if http_runner is not None:
         await http_runner.cleanup()
     await books.close()            # push budget counters, write the last usage records

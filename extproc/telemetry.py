@@ -39,6 +39,7 @@ WORKLOAD = "llm.route.workload"
 SURFACE = "llm.route.surface"
 TENANT = "llm.tenant"
 COST_USD = "llm.cost_usd"
+OUTCOME = "llm.outcome"          # how the request ended (accounting outcome: ok, cancelled, provider_cut, ...)
 HEDGE_EXTRA = "llm.hedge.extra_attempts"    # on a hedged request: attempts started beside or after the first
 HEDGE_WON = "llm.hedge.won"                 # a later attempt answered
 HEDGE_WASTED_USD = "llm.hedge.wasted_usd"   # the prompt cost of the attempts that did not answer
@@ -190,7 +191,7 @@ class Tracing:
 
     def finish(self, trail: Trail, *, status: int | None, response_model: str | None, input_tokens: int | None,
                output_tokens: int | None, error: str | None = None, provider: str | None = None,
-               model: str | None = None, cost_usd: float | None = None) -> None:
+               model: str | None = None, cost_usd: float | None = None, outcome: str | None = None) -> None:
         """The router stage's stream ended: end the answering attempt, any stragglers, and the request."""
         attempt = trail.attempts.get(trail.answered) if trail.answered is not None else None
         if attempt is not None and attempt.span.is_recording():
@@ -219,6 +220,8 @@ class Tracing:
             request.set_attribute("gen_ai.response.model", response_model)
         if cost_usd is not None:
             request.set_attribute(COST_USD, cost_usd)
+        if outcome is not None:
+            request.set_attribute(OUTCOME, outcome)
         if status is not None:
             request.set_attribute("http.response.status_code", status)
         if input_tokens is not None:

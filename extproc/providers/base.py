@@ -76,6 +76,19 @@ class ChatTranslator(abc.ABC):
     def stream_end(self) -> bytes:
         """The provider's stream ended: flush, and finish with ``data: [DONE]`` (or an error event)."""
 
+    @property
+    def ending(self) -> str | None:
+        """How the provider's stream ended, as far as this translator saw (accounting reads it):
+        "completed" (its terminal event came), "error_event" (it sent an error event), "cut" (its
+        bytes ended without either), or None (still running, or cut before ``stream_end``)."""
+        if getattr(self, "_cut", False):
+            return "cut"
+        if getattr(self, "_failed", False):
+            return "error_event"
+        if getattr(self, "_finished", False):
+            return "completed"
+        return None
+
 
 class EmbeddingsTranslator(abc.ABC):
     """OpenAI ``/v1/embeddings`` to one provider API and back."""

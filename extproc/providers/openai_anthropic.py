@@ -242,7 +242,7 @@ class AnthropicChatTranslator(ChatTranslator):
         if self._failed:
             return b""
         if not self._finished:
-            self._failed = True
+            self._failed = self._cut = True
             return _error_event("provider stream ended early", "upstream_error", "stream_incomplete")
         return sse.DONE
 

@@ -560,6 +560,7 @@ class GeminiChatTranslator(ChatTranslator):
         if self._failed:
             return b""
         if not self._finished:
+            self._cut = True
             return sse.encode({"error": {"message": "provider stream ended early", "type": "upstream_error",
                                          "param": None, "code": None}})
         out = bytearray()

@@ -161,6 +161,7 @@ class OpenAIChatTranslator(ChatTranslator):
         # The bytes go out as they came; the decoder only watches a copy for the
         # usage chunk (sent last, and only when the client asked for it).
         for event in self._decoder.feed(data):
+            self._watch(event.data)
             if event.data == "[DONE]" or '"usage"' not in event.data:
                 continue
             try:
@@ -172,7 +173,15 @@ class OpenAIChatTranslator(ChatTranslator):
                 self.usage = usage
         return data
 
+    def _watch(self, data: str) -> None:
+        """The stream's ending, for accounting: ``[DONE]`` ends it, an ``{"error": ...}`` event fails it."""
+        if data == "[DONE]":
+            self._finished = True
+        elif data.startswith('{"error"'):
+            self._failed = True
+
     def _without_usage(self, event: sse.Event) -> bytes:
+        self._watch(event.data)
         if event.data == "[DONE]":
             return sse.DONE
         try:
@@ -190,6 +199,7 @@ class OpenAIChatTranslator(ChatTranslator):
     def stream_end(self) -> bytes:
         # The provider's own "data: [DONE]" has already passed through.
         self._decoder.close()
+        self._cut = not (getattr(self, "_finished", False) or getattr(self, "_failed", False))
         return b""
 
 

@@ -37,6 +37,7 @@ class Faults:
     reset: bool = False              # drop the connection without answering
     stall: bool = False              # accept the request and never answer
     disconnect_after: int | None = None  # streams: drop the connection after this many events
+    error_event_after: int | None = None  # streams: after this many events, send the API's error event and end
     rate: float = 1.0                # fraction of requests the fault applies to
     count: int | None = None         # apply to this many more requests, then clear (None: until cleared)
 
@@ -205,6 +206,7 @@ class Simulator:
         """The faults that apply to this request, or None; counts down ``count``."""
         f = self.faults
         active = f.status is not None or f.reset or f.stall or f.disconnect_after is not None \
+            or f.error_event_after is not None \
             or f.latency_ms or f.ttft_ms or f.chunk_interval_ms
         if not active or self._random.random() >= f.rate:
             return None
@@ -263,6 +265,10 @@ class StreamWriter:
         f = self.faults
         if f.disconnect_after is not None and self.sent >= f.disconnect_after:
             abort(self.request)
+        if f.error_event_after is not None and self.sent >= f.error_event_after:
+            await self.response.write(error_event(self.request.path))
+            await self.response.write_eof()
+            raise Finished(self.response)
         if content and self.sent and f.chunk_interval_ms:
             await asyncio.sleep(f.chunk_interval_ms / 1000)
         await self.response.write(payload)
@@ -277,12 +283,34 @@ class Aborted(Exception):
     pass
 
 
+class Finished(Exception):
+    """The stream was ended early, cleanly (an error event went out)."""
+
+    def __init__(self, response: web.StreamResponse):
+        self.response = response
+
+
+def error_event(path: str) -> bytes:
+    """The error event each API sends mid-stream (OpenAI's error object, Anthropic's ``event: error``,
+    Google's error status object), by the request path."""
+    if path.endswith("/messages"):
+        return (b'event: error\ndata: {"type": "error", "error": {"type": "overloaded_error", '
+                b'"message": "Overloaded"}}\n\n')
+    if ":streamGenerateContent" in path:
+        return (b'data: {"error": {"code": 503, "message": "The model is overloaded. Please try again later.", '
+                b'"status": "UNAVAILABLE"}}\n\n')
+    return (b'data: {"error": {"message": "The server had an error while processing your request.", '
+            b'"type": "server_error", "param": null, "code": null}}\n\n')
+
+
 @web.middleware
 async def _swallow_aborts(request: web.Request, handler):
     try:
         return await handler(request)
     except Aborted:
         return web.Response(status=499)  # never sent: the connection is already gone
+    except Finished as done:
+        return done.response
 
 
 def abort(request: web.Request) -> None:

@@ -22,6 +22,7 @@ from .conftest import AUTH, CLIENT_KEY, MODELS
 
 BUDGET = 0.005
 TIGHT_KEY = "sk-tight-tenant"
+CAPPED_KEY = "sk-capped-tenant"
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +31,9 @@ def gw(tmp_path_factory):
     for model_id, model in config["models"].items():
         if "embeddings" not in model.get("endpoints", ["chat"]):
             model["price"] = {"input": 1.0, "output": 10.0 if model_id == "llama-3.1-8b-instruct" else 100.0}
-    config["budgets"] = {"near_fraction": 0.5, "tenants": {"tight": {"daily": BUDGET}}}
+    config["budgets"] = {"near_fraction": 0.5, "tenants": {"tight": {"daily": BUDGET}, "capped": {"daily": BUDGET}}}
     config["tenants"]["tight"] = {"workload": "interactive", "api_keys_sha256": [digest(TIGHT_KEY)]}
+    config["tenants"]["capped"] = {"workload": "interactive", "api_keys_sha256": [digest(CAPPED_KEY)]}
     path = tmp_path_factory.mktemp("accounting") / "routing.yaml"
     path.write_text(yaml.safe_dump(config))
     stack = Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
@@ -161,3 +163,57 @@ def test_every_request_leaves_a_usage_record(gw):
     assert record.input_tokens > 0 and record.output_tokens > 0 and record.cost_usd > 0
     assert 0 < record.ttft_ms <= record.latency_ms < 5000
     assert (record.request_class, record.workload) == ("simple_queries", "interactive")
+
+
+def test_a_spent_budget_answers_429_with_retry_after_until_a_reload_raises_it(gw):
+    import datetime as dt
+    import time
+
+    refusal = None
+    for _ in range(60):
+        response = chat(gw, authorization=f"Bearer {CAPPED_KEY}")
+        if response.status_code == 429:
+            refusal = response
+            break
+        assert response.status_code == 200, response.text
+    assert refusal is not None
+    assert refusal.json()["error"]["code"] == "insufficient_quota"
+    # Retry when the daily window (UTC) ends.
+    now = dt.datetime.now(dt.timezone.utc)
+    midnight = dt.datetime(now.year, now.month, now.day, tzinfo=dt.timezone.utc) + dt.timedelta(days=1)
+    assert abs(int(refusal.headers["retry-after"]) - (midnight - now).total_seconds()) < 60
+    # The refusal is a request too: its record says so, billed nothing.
+    row = _record(gw, refusal.headers["x-request-id"])
+    assert (row.outcome, row.status, row.cost_usd, row.tenant) == ("budget_refused", 429, 0.0, "capped")
+    spent = BUDGET - float(re.search(r'llm_gateway_budget_remaining_usd\{name="capped:daily",scope="tenant"\} (\S+)',
+                                     scrape(gw)).group(1))
+
+    config = yaml.safe_load(gw.config_path.read_text())
+    config["budgets"]["tenants"]["capped"]["daily"] = 1.0
+    gw.config_path.write_text(yaml.safe_dump(config))
+    deadline = time.monotonic() + 30
+    while (response := chat(gw, authorization=f"Bearer {CAPPED_KEY}")).status_code == 429 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert response.status_code == 200, response.text
+    # The new limit applies at once, and what was spent before the reload still counts.
+    left = float(re.search(r'llm_gateway_budget_remaining_usd\{name="capped:daily",scope="tenant"\} (\S+)',
+                           scrape(gw)).group(1))
+    assert 1.0 - spent - 0.01 < left < 1.0 - spent
+
+
+def _record(gw, request_id):
+    import asyncio
+
+    from extproc.ledger import open_ledger
+
+    async def find():
+        ledger = open_ledger(f"sqlite:///{gw.workdir}/ledger.db")
+        try:
+            for _ in range(100):
+                rows = [r for r in await ledger.records() if r.request_id == request_id]
+                if rows:
+                    return rows[0]
+                await asyncio.sleep(0.05)
+        finally:
+            await ledger.close()
+    return asyncio.run(find())

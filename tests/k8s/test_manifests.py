@@ -83,7 +83,7 @@ MUTATIONS = {
                       "bogusField"),
     "wrong type": ("base", lambda d: find(d, "Service", "llm-gateway")["spec"]["ports"][0].update(port="eighty"),
                    "eighty"),
-    "wrong type object": ("scale-out", lambda d: find(d, "PodDisruptionBudget", "llm-gateway-redis")["spec"]
+    "wrong type object": ("base", lambda d: find(d, "PodDisruptionBudget", "llm-gateway-redis")["spec"]
                          .update(maxUnavailable={"a": 1}), "maxUnavailable"),
     "unknown apiVersion": ("base", lambda d: d.append({"apiVersion": "example.com/v1", "kind": "Widget",
                                                       "metadata": {"name": "w"}}), "no schema"),
@@ -236,16 +236,26 @@ def test_routing_config_hot_reloads_and_keys_stay_out(rendered):
         assert not any("API_KEY" in name for name in env)
 
 
-def test_scale_out_shares_the_ledger(rendered):
+def test_the_ledger_is_durable_in_the_base_and_shared_when_scaled_out(rendered):
     base, scaled = rendered["base"], rendered["scale-out"]
     assert find(base, "HorizontalPodAutoscaler")["spec"]["maxReplicas"] == 1
     hpa = find(scaled, "HorizontalPodAutoscaler")["spec"]
     assert hpa["minReplicas"] >= 2 and hpa["maxReplicas"] > hpa["minReplicas"]
-    env = {e["name"]: e.get("value") for e in container(scaled, "extproc")["env"]}
-    assert env["LLM_GATEWAY_LEDGER_URL"].startswith("redis://llm-gateway-redis:6379")
-    assert find(scaled, "Service", "llm-gateway-redis")
-    egress = find(scaled, "NetworkPolicy", "llm-gateway-to-redis")["spec"]["egress"]
-    assert egress[0]["ports"][0]["port"] == 6379
+    for docs in (base, scaled):
+        env = {e["name"]: e.get("value") for e in container(docs, "extproc")["env"]}
+        assert env["LLM_GATEWAY_LEDGER_URL"].startswith("redis://llm-gateway-redis:6379")
+        assert find(docs, "Service", "llm-gateway-redis")
+        egress = find(docs, "NetworkPolicy", "llm-gateway-to-redis")["spec"]["egress"]
+        assert egress[0]["ports"][0]["port"] == 6379
+    # Redis keeps its data on a volume a StatefulSet owns (a rollout replaces the pod, never surges
+    # onto another node), with an append-only file: the ledger survives gateway and Redis restarts.
+    redis = find(base, "StatefulSet", "llm-gateway-redis")["spec"]
+    assert redis["volumeClaimTemplates"][0]["spec"]["accessModes"] == ["ReadWriteOnce"]
+    args = redis["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--appendonly") + 1] == "yes"
+    # No gateway pod keeps the ledger on its own disk.
+    volumes = _deployment(base)["spec"]["template"]["spec"]["volumes"]
+    assert not any(v["name"] == "ledger" for v in volumes)
 
 
 def test_observability_wiring(rendered):

@@ -125,10 +125,11 @@ def test_tenant_is_downgraded_then_refused(tmp_path):
         assert st.state == NEAR and st.remaining_usd == pytest.approx(1.50)
         m.settle(await m.reserve("acme", None, 0.2), 0.2)       # $8.70: $1.30 left
         assert cheapest_affordable(candidates) == ["small"]     # downgraded: the premium candidate no longer fits
-        with pytest.raises(BudgetExceeded) as e:                # an estimate that does not fit is refused
-            await m.reserve("acme", None, 1.50)
-        assert "estimated cost $1.5000 exceeds the $1.3000 left" in e.value.message
-        m.settle(await m.reserve("acme", None, 1.30), 1.30)     # exactly spent
+        # An estimate over what is left (an upper bound: max_tokens) is not refused while money is left:
+        # it is charged, and the bill replaces it.
+        big = await m.reserve("acme", None, 1.50)
+        assert m.status("acme", None).state == SPENT            # in flight, the estimate counts
+        m.settle(big, 1.30)                                     # exactly spent
         st = m.status("acme", None)
         assert st.state == SPENT and st.remaining_usd == 0.0 and m.remaining("acme", None) == 0.0
         with pytest.raises(BudgetExceeded) as e:
@@ -304,4 +305,45 @@ def test_two_managers_sharing_one_sqlite_file_stay_within_the_bound(tmp_path):
         _check(spent, counted)
         for st in stores:
             await st.close()
+    run(go())
+
+
+def test_a_reload_applies_new_limits_at_once_and_keeps_what_was_spent(tmp_path):
+    async def go():
+        led = SQLiteLedger(str(tmp_path / "l.db"))
+        m = BudgetManager(settings(), led, clock=lambda: NOW)
+        await m.start()
+        m.settle(await m.reserve("acme", None, 10.0), 10.0)     # the daily $10 is spent
+        assert m.status("acme", None).state == SPENT
+        with pytest.raises(BudgetExceeded):
+            await m.reserve("acme", None, 0.01)
+        m.reconfigure(settings(tenants={"acme": {"daily": 25}}))
+        st = m.status("acme", None)
+        assert (st.state, st.remaining_usd, st.used_usd) == (OK, pytest.approx(15.0), pytest.approx(10.0))
+        m.settle(await m.reserve("acme", None, 1.0), 1.0)
+        await m.close()
+        await led.close()
+    run(go())
+
+
+def test_reconcile_sets_the_counters_to_what_the_ledger_recorded(tmp_path):
+    from extproc.accounting import UsageRecord
+
+    async def go():
+        led = SQLiteLedger(str(tmp_path / "l.db"))
+        for i, cost in enumerate((1.25, 2.5)):    # written before a crash; the counters never synced
+            led.append(UsageRecord(time=NOW - 60, request_id=f"r{i}", model="big", provider="p", tenant="acme",
+                                   cost_usd=cost))
+        led.append(UsageRecord(time=NOW - 86400 * 40, request_id="old", model="big", provider="p", tenant="acme",
+                               cost_usd=99.0))   # another month: not this window's spend
+        await led.flush()
+        m = BudgetManager(settings(), led, clock=lambda: NOW)
+        await m.start()
+        assert m.status("acme", None).used_usd == 0.0
+        await m.reconcile(led, NOW)
+        assert m.remaining("acme", None) == pytest.approx(10 - 3.75)
+        assert (await led.get_counters([k for k in m._counters if k.startswith("tenant:acme:daily")])) \
+            == {k: 3_750_000_000 for k in m._counters if k.startswith("tenant:acme:daily")}
+        await m.close()
+        await led.close()
     run(go())

@@ -184,3 +184,35 @@ def test_settings_and_open_ledger(tmp_path, redis_url):
     assert isinstance(b, SQLiteLedger) and isinstance(c, RedisLedger)
     for led in (a, b, c):
         run(led.close())
+
+
+def test_a_restart_marks_the_dead_processs_open_records_interrupted(make_ledger):
+    now = time.time()
+
+    async def go():
+        a, other = make_ledger(), None
+        if isinstance(a, RedisLedger):   # Redis: open records are scoped by instance (the pod's host name)
+            await a.close()
+            a = RedisLedger(a.url, key_prefix=a.prefix, instance="pod-a")
+            other = RedisLedger(a.url, key_prefix=a.prefix, instance="pod-b")
+        a.append(rec(1, now - 5, outcome="in_flight", status=0))    # open when the process died
+        a.append(rec(2, now - 5, outcome="in_flight", status=0))
+        a.append(rec(2, now - 5, outcome="ok", status=200))         # settled: replaces the open one
+        a.append(rec(3, now - 4000, outcome="in_flight", status=0))  # long dead
+        await a.flush()
+        if other is not None:
+            other.append(rec(4, now - 5, outcome="in_flight", status=0))   # another replica's, live
+            await other.flush()
+            await other.close()
+        await a.close()
+        restarted = (make_ledger() if other is None else
+                     RedisLedger(a.url, key_prefix=a.prefix, instance="pod-a"))
+        assert await restarted.mark_interrupted(before=now) == 2
+        got = {r.request_id: (r.outcome, r.status) for r in await restarted.records()}
+        assert got["r1"] == ("interrupted", 502) and got["r3"] == ("interrupted", 502)
+        assert got["r2"] == ("ok", 200)
+        if other is not None:
+            assert got["r4"] == ("in_flight", 0)
+        assert await restarted.mark_interrupted(before=now) == 0
+        await restarted.close()
+    run(go())

@@ -166,3 +166,65 @@ routing:
     args = parser.parse_args(["report", "--config", str(cfg), "--ledger", str(ledger), "--premium", "nope"])
     assert run_report(args) == 1
     assert "premium model 'nope' is not in the catalog" in capsys.readouterr().err
+
+
+def test_embeddings_are_reported_apart_and_never_count_as_savings():
+    recs = [UsageRecord(time=MONTH_START, request_id="c", model="cheap", provider="vllm", input_tokens=100,
+                        output_tokens=100, cost_usd=cost_usd(UsageRecord(0, "", "cheap", "p", input_tokens=100,
+                                                                         output_tokens=100), PRICES["cheap"])),
+            UsageRecord(time=MONTH_START + 60, request_id="e", model="cheap", provider="vllm", input_tokens=1000,
+                        cost_usd=0.002, endpoint="embeddings"),
+            UsageRecord(time=MONTH_START + 120, request_id="old", model="embedder", provider="vllm",
+                        input_tokens=500, cost_usd=0.001)]   # an old record: known by its model
+    r = build_report(recs, {**PRICES, "embedder": Price(2.0, 0.0)}, "premium",
+                     embedding_models=frozenset({"embedder"}))
+    emb, chat = r.by_endpoint["embeddings"], r.by_endpoint["chat"]
+    assert (emb.requests, chat.requests) == (2, 1)
+    assert emb.savings == 0.0 and emb.counterfactual == pytest.approx(0.003)
+    assert r.total.savings == pytest.approx(chat.savings) and chat.savings > 0
+    assert "by endpoint" in render_text(r)
+
+
+def test_a_one_day_report_draws_its_points_and_keeps_class_names_whole():
+    long_name = "very_long_routing_class_name"
+    recs = [UsageRecord(time=MONTH_START + 3600 * 5 + i, request_id=f"r{i}", model="cheap", provider="vllm",
+                        request_class=long_name, input_tokens=10, output_tokens=10, cost_usd=0.01) for i in range(3)]
+    # The default window is 30 days, but the records fill one hour of one day.
+    r = build_report(recs, PRICES, "premium", since=MONTH_START - 29 * 86400, until=MONTH_START + 86400)
+    assert r.bucket == "hour" and len(r.timeline) == 1
+    page = render_html(r)
+    chart = page.split("cost over time", 1)[1].split("</svg>", 1)[0]
+    assert chart.count("<circle") == 2          # with routing and premium-only, one point each
+    savings = page.split('aria-label="savings by class"', 1)[1].split("</svg>", 1)[0]
+    label = re.search(r'<text x="([\d.]+)" y="[\d.]+" text-anchor="end"[^>]*>' + long_name, savings)
+    assert label and float(label.group(1)) >= 7 * len(long_name)   # room for the whole name left of the bars
+    # Quiet hours between records are drawn as zero, not skipped.
+    recs.append(UsageRecord(time=MONTH_START + 3600 * 9, request_id="later", model="cheap", provider="vllm",
+                            cost_usd=0.01))
+    assert len(build_report(recs, PRICES, "premium").timeline) == 5
+
+
+def test_report_needs_only_premium_when_the_config_names_the_ledger(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    import yaml
+
+    from extproc.devstack import DEFAULT_ROUTING, ROOT
+    from extproc.report import PROJECT_DIR, default_ledger_url
+
+    ledger = tmp_path / "ledger.db"
+    asyncio.run(_via_ledger(str(ledger), synthetic_month(10, 0.6, "cheap")))
+    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
+    config["ledger"] = {"url": f"sqlite://{ledger}"}
+    path = tmp_path / "routing.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in __import__("os").environ.items() if k != "LLM_GATEWAY_LEDGER_URL"}
+    env["LLM_GATEWAY_CONFIG"] = str(path)
+    result = subprocess.run([sys.executable, "-m", "extproc", "report", "--premium", "gpt-4o",
+                             "--since", "2025-03-01", "--until", "2025-04-01"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"ledger: sqlite://{ledger}" in result.stdout and "requests            10" in result.stdout
+    # make run's ledger (the default config's) is where report looks by default, from any directory.
+    assert default_ledger_url(DEFAULT_ROUTING) == f"sqlite://{ROOT}/ledger.db" and PROJECT_DIR == str(ROOT)
