@@ -368,6 +368,12 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         if report.retry_after_s is not None and hasattr(tracker, "pause"):
             tracker.pause(model.id, model.provider.name, report.retry_after_s)
         trail = exchange.trail
+        if exchange.hedged and trail is not None and trail.answered not in (None, attempt) and report.kind in (
+                "reset", "timeout", "failed"):
+            # A hedge that lost: Envoy reset it once another attempt answered. That is no failure of
+            # its provider, nor a latency sample (it never finished): the health tracker skips it.
+            self.tracing.attempt_cancelled(trail, attempt)
+            return
         if report.attempt != 1 or report.kind is None or trail is None or trail.answered == 1:
             return
         if self.tracing.attempt_reported(trail, 1, report.status, report.kind, report.retry_after_s):

@@ -43,6 +43,7 @@ OUTCOME = "llm.outcome"          # how the request ended (accounting outcome: ok
 HEDGE_EXTRA = "llm.hedge.extra_attempts"    # on a hedged request: attempts started beside or after the first
 HEDGE_WON = "llm.hedge.won"                 # a later attempt answered
 HEDGE_WASTED_USD = "llm.hedge.wasted_usd"   # the prompt cost of the attempts that did not answer
+HEDGE_CANCELLED = "llm.hedge.cancelled"      # on an attempt span: cancelled because another attempt won
 
 # gen_ai.provider.name values from the GenAI conventions, by our API kind.
 _GENAI_PROVIDER = {"openai": "openai", "azure_openai": "azure.ai.openai", "anthropic": "anthropic",
@@ -78,6 +79,7 @@ class Attempt:
     status: int | None = None
     observed: bool = True    # False: no upstream stage watched it (attempt 1), so its status may be unknown
     from_log: bool = False   # its span ended without a status: Envoy's upstream log reports the outcome
+    concurrent: bool = False  # a hedged attempt: it raced the others, and a loser is cancelled, not failed
 
 
 @dataclass
@@ -128,7 +130,7 @@ class Tracing:
                                           "gen_ai.provider.name": _GENAI_PROVIDER.get(api, api),
                                           "gen_ai.request.model": upstream_model,
                                           PROVIDER: provider, MODEL_ID: model, ATTEMPT: number})
-        trail.attempts[number] = Attempt(number, span, time.monotonic_ns(), observed=observed)
+        trail.attempts[number] = Attempt(number, span, time.monotonic_ns(), observed=observed, concurrent=concurrent)
 
     def watch(self, trail: Trail, number: int) -> None:
         """An upstream stage watches this attempt (it reports its status and end like any retry)."""
@@ -160,6 +162,17 @@ class Tracing:
         self._fail(attempt, kind)
         return True
 
+    def attempt_cancelled(self, trail: Trail, number: int) -> bool:
+        """A hedged attempt lost the race: Envoy reset it because another attempt answered. Its span
+        ends without an error, marked ``llm.hedge.cancelled``, which the health tracker skips: no
+        failure of its provider. False if the span had already ended."""
+        attempt = trail.attempts.get(number)
+        if attempt is None or not attempt.span.is_recording():
+            return False
+        attempt.span.set_attribute(HEDGE_CANCELLED, True)
+        attempt.span.end()
+        return True
+
     def attempt_closed(self, trail: Trail, number: int, per_try_timeout_ms: int | None) -> None:
         """Envoy closed the upstream stage's stream: the attempt is over. Unless the router
         stage took it as the answer, it failed: by status, or by reset / timeout."""
@@ -168,14 +181,21 @@ class Tracing:
             return
         if attempt.status is not None and attempt.status < 500 and attempt.status != 429:
             return  # a final answer whose headers the router stage has not seen yet: it ends the span
+        if attempt.concurrent and attempt.status is None:
+            return  # a hedge reset, maybe because another won: answered() or finish() says which
         self._fail(attempt, _failure_kind(attempt, per_try_timeout_ms))
 
     def answered(self, trail: Trail, number: int, status: int, per_try_timeout_ms: int | None = None,
                  retry_after_s: float | None = None) -> None:
         trail.answered = number
         self.attempt_status(trail, number, status, retry_after_s)
-        for n, attempt in trail.attempts.items():   # attempts before this one failed
-            if n < number and attempt.span.is_recording():
+        won = status < 500 and status != 429
+        for n, attempt in trail.attempts.items():
+            if n == number or not attempt.span.is_recording():
+                continue
+            if won and attempt.concurrent and (attempt.status is None or attempt.status < 400):
+                self.attempt_cancelled(trail, n)   # a hedge still racing: Envoy resets it now
+            elif n < number:                       # attempts before this one failed
                 self._fail(attempt, _failure_kind(attempt, per_try_timeout_ms))
 
     def hedged(self, trail: Trail, answered: int | None, wasted_usd: float) -> None:
@@ -208,9 +228,13 @@ class Tracing:
                 self._fail(attempt, error or str(status))
             else:
                 span.end()
+        won = attempt is not None and not (error or (status is not None and (status >= 500 or status == 429)))
         for other in trail.attempts.values():
             if other.span.is_recording():
-                self._fail(other, _failure_kind(other, None))
+                if won and other.concurrent:
+                    self.attempt_cancelled(trail, other.number)   # a hedge loser: no failure of its provider
+                else:
+                    self._fail(other, _failure_kind(other, None))
         request = trail.request
         request.set_attribute("llm.attempts", len(trail.attempts))
         if provider:
