@@ -54,7 +54,8 @@ Normalized to what the Messages API accepts, where the meaning survives:
 - ``top_p`` is left out beside ``temperature`` on the models that refuse both (Claude 4.5 on).
 
 Refused with 422 (the planner then tries another provider): a conversation with no user or
-assistant content (only system messages), image types other than JPEG/PNG/GIF/WebP.
+assistant content (only system messages), image types other than JPEG/PNG/GIF/WebP, and a
+prefill (a final assistant message) for the Claude 4.6 generation and later, which refuse it.
 
 Responses: text blocks are joined into ``message.content``; ``tool_use`` blocks become
 ``tool_calls``; thinking blocks are not shown (the OpenAI chat shape has no place
@@ -128,6 +129,11 @@ class AnthropicChatTranslator(ChatTranslator):
         if not messages:
             raise UnsupportedFeature("this model's provider (Anthropic) needs at least one user or assistant message "
                                      "with content; this request has only system messages or empty ones",
+                                     param="messages")
+        if messages[-1]["role"] == "assistant" and _NO_PREFILL.match(self.target.upstream_model):
+            # Dropping the prefill would change the answer, so another candidate serves it.
+            raise UnsupportedFeature("this model (Claude 4.6 or later) does not continue an assistant message "
+                                     "(prefill): the conversation must end with a user or tool message",
                                      param="messages")
         output_format = _output_format(body.get("response_format"), self.target)
         instruction = None if output_format else _json_instruction(body.get("response_format"))
@@ -412,6 +418,11 @@ def _json_instruction(fmt: Any) -> str | None:
 # The Claude 4.5 generation, Opus 4.1 and later: they have structured outputs (``output_config.format``)
 # and refuse temperature with top_p. ``options.structured_outputs`` overrides the guess from the name.
 _NEWER = _STRUCTURED_OUTPUTS = re.compile(r"^claude-(opus-4-[1-9]|sonnet-4-[5-9]|haiku-4-[5-9]|opus-4-1\d*|mythos)")
+
+# The Claude 4.6 generation and later refuse a final assistant message (a prefill) with 400
+# (Anthropic's migration guide: "Prefilling assistant messages returns a 400 error on Claude 4.6 models").
+_NO_PREFILL = re.compile(r"^claude-((opus|sonnet)-4-([6-9]|[1-9]\d)(?!\d)|mythos|"
+                         r"(opus|sonnet|haiku|fable)-([5-9]|[1-9]\d)(?!\d))")
 
 # Output limits (max_tokens) of the models by name, from the models overview; options.max_output_tokens
 # overrides. A larger max_tokens is refused by Anthropic, while the model stops at its limit anyway,

@@ -10,7 +10,8 @@ is known to answer), so a translator bug fails here as it would in production:
 - ``temperature`` and ``top_p`` in 0..1 (not both on the Claude 4.5 generation and later),
   ``top_k`` >= 0; ``stop_sequences`` non-empty and not whitespace-only
 - ``messages``: at least one; text blocks non-empty and not whitespace-only (``system``
-  too); the final assistant message may not end in whitespace; ``tool_use`` ids match
+  too); the final assistant message may not end in whitespace, and the Claude 4.6 generation
+  and later refuse one (no prefill); ``tool_use`` ids match
   ``^[a-zA-Z0-9_-]+$``; every ``tool_use`` is answered by a ``tool_result`` in the next
   message and every ``tool_result`` answers one of the previous message; image sources
   (base64 JPEG/PNG/GIF/WebP up to 5 MB, or an http(s) URL) and document sources (base64
@@ -346,6 +347,9 @@ def _prompt(body: dict[str, Any], *, need_max_tokens: bool) -> Prompt:
 
     if model not in MODELS:
         raise NotFound(f"model: {model}")
+    if messages[-1].get("role") == "assistant" and refuses_prefill(model):
+        raise BadRequest("This model does not support assistant message prefill. The conversation must end with a "
+                         "user message.")
     if body.get("temperature") is not None and body.get("top_p") is not None and structured_outputs(model):
         raise BadRequest("`temperature` and `top_p` cannot both be specified for this model. Please use only one.")
     limit = MODELS.get(model)
@@ -373,6 +377,18 @@ def _prompt(body: dict[str, Any], *, need_max_tokens: bool) -> Prompt:
 
 # Structured outputs (output_config.format) came with the Claude 4.5 generation and Opus 4.1.
 _STRUCTURED_OUTPUTS = re.compile(r"^claude-(opus-4-[1-9]|sonnet-4-[5-9]|haiku-4-[5-9]|opus-4-1\d*|mythos)")
+
+
+# The Claude 4.6 generation and later answer 400 to a conversation that ends with an assistant
+# message ("Prefilling assistant messages returns a 400 error on Claude 4.6 models": Anthropic's
+# migration guide, and the API's message as users report it for Opus and Sonnet 4.6 and later).
+_NO_PREFILL = re.compile(r"^claude-((opus|sonnet)-4-([6-9]|[1-9]\d)(?!\d)|mythos|"
+                         r"(opus|sonnet|haiku|fable)-([5-9]|[1-9]\d)(?!\d))")
+
+
+def refuses_prefill(model: str) -> bool:
+    """Whether ``model`` refuses a final assistant message (a prefill)."""
+    return bool(_NO_PREFILL.match(model))
 
 
 def structured_outputs(model: str) -> bool:

@@ -51,7 +51,40 @@ def test_the_seed_ids_reach_served_models():
     cfg = config.parse(json.loads('{"routing_rules": {"simple_queries": {"primary": "gpt-3.5-turbo", '
                                   '"fallback": "claude-haiku"}, "complex_reasoning": {"primary": "gpt-4", '
                                   '"fallback": "claude-opus"}}}'))
-    upstream = {mid: cfg.models[mid].upstream_model for mid in ("gpt-3.5-turbo", "gpt-4", "claude-haiku", "claude-opus")}
+    upstream = {m: cfg.models[m].upstream_model for m in ("gpt-3.5-turbo", "gpt-4", "claude-haiku", "claude-opus")}
     assert upstream == {"gpt-3.5-turbo": "gpt-4o-mini", "gpt-4": "gpt-4o", "claude-haiku": "claude-haiku-4-5",
                         "claude-opus": "claude-opus-4-6"}
     assert cfg.models["claude-opus"].price.input == 5.00 and cfg.models["gpt-4"].price.output == 10.00
+
+
+# -- a rule of the models the catalog now names: Claude 4.6 and later refuse a prefill -------------
+
+PREFILL = [{"role": "user", "content": "Name a fruit"}, {"role": "assistant", "content": "The fruit is"}]
+
+
+@pytest.mark.parametrize("model", ["claude-sonnet-4-6", "claude-opus-4-6", "claude-opus-4-8"])
+def test_claude_4_6_and_later_refuse_a_prefill_as_anthropic_does(model):
+    body = {"model": model, "max_tokens": 9, "messages": [{"role": "user", "content": "Name a fruit"}]}
+    sim_anthropic.validate(body)
+    body["messages"].append({"role": "assistant", "content": [{"type": "text", "text": "The fruit is"}]})
+    with pytest.raises(sim_anthropic.BadRequest, match="does not support assistant message prefill"):
+        sim_anthropic.validate(body)
+    sim_anthropic.validate({**body, "model": "claude-haiku-4-5"})   # Haiku 4.5 still continues a prefill
+
+
+def test_the_translator_leaves_a_prefill_to_a_model_that_takes_one():
+    from extproc.errors import UnsupportedFeature
+    from extproc.providers import unable
+    from extproc.providers.base import Target
+    from extproc.providers.openai_anthropic import AnthropicChatTranslator
+
+    sonnet = Target(model="s", upstream_model="claude-sonnet-4-6", provider="anthropic", api="anthropic")
+    haiku = Target(model="h", upstream_model="claude-haiku-4-5", provider="anthropic", api="anthropic")
+    with pytest.raises(UnsupportedFeature, match="prefill"):
+        AnthropicChatTranslator(sonnet, created=1, response_id="x").request({"messages": PREFILL})
+    assert "prefill" in unable(sonnet, {"model": "s", "messages": PREFILL}, endpoint="chat")
+    assert unable(haiku, {"model": "h", "messages": PREFILL}, endpoint="chat") is None
+    out = json.loads(AnthropicChatTranslator(haiku, created=1, response_id="x").request({"messages": PREFILL}).body)
+    sim_anthropic.validate(out)
+    # a conversation that ends with the user (or a tool result) is no prefill
+    assert unable(sonnet, {"model": "s", "messages": PREFILL[:1]}, endpoint="chat") is None
