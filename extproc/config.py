@@ -124,12 +124,14 @@ BUILTIN_CATALOG: dict[str, Any] = {
         "gpt-4": {"provider": "openai", "upstream_model": "gpt-4o",
                   "price": {"input": 2.50, "output": 10.00, "cached_input": 1.25},
                   "context_window": 128000, "capabilities": ["tools", "streaming"], "quality": 4},
-        # Anthropic models pages haiku-4-5 and opus-4-6: "Legacy", still available.
-        "claude-haiku": {"provider": "anthropic", "upstream_model": "claude-haiku-4-5",
-                         "price": {"input": 1.00, "output": 5.00, "cached_input": 0.10}, "context_window": 200000,
+        # Anthropic models pages haiku-5-5 and opus-5-5 ("Latest"; Haiku 5.5's price is its band for
+        # prompts up to 100K tokens, $0.50 / $2.50 above). Haiku 5.5 keeps the seed's claude-haiku
+        # fallback under its $0.002 per 1K, which Haiku 4.5 ($1 / $5) is not.
+        "claude-haiku": {"provider": "anthropic", "upstream_model": "claude-haiku-5-5",
+                         "price": {"input": 0.10, "output": 0.50, "cached_input": 0.01}, "context_window": 1000000,
                          "capabilities": ["tools", "vision", "streaming"], "quality": 2},
-        "claude-opus": {"provider": "anthropic", "upstream_model": "claude-opus-4-6",
-                        "price": {"input": 5.00, "output": 25.00, "cached_input": 0.50}, "context_window": 1000000,
+        "claude-opus": {"provider": "anthropic", "upstream_model": "claude-opus-5-5",
+                        "price": {"input": 4.00, "output": 20.00, "cached_input": 0.20}, "context_window": 1000000,
                         "capabilities": ["tools", "vision", "streaming"], "quality": 5},
     },
 }

@@ -7,8 +7,9 @@ is known to answer), so a translator bug fails here as it would in production:
 - headers: ``x-api-key``, ``anthropic-version``; body size: 32 MB (413 ``request_too_large``)
 - ``model``: a current model id; unknown or retired ids answer 404 ``not_found_error``
   ("model: <id>"); ``max_tokens`` required, 1 .. the model's output limit
-- ``temperature`` and ``top_p`` in 0..1 (not both on the Claude 4.5 generation and later),
-  ``top_k`` >= 0; ``stop_sequences`` non-empty and not whitespace-only
+- ``temperature`` and ``top_p`` in 0..1 (not both on the Claude 4.5 generation and later;
+  none of them, nor ``top_k``, on Opus 4.7+, Mythos, Fable and the 5.x models), ``top_k`` >= 0;
+  ``stop_sequences`` non-empty and not whitespace-only
 - ``messages``: at least one; text blocks non-empty and not whitespace-only (``system``
   too); the final assistant message may not end in whitespace, and the Claude 4.6 generation
   and later refuse one (no prefill); ``tool_use`` ids match
@@ -79,6 +80,12 @@ RETIRED_SINCE_SPEC = frozenset({
     "claude-opus-4-20250514", "claude-opus-4-1", "claude-opus-4-1-20250805", "claude-sonnet-4-5",
     "claude-sonnet-4-5-20250929",
 })
+# Ids newer than that enum, each from its models page as stored on 2026-11-30 (pages undated):
+# models/haiku-5-5/overview ("Latest. Released October 7, 2026", model ID claude-haiku-5-5, 128K
+# output), models/opus-5-5/overview (claude-opus-5-5, 128K); models/sonnet-5-5/overview (128K; its
+# model-ID block rendered empty, claude-sonnet-5-5 is the id third parties serve it under and
+# follows the pattern of the other two).
+ADDED_SINCE_SPEC = {"claude-haiku-5-5": 128000, "claude-sonnet-5-5": 128000, "claude-opus-5-5": 128000}
 # Current model ids and their output limits (max_tokens), from that enum and each model's page
 # (Sonnet 4.6: 128K, models/sonnet-4-6/overview as stored 2026-11-30).
 MODELS = {
@@ -86,6 +93,7 @@ MODELS = {
     "claude-opus-4-6": 128000, "claude-sonnet-4-6": 128000,
     "claude-haiku-4-5": 64000, "claude-haiku-4-5-20251001": 64000,
     "claude-opus-4-5": 64000, "claude-opus-4-5-20251101": 64000,
+    **ADDED_SINCE_SPEC,
 }
 # Retired ids (the model deprecations page): requests to them fail with not_found_error.
 RETIRED = frozenset({
@@ -347,6 +355,9 @@ def _prompt(body: dict[str, Any], *, need_max_tokens: bool) -> Prompt:
 
     if model not in MODELS:
         raise NotFound(f"model: {model}")
+    for name in ("temperature", "top_p", "top_k"):
+        if body.get(name) is not None and fixed_sampling(model):
+            raise BadRequest(f"`{name}` is deprecated for this model.")
     if messages[-1].get("role") == "assistant" and refuses_prefill(model):
         raise BadRequest("This model does not support assistant message prefill. The conversation must end with a "
                          "user message.")
@@ -376,7 +387,8 @@ def _prompt(body: dict[str, Any], *, need_max_tokens: bool) -> Prompt:
 
 
 # Structured outputs (output_config.format) came with the Claude 4.5 generation and Opus 4.1.
-_STRUCTURED_OUTPUTS = re.compile(r"^claude-(opus-4-[1-9]|sonnet-4-[5-9]|haiku-4-[5-9]|opus-4-1\d*|mythos)")
+_STRUCTURED_OUTPUTS = re.compile(r"^claude-(opus-4-[1-9]|sonnet-4-[5-9]|haiku-4-[5-9]|opus-4-1\d*|mythos|fable|"
+                                 r"(opus|sonnet|haiku)-([5-9]|[1-9]\d)(?!\d))")
 
 
 # The Claude 4.6 generation and later answer 400 to a conversation that ends with an assistant
@@ -384,6 +396,18 @@ _STRUCTURED_OUTPUTS = re.compile(r"^claude-(opus-4-[1-9]|sonnet-4-[5-9]|haiku-4-
 # migration guide, and the API's message as users report it for Opus and Sonnet 4.6 and later).
 _NO_PREFILL = re.compile(r"^claude-((opus|sonnet)-4-([6-9]|[1-9]\d)(?!\d)|mythos|"
                          r"(opus|sonnet|haiku|fable)-([5-9]|[1-9]\d)(?!\d))")
+
+
+# Models whose sampling is fixed answer 400 to temperature, top_p or top_k ("`temperature` is deprecated
+# for this model.", as users report it for Opus 4.7 and 4.8 and Fable): the Sonnet 5 page says non-default
+# sampling parameters return 400, the Haiku 5.5 migration guide says to remove all three (stored 2026-11-30).
+_FIXED_SAMPLING = re.compile(r"^claude-(opus-4-([7-9]|[1-9]\d)(?!\d)|mythos|fable|"
+                             r"(opus|sonnet|haiku)-([5-9]|[1-9]\d)(?!\d))")
+
+
+def fixed_sampling(model: str) -> bool:
+    """Whether ``model`` refuses temperature, top_p and top_k."""
+    return bool(_FIXED_SAMPLING.match(model))
 
 
 def refuses_prefill(model: str) -> bool:

@@ -52,9 +52,9 @@ def test_the_seed_ids_reach_served_models():
                                   '"fallback": "claude-haiku"}, "complex_reasoning": {"primary": "gpt-4", '
                                   '"fallback": "claude-opus"}}}'))
     upstream = {m: cfg.models[m].upstream_model for m in ("gpt-3.5-turbo", "gpt-4", "claude-haiku", "claude-opus")}
-    assert upstream == {"gpt-3.5-turbo": "gpt-4o-mini", "gpt-4": "gpt-4o", "claude-haiku": "claude-haiku-4-5",
-                        "claude-opus": "claude-opus-4-6"}
-    assert cfg.models["claude-opus"].price.input == 5.00 and cfg.models["gpt-4"].price.output == 10.00
+    assert upstream == {"gpt-3.5-turbo": "gpt-4o-mini", "gpt-4": "gpt-4o", "claude-haiku": "claude-haiku-5-5",
+                        "claude-opus": "claude-opus-5-5"}
+    assert cfg.models["claude-opus"].price.input == 4.00 and cfg.models["gpt-4"].price.output == 10.00
 
 
 # -- a rule of the models the catalog now names: Claude 4.6 and later refuse a prefill -------------
@@ -88,3 +88,37 @@ def test_the_translator_leaves_a_prefill_to_a_model_that_takes_one():
     sim_anthropic.validate(out)
     # a conversation that ends with the user (or a tool result) is no prefill
     assert unable(sonnet, {"model": "s", "messages": PREFILL[:1]}, endpoint="chat") is None
+
+
+# -- the 5.x generation (the seed's claude-haiku / claude-opus): fixed sampling -----------------------
+
+@pytest.mark.parametrize("model", ["claude-haiku-5-5", "claude-sonnet-5-5", "claude-opus-5-5", "claude-opus-4-7"])
+@pytest.mark.parametrize("name, value", [("temperature", 0.2), ("top_p", 0.9), ("top_k", 5)])
+def test_models_with_fixed_sampling_refuse_sampling_settings_as_anthropic_does(model, name, value):
+    body = {"model": model, "max_tokens": 9, "messages": [{"role": "user", "content": "Hi"}]}
+    sim_anthropic.validate(body)
+    with pytest.raises(sim_anthropic.BadRequest, match=f"^`{name}` is deprecated for this model.$"):
+        sim_anthropic.validate({**body, name: value})
+    sim_anthropic.validate({**body, "model": "claude-haiku-4-5", name: value})   # Haiku 4.5 takes each
+
+
+def test_the_translator_leaves_sampling_out_for_models_with_fixed_sampling():
+    from extproc.providers.base import Target
+    from extproc.providers.openai_anthropic import AnthropicChatTranslator
+
+    haiku_5_5 = Target(model="h", upstream_model="claude-haiku-5-5", provider="anthropic", api="anthropic")
+    body = {"messages": [{"role": "user", "content": "Hi"}], "temperature": 0.2, "top_p": 0.9}
+    out = json.loads(AnthropicChatTranslator(haiku_5_5, created=1, response_id="x").request(body).body)
+    assert "temperature" not in out and "top_p" not in out
+    sim_anthropic.validate(out)
+    # temperature 1.5 is outside Anthropic's range, but this model takes none: left out as well
+    out = json.loads(AnthropicChatTranslator(haiku_5_5, created=1, response_id="x").request(
+        {**body, "temperature": 1.5}).body)
+    assert "temperature" not in out
+    # structured outputs: the 5.x models have output_config.format
+    strict = {"type": "json_schema", "json_schema": {"name": "x", "strict": True, "schema": {
+        "type": "object", "additionalProperties": False, "required": ["a"], "properties": {"a": {"type": "string"}}}}}
+    out = json.loads(AnthropicChatTranslator(haiku_5_5, created=1, response_id="x").request(
+        {"messages": body["messages"], "response_format": strict}).body)
+    assert out["output_config"]["format"]["schema"] == strict["json_schema"]["schema"]
+    sim_anthropic.validate(out)

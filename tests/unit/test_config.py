@@ -91,7 +91,7 @@ def test_seed_document_loads_with_the_builtin_catalog(tmp_path):
         ("primary", ["gpt-4"], 5000), ("fallback", ["claude-opus"], 5000)]
     assert simple.max_cost_per_1k == 0.002 and cfg.default_class == "simple_queries"
     assert cfg.models["claude-haiku"].provider.api == "anthropic"
-    assert cfg.models["claude-opus"].upstream_model == "claude-opus-4-6"   # Claude 3 Opus is retired
+    assert cfg.models["claude-opus"].upstream_model == "claude-opus-5-5"   # Claude 3 Opus is retired
 
 
 def test_seed_document_routes(tmp_path):
@@ -101,11 +101,7 @@ def test_seed_document_routes(tmp_path):
     path.write_text(SEED)
     cfg = load(path)
     body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
-    # claude-haiku now reaches Claude Haiku 4.5 ($1 / $5 per 1M): over the class's $0.002 per 1K, so the
-    # cap leaves the primary alone (README "Model catalog")
-    plan = decide(cfg, body, "chat", {})
-    assert [m.id for m in plan.models] == ["gpt-3.5-turbo"]
-    assert any(d.model == "claude-haiku" and "max_cost_per_1k" in d.reason for d in plan.dropped)
+    assert [m.id for m in decide(cfg, body, "chat", {}).models] == ["gpt-3.5-turbo", "claude-haiku"]
     hard = type("C", (), {"name": "hard", "score": 0.9})()   # not a class name: the score band decides
     assert [m.id for m in decide(cfg, body, "chat", {}, classification=hard).models] == ["gpt-4", "claude-opus"]
 

@@ -297,11 +297,11 @@ def test_operation_for_checks_path_and_required_query():
 
 
 def test_the_anthropic_simulator_serves_the_model_ids_the_spec_names():
-    """The simulator's catalog is the spec's model enum less the ids retired since (each cited in
-    RETIRED_SINCE_SPEC): a new id, a dropped one or an uncited retirement shows up here."""
+    """The simulator's catalog is the spec's model enum less the ids retired since, plus the newer
+    ones (each cited in RETIRED_SINCE_SPEC / ADDED_SINCE_SPEC): an uncited id shows up here."""
     from extproc.simulators import anthropic as sim_anthropic
     enum = vs._spec("anthropic").document["components"]["schemas"]["Model"]["anyOf"]
     named = {branch["const"] for branch in enum if "const" in branch}
-    assert sim_anthropic.RETIRED_SINCE_SPEC <= named
-    assert named - sim_anthropic.RETIRED_SINCE_SPEC == set(sim_anthropic.MODELS)
+    assert sim_anthropic.RETIRED_SINCE_SPEC <= named and not set(sim_anthropic.ADDED_SINCE_SPEC) & named
+    assert (named - sim_anthropic.RETIRED_SINCE_SPEC) | set(sim_anthropic.ADDED_SINCE_SPEC) == set(sim_anthropic.MODELS)
     assert not set(sim_anthropic.MODELS) & sim_anthropic.RETIRED
