@@ -31,7 +31,8 @@ def test_gemini_answers_a_shut_down_model_not_found():
     sim_gemini.check_model("gemini-3.5-flash-lite", "generateContent")
 
 
-@pytest.mark.parametrize("model", ["gpt-3.5-turbo", "gpt-4", "gpt-4-turbo", "gpt-4o-2024-05-13"])
+@pytest.mark.parametrize("model", ["gpt-3.5-turbo", "gpt-4", "gpt-4-turbo", "gpt-4o-2024-05-13", "o1", "o3-mini",
+                                   "o4-mini-2025-04-16", "gpt-4.1-nano"])
 def test_openai_no_longer_serves_the_shut_down_models(model):
     assert not sim_openai.serves("openai", model)
     assert sim_openai.serves("openai", "gpt-4o-mini") and sim_openai.serves("vllm", model)
