@@ -43,7 +43,7 @@ def filled(outcomes: int) -> HealthTracker:
     for i in range(outcomes):
         clock[0] = i * tracker.settings.window_s / max(1, outcomes)
         tracker.record("gpt-4o-mini", "openai", ok=True, latency_ms=random.random() * 5)
-        tracker.record("claude-3-5-haiku", "anthropic", ok=True, latency_ms=random.random() * 5)
+        tracker.record("claude-haiku-4-5", "anthropic", ok=True, latency_ms=random.random() * 5)
     return tracker
 
 

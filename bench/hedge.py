@@ -3,7 +3,7 @@
     PYTHONPATH=. .venv/bin/python bench/hedge.py [--n 100] [--concurrency 4]
 
 One dev stack (simulators, extproc, Envoy): the primary tier is gpt-4o-mini (OpenAI API, the
-simulator waits 2 s before answering 30% of its requests), the secondary gemini-2.0-flash. Two
+simulator waits 2 s before answering 30% of its requests), the secondary gemini-3.5-flash-lite. Two
 workloads route the same class: ``interactive`` (no hedging: a slow answer is waited for, up to
 the 3 s per-try cut) and ``interactive_hedged`` (``hedge: true``: at the primary's 1.5 s target the
 secondary is started beside it, the first answer wins). Requests of both modes are interleaved.
@@ -33,7 +33,7 @@ def config_path() -> Path:
     config["workloads"]["interactive_hedged"] = {"prefer": "latency", "hedge": True}
     config["routing_rules"]["simple_queries"]["tiers"] = [
         {"name": "primary", "models": ["gpt-4o-mini"], "target_latency_ms": 1500},
-        {"name": "secondary", "models": ["gemini-2.0-flash"], "target_latency_ms": 3000}]
+        {"name": "secondary", "models": ["gemini-3.5-flash-lite"], "target_latency_ms": 3000}]
     path = Path(tempfile.mkdtemp(prefix="bench-hedge-")) / "routing.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

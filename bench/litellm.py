@@ -4,7 +4,7 @@ Installed by the Makefile into its own venv, bench/.venv-litellm, pinned by
 ``LITELLM_VERSION`` there (not 1.107.0, a compromised release). It runs with one worker on
 the same server core the gateway gets, with the model cost map read locally
 (no network), a master key, and one model per API: ``gpt-4o-mini`` as an
-OpenAI-compatible deployment on the mock's OpenAI port and ``claude-3-5-haiku``
+OpenAI-compatible deployment on the mock's OpenAI port and ``claude-haiku-4-5``
 through LiteLLM's Anthropic adapter on the mock's Anthropic port, so it does
 the same translation work the gateway does.
 """
@@ -27,8 +27,8 @@ def config(openai_port: int, anthropic_port: int) -> dict:
             {"model_name": "gpt-4o-mini", "litellm_params": {
                 "model": "openai/gpt-4o-mini", "api_base": f"http://127.0.0.1:{openai_port}/v1",
                 "api_key": "sk-bench-openai"}},
-            {"model_name": "claude-3-5-haiku", "litellm_params": {
-                "model": "anthropic/claude-3-5-haiku-latest", "api_base": f"http://127.0.0.1:{anthropic_port}",
+            {"model_name": "claude-haiku-4-5", "litellm_params": {
+                "model": "anthropic/claude-haiku-4-5", "api_base": f"http://127.0.0.1:{anthropic_port}",
                 "api_key": "sk-bench-anthropic"}},
         ],
         "general_settings": {"master_key": MASTER_KEY},

@@ -61,7 +61,7 @@ OPENAI_JSON = json.dumps({
 }, separators=(",", ":")).encode()
 
 ANTHROPIC_JSON = json.dumps({
-    "id": "msg_mock000000000000000000", "type": "message", "role": "assistant", "model": "claude-3-5-haiku-20241022",
+    "id": "msg_mock000000000000000000", "type": "message", "role": "assistant", "model": "claude-haiku-4-5-20251001",
     "content": [{"type": "text", "text": "Hello from the mock upstream. " * 4}],
     "stop_reason": "end_turn", "stop_sequence": None, "usage": {"input_tokens": 20, "output_tokens": 28},
 }, separators=(",", ":")).encode()
@@ -78,7 +78,7 @@ OPENAI_SSE_LAST = (_OAI_PREFIX + b'"delta":{},"finish_reason":"stop"}],'
 
 ANTHROPIC_SSE_FIRST = (
     b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_mock","type":"message",'
-    b'"role":"assistant","model":"claude-3-5-haiku-20241022","content":[],"stop_reason":null,'
+    b'"role":"assistant","model":"claude-haiku-4-5-20251001","content":[],"stop_reason":null,'
     b'"stop_sequence":null,"usage":{"input_tokens":20,"output_tokens":1}}}\n\n'
     b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
     b'"content_block":{"type":"text","text":""}}\n\n')

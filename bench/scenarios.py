@@ -35,9 +35,9 @@ class Scenario:
 
 SCENARIOS = [
     Scenario("passthrough", "OpenAI -> OpenAI, routed (JSON)", "gpt-4o-mini"),
-    Scenario("translated", "OpenAI -> Anthropic, translated (JSON)", "claude-3-5-haiku"),
+    Scenario("translated", "OpenAI -> Anthropic, translated (JSON)", "claude-haiku-4-5"),
     Scenario("stream", f"OpenAI -> OpenAI stream, {CHUNKS} chunks", "gpt-4o-mini", stream=True),
-    Scenario("stream_translated", f"OpenAI -> Anthropic stream, {CHUNKS} chunks", "claude-3-5-haiku", stream=True),
+    Scenario("stream_translated", f"OpenAI -> Anthropic stream, {CHUNKS} chunks", "claude-haiku-4-5", stream=True),
     Scenario("fallback", "model auto, 20% primary 503 -> fallback", "auto", fail_every=5, litellm=False),
 ]
 BY_NAME = {s.name: s for s in SCENARIOS}

@@ -107,22 +107,31 @@ _HHMM = re.compile(r"^([01][0-9]|2[0-4]):([0-5][0-9])$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 # Catalog for documents that bring no providers of their own (the seed shape).
-# Prices in USD per 1M tokens, as the providers list them.
+# Prices in USD per 1M tokens, as the providers list them (model pages as stored on 2026-11-30).
+# The seed's four ids are kept as names, since seed documents use them, and point at models the
+# APIs still serve: GPT-3.5 Turbo and GPT-4 were shut down on 2026-10-23 [3P], Claude 3 Haiku and
+# Claude 3 Opus retired in 2026; README "Model catalog" says what each name reaches.
 BUILTIN_CATALOG: dict[str, Any] = {
     "providers": {
         "openai": {"api": "openai", "host": "api.openai.com", "api_key_env": "OPENAI_API_KEY"},
         "anthropic": {"api": "anthropic", "host": "api.anthropic.com", "api_key_env": "ANTHROPIC_API_KEY"},
     },
     "models": {
-        "gpt-3.5-turbo": {"provider": "openai", "price": {"input": 0.50, "output": 1.50},
-                          "context_window": 16385, "capabilities": ["tools", "json", "streaming"], "quality": 2},
-        "gpt-4": {"provider": "openai", "price": {"input": 30.0, "output": 60.0},
-                  "context_window": 8192, "capabilities": ["tools", "streaming"], "quality": 4},
-        "claude-haiku": {"provider": "anthropic", "upstream_model": "claude-3-haiku-20240307",
-                         "price": {"input": 0.25, "output": 1.25}, "context_window": 200000,
+        # GPT-4o mini / GPT-4o: deprecated, shut down on 2027-01-14 [3P]; prices [3P] (OpenRouter, Vercel).
+        "gpt-3.5-turbo": {"provider": "openai", "upstream_model": "gpt-4o-mini",
+                          "price": {"input": 0.15, "output": 0.60, "cached_input": 0.075},
+                          "context_window": 128000, "capabilities": ["tools", "json", "streaming"], "quality": 2},
+        "gpt-4": {"provider": "openai", "upstream_model": "gpt-4o",
+                  "price": {"input": 2.50, "output": 10.00, "cached_input": 1.25},
+                  "context_window": 128000, "capabilities": ["tools", "streaming"], "quality": 4},
+        # Anthropic models pages haiku-5-5 and opus-5-5 ("Latest"; Haiku 5.5's price is its band for
+        # prompts up to 100K tokens, $0.50 / $2.50 above). Haiku 5.5 keeps the seed's claude-haiku
+        # fallback under its $0.002 per 1K, which Haiku 4.5 ($1 / $5) is not.
+        "claude-haiku": {"provider": "anthropic", "upstream_model": "claude-haiku-5-5",
+                         "price": {"input": 0.10, "output": 0.50, "cached_input": 0.01}, "context_window": 1000000,
                          "capabilities": ["tools", "vision", "streaming"], "quality": 2},
-        "claude-opus": {"provider": "anthropic", "upstream_model": "claude-3-opus-20240229",
-                        "price": {"input": 15.0, "output": 75.0}, "context_window": 200000,
+        "claude-opus": {"provider": "anthropic", "upstream_model": "claude-opus-5-5",
+                        "price": {"input": 4.00, "output": 20.00, "cached_input": 0.20}, "context_window": 1000000,
                         "capabilities": ["tools", "vision", "streaming"], "quality": 5},
     },
 }

@@ -178,7 +178,7 @@ def test_prompt_features(client):
 
 
 def test_reasoning_model_reports_reasoning_tokens(client):
-    res = client.chat.completions.create(model="o3-mini", messages=[{"role": "user", "content": "15*37?"}])
+    res = client.chat.completions.create(model="o3", messages=[{"role": "user", "content": "15*37?"}])
     details = res.usage.completion_tokens_details
     assert details.reasoning_tokens > 0
     assert res.usage.completion_tokens > details.reasoning_tokens

@@ -17,7 +17,7 @@ gemini         Google discovery document   ``models.generateContent``,
 
 Use::
 
-    op = operation_for("gemini", "POST", "/v1beta/models/gemini-2.0-flash:generateContent")
+    op = operation_for("gemini", "POST", "/v1beta/models/gemini-3.5-flash-lite:generateContent")
     validate_request("gemini", op, body)    # AssertionError listing every violation
 
 Both formats are turned into JSON Schema 2020-12 and checked with ``jsonschema``;

@@ -51,10 +51,12 @@ Normalized to what the Messages API accepts, where the meaning survives:
   the answer (``stops.py``): the text is cut there and ``finish_reason`` is ``stop``;
 - a streamed tool call whose arguments arrive empty ends as ``"{}"``, as OpenAI sends it;
 - ``max_tokens`` above the model's output limit is clamped to it (the model stops there anyway);
-- ``top_p`` is left out beside ``temperature`` on the models that refuse both (Claude 4.5 on).
+- ``top_p`` is left out beside ``temperature`` on the models that refuse both (Claude 4.5 on);
+  both are left out on the models with fixed sampling (Opus 4.7+, Mythos, Fable, the 5.x models).
 
 Refused with 422 (the planner then tries another provider): a conversation with no user or
-assistant content (only system messages), image types other than JPEG/PNG/GIF/WebP.
+assistant content (only system messages), image types other than JPEG/PNG/GIF/WebP, and a
+prefill (a final assistant message) for the Claude 4.6 generation and later, which refuse it.
 
 Responses: text blocks are joined into ``message.content``; ``tool_use`` blocks become
 ``tool_calls``; thinking blocks are not shown (the OpenAI chat shape has no place
@@ -129,6 +131,11 @@ class AnthropicChatTranslator(ChatTranslator):
             raise UnsupportedFeature("this model's provider (Anthropic) needs at least one user or assistant message "
                                      "with content; this request has only system messages or empty ones",
                                      param="messages")
+        if messages[-1]["role"] == "assistant" and _NO_PREFILL.match(self.target.upstream_model):
+            # Dropping the prefill would change the answer, so another candidate serves it.
+            raise UnsupportedFeature("this model (Claude 4.6 or later) does not continue an assistant message "
+                                     "(prefill): the conversation must end with a user or tool message",
+                                     param="messages")
         output_format = _output_format(body.get("response_format"), self.target)
         instruction = None if output_format else _json_instruction(body.get("response_format"))
         if instruction:
@@ -144,9 +151,11 @@ class AnthropicChatTranslator(ChatTranslator):
             out["system"] = "\n\n".join(system)
         if output_format:
             out["output_config"] = {"format": output_format}
-        if body.get("temperature") is not None:
+        fixed = _FIXED_SAMPLING.match(self.target.upstream_model)
+        if body.get("temperature") is not None and not fixed:
             out["temperature"] = _temperature(body["temperature"])
-        if body.get("top_p") is not None and not ("temperature" in out and _NEWER.match(self.target.upstream_model)):
+        if body.get("top_p") is not None and not fixed \
+                and not ("temperature" in out and _NEWER.match(self.target.upstream_model)):
             # The newer models refuse both at once ("use only one"); both only tune sampling,
             # and temperature is the one clients set on purpose, so top_p gives way.
             out["top_p"] = body["top_p"]
@@ -411,14 +420,27 @@ def _json_instruction(fmt: Any) -> str | None:
 
 # The Claude 4.5 generation, Opus 4.1 and later: they have structured outputs (``output_config.format``)
 # and refuse temperature with top_p. ``options.structured_outputs`` overrides the guess from the name.
-_NEWER = _STRUCTURED_OUTPUTS = re.compile(r"^claude-(opus-4-[1-9]|sonnet-4-[5-9]|haiku-4-[5-9]|opus-4-1\d*|mythos)")
+_NEWER = _STRUCTURED_OUTPUTS = re.compile(r"^claude-(opus-4-[1-9]|sonnet-4-[5-9]|haiku-4-[5-9]|opus-4-1\d*|mythos|"
+                                          r"fable|(opus|sonnet|haiku)-([5-9]|[1-9]\d)(?!\d))")
+# Opus 4.7+, Mythos, Fable and the 5.x models have fixed sampling: they answer 400 to temperature, top_p
+# or top_k ("`temperature` is deprecated for this model."; the Haiku 5.5 migration guide: remove all three).
+# Like an OpenAI reasoning model's, the settings are left out: they only tune sampling.
+_FIXED_SAMPLING = re.compile(r"^claude-(opus-4-([7-9]|[1-9]\d)(?!\d)|mythos|fable|"
+                             r"(opus|sonnet|haiku)-([5-9]|[1-9]\d)(?!\d))")
+
+# The Claude 4.6 generation and later refuse a final assistant message (a prefill) with 400
+# (Anthropic's migration guide: "Prefilling assistant messages returns a 400 error on Claude 4.6 models").
+_NO_PREFILL = re.compile(r"^claude-((opus|sonnet)-4-([6-9]|[1-9]\d)(?!\d)|mythos|"
+                         r"(opus|sonnet|haiku|fable)-([5-9]|[1-9]\d)(?!\d))")
 
 # Output limits (max_tokens) of the models by name, from the models overview; options.max_output_tokens
 # overrides. A larger max_tokens is refused by Anthropic, while the model stops at its limit anyway,
 # so the request is clamped: the answer is the same.
-_OUTPUT_LIMITS = ((re.compile(r"^claude-3-haiku"), 4096), (re.compile(r"^claude-3-5-haiku"), 8192),
+# (Sonnet 4.6 writes up to 128K: its models page, 2026-11-30.)
+_OUTPUT_LIMITS = ((re.compile(r"^claude-3-haiku"), 4096), (re.compile(r"^claude-3-5-haiku"), 8192),  # catalog: keep
                   (re.compile(r"^claude-(opus-4-0|opus-4-1|opus-4-2025)"), 32000),
-                  (re.compile(r"^claude-(sonnet-4|haiku-4|opus-4-5)"), 64000), (re.compile(r"^claude-"), 128000))
+                  (re.compile(r"^claude-(sonnet-4-[0-5]|sonnet-4-2025|haiku-4|opus-4-5)"), 64000),
+                  (re.compile(r"^claude-"), 128000))
 
 
 def _clamp_output(max_tokens: int, target: Any) -> int:

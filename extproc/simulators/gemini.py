@@ -96,9 +96,6 @@ RETIRED = frozenset({
     "gemini-2.0-flash-001", "gemini-2.0-flash-lite", "gemini-2.0-flash-lite-001", "gemini-2.0-flash-exp",
     "gemini-3-pro-preview", "text-embedding-004", "embedding-001",
 })
-# Shut-down ids the routing config still names until the catalog update (issue 10, item 4)
-# lands; served meanwhile so the rest of the suite runs. Delete this set with that update.
-PENDING_CATALOG_UPDATE = frozenset({"gemini-2.0-flash"})
 
 MAX_BODY = 20 * 1024 * 1024  # the documented request size limit (inline data included)
 MAX_CANDIDATES = 8
@@ -106,7 +103,7 @@ MAX_CANDIDATES = 8
 
 def check_model(model: str, method: str) -> None:
     """Raise NotFound as Google answers a model it does not serve (or no longer does)."""
-    if model in PENDING_CATALOG_UPDATE or (model in MODELS and model not in RETIRED):
+    if model in MODELS and model not in RETIRED:
         return
     raise NotFound(f"models/{model} is not found for API version v1beta, or is not supported for {method}. "
                    "Call ListModels to see the list of available models and their supported methods.")
@@ -419,7 +416,7 @@ def _model_info(name: str) -> dict[str, Any]:
             ["generateContent", "streamGenerateContent", "countTokens"]}
 
 
-_LISTED = tuple(sorted(MODELS | PENDING_CATALOG_UPDATE))
+_LISTED = tuple(sorted(MODELS))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -37,16 +37,25 @@ from aiohttp import web
 
 from .core import Faults, Prompt, Reply, Simulator, StreamWriter, TooLarge, count_tokens, sse_headers, think
 
-_MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o3-mini", "o4-mini",
+_MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o3", "gpt-5-mini",
            "text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002")
 # OpenAI's model ids (the models page): these families, each with its dated snapshots.
-_OPENAI_FAMILIES = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4-turbo", "gpt-4",
-                    "gpt-3.5-turbo", "o1", "o3", "o3-mini", "o3-pro", "o4-mini", "gpt-5", "gpt-5-mini", "gpt-5-nano",
-                    "gpt-5.1", "gpt-5.2", "text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002")
+_OPENAI_FAMILIES = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o3", "o3-pro", "gpt-5", "gpt-5-mini",
+                    "gpt-5-nano", "gpt-5.1", "gpt-5.2", "text-embedding-3-small", "text-embedding-3-large",
+                    "text-embedding-ada-002")
 _OPENAI_MODEL = re.compile(r"^(%s)(-\d{4}-\d{2}-\d{2})?$" % "|".join(re.escape(f) for f in _OPENAI_FAMILIES))
-# Shut down (the deprecations page): requests fail as for an unknown model.
+# Shut down (the deprecations page): requests fail as for an unknown model. GPT-3.5 Turbo, GPT-4,
+# GPT-4 Turbo, gpt-4o-2024-05-13, GPT-4.1 nano, o1, o1-pro, o3-mini and o4-mini shut down on 2026-10-23
+# (third parties' reading of that page, 2026-10-15 and 2026-11-04; the vendor rows were not in the
+# stored copies). Next: gpt-5(-mini/-nano/-pro), o3, o3-pro on 2026-12-11; gpt-4o(-mini), gpt-4.1(-mini)
+# snapshots on 2027-01-14.
 RETIRED = frozenset({"gpt-4-32k", "gpt-4-0314", "gpt-4-32k-0314", "gpt-3.5-turbo-0301", "gpt-3.5-turbo-0613",
-                     "gpt-4.5-preview", "gpt-4.5-preview-2025-02-27", "o1-preview", "o1-mini", "text-davinci-003"})
+                     "gpt-4.5-preview", "gpt-4.5-preview-2025-02-27", "o1-preview", "o1-mini", "text-davinci-003",
+                     "gpt-3.5-turbo", "gpt-3.5-turbo-0125", "gpt-3.5-turbo-1106", "gpt-4", "gpt-4-0613",
+                     "gpt-4-1106-preview", "gpt-4-0125-preview", "gpt-4-turbo", "gpt-4-turbo-2024-04-09",
+                     "gpt-4o-2024-05-13", "chatgpt-4o-latest", "gpt-4.1-nano", "gpt-4.1-nano-2025-04-14", "o1",
+                     "o1-2024-12-17", "o1-pro", "o1-pro-2025-03-19", "o3-mini", "o3-mini-2025-01-31", "o4-mini",
+                     "o4-mini-2025-04-16"})
 MAX_BODY = 32 * 1024 * 1024
 # Reasoning models take max_completion_tokens only, and no sampling settings but the defaults.
 _REASONING_MODEL = re.compile(r"^(o\d|gpt-5(?!-chat))")

@@ -19,8 +19,8 @@ AUTH = {"authorization": f"Bearer {CLIENT_KEY}"}
 MODELS = {
     "openai": "gpt-4o-mini",
     "azure_openai": "azure-gpt-4o-mini",
-    "anthropic": "claude-3-5-haiku",
-    "gemini": "gemini-2.0-flash",
+    "anthropic": "claude-haiku-4-5",
+    "gemini": "gemini-3.5-flash-lite",
     "vllm": "llama-3.1-8b-instruct",
 }
 

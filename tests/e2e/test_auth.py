@@ -59,11 +59,11 @@ def test_headers_cannot_lift_a_tenants_binding(gateway):
         assert info.value.status_code == 403
         assert (info.value.body["code"], info.value.body["param"]) == ("permission_denied", header)
     with pytest.raises(openai.PermissionDeniedError):   # a premium model denied by its surface stays denied
-        nightly.chat.completions.create(model="claude-sonnet-4", messages=SIMPLE,
+        nightly.chat.completions.create(model="claude-sonnet-4-6", messages=SIMPLE,
                                         extra_headers={"x-llm-surface": "support"})
     r = nightly.chat.completions.with_raw_response.create(model="auto", messages=SIMPLE)
     assert (r.headers["x-llm-surface"], r.headers["x-llm-workload"]) == ("drafts", "batch")
-    assert r.headers["x-llm-model"] != "claude-sonnet-4"
+    assert r.headers["x-llm-model"] != "claude-sonnet-4-6"
     # The demo tenant lists both surfaces: it may choose.
     r = sdk(gateway, CLIENT_KEY).chat.completions.with_raw_response.create(
         model="auto", messages=SIMPLE, extra_headers={"x-llm-surface": "support"})
@@ -73,9 +73,9 @@ def test_headers_cannot_lift_a_tenants_binding(gateway):
 def test_models_lists_what_the_tenant_may_use(gateway):
     nightly = {m.id for m in sdk(gateway, "sk-nightly-demo").models.list()}
     demo = {m.id for m in sdk(gateway, CLIENT_KEY).models.list()}
-    assert "claude-sonnet-4" in demo and "claude-sonnet-4" not in nightly and "gpt-4o-mini" in nightly
+    assert "claude-sonnet-4-6" in demo and "claude-sonnet-4-6" not in nightly and "gpt-4o-mini" in nightly
     with pytest.raises(openai.NotFoundError):
-        sdk(gateway, "sk-nightly-demo").models.retrieve("claude-sonnet-4")
+        sdk(gateway, "sk-nightly-demo").models.retrieve("claude-sonnet-4-6")
 
 
 def wait_for(predicate, timeout: float = 15.0) -> None:

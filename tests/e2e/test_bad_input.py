@@ -38,7 +38,7 @@ def _assert_openai_error(response: httpx.Response, status: int, fragment: str) -
      "'temperature'"),
     (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "\xff\xfe"}]}', 400, "UTF-8"),
     (b'{"model": "no-such-model", "messages": [{"role": "user", "content": "x"}]}', 404, "no-such-model"),
-    (b'{"model": "claude-3-5-haiku", "n": 2, "messages": [{"role": "user", "content": "x"}]}', 422, "n"),
+    (b'{"model": "claude-haiku-4-5", "n": 2, "messages": [{"role": "user", "content": "x"}]}', 422, "n"),
 ])
 def test_bad_requests(gateway, body, status, fragment):
     _assert_openai_error(_post(gateway, body), status, fragment)
@@ -117,18 +117,18 @@ DEEP = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]
     ("/chat/completions", b'{"model": "\\ud800", "messages": [{"role": "user", "content": "x"}]}', "model"),
     ("/embeddings", b'{"model": "text-embedding-3-small", "input": "\\ud800"}', "input"),
     ("/feedback", b'{"request_id": "\\ud800", "score": 1}', "request_id"),
-    ("/chat/completions", b'{"model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "x"}], '
+    ("/chat/completions", b'{"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "x"}], '
                           b'"max_tokens": ' + b"9" * 4300 + b"}", None),
-    ("/chat/completions", b'{"model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "x"}], '
+    ("/chat/completions", b'{"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "x"}], '
                           b'"max_tokens": 99999999999}', "max_tokens"),
-    ("/chat/completions", b'{"model": "claude-3-5-haiku", "tools": [1], "messages": [{"role": "user", '
+    ("/chat/completions", b'{"model": "claude-haiku-4-5", "tools": [1], "messages": [{"role": "user", '
                           b'"content": "x"}]}', "tools[0]"),
-    ("/chat/completions", b'{"model": "gemini-2.0-flash", "tools": [1], "messages": [{"role": "user", '
+    ("/chat/completions", b'{"model": "gemini-3.5-flash-lite", "tools": [1], "messages": [{"role": "user", '
                           b'"content": "x"}]}', "tools[0]"),
-    ("/chat/completions", b'{"model": "claude-3-5-haiku", "messages": [{"role": "assistant", "tool_calls": '
+    ("/chat/completions", b'{"model": "claude-haiku-4-5", "messages": [{"role": "assistant", "tool_calls": '
                           b'[{"id": "c", "type": "function", "function": 1}]}, {"role": "user", "content": "x"}]}',
      "messages[0].tool_calls[0].function"),
-    ("/chat/completions", b'{"model": "gemini-2.0-flash", "messages": [{"role": "assistant", "tool_calls": '
+    ("/chat/completions", b'{"model": "gemini-3.5-flash-lite", "messages": [{"role": "assistant", "tool_calls": '
                           b'"x"}, {"role": "user", "content": "x"}]}', "messages[0].tool_calls"),
     ("/chat/completions", b'{"model": "gpt-4o-mini", "temperature": NaN, "messages": [{"role": "user", '
                           b'"content": "x"}]}', None),

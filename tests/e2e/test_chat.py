@@ -13,11 +13,11 @@ UPSTREAM = {
     "openai": ("/v1/chat/completions", "authorization", "Bearer sim-openai-key"),
     "azure_openai": ("/openai/deployments/gpt-4o-mini/chat/completions", "api-key", "sim-azure_openai-key"),
     "anthropic": ("/v1/messages", "x-api-key", "sim-anthropic-key"),
-    "gemini": ("/v1beta/models/gemini-2.0-flash:generateContent", "x-goog-api-key", "sim-gemini-key"),
+    "gemini": ("/v1beta/models/gemini-3.5-flash-lite:generateContent", "x-goog-api-key", "sim-gemini-key"),
     "vllm": ("/v1/chat/completions", "authorization", "Bearer sim-vllm-key"),
 }
-UPSTREAM_MODEL = {"openai": "gpt-4o-mini", "azure_openai": "gpt-4o-mini", "anthropic": "claude-3-5-haiku-latest",
-                  "gemini": "gemini-2.0-flash", "vllm": "meta-llama/Llama-3.1-8B-Instruct"}
+UPSTREAM_MODEL = {"openai": "gpt-4o-mini", "azure_openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5",
+                  "gemini": "gemini-3.5-flash-lite", "vllm": "meta-llama/Llama-3.1-8B-Instruct"}
 
 
 def _headers(record: dict) -> dict[str, str]:
@@ -170,4 +170,4 @@ def test_model_auto_routes_a_simple_question_to_the_cheap_tier(client):
 def test_models_list_comes_from_the_config(client):
     ids = {m.id for m in client.models.list()}
     assert set(MODELS.values()) <= ids and "auto" in ids
-    assert client.models.retrieve("claude-3-5-haiku").owned_by == "anthropic"
+    assert client.models.retrieve("claude-haiku-4-5").owned_by == "anthropic"

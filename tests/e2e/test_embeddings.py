@@ -25,4 +25,4 @@ def test_embeddings(gateway, client, model, provider):
 def test_chat_model_has_no_embeddings(client):
     import openai
     with pytest.raises(openai.UnprocessableEntityError):
-        client.embeddings.create(model="claude-3-5-haiku", input="x")
+        client.embeddings.create(model="claude-haiku-4-5", input="x")

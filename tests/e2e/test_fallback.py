@@ -1,7 +1,7 @@
 """Fallback tiers through the real Envoy: failures cascade to the next tier's provider, translated afresh.
 
 `auto` routes to the `simple` class of the shipped config, one attempt per tier: gpt-4o-mini (OpenAI
-API), then gemini-2.0-flash (Gemini API), then gpt-4o (OpenAI API). This stack never ejects (its health rules are
+API), then gemini-3.5-flash-lite (Gemini API), then gpt-4o (OpenAI API). This stack never ejects (its health rules are
 off), so each test sees the plain cascade; ejection has its own stack in test_ejection.py.
 """
 
@@ -67,14 +67,14 @@ def test_primary_failure_is_answered_by_the_secondary_in_its_own_api(gw, fault_f
     raw = ask(gw)
     elapsed = time.monotonic() - started
     completion = raw.parse()
-    assert raw.headers["x-llm-provider"] == "gemini" and raw.headers["x-llm-model"] == "gemini-2.0-flash"
+    assert raw.headers["x-llm-provider"] == "gemini" and raw.headers["x-llm-model"] == "gemini-3.5-flash-lite"
     assert raw.headers["x-llm-attempts"] == "2"
     assert completion.choices[0].message.content.endswith("You said: What is the capital of Peru?")
     (primary,) = upstream_requests(gw, "openai")
     assert primary["body"]["model"] == "gpt-4o-mini" and "messages" in primary["body"]
     (secondary,) = upstream_requests(gw, "gemini")
     # The secondary got its own API shape and key, built from the original body, not the primary's translation.
-    assert secondary["path"] == "/v1beta/models/gemini-2.0-flash:generateContent"
+    assert secondary["path"] == "/v1beta/models/gemini-3.5-flash-lite:generateContent"
     assert "contents" in secondary["body"] and "messages" not in secondary["body"]
     assert "model" not in secondary["body"]
     headers = {k.lower(): v for k, v in secondary["headers"].items()}
@@ -125,7 +125,7 @@ def test_all_tiers_down_is_one_clear_error_within_the_deadline(gw):
     assert response.status_code == 503
     assert set(response.json()["error"]) == {"message", "type", "param", "code"}
     assert response.headers["x-llm-attempts"] == "3"
-    # One attempt per tier: gpt-4o-mini (primary), gemini-2.0-flash (secondary), gpt-4o (tertiary).
+    # One attempt per tier: gpt-4o-mini (primary), gemini-3.5-flash-lite (secondary), gpt-4o (tertiary).
     assert [r["body"]["model"] for r in upstream_requests(gw, "openai")] == ["gpt-4o-mini", "gpt-4o"]
     assert len(upstream_requests(gw, "gemini")) == 1
 
@@ -167,7 +167,7 @@ def paused_for(stack, provider: str):
 @pytest.fixture(scope="module")
 def rich(tmp_path_factory):
     """The shipped config plus azure-gpt-4o, an OpenAI-API model of the tertiary tier priced above
-    claude-sonnet-4, so it comes after it in a plan."""
+    claude-sonnet-4-6, so it comes after it in a plan."""
     config = yaml.safe_load(DEFAULT_ROUTING.read_text())
     config["health"] = {"consecutive_failures": 1000, "max_error_rate": 1.0}
     config["models"]["azure-gpt-4o"] = {"provider": "azure_openai", "upstream_model": "gpt-4o", "quality": 5,
@@ -214,7 +214,7 @@ def test_a_pinned_429_is_answered_at_once_with_its_retry_after(clean_rich):
     fault(gw, "anthropic", status=429, retry_after=3)
     started = time.monotonic()
     response = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers=AUTH, json={
-        "model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "hi"}]})
+        "model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "hi"}]})
     assert time.monotonic() - started < 2
     assert response.status_code == 429 and response.headers["retry-after"] == "3"
     error = response.json()["error"]
@@ -223,7 +223,7 @@ def test_a_pinned_429_is_answered_at_once_with_its_retry_after(clean_rich):
     # The pause is learned: the next pinned request is answered by the gateway, the provider left alone.
     wait_for(lambda: paused_for(gw, "anthropic"), 5, "the pause to be learned")
     again = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers=AUTH, json={
-        "model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "hi"}]})
+        "model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "hi"}]})
     assert again.status_code == 429 and 1 <= int(again.headers["retry-after"]) <= 3
     assert again.json()["error"]["code"] == "rate_limit_exceeded"
     assert len(upstream_requests(gw, "anthropic")) == 1
@@ -243,8 +243,8 @@ def test_a_first_attempts_retry_after_keeps_its_provider_out_of_later_plans(clea
 
 
 def test_a_capable_fallback_answers_where_an_incapable_one_was_chosen_before(clean_rich):
-    """Support surface (quality >= 4): gpt-4o, then claude-sonnet-4, then azure-gpt-4o. With temperature
-    1.5 Anthropic's range (0..1) rules claude-sonnet-4 out, so the fallback is azure-gpt-4o."""
+    """Support surface (quality >= 4): gpt-4o, then claude-sonnet-4-6, then azure-gpt-4o. With temperature
+    1.5 Anthropic's range (0..1) rules claude-sonnet-4-6 out, so the fallback is azure-gpt-4o."""
     gw = clean_rich
     explain = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers={**AUTH, "x-llm-surface": "support"},
                          json={"model": "auto", "temperature": 1.5,

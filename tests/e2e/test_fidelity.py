@@ -55,6 +55,19 @@ def test_whitespace_system_and_a_prefill_with_trailing_space_reach_anthropic_val
     assert record["body"]["messages"][-1]["content"][-1]["text"] == "The fruit is"
 
 
+def test_a_prefill_is_a_clear_422_for_claude_4_6_and_reaches_haiku_4_5(gateway, client):
+    """Claude Sonnet 4.6 refuses a final assistant message (400 from Anthropic); the gateway says so
+    before sending, and Claude Haiku 4.5, which continues a prefill, still gets it."""
+    messages = [{"role": "user", "content": "Name a fruit"}, {"role": "assistant", "content": "The fruit is"}]
+    with pytest.raises(openai.UnprocessableEntityError) as info:
+        client.chat.completions.create(model="claude-sonnet-4-6", messages=messages)
+    assert "prefill" in info.value.body["message"] and info.value.body["param"] == "messages"
+    assert upstream_requests(gateway, "anthropic") == []
+    assert client.chat.completions.create(model="claude-haiku-4-5", messages=messages).choices[0].message.content
+    (record,) = upstream_requests(gateway, "anthropic")
+    assert record["body"]["model"] == "claude-haiku-4-5" and record["body"]["messages"][-1]["role"] == "assistant"
+
+
 def test_a_whitespace_stop_sequence_is_applied_by_the_gateway(gateway, client):
     for stream in (False, True):
         kwargs = dict(model=MODELS["anthropic"], stop=[" "], messages=[{"role": "user", "content": "Hi there"}])

@@ -20,7 +20,7 @@ def ask(gateway, content, model="auto", **headers) -> httpx.Response:
 # Each class's primary tier (config/routing.yaml). Which model of the tier answers depends on live
 # latency (interactive work takes the fastest), so the tests name the tier, not one model.
 SIMPLE_PRIMARY = {"gpt-4o-mini", "azure-gpt-4o-mini", "llama-3.1-8b-instruct"}
-REASONING_PRIMARY = {"gpt-4o", "claude-sonnet-4"}
+REASONING_PRIMARY = {"gpt-4o", "claude-sonnet-4-6"}
 
 
 def test_a_simple_question_and_a_reasoning_prompt_land_on_different_models(gateway):

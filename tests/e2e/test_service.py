@@ -74,7 +74,7 @@ def test_sigterm_lets_an_in_flight_stream_finish(extproc):
     time.sleep(0.5)
     assert proc.poll() is None  # still draining: the stream is open
 
-    body = json.dumps({"model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    body = json.dumps({"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "hi"}]}).encode()
     outbox.put(pb.ProcessingRequest(request_body=pb.HttpBody(body=body, end_of_stream=True)))
     routed = next(responses)
     set_headers = {h.header.key: h.header.raw_value.decode() for h in routed.request_body.response.header_mutation.set_headers}

@@ -49,8 +49,8 @@ def test_parse_with_a_pydantic_model(gateway, client, provider):
         schema = body["generationConfig"]["responseJsonSchema"]
         assert body["generationConfig"]["responseMimeType"] == "application/json"
     elif provider == "anthropic":
-        assert "JSON Schema:" in body["system"]   # claude-3-5-haiku has no output_config.format
-        schema = json.JSONDecoder().raw_decode(body["system"].split("JSON Schema:", 1)[1].lstrip())[0]
+        assert body["output_config"]["format"]["type"] == "json_schema"   # Claude Haiku 4.5 has structured outputs
+        schema = body["output_config"]["format"]["schema"]
     else:
         schema = body["response_format"]["json_schema"]["schema"]
     jsonschema.validate(json.loads(completion.choices[0].message.content), schema)

@@ -50,8 +50,8 @@ def test_one_trace_with_envoy_request_and_attempt_spans(gateway, client, otlp):
     assert req_attrs["llm.provider"] == "anthropic" and req_attrs["llm.model"] == MODELS["anthropic"]
     assert req_attrs["http.response.status_code"] == 200
     assert att_attrs["gen_ai.provider.name"] == "anthropic"
-    assert att_attrs["gen_ai.request.model"] == "claude-3-5-haiku-latest"
-    assert att_attrs["gen_ai.response.model"] == "claude-3-5-haiku-latest"
+    assert att_attrs["gen_ai.request.model"] == "claude-haiku-4-5"
+    assert att_attrs["gen_ai.response.model"] == "claude-haiku-4-5"
     assert att_attrs["gen_ai.usage.input_tokens"] > 0 and att_attrs["gen_ai.usage.output_tokens"] > 0
     assert att_attrs["llm.attempt"] == 1 and att_attrs["http.response.status_code"] == 200
     assert att_attrs["llm.time_to_first_token_ms"] > 0

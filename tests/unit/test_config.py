@@ -15,8 +15,8 @@ def test_shipped_config_loads():
     cfg = load(DEFAULT_ROUTING)
     assert cfg.default_model in cfg.models and "auto" in cfg.aliases
     assert {p.api for p in cfg.providers.values()} == {"openai", "azure_openai", "anthropic", "gemini"}
-    assert cfg.models["claude-3-5-haiku"].target().base_path == "/v1"
-    assert cfg.models["gemini-2.0-flash"].target().base_path == "/v1beta"
+    assert cfg.models["claude-haiku-4-5"].target().base_path == "/v1"
+    assert cfg.models["gemini-3.5-flash-lite"].target().base_path == "/v1beta"
 
 
 def test_defaults():
@@ -91,7 +91,7 @@ def test_seed_document_loads_with_the_builtin_catalog(tmp_path):
         ("primary", ["gpt-4"], 5000), ("fallback", ["claude-opus"], 5000)]
     assert simple.max_cost_per_1k == 0.002 and cfg.default_class == "simple_queries"
     assert cfg.models["claude-haiku"].provider.api == "anthropic"
-    assert cfg.models["claude-opus"].upstream_model.startswith("claude-3-opus")
+    assert cfg.models["claude-opus"].upstream_model == "claude-opus-5-5"   # Claude 3 Opus is retired
 
 
 def test_seed_document_routes(tmp_path):

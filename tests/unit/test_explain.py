@@ -37,7 +37,7 @@ def test_explain_prints_the_decision_and_every_reason(tmp_path):
     out = result.stdout
     assert "surface: drafts" in out and "route:      alias 'auto' -> class" in out
     assert "  1. " in out
-    assert "claude-sonnet-4 [tertiary]: denied by surface 'drafts'" in out
+    assert "claude-sonnet-4-6 [tertiary]: denied by surface 'drafts'" in out
 
 
 def test_explain_json(tmp_path):
@@ -47,7 +47,7 @@ def test_explain_json(tmp_path):
     d = json.loads(result.stdout)
     assert d["class"] == "complex_reasoning" and d["workload"] == "batch" and d["surface"] == "support"
     assert d["model"] == d["candidates"][0]["model"] == "gpt-4o"         # batch: the cheaper quality-5 model
-    assert {x["model"] for x in d["dropped"]} >= {"gemini-2.0-flash", "gpt-4o-mini"}
+    assert {x["model"] for x in d["dropped"]} >= {"gemini-3.5-flash-lite", "gpt-4o-mini"}
     assert all("below quality floor 4" in x["reason"] for x in d["dropped"])
     assert d["headers"]["x-llm-class"] == "complex_reasoning"
 
@@ -67,7 +67,7 @@ def test_explain_tenant_and_no_route(tmp_path):
 def test_explain_jsonl_chat_bodies_and_eval_rows(tmp_path):
     lines = [json.dumps({"id": "a", **HI}),
              json.dumps({"id": "b", "prompt": "What is 2+2?", "split": "test"}),
-             json.dumps({"id": "c", **HI, "model": "claude-3-5-haiku"}),
+             json.dumps({"id": "c", **HI, "model": "claude-haiku-4-5"}),
              json.dumps({"id": "d", **HI, "model": "ghost"}),
              ""]
     result = run("explain", "--jsonl", write(tmp_path, "in.jsonl", "\n".join(lines)), "--surface", "support")
@@ -76,7 +76,7 @@ def test_explain_jsonl_chat_bodies_and_eval_rows(tmp_path):
     assert [r["id"] for r in rows] == ["a", "b", "c", "d"]
     for r in rows[:2]:
         assert set(r) == {"id", "class", "score", "model", "plan"} and r["model"] == r["plan"][0]
-        assert r["model"] in ("gpt-4o", "claude-sonnet-4") and len(r["plan"]) <= 3
+        assert r["model"] in ("gpt-4o", "claude-sonnet-4-6") and len(r["plan"]) <= 3
     assert "below quality floor 4" in rows[2]["error"] and rows[2]["status"] == 422
     assert rows[3]["status"] == 404
     assert "2 request(s) could not be routed" in result.stderr

@@ -64,19 +64,19 @@ def test_content_type_with_charset_is_accepted(gw):
 
 
 def test_route_sets_one_try_header_per_attempt_and_rewrites_attempt_1(gw):
-    ex = _exchange(gw, {"model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "hi"}]})
+    ex = _exchange(gw, {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "hi"}]})
     route = gw.route(ex)
     assert [route.set_headers[h] for h in TRY_HEADERS] == ["anthropic"] * 3
     assert route.set_headers[KEY_HEADER] == ex.key
     # Attempt 1's provider is known here: the router stage translates for it, key included.
     assert route.set_headers[":path"] == "/v1/messages" and route.set_headers["x-api-key"] == "sk-ant"
-    assert json.loads(route.body)["model"] == "claude-3-5-haiku-latest"
+    assert json.loads(route.body)["model"] == "claude-haiku-4-5"
     assert "authorization" in route.remove_headers            # the client's key goes nowhere
     assert not set(TRY_HEADERS) & set(route.remove_headers)   # Envoy still routes on them
 
 
 def test_a_retry_is_rewritten_for_its_own_provider(gw):
-    body = {"model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "hi"}]}
+    body = {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "hi"}]}
     ex = _exchange(gw, body)
     first = gw.route(ex)
     retry = gw.attempt(ex, 2)
@@ -118,7 +118,7 @@ def test_alias_goes_to_the_default_model(gw):
     (b'{"model": "x", "messages": [{"role": "user", "content": "q"}]}', errors.ModelNotFound, "'x'"),
     (b'{"model": "text-embedding-3-small", "messages": [{"role": "user", "content": "q"}]}',
      errors.UnsupportedFeature, "does not serve"),
-    (b'{"model": "claude-3-5-haiku", "n": 2, "messages": [{"role": "user", "content": "q"}]}',
+    (b'{"model": "claude-haiku-4-5", "n": 2, "messages": [{"role": "user", "content": "q"}]}',
      errors.UnsupportedFeature, "n"),
 ])
 def test_body_rejections(gw, raw, exc, fragment):
@@ -154,10 +154,10 @@ def test_openai_responses_pass_through_untouched_and_their_usage_is_read(gw):
 
 
 def test_anthropic_json_is_buffered_and_translated(gw):
-    ex = _answered(gw, {"model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "q"}]})
+    ex = _answered(gw, {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "q"}]})
     start = gw.response_headers(ex, UPSTREAM)
     assert start.body == "whole" and "content-length" in start.remove_headers
-    raw = json.dumps({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-3-5-haiku-latest",
+    raw = json.dumps({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
                       "content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn",
                       "usage": {"input_tokens": 3, "output_tokens": 1}}).encode()
     assert gw.response_body(ex, raw[:10], False) == b""
@@ -167,7 +167,7 @@ def test_anthropic_json_is_buffered_and_translated(gw):
 
 
 def test_provider_errors_keep_meaningful_statuses(gw):
-    ex = _answered(gw, {"model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "q"}]})
+    ex = _answered(gw, {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "q"}]})
     start = gw.response_headers(ex, {**UPSTREAM, ":status": "529"})
     assert start.set_headers[":status"] == "503"
     body = gw.response_body(ex, b'{"type":"error","error":{"type":"overloaded_error","message":"busy"}}', True)
@@ -175,7 +175,7 @@ def test_provider_errors_keep_meaningful_statuses(gw):
 
 
 def test_envoys_own_replies_pass(gw):
-    ex = _answered(gw, {"model": "claude-3-5-haiku", "messages": [{"role": "user", "content": "q"}]})
+    ex = _answered(gw, {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "q"}]})
     assert gw.response_headers(ex, {":status": "503"}).body == "pass"
 
 
@@ -209,7 +209,7 @@ def test_a_retry_to_a_provider_that_asked_for_a_pause_is_refused_with_its_retry_
     tracker = HealthTracker(clock=lambda: now[0], model_providers={"gpt-4o-mini": "openai", "gpt-4o": "openai"})
     gw = Gateway(load(DEFAULT_ROUTING), Credentials(KEYS), health=tracker, keys=demo_keys())
     ex = _exchange(gw, {"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
-    assert [m.id for m in ex.plan.models] == ["gpt-4o-mini", "gemini-2.0-flash", "gpt-4o"]
+    assert [m.id for m in ex.plan.models] == ["gpt-4o-mini", "gemini-3.5-flash-lite", "gpt-4o"]
     gw.route(ex)
     tracker.pause("gpt-4o-mini", "openai", 12.2)   # attempt 1's 429, reported by Envoy's upstream log
     assert gw.attempt(ex, 2).set_headers["x-goog-api-key"] == "g-key"
@@ -220,7 +220,7 @@ def test_a_retry_to_a_provider_that_asked_for_a_pause_is_refused_with_its_retry_
 
 
 def test_geminis_retry_info_in_a_final_error_body_is_learned(gw):
-    ex = _exchange(gw, {"model": "gemini-2.0-flash", "messages": [{"role": "user", "content": "hi"}]})
+    ex = _exchange(gw, {"model": "gemini-3.5-flash-lite", "messages": [{"role": "user", "content": "hi"}]})
     gw.route(ex)
     start = gw.response_headers(ex, {":status": "429", "x-envoy-upstream-service-time": "3"})
     assert start.set_headers[":status"] == "429"

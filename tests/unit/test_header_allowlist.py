@@ -44,7 +44,7 @@ def test_only_forwardable_headers_may_be_listed(value):
 def test_a_listed_client_header_reaches_only_its_provider():
     gw = Gateway(config(forward_headers=["anthropic-beta"]), Credentials({}))
     headers = {"anthropic-beta": "prompt-caching-2024-07-31", "openai-beta": "assistants=v2"}
-    claude = gw.attempt(exchange(gw, "claude-3-5-haiku", headers), 1)
+    claude = gw.attempt(exchange(gw, "claude-haiku-4-5", headers), 1)
     assert claude.set_headers["anthropic-beta"] == "prompt-caching-2024-07-31"
     assert "openai-beta" in claude.remove_headers and "anthropic-beta" not in claude.remove_headers
     gpt = gw.attempt(exchange(gw, "gpt-4o-mini", headers), 1)
@@ -53,7 +53,7 @@ def test_a_listed_client_header_reaches_only_its_provider():
 
 def test_forwardable_headers_are_removed_when_no_provider_lists_them():
     gw = Gateway(config(), Credentials({}))
-    rewrite = gw.attempt(exchange(gw, "claude-3-5-haiku", {"anthropic-beta": "x"}), 1)
+    rewrite = gw.attempt(exchange(gw, "claude-haiku-4-5", {"anthropic-beta": "x"}), 1)
     assert "anthropic-beta" not in rewrite.set_headers and set(FORWARDABLE_HEADERS) <= set(rewrite.remove_headers)
 
 

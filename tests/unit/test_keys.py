@@ -161,13 +161,13 @@ def test_models_lists_only_what_the_calling_tenant_may_use():
     gw = _gateway(DEMO_KEYS.read_text())
     status, body = _models(gw, None)
     assert status == 401 and body["error"]["code"] == "invalid_api_key"
-    _, nightly = _models(gw, "sk-nightly-demo")       # drafts: denies claude-sonnet-4
+    _, nightly = _models(gw, "sk-nightly-demo")       # drafts: denies claude-sonnet-4-6
     _, helpdesk = _models(gw, "sk-helpdesk-demo")     # support: quality floor 4
-    assert "claude-sonnet-4" not in nightly and "gpt-4o-mini" in nightly and "auto" in nightly
-    assert {"gpt-4o", "claude-sonnet-4"} <= helpdesk and "gpt-4o-mini" not in helpdesk
+    assert "claude-sonnet-4-6" not in nightly and "gpt-4o-mini" in nightly and "auto" in nightly
+    assert {"gpt-4o", "claude-sonnet-4-6"} <= helpdesk and "gpt-4o-mini" not in helpdesk
     status, body = _models(gw, "sk-nightly-demo", **{"x-llm-surface": "support"})
     assert status == 403 and body["error"]["code"] == "permission_denied"
-    lookup = gw.request_headers({":method": "GET", ":path": "/v1/models/claude-sonnet-4",
+    lookup = gw.request_headers({":method": "GET", ":path": "/v1/models/claude-sonnet-4-6",
                                  "authorization": "Bearer sk-nightly-demo"}, True)
     assert lookup.status == 404
 

@@ -12,7 +12,7 @@ from extproc.errors import InvalidRequest, UnsupportedFeature
 from extproc.providers.base import Target, Usage
 from extproc.providers.openai_anthropic import AnthropicChatTranslator
 
-TARGET = Target(model="claude", upstream_model="claude-3-5-haiku-20241022", provider="anthropic",
+TARGET = Target(model="claude", upstream_model="claude-haiku-4-5-20251001", provider="anthropic",
                 api="anthropic", base_path="/v1")
 
 
@@ -36,7 +36,7 @@ def test_request_path_headers_model_and_default_max_tokens():
     assert req.path == "/v1/messages"
     assert req.headers == {"anthropic-version": "2023-06-01", "content-type": "application/json"}
     body = json.loads(req.body)
-    assert body == {"model": "claude-3-5-haiku-20241022", "max_tokens": 4096,
+    assert body == {"model": "claude-haiku-4-5-20251001", "max_tokens": 4096,
                     "messages": [{"role": "user", "content": [{"type": "text", "text": "hello"}]}]}
     assert t.stream is False and t.include_usage is False
 
@@ -194,7 +194,7 @@ def test_sampling_stop_stream_user():
     t = make()
     body = json.loads(t.request({"messages": [user()], "temperature": 0.3, "top_p": 0.9, "stop": "END",
                                  "stream": True, "stream_options": {"include_usage": True}, "user": "u-42"}).body)
-    assert body["temperature"] == 0.3 and body["top_p"] == 0.9
+    assert body["temperature"] == 0.3 and "top_p" not in body   # Claude Haiku 4.5 takes one of the two
     assert body["stop_sequences"] == ["END"]
     assert body["stream"] is True
     assert body["metadata"] == {"user_id": "u-42"}
@@ -247,7 +247,7 @@ def test_best_effort_hints_are_dropped():
 
 def anthropic_message(content, stop_reason="end_turn", usage=None):
     return json.dumps({
-        "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-3-5-haiku-20241022",
+        "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-haiku-4-5-20251001",
         "content": content, "stop_reason": stop_reason, "stop_sequence": None,
         "usage": usage or {"input_tokens": 10, "output_tokens": 5},
     }).encode()
@@ -260,7 +260,7 @@ def test_response_text():
         {"type": "text", "text": "Hello "}, {"type": "text", "text": "there"}])))
     assert out == {
         "id": "chatcmpl-abc123", "object": "chat.completion", "created": 1700000000,
-        "model": "claude-3-5-haiku-20241022",
+        "model": "claude-haiku-4-5-20251001",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there", "refusal": None,
                                              "annotations": []},
                      "logprobs": None, "finish_reason": "stop"}],
@@ -350,7 +350,7 @@ def ev(kind: str, data: dict) -> bytes:
 def full_stream(text_pieces=("héllo ", "👋 world"), with_tool=True, stop_reason="tool_use") -> bytes:
     events = [
         ev("message_start", {"message": {"id": "msg_1", "type": "message", "role": "assistant", "content": [],
-                                          "model": "claude-3-5-haiku-20241022", "stop_reason": None,
+                                          "model": "claude-haiku-4-5-20251001", "stop_reason": None,
                                           "stop_sequence": None,
                                           "usage": {"input_tokens": 25, "output_tokens": 1,
                                                     "cache_read_input_tokens": 5,
@@ -427,7 +427,7 @@ def test_stream_full_sequence(step):
         assert c["id"] == "chatcmpl-abc123"
         assert c["object"] == "chat.completion.chunk"
         assert c["created"] == 1700000000
-        assert c["model"] == "claude-3-5-haiku-20241022"
+        assert c["model"] == "claude-haiku-4-5-20251001"
         assert c["choices"][0]["index"] == 0 and c["choices"][0]["logprobs"] is None
         assert "usage" not in c
     args = "".join(c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]

@@ -14,7 +14,7 @@ from extproc.errors import InvalidRequest, UnsupportedFeature
 from extproc.providers.base import Target, Usage
 from extproc.providers.openai_gemini import GeminiChatTranslator, GeminiEmbeddingsTranslator
 
-TARGET = Target(model="gem", upstream_model="gemini-2.0-flash", provider="google", api="gemini",
+TARGET = Target(model="gem", upstream_model="gemini-2.5-flash", provider="google", api="gemini",
                 base_path="/v1beta")
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 WEATHER = {"type": "function", "function": {
@@ -55,13 +55,13 @@ def events(raw: bytes) -> list:
 def test_path_headers_and_stream_flags():
     t = make()
     up = t.request(chat())
-    assert up.path == "/v1beta/models/gemini-2.0-flash:generateContent"
+    assert up.path == "/v1beta/models/gemini-2.5-flash:generateContent"
     assert up.headers == {"content-type": "application/json"}
     assert (t.stream, t.include_usage) == (False, False)
 
     t = make()
     up = t.request(chat(stream=True, stream_options={"include_usage": True}))
-    assert up.path == "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse"
+    assert up.path == "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
     assert (t.stream, t.include_usage) == (True, True)
     assert "stream" not in json.loads(up.body) and "stream_options" not in json.loads(up.body)
 
@@ -229,7 +229,7 @@ ANSWER = {
                     "finishReason": "STOP", "index": 0}],
     "usageMetadata": {"promptTokenCount": 12, "candidatesTokenCount": 3, "thoughtsTokenCount": 5,
                       "cachedContentTokenCount": 4, "totalTokenCount": 20},
-    "modelVersion": "models/gemini-2.0-flash-001", "responseId": "abc",
+    "modelVersion": "models/gemini-2.5-flash", "responseId": "abc",
 }
 
 
@@ -237,7 +237,7 @@ def test_text_answer():
     t = make()
     out = json.loads(t.response(json.dumps(ANSWER).encode()))
     assert out == {
-        "id": "chatcmpl-abc", "object": "chat.completion", "created": 1700000000, "model": "gemini-2.0-flash-001",
+        "id": "chatcmpl-abc", "object": "chat.completion", "created": 1700000000, "model": "gemini-2.5-flash",
         "choices": [{"index": 0, "logprobs": None, "finish_reason": "stop",
                      "message": {"role": "assistant", "content": "Hello there.", "refusal": None, "annotations": []}}],
         "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20,
@@ -250,7 +250,7 @@ def test_text_answer():
 def test_model_falls_back_to_upstream_name():
     out = json.loads(make().response(json.dumps({"candidates": [
         {"content": {"parts": [{"text": "x"}]}, "finishReason": "STOP"}]}).encode()))
-    assert out["model"] == "gemini-2.0-flash" and "usage" not in out
+    assert out["model"] == "gemini-2.5-flash" and "usage" not in out
 
 
 def test_function_call_answer():
@@ -376,12 +376,12 @@ def usage_meta(candidates: int) -> dict:
 STREAM = gemini_sse(
     {"candidates": [{"content": {"role": "model", "parts": [{"text": "hmm", "thought": True},
                                                            {"text": "héllo "}]}, "index": 0}],
-     "usageMetadata": usage_meta(2), "modelVersion": "gemini-2.0-flash", "responseId": "r1"},
+     "usageMetadata": usage_meta(2), "modelVersion": "gemini-2.5-flash", "responseId": "r1"},
     {"candidates": [{"content": {"role": "model", "parts": [{"text": "👋 wörld"}]}, "index": 0}],
-     "usageMetadata": usage_meta(4), "modelVersion": "gemini-2.0-flash", "responseId": "r1"},
+     "usageMetadata": usage_meta(4), "modelVersion": "gemini-2.5-flash", "responseId": "r1"},
     {"candidates": [{"content": {"role": "model", "parts": [
         {"functionCall": {"name": "get_weather", "args": {"city": "Zürich"}}}]}, "finishReason": "STOP",
-        "index": 0}], "usageMetadata": usage_meta(11), "modelVersion": "gemini-2.0-flash", "responseId": "r1"},
+        "index": 0}], "usageMetadata": usage_meta(11), "modelVersion": "gemini-2.5-flash", "responseId": "r1"},
 )
 
 
@@ -403,7 +403,7 @@ def test_stream_translation():
     chunks = out[:-1]
     for c in chunks:
         assert c["id"] == "chatcmpl-abc" and c["object"] == "chat.completion.chunk"
-        assert c["created"] == 1700000000 and c["model"] == "gemini-2.0-flash"
+        assert c["created"] == 1700000000 and c["model"] == "gemini-2.5-flash"
     deltas = [(c["choices"][0]["delta"], c["choices"][0]["finish_reason"]) for c in chunks[:-1]]
     call_id = deltas[3][0]["tool_calls"][0]["id"]
     assert call_id.startswith("call_")

@@ -450,7 +450,9 @@ def test_shipped_surfaces_and_workloads(shipped):
     assert decide(shipped, body(), "chat", {"x-llm-surface": "support"}).models[0].quality >= 4
     assert decide(shipped, body(), "chat", {"x-llm-workload": "batch"}).models[0].id == "llama-3.1-8b-instruct"
     drafts = decide(shipped, body(), "chat", {"x-llm-surface": "drafts"}, classification=COMPLEX)
-    assert drafts.models[0].id == "gemini-2.0-flash" and "max_cost_per_1k" in dropped(drafts)["gpt-4o"]
+    # Gemini 3.5 Flash-Lite writes at $2.50 per 1M: over drafts' $0.002 per 1K, as gpt-4o is
+    assert drafts.models[0].id == "gpt-4o-mini" and "max_cost_per_1k" in dropped(drafts)["gpt-4o"]
+    assert "max_cost_per_1k" in dropped(drafts)["gemini-3.5-flash-lite"]
     helpdesk = decide(shipped, body(), "chat", {}, caller=tenant_caller(shipped, "helpdesk"))
     assert helpdesk.tenant == "helpdesk" and helpdesk.surface == "support"
     nightly = tenant_caller(shipped, "nightly")

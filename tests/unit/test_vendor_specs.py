@@ -130,7 +130,7 @@ REFUSED = {
 OPTIONS = {"azure_openai": {"api_version": "2024-10-21"}}
 BASE = {"openai": "/v1", "azure_openai": "/openai", "anthropic": "/v1", "gemini": "/v1beta"}
 CHAT_MODEL = {"openai": "gpt-4o-mini", "azure_openai": "gpt-4o-mini-prod",
-              "anthropic": "claude-sonnet-4-5", "gemini": "gemini-2.5-flash"}
+              "anthropic": "claude-sonnet-4-6", "gemini": "gemini-2.5-flash"}
 EMBED_MODEL = {"openai": "text-embedding-3-small", "azure_openai": "embed-prod", "gemini": "gemini-embedding-001"}
 # which spec operations a translator may address
 CHAT_OPS = {"openai": {"createChatCompletion"}, "azure_openai": {"ChatCompletions_Create"},
@@ -200,7 +200,7 @@ def test_streaming_addresses_the_streaming_operation():
 # ------------------------------------------------------------------------------------------
 # The validator itself: accepts what the APIs accept, rejects what they reject.
 
-ANTHROPIC_OK = {"model": "claude-sonnet-4-5", "max_tokens": 16,
+ANTHROPIC_OK = {"model": "claude-sonnet-4-6", "max_tokens": 16,
                 "messages": [{"role": "user", "content": [
                     {"type": "text", "text": "hi"},
                     {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}]}]}
@@ -297,9 +297,11 @@ def test_operation_for_checks_path_and_required_query():
 
 
 def test_the_anthropic_simulator_serves_the_model_ids_the_spec_names():
-    """The simulator's catalog is the spec's model enum: a new id or a dropped one shows up here."""
+    """The simulator's catalog is the spec's model enum less the ids retired since, plus the newer
+    ones (each cited in RETIRED_SINCE_SPEC / ADDED_SINCE_SPEC): an uncited id shows up here."""
     from extproc.simulators import anthropic as sim_anthropic
     enum = vs._spec("anthropic").document["components"]["schemas"]["Model"]["anyOf"]
     named = {branch["const"] for branch in enum if "const" in branch}
-    assert named == set(sim_anthropic.MODELS)
-    assert not named & sim_anthropic.RETIRED
+    assert sim_anthropic.RETIRED_SINCE_SPEC <= named and not set(sim_anthropic.ADDED_SINCE_SPEC) & named
+    assert (named - sim_anthropic.RETIRED_SINCE_SPEC) | set(sim_anthropic.ADDED_SINCE_SPEC) == set(sim_anthropic.MODELS)
+    assert not set(sim_anthropic.MODELS) & sim_anthropic.RETIRED
