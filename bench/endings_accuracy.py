@@ -21,7 +21,7 @@ MODELS = ["openai", "azure_openai", "anthropic", "gemini", "vllm"]
 
 
 PROMPT = [{"role": "user", "content": "tell me a long story about the sea and ships and more words here please"}]
-STREAMS = (("gpt-4o-mini", "openai"), ("claude-3-5-haiku", "anthropic"), ("gemini-2.0-flash", "gemini"))
+STREAMS = (("gpt-4o-mini", "openai"), ("claude-haiku-4-5", "anthropic"), ("gemini-3.5-flash-lite", "gemini"))
 
 
 def main() -> None:

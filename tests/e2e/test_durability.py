@@ -118,7 +118,7 @@ class Traffic:
 
     def _stream(self) -> None:
         c = client(self.gw)
-        stream = c.chat.completions.create(model="claude-3-5-haiku", stream=True,
+        stream = c.chat.completions.create(model="claude-haiku-4-5", stream=True,
                                            messages=[{"role": "user", "content": PROMPT}])
         request_id = stream.response.headers["x-request-id"]
         try:

@@ -30,7 +30,7 @@ METERED_KEY = "sk-metered-tenant"   # tenant "metered", whose daily budget the t
 PRICE_IN, PRICE_OUT = 2.0, 100.0
 PROMPT = ("Please tell me everything you know about lighthouses on rocky northern coasts, "
           "their keepers, lamps, foghorns and the ships they guided home through storms")
-STREAM_MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-3-5-haiku", "gemini": "gemini-2.0-flash"}
+STREAM_MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-3.5-flash-lite"}
 
 
 @pytest.fixture(scope="module")
@@ -230,8 +230,8 @@ def test_a_reset_before_the_answer_counts_against_the_provider_and_the_retry_ans
 
 
 def test_a_completed_stream_is_billed_from_the_providers_usage(gw):
-    before = Snapshot(gw, "claude-3-5-haiku")
-    stream = client(gw).chat.completions.create(**body("claude-3-5-haiku"), stream=True,
+    before = Snapshot(gw, "claude-haiku-4-5")
+    stream = client(gw).chat.completions.create(**body("claude-haiku-4-5"), stream=True,
                                                 stream_options={"include_usage": True})
     request_id = stream.response.headers["x-request-id"]
     usage = [chunk.usage for chunk in stream if chunk.usage is not None][-1]
