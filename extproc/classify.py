@@ -496,7 +496,7 @@ class LinearClassifier:
         f = self.rules.features(view, p)
         rs = self.rules.rule_score(f)
         f["score_rules"] = round(rs, 4)
-        task = read_task(body, self.settings.max_scan_chars) if self.task_model is not None else None
+        task = read_task(body, self.settings.max_scan_chars, p) if self.task_model is not None else None
         if task is not None and task.product:
             # Product requests (a system prompt, tools or prior turns) are scored by the task head: the
             # exam-trained score reads their knowledge bases, pasted documents and history as difficulty.
@@ -605,8 +605,9 @@ class TaskView:
         self.product = product        # carries product context: a system prompt, tools or prior turns
 
 
-def read_task(body: Mapping[str, Any], scan_chars: int = 2000) -> TaskView:
-    """Read the task of an OpenAI chat request body (never raises on odd shapes)."""
+def read_task(body: Mapping[str, Any], scan_chars: int = 2000, prompt: "Prompt | None" = None) -> TaskView:
+    """Read the task of an OpenAI chat request body (never raises on odd shapes). ``prompt``: the last
+    user turn as the rules tokenized it; reused when the instruction is exactly that text."""
     msgs = body.get("messages")
     if not isinstance(msgs, list):
         msgs = []
@@ -647,12 +648,15 @@ def read_task(body: Mapping[str, Any], scan_chars: int = 2000) -> TaskView:
             other_context.append(par[:scan_chars])
         else:
             instr_parts.append(par)
-    instruction = " ".join(instr_parts)[:scan_chars]
+    instruction = "\n\n".join(instr_parts)[:scan_chars]
     if not instruction and last_user:
         instruction = last_user[:200]            # all material: its opening usually says what it is
     after_tool = last_role in ("tool", "function")
-    low = instruction.lower()
-    words = low.translate(_PUNCT).split()
+    if prompt is not None and instruction == prompt.raw:
+        low, words = prompt.low, prompt.words          # the same text, already tokenized once
+    else:
+        low = instruction.lower()
+        words = low.translate(_PUNCT).split()
     content = [w for w in set(words).difference(_STOP) if len(w) > 3]
     # "contained": the share of the instruction's content words found in the material (substring tests
     # run in C; no need to tokenize kilobytes of context per request)
