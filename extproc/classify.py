@@ -309,32 +309,39 @@ class RuleClassifier:
     def prompt(self, view: RequestView) -> Prompt:
         return Prompt(view.prompt, self.settings.max_scan_chars)
 
-    def features(self, view: RequestView, p: Prompt | None = None) -> dict[str, float | int | bool | str]:
-        """The rule features; ``p`` is the tokenized prompt when the caller already has it."""
-        if p is None:
-            p = self.prompt(view)
-        low, vocab = p.low, p.vocab
-        # map() over bound C methods: no Python frame per cue (a generator costs ~10x more here)
+    def class_features(self, view: RequestView, p: Prompt) -> dict[str, float | int | bool | str]:
+        """The features ``decide`` reads (capabilities, shape, code), without the difficulty cues."""
         return {
             "tokens": int(view.chars / self.settings.chars_per_token) + 1,
             "messages": view.messages,
             "user_turns": view.user_turns,
             "depth": view.user_turns + view.assistant_turns,
-            "code": _count_marks(low, _CODE_MARKS),
-            "code_ask": len(vocab & _CODE_WORDS),
+            "code": _count_marks(p.low, _CODE_MARKS),
+            "code_ask": len(p.vocab & _CODE_WORDS),
+            "tools": view.tools,
+            "tool_messages": view.tool_messages,
+            "json_schema": view.json_schema,
+            "json_mode": view.json_mode,
+            "images": view.images,
+        }
+
+    def features(self, view: RequestView, p: Prompt | None = None) -> dict[str, float | int | bool | str]:
+        """The rule features; ``p`` is the tokenized prompt when the caller already has it."""
+        if p is None:
+            p = self.prompt(view)
+        low, vocab = p.low, p.vocab
+        f = self.class_features(view, p)
+        # map() over bound C methods: no Python frame per cue (a generator costs ~10x more here)
+        f.update({
             "math": (len(vocab & _MATH_WORDS) + low.count("how many") + low.count("how much")
                      + min(_count_marks(low, _MATH_OPS), 4)),
             "step_by_step": any(map(low.__contains__, _STEP_PHRASES)),
             "reasoning": len(vocab & _REASON_WORDS),
             "simple_opening": low.lstrip().startswith(_SIMPLE_OPENINGS),
             "multiple_choice": len(_MULTIPLE_CHOICE.findall(p.raw)) >= 3,
-            "tools": view.tools,
-            "tool_messages": view.tool_messages,
-            "json_schema": view.json_schema,
-            "json_mode": view.json_mode,
-            "images": view.images,
             "script": _script(p.raw),
-        }
+        })
+        return f
 
     @staticmethod
     def rule_score(f: Mapping[str, Any]) -> float:
@@ -493,11 +500,9 @@ class LinearClassifier:
     def classify(self, body: dict) -> Classification:
         view = read_request(body)
         p = self.rules.prompt(view)           # tokenized once, read by the rules and the linear model
-        f = self.rules.features(view, p)
-        rs = self.rules.rule_score(f)
-        f["score_rules"] = round(rs, 4)
         task = read_task(body, self.settings.max_scan_chars, p) if self.task_model is not None else None
         if task is not None and task.product:
+            f = self.rules.class_features(view, p)   # what the class decision reads; no rule score needed
             # Product requests (a system prompt, tools or prior turns) are scored by the task head: the
             # exam-trained score reads their knowledge bases, pasted documents and history as difficulty.
             score = _sigmoid(self.task_model.logit(task))
@@ -506,8 +511,10 @@ class LinearClassifier:
             f["task_verb"] = task.verb
             f["score_task"] = round(score, 4)
         else:
+            f = self.rules.features(view, p)
+            rs = self.rules.rule_score(f)
             ls = self.linear_score(view, p, f)
-            f["score_linear"] = round(ls, 4)
+            f["score_rules"], f["score_linear"] = round(rs, 4), round(ls, 4)
             score = self._blend(ls, rs)
         role, conf = self.rules.decide(f, score)
         return Classification(self.settings.classes[role], conf, score, f)
@@ -639,11 +646,12 @@ def read_task(body: Mapping[str, Any], scan_chars: int = 2000, prompt: "Prompt |
             last_role = role
     system = "\n".join(system_parts)
     instr_parts, pasted = [], 0
+    # paragraphs are kept as written (not stripped): a turn with no material then joins back to exactly
+    # its own text, and the rules' tokenization of it is reused
     for par in last_user[:scan_chars * 4].split("\n\n"):
-        par = par.strip()
-        if not par:
+        if not par or par.isspace():
             continue
-        if _looks_pasted(par):
+        if _looks_pasted(par.lstrip()):
             pasted += len(par)
             other_context.append(par[:scan_chars])
         else:
