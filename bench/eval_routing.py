@@ -14,6 +14,9 @@ Steps:
    all-premium on both MMLU and GSM8K (+ a margin), writes decisions_test.jsonl and runs score.py on it.
 4. Leakage check: test MMLU prompts whose exact text also occurs in train; APGR without them.
 5. Times classify() on a 2 KB chat request: p50/p99 of time.perf_counter_ns over many runs.
+6. The product development set's test split (bench/devset, bench/eval_devset.py) next to it: requests
+   on the right side of simple/premium under the shipped config, for the task-aware and the exam-only
+   classifier.
 
 Only the prompt text is used: the eval's source/subject fields are never features.
 """
@@ -385,6 +388,16 @@ def main() -> None:
     ts.sort()
     print(f"  {settings.kind} over {len(ts)} eval prompts (one call each): p50 {ts[len(ts) // 2] / 1000:.1f} us, "
           f"p99 {ts[int(len(ts) * 0.99)] / 1000:.1f} us")
+
+    # The realistic product set, next to the exam-derived one (its own trainer: bench/eval_devset.py).
+    from bench import eval_devset as D
+    from extproc.config import load as load_config
+    dev_test = [r for r in D.load() if r["split"] == "test"]
+    cfg = load_config(ROOT / "config" / "routing.yaml")
+    print(f"\n== Product dev set, test split ({len(dev_test)} requests, bench/devset; shipped config) ==")
+    D.report("  task-aware classifier", dev_test, D.decide_all(dev_test, cfg, C.build_classifier(cfg.classifier)))
+    D.report("  exam-only (task_model_path: none)", dev_test,
+             D.decide_all(dev_test, cfg, C.build_classifier(C.ClassifierSettings(task_model_path="none"))))
 
 
 if __name__ == "__main__":

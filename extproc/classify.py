@@ -24,6 +24,8 @@ Config (the routing config's ``classifier:`` section; every key optional)::
     classifier:
       kind: combined            # rules | linear | combined
       model_path: null          # learned weights; default: the classifier_model.json shipped here
+      task_model_path: null     # the task head (product requests); default: task_model.json shipped
+                                #   here; "none" turns it off (every request gets the exam score)
       rules_weight: null        # combined: score = (1 - w) * linear + w * rules; null = the model file's
                                 #   cross-validated weight
       premium_threshold: 0.52   # score >= this -> the reasoning class (else the simple class)
@@ -51,6 +53,7 @@ from pathlib import Path
 from typing import Any, Mapping, Protocol, runtime_checkable
 
 DEFAULT_MODEL_PATH = Path(__file__).with_name("classifier_model.json")
+DEFAULT_TASK_MODEL_PATH = Path(__file__).with_name("task_model.json")
 
 # Class roles, in decision precedence. The role is fixed; the name each maps to comes from the config.
 ROLES = ("long_context", "tool_use", "vision", "structured_output", "code", "reasoning", "simple")
@@ -70,6 +73,7 @@ KINDS = ("rules", "linear", "combined")
 class ClassifierSettings:
     kind: str = "combined"
     model_path: str | None = None
+    task_model_path: str | None = None  # None: the shipped task_model.json; "none": no task head
     rules_weight: float | None = None   # None: the blend weight cross-validated into the model file
     premium_threshold: float = 0.52
     long_context_tokens: int = 8000
@@ -94,11 +98,12 @@ class ClassifierSettings:
             if kind not in KINDS:
                 raise ValueError(f"kind: must be one of {', '.join(KINDS)}, got {kind!r}")
             kw["kind"] = kind
-        if "model_path" in mapping:
-            path = mapping["model_path"]
-            if path is not None and (not isinstance(path, str) or not path):
-                raise ValueError(f"model_path: must be a non-empty string or null, got {path!r}")
-            kw["model_path"] = path
+        for key in ("model_path", "task_model_path"):
+            if key in mapping:
+                path = mapping[key]
+                if path is not None and (not isinstance(path, str) or not path):
+                    raise ValueError(f"{key}: must be a non-empty string or null, got {path!r}")
+                kw[key] = path
         if mapping.get("rules_weight") is not None:
             kw["rules_weight"] = _number("rules_weight", mapping["rules_weight"], 0.0, 1.0)
         if "premium_threshold" in mapping:
@@ -225,7 +230,7 @@ def read_request(body: Mapping[str, Any]) -> RequestView:
     prompt = ""
     chars = users = assistants = tool_msgs = images = 0
     for m in msgs:
-        if not isinstance(m, Mapping):
+        if m.__class__ is not dict and not isinstance(m, Mapping):   # typing.Mapping checks are slow
             continue
         role = m.get("role")
         text, n_images = _content_text(m.get("content"))
@@ -304,32 +309,39 @@ class RuleClassifier:
     def prompt(self, view: RequestView) -> Prompt:
         return Prompt(view.prompt, self.settings.max_scan_chars)
 
-    def features(self, view: RequestView, p: Prompt | None = None) -> dict[str, float | int | bool | str]:
-        """The rule features; ``p`` is the tokenized prompt when the caller already has it."""
-        if p is None:
-            p = self.prompt(view)
-        low, vocab = p.low, p.vocab
-        # map() over bound C methods: no Python frame per cue (a generator costs ~10x more here)
+    def class_features(self, view: RequestView, p: Prompt) -> dict[str, float | int | bool | str]:
+        """The features ``decide`` reads (capabilities, shape, code), without the difficulty cues."""
         return {
             "tokens": int(view.chars / self.settings.chars_per_token) + 1,
             "messages": view.messages,
             "user_turns": view.user_turns,
             "depth": view.user_turns + view.assistant_turns,
-            "code": _count_marks(low, _CODE_MARKS),
-            "code_ask": len(vocab & _CODE_WORDS),
+            "code": _count_marks(p.low, _CODE_MARKS),
+            "code_ask": len(p.vocab & _CODE_WORDS),
+            "tools": view.tools,
+            "tool_messages": view.tool_messages,
+            "json_schema": view.json_schema,
+            "json_mode": view.json_mode,
+            "images": view.images,
+        }
+
+    def features(self, view: RequestView, p: Prompt | None = None) -> dict[str, float | int | bool | str]:
+        """The rule features; ``p`` is the tokenized prompt when the caller already has it."""
+        if p is None:
+            p = self.prompt(view)
+        low, vocab = p.low, p.vocab
+        f = self.class_features(view, p)
+        # map() over bound C methods: no Python frame per cue (a generator costs ~10x more here)
+        f.update({
             "math": (len(vocab & _MATH_WORDS) + low.count("how many") + low.count("how much")
                      + min(_count_marks(low, _MATH_OPS), 4)),
             "step_by_step": any(map(low.__contains__, _STEP_PHRASES)),
             "reasoning": len(vocab & _REASON_WORDS),
             "simple_opening": low.lstrip().startswith(_SIMPLE_OPENINGS),
             "multiple_choice": len(_MULTIPLE_CHOICE.findall(p.raw)) >= 3,
-            "tools": view.tools,
-            "tool_messages": view.tool_messages,
-            "json_schema": view.json_schema,
-            "json_mode": view.json_mode,
-            "images": view.images,
             "script": _script(p.raw),
-        }
+        })
+        return f
 
     @staticmethod
     def rule_score(f: Mapping[str, Any]) -> float:
@@ -469,12 +481,14 @@ def load_model(path: str | Path | None = None) -> LinearModel:
 class LinearClassifier:
     """Learned premium score; the class comes from the same rules as RuleClassifier."""
 
-    def __init__(self, settings: ClassifierSettings | None = None, model: LinearModel | None = None):
+    def __init__(self, settings: ClassifierSettings | None = None, model: LinearModel | None = None,
+                 task_model: "TaskModel | None" = None):
         self.settings = settings or ClassifierSettings()
         self.rules = RuleClassifier(self.settings)
         self.model = model if model is not None else load_model(self.settings.model_path)
         w = self.settings.rules_weight
         self.rules_weight = self.model.rules_weight if w is None else w
+        self.task_model = task_model if task_model is not None else load_task_model(self.settings.task_model_path)
 
     def linear_score(self, view: RequestView, p: Prompt, f: dict) -> float:
         fmt, dense, vocab = linear_inputs(view, p, f["multiple_choice"])
@@ -486,11 +500,22 @@ class LinearClassifier:
     def classify(self, body: dict) -> Classification:
         view = read_request(body)
         p = self.rules.prompt(view)           # tokenized once, read by the rules and the linear model
-        f = self.rules.features(view, p)
-        rs = self.rules.rule_score(f)
-        ls = self.linear_score(view, p, f)
-        f["score_rules"], f["score_linear"] = round(rs, 4), round(ls, 4)
-        score = self._blend(ls, rs)
+        task = read_task(body, self.settings.max_scan_chars, p) if self.task_model is not None else None
+        if task is not None and task.product:
+            f = self.rules.class_features(view, p)   # what the class decision reads; no rule score needed
+            # Product requests (a system prompt, tools or prior turns) are scored by the task head: the
+            # exam-trained score reads their knowledge bases, pasted documents and history as difficulty.
+            score = _sigmoid(self.task_model.logit(task))
+            f["head"] = "task"
+            f["task_contained"] = round(task.dense[1], 3)
+            f["task_verb"] = task.verb
+            f["score_task"] = round(score, 4)
+        else:
+            f = self.rules.features(view, p)
+            rs = self.rules.rule_score(f)
+            ls = self.linear_score(view, p, f)
+            f["score_rules"], f["score_linear"] = round(rs, 4), round(ls, 4)
+            score = self._blend(ls, rs)
         role, conf = self.rules.decide(f, score)
         return Classification(self.settings.classes[role], conf, score, f)
 
@@ -514,3 +539,194 @@ def build_classifier(settings: ClassifierSettings | None = None) -> Classifier:
     if s.kind == "linear":
         return LinearClassifier(s)
     return CombinedClassifier(s)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Task features: what the request asks, read apart from the material it carries
+#
+# Product traffic wraps a small task in a lot of text: a knowledge base in the system prompt, a pasted
+# document, search results, code, tool results. Length and formatting instructions are the product's, not
+# the task's; the task is the instruction in the last user turn (or the pending step after a tool result).
+# So the task head reads: the instruction's words (its verb and object), whether the instruction's words
+# occur in the given material (look-up vs. new content), the output shape asked for, and the conversation
+# state (tool results, tool errors, prior assistant turns). Lengths enter only as the instruction's own.
+
+TASK_DENSE_FEATURES = ("log_instruction_words", "contained",
+                       "after_tool_result", "tool_error", "log_assistant_turns", "has_tools", "json_output",
+                       "log_instruction_numbers", "log_instruction_questions", "log_instruction_sentences",
+                       "log_instruction_clauses", "routine_verbs", "judgement_cues")
+_STOP = frozenset(
+    "the a an and or of to in on for with at by from is are was were be been it this that these those my our "
+    "your you i we me us can could would should will please what which who how do does did have has had not "
+    "no yes if as so all any each into about than then them they their there here just also only now ok it's "
+    "i'm don't its be".split())
+_ERROR_MARKS = ('"error"', "error:", "timeout", "timed out", "failed", "exception", "unavailable", '"retryable"')
+_FORMAT_WORDS = frozenset("json csv table markdown bullet bullets list yaml xml iso e.164".split())
+_CLAUSE_MARKS = (" and ", ", ", "; ", " then ", " but ", " without ", " unless ", " while ", " given ")
+# The rubric's two sides as words (bench/devset/RUBRIC.md): routine operations on given material, and cues
+# of reasoning, judgement or stakes. Dense counts generalize to products the training data did not cover;
+# the words' own weights (bag-of-words) refine them.
+_ROUTINE_VERBS = frozenset(
+    "summarize summarise summary extract convert list translate format reformat rename add shorten shorter "
+    "reply confirm accept classify normalise normalize return count relay lookup look find show put table "
+    "bullet bullets docstring hints grammar polite thanks thank tl dr top number many much when where "
+    "status cost costs price long again".split())
+_JUDGEMENT_CUES = frozenset(
+    "why explain design compare decide reconcile verify diagnose debug recommend advise advice plan prove "
+    "derive hypothesise hypothesize trade risks risk justify weigh negotiate dispute refund compensation "
+    "exactly rigorously edge cases consistent plausible trust disagree conflict conflicting correct wrong "
+    "efficient performance race concurrent sometimes flaky security options entitled eligible whether "
+    "without unless firm sensitive investigation cohort retention median funnel".split())
+_CONTEXT_CACHE: dict[str, str] = {}   # system prompt -> lower-cased: products repeat their prompt
+_CONTEXT_CACHE_MAX = 256
+
+
+def _looks_pasted(par: str) -> bool:
+    """A paragraph of material (document, code, data, results) rather than an instruction to the model."""
+    if len(par) > 400 or par.count("\n") >= 2 or par.startswith(("```", "SELECT", "select ", "WITH ", "{", "[", "<")):
+        return True
+    symbols = sum(map(par.count, ("{", "}", ";", "=", "|", "@", "#", "(")))
+    return symbols > 4
+
+
+def _lowered(system: str) -> str:
+    got = _CONTEXT_CACHE.get(system)
+    if got is None:
+        got = system.lower()
+        if len(_CONTEXT_CACHE) >= _CONTEXT_CACHE_MAX:
+            _CONTEXT_CACHE.clear()    # bounded; a product's prompts come back soon enough
+        _CONTEXT_CACHE[system] = got
+    return got
+
+
+class TaskView:
+    """The task of a chat request: ``instruction`` (text), ``dense`` (TASK_DENSE_FEATURES order) and
+    ``tokens`` (instruction words, its first word as ``v:<word>``, word bigrams, state markers)."""
+    __slots__ = ("instruction", "verb", "dense", "tokens", "product")
+
+    def __init__(self, instruction: str, verb: str, dense: list[float], tokens: frozenset[str], product: bool):
+        self.instruction = instruction
+        self.verb = verb              # the instruction's first content word (its verb, mostly)
+        self.dense = dense
+        self.tokens = tokens
+        self.product = product        # carries product context: a system prompt, tools or prior turns
+
+
+def read_task(body: Mapping[str, Any], scan_chars: int = 2000, prompt: "Prompt | None" = None) -> TaskView:
+    """Read the task of an OpenAI chat request body (never raises on odd shapes). ``prompt``: the last
+    user turn as the rules tokenized it; reused when the instruction is exactly that text."""
+    msgs = body.get("messages")
+    if not isinstance(msgs, list):
+        msgs = []
+    system_parts: list[str] = []
+    other_context: list[str] = []
+    last_user = ""
+    last_role = None
+    last_tool = ""
+    assistants = 0
+    for m in msgs:
+        if m.__class__ is not dict and not isinstance(m, Mapping):   # typing.Mapping checks are slow
+            continue
+        role = m.get("role")
+        text, _ = _content_text(m.get("content"))
+        if role in ("system", "developer"):
+            system_parts.append(text)
+        elif role == "user":
+            if last_user:
+                other_context.append(last_user)
+            last_user = text
+        elif role == "assistant":
+            assistants += 1
+            if text:
+                other_context.append(text)
+        elif role in ("tool", "function"):
+            last_tool = text
+            other_context.append(text)
+        if role in ("user", "assistant", "tool", "function"):
+            last_role = role
+    system = "\n".join(system_parts)
+    instr_parts, pasted = [], 0
+    # paragraphs are kept as written (not stripped): a turn with no material then joins back to exactly
+    # its own text, and the rules' tokenization of it is reused
+    for par in last_user[:scan_chars * 4].split("\n\n"):
+        if not par or par.isspace():
+            continue
+        if _looks_pasted(par.lstrip()):
+            pasted += len(par)
+            other_context.append(par[:scan_chars])
+        else:
+            instr_parts.append(par)
+    instruction = "\n\n".join(instr_parts)[:scan_chars]
+    if not instruction and last_user:
+        instruction = last_user[:200]            # all material: its opening usually says what it is
+    after_tool = last_role in ("tool", "function")
+    if prompt is not None and instruction == prompt.raw:
+        low, words = prompt.low, prompt.words          # the same text, already tokenized once
+    else:
+        low = instruction.lower()
+        words = low.translate(_PUNCT).split()
+    content = [w for w in set(words).difference(_STOP) if len(w) > 3]
+    # "contained": the share of the instruction's content words found in the material (substring tests
+    # run in C; no need to tokenize kilobytes of context per request)
+    pieces = [_lowered(system)] if system else []
+    pieces.extend(t[:scan_chars].lower() for t in other_context)
+    ctx = "\n".join(pieces)
+    contained = sum(map(ctx.__contains__, content)) / len(content) if content and ctx else 0.0
+    tool_low = last_tool[:scan_chars].lower()
+    tool_error = after_tool and any(map(tool_low.__contains__, _ERROR_MARKS))
+    tools = body.get("tools")
+    has_tools = isinstance(tools, list) and len(tools) > 0
+    rf = body.get("response_format")
+    json_out = (isinstance(rf, Mapping) and rf.get("type") in ("json_object", "json_schema")) or bool(
+        _FORMAT_WORDS.intersection(words))
+    numbers = sum(map(str.isdigit, words))
+    lg = math.log1p
+    # no length of the system prompt or of the pasted material: they identify the product, not the task
+    # (with them, leave-one-surface-out fell to 52% on the right side while the in-surface split rose)
+    dense = [lg(len(words)), contained, float(after_tool), float(tool_error),
+             lg(assistants), float(has_tools), float(json_out), lg(numbers), lg(low.count("?")),
+             lg(low.count(". ") + low.count("? ") + low.count("! ")), lg(_count_marks(low, _CLAUSE_MARKS)),
+             lg(len(_ROUTINE_VERBS.intersection(words))), lg(len(_JUDGEMENT_CUES.intersection(words)))]
+    toks = set(words[:80])
+    verb = next((w for w in words[:6] if w not in _STOP and w not in ("hi", "hey", "hello")), "")
+    if verb:
+        toks.add("v:" + verb)
+    toks.update(map("_".join, zip(words[:40], words[1:41])))
+    if after_tool:
+        toks.add("state:after_tool" + (":error" if tool_error else ""))
+    product = bool(system) or has_tools or assistants > 0
+    return TaskView(instruction, verb, dense, frozenset(toks), product)
+
+
+class TaskModel:
+    """One logistic regression over the task features: P(a premium model is needed), as the rubric in
+    bench/devset/RUBRIC.md labels it; ``offset`` moves its logit so that the operating point chosen on
+    the development set's train split falls at ``premium_threshold`` (format ``extproc-task-router/1``)."""
+    __slots__ = ("bias", "dense", "words", "offset")
+
+    def __init__(self, raw: Mapping[str, Any]):
+        if raw.get("format") != "extproc-task-router/1":
+            raise ValueError("task model: not an extproc-task-router/1 model")
+        if tuple(raw.get("dense_features", ())) != TASK_DENSE_FEATURES:
+            raise ValueError("task model: trained with other dense features")
+        self.bias = float(raw["bias"])
+        self.dense = [float(x) for x in raw["dense"]]
+        self.words = {w: float(v) for w, v in raw["words"].items()}
+        self.offset = float(raw.get("offset", 0.0))
+
+    def logit(self, task: TaskView) -> float:
+        z = self.bias + self.offset + math.fsum(a * x for a, x in zip(self.dense, task.dense))
+        words = self.words
+        # fsum is exactly rounded, so the result does not depend on set order (PYTHONHASHSEED)
+        return z + math.fsum([words[t] for t in task.tokens if t in words])
+
+
+def load_task_model(path: str | Path | None = None) -> TaskModel | None:
+    """The task head's weights (None when ``path`` is "none", or no file is shipped)."""
+    if path == "none":
+        return None
+    p = Path(path) if path else DEFAULT_TASK_MODEL_PATH
+    if path is None and not p.exists():
+        return None
+    with open(p, encoding="utf-8") as fh:
+        return TaskModel(json.load(fh))

@@ -53,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--endpoint", choices=("chat", "embeddings"), default="chat")
     p.add_argument("--now", type=float, help="the clock, in Unix seconds (time windows); default: now")
     p.add_argument("--json", action="store_true", help="the whole decision as JSON")
+    p.add_argument("--served-by", metavar="MODEL[@CLASS]",
+                   help="conversation affinity: this conversation's last turn was served by MODEL (under CLASS; "
+                        "default: this request's class); its prompt, all but the last message, counts as cached")
+    p.add_argument("--curve", action="store_true",
+                   help="with --jsonl on a labelled file (rows with 'label': simple|complex, optional "
+                        "'surface'): print the cost/quality curve over premium_threshold instead of decisions")
 
     p = sub.add_parser("check", help="validate the routing config together with the Envoy config")
     p.add_argument("--config", default=os.environ.get(routing_config.CONFIG_ENV) or None,
@@ -183,7 +189,7 @@ def _explain(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from . import errors
+    from . import calibration, errors
     from .keys import tenant_caller
     from .policy import SURFACE_HEADER, WORKLOAD_HEADER, decide
 
@@ -219,6 +225,7 @@ def _explain(args: argparse.Namespace) -> int:
         stream = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")
         out = sys.stdout
         failed = 0
+        scored = []
         with stream:
             for number, line in enumerate(stream, 1):
                 if not line.strip():
@@ -227,19 +234,26 @@ def _explain(args: argparse.Namespace) -> int:
                 try:
                     row = json.loads(line)
                     rid = row.get("id")
-                    body = row if "messages" in row or "input" in row else {
-                        "model": "auto", "messages": [{"role": "user", "content": row["prompt"]}]}
-                    body.setdefault("model", "auto")
+                    body = _body_of(row)
                     c = classifier.classify(body) if classifier is not None else None
                     plan = decide(cfg, body, args.endpoint, headers, now=now, classification=c, caller=caller)
                     record = {"id": rid, "class": plan.route_class,
                               "score": None if c is None else c.score, "model": plan.models[0].id,
                               "plan": [m.id for m in plan.models]}
+                    if args.curve:
+                        if c is None or row.get("label") not in ("simple", "complex"):
+                            raise ValueError("--curve needs a classifier and rows with 'label': simple|complex")
+                        scored.append(calibration.Scored(c.score, row["label"], row.get("surface"),
+                                                         *_tier_costs(cfg, body, args.endpoint, headers, now, caller)))
+                        continue
                 except errors.GatewayError as exc:
                     record, failed = {"id": rid, "error": exc.message, "status": exc.status}, failed + 1
                 except (ValueError, KeyError, TypeError, AttributeError) as exc:
                     record, failed = {"id": rid, "error": f"line {number}: {type(exc).__name__}: {exc}"}, failed + 1
                 out.write(json.dumps(record) + "\n")
+        if args.curve:
+            for point in calibration.curve(scored):
+                out.write(json.dumps(point) + "\n")
         if failed:
             print(f"extproc explain: {failed} request(s) could not be routed (see their 'error')", file=sys.stderr)
         return 0
@@ -252,14 +266,18 @@ def _explain(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"extproc explain: cannot read {args.request}: {exc}", file=sys.stderr)
         return 2
-    if "prompt" in body and "messages" not in body and "input" not in body:
-        body = {"model": "auto", "messages": [{"role": "user", "content": body["prompt"]}]}
-    body.setdefault("model", "auto")
+    body = _body_of(body)
+    if args.served_by and args.served_by.partition("@")[0] not in cfg.models:
+        print(f"extproc explain: --served-by: unknown model {args.served_by.partition('@')[0]!r}", file=sys.stderr)
+        return 2
     c = classifier.classify(body) if classifier is not None else None
     classification = None if c is None else {"name": c.name, "confidence": c.confidence, "score": c.score,
                                              "features": c.features}
     try:
         plan = decide(cfg, body, args.endpoint, headers, now=now, classification=c, caller=caller)
+        if args.served_by:
+            plan = decide(cfg, body, args.endpoint, headers, now=now, classification=c, caller=caller,
+                          pin=_served_by(cfg, args.served_by, body, plan.route_class))
     except errors.GatewayError as exc:
         if args.json:
             print(json.dumps({"config": cfg.source, "classification": classification,
@@ -279,7 +297,10 @@ def _explain(args: argparse.Namespace) -> int:
              f"classifier: {_describe(classification)}",
              f"class:      {plan.route_class or '(none)'}{'  [pinned]' if plan.pinned else ''}",
              f"workload:   {plan.workload}   surface: {plan.surface or '(none)'}   tenant: {plan.tenant or '(none)'}",
-             f"route:      {plan.reason}", "plan:"]
+             f"route:      {plan.reason}"]
+    if plan.affinity:
+        lines.append(f"affinity:   {plan.affinity}")
+    lines.append("plan:")
     for i, c_ in enumerate(d["candidates"], 1):
         lines.append(f"  {i}. {c_['model']} via {c_['provider']}  [{c_['tier']}, target {c_['target_ms']} ms, "
                      f"est ${c_['estimated_cost']:.6f}]  {c_['reason']}")
@@ -289,6 +310,47 @@ def _explain(args: argparse.Namespace) -> int:
         lines.append(f"  - {dr['model']}{tier}: {dr['reason']}")
     print("\n".join(lines))
     return 0
+
+
+def _body_of(row: dict) -> dict:
+    """The request body of a --jsonl row or REQUEST.json: a chat body, a dev-set row (``body``), or an
+    eval row with ``prompt`` (sent as one user message)."""
+    if isinstance(row.get("body"), dict):
+        body = dict(row["body"])
+    elif "messages" in row or "input" in row:
+        body = row
+    else:
+        body = {"model": "auto", "messages": [{"role": "user", "content": row["prompt"]}]}
+    body.setdefault("model", "auto")
+    return body
+
+
+def _served_by(cfg, spec: str, body: dict, route_class: str | None):
+    """--served-by MODEL[@CLASS]: the pin of a conversation whose last turn MODEL served."""
+    from .affinity import Pin
+    from .cost import prompt_tokens
+
+    model_id, _, cls = spec.partition("@")
+    if model_id not in cfg.models:
+        raise ValueError(f"--served-by: unknown model {model_id!r}")
+    msgs = body.get("messages") if isinstance(body.get("messages"), list) else []
+    prev = prompt_tokens({**body, "messages": msgs[:-1]}) if len(msgs) > 1 else 0
+    return Pin(model_id, cls or route_class, cfg.models[model_id].quality, prev, float("inf"))
+
+
+def _tier_costs(cfg, body, endpoint, headers, now, caller) -> tuple[float, float]:
+    """(USD on the cheap first choice, USD on the premium first choice) of a request: the plans for a
+    score of 0 and of 1 (the classes the score bands choose)."""
+    from .classify import Classification
+    from .policy import decide
+
+    costs = []
+    for score, role in ((0.0, "simple"), (1.0, "reasoning")):
+        names = getattr(cfg.classifier, "classes", None) or {"simple": "simple_queries",
+                                                            "reasoning": "complex_reasoning"}
+        c = Classification(names[role], 1.0, score, {})
+        costs.append(decide(cfg, body, endpoint, headers, now=now, classification=c, caller=caller).candidates[0].cost)
+    return costs[0], costs[1]
 
 
 def _keys(args: argparse.Namespace) -> int:

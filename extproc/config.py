@@ -33,6 +33,7 @@ wrong, and nothing half-loaded is ever used.
       pinned_fallback: false   # may a request naming a concrete model fall back? (see policy.py)
       default_output_tokens: 256   # reply size assumed for cost estimates when max_tokens is absent
       attempt_timeout_factor: 2    # an attempt is cut at this multiple of its tier's target latency
+      affinity_ttl_s: 600          # a conversation stays on the model that served it this long (0: off)
     routing_rules:             # routing classes; the classifier's class name (or score band) picks one
       NAME:                    # seed shape:
         primary: ID            #   one model id or a list, per tier
@@ -253,6 +254,7 @@ class Surface:
     deny: frozenset[str] = frozenset()
     max_cost_per_1k: float | None = None
     max_cost_per_request: float | None = None
+    premium_threshold: float | None = None   # calibration: this surface's classifier score cut (0..1)
 
 
 @dataclass(frozen=True)
@@ -296,6 +298,7 @@ class Config:
     pinned_fallback: bool = False
     default_output_tokens: int = 256
     attempt_timeout_factor: float = 2.0   # an attempt is cut at this multiple of its tier's latency target
+    affinity_ttl_s: float = 600.0   # conversation affinity (extproc.affinity); 0 turns it off
     classifier: Any = None      # classify.ClassifierSettings
     classifier_spec: dict[str, Any] = field(default_factory=dict)
     health: Any = None          # health.HealthSettings: ejection rules
@@ -407,7 +410,7 @@ class _Parser:
             raise self.fail("models", "at least one model is required")
         routing = self.mapping(top.get("routing"), "routing", (
             "default_model", "aliases", "default_class", "default_workload", "default_surface", "pinned_fallback",
-            "default_output_tokens", "attempt_timeout_factor"))
+            "default_output_tokens", "attempt_timeout_factor", "affinity_ttl_s"))
         default = routing.get("default_model")
         if default is not None:
             default = self.string(default, "routing.default_model")
@@ -457,6 +460,7 @@ class _Parser:
                                                          "routing.default_output_tokens", 1),
                       attempt_timeout_factor=self.number(routing.get("attempt_timeout_factor", 2.0),
                                                          "routing.attempt_timeout_factor", 1.0),
+                      affinity_ttl_s=self.number(routing.get("affinity_ttl_s", 600.0), "routing.affinity_ttl_s", 0.0),
                       classifier=self.classifier(classifier_spec if "classifier" in top else None),
                       classifier_spec=classifier_spec, health=self.health(top.get("health")),
                       budgets=self.budgets(top.get("budgets"), models), ledger=self.ledger(top.get("ledger")),
@@ -690,13 +694,23 @@ class _Parser:
 
     def surface(self, name: str, spec: Any, models: dict[str, Model]) -> Surface:
         where = f"surfaces.{name}"
-        spec = self.mapping(spec, where, ("quality_floor", "allow", "deny", "max_cost_per_1k", "max_cost_per_request"))
+        spec = self.mapping(spec, where, ("quality_floor", "allow", "deny", "max_cost_per_1k", "max_cost_per_request",
+                                          "premium_threshold"))
         allow = None if spec.get("allow") is None else frozenset(self.model_ids(spec["allow"], f"{where}.allow", models))
         deny = frozenset(self.model_ids(spec["deny"], f"{where}.deny", models)) if spec.get("deny") else frozenset()
         return Surface(name=name, quality_floor=self.integer(spec.get("quality_floor", 1), f"{where}.quality_floor", 1),
                        allow=allow, deny=deny,
                        max_cost_per_1k=self.optional_number(spec, "max_cost_per_1k", where),
-                       max_cost_per_request=self.optional_number(spec, "max_cost_per_request", where))
+                       max_cost_per_request=self.optional_number(spec, "max_cost_per_request", where),
+                       premium_threshold=self._threshold(spec.get("premium_threshold"), f"{where}.premium_threshold"))
+
+    def _threshold(self, value: Any, where: str) -> float | None:
+        if value is None:
+            return None
+        t = self.number(value, where, 0.0)
+        if t > 1.0:
+            raise self.fail(where, f"must be a number in [0, 1], got {value!r}")
+        return t
 
     def tenant(self, name: str, spec: Any, workloads: dict[str, Workload], surfaces: dict[str, Surface],
                keys: dict[str, str]) -> Tenant:

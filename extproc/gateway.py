@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import errors, retry_after, validate
+from . import affinity, errors, retry_after, validate
 from .config import FORWARDABLE_HEADERS, Config, Model
 from .credentials import Credentials
 from .errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
@@ -134,6 +134,7 @@ class Exchange:
     last_byte: float | None = None         # clock time of the latest provider body chunk
     delivered: bytearray = field(default_factory=bytearray)   # OpenAI SSE sent to the client, not yet counted
     delivered_tokens: int = 0              # tokens of delivered text already counted (long streams)
+    affinity_key: str | None = None        # its conversation (extproc.affinity), tenant-scoped
 
     @property
     def stream(self) -> bool:
@@ -169,6 +170,9 @@ class Gateway:
     def config(self, config: Config) -> None:
         """Swap the routing config (hot reload): one assignment, so a request sees the old or the new."""
         self._config, self._classifier = config, make_classifier(config)
+        if getattr(self, "affinity", None) is None:
+            self.affinity = affinity.AffinityTable(config.affinity_ttl_s)   # in-process (README: affinity)
+        self.affinity.ttl_s = config.affinity_ttl_s
 
     # ---- router stage, request side -------------------------------------------------------------
 
@@ -232,8 +236,14 @@ class Gateway:
                 return exc.message
             return None
 
-        plan = decide(config, body, endpoint, headers, self.health, budgets or self.budgets, now, classification,
-                      caller, capability)
+        pin = None
+        if endpoint == "chat":
+            conversation = affinity.conversation_key(body, headers, caller.tenant)
+            if conversation is not None:
+                exchange.affinity_key = conversation[0]
+                pin = self.affinity.get(conversation[0], now) if conversation[2] else None
+        plan = decide(config, body, endpoint, headers, self.health, budgets or self.budgets, now, classification, caller,
+                      capability, pin)
         exchange.plan = plan
         if plan.candidates:
             # Envoy takes one per-try timeout for all attempts of a request. It comes from the first
@@ -373,6 +383,9 @@ class Gateway:
         set_headers["x-llm-provider"] = model.provider.name
         set_headers["x-llm-model"] = model.id
         set_headers.update(exchange.plan.headers())
+        if status < 400 and exchange.affinity_key is not None:
+            self.affinity.remember(exchange.affinity_key, model.id, exchange.plan.route_class, model.quality,
+                                   exchange.plan.prompt_tokens, self.clock())
         translator = exchange.translator
         if status >= 400:
             exchange.mode, exchange.error_status = "whole", status

@@ -52,10 +52,12 @@ The steps, in order:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple, Protocol
 
+from . import affinity
 from .config import TIER_TARGET_MS, Config, Model, RoutingClass, Tier
 from .cost import UNLIMITED, BudgetView, output_tokens, prompt_tokens
 from .errors import GatewayError, InvalidRequest, ModelNotFound, QuotaExceeded, RateLimited, UnsupportedFeature
@@ -127,6 +129,7 @@ class Plan:
     deadline_ms: int | None = None   # the class's or workload's cap on a JSON answer (the tighter one)
     hedge: int = 0                   # extra attempts that may race the first (interactive work only)
     prefer: str = "latency"          # the workload's preference now (a time window may change it)
+    affinity: str | None = None      # what conversation affinity did (extproc.affinity), None without a pin
 
     def headers(self) -> dict[str, str]:
         """Response headers that explain the decision (ASCII, one line each)."""
@@ -144,7 +147,7 @@ class Plan:
             "reason": self.reason, "class": self.route_class, "score": self.score, "pinned": self.pinned,
             "workload": self.workload, "surface": self.surface, "tenant": self.tenant,
             "estimated_tokens": {"prompt": self.prompt_tokens, "output": self.output_tokens},
-            "deadline_ms": self.deadline_ms, "hedge": self.hedge,
+            "deadline_ms": self.deadline_ms, "hedge": self.hedge, "affinity": self.affinity,
             "candidates": [{"model": c.model.id, "provider": c.model.provider.name, "tier": c.tier,
                             "target_ms": c.target_ms, "estimated_cost": round(c.cost, 8), "reason": c.reason}
                            for c in self.candidates],
@@ -156,7 +159,8 @@ class Plan:
 
 def decide(config: Config, body: dict, endpoint: str, headers: dict[str, str], health: HealthView = NO_HEALTH,
            budgets: BudgetView = UNLIMITED, now: float = 0.0, classification: Any = None,
-           caller: Caller | None = None, capability: Callable[[Model], str | None] | None = None) -> Plan:
+           caller: Caller | None = None, capability: Callable[[Model], str | None] | None = None,
+           pin: Any = None) -> Plan:
     """The plan for one request from ``caller`` (None: the anonymous caller of ``auth: optional``);
     raises ``GatewayError`` (400, 403, 404, 422, 429) when there is none.
 
@@ -165,6 +169,7 @@ def decide(config: Config, body: dict, endpoint: str, headers: dict[str, str], h
     so the attempts reuse them instead of translating twice."""
     requested = body.get("model")
     tenant, workload, surface = who(config, headers, caller)
+    classification = _calibrated(config, classification, surface)
     score = getattr(classification, "score", None)
     if requested in config.models:
         pinned = config.models[requested]
@@ -209,9 +214,13 @@ def decide(config: Config, body: dict, endpoint: str, headers: dict[str, str], h
         return _pinned(ctx, config, pinned, rclass, common)
 
     healthy, unhealthy = ctx.walk(rclass.tiers, quality_at_least=0, skip=None)
+    # affinity reorders the candidates that passed every filter but capability, which _choose asks next
+    healthy, common["affinity"] = affinity.stick(pin, healthy, class_name, ctx.tokens_in, ctx.tokens_out)
     chosen = _choose(ctx, healthy, unhealthy)
     if not chosen:
         raise ctx.nothing_fits(rclass)
+    if pin is not None and chosen[0].model.id != pin.model and (common["affinity"] or "").startswith("affinity:"):
+        common["affinity"] = f"affinity yielded: {pin.model} cannot serve this request"
     models = tuple(c.model for c in chosen)
     first = chosen[0]
     if config.classes:
@@ -219,6 +228,8 @@ def decide(config: Config, body: dict, endpoint: str, headers: dict[str, str], h
                   else f"alias '{requested}' -> class '{rclass.name}'")
         score_txt = f" (score {score:.2f})" if score is not None else ""
         reason = f"{origin}{score_txt}, {workload}: {first.model.id} ({first.tier})"
+        if common["affinity"] and common["affinity"].startswith("affinity:"):
+            reason += ", conversation affinity"
     else:
         reason = f"alias '{requested}' -> default model"
     return Plan(models, reason, tuple(chosen), tuple(ctx.dropped), **common)
@@ -293,6 +304,22 @@ def who(config: Config, headers: dict[str, str], caller: Caller | None) -> tuple
         raise PermissionDenied(f"tenant '{caller.tenant}' may not choose surface '{surface}' "
                                f"(its surfaces: {allowed})", param=SURFACE_HEADER)
     return caller.tenant, workload, surface
+
+
+def _calibrated(config: Config, classification: Any, surface: str | None) -> Any:
+    """The classification with the surface's own premium_threshold applied (calibration, see
+    extproc.calibration): the simple/reasoning choice is remade from the score at the surface's cut."""
+    s = config.surfaces.get(surface) if surface else None
+    t = getattr(s, "premium_threshold", None)
+    score = getattr(classification, "score", None)
+    if t is None or score is None or not dataclasses.is_dataclass(classification):
+        return classification
+    names = getattr(config.classifier, "classes", None) or {}
+    simple, reasoning = names.get("simple", "simple_queries"), names.get("reasoning", "complex_reasoning")
+    if classification.name not in (simple, reasoning):
+        return classification     # tools, code, vision ... are not a matter of the threshold
+    name = reasoning if score >= t else simple
+    return classification if name == classification.name else dataclasses.replace(classification, name=name)
 
 
 def _class_for(config: Config, classification: Any) -> RoutingClass:

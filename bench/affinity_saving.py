@@ -1,0 +1,98 @@
+"""What conversation affinity does to cost and cache reads on the dev set's multi-turn conversations.
+In process (the Gateway's own router stage, no Envoy), standard library only.
+
+    python -m bench.affinity_saving [--min-cached-tokens 1024]
+
+Every dev-set request with earlier turns is replayed as its conversation: one request per user turn (the
+history up to it), each answered by attempt 1 of its plan. A turn reads the provider's prompt cache when
+the same model served the previous turn; the cached prefix is the previous turn's prompt (estimated
+tokens, extproc.cost) if it is at least --min-cached-tokens long (OpenAI caches prompts of 1,024 tokens
+and more; Anthropic needs cache_control breakpoints, Gemini explicit or implicit caches: so this is the
+best case the prices allow). Cost: catalog prices, cached tokens at cached_input. The same conversations
+run with affinity on and off (routing.affinity_ttl_s 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from extproc.affinity import cached_cost  # noqa: E402
+from extproc.config import load  # noqa: E402
+from extproc.credentials import Credentials  # noqa: E402
+from extproc.gateway import Gateway  # noqa: E402
+from extproc.keys import KeyEntry, KeyFile, digest  # noqa: E402
+
+KEY = "sk-bench"
+HEADERS = {":method": "POST", ":path": "/v1/chat/completions", "content-type": "application/json",
+           "authorization": f"Bearer {KEY}"}
+ANSWERED = {":status": "200", "x-envoy-upstream-service-time": "3", "x-envoy-attempt-count": "1"}
+CREDS = {"OPENAI_API_KEY": "x", "ANTHROPIC_API_KEY": "x", "GEMINI_API_KEY": "x", "AZURE_OPENAI_API_KEY": "x",
+         "VLLM_API_KEY": "x"}
+
+
+def conversations() -> list[list[dict]]:
+    """Turn-by-turn request bodies of every dev-set request that has earlier turns."""
+    out = []
+    for line in (ROOT / "bench" / "devset" / "devset.jsonl").read_text(encoding="utf-8").splitlines():
+        body = json.loads(line)["body"]
+        msgs = body["messages"]
+        ends = [i for i, m in enumerate(msgs) if m["role"] == "user"]
+        if len(ends) < 2:
+            continue
+        out.append([{**body, "messages": msgs[:i + 1]} for i in ends])
+    return out
+
+
+def replay(convs, ttl: float, min_cached: int) -> dict:
+    cfg = dataclasses.replace(load(ROOT / "config" / "routing.yaml"), affinity_ttl_s=ttl)
+    keys = KeyFile(None)
+    keys.entries = {digest(KEY): KeyEntry("bench", "demo", digest(KEY))}
+    clock = [1_700_000_000.0]
+    gw = Gateway(cfg, Credentials(CREDS), clock=lambda: clock[0], keys=keys)
+    totals = {"turns": 0, "premium_turns": 0, "prompt_tokens": 0, "cache_read_tokens": 0, "usd": 0.0,
+              "usd_without_cache": 0.0, "affinity_decided": 0}
+    for turns in convs:
+        prev_model = prev_prompt = None
+        for body in turns:
+            clock[0] += 30.0
+            ex = gw.request_body(HEADERS, json.dumps(body).encode())
+            gw.route(ex)
+            gw.response_headers(ex, ANSWERED)
+            model, plan = ex.plan.models[0], ex.plan
+            cached = prev_prompt if model.id == prev_model and prev_prompt >= min_cached else 0
+            totals["turns"] += 1
+            totals["premium_turns"] += model.quality >= 5
+            totals["prompt_tokens"] += plan.prompt_tokens
+            totals["cache_read_tokens"] += cached
+            totals["usd"] += cached_cost(model, plan.prompt_tokens, plan.output_tokens, cached)
+            totals["usd_without_cache"] += cached_cost(model, plan.prompt_tokens, plan.output_tokens, 0)
+            totals["affinity_decided"] += bool(plan.affinity and plan.affinity.startswith("affinity:"))
+            prev_model, prev_prompt = model.id, plan.prompt_tokens
+    return totals
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--min-cached-tokens", type=int, default=1024)
+    a = ap.parse_args()
+    convs = conversations()
+    print(f"{len(convs)} conversations, {sum(map(len, convs))} turns (dev set requests with earlier turns)")
+    for min_cached in sorted({0, a.min_cached_tokens}):
+        print(f"-- prefix cached when >= {min_cached} tokens")
+        for name, ttl in (("affinity on ", 600.0), ("affinity off", 0.0)):
+            t = replay(convs, ttl, min_cached)
+            print(f"  {name}: premium turns {t['premium_turns']}/{t['turns']}, affinity decided "
+                  f"{t['affinity_decided']}, cache-read tokens {t['cache_read_tokens']} of {t['prompt_tokens']} "
+                  f"prompt tokens, est ${t['usd']:.4f} (${t['usd_without_cache']:.4f} without cache reads, "
+                  f"saving {100 * (1 - t['usd'] / t['usd_without_cache']):.1f}%)")
+
+
+if __name__ == "__main__":
+    main()

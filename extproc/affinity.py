@@ -1,0 +1,148 @@
+"""Conversation affinity: the turns of one conversation stay on the model (and so the provider) that
+served them, so the provider's prompt cache keeps paying and the answers keep one voice.
+
+Pure: plain values in and out, ``now`` passed in. The table is in-process: each extproc replica keeps its
+own. With several replicas a conversation keeps its model only while its requests reach the same
+replica; a turn that lands elsewhere is routed afresh (correct, only the cache saving is lost) and pins
+there. (The usage ledger is Redis when configured; moving this table there is the next step, see README.)
+
+The conversation key, scoped to the tenant so a shared system prompt never joins strangers'
+conversations, comes from the first of:
+
+1. ``prompt_cache_key`` in the body (OpenAI's own name for "these requests share a prefix"),
+2. the ``x-llm-session`` header,
+3. a hash of ``user`` (OpenAI's end-user id, if any), the system prompt and the first user turn: turn 2
+   of a chat repeats all three. Such a key steers only continuations (requests with an assistant turn).
+
+A pin holds for ``ttl_s`` after the last turn it served. It applies only when its model is still among
+the plan's candidates, i.e. after ejection, retry-after pauses, budgets, cost caps and capability have
+had their say; and it yields when the class escalates (this turn's class leads with a model of higher
+quality than the pinned one). The pinned model's cost estimate counts the previous turn's prompt as
+cached input (``price.cached_input``), which is what the provider will bill.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+SESSION_HEADER = "x-llm-session"
+MAX_CONVERSATIONS = 100_000      # bounded memory: least recently used pins go first
+
+
+@dataclass(frozen=True)
+class Pin:
+    model: str              # model id that served the conversation's last turn
+    route_class: str | None
+    quality: int            # that model's quality, to tell an escalation
+    prompt_tokens: int      # the last turn's estimated prompt: the next turn's cached prefix
+    expires: float          # unix seconds
+
+
+def _first_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content if isinstance(p, Mapping) and isinstance(p.get("text"), str))
+    return ""
+
+
+def conversation_key(body: Mapping[str, Any], headers: Mapping[str, str],
+                     tenant: str | None) -> tuple[str, str, bool] | None:
+    """(key, source, follows) of a chat request's conversation, or None when it has none (no user turn).
+
+    ``source`` is ``prompt_cache_key`` | ``session`` (the client named the conversation) or ``prefix``
+    (a hash of the ``user`` field, the system prompt and the first user turn). ``follows``: whether a
+    pin may steer this request: always for a named conversation, only for a continuation (an assistant
+    turn in the history) otherwise, so that identical one-shot requests (the same question asked for
+    batch and for interactive work) are not taken for one conversation. The key is a sha256 hex digest
+    over the tenant and the source, so no client text is kept."""
+    msgs = body.get("messages")
+    if not isinstance(msgs, list):
+        return None
+    system = first_user = None
+    follows = False
+    for m in msgs:
+        if not isinstance(m, Mapping):
+            continue
+        role = m.get("role")
+        if system is None and role in ("system", "developer"):
+            system = _first_text(m.get("content"))
+        elif role == "user" and first_user is None:
+            first_user = _first_text(m.get("content"))
+        elif role == "assistant":
+            follows = True
+    if first_user is None:
+        return None
+    for source, value in (("prompt_cache_key", body.get("prompt_cache_key")), ("session", headers.get(SESSION_HEADER))):
+        if isinstance(value, str) and value:
+            follows = True
+            break
+    else:
+        user = body.get("user") if isinstance(body.get("user"), str) else ""
+        source, value = "prefix", f"{user}\x00{system or ''}\x00{first_user}"
+    digest = hashlib.sha256(f"{tenant or ''}\x00{source}\x00{value}".encode("utf-8", "surrogatepass")).hexdigest()
+    return digest, source, follows
+
+
+class AffinityTable:
+    """Pins by conversation key, least recently used first out; ``ttl_s`` <= 0 disables affinity."""
+
+    def __init__(self, ttl_s: float = 600.0, max_conversations: int = MAX_CONVERSATIONS):
+        self.ttl_s = ttl_s
+        self.max = max_conversations
+        self._pins: OrderedDict[str, Pin] = OrderedDict()
+
+    def get(self, key: str | None, now: float) -> Pin | None:
+        if key is None or self.ttl_s <= 0:
+            return None
+        pin = self._pins.get(key)
+        if pin is None:
+            return None
+        if pin.expires <= now:
+            del self._pins[key]
+            return None
+        return pin
+
+    def remember(self, key: str | None, model: str, route_class: str | None, quality: int, prompt_tokens: int,
+                 now: float) -> None:
+        """The model that served this turn (a successful answer) holds the conversation for ttl_s more."""
+        if key is None or self.ttl_s <= 0:
+            return
+        self._pins[key] = Pin(model, route_class, quality, prompt_tokens, now + self.ttl_s)
+        self._pins.move_to_end(key)
+        while len(self._pins) > self.max:
+            self._pins.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._pins)
+
+
+def cached_cost(model: Any, prompt_tokens: int, output_tokens: int, cached_tokens: int) -> float:
+    """USD estimate when ``cached_tokens`` of the prompt are a cache hit (billed at price.cached_input;
+    a model with no cached_input price bills them at the input price)."""
+    price = model.price
+    cached = max(0, min(prompt_tokens, cached_tokens))
+    cached_price = price.input if price.cached_input is None else price.cached_input
+    return ((prompt_tokens - cached) * price.input + cached * cached_price + output_tokens * price.output) / 1_000_000
+
+
+def stick(pin: Pin | None, chosen: list, route_class: str | None, prompt_tokens: int,
+          output_tokens: int) -> tuple[list, str | None]:
+    """Candidates reordered for the conversation's pin, and a note saying what affinity did (None when
+    there is no pin). ``chosen``: the policy's candidates (``policy.Candidate``), already filtered for
+    health, retry-after, budgets and capability."""
+    if pin is None or not chosen:
+        return chosen, None
+    first = chosen[0]
+    at = next((i for i, c in enumerate(chosen) if c.model.id == pin.model), None)
+    if at is None:
+        return chosen, f"affinity yielded: {pin.model} is not a candidate now (ejected, paused, over budget or incapable)"
+    if route_class != pin.route_class and first.model.quality > pin.quality:
+        return chosen, f"affinity broken: class escalated {pin.route_class} -> {route_class}"
+    c = chosen[at]
+    cost = cached_cost(c.model, prompt_tokens, output_tokens, pin.prompt_tokens)
+    kept = c._replace(reason=f"affinity: served this conversation's last turn ({c.tier})", cost=cost)
+    return [kept] + chosen[:at] + chosen[at + 1:], f"affinity: {pin.model} kept for this conversation"

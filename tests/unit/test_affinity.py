@@ -1,0 +1,119 @@
+"""Conversation affinity (extproc.affinity): keys scoped to the tenant, the pin table, and the policy hook
+that keeps a conversation on its model unless the class escalates or the model cannot take the turn."""
+
+from __future__ import annotations
+
+import json
+
+from extproc import affinity as A
+from extproc.config import load
+from extproc.credentials import Credentials
+from extproc.devstack import DEFAULT_ROUTING
+from extproc.gateway import Gateway
+from extproc.policy import ModelHealth, decide
+
+from tests.unit.test_gateway import CHAT, KEYS, UPSTREAM, demo_keys
+
+NOW = 1_700_000_000.0
+SYSTEM = {"role": "system", "content": "You are the support bot of Fernway Bikes. Be brief."}
+HARD = ("Compare the two plans I described, work out exactly which is cheaper over three years with the "
+        "discount rules, and explain why step by step, weighing the risks.")
+
+
+def chat(*turns, **extra):
+    msgs = [SYSTEM] + [{"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(turns)]
+    return {"model": "auto", "messages": msgs, **extra}
+
+
+def test_the_key_is_scoped_to_the_tenant_and_follows_only_continuations():
+    first, second = chat("hi"), chat("hi", "Hello!", "where is my order?")
+    k1, src1, follows1 = A.conversation_key(first, {}, "acme")
+    k2, _, follows2 = A.conversation_key(second, {}, "acme")
+    assert k1 == k2 and src1 == "prefix"              # turn 2 repeats the system prompt and first user turn
+    assert (follows1, follows2) == (False, True)        # a one-shot request is not steered by another
+    assert A.conversation_key(second, {}, "globex")[0] != k2   # same system prompt, other tenant: stranger
+    assert A.conversation_key(chat("hi", "Hello!", "x", user="u1"), {}, "acme")[0] != k2   # other end user
+
+
+def test_named_conversations_prompt_cache_key_then_session_header():
+    body = chat("hi", prompt_cache_key="conv-7")
+    k, source, follows = A.conversation_key(body, {A.SESSION_HEADER: "s-1"}, "acme")
+    assert source == "prompt_cache_key" and follows
+    assert A.conversation_key(chat("other first turn", prompt_cache_key="conv-7"), {}, "acme")[0] == k
+    k2, source2, _ = A.conversation_key(chat("hi"), {A.SESSION_HEADER: "s-1"}, "acme")
+    assert source2 == "session" and k2 != k
+    assert A.conversation_key({"model": "auto", "messages": [SYSTEM]}, {}, "acme") is None
+
+
+def test_table_expires_pins_and_is_bounded():
+    t = A.AffinityTable(ttl_s=60, max_conversations=2)
+    t.remember("a", "gpt-4o", "complex_reasoning", 5, 100, NOW)
+    assert t.get("a", NOW + 59).model == "gpt-4o"
+    assert t.get("a", NOW + 61) is None
+    for k in ("a", "b", "c"):
+        t.remember(k, "m", None, 3, 1, NOW)
+    assert len(t) == 2 and t.get("a", NOW) is None
+    off = A.AffinityTable(ttl_s=0)
+    off.remember("a", "m", None, 3, 1, NOW)
+    assert off.get("a", NOW) is None
+
+
+def _plan(cfg, body, pin, health=None):
+    c = type("C", (), {"name": "simple_queries", "score": 0.1})() if "Compare" not in json.dumps(body) else \
+        type("C", (), {"name": "complex_reasoning", "score": 0.9})()
+    kw = {"health": health} if health else {}
+    return decide(cfg, body, "chat", {}, now=NOW, classification=c, pin=pin, **kw)
+
+
+def test_a_simple_turn_stays_on_the_premium_model_that_served_the_conversation():
+    cfg = load(DEFAULT_ROUTING)
+    body = chat("hi", "Hello!", "thanks, and shorter please")
+    fresh = _plan(cfg, body, None)
+    assert fresh.models[0].quality < 5 and fresh.affinity is None
+    pin = A.Pin("claude-sonnet-4-6", "complex_reasoning", 5, prompt_tokens=400, expires=NOW + 60)
+    kept = _plan(cfg, body, pin)
+    assert kept.models[0].id == "claude-sonnet-4-6"
+    assert kept.affinity.startswith("affinity:") and "conversation affinity" in kept.reason
+    # the estimate bills the cached prefix at the cached-input price
+    price = cfg.models["claude-sonnet-4-6"].price
+    full = (kept.prompt_tokens * price.input + kept.output_tokens * price.output) / 1_000_000
+    assert kept.candidates[0].cost < full
+    assert kept.candidates[0].cost == A.cached_cost(cfg.models["claude-sonnet-4-6"], kept.prompt_tokens,
+                                                    kept.output_tokens, 400)
+
+
+def test_escalation_breaks_affinity():
+    cfg = load(DEFAULT_ROUTING)
+    pin = A.Pin("gpt-4o-mini", "simple_queries", 3, prompt_tokens=50, expires=NOW + 60)
+    plan = _plan(cfg, chat("hi", "Hello!", HARD), pin)
+    assert plan.models[0].quality == 5 and plan.affinity.startswith("affinity broken: class escalated")
+
+
+def test_affinity_yields_to_an_ejected_model():
+    cfg = load(DEFAULT_ROUTING)
+
+    class Health:
+        def model_health(self, model_id):
+            return ModelHealth(ejected=model_id == "claude-sonnet-4-6")
+
+    pin = A.Pin("claude-sonnet-4-6", "complex_reasoning", 5, prompt_tokens=50, expires=NOW + 60)
+    plan = _plan(cfg, chat("hi", "Hello!", "thanks"), pin, Health())
+    assert plan.models[0].id != "claude-sonnet-4-6" and plan.affinity.startswith("affinity yielded")
+
+
+def test_gateway_keeps_the_conversation_on_the_model_that_answered():
+    gw = Gateway(load(DEFAULT_ROUTING), Credentials(KEYS), clock=lambda: NOW, keys=demo_keys())
+
+    def turn(body):
+        ex = gw.request_body(CHAT, json.dumps(body).encode())
+        gw.route(ex)
+        gw.response_headers(ex, UPSTREAM)     # attempt 1 answered
+        return ex.plan
+
+    first = turn(chat(HARD))
+    assert first.models[0].quality == 5
+    second = turn(chat(HARD, "Plan B is cheaper.", "thanks! now just the number"))
+    assert second.route_class == "simple_queries"
+    assert second.models[0].id == first.models[0].id and second.affinity.startswith("affinity:")
+    other_tenant_like = turn(chat("unrelated first turn", "ok", "thanks! now just the number"))
+    assert other_tenant_like.affinity is None and other_tenant_like.models[0].quality < 5

@@ -1,0 +1,96 @@
+"""Calibration: the cost/quality curve on labelled traffic (extproc.calibration), a surface's own
+premium_threshold in the policy and the config, and `extproc explain --curve` / `--served-by`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from extproc import calibration as K
+from extproc.classify import Classification
+from extproc.config import ConfigError, load, loads
+from extproc.devstack import DEFAULT_ROUTING
+from extproc.policy import decide
+from tests.unit.test_explain import run, write
+
+ROWS = [K.Scored(0.9, "complex", "a", 0.001, 0.01), K.Scored(0.6, "simple", "a", 0.001, 0.01),
+        K.Scored(0.2, "simple", "b", 0.002, 0.02), K.Scored(0.4, "complex", "b", 0.002, 0.02)]
+
+
+def test_point_counts_both_errors_and_the_saving():
+    p = K.point(ROWS, 0.5)
+    assert p["premium_share"] == 0.5 and p["right"] == 0.5
+    assert p["simple_to_premium"] == 0.5 and p["complex_to_cheap"] == 0.5
+    # routed: 0.01 + 0.01 + 0.002 + 0.002 = 0.024 of an all-premium 0.06
+    assert p["saving"] == pytest.approx(1 - 0.024 / 0.06, abs=1e-4)
+
+
+def test_curve_is_per_surface_and_for_all_rows():
+    pts = K.curve(ROWS, [0.0, 0.5, 1.0])
+    assert {(p["surface"], p["threshold"]) for p in pts} == {(s, t) for s in (None, "a", "b") for t in (0.0, 0.5, 1.0)}
+    assert all(p["premium_share"] == 1.0 and p["saving"] == 0.0 for p in pts if p["threshold"] == 0.0)
+    b = next(p for p in pts if p["surface"] == "b" and p["threshold"] == 0.5)
+    assert b["premium_share"] == 0.0 and b["complex_to_cheap"] == 1.0
+
+
+def test_threshold_for_a_target_premium_share():
+    assert K.threshold_for_share(ROWS, 0.25) == 0.9
+    assert K.threshold_for_share(ROWS, 0.5) == 0.6
+    assert K.threshold_for_share(ROWS, 0.0) > 0.9
+
+
+def _classification(score):
+    return Classification("complex_reasoning" if score >= 0.52 else "simple_queries", 0.9, score, {})
+
+
+def test_a_surface_threshold_remakes_the_simple_or_premium_choice():
+    base = load(DEFAULT_ROUTING)
+    text = open(DEFAULT_ROUTING).read().replace("  drafts:                        # the draft generator",
+                                                "  calibrated:\n    premium_threshold: 0.3\n  drafts:                        # the draft generator")
+    cfg = loads(text, "calibrated.yaml")
+    body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+    c = _classification(0.4)
+    assert decide(base, body, "chat", {}, classification=c).route_class == "simple_queries"
+    plan = decide(cfg, body, "chat", {"x-llm-surface": "calibrated"}, classification=c)
+    assert plan.route_class == "complex_reasoning" and plan.models[0].quality == 5
+    assert decide(cfg, body, "chat", {}, classification=c).route_class == "simple_queries"   # other surfaces keep theirs
+
+
+def test_surface_threshold_is_validated():
+    text = open(DEFAULT_ROUTING).read().replace("    quality_floor: 4\n", "    quality_floor: 4\n    premium_threshold: 1.5\n", 1)
+    with pytest.raises(ConfigError, match="surfaces.support.premium_threshold"):
+        loads(text, "bad.yaml")
+
+
+def test_explain_curve_on_a_labelled_file(tmp_path):
+    rows = [{"id": "1", "label": "simple", "surface": "s", "body": {"messages": [
+                {"role": "system", "content": "You format data."},
+                {"role": "user", "content": "Convert this CSV to a Markdown table.\n\na,b\n1,2\n3,4"}]}},
+            {"id": "2", "label": "complex", "surface": "s", "prompt": "Prove that there are infinitely many primes, step by step."}]
+    result = run("explain", "--jsonl", write(tmp_path, "l.jsonl", "\n".join(map(json.dumps, rows))), "--curve")
+    assert result.returncode == 0, result.stderr
+    pts = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {p["surface"] for p in pts} == {None, "s"} and len(pts) == 42
+    top = next(p for p in pts if p["surface"] is None and p["threshold"] == 0.0)
+    assert top["premium_share"] == 1.0 and top["saving"] == 0.0
+    assert any(p["right"] == 1.0 and p["saving"] > 0 for p in pts)
+
+
+def test_explain_curve_needs_labels(tmp_path):
+    result = run("explain", "--jsonl", write(tmp_path, "l.jsonl", json.dumps({"id": "x", "prompt": "hi"})), "--curve")
+    assert "label" in result.stdout and "could not be routed" in result.stderr
+
+
+def test_explain_shows_when_affinity_decided(tmp_path):
+    body = {"model": "auto", "messages": [{"role": "system", "content": "You are a helpful assistant."},
+                                          {"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello!"},
+                                          {"role": "user", "content": "thanks!"}]}
+    path = write(tmp_path, "req.json", body)
+    plain = run("explain", path)
+    assert "affinity:" not in plain.stdout
+    kept = run("explain", path, "--served-by", "claude-sonnet-4-6@complex_reasoning")
+    assert kept.returncode == 0, kept.stderr
+    assert "affinity:   affinity: claude-sonnet-4-6 kept" in kept.stdout and "  1. claude-sonnet-4-6" in kept.stdout
+    bad = run("explain", path, "--served-by", "no-such-model")
+    assert bad.returncode == 2 and "unknown model" in bad.stderr

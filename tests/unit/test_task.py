@@ -1,0 +1,112 @@
+"""The task head of extproc.classify: the instruction read apart from its material, the features the
+rubric (bench/devset/RUBRIC.md) names, and scores on requests written for this test (not in the dev set)."""
+
+import copy
+
+import pytest
+
+from extproc import classify as C
+
+KB = ("You are Pip, the assistant of Fernway Bikes. Answer only from the knowledge base.\n\n# Knowledge base\n"
+      + "## Returns\nBikes can be returned within 21 days if unridden. Helmets are final sale. " * 3
+      + "\n## Service\nThe first tune-up within 60 days is free; later tune-ups cost $49. " * 3)
+
+
+def body(*msgs, **extra):
+    return {"model": "auto", "messages": [{"role": r, "content": c} for r, c in msgs], **extra}
+
+
+def dense(task):
+    return dict(zip(C.TASK_DENSE_FEATURES, task.dense))
+
+
+@pytest.fixture(scope="module")
+def clf():
+    return C.build_classifier(C.ClassifierSettings())
+
+
+def test_instruction_is_read_apart_from_pasted_material():
+    doc = "Order 1182\nDate: 2026-03-02\nItems:\n  Chain x1 = 24.00\nTotal 24.00"
+    t = C.read_task(body(("system", "You extract fields."), ("user", f"Pull the order number and total as JSON.\n\n{doc}")))
+    assert t.instruction == "Pull the order number and total as JSON."
+    assert t.verb == "pull"
+    assert t.product is True
+    assert dense(t)["json_output"] == 1.0
+    # content words pull, order, number, total, json: "order" and "total" occur in the document
+    assert dense(t)["contained"] == pytest.approx(2 / 5)
+
+
+def test_containment_is_the_share_of_instruction_words_found_in_the_material():
+    inside = C.read_task(body(("system", KB), ("user", "Are helmets final sale?")))
+    outside = C.read_task(body(("system", KB), ("user", "Should I sue the courier for negligence?")))
+    assert dense(inside)["contained"] == 1.0
+    assert dense(outside)["contained"] == 0.0
+
+
+def test_conversation_state_tool_results_and_errors():
+    call = {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}]}
+    ok = {"model": "auto", "messages": [{"role": "user", "content": "Where is parcel 7?"}, call,
+                                        {"role": "tool", "tool_call_id": "c1", "content": '{"status": "delivered"}'}]}
+    failed = copy.deepcopy(ok)
+    failed["messages"][-1]["content"] = '{"error": "timeout after 30s"}'
+    t_ok, t_failed = C.read_task(ok), C.read_task(failed)
+    assert dense(t_ok)["after_tool_result"] == 1.0 and dense(t_ok)["tool_error"] == 0.0
+    assert dense(t_failed)["tool_error"] == 1.0
+    assert "state:after_tool" in t_ok.tokens and "state:after_tool:error" in t_failed.tokens
+    assert dense(t_ok)["log_assistant_turns"] > 0 and t_ok.product
+
+
+def test_bare_prompts_keep_the_exam_head_and_product_requests_get_the_task_head(clf):
+    bare = clf.classify(body(("user", "What is the capital of France?")))
+    product = clf.classify(body(("system", KB), ("user", "Are helmets final sale?")))
+    assert bare.features.get("head") != "task" and "score_linear" in bare.features
+    assert product.features["head"] == "task" and "score_task" in product.features
+
+
+def test_lookups_in_a_long_knowledge_base_go_cheap_and_judgement_goes_premium(clf):
+    # written for this test: the same long system prompt, a look-up, a reformat, and a multi-rule judgement
+    lookup = clf.classify(body(("system", KB), ("user", "How much does a tune-up cost after the free one?")))
+    reformat = clf.classify(body(("system", KB), ("user", "Summarize the returns policy in two bullet points.")))
+    hard = clf.classify(body(("system", KB), ("user",
+        "I rode my bike twice, it's been 25 days, and the free tune-up found a cracked frame they say is my "
+        "fault. Weigh the policies against each other and explain exactly whether I'm entitled to a refund, "
+        "a repair or neither, and why.")))
+    assert lookup.name == "simple_queries" and reformat.name == "simple_queries"
+    assert hard.name == "complex_reasoning"
+    assert hard.score > max(lookup.score, reformat.score)
+
+
+def test_long_material_does_not_make_a_simple_task_complex(clf):
+    short = clf.classify(body(("system", "You format data."), ("user", "Convert this CSV to a Markdown table.\n\na,b\n1,2\n3,4")))
+    rows = "\n".join(f"{i},{i * 7},item-{i}" for i in range(300))
+    long = clf.classify(body(("system", "You format data."), ("user", f"Convert this CSV to a Markdown table.\n\nid,qty,name\n{rows}")))
+    assert short.name == long.name == "simple_queries"
+    assert abs(short.score - long.score) < 0.1
+
+
+def test_task_head_can_be_turned_off():
+    off = C.build_classifier(C.ClassifierSettings.from_config({"task_model_path": "none"}))
+    c = off.classify(body(("system", KB), ("user", "Are helmets final sale?")))
+    assert off.task_model is None and c.features.get("head") != "task"
+
+
+def test_bad_task_model_file_is_rejected(tmp_path):
+    p = tmp_path / "m.json"
+    p.write_text('{"format": "something-else"}')
+    with pytest.raises(ValueError, match="extproc-task-router/1"):
+        C.load_task_model(str(p))
+
+
+def test_odd_shapes_do_not_raise(clf):
+    for b in ({"model": "auto"}, {"model": "auto", "messages": "x"}, {"model": "auto", "messages": [1, None, {}]},
+              {"model": "auto", "messages": [{"role": "system", "content": [{"type": "text", "text": "x"}]},
+                                             {"role": "user", "content": [{"type": "image_url"}]}]}):
+        assert clf.classify(b).name in C.DEFAULT_CLASSES.values()
+
+
+def test_deterministic_and_does_not_mutate(clf):
+    b = body(("system", KB), ("user", "Are helmets final sale? And the first tune-up?"))
+    before = copy.deepcopy(b)
+    assert clf.classify(b) == clf.classify(copy.deepcopy(b))
+    assert b == before
