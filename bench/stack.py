@@ -28,10 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from extproc.devstack import free_port  # noqa: E402  (one port picker: below the ephemeral range)
 
 
 @dataclass(frozen=True)

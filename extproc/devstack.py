@@ -15,6 +15,7 @@ when set (scripts and CI choose it), else a fresh one; ``demo_key`` holds it.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -38,8 +39,37 @@ DEMO_KEYS = ROOT / "config" / "demo-keys.yaml"
 DEMO_TENANT = "demo"
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_low(default: int = 32768) -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return default
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A loopback port for a server to listen on, chosen below the kernel's ephemeral range.
+
+    A port the kernel hands out for ``bind(0)`` comes from the ephemeral range, which every outgoing
+    connection (Envoy's upstreams, test clients) also draws from: between choosing it and the
+    server binding it, a connection could take it ("address already in use", seen on busy machines).
+    Ports below that range are never taken that way. Random, so parallel stacks rarely pick alike;
+    never the same one twice in a process; checked free by binding it."""
+    high = min(_ephemeral_low(), 32768)
+    for _ in range(200):
+        port = random.randrange(20000, high)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    with socket.socket() as s:   # the low range is crowded: fall back to the kernel's choice
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 

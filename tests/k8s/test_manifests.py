@@ -287,9 +287,8 @@ def test_mesh_istio(rendered):
 # ---- the drain really drains --------------------------------------------------------------------
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from extproc.devstack import free_port   # below the ephemeral range: see its docstring
+    return free_port()
 
 
 def _get(port: int, path: str) -> tuple[int, str]:
