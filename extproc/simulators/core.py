@@ -240,7 +240,7 @@ class Simulator:
         f = self.faults
         active = f.status is not None or f.reset or f.stall or f.disconnect_after is not None \
             or f.error_event_after is not None \
-            or f.latency_ms or f.ttft_ms or f.chunk_interval_ms
+            or f.latency_ms or f.ttft_ms or f.chunk_interval_ms or f.bad_answers
         if not active or self._random.random() >= f.rate:
             return None
         if f.count is not None:
