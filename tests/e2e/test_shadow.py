@@ -141,9 +141,11 @@ def test_the_evaluation_span_links_to_the_request_it_evaluated(stack):
 
 
 def test_report_shows_win_rates_per_surface(stack):
+    ask(stack, 1)
     wait_for(lambda: any(r.quality_source == "shadow" for r in shadow_records(stack)))
     out = subprocess.run([sys.executable, "-m", "extproc", "report", "--ledger", stack.ledger_url,
                           "--premium", "claude-sonnet-4", "--config", str(stack.routing)],
                          capture_output=True, text=True, timeout=60, check=True).stdout
     assert "shadow evaluation" in out
-    assert re.search(r"surface web\s+\d+ judged", out), out
+    assert re.search(r"surface web\s+\d+ judged  win [\d.]+ \[[\d.]+-[\d.]+\]  tie .* target 0\.80", out), out
+    assert re.search(r"class simple_queries\s+\d+ judged", out) and re.search(r"model (gpt-4o-mini|azure-gpt-4o-mini|llama-3.1-8b-instruct)\s+\d+ judged", out)

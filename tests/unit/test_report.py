@@ -228,3 +228,19 @@ def test_report_needs_only_premium_when_the_config_names_the_ledger(tmp_path, mo
     assert f"ledger: sqlite://{ledger}" in result.stdout and "requests            10" in result.stdout
     # make run's ledger (the default config's) is where report looks by default, from any directory.
     assert default_ledger_url(DEFAULT_ROUTING) == f"sqlite://{ROOT}/ledger.db" and PROJECT_DIR == str(ROOT)
+
+
+def test_shadow_verdicts_are_tallied_apart_with_intervals_and_a_surface_below_target_is_flagged():
+    from extproc import shadow
+    recs = synthetic_month(10, 0.6, "cheap")
+    verdict = lambda i, q, surface: UsageRecord(  # noqa: E731
+        time=MONTH_START + i, request_id=f"r{i}/shadow", model="cheap", provider="vllm", surface=surface,
+        request_class="simple", outcome=shadow.SHADOW_OUTCOME, attempts=0, quality=q, quality_source="shadow")
+    recs += [verdict(i, 0.0, "support") for i in range(20)] + [verdict(100 + i, 0.5, "drafts") for i in range(20)]
+    report = build_report(recs, PRICES, "premium", shadow_targets={"support": 0.8, "drafts": 0.8})
+    assert report.total.requests == 10 and report.total.quality_n == 0    # verdicts are not traffic
+    text = render_text(report)
+    assert re.search(r"surface support\s+20 judged  win 0\.00 \[0\.00-0\.16\]  tie 0\.00 .* loss 1\.00 "
+                     r"\[0\.84-1\.00\]  win-or-tie 0\.00 \[0\.00-0\.16\]  target 0\.80  BELOW TARGET", text), text
+    assert re.search(r"surface drafts\s+20 judged .* win-or-tie 1\.00 \[0\.84-1\.00\]  target 0\.80\n", text), text
+    assert re.search(r"model cheap\s+40 judged", text)
