@@ -53,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--endpoint", choices=("chat", "embeddings"), default="chat")
     p.add_argument("--now", type=float, help="the clock, in Unix seconds (time windows); default: now")
     p.add_argument("--json", action="store_true", help="the whole decision as JSON")
+    p.add_argument("--compare", metavar="NEW.yaml", help="with --jsonl: route every request by this config too; "
+                   "print changed decisions, projected cost and tier mix of both, and `check` the new config "
+                   "against --envoy (extproc/compare.py)")
+    p.add_argument("--envoy", help="with --compare: the Envoy config to check against (default: envoy/envoy.yaml)")
 
     p = sub.add_parser("check", help="validate the routing config together with the Envoy config")
     p.add_argument("--config", default=os.environ.get(routing_config.CONFIG_ENV) or None,
@@ -215,6 +219,12 @@ def _explain(args: argparse.Namespace) -> int:
     now = time.time() if args.now is None else args.now
     classifier = _classifier(cfg)
 
+    if args.compare:
+        if not args.jsonl:
+            print("extproc explain: --compare needs --jsonl FILE", file=sys.stderr)
+            return 2
+        from .compare import run as compare
+        return compare(args, cfg, headers, caller, now, check=_check)
     if args.jsonl:
         stream = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")
         out = sys.stdout
