@@ -540,6 +540,12 @@ def add_report_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--until", help="end, exclusive (default: now)")
     p.add_argument("--tz", default="UTC", help="time zone for dates and daily buckets (default UTC)")
     p.add_argument("--html", metavar="FILE", help="also write a one-page HTML report with charts to FILE")
+    p.add_argument("--propose", action="store_true",
+                   help="from the shadow evaluations, propose a quality_floor per surface with a win-or-tie target "
+                        "(README: Closing the loop)")
+    p.add_argument("--apply", action="store_true",
+                   help="with --propose: write the proposals into --config (only if it sets "
+                        "shadow.apply_thresholds: true; the gateway reloads it)")
     p.set_defaults(handler=run_report)
     return p
 
@@ -580,11 +586,63 @@ def run_report(args: argparse.Namespace) -> int:
         print(f"extproc report: {exc}", file=sys.stderr)
         return 1
     print(f"ledger: {url}")
+    if getattr(args, "propose", False):
+        return _propose(args, cfg, report)
     sys.stdout.write(render_text(report))
     if args.html:
         with open(args.html, "w", encoding="utf-8") as f:
             f.write(render_html(report))
         print(f"wrote {args.html}")
+    return 0
+
+
+def proposals(cfg: Any, report: Report) -> dict[str, tuple[int, int, str]]:
+    """Per surface with a shadow target: (current quality_floor, proposed floor, why), from
+    ``shadow.propose_floor`` over the report's shadow tally of that surface."""
+    from .shadow import Tally, propose_floor
+    premium = max((m.quality for m in cfg.models.values() if "chat" in m.endpoints), default=5)
+    out = {}
+    for name, target in (cfg.shadow.targets.items() if cfg.shadow is not None else ()):
+        surface = cfg.surfaces.get(name)
+        if surface is None:
+            continue
+        t = report.shadow.get("surface", {}).get(name, Tally())
+        floor, why = propose_floor(t, target, surface.quality_floor, premium)
+        out[name] = (surface.quality_floor, floor, why)
+    return out
+
+
+def _propose(args: argparse.Namespace, cfg: Any, report: Report) -> int:
+    from . import config as routing_config
+    from .shadow import set_quality_floors
+    found = proposals(cfg, report)
+    if not found:
+        print("extproc report --propose: no surface has a shadow.targets entry in the config", file=sys.stderr)
+        return 2
+    for name, (old, new, why) in found.items():
+        print(f"surface {name}: quality_floor {old} -> {new}  ({why})" if new != old
+              else f"surface {name}: keep quality_floor {old}  ({why})")
+    changes = {name: new for name, (old, new, _why) in found.items() if new != old}
+    if not args.apply:
+        if changes:
+            print("to apply: edit surfaces.<name>.quality_floor in the config, or run with --apply "
+                  "(needs shadow.apply_thresholds: true); check it first with `extproc explain --jsonl ... --compare`")
+        return 0
+    if not cfg.shadow.apply_thresholds:
+        print(f"extproc report --apply: {args.config} does not opt in (shadow.apply_thresholds: true); nothing written",
+              file=sys.stderr)
+        return 2
+    if changes:
+        try:
+            with open(args.config, encoding="utf-8") as f:
+                text = set_quality_floors(f.read(), changes)
+            routing_config.loads(text, args.config)    # still a valid config, or nothing is written
+        except (OSError, ValueError) as exc:           # ConfigError is a ValueError
+            print(f"extproc report --apply: {exc}; nothing written", file=sys.stderr)
+            return 1
+        with open(args.config, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"wrote {len(changes)} quality_floor change(s) to {args.config} (the gateway reloads it)")
     return 0
 
 

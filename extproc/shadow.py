@@ -330,3 +330,37 @@ def propose_floor(t: Tally, target: float, current_floor: int, premium_quality: 
         return current_floor - 1, (f"win-or-tie {rate:.2f} (95% CI {lo:.2f}-{hi:.2f}) clears the target "
                                    f"{target:.2f}: a cheaper tier may serve it")
     return current_floor, f"win-or-tie {rate:.2f} (95% CI {lo:.2f}-{hi:.2f}): not enough evidence to move"
+
+
+def set_quality_floors(text: str, floors: Mapping[str, int]) -> str:
+    """The routing config's YAML ``text`` with ``surfaces.<name>.quality_floor`` set per ``floors``, every
+    other line (comments included) kept. Handles a surface written as a block or as ``{...}`` on one
+    line; raises ValueError for a surface it cannot find (the caller validates the result)."""
+    lines = text.splitlines(keepends=True)
+    top = next((i for i, line in enumerate(lines) if re.match(r"surfaces:\s*(#.*)?$", line)), None)
+    if top is None:
+        raise ValueError("the config has no top-level 'surfaces:' block")
+    end = next((i for i in range(top + 1, len(lines)) if re.match(r"\S", lines[i]) and not lines[i].startswith("#")),
+               len(lines))
+    for name, floor in floors.items():
+        head = next((i for i in range(top + 1, end)
+                     if re.match(rf"(\s+){re.escape(name)}:(\s|$)", lines[i])), None)
+        if head is None:
+            raise ValueError(f"surface {name!r} is not in the config's surfaces block")
+        indent = len(lines[head]) - len(lines[head].lstrip())
+        inline = re.match(r"(\s+\S+:\s*\{)(.*)(\}.*)$", lines[head].rstrip("\n"))
+        if inline:
+            body = inline[2]
+            body = (re.sub(r"quality_floor:\s*\d+", f"quality_floor: {floor}", body) if "quality_floor" in body
+                    else f"quality_floor: {floor}, {body.strip()}".rstrip(", "))
+            lines[head] = inline[1] + body + inline[3] + "\n"
+            continue
+        block_end = next((i for i in range(head + 1, end) if lines[i].strip() and not lines[i].lstrip().startswith("#")
+                          and len(lines[i]) - len(lines[i].lstrip()) <= indent), end)
+        found = next((i for i in range(head + 1, block_end) if re.match(r"\s+quality_floor:", lines[i])), None)
+        if found is not None:
+            lines[found] = re.sub(r"(quality_floor:\s*)\d+", rf"\g<1>{floor}", lines[found], count=1)
+        else:
+            lines.insert(head + 1, " " * (indent + 2) + f"quality_floor: {floor}\n")
+            end += 1
+    return "".join(lines)
