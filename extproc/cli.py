@@ -140,7 +140,7 @@ def _dev(args: argparse.Namespace) -> int:
     from .devstack import DEFAULT_ROUTING, Stack
     from .report import default_ledger_url   # where `extproc report` looks: the ledger survives restarts
 
-    stack = Stack(routing=args.config or DEFAULT_ROUTING, listen_port=args.port,
+    stack = Stack(routing=args.config or DEFAULT_ROUTING, listen_port=args.port, shadow=True,
                   ledger_url=default_ledger_url(args.config or DEFAULT_ROUTING))
     stack.start()
     simulated = ", ".join(f"{n} (127.0.0.1:{p})" for n, p in stack.simulators.items()) or "none"

@@ -16,7 +16,7 @@ Config (``shadow:`` in the routing config; absent: off)::
       reference_model: null           # default: the best model of the class's premium tier the surface allows
       tenant: gateway                 # the internal tenant the evaluation's calls bill to (gateway overhead)
       key_env: LLM_GATEWAY_SHADOW_KEY # its gateway key (a key of that tenant); never sampled again
-      gateway_url: http://127.0.0.1:10000/v1   # Envoy, where the evaluation's calls go
+      gateway_url: http://127.0.0.1:10000/v1   # Envoy, where the evaluation's calls go (else $LLM_GATEWAY_SHADOW_URL)
       budget_usd_per_day: 5.0         # evaluation spend cap (reference + judge calls), per UTC day
       targets: {support: 0.8}         # per surface: the cheap tier's win-or-tie rate it should keep
       store_text: false               # keep prompts/answers beyond the evaluation (never, unless true)
@@ -36,6 +36,7 @@ SHADOW_SOURCE = "shadow"        # quality_source of a shadow score in the ledger
 SHADOW_OUTCOME = "shadow_eval"  # outcome of a shadow score's own ledger record
 SHADOW_SUFFIX = "/shadow"       # its request id: the evaluated request's id + this
 KEY_ENV = "LLM_GATEWAY_SHADOW_KEY"
+URL_ENV = "LLM_GATEWAY_SHADOW_URL"   # where the evaluation's calls go when the config sets no gateway_url
 
 WIN, TIE, LOSS = "win", "tie", "loss"          # the served answer against the reference
 SCORES = {WIN: 1.0, TIE: 0.5, LOSS: 0.0}       # the ledger's 0..1 quality score of a verdict

@@ -79,6 +79,8 @@ class ShadowRunner:
 
     def _sampled(self, exchange: Any) -> bool:
         cfg = self.config_of()
+        if cfg.shadow is None or not os.environ.get(cfg.shadow.key_env) or not self._url(cfg):
+            return False   # no key or no gateway to call: nothing is captured
         plan = exchange.plan
         reason = shadow.skip_reason(cfg, cfg.shadow, endpoint=exchange.endpoint, body=exchange.body,
                                     route_class=plan.route_class, surface=plan.surface, tenant=plan.tenant,
@@ -156,14 +158,14 @@ class ShadowRunner:
 
     async def _call(self, cfg: Any, body: dict, day: str) -> bytes:
         settings = cfg.shadow
-        key = os.environ.get(settings.key_env)
-        if not settings.gateway_url or not key:
+        key, url = os.environ.get(settings.key_env), self._url(cfg)
+        if not url or not key:
             raise RuntimeError(f"shadow evaluation needs shadow.gateway_url and the key in ${settings.key_env}")
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=CALL_TIMEOUT_S)
         headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
         _PROPAGATOR.inject(headers)   # the call's spans hang under the evaluation's span
-        response = await self._client.post(settings.gateway_url.rstrip("/") + "/chat/completions",
+        response = await self._client.post(url.rstrip("/") + "/chat/completions",
                                            headers=headers, content=json.dumps(body))
         response.raise_for_status()
         usage = response.json().get("usage") or {}
@@ -174,6 +176,10 @@ class ShadowRunner:
             self.spent[day] = self.spent.get(day, 0.0) + cost
             self.metrics.shadow_cost.inc(cost)
         return response.content
+
+    @staticmethod
+    def _url(cfg: Any) -> str | None:
+        return cfg.shadow.gateway_url or os.environ.get(shadow.URL_ENV)
 
     async def close(self) -> None:
         if self.tasks:

@@ -38,7 +38,8 @@ class Faults:
     stall: bool = False              # accept the request and never answer
     disconnect_after: int | None = None  # streams: drop the connection after this many events
     error_event_after: int | None = None  # streams: after this many events, send the API's error event and end
-    bad_answers: bool = False        # answer without addressing the request (the shadow judge grades it a loss)
+    bad_answers: bool | list[str] = False   # answer without addressing the request (the shadow judge grades
+                                            # it a loss): every model, or the listed upstream model ids only
     rate: float = 1.0                # fraction of requests the fault applies to
     count: int | None = None         # apply to this many more requests, then clear (None: until cleared)
 

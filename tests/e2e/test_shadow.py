@@ -149,3 +149,26 @@ def test_report_shows_win_rates_per_surface(stack):
     assert "shadow evaluation" in out
     assert re.search(r"surface web\s+\d+ judged  win [\d.]+ \[[\d.]+-[\d.]+\]  tie .* target 0\.80", out), out
     assert re.search(r"class simple_queries\s+\d+ judged", out) and re.search(r"model (gpt-4o-mini|azure-gpt-4o-mini|llama-3.1-8b-instruct)\s+\d+ judged", out)
+
+
+def test_make_run_wires_the_loop_and_a_model_list_fault_turns_verdicts_to_losses(tmp_path):
+    """The shipped config under `make run`'s stack (Stack(shadow=True): a key for the shadow tenant and
+    Envoy's URL), sampling raised to 100%: a drafts answer from a cheap model the fault names is judged a
+    loss against gpt-4o, which shares the OpenAI simulator and still answers well."""
+    config = yaml.safe_load((ROOT / "config" / "routing.yaml").read_text())
+    config["shadow"]["rates"] = {"*": 1.0}
+    path = tmp_path / "routing.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY, shadow=True) as gw:
+        httpx.put(f"{gw.sim_url('openai')}/_sim/faults", json={"bad_answers": ["gpt-4o-mini"]}).raise_for_status()
+        for name in ("azure_openai", "vllm"):
+            httpx.put(f"{gw.sim_url(name)}/_sim/faults", json={"bad_answers": True}).raise_for_status()
+        client = openai.OpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30,
+                               default_headers={"x-llm-surface": "drafts"})
+        served = client.chat.completions.with_raw_response.create(
+            model="auto", messages=[{"role": "user", "content": PROMPT}])
+        assert served.parse().choices[0].message.content == "Sorry, I am not sure."
+        [verdict] = wait_for(lambda: [r for r in shadow_records(gw) if r.quality_source == "shadow"])
+        assert (verdict.quality, verdict.surface, verdict.model) == (0.0, "drafts", served.headers["x-llm-model"])
+        calls = [r for r in shadow_records(gw) if r.tenant == "gateway" and r.quality_source is None]
+        assert sorted(r.model for r in calls) == ["gpt-4o"] * 3      # the reference and the judge, twice

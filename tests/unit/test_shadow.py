@@ -71,7 +71,8 @@ def test_config_errors_name_the_key():
         _cfg(judge_model="nope")
     with pytest.raises(routing_config.ConfigError, match=r"shadow\.sample: unknown key"):
         _cfg(sample=1)
-    assert routing_config.load(ROOT / "config" / "routing.yaml").shadow is None
+    shipped = routing_config.load(ROOT / "config" / "routing.yaml").shadow
+    assert (shipped.judge_model, shipped.rate_for("simple_queries", "drafts"), shipped.tenant) == ("gpt-4o", 0.01, "gateway")
 
 
 @pytest.mark.parametrize("first,second,verdict", [
