@@ -172,3 +172,23 @@ def test_make_run_wires_the_loop_and_a_model_list_fault_turns_verdicts_to_losses
         assert (verdict.quality, verdict.surface, verdict.model) == (0.0, "drafts", served.headers["x-llm-model"])
         calls = [r for r in shadow_records(gw) if r.tenant == "gateway" and r.quality_source is None]
         assert sorted(r.model for r in calls) == ["gpt-4o"] * 3      # the reference and the judge, twice
+
+
+def test_the_daily_budget_caps_evaluation_spend(tmp_path):
+    """Once a day's evaluation calls cost the budget, later samples are skipped (and counted), not run."""
+    config = yaml.safe_load((ROOT / "config" / "routing.yaml").read_text())
+    config["shadow"].update(rates={"*": 1.0}, budget_usd_per_day=1e-9)   # the first evaluation spends it
+    path = tmp_path / "routing.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY, shadow=True) as gw:
+        client = openai.OpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30,
+                               default_headers={"x-llm-surface": "drafts"})
+        metrics = gw.status_url.replace("/status", "/metrics")
+        client.chat.completions.create(model="auto", messages=[{"role": "user", "content": PROMPT}])
+        wait_for(lambda: [r for r in shadow_records(gw) if r.quality_source == "shadow"])
+        for _ in range(2):
+            client.chat.completions.create(model="auto", messages=[{"role": "user", "content": PROMPT}])
+        wait_for(lambda: 'llm_gateway_shadow_skipped_total{reason="budget"} 2.0' in httpx.get(metrics).text)
+        assert len([r for r in shadow_records(gw) if r.quality_source == "shadow"]) == 1
+        spent = float(re.search(r"^llm_gateway_shadow_cost_usd_total (\S+)$", httpx.get(metrics).text, re.M)[1])
+        assert spent > 1e-9
