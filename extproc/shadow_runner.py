@@ -113,10 +113,10 @@ class ShadowRunner:
         if exchange.trail is not None:
             links = [Link(exchange.trail.request.get_span_context())]
         with self.tracer.start_as_current_span("shadow evaluation", kind=SpanKind.INTERNAL, links=links,
-                                               attributes={"llm_gateway.shadow.request_id": exchange.key,
-                                                           "llm_gateway.shadow.served_model": served.id,
-                                                           "llm_gateway.shadow.reference_model": reference.id,
-                                                           "llm_gateway.shadow.judge_model": settings.judge_model}
+                                               attributes={"llm.shadow.request_id": exchange.key,
+                                                           "llm.shadow.served_model": served.id,
+                                                           "llm.shadow.reference_model": reference.id,
+                                                           "llm.shadow.judge_model": settings.judge_model}
                                                ) as span:
             try:
                 verdict = await self._judge(cfg, settings, exchange.body, served_text, reference.id, day)
@@ -125,7 +125,7 @@ class ShadowRunner:
                 log.warning("shadow evaluation of %s failed: %s", exchange.key, exc)
                 self.metrics.shadow_skipped.labels("failed").inc()
                 return
-            span.set_attribute("llm_gateway.shadow.verdict", verdict or "none")
+            span.set_attribute("llm.shadow.verdict", verdict or "none")
         if verdict is None:
             self.metrics.shadow_skipped.labels("no_verdict").inc()
             return

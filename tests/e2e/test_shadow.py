@@ -135,7 +135,7 @@ def test_the_evaluation_span_links_to_the_request_it_evaluated(stack):
 
     evaluation, request = stack.receiver.wait_for(linked, timeout=60)[0]
     assert evaluation.links[0].trace_id == request.trace_id
-    assert attributes(evaluation)["llm_gateway.shadow.verdict"] in ("win", "tie", "loss")
+    assert attributes(evaluation)["llm.shadow.verdict"] in ("win", "tie", "loss")
     # The evaluation's calls are traced under it: their gateway spans are its children.
     stack.receiver.wait_for(lambda spans: [sp for _, sp in spans if sp.parent_span_id == evaluation.span_id])
 
