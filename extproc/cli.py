@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--curve", action="store_true",
                    help="with --jsonl on a labelled file (rows with 'label': simple|complex, optional "
                         "'surface'): print the cost/quality curve over premium_threshold instead of decisions")
+    p.add_argument("--compare", metavar="NEW.yaml", help="with --jsonl: route every request by this config too; "
+                   "print changed decisions, projected cost and tier mix of both, and `check` the new config "
+                   "against --envoy (extproc/compare.py)")
+    p.add_argument("--envoy", help="with --compare: the Envoy config to check against (default: envoy/envoy.yaml)")
 
     p = sub.add_parser("check", help="validate the routing config together with the Envoy config")
     p.add_argument("--config", default=os.environ.get(routing_config.CONFIG_ENV) or None,
@@ -142,7 +146,7 @@ def _dev(args: argparse.Namespace) -> int:
     from .devstack import DEFAULT_ROUTING, Stack
     from .report import default_ledger_url   # where `extproc report` looks: the ledger survives restarts
 
-    stack = Stack(routing=args.config or DEFAULT_ROUTING, listen_port=args.port,
+    stack = Stack(routing=args.config or DEFAULT_ROUTING, listen_port=args.port, shadow=True,
                   ledger_url=default_ledger_url(args.config or DEFAULT_ROUTING))
     stack.start()
     simulated = ", ".join(f"{n} (127.0.0.1:{p})" for n, p in stack.simulators.items()) or "none"
@@ -221,6 +225,12 @@ def _explain(args: argparse.Namespace) -> int:
     now = time.time() if args.now is None else args.now
     classifier = _classifier(cfg)
 
+    if args.compare:
+        if not args.jsonl:
+            print("extproc explain: --compare needs --jsonl FILE", file=sys.stderr)
+            return 2
+        from .compare import run as compare
+        return compare(args, cfg, headers, caller, now, check=_check)
     if args.jsonl:
         stream = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")
         out = sys.stdout

@@ -306,6 +306,7 @@ class Config:
     ledger: Any = None          # ledger.LedgerSettings
     auth: str = "required"      # required | optional (extproc.keys)
     keys_file: str | None = None
+    shadow: Any = None          # shadow.ShadowSettings: shadow evaluation (None: off)
 
     def tenant_for_key(self, token: str) -> str | None:
         return self.tenant_keys.get(hashlib.sha256(token.encode()).hexdigest()) if self.tenant_keys else None
@@ -395,7 +396,7 @@ class _Parser:
     def config(self, data: Any) -> Config:
         top = self.mapping(data, "(top level)", ("providers", "models", "routing", "limits", "routing_rules",
                                                  "workloads", "surfaces", "tenants", "classifier", "health",
-                                                 "budgets", "ledger", "auth"))
+                                                 "budgets", "ledger", "auth", "shadow"))
         if "providers" not in top:
             # The seed shape: routing rules only. The built-in catalog fills in, the file's models win.
             top = {**top, "providers": BUILTIN_CATALOG["providers"],
@@ -464,7 +465,15 @@ class _Parser:
                       classifier=self.classifier(classifier_spec if "classifier" in top else None),
                       classifier_spec=classifier_spec, health=self.health(top.get("health")),
                       budgets=self.budgets(top.get("budgets"), models), ledger=self.ledger(top.get("ledger")),
-                      auth=auth, keys_file=keys_file)
+                      auth=auth, keys_file=keys_file, shadow=self.shadow(top.get("shadow"), models))
+
+    def shadow(self, spec: Any, models: dict[str, Model]) -> Any:
+        """shadow.ShadowSettings (shadow evaluation: sampling rates, judge, targets)."""
+        from .shadow import ShadowSettings
+        try:
+            return ShadowSettings.from_config(spec, models)
+        except ValueError as exc:
+            raise ConfigError(f"{self.source}: {_prefixed('shadow', exc)}") from None
 
     def auth(self, spec: Any) -> tuple[str, str | None]:
         """(mode, key file) from ``auth: required`` or ``auth: {mode: ..., keys_file: ...}``."""

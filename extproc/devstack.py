@@ -101,6 +101,7 @@ class Stack:
     _stopping: threading.Event = field(default_factory=threading.Event, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     demo_key: str | None = None           # tenant "demo"'s key; default $LLM_GATEWAY_DEMO_KEY, else a new one
+    shadow: bool = False                  # make run: a key for the config's shadow tenant, and Envoy's URL
 
     @property
     def auth(self) -> dict[str, str]:
@@ -136,7 +137,15 @@ class Stack:
         if KEYS_FILE_ENV not in self.env:
             keys = self.workdir / "keys.yaml"
             demo = KeyEntry(id="demo", tenant=DEMO_TENANT, sha256=digest(self.demo_key))
-            keys.write_text(DEMO_KEYS.read_text() + demo.line() + "\n")
+            lines = DEMO_KEYS.read_text() + demo.line() + "\n"
+            if self.shadow and cfg.shadow is not None and cfg.shadow.tenant in cfg.tenants:
+                # Shadow evaluation calls back through this Envoy with the shadow tenant's own key.
+                from .shadow import URL_ENV
+                env[cfg.shadow.key_env] = new_key()
+                env.setdefault(URL_ENV, f"http://127.0.0.1:{self.listen_port}/v1")
+                lines += KeyEntry(id="shadow", tenant=cfg.shadow.tenant, sha256=digest(env[cfg.shadow.key_env])
+                                  ).line() + "\n"
+            keys.write_text(lines)
             env[KEYS_FILE_ENV] = str(keys)
         if self.otlp:
             env.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://{self.otlp}", OTEL_BSP_SCHEDULE_DELAY="200")

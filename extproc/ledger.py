@@ -421,8 +421,9 @@ class RedisLedger(Ledger):
         async with self._redis.pipeline(transaction=True) as pipe:   # MULTI ... EXEC: all of the batch or none
             for r in batch:
                 d = r.to_dict()
-                d.pop("quality")          # never overwrite feedback already attached
-                d.pop("quality_source")
+                if d["quality"] is None:  # never overwrite feedback already attached; a record born
+                    d.pop("quality")      # with its score (a shadow verdict, ``<id>/shadow``) keeps it
+                    d.pop("quality_source")
                 mapping = {k: ("" if v is None else str(v)) for k, v in d.items()}
                 key = self._rkey(r.request_id)
                 pipe.hset(key, mapping=mapping)

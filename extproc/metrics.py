@@ -75,6 +75,18 @@ class Metrics(SpanProcessor):
         self.latency_target = Gauge("llm_gateway_latency_target_seconds",
                                     "Latency target of the first routing tier a model serves in (for alerts)",
                                     ("model",), registry=r)
+        # Shadow evaluation (extproc/shadow.py): the served model's verdict against the reference.
+        self.shadow_verdicts = Counter("llm_gateway_shadow_verdicts",
+                                       "Shadow evaluations of answers served below the premium tier, by verdict "
+                                       "(win, tie, loss against the reference model)",
+                                       ("class", "surface", "model", "verdict"), registry=r)
+        self.shadow_skipped = Counter("llm_gateway_shadow_skipped", "Sampled answers not evaluated, by reason",
+                                      ("reason",), registry=r)
+        self.shadow_cost = Counter("llm_gateway_shadow_cost_usd", "Spend on shadow evaluation calls "
+                                   "(reference and judge; gateway overhead)", registry=r)
+        self.shadow_target = Gauge("llm_gateway_shadow_win_or_tie_target",
+                                   "A surface's configured cheap-tier win-or-tie target (0..1, for alerts)",
+                                   ("surface",), registry=r)
 
     # ---- span processor -------------------------------------------------------------------------
 
@@ -157,6 +169,14 @@ class Metrics(SpanProcessor):
         self.latency_target.clear()
         for model_id, ms in targets.items():
             self.latency_target.labels(model_id).set(ms / 1000)
+        self.shadow_target.clear()
+        for surface, target in (config.shadow.targets.items() if getattr(config, "shadow", None) else ()):
+            self.shadow_target.labels(surface).set(target)
+
+    def shadow_verdict(self, route_class: str | None, surface: str | None, model: str, verdict: str) -> None:
+        """One shadow evaluation's verdict (model ids come from the config: bounded)."""
+        self.shadow_verdicts.labels(self.label("class", route_class), self.label("surface", surface), model,
+                                    verdict).inc()
 
     def observe_budgets(self, report) -> None:
         """Budget gauges from (budget, USD left) pairs (called at scrape time)."""

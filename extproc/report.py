@@ -125,6 +125,10 @@ class Report:
     timeline: list[Bucket]
     bucket: str                       # "day" or "hour"
     unpriced_models: list[str]        # models in the ledger the catalog does not price (cost kept as recorded)
+    # Shadow evaluation (extproc/shadow.py): win/tie/loss of answers served below the premium tier, by
+    # dimension ("surface", "class", "model") and name; and each surface's win-or-tie target.
+    shadow: dict[str, dict[str, Any]] = field(default_factory=dict)
+    shadow_targets: Mapping[str, float] = field(default_factory=dict)
 
 
 DIMENSIONS = (("endpoint", "by_endpoint"), ("class", "by_class"), ("model", "by_model"),
@@ -133,20 +137,28 @@ DIMENSIONS = (("endpoint", "by_endpoint"), ("class", "by_class"), ("model", "by_
 
 def build_report(records: Iterable[UsageRecord], prices: Mapping[str, Any], premium_model: str, *,
                  since: float | None = None, until: float | None = None, timezone: str = "UTC",
-                 embedding_models: frozenset[str] = frozenset()) -> Report:
+                 embedding_models: frozenset[str] = frozenset(),
+                 shadow_targets: Mapping[str, float] | None = None) -> Report:
     """Aggregate ledger records; ``prices`` maps model id -> ``config.Price`` and must price ``premium_model``.
 
     Embeddings are reported apart (``by_endpoint``) and never count as savings: a premium chat model
     does not embed, so their counterfactual is their own cost. A record is an embedding when its
     ``endpoint`` says so or its model is one of ``embedding_models`` (records older than the field).
     The timeline runs from the first record's bucket to the last one's, empty buckets included; it is
-    hourly when the records span two days or less."""
+    hourly when the records span two days or less. Shadow verdict records (``extproc.shadow``) are not
+    traffic: they are tallied apart (``shadow``); the evaluation's calls are the shadow tenant's traffic."""
+    from . import shadow as shadow_eval
     if premium_model not in prices:
         raise ValueError(f"premium model {premium_model!r} is not in the catalog "
                          f"(known: {', '.join(sorted(prices))})")
     premium = prices[premium_model]
     tz = zoneinfo.ZoneInfo(timezone)
     records = list(records)
+    verdicts = [r for r in records if r.outcome == shadow_eval.SHADOW_OUTCOME]
+    records = [r for r in records if r.outcome != shadow_eval.SHADOW_OUTCOME]
+    shadow = {dim: {(k[0] or "(none)"): t for k, t in sorted(shadow_eval.tally(verdicts, (attr,)).items(),
+                                                              key=lambda kv: str(kv[0][0]))}
+              for dim, attr in (("surface", "surface"), ("class", "request_class"), ("model", "model"))}
     total = Group("all")
     dims: dict[str, dict[str, Group]] = {attr: {} for _d, attr in DIMENSIONS}
     times = [r.time for r in records]
@@ -202,7 +214,8 @@ def build_report(records: Iterable[UsageRecord], prices: Mapping[str, Any], prem
     unpriced = sorted({r.model for r in records} - set(prices))
     return Report(premium_model, premium, since, until, timezone, total, ordered["by_class"], ordered["by_model"],
                   ordered["by_provider"], ordered["by_surface"], ordered["by_tenant"], ordered["by_endpoint"],
-                  [buckets[k] for k in sorted(buckets)], bucket, unpriced)
+                  [buckets[k] for k in sorted(buckets)], bucket, unpriced,
+                  shadow if verdicts else {}, dict(shadow_targets or {}))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -269,9 +282,34 @@ def render_text(report: Report) -> str:
     ]
     for dim, attr in DIMENSIONS:
         lines += _table(f"by {dim}", getattr(report, attr))
+    lines += shadow_lines(report)
     if report.unpriced_models:
         lines.append(f"note: not in the catalog (cost as recorded): {', '.join(report.unpriced_models)}")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _rate(rates: dict, name: str) -> str:
+    r = rates[name]
+    return "-" if r["rate"] is None else f"{r['rate']:.2f} [{r['ci'][0]:.2f}-{r['ci'][1]:.2f}]"
+
+
+def shadow_lines(report: Report) -> list[str]:
+    """The shadow evaluation section: per surface, class and model, the served answers' win / tie / loss
+    rates against the reference model with 95% Wilson intervals; a surface under its target is flagged."""
+    from .shadow import below_target
+    if not report.shadow:
+        return []
+    lines = ["shadow evaluation (answers below the premium tier judged against it; rate [95% CI])"]
+    for dim in ("surface", "class", "model"):
+        for name, t in report.shadow.get(dim, {}).items():
+            r = t.rates()
+            target = report.shadow_targets.get(name) if dim == "surface" else None
+            flag = ""
+            if target is not None:
+                flag = f"  target {target:.2f}" + ("  BELOW TARGET" if below_target(t, target) else "")
+            lines.append(f"  {dim} {name:<18} {t.n:>5} judged  win {_rate(r, 'win')}  tie {_rate(r, 'tie')}  "
+                         f"loss {_rate(r, 'loss')}  win-or-tie {_rate(r, 'win_or_tie')}{flag}")
+    return lines + [""]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -502,6 +540,12 @@ def add_report_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--until", help="end, exclusive (default: now)")
     p.add_argument("--tz", default="UTC", help="time zone for dates and daily buckets (default UTC)")
     p.add_argument("--html", metavar="FILE", help="also write a one-page HTML report with charts to FILE")
+    p.add_argument("--propose", action="store_true",
+                   help="from the shadow evaluations, propose a quality_floor per surface with a win-or-tie target "
+                        "(README: Closing the loop)")
+    p.add_argument("--apply", action="store_true",
+                   help="with --propose: write the proposals into --config (only if it sets "
+                        "shadow.apply_thresholds: true; the gateway reloads it)")
     p.set_defaults(handler=run_report)
     return p
 
@@ -536,16 +580,69 @@ def run_report(args: argparse.Namespace) -> int:
         records = asyncio.run(read())
         embedding_models = frozenset(mid for mid, m in cfg.models.items() if "chat" not in m.endpoints)
         report = build_report(records, prices, premium, since=since, until=until, timezone=args.tz,
-                              embedding_models=embedding_models)
+                              embedding_models=embedding_models,
+                              shadow_targets=cfg.shadow.targets if cfg.shadow is not None else None)
     except Exception as exc:  # noqa: BLE001
         print(f"extproc report: {exc}", file=sys.stderr)
         return 1
     print(f"ledger: {url}")
+    if getattr(args, "propose", False):
+        return _propose(args, cfg, report)
     sys.stdout.write(render_text(report))
     if args.html:
         with open(args.html, "w", encoding="utf-8") as f:
             f.write(render_html(report))
         print(f"wrote {args.html}")
+    return 0
+
+
+def proposals(cfg: Any, report: Report) -> dict[str, tuple[int, int, str]]:
+    """Per surface with a shadow target: (current quality_floor, proposed floor, why), from
+    ``shadow.propose_floor`` over the report's shadow tally of that surface."""
+    from .shadow import Tally, propose_floor
+    premium = max((m.quality for m in cfg.models.values() if "chat" in m.endpoints), default=5)
+    out = {}
+    for name, target in (cfg.shadow.targets.items() if cfg.shadow is not None else ()):
+        surface = cfg.surfaces.get(name)
+        if surface is None:
+            continue
+        t = report.shadow.get("surface", {}).get(name, Tally())
+        floor, why = propose_floor(t, target, surface.quality_floor, premium)
+        out[name] = (surface.quality_floor, floor, why)
+    return out
+
+
+def _propose(args: argparse.Namespace, cfg: Any, report: Report) -> int:
+    from . import config as routing_config
+    from .shadow import set_quality_floors
+    found = proposals(cfg, report)
+    if not found:
+        print("extproc report --propose: no surface has a shadow.targets entry in the config", file=sys.stderr)
+        return 2
+    for name, (old, new, why) in found.items():
+        print(f"surface {name}: quality_floor {old} -> {new}  ({why})" if new != old
+              else f"surface {name}: keep quality_floor {old}  ({why})")
+    changes = {name: new for name, (old, new, _why) in found.items() if new != old}
+    if not args.apply:
+        if changes:
+            print("to apply: edit surfaces.<name>.quality_floor in the config, or run with --apply "
+                  "(needs shadow.apply_thresholds: true); check it first with `extproc explain --jsonl ... --compare`")
+        return 0
+    if not cfg.shadow.apply_thresholds:
+        print(f"extproc report --apply: {args.config} does not opt in (shadow.apply_thresholds: true); nothing written",
+              file=sys.stderr)
+        return 2
+    if changes:
+        try:
+            with open(args.config, encoding="utf-8") as f:
+                text = set_quality_floors(f.read(), changes)
+            routing_config.loads(text, args.config)    # still a valid config, or nothing is written
+        except (OSError, ValueError) as exc:           # ConfigError is a ValueError
+            print(f"extproc report --apply: {exc}; nothing written", file=sys.stderr)
+            return 1
+        with open(args.config, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"wrote {len(changes)} quality_floor change(s) to {args.config} (the gateway reloads it)")
     return 0
 
 

@@ -50,6 +50,7 @@ from .policy import who   # who is asking: tenant, workload, surface (pure; rais
 from .health import HealthTracker
 from .keys import KeyFile, keys_path, watch_keys
 from .reload import ConfigSource, watch
+from .shadow_runner import ShadowRunner
 from .metrics import Metrics
 from .telemetry import Tracing, tracer_provider
 
@@ -134,6 +135,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         self.settling: set[asyncio.Task] = set()   # settlements waiting for a verdict
         self.streams = 0                    # ext_proc streams open now (both stages)
         self.last_stream = 0.0              # monotonic time the latest stream opened
+        self.shadow = None                  # shadow_runner.ShadowRunner: evaluates sampled answers, off the path
 
     async def Process(self, requests: AsyncIterator[pb.ProcessingRequest], context: grpc.aio.ServicerContext):
         metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
@@ -243,6 +245,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                         # request survives a crash of this process (bounded by the ledger's commit).
                         settled = True
                         await self._settle(exchange, status, durable=True)
+                    if self.shadow is not None and exchange is not None:
+                        self.shadow.observe(exchange, status, out, body.end_of_stream)
                     yield pb.ProcessingResponse(response_body=pb.BodyResponse(response=pb.CommonResponse(
                         body_mutation=pb.BodyMutation(body=out))))
                 else:  # trailers: nothing to change
@@ -259,6 +263,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         finally:
             if exchange is not None:
                 self.exchanges.pop(exchange.key, None)
+                if self.shadow is not None:
+                    self.shadow.forget(exchange.key)
                 if exchange.trail is not None and not settled:
                     self._settle_at_end(exchange, status, cancelled=cancelled, error=error)
 
@@ -716,6 +722,7 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0), *message_limits(cfg)])
     verdicts = Verdicts()
     processor = Processor(gateway, tracing, books, verdicts)
+    processor.shadow = ShadowRunner(lambda: gateway.config, books, metrics, tracing.tracer)
     # One AccessLogService: the endings log (access_log.py) and the router's upstream log of attempts.
     access_log = AccessLogService(verdicts, others=AttemptLog(processor))
     access_log.add_to(server)
@@ -755,5 +762,6 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
         await asyncio.wait(set(processor.settling), timeout=VERDICT_WAIT_S + 1)
     if http_runner is not None:
         await http_runner.cleanup()
+    await processor.shadow.close()   # evaluations under way record their verdicts (or give up)
     await books.close()            # push budget counters, write the last usage records
     tracing.provider.shutdown()   # flush spans still queued for export

@@ -38,6 +38,8 @@ class Faults:
     stall: bool = False              # accept the request and never answer
     disconnect_after: int | None = None  # streams: drop the connection after this many events
     error_event_after: int | None = None  # streams: after this many events, send the API's error event and end
+    bad_answers: bool | list[str] = False   # answer without addressing the request (the shadow judge grades
+                                            # it a loss): every model, or the listed upstream model ids only
     rate: float = 1.0                # fraction of requests the fault applies to
     count: int | None = None         # apply to this many more requests, then clear (None: until cleared)
 
@@ -84,10 +86,19 @@ def count_tokens(text: str) -> int:
     return max(1, (len(text) + 3) // 4) if text else 0
 
 
-def think(prompt: Prompt) -> Reply:
-    """Answer deterministically, so tests can predict it from the request."""
+def think(prompt: Prompt, bad: bool = False) -> Reply:
+    """Answer deterministically, so tests can predict it from the request.
+
+    ``bad`` (the ``bad_answers`` fault): a text answer that ignores the request. A request whose system
+    prompt is the shadow judge's rubric (extproc/shadow.py) is graded by :func:`judge`."""
     input_tokens = count_tokens(prompt.system) + sum(count_tokens(t) for _, t in prompt.turns) + 85 * prompt.images
     last_role, last_text = prompt.turns[-1] if prompt.turns else ("user", "")
+    if prompt.system.startswith(JUDGE_TAG) and last_role == "user":
+        text = f"VERDICT: {judge(last_text)}"
+        return Reply(text=text, input_tokens=input_tokens, output_tokens=count_tokens(text))
+    if bad and not prompt.json_mode and not prompt.tools:
+        text = "Sorry, I am not sure."
+        return Reply(text=text, input_tokens=input_tokens, output_tokens=count_tokens(text))
     wants_tool = prompt.tools and prompt.tool_choice != "none" and last_role != "tool"
     if wants_tool and (prompt.tool_choice != "auto" or _mentions(last_text, prompt.tools)):
         name, schema = next(((n, s) for n, s in prompt.tools if n == prompt.tool_choice), prompt.tools[0])
@@ -113,6 +124,29 @@ def think(prompt: Prompt) -> Reply:
         text = "".join(words[:prompt.max_tokens]).rstrip()
         finish = "length"
     return Reply(text=text, finish=finish, input_tokens=input_tokens, output_tokens=count_tokens(text))
+
+
+JUDGE_TAG = "[llm-gateway shadow judge rubric v1]"   # extproc.shadow.RUBRIC_TAG (the simulators import nothing of it)
+_JUDGE_PARTS = re.compile(r"## User request\n(?P<q>.*?)\n\n## Answer A\n(?P<a>.*?)\n\n## Answer B\n(?P<b>.*?)\n\n",
+                          re.DOTALL)
+
+
+def judge(text: str) -> str:
+    """The deterministic judge: 'A', 'B' or 'TIE' for the shadow judge's request ``text``.
+
+    The rule: an answer's merit is how many distinct words of four or more letters of the user request
+    (case-folded) it contains; the answer with more merit wins, equal merit is a tie. So two ordinary
+    simulator answers (both echo the request) tie, and a ``bad_answers`` answer loses to either."""
+    found = _JUDGE_PARTS.search(text)
+    if found is None:
+        return "TIE"
+    words = {w for w in re.findall(r"[a-z]{4,}", found["q"].lower())}
+
+    def merit(answer: str) -> int:
+        return len(words & set(re.findall(r"[a-z]{4,}", answer.lower())))
+
+    a, b = merit(found["a"]), merit(found["b"])
+    return "A" if a > b else "B" if b > a else "TIE"
 
 
 def _echo(text: str) -> str:
@@ -207,7 +241,7 @@ class Simulator:
         f = self.faults
         active = f.status is not None or f.reset or f.stall or f.disconnect_after is not None \
             or f.error_event_after is not None \
-            or f.latency_ms or f.ttft_ms or f.chunk_interval_ms
+            or f.latency_ms or f.ttft_ms or f.chunk_interval_ms or f.bad_answers
         if not active or self._random.random() >= f.rate:
             return None
         if f.count is not None:

@@ -126,7 +126,8 @@ class _API:
         faults = await self.sim.faults_for(request)
         if faults is not None and faults.status is not None:
             return _fault(request, faults, started)
-        replies = [think(prompt) for _ in range(n)]
+        bad = faults is not None and (faults.bad_answers is True or model in (faults.bad_answers or ()))
+        replies = [think(prompt, bad=bad) for _ in range(n)]
         ident = "chatcmpl-" + _random_id(29)
         created = int(time.time())
         reasoning = _reasoning_tokens(model, replies[0])

@@ -113,3 +113,59 @@ def test_latency_alert_compares_each_model_with_its_tier_target(promtool, rules_
     }]
     result = _run_tests(promtool, rules_file, tests)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_shadow_alert_fires_when_a_surfaces_win_or_tie_upper_bound_is_below_its_target(promtool, rules_file):
+    """Series of the shape the e2e shadow test produces (tests/e2e/test_shadow.py): the cheap simulator
+    answers badly, so losses pile up on one surface; the bound is the Wilson upper bound (extproc.shadow)."""
+    from extproc.shadow import wilson
+
+    verdicts = 'llm_gateway_shadow_verdicts_total{class="simple_queries",surface="%s",model="gpt-4o-mini",' \
+               'verdict="%s"}'
+    # web: 1 tie and 4 losses a minute (win-or-tie 0.2); drafts: 9 ties and 1 loss (0.9); sparse: 15 losses
+    # an hour, every one a loss (fewer than 20 judged an hour: no alert however bad).
+    n_web, k_web = 5 * 60, 1 * 60     # one hour of web's verdicts, at the evaluation time below
+    upper = wilson(k_web, n_web)[1]
+    upper_broken = wilson(0, 60)[1]   # broken: only losses, one a minute (no win or tie series exists)
+    tests = [{
+        "interval": "1m",
+        "input_series": [
+            {"series": verdicts % ("web", "tie"), "values": "0+1x120"},
+            {"series": verdicts % ("web", "loss"), "values": "0+4x120"},
+            {"series": verdicts % ("drafts", "tie"), "values": "0+9x120"},
+            {"series": verdicts % ("drafts", "loss"), "values": "0+1x120"},
+            {"series": verdicts % ("sparse", "loss"), "values": "0+0.25x120"},
+            {"series": 'llm_gateway_shadow_win_or_tie_target{surface="web"}', "values": "0.8x120"},
+            {"series": 'llm_gateway_shadow_win_or_tie_target{surface="drafts"}', "values": "0.8x120"},
+            {"series": 'llm_gateway_shadow_win_or_tie_target{surface="sparse"}', "values": "0.8x120"},
+            {"series": verdicts % ("broken", "loss"), "values": "0+1x120"},
+            {"series": 'llm_gateway_shadow_win_or_tie_target{surface="broken"}', "values": "0.8x120"},
+        ],
+        # PromQL's arithmetic and Python's differ in the last bit: compared to 1e-9.
+        "promql_expr_test": [{"expr": f'abs(llm_gateway:shadow_win_or_tie_upper95:ratio1h{{surface="web"}} - {upper!r})'
+                                      ' < bool 1e-9',
+                              "eval_time": "100m",
+                              "exp_samples": [{"labels": '{surface="web"}', "value": 1}]}],
+        "alert_rule_test": [
+            {"eval_time": "100m", "alertname": "LLMShadowWinOrTieBelowTarget",
+             "exp_alerts": [{"exp_labels": {"severity": "warning", "surface": "broken"},
+                             "exp_annotations": {
+                                 "summary": f"broken: cheap-tier win-or-tie at most {100 * upper_broken:.4g}% "
+                                            f"(95% upper bound), below its target",
+                                 "description": "Shadow evaluation judged the answers served below the premium "
+                                                "tier on broken worse than the reference model more often than "
+                                                "its target allows. See `extproc report` (shadow evaluation) and "
+                                                "`extproc report --propose` for a new quality_floor."}},
+                            {"exp_labels": {"severity": "warning", "surface": "web"},
+                             "exp_annotations": {
+                                 "summary": f"web: cheap-tier win-or-tie at most {100 * upper:.4g}% (95% upper "
+                                            f"bound), below its target",
+                                 "description": "Shadow evaluation judged the answers served below the premium "
+                                                "tier on web worse than the reference model more often than its "
+                                                "target allows. See `extproc report` (shadow evaluation) and "
+                                                "`extproc report --propose` for a new quality_floor."}}]},
+            {"eval_time": "10m", "alertname": "LLMShadowWinOrTieBelowTarget", "exp_alerts": []},   # not yet 15m
+        ],
+    }]
+    result = _run_tests(promtool, rules_file, tests)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -216,3 +216,19 @@ def test_a_restart_marks_the_dead_processs_open_records_interrupted(make_ledger)
         assert await restarted.mark_interrupted(before=now) == 0
         await restarted.close()
     run(go())
+
+
+def test_a_shadow_score_record_keeps_its_score_beside_the_requests_feedback(make_ledger):
+    """A shadow verdict is a record of its own (``<id>/shadow``, source ``shadow``) born with its score;
+    the request's own record keeps the client's /v1/feedback score."""
+    async def go():
+        led = make_ledger()
+        led.append(rec(1, T0))
+        led.append(rec(1, T0, request_id="r1/shadow", cost_usd=0.0, quality=0.0, quality_source="shadow",
+                       outcome="shadow_eval", tenant="gateway"))
+        assert await led.attach_quality("r1", 0.9, "thumbs") is not None
+        got = {r.request_id: r for r in await led.records()}
+        assert (got["r1/shadow"].quality, got["r1/shadow"].quality_source) == (0.0, "shadow")
+        assert (got["r1"].quality, got["r1"].quality_source) == (0.9, "thumbs")
+        await led.close()
+    run(go())

@@ -228,3 +228,77 @@ def test_report_needs_only_premium_when_the_config_names_the_ledger(tmp_path, mo
     assert f"ledger: sqlite://{ledger}" in result.stdout and "requests            10" in result.stdout
     # make run's ledger (the default config's) is where report looks by default, from any directory.
     assert default_ledger_url(DEFAULT_ROUTING) == f"sqlite://{ROOT}/ledger.db" and PROJECT_DIR == str(ROOT)
+
+
+def test_shadow_verdicts_are_tallied_apart_with_intervals_and_a_surface_below_target_is_flagged():
+    from extproc import shadow
+    recs = synthetic_month(10, 0.6, "cheap")
+    verdict = lambda i, q, surface: UsageRecord(  # noqa: E731
+        time=MONTH_START + i, request_id=f"r{i}/shadow", model="cheap", provider="vllm", surface=surface,
+        request_class="simple", outcome=shadow.SHADOW_OUTCOME, attempts=0, quality=q, quality_source="shadow")
+    recs += [verdict(i, 0.0, "support") for i in range(20)] + [verdict(100 + i, 0.5, "drafts") for i in range(20)]
+    report = build_report(recs, PRICES, "premium", shadow_targets={"support": 0.8, "drafts": 0.8})
+    assert report.total.requests == 10 and report.total.quality_n == 0    # verdicts are not traffic
+    text = render_text(report)
+    assert re.search(r"surface support\s+20 judged  win 0\.00 \[0\.00-0\.16\]  tie 0\.00 .* loss 1\.00 "
+                     r"\[0\.84-1\.00\]  win-or-tie 0\.00 \[0\.00-0\.16\]  target 0\.80  BELOW TARGET", text), text
+    assert re.search(r"surface drafts\s+20 judged .* win-or-tie 1\.00 \[0\.84-1\.00\]  target 0\.80\n", text), text
+    assert re.search(r"model cheap\s+40 judged", text)
+
+
+def test_propose_suggests_a_floor_per_surface_and_applies_it_only_when_the_config_opts_in(tmp_path, capsys):
+    from extproc import config as routing_config
+    from extproc import shadow
+    cfg = tmp_path / "routing.yaml"
+    text = """
+providers:
+  openai: {api: openai}
+models:
+  premium: {provider: openai, price: {input: 30, output: 30}, quality: 5}
+  cheap: {provider: openai, price: {input: 2, output: 2}, quality: 3}
+routing:
+  default_model: cheap
+surfaces:
+  support:            # the support bot
+    quality_floor: 1
+  drafts: {quality_floor: 4}
+  quiet: {}
+shadow:
+  rates: {"*": 0.01}
+  judge_model: premium
+  targets: {support: 0.8, drafts: 0.8, quiet: 0.8}
+  apply_thresholds: OPT
+"""
+    cfg.write_text(text.replace("OPT", "false"))
+    ledger = tmp_path / "ledger.db"
+    now = time.time()
+    verdict = lambda i, q, s: UsageRecord(  # noqa: E731
+        time=now - i, request_id=f"r{s}{i}/shadow", model="cheap", provider="openai", surface=s,
+        outcome=shadow.SHADOW_OUTCOME, attempts=0, quality=q, quality_source="shadow")
+
+    async def fill():
+        led = SQLiteLedger(str(ledger))
+        for i in range(30):
+            led.append(verdict(i, 0.0 if i % 3 else 0.5, "support"))   # win-or-tie 1/3: below 0.8
+            led.append(verdict(i, 0.5, "drafts"))                       # always ties: the cheap tier is safe
+        await led.close()
+    asyncio.run(fill())
+    parser = argparse.ArgumentParser()
+    add_report_command(parser.add_subparsers(dest="command"))
+    argv = ["report", "--config", str(cfg), "--ledger", str(ledger), "--propose"]
+    assert run_report(parser.parse_args(argv)) == 0
+    out = capsys.readouterr().out
+    assert "surface support: quality_floor 1 -> 5  (win-or-tie 0.33 (95% CI 0.19-0.51) is below the target 0.80" in out
+    assert "surface drafts: quality_floor 4 -> 3  (win-or-tie 1.00 (95% CI 0.89-1.00) clears the target 0.80" in out
+    assert "surface quiet: keep quality_floor 1  (no shadow evaluations yet)" in out
+    # --apply: refused unless the config opts in; then written, comments kept, and the config still loads.
+    assert run_report(parser.parse_args(argv + ["--apply"])) == 2
+    assert "does not opt in" in capsys.readouterr().err and cfg.read_text() == text.replace("OPT", "false")
+    cfg.write_text(text.replace("OPT", "true"))
+    assert run_report(parser.parse_args(argv + ["--apply"])) == 0
+    written = cfg.read_text()
+    assert "  support:            # the support bot\n    quality_floor: 5\n" in written
+    assert "  drafts: {quality_floor: 3}\n" in written
+    loaded = routing_config.load(cfg)
+    assert (loaded.surfaces["support"].quality_floor, loaded.surfaces["drafts"].quality_floor,
+            loaded.surfaces["quiet"].quality_floor) == (5, 3, 1)

@@ -1,0 +1,108 @@
+"""`extproc explain --jsonl FILE --compare NEW.yaml`: decision diffs, projected cost, tier mix, the check."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+EVAL = Path("/work/shared/eval/routing_eval.jsonl")
+NOW = "1764500000"
+
+
+def run(*args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("LLM_GATEWAY_CONFIG", None)
+    return subprocess.run([sys.executable, "-m", "extproc", *args], capture_output=True, text=True, env=env,
+                          timeout=120, cwd=ROOT)
+
+
+def new_config(tmp_path, edit) -> str:
+    data = yaml.safe_load((ROOT / "config" / "routing.yaml").read_text())
+    edit(data)
+    path = tmp_path / "new-routing.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def requests_file(tmp_path) -> str:
+    rows = [{"id": "short", "prompt": "hi"},
+            {"id": "proof", "prompt": "Prove step by step that the square root of 2 is irrational, then write a "
+                                      "Python function that checks the proof numerically and analyse its complexity."},
+            {"id": "chat", "model": "auto", "messages": [{"role": "user", "content": "thanks!"}]}]
+    path = tmp_path / "requests.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_a_new_policy_shows_which_requests_move_what_they_would_cost_and_the_tier_mix(tmp_path):
+    # The new policy sends every simple query to the premium models first.
+    def premium_first(d):
+        tiers = d["routing_rules"]["simple_queries"]["tiers"]
+        tiers[0]["models"], tiers[2]["models"] = tiers[2]["models"], tiers[0]["models"]
+    new = new_config(tmp_path, premium_first)
+    reqs = requests_file(tmp_path)
+    result = run("explain", "--jsonl", reqs, "--compare", new, "--now", NOW, "--json")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    diffs, summary = lines[:-1], lines[-1]
+    plain = json.loads(run("explain", "--jsonl", reqs, "--now", NOW).stdout.splitlines()[0])
+    assert plain["class"] == "simple_queries"
+    moved = {d["id"]: d for d in diffs}
+    assert "short" in moved and "chat" in moved and "proof" not in moved   # complex_reasoning is unchanged
+    assert moved["short"]["old"]["tier"] == "simple_queries/primary" == moved["short"]["new"]["tier"]
+    assert moved["short"]["old"]["model"] == plain["model"] and moved["short"]["new"]["model"] in (
+        "gpt-4o", "claude-sonnet-4-6")
+    assert moved["short"]["new"]["cost"] > moved["short"]["old"]["cost"]
+    s = summary["summary"]
+    assert (s["requests"], s["changed"]) == (3, 2)
+    assert s["new"]["projected_cost_usd"] > s["old"]["projected_cost_usd"]
+    assert sum(s["old"]["tier_mix"].values()) == sum(s["new"]["tier_mix"].values()) == 3
+    assert summary["check"]["ok"] and "envoy --mode validate OK" in summary["check"]["output"]
+
+    text = run("explain", "--jsonl", reqs, "--compare", new, "--now", NOW)
+    assert text.returncode == 0, text.stderr
+    assert "changed decisions 2 (66.7%)" in text.stdout and "tier mix (first choice)" in text.stdout
+    assert f"{plain['model']} -> " in text.stdout and "check of the new config: OK" in text.stdout
+
+
+def test_a_new_config_naming_a_cluster_envoy_lacks_fails_the_check(tmp_path):
+    def new_provider(d):
+        d["providers"]["newcloud"] = {"api": "openai", "host": "llm.newcloud.test", "api_key_env": "NEWCLOUD_KEY"}
+        d["models"]["newcloud-small"] = {"provider": "newcloud", "price": {"input": 0.01, "output": 0.02},
+                                         "quality": 3}
+        d["routing_rules"]["simple_queries"]["tiers"][0]["models"].insert(0, "newcloud-small")
+    result = run("explain", "--jsonl", requests_file(tmp_path), "--compare", new_config(tmp_path, new_provider),
+                 "--now", NOW)
+    assert result.returncode == 1
+    assert "check of the new config: FAILED" in result.stdout
+    assert "cluster 'newcloud' is not defined" in result.stdout
+
+
+def test_an_invalid_new_config_or_a_bad_line_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("routing_rules: {simple: {tiers: []}}\n")
+    result = run("explain", "--jsonl", requests_file(tmp_path), "--compare", str(bad))
+    assert result.returncode == 2 and "invalid config" in result.stderr
+    lines = tmp_path / "broken.jsonl"
+    lines.write_text('{"prompt": "hi"}\n[1, 2]\n')
+    result = run("explain", "--jsonl", str(lines), "--compare", str(ROOT / "config" / "routing.yaml"))
+    assert result.returncode == 2 and "line 2: not a request" in result.stderr
+    assert run("explain", "--compare", str(bad), "x.json").returncode == 2
+
+
+def test_compare_on_the_routing_eval_set_takes_under_ten_seconds(tmp_path):
+    assert EVAL.exists(), "the 15,416-prompt routing eval set is missing"
+    new = new_config(tmp_path, lambda d: d["routing_rules"]["complex_reasoning"].update(min_score=0.6))
+    started = time.monotonic()
+    result = run("explain", "--jsonl", str(EVAL), "--compare", new, "--now", NOW)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert "requests          15,416" in result.stdout
+    assert elapsed < 10, f"--compare took {elapsed:.1f} s"
