@@ -49,6 +49,7 @@ class Bookkeeping:
         self.ledger: Ledger = open_ledger(settings)
         self.budgets = BudgetManager(config.budgets, self.ledger)
         self.rates = RateLimiter(self.ledger)    # its counters share the ledger's store, like the budgets'
+        self._tasks: set[asyncio.Task] = set()   # budget reconciliations a reload started
 
     async def start(self) -> None:
         await self.budgets.start()
@@ -61,8 +62,16 @@ class Bookkeeping:
 
     def reconfigure(self, config: Config) -> None:
         """A reloaded routing config: new budget limits take effect at once, spent amounts kept (the
-        ledger stays)."""
+        ledger stays). A budget the reload adds starts from what its window already spent, as the
+        ledger shows (as after a restart), not from zero; with shared counters (Redis) from what
+        they hold."""
+        added = set(config.budgets.budgets) - set(self.budgets.settings.budgets)
         self.budgets.reconfigure(config.budgets)
+        if added and self.ledger.single_owner:
+            task = asyncio.get_running_loop().create_task(
+                self.budgets.reconcile(self.ledger, time.time(), only=added))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def free_tier(self, tenant: str | None, surface: str | None) -> str | None:
         """The model a spent budget sends its requests to instead of refusing them, if any."""

@@ -478,11 +478,14 @@ class BudgetManager:
             self.syncs += 1
             return True
 
-    async def reconcile(self, ledger: Ledger, now: float) -> None:
+    async def reconcile(self, ledger: Ledger, now: float, only: set[Budget] | None = None) -> None:
         """Make every current window's counter equal the spend the usage records show (call with no
-        request in flight, at startup): the records survive a crash, unsynced counter deltas do not."""
+        request in flight, at startup): the records survive a crash, unsynced counter deltas do not.
+        ``only``: just these budgets (one a reload added, which no request has reserved against yet)."""
         await self.sync()
         for b in self.settings.budgets:
+            if only is not None and b not in only:
+                continue
             key, c = self._counter_key(b, now)
             spent = usd_to_nano(await ledger.spend(since=c.start, until=c.end,
                                                    **{b.scope: b.name}))

@@ -343,8 +343,8 @@ class Gateway:
         exchange.attempts[number] = (model, translator)
         provider = model.provider
         set_headers = {":path": upstream.path, "content-length": str(len(upstream.body)), **upstream.headers}
-        if provider.host:
-            set_headers[":authority"] = provider.host
+        # Never the client's Host: a self-hosted provider without a configured host gets its own name.
+        set_headers[":authority"] = provider.host or provider.name
         if exchange.hedged:
             # The pool's endpoint for a provider forwards only requests translated for it (envoy/).
             set_headers["x-llm-for"] = provider.cluster

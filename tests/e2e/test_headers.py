@@ -36,6 +36,7 @@ HOSTILE = {
     "x-llm-try-1": "gemini", "x-llm-try-2": "gemini", "x-envoy-upstream-rq-timeout-ms": "1",
     "x-stainless-os": "Linux", "user-agent": "hostile/1.0", "x-api-key": CLIENT_KEY,
     "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    "host": "internal-admin.corp:8080",
 }
 ACCOUNT_HEADERS = {"set-cookie": "__cf_bm=abc; path=/", "openai-organization": "org-ours", "openai-project": "proj_ours",
                    "openai-processing-ms": "12", "x-ratelimit-limit-requests": "10000",
@@ -122,6 +123,7 @@ def test_providers_receive_only_what_the_gateway_decides(gw, provider):
     assert set(headers) <= allowed, sorted(set(headers) - allowed)
     assert CREDENTIALS[provider] in headers and "sk-client" not in headers[CREDENTIALS[provider]]
     assert headers["traceparent"].startswith("00-0af7651916cd43dd8448eb211c80319c-")   # trace context continues
+    assert headers["host"] != HOSTILE["host"]    # the client's Host stays home, self-hosted providers included
     # A pinned model's later attempts stay on its provider: the client's x-llm-try-2 was not taken.
     assert headers.get("x-llm-try-2") in (None, provider)
     if provider == "anthropic":

@@ -347,3 +347,35 @@ def test_reconcile_sets_the_counters_to_what_the_ledger_recorded(tmp_path):
         await m.close()
         await led.close()
     run(go())
+
+
+def test_a_budget_a_reload_adds_starts_from_what_its_window_already_spent(tmp_path):
+    """Measured: a budget added by hot reload counted from zero, then, after a restart, from the whole
+    day's spend. It must start from the ledger's spend at once, as a restart would."""
+    import time as _time
+
+    import yaml
+
+    from extproc.accounting import UsageRecord
+    from extproc.bookkeeping import Bookkeeping
+    from extproc.config import parse
+    from extproc.devstack import DEFAULT_ROUTING
+
+    data = yaml.safe_load(DEFAULT_ROUTING.read_text())
+    data["ledger"] = {"url": f"sqlite://{tmp_path / 'ledger.db'}"}
+    data.pop("budgets", None)
+    before = parse(data)
+    data["budgets"] = {"tenants": {"acme": {"daily": 1.0}}}
+    after = parse(data)
+
+    async def go():
+        books = Bookkeeping(before, environ={})
+        await books.start()
+        books.ledger.append(UsageRecord(time=_time.time() - 1, request_id="r0", model="gpt-4o", provider="openai",
+                                        tenant="acme", cost_usd=0.6))
+        await books.ledger.flush()
+        books.reconfigure(after)
+        await asyncio.gather(*books._tasks)
+        assert books.budgets.remaining("acme", None) == pytest.approx(0.4)
+        await books.close()
+    run(go())
