@@ -181,6 +181,19 @@ def string(value: object, param: str, *, nonempty: bool = False, max_length: int
     return value
 
 
+_FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+
+def function_name(value: str, param: str) -> str:
+    """A function (tool) name as the OpenAI API accepts it, in its own words: letters, digits, ``_``
+    and ``-``. Anthropic and Gemini hold tool names to the same characters, so a name that passes here
+    reaches every provider (a dotted MCP name such as ``weather.get`` did not)."""
+    if not _FUNCTION_NAME.match(value):
+        raise InvalidRequest(f"Invalid '{param}': string does not match pattern. Expected a string that matches "
+                             "the pattern '^[a-zA-Z0-9_-]+$'.", param=param, code="invalid_value")
+    return value
+
+
 def boolean(value: object, param: str) -> bool:
     if not isinstance(value, bool):
         raise _type_error(param, "a boolean", value)
@@ -402,7 +415,7 @@ def _tool_call(call: object, where: str) -> None:
     function = obj(call["function"], f"{where}.function")
     if function.get("name") is None:
         raise _missing(f"{where}.function.name")
-    string(function["name"], f"{where}.function.name")
+    function_name(string(function["name"], f"{where}.function.name"), f"{where}.function.name")
     if function.get("arguments") is None:
         raise _missing(f"{where}.function.arguments")
     string(function["arguments"], f"{where}.function.arguments")
@@ -422,7 +435,8 @@ def _tool(tool: object, where: str) -> None:
     function = obj(tool["function"], f"{where}.function")
     if function.get("name") is None:
         raise _missing(f"{where}.function.name")
-    string(function["name"], f"{where}.function.name", nonempty=True, max_length=64)
+    function_name(string(function["name"], f"{where}.function.name", nonempty=True, max_length=64),
+                  f"{where}.function.name")
     _optional_in(function, f"{where}.function", "description", string)
     _optional_in(function, f"{where}.function", "parameters", obj)
     _optional_in(function, f"{where}.function", "strict", boolean)

@@ -301,3 +301,23 @@ def test_parse_accepts_exactly_strict_json_objects(value):
     else:
         with pytest.raises(InvalidRequest):
             validate.parse(raw)
+
+
+@pytest.mark.parametrize("where, body", [
+    ("tools[0].function.name", {"tools": [{"type": "function", "function": {"name": "weather.get"}}]}),
+    ("messages[1].tool_calls[0].function.name", {"messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+                                              "function": {"name": "get weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]}),
+])
+def test_function_names_follow_openais_pattern(where, body):
+    """A dotted MCP tool name passed the gateway and came back as Anthropic's own 400 (tryout)."""
+    from extproc.errors import InvalidRequest
+    from extproc.validate import chat
+
+    request = {"model": "m", "messages": [{"role": "user", "content": "hi"}], **body}
+    with pytest.raises(InvalidRequest) as info:
+        chat(request)
+    assert info.value.param == where and info.value.code == "invalid_value"
+    assert "does not match pattern" in info.value.message
