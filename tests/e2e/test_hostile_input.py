@@ -263,3 +263,4 @@ def test_a_processor_too_busy_to_answer_is_503_with_retry_after(gateway):
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"] == "1"
     assert "over capacity" in response.json()["error"]["message"]
+    assert response.json()["error"]["code"] == "service_unavailable"   # a stable code, Envoy's detail in the message
