@@ -33,6 +33,7 @@ from .errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, Uns
 from .keys import Caller, KeyFile, authenticate
 from .cost import UNLIMITED, BudgetView
 from .policy import NO_HEALTH, SURFACE_HEADER, HealthView, Plan, decide, who
+from .apis import FRONT_DOORS, FrontDoorTranslator
 from .providers import CREDENTIAL_HEADERS, chat_translator, credential_header, embeddings_translator
 from .providers.base import ChatTranslator, EmbeddingsTranslator, UpstreamRequest
 
@@ -43,7 +44,10 @@ TRY_HEADERS = ("x-llm-try-1", "x-llm-try-2", "x-llm-try-3")
 # Upstream filters edit the header map that retries reuse, so it must survive every
 # attempt: that is why it is x-request-id, which Envoy forwards upstream anyway.
 KEY_HEADER = "x-request-id"
-ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings", "/v1/feedback": "feedback"}
+# Front doors (extproc/apis/) are chat requests once parsed: the same policy, budgets and accounting.
+ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings", "/v1/feedback": "feedback",
+             "/v1/messages": "chat", "/v1/responses": "chat", "/v1/messages/count_tokens": "count_tokens"}
+COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 RETRY_SLACK_MS = 500   # added to a request's deadline for Envoy's backoff between retries
 # Headers one provider's translator sets that another provider must not receive on a retry.
 PROVIDER_HEADERS = ("anthropic-version",)
@@ -75,8 +79,24 @@ class Answer:
     headers: dict[str, str] = field(default_factory=lambda: {"content-type": "application/json"})
 
     @classmethod
-    def error(cls, exc: GatewayError) -> "Answer":
-        return cls(exc.status, exc.body(), {"content-type": "application/json", **exc.headers})
+    def error(cls, exc: GatewayError, path: str = "") -> "Answer":
+        """The error in the shape of the API ``path`` belongs to (its front door's, else OpenAI's)."""
+        return cls(exc.status, error_body(path, exc.status, exc.body()),
+                   {"content-type": "application/json", **exc.headers})
+
+
+def front_door_of(path: str):
+    """The front-door module (extproc.apis) for a request path (query ignored), or None."""
+    path = path.split("?", 1)[0]
+    if path.startswith("/v1/messages/") and path != COUNT_TOKENS_PATH:
+        return None
+    return FRONT_DOORS.get("/v1/messages" if path == COUNT_TOKENS_PATH else path)
+
+
+def error_body(path: str, status: int, body: bytes) -> bytes:
+    """An OpenAI-shaped error body in the shape of ``path``'s client API."""
+    door = front_door_of(path)
+    return door.reshape_error(status, body) if door is not None else body
 
 
 @dataclass
@@ -110,6 +130,8 @@ class Exchange:
     plan: Plan
     created: int
     response_id: str
+    front: Any = None                      # the front door's module (extproc.apis), None for OpenAI chat
+    client_body: dict | None = None        # the client's request as sent, for a front door's answer
     first: tuple[Translator, UpstreamRequest] | None = None   # attempt 1, translated up front
     # Translations the planner made to check capability, by model id, each used by one attempt.
     translations: dict[str, tuple[Translator, UpstreamRequest]] = field(default_factory=dict)
@@ -201,7 +223,7 @@ class Gateway:
             if length.isdigit() and int(length) > self.config.max_body_bytes:
                 raise self._too_large()
         except GatewayError as exc:
-            return Answer.error(exc)
+            return Answer.error(exc, path)
         return None
 
     def request_body(self, headers: dict[str, str], raw: bytes, model: str | None = None,
@@ -212,8 +234,13 @@ class Gateway:
         replaces the gateway's budget view for this plan."""
         if len(raw) > self.config.max_body_bytes:
             raise self._too_large()
-        endpoint = ENDPOINTS[headers.get(":path", "").split("?", 1)[0]]
-        body = validate.request(endpoint, raw)   # the one OpenAI request validator: 400 naming the field
+        path = headers.get(":path", "").split("?", 1)[0]
+        endpoint, front = ENDPOINTS[path], FRONT_DOORS.get(path)
+        client_body = None
+        if front is not None:   # a front door's request, checked in its API's terms, in the internal form
+            body, client_body = front.parse(raw)
+        else:
+            body = validate.request(endpoint, raw)   # the one OpenAI request validator: 400 naming the field
         if model is not None:
             body = {**body, "model": model}
         config, classifier = self._config, self._classifier   # one config for the whole decision
@@ -222,6 +249,7 @@ class Gateway:
         classification = classifier.classify(body) if classifier is not None and endpoint == "chat" else None
         exchange = Exchange(key=uuid.uuid4().hex, endpoint=endpoint, body=body, plan=None, created=int(now),
                             response_id=f"chatcmpl-{uuid.uuid4().hex[:24]}", started=now, caller=caller,
+                            front=front, client_body=client_body,
                             forwardable={h: headers[h] for h in FORWARDABLE_HEADERS if h in headers})
 
         def capability(model: Model) -> str | None:
@@ -397,7 +425,10 @@ class Gateway:
         exchange.end_of_stream = exchange.end_of_stream or end_of_stream
         out = self._response_body(exchange, chunk, end_of_stream)
         if exchange.stream and exchange.mode in ("observe", "stream") and out:
-            keep_delivered(exchange, out)
+            # Accounting counts delivered text in the internal form, whatever the client's API.
+            translator = exchange.translator
+            keep_delivered(exchange, translator.last_internal if isinstance(translator, FrontDoorTranslator)
+                           else out)
         return out
 
     def _response_body(self, exchange: Exchange, chunk: bytes, end_of_stream: bool) -> bytes:
@@ -429,7 +460,8 @@ class Gateway:
         try:
             return translator.response(raw)
         except (ValueError, KeyError, TypeError) as exc:
-            return errors.UpstreamError(f"the provider's answer could not be read: {exc}").body()
+            body = errors.UpstreamError(f"the provider's answer could not be read: {exc}").body()
+            return translator.error_body(502, body) if isinstance(translator, FrontDoorTranslator) else body
 
     # ---- helpers ---------------------------------------------------------------------------------
 
@@ -438,9 +470,21 @@ class Gateway:
         translator: Translator
         if exchange.endpoint == "chat":
             translator = chat_translator(target, created=exchange.created, response_id=exchange.response_id)
+            if exchange.front is not None:   # the provider's answer, re-shaped for the client's API
+                prefix = "msg_" if exchange.front.NAME == "messages" else "resp_"
+                translator = exchange.front.translator(translator, exchange.client_body or {}, {
+                    "id": prefix + exchange.response_id.removeprefix("chatcmpl-"), "created": exchange.created})
         else:
             translator = embeddings_translator(target)
         return translator, translator.request(exchange.body)
+
+    def count_tokens(self, headers: dict[str, str], raw: bytes) -> Answer:
+        """``POST /v1/messages/count_tokens``, answered by the gateway (Anthropic's shape)."""
+        self.authenticate(headers)
+        if len(raw) > self.config.max_body_bytes:
+            raise self._too_large()
+        from .apis import messages
+        return Answer(200, messages.count_tokens(raw))
 
     def _models(self, path: str, caller: Caller, headers: dict[str, str]) -> Answer:
         """The models this caller may name: those its surface allows (allow/deny, quality floor), and

@@ -1,0 +1,212 @@
+"""The Anthropic Messages and OpenAI Responses front doors, through the real Envoy and extproc, driven by
+the official ``anthropic`` and ``openai`` SDKs, for every provider API behind them (each client-API x
+provider-API pair; the OpenAI chat x provider pairs are test_chat.py's)."""
+
+from __future__ import annotations
+
+import json
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from .conftest import AUTH, CLIENT_KEY, MODELS, upstream_requests
+
+# Where each provider API's simulator must be asked: a front door's request arrives in the provider's own API.
+UPSTREAM_PATH = {"openai": "/v1/chat/completions", "azure_openai": "/openai/deployments/gpt-4o-mini/chat/completions",
+                 "anthropic": "/v1/messages", "gemini": "/v1beta/models/gemini-2.0-flash:generateContent",
+                 "vllm": "/v1/chat/completions"}
+WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+PROVIDERS = list(MODELS)
+
+
+@pytest.fixture
+def claude(gateway) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gateway.base_url.removesuffix("/v1"), api_key=CLIENT_KEY, max_retries=0,
+                               timeout=20)
+
+
+def _served_by(stack, provider: str) -> dict:
+    records = upstream_requests(stack, provider)
+    assert records, f"{provider} saw no request"
+    return records[-1]
+
+
+# ---- Anthropic Messages ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_messages_create_is_served_by_each_provider_api(gateway, claude, provider):
+    raw = claude.messages.with_raw_response.create(
+        model=MODELS[provider], max_tokens=100, system="Be brief.", stop_sequences=["\n\n\n"],
+        messages=[{"role": "user", "content": "What is the capital of France?"}])
+    message = raw.parse()
+    assert message.type == "message" and message.role == "assistant"
+    assert message.content[0].type == "text"
+    assert message.content[0].text.endswith("You said: What is the capital of France?")
+    assert message.stop_reason == "end_turn"
+    assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
+    assert raw.headers["x-llm-model"] == MODELS[provider]        # provenance on every front door
+    record = _served_by(gateway, provider)
+    assert record["path"].split("?")[0] == UPSTREAM_PATH[provider].replace(":generateContent", ":generateContent")
+    headers = {k.lower(): v for k, v in record["headers"].items()}
+    assert CLIENT_KEY not in json.dumps(headers)                    # the gateway key never reaches a provider
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_messages_stream_follows_anthropics_event_sequence(gateway, claude, provider):
+    with claude.messages.stream(model=MODELS[provider], max_tokens=100,
+                                messages=[{"role": "user", "content": "Count to three."}]) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert kinds[0] == "message_start"
+    assert kinds[-1] == "message_stop" and "message_delta" in kinds
+    assert "content_block_start" in kinds and "content_block_stop" in kinds
+    assert final.content[0].text.endswith("You said: Count to three.")
+    assert final.stop_reason == "end_turn" and final.usage.output_tokens > 0
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_messages_tool_round_trip(gateway, claude, provider):
+    tools = [{"name": "get_weather", "description": "Weather in a city", "input_schema": WEATHER_SCHEMA,
+              "cache_control": {"type": "ephemeral"}}]
+    question = {"role": "user", "content": [{"type": "text", "text": "What is the weather in Paris?",
+                                             "cache_control": {"type": "ephemeral"}}]}
+    first = claude.messages.create(model=MODELS[provider], max_tokens=200, tools=tools, messages=[question],
+                                   extra_headers={"anthropic-beta": "prompt-caching-2024-07-31"})
+    assert first.stop_reason == "tool_use"
+    call = next(b for b in first.content if b.type == "tool_use")
+    assert call.name == "get_weather" and isinstance(call.input.get("city"), str)
+    second = claude.messages.create(model=MODELS[provider], max_tokens=200, tools=tools, messages=[
+        question, {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "sunny, 21 C"}]}])
+    assert second.stop_reason == "end_turn"
+    assert "sunny, 21 C" in second.content[0].text
+
+
+@pytest.mark.parametrize("provider", ["openai", "gemini", "anthropic"])
+def test_messages_stream_tool_use_arrives_as_input_json_deltas(gateway, claude, provider):
+    with claude.messages.stream(model=MODELS[provider], max_tokens=200, messages=[
+            {"role": "user", "content": "What is the weather in Paris?"}],
+            tools=[{"name": "get_weather", "input_schema": WEATHER_SCHEMA}]) as stream:
+        final = stream.get_final_message()
+    call = next(b for b in final.content if b.type == "tool_use")
+    assert call.name == "get_weather" and isinstance(call.input["city"], str)
+    assert final.stop_reason == "tool_use"
+
+
+def test_messages_image_and_document_blocks_reach_a_provider_of_another_api(gateway, claude):
+    pixel = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+    message = claude.messages.create(model=MODELS["openai"], max_tokens=100, messages=[{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": pixel}},
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "A memo."}},
+        {"type": "text", "text": "Describe these."}]}])
+    assert message.content[0].text.endswith("You said: A memo. Describe these. (I see 1 image.)")
+    sent = _served_by(gateway, "openai")["body"]
+    parts = sent["messages"][0]["content"]
+    assert parts[0]["image_url"]["url"].startswith("data:image/png;base64,")
+    assert parts[1] == {"type": "text", "text": "A memo."}
+
+
+def test_claude_code_extras_never_fail_elsewhere(gateway, claude):
+    """Claude Code's ?beta=true, anthropic-beta, cache_control and extended thinking: dropped for OpenAI."""
+    response = httpx.post(f"{gateway.base_url}/messages?beta=true", headers={
+        "x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01", "anthropic-beta": "interleaved-thinking-2025-05-14"},
+        json={"model": MODELS["openai"], "max_tokens": 2000, "thinking": {"type": "enabled", "budget_tokens": 1024},
+              "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+              "metadata": {"user_id": "u-1"},
+              "messages": [{"role": "user", "content": "Hi"}]}, timeout=20)
+    assert response.status_code == 200, response.text
+    assert response.json()["type"] == "message"
+    sent = _served_by(gateway, "openai")["body"]
+    assert "thinking" not in sent and sent["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+def test_messages_errors_come_in_anthropics_shape(gateway, claude):
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        claude.messages.create(model=MODELS["openai"], max_tokens=0, messages=[{"role": "user", "content": "Hi"}])
+    assert bad.value.body["type"] == "error" and bad.value.body["error"]["type"] == "invalid_request_error"
+    with pytest.raises(anthropic.NotFoundError) as missing:
+        claude.messages.create(model="no-such-model", max_tokens=10, messages=[{"role": "user", "content": "Hi"}])
+    assert missing.value.body["error"]["type"] == "not_found_error"
+    with pytest.raises(anthropic.AuthenticationError) as unauth:
+        anthropic.Anthropic(base_url=gateway.base_url.removesuffix("/v1"), api_key="sk-wrong", max_retries=0
+                            ).messages.create(model=MODELS["openai"], max_tokens=10,
+                                              messages=[{"role": "user", "content": "Hi"}])
+    assert unauth.value.body["error"]["type"] == "authentication_error"
+
+
+def test_count_tokens_is_answered_by_the_gateway(gateway, claude):
+    short = claude.messages.count_tokens(model=MODELS["anthropic"], messages=[{"role": "user", "content": "Hi"}])
+    long = claude.messages.count_tokens(model=MODELS["anthropic"],
+                                        messages=[{"role": "user", "content": "Hi there, " * 50}])
+    assert 0 < short.input_tokens < long.input_tokens
+    assert upstream_requests(gateway, "anthropic") == []   # no provider was asked
+
+
+# ---- OpenAI Responses -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_responses_create_is_served_by_each_provider_api(gateway, client, provider):
+    raw = client.responses.with_raw_response.create(model=MODELS[provider], instructions="Be brief.",
+                                                    input="What is the capital of France?", max_output_tokens=100)
+    response = raw.parse()
+    assert response.object == "response" and response.status == "completed"
+    assert response.output_text.endswith("You said: What is the capital of France?")
+    assert response.usage.input_tokens > 0 and response.usage.output_tokens > 0
+    assert response.store is False                     # accepted, nothing kept (README)
+    assert raw.headers["x-llm-model"] == MODELS[provider]
+    assert _served_by(gateway, provider)["path"].split("?")[0] == UPSTREAM_PATH[provider]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_responses_stream_has_the_typed_event_sequence(gateway, client, provider):
+    events = list(client.responses.create(model=MODELS[provider], input="Count to three.", stream=True))
+    kinds = [e.type for e in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"] and kinds[-1] == "response.completed"
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text.endswith("You said: Count to three.")
+    assert events[-1].response.usage.output_tokens > 0
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_responses_function_tool_round_trip(gateway, client, provider):
+    tools = [{"type": "function", "name": "get_weather", "description": "Weather in a city",
+              "parameters": WEATHER_SCHEMA, "strict": False}]
+    first = client.responses.create(model=MODELS[provider], tools=tools, input="What is the weather in Paris?")
+    call = next(item for item in first.output if item.type == "function_call")
+    assert call.name == "get_weather" and isinstance(json.loads(call.arguments)["city"], str)
+    second = client.responses.create(model=MODELS[provider], tools=tools, input=[
+        {"role": "user", "content": "What is the weather in Paris?"},
+        {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+        {"type": "function_call_output", "call_id": call.call_id, "output": "sunny, 21 C"}])
+    assert "sunny, 21 C" in second.output_text
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+def test_responses_stream_function_call_arguments(gateway, client, provider):
+    events = list(client.responses.create(model=MODELS[provider], input="What is the weather in Paris?", stream=True,
+                                          tools=[{"type": "function", "name": "get_weather",
+                                                  "parameters": WEATHER_SCHEMA, "strict": False}]))
+    arguments = "".join(e.delta for e in events if e.type == "response.function_call_arguments.delta")
+    assert isinstance(json.loads(arguments)["city"], str)
+    done = events[-1].response.output
+    assert done[-1].type == "function_call" and done[-1].arguments == arguments
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+def test_responses_json_schema_format(gateway, client, provider):
+    schema = {"type": "object", "properties": {"capital": {"type": "string"}}, "required": ["capital"],
+              "additionalProperties": False}
+    response = client.responses.create(model=MODELS[provider], input="The capital of France?",
+                                       text={"format": {"type": "json_schema", "name": "answer", "schema": schema,
+                                                        "strict": True}})
+    assert isinstance(json.loads(response.output_text)["capital"], str)
+
+
+def test_previous_response_id_is_a_400_and_nothing_is_kept(gateway, client):
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.responses.create(model=MODELS["openai"], input="Hi", previous_response_id="resp_unknown")
+    assert bad.value.body["param"] == "previous_response_id"
+    assert httpx.get(f"{gateway.base_url}/responses/resp_unknown", headers=AUTH).status_code == 404
