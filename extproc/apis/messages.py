@@ -247,9 +247,11 @@ def count_tokens(raw: bytes) -> bytes:
 def _usage(usage: dict | None) -> dict:
     usage = usage or {}
     cached = ((usage.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0
+    # Every field of Anthropic's Usage object, those without a meaning here null, as Anthropic sends them.
     return {"input_tokens": max(0, (usage.get("prompt_tokens") or 0) - cached),
             "output_tokens": usage.get("completion_tokens") or 0,
-            "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached}
+            "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached, "cache_creation": None,
+            "inference_geo": None, "output_tokens_details": None, "server_tool_use": None, "service_tier": "standard"}
 
 
 def _input_of(arguments: str) -> Any:
@@ -278,16 +280,16 @@ class MessagesTranslator(FrontDoorTranslator):
         message = choice.get("message") or {}
         content: list[dict] = []
         if message.get("content"):
-            content.append({"type": "text", "text": message["content"]})
+            content.append({"type": "text", "text": message["content"], "citations": None})
         for call in message.get("tool_calls") or []:
             function = call.get("function") or {}
             content.append({"type": "tool_use", "id": call.get("id"), "name": function.get("name"),
-                            "input": _input_of(function.get("arguments"))})
+                            "input": _input_of(function.get("arguments")), "caller": {"type": "direct"}})
         return json.dumps({
             "id": self.ids["id"], "type": "message", "role": "assistant", "model": chat.get("model") or
             self.client.get("model"), "content": content,
             "stop_reason": STOP_REASONS.get(choice.get("finish_reason"), "end_turn"), "stop_sequence": None,
-            "usage": _usage(chat.get("usage"))}, ensure_ascii=False).encode()
+            "stop_details": None, "container": None, "usage": _usage(chat.get("usage"))}, ensure_ascii=False).encode()
 
     def error_body(self, status: int, internal: bytes) -> bytes:
         return reshape_error(status, internal)
@@ -298,7 +300,7 @@ class MessagesTranslator(FrontDoorTranslator):
         self._started = True
         message = {"id": self.ids["id"], "type": "message", "role": "assistant", "model": model or
                    self.client.get("model"), "content": [], "stop_reason": None, "stop_sequence": None,
-                   "usage": {"input_tokens": 0, "output_tokens": 0}}
+                   "stop_details": None, "container": None, "usage": _usage(None)}
         return (sse.encode({"type": "message_start", "message": message}, event="message_start")
                 + sse.encode({"type": "ping"}, event="ping"))
 

@@ -192,6 +192,12 @@ def _usage(usage: dict | None) -> dict:
             "total_tokens": prompt + completion}
 
 
+def _echoed_tool(tool: dict) -> dict:
+    """A request's function tool as an answer lists it: every field present (null when not given)."""
+    return {"type": "function", "name": tool.get("name"), "description": tool.get("description"),
+            "parameters": tool.get("parameters"), "strict": tool.get("strict")}
+
+
 class ResponsesTranslator(FrontDoorTranslator):
     def __init__(self, inner: ChatTranslator, client: dict, ids: dict):
         super().__init__(inner, client, ids)
@@ -222,7 +228,7 @@ class ResponsesTranslator(FrontDoorTranslator):
             "reasoning": {"effort": None, "summary": None}, "store": False,
             "temperature": client.get("temperature", 1.0), "top_p": client.get("top_p", 1.0),
             "text": {"format": fmt if isinstance(fmt, dict) else {"type": "text"}},
-            "tool_choice": client.get("tool_choice", "auto"), "tools": client.get("tools") or [],
+            "tool_choice": client.get("tool_choice", "auto"), "tools": [_echoed_tool(t) for t in client.get("tools") or []],
             "truncation": "disabled", "usage": _usage(usage) if usage is not None else None, "user": client.get("user"),
             "metadata": client.get("metadata") or {}, "background": False, "service_tier": "default",
             "top_logprobs": 0, "frequency_penalty": 0.0, "presence_penalty": 0.0, "safety_identifier": None,
