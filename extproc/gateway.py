@@ -51,6 +51,8 @@ COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 RETRY_SLACK_MS = 500   # added to a request's deadline for Envoy's backoff between retries
 # Headers one provider's translator sets that another provider must not receive on a retry.
 PROVIDER_HEADERS = ("anthropic-version",)
+# A front door's client headers a pass-through to a provider of the same API sends on (extproc/apis).
+FRONT_DOOR_HEADERS = ("anthropic-version", "anthropic-beta")
 OBSERVE_LIMIT = 8 * 1024 * 1024   # bytes of a pass-through answer kept to read its usage
 # Hedging: each provider cluster's endpoint in Envoy's hedge pool (its loopback listener, see envoy/),
 # overridden by $LLM_GATEWAY_HEDGE_ENDPOINTS ("openai=127.0.0.1:10101,anthropic=...").
@@ -132,6 +134,7 @@ class Exchange:
     response_id: str
     front: Any = None                      # the front door's module (extproc.apis), None for OpenAI chat
     client_body: dict | None = None        # the client's request as sent, for a front door's answer
+    front_headers: dict[str, str] = field(default_factory=dict)   # its API's headers (a pass-through sends them)
     first: tuple[Translator, UpstreamRequest] | None = None   # attempt 1, translated up front
     # Translations the planner made to check capability, by model id, each used by one attempt.
     translations: dict[str, tuple[Translator, UpstreamRequest]] = field(default_factory=dict)
@@ -250,6 +253,7 @@ class Gateway:
         exchange = Exchange(key=uuid.uuid4().hex, endpoint=endpoint, body=body, plan=None, created=int(now),
                             response_id=f"chatcmpl-{uuid.uuid4().hex[:24]}", started=now, caller=caller,
                             front=front, client_body=client_body,
+                            front_headers={h: headers[h] for h in FRONT_DOOR_HEADERS if h in headers},
                             forwardable={h: headers[h] for h in FORWARDABLE_HEADERS if h in headers})
 
         def capability(model: Model) -> str | None:
@@ -473,7 +477,8 @@ class Gateway:
             if exchange.front is not None:   # the provider's answer, re-shaped for the client's API
                 prefix = "msg_" if exchange.front.NAME == "messages" else "resp_"
                 translator = exchange.front.translator(translator, exchange.client_body or {}, {
-                    "id": prefix + exchange.response_id.removeprefix("chatcmpl-"), "created": exchange.created})
+                    "id": prefix + exchange.response_id.removeprefix("chatcmpl-"), "created": exchange.created,
+                    "headers": exchange.front_headers})
         else:
             translator = embeddings_translator(target)
         return translator, translator.request(exchange.body)

@@ -33,7 +33,8 @@ from typing import Any
 
 from .. import sse, validate
 from ..errors import InvalidRequest
-from ..providers.base import ChatTranslator
+from ..providers.base import ChatTranslator, UpstreamRequest
+from ..providers.openai_anthropic import ANTHROPIC_VERSION
 from .base import FrontDoorTranslator
 
 NAME = "messages"
@@ -377,5 +378,72 @@ class MessagesTranslator(FrontDoorTranslator):
         return out
 
 
-def translator(inner: ChatTranslator, client: dict, ids: dict) -> MessagesTranslator:
+class MessagesPassthrough(FrontDoorTranslator):
+    """The chosen provider speaks Messages: the client's request goes as it came (its model replaced by
+    the provider's id), with its ``anthropic-version`` and ``anthropic-beta`` headers, so extended
+    thinking, ``cache_control``, server tools and betas work as they do at Anthropic; the answer, error
+    or stream comes back untouched.
+
+    The provider translator still reads a copy of the answer: its usage for accounting and budgets,
+    its stream's ending, and (``last_internal``) the internal form of the text delivered, which is
+    what a cut stream is billed on."""
+
+    passthrough_response = True
+
+    def __init__(self, inner: ChatTranslator, client: dict, ids: dict):
+        super().__init__(inner, client, ids)
+        # The inner translator only reads answers here: a minimal request sets its stream state (and no
+        # stop sequences to apply, since the provider applies the client's own).
+        inner.request({"model": client.get("model"), "messages": [{"role": "user", "content": "-"}],
+                       **({"stream": True, "stream_options": {"include_usage": True}}
+                          if client.get("stream") is True else {})})
+
+    def request(self, body: dict[str, Any]) -> UpstreamRequest:
+        target = self.target
+        headers = {"anthropic-version": self.ids.get("headers", {}).get("anthropic-version", ANTHROPIC_VERSION),
+                   "content-type": "application/json"}
+        if self.ids.get("headers", {}).get("anthropic-beta"):
+            headers["anthropic-beta"] = self.ids["headers"]["anthropic-beta"]
+        return UpstreamRequest(path=f"{target.base_path}/messages", headers=headers,
+                               body=json.dumps({**self.client, "model": target.upstream_model},
+                                               ensure_ascii=False).encode())
+
+    def response(self, body: bytes) -> bytes:
+        try:
+            self.inner.response(body)   # for its usage
+        except Exception:   # noqa: BLE001 - an unreadable answer still goes to the client as it came
+            pass
+        return body
+
+    def error(self, status: int, body: bytes) -> tuple[int, bytes]:
+        mapped, internal = self.inner.error(status, body)
+        try:
+            if json.loads(body).get("type") == "error":
+                return mapped, body    # already in Anthropic's shape: the provider's own words
+        except (ValueError, AttributeError):
+            pass
+        return mapped, reshape_error(mapped, internal)
+
+    def stream_chunk(self, data: bytes) -> bytes:
+        self.last_internal = self.inner.stream_chunk(data)
+        return data
+
+    def stream_end(self) -> bytes:
+        self.last_internal = self.inner.stream_end()
+        return b""
+
+    def answer(self, internal: bytes) -> bytes:   # not used: the answer passes as it came
+        return internal
+
+    def events(self, internal: bytes, end: bool = False) -> bytes:   # not used, likewise
+        return internal
+
+    def error_body(self, status: int, internal: bytes) -> bytes:
+        return reshape_error(status, internal)
+
+
+def translator(inner: ChatTranslator, client: dict, ids: dict) -> FrontDoorTranslator:
+    """The front door's translator for one attempt: pass-through when the provider speaks Messages."""
+    if inner.target.api == "anthropic":
+        return MessagesPassthrough(inner, client, ids)
     return MessagesTranslator(inner, client, ids)

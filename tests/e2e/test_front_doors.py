@@ -38,7 +38,7 @@ def _served_by(stack, provider: str) -> dict:
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_messages_create_is_served_by_each_provider_api(gateway, claude, provider):
     raw = claude.messages.with_raw_response.create(
-        model=MODELS[provider], max_tokens=100, system="Be brief.", stop_sequences=["\n\n\n"],
+        model=MODELS[provider], max_tokens=100, system="Be brief.", stop_sequences=["THE END"],
         messages=[{"role": "user", "content": "What is the capital of France?"}])
     message = raw.parse()
     assert message.type == "message" and message.role == "assistant"
@@ -210,3 +210,30 @@ def test_previous_response_id_is_a_400_and_nothing_is_kept(gateway, client):
         client.responses.create(model=MODELS["openai"], input="Hi", previous_response_id="resp_unknown")
     assert bad.value.body["param"] == "previous_response_id"
     assert httpx.get(f"{gateway.base_url}/responses/resp_unknown", headers=AUTH).status_code == 404
+
+
+def test_messages_pass_through_to_anthropic_keeps_claude_codes_extras(gateway, claude):
+    """A provider that speaks Messages gets the request as it came: thinking, cache_control, anthropic-beta."""
+    body = {"model": MODELS["anthropic"], "max_tokens": 2000, "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+            "messages": [{"role": "user", "content": "What is 2 + 2?"}]}
+    response = httpx.post(f"{gateway.base_url}/messages?beta=true", json=body, timeout=20, headers={
+        "x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01", "anthropic-beta": "interleaved-thinking-2025-05-14"})
+    assert response.status_code == 200, response.text
+    assert [b["type"] for b in response.json()["content"]][0] == "thinking"   # Anthropic's own answer, untouched
+    record = _served_by(gateway, "anthropic")
+    headers = {k.lower(): v for k, v in record["headers"].items()}
+    assert headers["anthropic-beta"] == "interleaved-thinking-2025-05-14"
+    assert record["body"] == {**body, "model": "claude-3-5-haiku-latest"}
+    assert response.headers["x-llm-provider"] == "anthropic"
+
+
+def test_messages_pass_through_stream_is_anthropics_own(gateway, claude):
+    with claude.messages.stream(model=MODELS["anthropic"], max_tokens=100,
+                                messages=[{"role": "user", "content": "Count to three."}]) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    assert final.content[0].text.endswith("You said: Count to three.")
+    assert final.usage.output_tokens > 0
+    assert _served_by(gateway, "anthropic")["body"]["stream"] is True
