@@ -237,3 +237,22 @@ def test_messages_pass_through_stream_is_anthropics_own(gateway, claude):
     assert final.content[0].text.endswith("You said: Count to three.")
     assert final.usage.output_tokens > 0
     assert _served_by(gateway, "anthropic")["body"]["stream"] is True
+
+
+def test_envoys_own_replies_on_messages_come_in_anthropics_shape(gateway, claude):
+    """A body over Envoy's buffer is Envoy's 413 (the processor never sees it): Anthropic's shape on
+    /v1/messages, OpenAI's on /v1/chat/completions."""
+    def chunks(prefix: bytes):
+        yield prefix
+        for _ in range(100):
+            yield b"x" * 100_000
+        yield b'"}]}'
+    big = b'{"model": "gpt-4o-mini", "max_tokens": 10, "messages": [{"role": "user", "content": "'
+    response = httpx.post(gateway.base_url + "/messages", content=chunks(big), timeout=20,
+                          headers={"content-type": "application/json", "x-api-key": CLIENT_KEY})
+    assert response.status_code == 413
+    assert response.json() == {"type": "error", "error": {"type": "request_too_large", "message": (
+        "The request body is larger than the gateway's limit of 4194304 bytes (after decompression).")}}
+    response = httpx.post(gateway.base_url + "/chat/completions", content=chunks(big), timeout=20,
+                          headers={"content-type": "application/json", **AUTH})
+    assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
