@@ -256,3 +256,38 @@ def test_envoys_own_replies_on_messages_come_in_anthropics_shape(gateway, claude
     response = httpx.post(gateway.base_url + "/chat/completions", content=chunks(big), timeout=20,
                           headers={"content-type": "application/json", **AUTH})
     assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
+
+
+# ---- the same policy and fallback tiers for every front door ----------------------------------------
+
+def _fault(stack, provider: str, **fields) -> None:
+    assert httpx.put(f"{stack.sim_url(provider)}/_sim/faults", json=fields).status_code == 200
+
+
+def test_messages_fall_back_across_provider_apis(gateway, claude):
+    """`auto` is routed by the policy (class simple_queries: gpt-4o-mini, then gemini-2.0-flash); the
+    primary's 503 is answered by the next tier, translated afresh for its API and back to Messages."""
+    _fault(gateway, "openai", status=503, count=1)
+    raw = claude.messages.with_raw_response.create(model="auto", max_tokens=100,
+                                                   messages=[{"role": "user", "content": "What is the capital of Peru?"}])
+    message = raw.parse()
+    assert raw.headers["x-llm-provider"] == "gemini" and raw.headers["x-llm-attempts"] == "2"
+    assert raw.headers["x-llm-class"] == "simple_queries"
+    assert message.content[0].text.endswith("You said: What is the capital of Peru?")
+    assert "contents" in _served_by(gateway, "gemini")["body"]
+
+
+def test_a_responses_stream_falls_back_before_its_first_byte(gateway, client):
+    _fault(gateway, "openai", status=503, count=1)
+    raw = client.responses.with_raw_response.create(model="auto", input="What is the capital of Peru?", stream=True)
+    events = list(raw.parse())
+    assert raw.headers["x-llm-provider"] == "gemini" and raw.headers["x-llm-attempts"] == "2"
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.output_text.endswith("You said: What is the capital of Peru?")
+
+
+def test_a_provider_error_reaches_a_messages_client_in_anthropics_shape(gateway, claude):
+    _fault(gateway, "gemini", status=400, count=1)
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        claude.messages.create(model=MODELS["gemini"], max_tokens=10, messages=[{"role": "user", "content": "Hi"}])
+    assert bad.value.body["type"] == "error" and bad.value.body["error"]["type"] == "invalid_request_error"
