@@ -10,6 +10,9 @@ import anthropic
 import httpx
 import openai
 import pytest
+import yaml
+
+from extproc.devstack import DEFAULT_ROUTING, Stack
 
 from .conftest import AUTH, CLIENT_KEY, MODELS, upstream_requests
 
@@ -264,21 +267,37 @@ def _fault(stack, provider: str, **fields) -> None:
     assert httpx.put(f"{stack.sim_url(provider)}/_sim/faults", json=fields).status_code == 200
 
 
-def test_messages_fall_back_across_provider_apis(gateway, claude):
-    """`auto` is routed by the policy (class simple_queries: gpt-4o-mini, then gemini-2.0-flash); the
-    primary's 503 is answered by the next tier, translated afresh for its API and back to Messages."""
-    _fault(gateway, "openai", status=503, count=1)
+@pytest.fixture(scope="module")
+def tiers(tmp_path_factory):
+    """A stack that never ejects (health rules off), so each test sees the plain cascade of `auto`'s
+    class simple_queries: gpt-4o-mini (OpenAI API), then gemini-2.0-flash (Gemini API)."""
+    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
+    config["health"] = {"consecutive_failures": 1000, "max_error_rate": 1.0}
+    path = tmp_path_factory.mktemp("front-door-tiers") / "routing.yaml"
+    path.write_text(yaml.safe_dump(config))
+    stack = Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
+    yield stack
+    stack.stop()
+
+
+def test_messages_fall_back_across_provider_apis(tiers):
+    """`auto` is routed by the policy; the primary's 503 is answered by the next tier, translated afresh
+    for its API and back to Messages."""
+    _fault(tiers, "openai", status=503, count=1)
+    claude = anthropic.Anthropic(base_url=tiers.base_url.removesuffix("/v1"), api_key=CLIENT_KEY, max_retries=0,
+                                 timeout=20)
     raw = claude.messages.with_raw_response.create(model="auto", max_tokens=100,
                                                    messages=[{"role": "user", "content": "What is the capital of Peru?"}])
     message = raw.parse()
     assert raw.headers["x-llm-provider"] == "gemini" and raw.headers["x-llm-attempts"] == "2"
     assert raw.headers["x-llm-class"] == "simple_queries"
     assert message.content[0].text.endswith("You said: What is the capital of Peru?")
-    assert "contents" in _served_by(gateway, "gemini")["body"]
+    assert "contents" in _served_by(tiers, "gemini")["body"]
 
 
-def test_a_responses_stream_falls_back_before_its_first_byte(gateway, client):
-    _fault(gateway, "openai", status=503, count=1)
+def test_a_responses_stream_falls_back_before_its_first_byte(tiers):
+    _fault(tiers, "openai", status=503, count=1)
+    client = openai.OpenAI(base_url=tiers.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=20)
     raw = client.responses.with_raw_response.create(model="auto", input="What is the capital of Peru?", stream=True)
     events = list(raw.parse())
     assert raw.headers["x-llm-provider"] == "gemini" and raw.headers["x-llm-attempts"] == "2"
