@@ -209,6 +209,10 @@ class Gateway:
                 if method != "GET":
                     raise NotFound(f"Invalid URL ({method} {path})", code="unknown_url")
                 return self._models(path, caller, headers)
+            if path.startswith("/v1/responses/") and method in ("GET", "DELETE") and path.count("/") == 3:
+                # The Responses front door keeps nothing (README, "Front doors"): every id is unknown.
+                raise NotFound(f"Response with id '{path.rsplit('/', 1)[1]}' not found: this gateway stores no "
+                               "responses (every answer says store: false)", code="not_found")
             if path not in ENDPOINTS or method != "POST":
                 raise NotFound(f"Invalid URL ({method} {path})", code="unknown_url")
             ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()

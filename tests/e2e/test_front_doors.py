@@ -5,6 +5,7 @@ provider-API pair; the OpenAI chat x provider pairs are test_chat.py's)."""
 from __future__ import annotations
 
 import json
+import time
 
 import anthropic
 import httpx
@@ -212,7 +213,9 @@ def test_previous_response_id_is_a_400_and_nothing_is_kept(gateway, client):
     with pytest.raises(openai.BadRequestError) as bad:
         client.responses.create(model=MODELS["openai"], input="Hi", previous_response_id="resp_unknown")
     assert bad.value.body["param"] == "previous_response_id"
-    assert httpx.get(f"{gateway.base_url}/responses/resp_unknown", headers=AUTH).status_code == 404
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.responses.retrieve("resp_unknown")
+    assert "stores no responses" in missing.value.body["message"]
 
 
 def test_messages_pass_through_to_anthropic_keeps_claude_codes_extras(gateway, claude):
@@ -303,6 +306,37 @@ def test_a_responses_stream_falls_back_before_its_first_byte(tiers):
     assert raw.headers["x-llm-provider"] == "gemini" and raw.headers["x-llm-attempts"] == "2"
     assert events[-1].type == "response.completed"
     assert events[-1].response.output_text.endswith("You said: What is the capital of Peru?")
+
+
+@pytest.fixture(scope="module")
+def hedged(tmp_path_factory):
+    """Interactive work hedged (one extra attempt): the primary tier's target is 1.5 s."""
+    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
+    config["health"] = {"consecutive_failures": 1000, "max_error_rate": 1.0}
+    config["workloads"]["interactive"]["hedge"] = True
+    path = tmp_path_factory.mktemp("front-door-hedged") / "routing.yaml"
+    path.write_text(yaml.safe_dump(config))
+    stack = Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
+    yield stack
+    stack.stop()
+
+
+def test_a_hedged_messages_stream_is_won_by_the_faster_tier(hedged):
+    """The primary answers far too late; the hedge starts at its 1.5 s target and the secondary, of
+    another provider API, answers the Messages client in Anthropic's event sequence."""
+    _fault(hedged, "openai", latency_ms=6000, count=1)
+    claude = anthropic.Anthropic(base_url=hedged.base_url.removesuffix("/v1"), api_key=CLIENT_KEY, max_retries=0,
+                                 timeout=20)
+    started = time.monotonic()
+    with claude.messages.with_streaming_response.create(
+            model="auto", max_tokens=100, stream=True,
+            messages=[{"role": "user", "content": "What is the capital of Peru?"}]) as raw:
+        provider, attempts = raw.headers["x-llm-provider"], raw.headers["x-llm-attempts"]
+        kinds = [line.split(": ", 1)[1] for line in raw.iter_lines() if line.startswith("event: ")]
+    elapsed = time.monotonic() - started
+    assert (provider, attempts) == ("gemini", "2")
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    assert 1.4 < elapsed < 1.5 + 1.5, elapsed           # sequential fallback would wait for the 3 s cut
 
 
 def test_a_provider_error_reaches_a_messages_client_in_anthropics_shape(gateway, claude):
