@@ -269,3 +269,51 @@ def test_provider_errors_are_reshaped_for_messages():
     status, body = door.error(429, b'{"error": {"message": "slow down", "type": "requests", "code": "rate_limit"}}')
     assert status == 429 and json.loads(body) == {"type": "error", "error": {"type": "rate_limit_error",
                                                                              "message": "slow down"}}
+
+
+# ---- hostile input: a clear 400 / 422, never a crash -------------------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from extproc.errors import GatewayError  # noqa: E402
+from tests.strategies import json_leaf  # noqa: E402
+
+FRONT_FIELDS = st.sampled_from(["role", "content", "type", "text", "source", "media_type", "data", "url", "id",
+                                "name", "input", "tool_use_id", "is_error", "call_id", "arguments", "output",
+                                "image_url", "file_data", "format", "schema", "parameters", "input_schema",
+                                "disable_parallel_tool_use", "cache_control", "thinking", "phase"])
+front_shaped = st.recursive(json_leaf, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(FRONT_FIELDS, inner, max_size=4)), max_leaves=12)
+# Blocks of a known type with any fields: these reach past the first checks into the mapping.
+block = st.fixed_dictionaries({"type": st.sampled_from(["text", "image", "document", "tool_use", "tool_result",
+                                                        "thinking", "input_text", "input_image", "input_file",
+                                                        "output_text", "function_call", "function_call_output",
+                                                        "message", "reasoning", "custom", "function"])},
+                              optional={f: front_shaped for f in ("text", "source", "id", "name", "input", "content",
+                                                                  "tool_use_id", "call_id", "arguments", "output",
+                                                                  "image_url", "file_data", "role", "parameters")})
+turns = st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system", "developer"])},
+                                       optional={"content": st.one_of(st.text(max_size=4), st.lists(block, max_size=3)),
+                                                 "type": st.sampled_from(["message", "function_call"])}),
+                 min_size=1, max_size=3)
+messages_bodies = st.fixed_dictionaries({"model": st.just("m"), "max_tokens": st.just(10)}, optional={
+    "messages": st.one_of(front_shaped, turns), "tools": st.one_of(front_shaped, st.lists(block, max_size=2)),
+    **{k: front_shaped for k in ("system", "tool_choice", "stop_sequences", "metadata", "stream",
+                              "temperature", "thinking")}})
+responses_bodies = st.fixed_dictionaries({"model": st.just("m")}, optional={
+    "input": st.one_of(front_shaped, turns, st.lists(block, max_size=3)),
+    "tools": st.one_of(front_shaped, st.lists(block, max_size=2)),
+    **{k: front_shaped for k in ("instructions", "tool_choice", "text", "max_output_tokens", "stream",
+                              "temperature", "parallel_tool_calls", "metadata", "store", "reasoning")}})
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(messages_bodies.map(lambda b: (messages, b)), responses_bodies.map(lambda b: (responses, b))))
+def test_hostile_front_door_bodies_are_clear_errors_never_crashes(case):
+    door, body = case
+    try:
+        internal = door.to_internal(body)
+    except GatewayError as exc:
+        assert exc.status in (400, 422) and exc.message
+        return
+    validate.chat(internal)   # what passes is a request the internal validator takes
