@@ -284,27 +284,32 @@ FRONT_FIELDS = st.sampled_from(["role", "content", "type", "text", "source", "me
                                 "disable_parallel_tool_use", "cache_control", "thinking", "phase"])
 front_shaped = st.recursive(json_leaf, lambda inner: st.one_of(
     st.lists(inner, max_size=3), st.dictionaries(FRONT_FIELDS, inner, max_size=4)), max_leaves=12)
-# Blocks of a known type with any fields: these reach past the first checks into the mapping.
+# Blocks of a known type with fields well typed or of any shape: these reach past the first checks.
+word = st.text(min_size=1, max_size=4)
+source = st.fixed_dictionaries({"type": st.sampled_from(["base64", "url", "text", "content", "file"])},
+                               optional={"media_type": word, "data": word, "url": word, "content": front_shaped})
+WELL_TYPED = {"text": word, "source": source, "id": word, "name": word, "input": st.dictionaries(word, word, max_size=2),
+              "content": st.one_of(word, st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": word}),
+                                                  max_size=2)),
+              "tool_use_id": word, "call_id": word, "arguments": word, "output": word, "image_url": word,
+              "file_data": word, "role": st.sampled_from(["user", "assistant"]),
+              "parameters": st.just({"type": "object"}), "input_schema": st.just({"type": "object"})}
 block = st.fixed_dictionaries({"type": st.sampled_from(["text", "image", "document", "tool_use", "tool_result",
                                                         "thinking", "input_text", "input_image", "input_file",
                                                         "output_text", "function_call", "function_call_output",
                                                         "message", "reasoning", "custom", "function"])},
-                              optional={f: front_shaped for f in ("text", "source", "id", "name", "input", "content",
-                                                                  "tool_use_id", "call_id", "arguments", "output",
-                                                                  "image_url", "file_data", "role", "parameters")})
+                              optional={f: st.one_of(v, front_shaped) for f, v in WELL_TYPED.items()})
 turns = st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system", "developer"])},
-                                       optional={"content": st.one_of(st.text(max_size=4), st.lists(block, max_size=3)),
+                                       optional={"content": st.one_of(word, st.lists(block, min_size=1, max_size=3)),
                                                  "type": st.sampled_from(["message", "function_call"])}),
                  min_size=1, max_size=3)
-messages_bodies = st.fixed_dictionaries({"model": st.just("m"), "max_tokens": st.just(10)}, optional={
-    "messages": st.one_of(front_shaped, turns), "tools": st.one_of(front_shaped, st.lists(block, max_size=2)),
-    **{k: front_shaped for k in ("system", "tool_choice", "stop_sequences", "metadata", "stream",
-                              "temperature", "thinking")}})
-responses_bodies = st.fixed_dictionaries({"model": st.just("m")}, optional={
-    "input": st.one_of(front_shaped, turns, st.lists(block, max_size=3)),
+messages_bodies = st.fixed_dictionaries({"model": st.just("m"), "max_tokens": st.just(10), "messages": turns}, optional={
     "tools": st.one_of(front_shaped, st.lists(block, max_size=2)),
-    **{k: front_shaped for k in ("instructions", "tool_choice", "text", "max_output_tokens", "stream",
-                              "temperature", "parallel_tool_calls", "metadata", "store", "reasoning")}})
+    **{k: front_shaped for k in ("system", "tool_choice", "stop_sequences", "metadata", "stream", "thinking")}})
+responses_bodies = st.fixed_dictionaries({"model": st.just("m"), "input": st.one_of(
+    word, turns, st.lists(block, min_size=1, max_size=3))}, optional={
+    "tools": st.one_of(front_shaped, st.lists(block, max_size=2)),
+    **{k: front_shaped for k in ("instructions", "tool_choice", "text", "stream", "metadata", "store", "reasoning")}})
 
 
 @settings(max_examples=400, deadline=None)
