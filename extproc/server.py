@@ -43,6 +43,7 @@ from .first_token import FirstContent
 from .gateway import (COUNT_TOKENS_PATH, ENDPOINTS, FIRST_TOKEN_HEADER, HEDGE_ENV, KEY_HEADER, Answer, Exchange, Gateway, Rewrite,
                       hedge_hosts)
 from .accounting import FEEDBACK_PATH
+from .apis import CLIENT_API, client_api
 from .bookkeeping import Bookkeeping
 from .config import Config
 from .cost import UNLIMITED, Allowance
@@ -205,7 +206,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     exchange.trail = tracing.start_request(
                         {**headers, **metadata}, "chat" if exchange.endpoint == "chat" else "embeddings",
                         exchange.body["model"], exchange.plan.reason, [m.id for m in exchange.plan.models],
-                        decision=self._labels(exchange.plan))
+                        decision={**self._labels(exchange.plan), CLIENT_API: client_api(exchange.front)})
                     self.exchanges[exchange.key] = exchange
                     self._remember(exchange)
                     route = gateway.route(exchange)   # also attempt 1, translated for its provider

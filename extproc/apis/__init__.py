@@ -10,5 +10,11 @@ from . import messages, responses
 from .base import FrontDoorTranslator
 
 FRONT_DOORS = {"/v1/messages": messages, "/v1/responses": responses}
+CLIENT_API = "llm.client_api"   # the request span's attribute naming the client's API
 
-__all__ = ["FRONT_DOORS", "FrontDoorTranslator", "messages", "responses"]
+
+def client_api(front) -> str:
+    """The client API of a request: a front door's, else the internal form's own (OpenAI chat)."""
+    return front.API if front is not None else "openai_chat"
+
+__all__ = ["CLIENT_API", "FRONT_DOORS", "client_api", "FrontDoorTranslator", "messages", "responses"]

@@ -38,6 +38,7 @@ from ..providers.openai_anthropic import ANTHROPIC_VERSION
 from .base import FrontDoorTranslator
 
 NAME = "messages"
+API = "anthropic_messages"   # the client API, as spans name it (llm.client_api)
 
 # Anthropic's error types by HTTP status (its "Errors" page); anything else is api_error.
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",

@@ -37,6 +37,7 @@ from ..providers.base import ChatTranslator
 from .base import FrontDoorTranslator
 
 NAME = "responses"
+API = "openai_responses"   # the client API, as spans name it (llm.client_api)
 
 
 def _part(part: Any, where: str, role: str) -> dict | None:

@@ -381,3 +381,26 @@ def test_front_door_answers_are_billed_what_their_usage_says(gateway, claude, cl
     record = _record(gateway, streamed.headers["x-request-id"])
     assert (record.model, record.input_tokens, record.output_tokens) == (
         MODELS["gemini"], final.input_tokens, final.output_tokens)
+
+
+# ---- the same spans -------------------------------------------------------------------------------
+
+def test_a_front_door_request_has_its_request_and_attempt_spans(gateway, claude, otlp):
+    from .otlp_receiver import attributes
+
+    raw = claude.messages.with_raw_response.create(model=MODELS["gemini"], max_tokens=50,
+                                                   messages=[{"role": "user", "content": "Trace me."}])
+    assert raw.parse().usage.output_tokens > 0
+
+    def found(spans):
+        requests = [s for _, s in spans if attributes(s).get("llm.request")
+                    and attributes(s).get("llm.client_api") == "anthropic_messages"
+                    and attributes(s).get("gen_ai.request.model") == MODELS["gemini"]]
+        if not requests:
+            return None
+        attempts = [s for _, s in spans if s.parent_span_id == requests[-1].span_id and "llm.attempt" in attributes(s)]
+        return (requests[-1], attempts[0]) if attempts else None
+
+    request, attempt = otlp.wait_for(found)
+    assert attributes(request)["llm.provider"] == "gemini" and attributes(request)["http.response.status_code"] == 200
+    assert attributes(attempt)["gen_ai.usage.output_tokens"] > 0
