@@ -67,7 +67,7 @@ def test_messages_stream_follows_anthropics_event_sequence(gateway, claude, prov
     assert kinds[-1] == "message_stop" and "message_delta" in kinds
     assert "content_block_start" in kinds and "content_block_stop" in kinds
     assert final.content[0].text.endswith("You said: Count to three.")
-    assert final.stop_reason == "end_turn" and final.usage.output_tokens > 0
+    assert final.stop_reason == "end_turn" and final.usage.output_tokens > 0 and final.usage.input_tokens > 0
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
