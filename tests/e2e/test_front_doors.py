@@ -404,3 +404,26 @@ def test_a_front_door_request_has_its_request_and_attempt_spans(gateway, claude,
     request, attempt = otlp.wait_for(found)
     assert attributes(request)["llm.provider"] == "gemini" and attributes(request)["http.response.status_code"] == 200
     assert attributes(attempt)["gen_ai.usage.output_tokens"] > 0
+
+
+# ---- streams that end badly -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("provider", ["gemini", "openai"])
+def test_a_provider_error_event_mid_stream_is_an_anthropic_error_event(gateway, claude, provider):
+    """The provider sends its API's error event after a few events: the Messages client gets
+    Anthropic's `error` event and no message_stop (its SDK raises), never a stream that looks complete."""
+    _fault(gateway, provider, error_event_after=2, count=1)
+    with pytest.raises(anthropic.APIStatusError) as failed:
+        with claude.messages.stream(model=MODELS[provider], max_tokens=100,
+                                    messages=[{"role": "user", "content": "Count to ten slowly."}]) as stream:
+            for _ in stream:
+                pass
+    assert failed.value.body["type"] == "error" and failed.value.body["error"]["type"] == "api_error", failed.value.body
+
+
+@pytest.mark.parametrize("provider", ["gemini", "anthropic"])
+def test_a_responses_stream_whose_provider_fails_mid_way_ends_failed(gateway, client, provider):
+    _fault(gateway, provider, error_event_after=2, count=1)
+    events = list(client.responses.create(model=MODELS[provider], input="Count to ten slowly.", stream=True))
+    assert events[-1].type == "response.failed" and events[-1].response.error.message
+    assert "response.completed" not in [e.type for e in events]
