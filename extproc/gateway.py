@@ -132,6 +132,7 @@ class Exchange:
     plan: Plan
     created: int
     response_id: str
+    path: str = ""                         # the client's request path (its API: errors come in its shape)
     front: Any = None                      # the front door's module (extproc.apis), None for OpenAI chat
     client_body: dict | None = None        # the client's request as sent, for a front door's answer
     front_headers: dict[str, str] = field(default_factory=dict)   # its API's headers (a pass-through sends them)
@@ -256,7 +257,7 @@ class Gateway:
         classification = classifier.classify(body) if classifier is not None and endpoint == "chat" else None
         exchange = Exchange(key=uuid.uuid4().hex, endpoint=endpoint, body=body, plan=None, created=int(now),
                             response_id=f"chatcmpl-{uuid.uuid4().hex[:24]}", started=now, caller=caller,
-                            front=front, client_body=client_body,
+                            path=path, front=front, client_body=client_body,
                             front_headers={h: headers[h] for h in FRONT_DOOR_HEADERS if h in headers},
                             forwardable={h: headers[h] for h in FORWARDABLE_HEADERS if h in headers})
 

@@ -40,8 +40,8 @@ from .errors import GatewayError, QuotaExceeded, Unavailable, UpstreamError
 from .providers.base import ChatTranslator
 from .status import StatusService
 from .first_token import FirstContent
-from .gateway import (COUNT_TOKENS_PATH, ENDPOINTS, FIRST_TOKEN_HEADER, HEDGE_ENV, KEY_HEADER, Answer, Exchange, Gateway, Rewrite,
-                      hedge_hosts)
+from .gateway import (COUNT_TOKENS_PATH, ENDPOINTS, FIRST_TOKEN_HEADER, HEDGE_ENV, KEY_HEADER, Answer, Exchange,
+                      Gateway, Rewrite, hedge_hosts)
 from .accounting import FEEDBACK_PATH
 from .apis import CLIENT_API, client_api
 from .bookkeeping import Bookkeeping
@@ -538,7 +538,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                 try:
                     rewrite = self.gateway.attempt(exchange, number)
                 except GatewayError as exc:
-                    yield immediate(Answer.error(exc))
+                    yield immediate(Answer.error(exc, exchange.path))
                     return
                 self._attempt_started(exchange, number)
                 yield _replace(rewrite)
