@@ -339,8 +339,16 @@ def test_a_hedged_messages_stream_is_won_by_the_faster_tier(hedged):
     assert 1.4 < elapsed < 1.5 + 1.5, elapsed           # sequential fallback would wait for the 3 s cut
 
 
-def test_a_provider_error_reaches_a_messages_client_in_anthropics_shape(gateway, claude):
-    _fault(gateway, "gemini", status=400, count=1)
+def _claude(stack) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=stack.base_url.removesuffix("/v1"), api_key=CLIENT_KEY, max_retries=0,
+                               timeout=20)
+
+
+# Provider failures run on the `tiers` stack (health rules off): on the shared stack they would
+# demote the provider for the tests that follow.
+def test_a_provider_error_reaches_a_messages_client_in_anthropics_shape(tiers):
+    claude = _claude(tiers)
+    _fault(tiers, "gemini", status=400, count=1)
     with pytest.raises(anthropic.BadRequestError) as bad:
         claude.messages.create(model=MODELS["gemini"], max_tokens=10, messages=[{"role": "user", "content": "Hi"}])
     assert bad.value.body["type"] == "error" and bad.value.body["error"]["type"] == "invalid_request_error"
@@ -388,12 +396,13 @@ def test_front_door_answers_are_billed_what_their_usage_says(gateway, claude, cl
 def test_a_front_door_request_has_its_request_and_attempt_spans(gateway, claude, otlp):
     from .otlp_receiver import attributes
 
+    since = time.time_ns()
     raw = claude.messages.with_raw_response.create(model=MODELS["gemini"], max_tokens=50,
                                                    messages=[{"role": "user", "content": "Trace me."}])
     assert raw.parse().usage.output_tokens > 0
 
     def found(spans):
-        requests = [s for _, s in spans if attributes(s).get("llm.request")
+        requests = [s for _, s in spans if attributes(s).get("llm.request") and s.start_time_unix_nano >= since
                     and attributes(s).get("llm.client_api") == "anthropic_messages"
                     and attributes(s).get("gen_ai.request.model") == MODELS["gemini"]]
         if not requests:
@@ -409,12 +418,12 @@ def test_a_front_door_request_has_its_request_and_attempt_spans(gateway, claude,
 # ---- streams that end badly -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("provider", ["gemini", "openai"])
-def test_a_provider_error_event_mid_stream_is_an_anthropic_error_event(gateway, claude, provider):
+def test_a_provider_error_event_mid_stream_is_an_anthropic_error_event(tiers, provider):
     """The provider sends its API's error event after a few events: the Messages client gets
     Anthropic's `error` event and no message_stop (its SDK raises), never a stream that looks complete."""
-    _fault(gateway, provider, error_event_after=2, count=1)
+    _fault(tiers, provider, error_event_after=2, count=1)
     with pytest.raises(anthropic.APIStatusError) as failed:
-        with claude.messages.stream(model=MODELS[provider], max_tokens=100,
+        with _claude(tiers).messages.stream(model=MODELS[provider], max_tokens=100,
                                     messages=[{"role": "user", "content": "Count to ten slowly."}]) as stream:
             for _ in stream:
                 pass
@@ -422,8 +431,9 @@ def test_a_provider_error_event_mid_stream_is_an_anthropic_error_event(gateway, 
 
 
 @pytest.mark.parametrize("provider", ["gemini", "anthropic"])
-def test_a_responses_stream_whose_provider_fails_mid_way_ends_failed(gateway, client, provider):
-    _fault(gateway, provider, error_event_after=2, count=1)
+def test_a_responses_stream_whose_provider_fails_mid_way_ends_failed(tiers, provider):
+    _fault(tiers, provider, error_event_after=2, count=1)
+    client = openai.OpenAI(base_url=tiers.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=20)
     events = list(client.responses.create(model=MODELS[provider], input="Count to ten slowly.", stream=True))
     assert events[-1].type == "response.failed" and events[-1].response.error.message
     assert "response.completed" not in [e.type for e in events]
