@@ -41,10 +41,10 @@ NAME = "messages"
 API = "anthropic_messages"   # the client API, as spans name it (llm.client_api)
 
 # Anthropic's error types by HTTP status (its "Errors" page); anything else is api_error.
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-               404: "not_found_error", 413: "request_too_large", 415: "invalid_request_error",
-               422: "invalid_request_error", 429: "rate_limit_error", 503: "overloaded_error",
-               529: "overloaded_error"}
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
+               403: "permission_error", 404: "not_found_error", 409: "conflict_error", 413: "request_too_large",
+               415: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error",
+               503: "overloaded_error", 504: "timeout_error", 529: "overloaded_error"}
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                 "function_call": "tool_use", "content_filter": "refusal"}
 

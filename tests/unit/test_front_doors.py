@@ -16,7 +16,8 @@ import pytest
 from extproc import sse, validate
 from extproc.apis import messages, responses
 from extproc.errors import InvalidRequest, UnsupportedFeature
-from extproc.gateway import Gateway
+from extproc import errors
+from extproc.gateway import Answer, Gateway
 from extproc.providers.base import Target
 from extproc.providers.openai_openai import OpenAIChatTranslator
 from extproc.simulators import anthropic as sim_anthropic, gemini as sim_gemini
@@ -151,6 +152,23 @@ def test_header_stage_errors_on_messages_are_anthropics(gw):
     on_chat = gw.request_headers({":method": "POST", ":path": "/v1/responses", "content-type": "application/json",
                                   "x-api-key": "wrong"}, False)
     assert set(json.loads(on_chat.body)["error"]) == {"message", "type", "param", "code"}   # Responses: OpenAI's
+
+
+@pytest.mark.parametrize("exc,kind", [
+    (errors.Unauthorized("no key"), "authentication_error"),
+    (errors.ModelNotFound("no model", param="model"), "not_found_error"),
+    (errors.PayloadTooLarge("too big"), "request_too_large"),
+    (errors.UnsupportedFeature("cannot", param="n"), "invalid_request_error"),
+    (errors.QuotaExceeded("budget spent", headers={"retry-after": "60"}), "rate_limit_error"),
+    (errors.Unavailable("all tiers down"), "overloaded_error"),
+    (errors.DeadlineExceeded("too slow"), "timeout_error"),
+    (errors.UpstreamError("provider failed"), "api_error"),
+])
+def test_gateway_errors_on_messages_keep_status_and_headers_in_anthropics_shape(exc, kind):
+    answer = Answer.error(exc, "/v1/messages?beta=true")
+    assert answer.status == exc.status and answer.headers.get("retry-after") == exc.headers.get("retry-after")
+    assert json.loads(answer.body) == {"type": "error", "error": {"type": kind, "message": exc.message}}
+    assert json.loads(Answer.error(exc, "/v1/responses").body)["error"]["message"] == exc.message   # OpenAI's
 
 
 def test_count_tokens_grows_with_the_prompt(gw):
