@@ -90,9 +90,9 @@ class Answer:
 def front_door_of(path: str):
     """The front-door module (extproc.apis) for a request path (query ignored), or None."""
     path = path.split("?", 1)[0]
-    if path.startswith("/v1/messages/") and path != COUNT_TOKENS_PATH:
-        return None
-    return FRONT_DOORS.get("/v1/messages" if path == COUNT_TOKENS_PATH else path)
+    if path.startswith("/v1/messages/"):   # count_tokens, and unknown paths under it (their 404)
+        path = "/v1/messages"
+    return FRONT_DOORS.get(path)
 
 
 def error_body(path: str, status: int, body: bytes) -> bytes:

@@ -171,6 +171,11 @@ def test_gateway_errors_on_messages_keep_status_and_headers_in_anthropics_shape(
     assert json.loads(Answer.error(exc, "/v1/responses").body)["error"]["message"] == exc.message   # OpenAI's
 
 
+def test_an_unknown_path_under_messages_is_anthropics_404(gw):
+    answer = gw.request_headers(_front("/v1/messages/batches"), False)
+    assert answer.status == 404 and json.loads(answer.body)["error"]["type"] == "not_found_error"
+
+
 def test_count_tokens_grows_with_the_prompt(gw):
     def count(text: str) -> int:
         answer = gw.count_tokens(_front("/v1/messages/count_tokens"), json.dumps(
