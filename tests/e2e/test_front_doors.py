@@ -437,3 +437,20 @@ def test_a_responses_stream_whose_provider_fails_mid_way_ends_failed(tiers, prov
     events = list(client.responses.create(model=MODELS[provider], input="Count to ten slowly.", stream=True))
     assert events[-1].type == "response.failed" and events[-1].response.error.message
     assert "response.completed" not in [e.type for e in events]
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "gemini"])
+def test_the_openai_sdks_accumulating_responses_stream_helper(gateway, client, provider):
+    """`responses.stream()` rebuilds the response from the events and checks their order as it goes."""
+    with client.responses.stream(model=MODELS[provider], input="What is the weather in Paris?",
+                                 tools=[{"type": "function", "name": "get_weather", "parameters": WEATHER_SCHEMA,
+                                         "strict": False}]) as stream:
+        for _ in stream:
+            pass
+        final = stream.get_final_response()
+    call = next(item for item in final.output if item.type == "function_call")
+    assert call.name == "get_weather" and isinstance(json.loads(call.arguments)["city"], str)
+    with client.responses.stream(model=MODELS[provider], input="Count to three.") as stream:
+        text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        final = stream.get_final_response()
+    assert final.output_text == text and text.endswith("You said: Count to three.")
