@@ -8,7 +8,11 @@ Request (Responses)                      internal (OpenAI chat)
   function_call items                     assistant tool_calls (consecutive calls merged)
   function_call_output items              role "tool" messages
   reasoning items                         dropped (only their producer can read them back)
-  tools[] type function                   function tools (strict kept); other tool types: 422
+  tools[] type function                   function tools (strict kept)
+  tools[] type custom (freeform, Codex)   a function of one string "input"; answered as custom_tool_call
+                                          items, streamed as custom_tool_call_input events
+  custom_tool_call / _output items        assistant tool_calls ({"input": ...}) / role "tool" messages
+  other tool types (web search, ...)      422: built-in tools the gateway does not run
   tool_choice                             same values; {"type":"function","name"} -> chat form
   text.format json_schema / json_object   response_format
   max_output_tokens                       max_completion_tokens
@@ -92,10 +96,13 @@ def _messages(client: dict) -> list[dict]:
         if kind == "message":
             role = validate.one_of(item.get("role"), f"{where}.role", ("user", "assistant", "system", "developer"))
             out.append({"role": role, "content": _content(item.get("content"), f"{where}.content", role)})
-        elif kind == "function_call":
+        elif kind in ("function_call", "custom_tool_call"):
+            arguments = (validate.string(item.get("arguments", "{}"), f"{where}.arguments") if kind == "function_call"
+                         else json.dumps({"input": validate.string(item.get("input", ""), f"{where}.input")},
+                                         ensure_ascii=False))
             call = {"id": validate.string(item.get("call_id"), f"{where}.call_id", nonempty=True), "type": "function",
                     "function": {"name": validate.string(item.get("name"), f"{where}.name", nonempty=True),
-                                 "arguments": validate.string(item.get("arguments", "{}"), f"{where}.arguments")}}
+                                 "arguments": arguments}}
             last = out[-1] if out else None
             if last is not None and last["role"] == "assistant" and "tool_calls" in last:
                 last["tool_calls"].append(call)
@@ -103,7 +110,7 @@ def _messages(client: dict) -> list[dict]:
                 last["tool_calls"] = [call]
             else:
                 out.append({"role": "assistant", "content": None, "tool_calls": [call]})
-        elif kind == "function_call_output":
+        elif kind in ("function_call_output", "custom_tool_call_output"):
             output = item.get("output")
             text = output if isinstance(output, str) else "".join(
                 p.get("text", "") for p in (output or []) if isinstance(p, dict))
@@ -137,11 +144,19 @@ def to_internal(client: dict) -> dict:
     tools = []
     for i, tool in enumerate(validate.array(client.get("tools") or [], "tools")):
         tool = validate.obj(tool, f"tools[{i}]")
-        if tool.get("type") != "function":
+        if tool.get("type") not in ("function", "custom"):
             raise UnsupportedFeature(f"tools[{i}].type '{tool.get('type')}' is a built-in tool this gateway does "
-                                     "not run; use function tools", param=f"tools[{i}].type")
+                                     "not run; use function or custom tools", param=f"tools[{i}].type")
         function: dict[str, Any] = {"name": validate.string(tool.get("name"), f"tools[{i}].name", nonempty=True),
                                     "parameters": tool.get("parameters") or {"type": "object", "properties": {}}}
+        if tool["type"] == "custom":
+            # A custom (freeform) tool takes one text input: a function of one string, unwrapped in the answer.
+            # A grammar format cannot be enforced elsewhere; it is given to the model as the input's description.
+            fmt = tool.get("format") if isinstance(tool.get("format"), dict) else {}
+            hint = f"Input in this {fmt.get('syntax', 'grammar')}: {fmt.get('definition')}" if fmt.get(
+                "type") == "grammar" else "The tool's input, as free text."
+            function["parameters"] = {"type": "object", "properties": {"input": {"type": "string", "description": hint}},
+                                      "required": ["input"]}
         if tool.get("description") is not None:
             function["description"] = tool["description"]
         if tool.get("strict") is not None:
@@ -152,7 +167,7 @@ def to_internal(client: dict) -> dict:
         choice = client.get("tool_choice")
         if isinstance(choice, str):
             body["tool_choice"] = choice
-        elif isinstance(choice, dict) and choice.get("type") == "function":
+        elif isinstance(choice, dict) and choice.get("type") in ("function", "custom"):
             body["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}
     fmt = (client.get("text") or {}).get("format") if isinstance(client.get("text"), dict) else None
     if isinstance(fmt, dict):
@@ -194,9 +209,21 @@ def _usage(usage: dict | None) -> dict:
 
 
 def _echoed_tool(tool: dict) -> dict:
-    """A request's function tool as an answer lists it: every field present (null when not given)."""
+    """A request's tool as an answer lists it: every field present (null when not given)."""
+    if tool.get("type") == "custom":
+        return {"type": "custom", "name": tool.get("name"), "description": tool.get("description"),
+                "format": tool.get("format") or {"type": "text"}}
     return {"type": "function", "name": tool.get("name"), "description": tool.get("description"),
             "parameters": tool.get("parameters"), "strict": tool.get("strict")}
+
+
+def _custom_input(arguments: str) -> str:
+    """A custom tool's text input from the function arguments it was asked for as: ``{"input": "..."}``."""
+    try:
+        value = json.loads(arguments or "{}")
+    except ValueError:
+        return arguments
+    return value["input"] if isinstance(value, dict) and isinstance(value.get("input"), str) else arguments
 
 
 class ResponsesTranslator(FrontDoorTranslator):
@@ -251,15 +278,25 @@ class ResponsesTranslator(FrontDoorTranslator):
             output.append(self._message_item(message.get("content") or ""))
         for call in message.get("tool_calls") or []:
             function = call.get("function") or {}
-            output.append({"id": f"fc_{call.get('id')}", "type": "function_call", "status": "completed",
-                           "call_id": call.get("id"), "name": function.get("name"),
-                           "arguments": function.get("arguments") or ""})
+            output.append(self._call_item(call.get("id"), function.get("name"), function.get("arguments") or ""))
         status = "incomplete" if choice.get("finish_reason") == "length" else "completed"
         return json.dumps(self._resource(status, output, chat.get("usage"), chat.get("model")),
                           ensure_ascii=False).encode()
 
     def error_body(self, status: int, internal: bytes) -> bytes:
         return internal
+
+    def _custom(self, name: str | None) -> bool:
+        return any(isinstance(t, dict) and t.get("type") == "custom" and t.get("name") == name
+                   for t in self.client.get("tools") or [])
+
+    def _call_item(self, call_id: str | None, name: str | None, arguments: str) -> dict:
+        """A finished tool call as its output item: a custom tool's input unwrapped from its one argument."""
+        if self._custom(name):
+            return {"id": f"ctc_{call_id}", "type": "custom_tool_call", "status": "completed", "call_id": call_id,
+                    "name": name, "input": _custom_input(arguments)}
+        return {"id": f"fc_{call_id}", "type": "function_call", "status": "completed", "call_id": call_id,
+                "name": name, "arguments": arguments}
 
     # -- stream --
 
@@ -281,6 +318,13 @@ class ResponsesTranslator(FrontDoorTranslator):
                               text=text, logprobs=[])
                    + self._emit("response.content_part.done", item_id=item["id"], output_index=index,
                                 content_index=0, part=part))
+        elif item["type"] == "custom_tool_call":
+            # Its input is known once the arguments are whole (it is the value inside them): sent in one delta.
+            done = self._call_item(item["call_id"], item["name"], item.pop("_arguments"))
+            out = (self._emit("response.custom_tool_call_input.delta", item_id=item["id"], output_index=index,
+                              delta=done["input"])
+                   + self._emit("response.custom_tool_call_input.done", item_id=item["id"], output_index=index,
+                                input=done["input"]))
         else:
             done = {**item, "status": "completed"}
             out = self._emit("response.function_call_arguments.done", item_id=item["id"], output_index=index,
@@ -344,13 +388,22 @@ class ResponsesTranslator(FrontDoorTranslator):
                 if number not in self._calls:
                     out += self._close()
                     call_id = call.get("id") or f"call_{number}"
-                    item = {"id": f"fc_{call_id}", "type": "function_call", "status": "in_progress",
-                            "call_id": call_id, "name": function.get("name") or "", "arguments": ""}
+                    name = function.get("name") or ""
+                    if self._custom(name):
+                        item = {"id": f"ctc_{call_id}", "type": "custom_tool_call", "status": "in_progress",
+                                "call_id": call_id, "name": name, "input": ""}
+                    else:
+                        item = {"id": f"fc_{call_id}", "type": "function_call", "status": "in_progress",
+                                "call_id": call_id, "name": name, "arguments": ""}
                     self._calls[number] = self._open = item
                     out += self._emit("response.output_item.added", output_index=len(self._output),
                                       item={**item})
+                    if item["type"] == "custom_tool_call":
+                        item["_arguments"] = ""
                 item = self._calls[number]
-                if function.get("arguments") and item is self._open:
+                if function.get("arguments") and item is self._open and item["type"] == "custom_tool_call":
+                    item["_arguments"] += function["arguments"]
+                elif function.get("arguments") and item is self._open:
                     item["arguments"] += function["arguments"]
                     out += self._emit("response.function_call_arguments.delta", item_id=item["id"],
                                       output_index=len(self._output), delta=function["arguments"])

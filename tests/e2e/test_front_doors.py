@@ -454,3 +454,20 @@ def test_the_openai_sdks_accumulating_responses_stream_helper(gateway, client, p
         text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
         final = stream.get_final_response()
     assert final.output_text == text and text.endswith("You said: Count to three.")
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "gemini", "openai"])
+def test_a_custom_tool_round_trip_as_codex_sends_it(gateway, client, provider):
+    """A freeform tool (type custom, as Codex's apply_patch): the answer is a custom_tool_call with a
+    text input, and its custom_tool_call_output goes back to the model."""
+    tools = [{"type": "custom", "name": "apply_patch", "description": "Apply a patch to the files"}]
+    first = client.responses.create(model=MODELS[provider], tools=tools, tool_choice={"type": "custom",
+                                                                                      "name": "apply_patch"},
+                                    input="Please apply the patch that renames Paris.")
+    call = next(item for item in first.output if item.type == "custom_tool_call")
+    assert call.name == "apply_patch" and isinstance(call.input, str) and call.input
+    second = client.responses.create(model=MODELS[provider], tools=tools, input=[
+        {"role": "user", "content": "Please apply the patch that renames Paris."},
+        {"type": "custom_tool_call", "call_id": call.call_id, "name": call.name, "input": call.input},
+        {"type": "custom_tool_call_output", "call_id": call.call_id, "output": "patch applied"}])
+    assert "patch applied" in second.output_text

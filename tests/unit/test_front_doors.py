@@ -256,6 +256,30 @@ def test_responses_stream_is_the_typed_event_sequence_however_the_bytes_split(st
     assert final.usage.total_tokens == 29
 
 
+def test_a_custom_tool_is_a_function_of_one_string_and_comes_back_as_a_custom_tool_call():
+    """Codex's freeform tools (type custom): asked for as a function of one string `input`, answered as
+    custom_tool_call items with that string, streamed with custom_tool_call_input events."""
+    tools = [{"type": "custom", "name": "apply_patch", "description": "Apply a patch"}]
+    internal = responses.to_internal({"model": "m", "tools": tools, "input": [
+        {"type": "custom_tool_call", "call_id": "c0", "name": "apply_patch", "input": "*** old"},
+        {"type": "custom_tool_call_output", "call_id": "c0", "output": "done"}]})
+    assert internal["tools"][0]["function"]["parameters"]["required"] == ["input"]
+    assert json.loads(internal["messages"][0]["tool_calls"][0]["function"]["arguments"]) == {"input": "*** old"}
+    stream = _chunks({"tool_calls": [{"index": 0, "id": "call_9", "type": "function",
+                                      "function": {"name": "apply_patch", "arguments": '{"inp'}}]},
+                     {"tool_calls": [{"index": 0, "function": {"arguments": 'ut": "*** Begin Patch\\n"}'}}]},
+                     finish="tool_calls", usage={"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10})
+    events = sse.SSEDecoder().feed(_run(_door(responses, {"model": "gpt", "input": "Hi", "stream": True,
+                                                          "tools": tools}), stream, 5))
+    adapter = pydantic.TypeAdapter(rt.ResponseStreamEvent)
+    parsed = [adapter.validate_python(json.loads(e.data)) for e in events]
+    assert [p.type for p in parsed][2:] == ["response.output_item.added", "response.custom_tool_call_input.delta",
+                                            "response.custom_tool_call_input.done", "response.output_item.done",
+                                            "response.completed"]
+    call = parsed[-1].response.output[0]
+    assert (call.type, call.name, call.input) == ("custom_tool_call", "apply_patch", "*** Begin Patch\n")
+
+
 def test_a_cut_stream_ends_without_a_terminal_event():
     """No [DONE]: the client must not be told the answer completed."""
     client = {"model": "gpt", "max_tokens": 50, "stream": True, "messages": [{"role": "user", "content": "Hi"}]}
