@@ -33,6 +33,7 @@ from .errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, Uns
 from .keys import Caller, KeyFile, authenticate
 from .cost import UNLIMITED, BudgetView
 from .policy import NO_HEALTH, SURFACE_HEADER, HealthView, Plan, decide, who
+from .apis import FRONT_DOORS, FrontDoorTranslator
 from .providers import CREDENTIAL_HEADERS, chat_translator, credential_header, embeddings_translator
 from .providers.base import ChatTranslator, EmbeddingsTranslator, UpstreamRequest
 
@@ -43,10 +44,15 @@ TRY_HEADERS = ("x-llm-try-1", "x-llm-try-2", "x-llm-try-3")
 # Upstream filters edit the header map that retries reuse, so it must survive every
 # attempt: that is why it is x-request-id, which Envoy forwards upstream anyway.
 KEY_HEADER = "x-request-id"
-ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings", "/v1/feedback": "feedback"}
+# Front doors (extproc/apis/) are chat requests once parsed: the same policy, budgets and accounting.
+ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings", "/v1/feedback": "feedback",
+             "/v1/messages": "chat", "/v1/responses": "chat", "/v1/messages/count_tokens": "count_tokens"}
+COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 RETRY_SLACK_MS = 500   # added to a request's deadline for Envoy's backoff between retries
 # Headers one provider's translator sets that another provider must not receive on a retry.
 PROVIDER_HEADERS = ("anthropic-version",)
+# A front door's client headers a pass-through to a provider of the same API sends on (extproc/apis).
+FRONT_DOOR_HEADERS = ("anthropic-version", "anthropic-beta")
 OBSERVE_LIMIT = 8 * 1024 * 1024   # bytes of a pass-through answer kept to read its usage
 # Hedging: each provider cluster's endpoint in Envoy's hedge pool (its loopback listener, see envoy/),
 # overridden by $LLM_GATEWAY_HEDGE_ENDPOINTS ("openai=127.0.0.1:10101,anthropic=...").
@@ -75,8 +81,24 @@ class Answer:
     headers: dict[str, str] = field(default_factory=lambda: {"content-type": "application/json"})
 
     @classmethod
-    def error(cls, exc: GatewayError) -> "Answer":
-        return cls(exc.status, exc.body(), {"content-type": "application/json", **exc.headers})
+    def error(cls, exc: GatewayError, path: str = "") -> "Answer":
+        """The error in the shape of the API ``path`` belongs to (its front door's, else OpenAI's)."""
+        return cls(exc.status, error_body(path, exc.status, exc.body()),
+                   {"content-type": "application/json", **exc.headers})
+
+
+def front_door_of(path: str):
+    """The front-door module (extproc.apis) for a request path (query ignored), or None."""
+    path = path.split("?", 1)[0]
+    if path.startswith("/v1/messages/"):   # count_tokens, and unknown paths under it (their 404)
+        path = "/v1/messages"
+    return FRONT_DOORS.get(path)
+
+
+def error_body(path: str, status: int, body: bytes) -> bytes:
+    """An OpenAI-shaped error body in the shape of ``path``'s client API."""
+    door = front_door_of(path)
+    return door.reshape_error(status, body) if door is not None else body
 
 
 @dataclass
@@ -110,6 +132,10 @@ class Exchange:
     plan: Plan
     created: int
     response_id: str
+    path: str = ""                         # the client's request path (its API: errors come in its shape)
+    front: Any = None                      # the front door's module (extproc.apis), None for OpenAI chat
+    client_body: dict | None = None        # the client's request as sent, for a front door's answer
+    front_headers: dict[str, str] = field(default_factory=dict)   # its API's headers (a pass-through sends them)
     first: tuple[Translator, UpstreamRequest] | None = None   # attempt 1, translated up front
     # Translations the planner made to check capability, by model id, each used by one attempt.
     translations: dict[str, tuple[Translator, UpstreamRequest]] = field(default_factory=dict)
@@ -188,6 +214,10 @@ class Gateway:
                 if method != "GET":
                     raise NotFound(f"Invalid URL ({method} {path})", code="unknown_url")
                 return self._models(path, caller, headers)
+            if path.startswith("/v1/responses/") and method in ("GET", "DELETE") and path.count("/") == 3:
+                # The Responses front door keeps nothing (README, "Front doors"): every id is unknown.
+                raise NotFound(f"Response with id '{path.rsplit('/', 1)[1]}' not found: this gateway stores no "
+                               "responses (every answer says store: false)", code="not_found")
             if path not in ENDPOINTS or method != "POST":
                 raise NotFound(f"Invalid URL ({method} {path})", code="unknown_url")
             ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -205,7 +235,7 @@ class Gateway:
             if length.isdigit() and int(length) > self.config.max_body_bytes:
                 raise self._too_large()
         except GatewayError as exc:
-            return Answer.error(exc)
+            return Answer.error(exc, path)
         return None
 
     def request_body(self, headers: dict[str, str], raw: bytes, model: str | None = None,
@@ -216,8 +246,13 @@ class Gateway:
         replaces the gateway's budget view for this plan."""
         if len(raw) > self.config.max_body_bytes:
             raise self._too_large()
-        endpoint = ENDPOINTS[headers.get(":path", "").split("?", 1)[0]]
-        body = validate.request(endpoint, raw)   # the one OpenAI request validator: 400 naming the field
+        path = headers.get(":path", "").split("?", 1)[0]
+        endpoint, front = ENDPOINTS[path], FRONT_DOORS.get(path)
+        client_body = None
+        if front is not None:   # a front door's request, checked in its API's terms, in the internal form
+            body, client_body = front.parse(raw)
+        else:
+            body = validate.request(endpoint, raw)   # the one OpenAI request validator: 400 naming the field
         if model is not None:
             body = {**body, "model": model}
         config, classifier = self._config, self._classifier   # one config for the whole decision
@@ -226,6 +261,8 @@ class Gateway:
         classification = classifier.classify(body) if classifier is not None and endpoint == "chat" else None
         exchange = Exchange(key=uuid.uuid4().hex, endpoint=endpoint, body=body, plan=None, created=int(now),
                             response_id=f"chatcmpl-{uuid.uuid4().hex[:24]}", started=now, caller=caller,
+                            path=path, front=front, client_body=client_body,
+                            front_headers={h: headers[h] for h in FRONT_DOOR_HEADERS if h in headers},
                             forwardable={h: headers[h] for h in FORWARDABLE_HEADERS if h in headers})
 
         def capability(model: Model) -> str | None:
@@ -410,7 +447,10 @@ class Gateway:
         exchange.end_of_stream = exchange.end_of_stream or end_of_stream
         out = self._response_body(exchange, chunk, end_of_stream)
         if exchange.stream and exchange.mode in ("observe", "stream") and out:
-            keep_delivered(exchange, out)
+            # Accounting counts delivered text in the internal form, whatever the client's API.
+            translator = exchange.translator
+            keep_delivered(exchange, translator.last_internal if isinstance(translator, FrontDoorTranslator)
+                           else out)
         return out
 
     def _response_body(self, exchange: Exchange, chunk: bytes, end_of_stream: bool) -> bytes:
@@ -442,7 +482,8 @@ class Gateway:
         try:
             return translator.response(raw)
         except (ValueError, KeyError, TypeError) as exc:
-            return errors.UpstreamError(f"the provider's answer could not be read: {exc}").body()
+            body = errors.UpstreamError(f"the provider's answer could not be read: {exc}").body()
+            return translator.error_body(502, body) if isinstance(translator, FrontDoorTranslator) else body
 
     # ---- helpers ---------------------------------------------------------------------------------
 
@@ -451,9 +492,22 @@ class Gateway:
         translator: Translator
         if exchange.endpoint == "chat":
             translator = chat_translator(target, created=exchange.created, response_id=exchange.response_id)
+            if exchange.front is not None:   # the provider's answer, re-shaped for the client's API
+                prefix = "msg_" if exchange.front.NAME == "messages" else "resp_"
+                translator = exchange.front.translator(translator, exchange.client_body or {}, {
+                    "id": prefix + exchange.response_id.removeprefix("chatcmpl-"), "created": exchange.created,
+                    "headers": exchange.front_headers})
         else:
             translator = embeddings_translator(target)
         return translator, translator.request(exchange.body)
+
+    def count_tokens(self, headers: dict[str, str], raw: bytes) -> Answer:
+        """``POST /v1/messages/count_tokens``, answered by the gateway (Anthropic's shape)."""
+        self.authenticate(headers)
+        if len(raw) > self.config.max_body_bytes:
+            raise self._too_large()
+        from .apis import messages
+        return Answer(200, messages.count_tokens(raw))
 
     def _models(self, path: str, caller: Caller, headers: dict[str, str]) -> Answer:
         """The models this caller may name: those its surface allows (allow/deny, quality floor), and

@@ -40,9 +40,10 @@ from .errors import GatewayError, QuotaExceeded, Unavailable, UpstreamError
 from .providers.base import ChatTranslator
 from .status import StatusService
 from .first_token import FirstContent
-from .gateway import (ENDPOINTS, FIRST_TOKEN_HEADER, HEDGE_ENV, KEY_HEADER, Answer, Exchange, Gateway, Rewrite,
-                      hedge_hosts)
+from .gateway import (COUNT_TOKENS_PATH, ENDPOINTS, FIRST_TOKEN_HEADER, HEDGE_ENV, KEY_HEADER, Answer, Exchange,
+                      Gateway, Rewrite, hedge_hosts)
 from .accounting import FEEDBACK_PATH
+from .apis import CLIENT_API, client_api
 from .bookkeeping import Bookkeeping
 from .config import Config
 from .cost import UNLIMITED, Allowance
@@ -187,6 +188,9 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                         if headers.get(":path", "").split("?", 1)[0] == FEEDBACK_PATH:
                             yield immediate(await self._feedback(headers, raw))
                             return
+                        if headers.get(":path", "").split("?", 1)[0] == COUNT_TOKENS_PATH:
+                            yield immediate(gateway.count_tokens(headers, raw))
+                            return
                         exchange = self._plan(headers, raw)
                         if self._must_queue(exchange):
                             # Envoy waits message_timeout for each answer; a queued request asks for longer.
@@ -197,14 +201,14 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     except GatewayError as exc:
                         self._rejected({**headers, **metadata}, exc, exchange)
                         exchange = None
-                        yield immediate(Answer.error(exc))
+                        yield immediate(Answer.error(exc, headers.get(":path", "")))
                         return
                     # Envoy passes its span's context in the gRPC metadata; a client's own traceparent
                     # (in the request headers) is what Envoy's span continues.
                     exchange.trail = tracing.start_request(
                         {**headers, **metadata}, "chat" if exchange.endpoint == "chat" else "embeddings",
                         exchange.body["model"], exchange.plan.reason, [m.id for m in exchange.plan.models],
-                        decision=self._labels(exchange.plan))
+                        decision={**self._labels(exchange.plan), CLIENT_API: client_api(exchange.front)})
                     self.exchanges[exchange.key] = exchange
                     self._remember(exchange)
                     route = gateway.route(exchange)   # also attempt 1, translated for its provider
@@ -256,7 +260,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             log.exception("router stage failed")
             error = type(exc).__name__
             yield immediate(Answer.error(UpstreamError("the gateway failed to process this request",
-                                                       code="gateway_error", status=500)))
+                                                       code="gateway_error", status=500), headers.get(":path", "")))
         except (asyncio.CancelledError, GeneratorExit):
             cancelled = True
             raise
@@ -546,7 +550,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                 try:
                     rewrite = self.gateway.attempt(exchange, number)
                 except GatewayError as exc:
-                    yield immediate(Answer.error(exc))
+                    yield immediate(Answer.error(exc, exchange.path))
                     return
                 self._attempt_started(exchange, number)
                 yield _replace(rewrite)

@@ -1,4 +1,8 @@
-"""Provider API translators, one module per API pair (OpenAI client side first).
+"""Provider API translators: the provider axis, one module per provider API from the internal form.
+
+The internal form is the OpenAI Chat Completions request and answer (hence the ``openai_`` prefix of
+each module: ``openai_anthropic`` is internal form to the Anthropic API and back). The client axis,
+one module per client API to and from that form, is ``extproc.apis``.
 
 ``chat_translator`` and ``embeddings_translator`` pick the module for a
 target's API kind; ``credential_header`` says how each API takes its key.

@@ -1,0 +1,450 @@
+"""Front door: the Anthropic Messages API (``POST /v1/messages``) to and from the internal form.
+
+Request (Anthropic Messages)             internal (OpenAI chat)
+  system (string or text blocks)          a system message (texts joined)
+  messages[].content text                 text parts
+  image (base64 / url source)             image_url part (data: URL or URL)
+  document (base64 PDF / text source)     file part (data: URL) / text part
+  tool_use (assistant)                    assistant tool_calls (input as JSON arguments)
+  tool_result (user)                      role "tool" messages, before the user's other content
+  thinking / redacted_thinking blocks     dropped (other providers cannot take them back)
+  cache_control on any block              dropped (a hint; providers without it ignore it)
+  max_tokens (required)                   max_completion_tokens
+  stop_sequences                          stop
+  tools[] (custom) / server tools         function tools / dropped
+  tool_choice auto|any|tool|none          auto|required|{function}|none; disable_parallel_tool_use
+                                          -> parallel_tool_calls false
+  thinking, top_k, service_tier,          dropped: an emulation would change what was asked for
+  metadata (user_id -> user)              no more than dropping does, and a client must never fail
+  stream                                  stream with include_usage (message_delta carries usage)
+
+Answer: a ``message`` with text and tool_use blocks; finish_reason stop -> end_turn (stop_sequence
+when the text stopped at one of the request's stop sequences cannot be told apart by OpenAI-form
+providers, so end_turn), length -> max_tokens, tool_calls -> tool_use, content_filter -> refusal.
+Streams follow Anthropic's event sequence: message_start, ping, content_block_start /
+content_block_delta / content_block_stop per block, message_delta (stop_reason, usage), message_stop;
+an error mid-stream is an ``error`` event. Errors: ``{"type":"error","error":{"type","message"}}``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .. import sse, validate
+from ..errors import InvalidRequest
+from ..providers.base import ChatTranslator, UpstreamRequest
+from ..providers.openai_anthropic import ANTHROPIC_VERSION
+from .base import FrontDoorTranslator
+
+NAME = "messages"
+API = "anthropic_messages"   # the client API, as spans name it (llm.client_api)
+
+# Anthropic's error types by HTTP status (its "Errors" page); anything else is api_error.
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
+               403: "permission_error", 404: "not_found_error", 409: "conflict_error", 413: "request_too_large",
+               415: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error",
+               503: "overloaded_error", 504: "timeout_error", 529: "overloaded_error"}
+STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
+                "function_call": "tool_use", "content_filter": "refusal"}
+
+
+def error_body(status: int, message: str) -> bytes:
+    return json.dumps({"type": "error", "error": {"type": ERROR_TYPES.get(status, "api_error"),
+                                                  "message": message}}, ensure_ascii=False).encode()
+
+
+def reshape_error(status: int, internal: bytes) -> bytes:
+    """An OpenAI-shaped error body (the gateway's or a translator's) in Anthropic's shape."""
+    try:
+        message = json.loads(internal)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = internal.decode("utf-8", "replace")[:1000] or "error"
+    return error_body(status, str(message))
+
+
+# ---- request ------------------------------------------------------------------------------------
+
+def _text_of(blocks: Any, where: str) -> str:
+    if isinstance(blocks, str):
+        return blocks
+    texts = []
+    for i, block in enumerate(validate.array(blocks, where)):
+        block = validate.obj(block, f"{where}[{i}]")
+        if block.get("type") == "text":
+            texts.append(validate.string(block.get("text"), f"{where}[{i}].text"))
+    return "\n".join(texts)
+
+
+def _source_part(block: dict, where: str) -> dict | None:
+    source = validate.obj(block.get("source"), f"{where}.source")
+    kind = source.get("type")
+    if kind == "base64":
+        media = validate.string(source.get("media_type"), f"{where}.source.media_type")
+        data = validate.string(source.get("data"), f"{where}.source.data")
+        url = f"data:{media};base64,{data}"
+        if block["type"] == "image":
+            return {"type": "image_url", "image_url": {"url": url}}
+        return {"type": "file", "file": {"file_data": url, "filename": block.get("title") or "document.pdf"}}
+    if kind == "url":
+        url = validate.string(source.get("url"), f"{where}.source.url")
+        if block["type"] == "image":
+            return {"type": "image_url", "image_url": {"url": url}}
+        raise InvalidRequest("a document given by URL cannot be fetched by the gateway; send it as base64",
+                             param=f"{where}.source")
+    if kind == "text":
+        return {"type": "text", "text": validate.string(source.get("data"), f"{where}.source.data")}
+    if kind == "content":
+        return {"type": "text", "text": _text_of(source.get("content"), f"{where}.source.content")}
+    raise InvalidRequest(f"{where}.source.type '{kind}' is not supported", param=f"{where}.source.type")
+
+
+def _tool_result_text(content: Any, where: str) -> str | list:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    parts: list[dict] = []
+    for i, block in enumerate(validate.array(content, where)):
+        block = validate.obj(block, f"{where}[{i}]")
+        if block.get("type") == "text":
+            parts.append({"type": "text", "text": validate.string(block.get("text"), f"{where}[{i}].text")})
+        elif block.get("type") in ("image", "document"):
+            part = _source_part(block, f"{where}[{i}]")
+            if part is not None and part["type"] == "text":
+                parts.append(part)
+    # OpenAI tool messages take text parts only: images in a tool result are left out.
+    return "\n".join(p["text"] for p in parts)
+
+
+def _messages(messages: list, system: Any) -> list[dict]:
+    out: list[dict] = []
+    if system is not None:
+        text = _text_of(system, "system")
+        if text:
+            out.append({"role": "system", "content": text})
+    for i, message in enumerate(validate.array(messages, "messages", nonempty=True)):
+        where = f"messages[{i}]"
+        message = validate.obj(message, where)
+        role = validate.one_of(message.get("role"), f"{where}.role", ("user", "assistant"))
+        content = message.get("content")
+        if isinstance(content, str):
+            out.append({"role": role, "content": content})
+            continue
+        parts: list[dict] = []
+        calls: list[dict] = []
+        results: list[dict] = []
+        for j, block in enumerate(validate.array(content, f"{where}.content")):
+            bw = f"{where}.content[{j}]"
+            block = validate.obj(block, bw)
+            kind = block.get("type")
+            if kind == "text":
+                parts.append({"type": "text", "text": validate.string(block.get("text"), f"{bw}.text")})
+            elif kind in ("image", "document"):
+                part = _source_part(block, bw)
+                if part is not None:
+                    parts.append(part)
+            elif kind == "tool_use" and role == "assistant":
+                calls.append({"id": validate.string(block.get("id"), f"{bw}.id", nonempty=True), "type": "function",
+                              "function": {"name": validate.string(block.get("name"), f"{bw}.name", nonempty=True),
+                                           "arguments": json.dumps(block.get("input") or {}, ensure_ascii=False)}})
+            elif kind == "tool_result" and role == "user":
+                text = _tool_result_text(block.get("content"), f"{bw}.content")
+                if block.get("is_error") is True:
+                    text = f"Error: {text}"
+                results.append({"role": "tool", "content": text,
+                                "tool_call_id": validate.string(block.get("tool_use_id"), f"{bw}.tool_use_id",
+                                                                nonempty=True)})
+            elif kind in ("thinking", "redacted_thinking", "server_tool_use", "web_search_tool_result",
+                          "search_result", "container_upload"):
+                continue   # another provider cannot take these back; Anthropic re-derives what it needs
+            else:
+                raise InvalidRequest(f"{bw}.type '{kind}' is not a content block for role '{role}'",
+                                     param=f"{bw}.type")
+        out.extend(results)
+        if role == "assistant":
+            text = "".join(p.get("text", "") for p in parts if p["type"] == "text")
+            entry: dict[str, Any] = {"role": "assistant", "content": text or None}
+            if calls:
+                entry["tool_calls"] = calls
+            if text or calls:
+                out.append(entry)
+        elif parts:
+            out.append({"role": "user", "content": parts})
+    return out
+
+
+def _tools(tools: Any) -> list[dict]:
+    out = []
+    for i, tool in enumerate(validate.array(tools, "tools")):
+        tool = validate.obj(tool, f"tools[{i}]")
+        if tool.get("type") not in (None, "custom"):
+            continue   # a server tool (web search, bash, ...) only Anthropic runs
+        function = {"name": validate.string(tool.get("name"), f"tools[{i}].name", nonempty=True),
+                    "parameters": tool.get("input_schema") or {"type": "object", "properties": {}}}
+        if tool.get("description"):
+            function["description"] = validate.string(tool["description"], f"tools[{i}].description")
+        out.append({"type": "function", "function": function})
+    return out
+
+
+def to_internal(client: dict) -> dict:
+    """An Anthropic Messages request (parsed JSON) as an internal (OpenAI chat) request.
+    Raises InvalidRequest (400) naming the Anthropic field."""
+    model = validate.string(client.get("model"), "model", nonempty=True) if "model" in client else None
+    if model is None:
+        raise InvalidRequest("model: Field required", param="model")
+    if "max_tokens" not in client:
+        raise InvalidRequest("max_tokens: Field required", param="max_tokens")
+    body: dict[str, Any] = {"model": model, "messages": _messages(client.get("messages"), client.get("system")),
+                            "max_completion_tokens": validate.integer(client["max_tokens"], "max_tokens", 1)}
+    for name in ("temperature", "top_p"):
+        if client.get(name) is not None:
+            body[name] = validate.number(client[name], name, 0, 1)
+    if client.get("stop_sequences"):
+        body["stop"] = [validate.string(s, "stop_sequences") for s in validate.array(client["stop_sequences"],
+                                                                                      "stop_sequences")][:4]
+    tools = _tools(client["tools"]) if client.get("tools") else []
+    if tools:
+        body["tools"] = tools
+    choice = client.get("tool_choice")
+    if isinstance(choice, dict) and tools:
+        kind = choice.get("type")
+        if kind == "any":
+            body["tool_choice"] = "required"
+        elif kind == "tool":
+            body["tool_choice"] = {"type": "function", "function": {
+                "name": validate.string(choice.get("name"), "tool_choice.name", nonempty=True)}}
+        elif kind in ("auto", "none"):
+            body["tool_choice"] = kind
+        if choice.get("disable_parallel_tool_use") is True and kind != "none":
+            body["parallel_tool_calls"] = False
+    metadata = client.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
+        body["user"] = metadata["user_id"][:256]
+    if client.get("stream") is not None and validate.boolean(client["stream"], "stream"):
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    validate.chat(body)   # the internal form must pass the same validator as an OpenAI client's request
+    return body
+
+
+def parse(raw: bytes) -> tuple[dict, dict]:
+    """(internal request, client request) from a Messages request body; raises InvalidRequest."""
+    client = validate.parse(raw)
+    return to_internal(client), client
+
+
+def count_tokens(raw: bytes) -> bytes:
+    """``POST /v1/messages/count_tokens``: ``{"input_tokens": N}``, counted by the gateway's tokenizer
+    (the same estimate its budgets use; a provider's own count may differ by a few percent)."""
+    from ..tokens import prompt_tokens
+    client = validate.parse(raw)
+    body = to_internal({**client, "max_tokens": 1, "stream": False})
+    return json.dumps({"input_tokens": prompt_tokens(body)}).encode()
+
+
+# ---- answer -------------------------------------------------------------------------------------
+
+def _usage(usage: dict | None) -> dict:
+    usage = usage or {}
+    cached = ((usage.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0
+    # Every field of Anthropic's Usage object, those without a meaning here null, as Anthropic sends them.
+    return {"input_tokens": max(0, (usage.get("prompt_tokens") or 0) - cached),
+            "output_tokens": usage.get("completion_tokens") or 0,
+            "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached, "cache_creation": None,
+            "inference_geo": None, "output_tokens_details": None, "server_tool_use": None, "service_tier": "standard"}
+
+
+def _input_of(arguments: str) -> Any:
+    try:
+        value = json.loads(arguments or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+class MessagesTranslator(FrontDoorTranslator):
+    def __init__(self, inner: ChatTranslator, client: dict, ids: dict):
+        super().__init__(inner, client, ids)
+        self._decoder = sse.SSEDecoder()
+        self._started = False
+        self._block: str | None = None      # "text" | "tool_use" | None: the open content block
+        self._index = -1
+        self._tools: dict[int, int] = {}    # OpenAI tool call index -> content block index
+        self._stop: str | None = None
+        self._usage: dict | None = None
+        self._done = False
+
+    def answer(self, internal: bytes) -> bytes:
+        chat = json.loads(internal)
+        choice = (chat.get("choices") or [{}])[0]
+        message = choice.get("message") or {}
+        content: list[dict] = []
+        if message.get("content"):
+            content.append({"type": "text", "text": message["content"], "citations": None})
+        for call in message.get("tool_calls") or []:
+            function = call.get("function") or {}
+            content.append({"type": "tool_use", "id": call.get("id"), "name": function.get("name"),
+                            "input": _input_of(function.get("arguments")), "caller": {"type": "direct"}})
+        return json.dumps({
+            "id": self.ids["id"], "type": "message", "role": "assistant", "model": chat.get("model") or
+            self.client.get("model"), "content": content,
+            "stop_reason": STOP_REASONS.get(choice.get("finish_reason"), "end_turn"), "stop_sequence": None,
+            "stop_details": None, "container": None, "usage": _usage(chat.get("usage"))}, ensure_ascii=False).encode()
+
+    def error_body(self, status: int, internal: bytes) -> bytes:
+        return reshape_error(status, internal)
+
+    # -- stream --
+
+    def _start(self, model: str | None) -> bytes:
+        self._started = True
+        message = {"id": self.ids["id"], "type": "message", "role": "assistant", "model": model or
+                   self.client.get("model"), "content": [], "stop_reason": None, "stop_sequence": None,
+                   "stop_details": None, "container": None, "usage": _usage(None)}
+        return (sse.encode({"type": "message_start", "message": message}, event="message_start")
+                + sse.encode({"type": "ping"}, event="ping"))
+
+    def _close(self) -> bytes:
+        if self._block is None:
+            return b""
+        self._block = None
+        return sse.encode({"type": "content_block_stop", "index": self._index}, event="content_block_stop")
+
+    def _open(self, block: dict) -> bytes:
+        out = self._close()
+        self._index += 1
+        self._block = block["type"]
+        return out + sse.encode({"type": "content_block_start", "index": self._index, "content_block": block},
+                                event="content_block_start")
+
+    def events(self, internal: bytes, end: bool = False) -> bytes:
+        out = b""
+        for event in self._decoder.feed(internal):
+            out += self._event(event.data)
+        if end and not self._done and self._started and self.inner.ending == "completed":
+            out += self._finish()
+        return out
+
+    def _finish(self) -> bytes:
+        self._done = True
+        out = self._close()
+        usage = _usage(self._usage)
+        return out + sse.encode({"type": "message_delta", "delta": {"stop_reason": STOP_REASONS.get(
+            self._stop, "end_turn"), "stop_sequence": None}, "usage": usage}, event="message_delta") + sse.encode(
+            {"type": "message_stop"}, event="message_stop")
+
+    def _event(self, data: str) -> bytes:
+        if data == "[DONE]":
+            return self._finish() if not self._done else b""
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            return b""
+        if not isinstance(chunk, dict):
+            return b""
+        if "error" in chunk:
+            error = chunk["error"] if isinstance(chunk["error"], dict) else {}
+            self._done = True
+            kind = {"invalid_request_error": "invalid_request_error", "rate_limit_exceeded": "rate_limit_error",
+                    "rate_limit_error": "rate_limit_error"}.get(str(error.get("type")), "api_error")
+            return sse.encode({"type": "error", "error": {"type": kind, "message": str(error.get("message", "error"))}},
+                              event="error")
+        out = b"" if self._started else self._start(chunk.get("model"))
+        if chunk.get("usage"):
+            self._usage = chunk["usage"]
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                if self._block != "text":
+                    out += self._open({"type": "text", "text": ""})
+                out += sse.encode({"type": "content_block_delta", "index": self._index,
+                                   "delta": {"type": "text_delta", "text": delta["content"]}},
+                                  event="content_block_delta")
+            for call in delta.get("tool_calls") or []:
+                number = call.get("index", 0)
+                function = call.get("function") or {}
+                if number not in self._tools:
+                    out += self._open({"type": "tool_use", "id": call.get("id") or f"toolu_{number}",
+                                       "name": function.get("name") or "", "input": {}})
+                    self._tools[number] = self._index
+                if function.get("arguments"):
+                    out += sse.encode({"type": "content_block_delta", "index": self._tools[number],
+                                       "delta": {"type": "input_json_delta",
+                                                 "partial_json": function["arguments"]}},
+                                      event="content_block_delta")
+            if choice.get("finish_reason"):
+                self._stop = choice["finish_reason"]
+        return out
+
+
+class MessagesPassthrough(FrontDoorTranslator):
+    """The chosen provider speaks Messages: the client's request goes as it came (its model replaced by
+    the provider's id), with its ``anthropic-version`` and ``anthropic-beta`` headers, so extended
+    thinking, ``cache_control``, server tools and betas work as they do at Anthropic; the answer, error
+    or stream comes back untouched.
+
+    The provider translator still reads a copy of the answer: its usage for accounting and budgets,
+    its stream's ending, and (``last_internal``) the internal form of the text delivered, which is
+    what a cut stream is billed on."""
+
+    passthrough_response = True
+
+    def __init__(self, inner: ChatTranslator, client: dict, ids: dict):
+        super().__init__(inner, client, ids)
+        # The inner translator only reads answers here: a minimal request sets its stream state (and no
+        # stop sequences to apply, since the provider applies the client's own).
+        inner.request({"model": client.get("model"), "messages": [{"role": "user", "content": "-"}],
+                       **({"stream": True, "stream_options": {"include_usage": True}}
+                          if client.get("stream") is True else {})})
+
+    def request(self, body: dict[str, Any]) -> UpstreamRequest:
+        target = self.target
+        headers = {"anthropic-version": self.ids.get("headers", {}).get("anthropic-version", ANTHROPIC_VERSION),
+                   "content-type": "application/json"}
+        if self.ids.get("headers", {}).get("anthropic-beta"):
+            headers["anthropic-beta"] = self.ids["headers"]["anthropic-beta"]
+        return UpstreamRequest(path=f"{target.base_path}/messages", headers=headers,
+                               body=json.dumps({**self.client, "model": target.upstream_model},
+                                               ensure_ascii=False).encode())
+
+    def response(self, body: bytes) -> bytes:
+        try:
+            self.inner.response(body)   # for its usage
+        except Exception:   # noqa: BLE001 - an unreadable answer still goes to the client as it came
+            pass
+        return body
+
+    def error(self, status: int, body: bytes) -> tuple[int, bytes]:
+        mapped, internal = self.inner.error(status, body)
+        try:
+            if json.loads(body).get("type") == "error":
+                return mapped, body    # already in Anthropic's shape: the provider's own words
+        except (ValueError, AttributeError):
+            pass
+        return mapped, reshape_error(mapped, internal)
+
+    def stream_chunk(self, data: bytes) -> bytes:
+        self.last_internal = self.inner.stream_chunk(data)
+        return data
+
+    def stream_end(self) -> bytes:
+        self.last_internal = self.inner.stream_end()
+        return b""
+
+    def answer(self, internal: bytes) -> bytes:   # not used: the answer passes as it came
+        return internal
+
+    def events(self, internal: bytes, end: bool = False) -> bytes:   # not used, likewise
+        return internal
+
+    def error_body(self, status: int, internal: bytes) -> bytes:
+        return reshape_error(status, internal)
+
+
+def translator(inner: ChatTranslator, client: dict, ids: dict) -> FrontDoorTranslator:
+    """The front door's translator for one attempt: pass-through when the provider speaks Messages."""
+    if inner.target.api == "anthropic":
+        return MessagesPassthrough(inner, client, ids)
+    return MessagesTranslator(inner, client, ids)
