@@ -600,16 +600,28 @@ def proposals(cfg: Any, report: Report) -> dict[str, tuple[int, int, str]]:
     """Per surface with a shadow target: (current quality_floor, proposed floor, why), from
     ``shadow.propose_floor`` over the report's shadow tally of that surface."""
     from .shadow import Tally, propose_floor
-    premium = max((m.quality for m in cfg.models.values() if "chat" in m.endpoints), default=5)
     out = {}
     for name, target in (cfg.shadow.targets.items() if cfg.shadow is not None else ()):
         surface = cfg.surfaces.get(name)
         if surface is None:
             continue
+        # The premium a surface can reach: the best chat model its allow/deny list and its per-1K cost
+        # cap leave it (a floor above that would refuse every request of the surface).
+        premium = max((m.quality for m in cfg.models.values() if "chat" in m.endpoints and usable(surface, m)),
+                      default=surface.quality_floor)
         t = report.shadow.get("surface", {}).get(name, Tally())
         floor, why = propose_floor(t, target, surface.quality_floor, premium)
         out[name] = (surface.quality_floor, floor, why)
     return out
+
+
+def usable(surface: Any, model: Any) -> bool:
+    """Whether any request of ``surface`` could go to ``model``: allowed, not denied, and not over the
+    surface's max_cost_per_1k at both its input and its output price (USD per 1M tokens)."""
+    if model.id in surface.deny or (surface.allow is not None and model.id not in surface.allow):
+        return False
+    cap = surface.max_cost_per_1k
+    return cap is None or min(model.price.input, model.price.output) / 1000 <= cap
 
 
 def _propose(args: argparse.Namespace, cfg: Any, report: Report) -> int:

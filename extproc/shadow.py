@@ -315,13 +315,19 @@ def below_target(t: Tally, target: float, z: float = 1.96) -> bool:
     return t.n > 0 and wilson(t.win + t.tie, t.n, z)[1] < target
 
 
-def propose_floor(t: Tally, target: float, current_floor: int, premium_quality: int, z: float = 1.96
-                  ) -> tuple[int, str]:
+MIN_JUDGED = 20   # judged answers before a floor moves: the same evidence the alert rule asks for
+
+
+def propose_floor(t: Tally, target: float, current_floor: int, premium_quality: int, z: float = 1.96,
+                  min_judged: int = MIN_JUDGED) -> tuple[int, str]:
     """A surface's proposed ``quality_floor`` from its cheap-tier tally: raise it to the premium quality
-    when the win-or-tie rate is below target with confidence; lower it by one when the interval's lower
-    bound clears the target (the cheap tier is safe); else keep it. Returns (floor, why)."""
+    (the best the surface may use) when the win-or-tie rate is below target with confidence; lower it by
+    one when the interval's lower bound clears the target (the cheap tier is safe); else keep it. Fewer
+    than ``min_judged`` verdicts never move it (two losses once proposed a floor). Returns (floor, why)."""
     if t.n == 0:
         return current_floor, "no shadow evaluations yet"
+    if t.n < min_judged:
+        return current_floor, f"only {t.n} judged answers; {min_judged} before a floor moves"
     lo, hi = wilson(t.win + t.tie, t.n, z)
     rate = (t.win + t.tie) / t.n
     if hi < target:

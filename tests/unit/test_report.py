@@ -302,3 +302,33 @@ shadow:
     loaded = routing_config.load(cfg)
     assert (loaded.surfaces["support"].quality_floor, loaded.surfaces["drafts"].quality_floor,
             loaded.surfaces["quiet"].quality_floor) == (5, 3, 1)
+
+
+def test_a_proposed_floor_stays_within_what_the_surface_may_use():
+    """Tryout: a floor of 5 on a surface whose cost cap excludes every quality-5 model refused all of it."""
+    from types import SimpleNamespace
+
+    import yaml
+
+    from extproc.config import parse
+    from extproc.report import proposals
+    from extproc.shadow import Tally
+
+    cfg = parse(yaml.safe_load("""
+providers:
+  openai: {api: openai}
+models:
+  premium: {provider: openai, price: {input: 2.5, output: 10}, quality: 5}
+  middle: {provider: openai, price: {input: 0.5, output: 1.5}, quality: 4}
+  cheap: {provider: openai, price: {input: 0.15, output: 0.6}, quality: 3}
+routing:
+  default_model: cheap
+surfaces:
+  drafts: {quality_floor: 1, max_cost_per_1k: 0.002}
+shadow:
+  rates: {"*": 1.0}
+  judge_model: premium
+  targets: {drafts: 0.8}
+"""))
+    losing = SimpleNamespace(shadow={"surface": {"drafts": Tally(loss=30)}})
+    assert proposals(cfg, losing)["drafts"][1] == 4     # the best model under the surface's cap, not 5

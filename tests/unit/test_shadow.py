@@ -141,3 +141,10 @@ def test_the_simulator_judge_follows_its_documented_rule():
     assert shadow.combine(grade(bad, good), grade(good, bad)) == "loss"
     assert shadow.combine(grade(good, good), grade(good, good)) == "tie"
     assert shadow.combine(grade(good, bad), grade(bad, good)) == "win"
+
+
+def test_a_floor_moves_only_on_enough_verdicts():
+    """Tryout: two losses proposed floor 5 for a surface, and --apply wrote it."""
+    floor, why = shadow.propose_floor(shadow.Tally(loss=2), 0.8, current_floor=1, premium_quality=5)
+    assert floor == 1 and "2 judged answers" in why
+    assert shadow.propose_floor(shadow.Tally(loss=shadow.MIN_JUDGED), 0.8, current_floor=1, premium_quality=5)[0] == 5
