@@ -34,11 +34,15 @@ class Side:
     cost: float = 0.0
     tiers: Counter = field(default_factory=Counter)     # first candidate's "class/tier" -> requests
     models: Counter = field(default_factory=Counter)    # first model -> requests
-    errors: Counter = field(default_factory=Counter)    # "status message" -> requests refused
+    errors: Counter = field(default_factory=Counter)    # "status code" -> requests refused
+    examples: dict[str, str] = field(default_factory=dict)   # "status code" -> one refusal's message
 
     def add(self, decision: dict[str, Any]) -> None:
         if "error" in decision:
-            self.errors[decision["error"]] += 1
+            # Grouped by status and code: the messages name each request's own costs and tokens.
+            key = f"{decision['status']} {decision['code']}"
+            self.errors[key] += 1
+            self.examples.setdefault(key, decision["error"])
             return
         self.cost += decision["cost"]
         self.tiers[decision["tier"]] += 1
@@ -62,12 +66,16 @@ class Comparison:
     diffs: list[dict[str, Any]] = field(default_factory=list)
     keep_diffs: int | None = SAMPLE_DIFFS   # None: keep every diff
     moves: Counter = field(default_factory=Counter)   # (old model, new model) -> requests
+    both: list[float] = field(default_factory=lambda: [0.0, 0.0])   # cost of the requests both configs serve
 
     def add(self, rid: Any, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
         """Count one request's two decisions; returns the diff when they differ (else None)."""
         self.requests += 1
         self.old.add(old)
         self.new.add(new)
+        if "error" not in old and "error" not in new:
+            self.both[0] += old["cost"]
+            self.both[1] += new["cost"]
         keys = ("class", "model", "tier", "error")
         if all(old.get(k) == new.get(k) for k in keys):
             return None
@@ -83,6 +91,7 @@ class Comparison:
             return {"config": s.source, "projected_cost_usd": round(s.cost, 6), "tier_mix": dict(s.tiers.most_common()),
                     "models": dict(s.models.most_common()), "refused": dict(s.errors.most_common())}
         return {"requests": self.requests, "changed": self.changed, "old": side(self.old), "new": side(self.new),
+                "cost_of_requests_both_serve": [round(self.both[0], 6), round(self.both[1], 6)],
                 "moves": [{"from": a, "to": b, "requests": n} for (a, b), n in self.moves.most_common()]}
 
 
@@ -95,13 +104,16 @@ def render_text(c: Comparison, check: tuple[int, str]) -> str:
              f"requests          {c.requests:,}   changed decisions {c.changed:,} ({pct(c.changed)})",
              f"projected cost    ${o.cost:,.4f}  ->  ${n.cost:,.4f}   ({'+' if delta >= 0 else '-'}${abs(delta):,.4f}"
              + (f", {100 * delta / o.cost:+.1f}%)" if o.cost else ")"),
-             "  (each request's first candidate: its prompt tokens and the assumed reply at catalog prices)",
+             "  (each request's first candidate: its prompt tokens and the assumed reply at catalog prices;"
+             " a refused request costs nothing, so compare:)",
+             f"  requests both serve: ${c.both[0]:,.4f}  ->  ${c.both[1]:,.4f}   refused: {sum(o.errors.values()):,} old,"
+             f" {sum(n.errors.values()):,} new",
              "", "tier mix (first choice)        old        new"]
     for tier in sorted(set(o.tiers) | set(n.tiers)):
         lines.append(f"  {tier:<26} {o.tiers[tier]:>8,} {n.tiers[tier]:>10,}")
     for name, side in (("old", o), ("new", n)):
         for err, k in side.errors.most_common():
-            lines.append(f"  refused by {name}: {k:,} x {err}")
+            lines.append(f"  refused by {name}: {k:,} x {err}  (e.g. {side.examples[err][:160]})")
     if c.moves:
         lines += ["", "moves (first model)"]
         lines += [f"  {a} -> {b}: {k:,}" for (a, b), k in c.moves.most_common(10)]
@@ -190,7 +202,8 @@ def _route_all(args: argparse.Namespace, cfg: Any, new_cfg: Any, headers: dict[s
                     decisions.append(decision(decide(c, body, args.endpoint, headers, now=now,
                                                      classification=verdict, caller=who)))
                 except errors.GatewayError as exc:
-                    decisions.append({"error": f"{exc.status} {exc.message}"})
+                    decisions.append({"error": f"{exc.status} {exc.message}", "status": exc.status,
+                                      "code": exc.code})
             diff = comparison.add(row.get("id", number), *decisions)
             if diff is not None and args.json:
                 out.write(json.dumps(diff) + "\n")

@@ -106,3 +106,21 @@ def test_compare_on_the_routing_eval_set_takes_under_ten_seconds(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "requests          15,416" in result.stdout
     assert elapsed < 10, f"--compare took {elapsed:.1f} s"
+
+
+def test_refusals_are_grouped_and_never_read_as_savings(tmp_path):
+    """Tryout: a new config that refused a surface read as -100% cost, one line per refused request."""
+    def unservable(d):
+        d["surfaces"]["drafts"]["quality_floor"] = 5      # no quality-5 model fits drafts' cost cap
+    new = new_config(tmp_path, unservable)
+    rows = [{"id": f"r{i}", "prompt": f"write a short thank-you note number {i}"} for i in range(6)]
+    reqs = tmp_path / "drafts.jsonl"
+    reqs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = run("explain", "--jsonl", str(reqs), "--compare", new, "--now", NOW, "--surface", "drafts",
+                 "--json")
+    last = json.loads(result.stdout.splitlines()[-1])
+    summary = last.get("summary", last)
+    assert summary["new"]["refused"] == {"422 no_model_available": 6}        # one group, not six lines
+    assert summary["cost_of_requests_both_serve"] == [0.0, 0.0]             # nothing both serve: no saving
+    text = run("explain", "--jsonl", str(reqs), "--compare", new, "--now", NOW, "--surface", "drafts")
+    assert "refused: 0 old, 6 new" in text.stdout and text.stdout.count("refused by new") == 1
