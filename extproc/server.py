@@ -250,7 +250,10 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                         settled = True
                         await self._settle(exchange, status, durable=True)
                     if self.shadow is not None and exchange is not None:
-                        self.shadow.observe(exchange, status, out, body.end_of_stream)
+                        # A front door's answer is read in the internal (OpenAI) form it was made from.
+                        internal = getattr(exchange.translator, "last_internal", None)
+                        self.shadow.observe(exchange, status, out if internal is None else internal,
+                                            body.end_of_stream)
                     yield pb.ProcessingResponse(response_body=pb.BodyResponse(response=pb.CommonResponse(
                         body_mutation=pb.BodyMutation(body=out))))
                 else:  # trailers: nothing to change

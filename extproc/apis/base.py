@@ -61,7 +61,9 @@ class FrontDoorTranslator(ChatTranslator):
         return self.inner.request(body)
 
     def response(self, body: bytes) -> bytes:
-        return self.answer(self.inner.response(body))
+        internal = self.inner.response(body)
+        self.last_internal = internal   # the answer in the internal (OpenAI) form: what shadow evaluation reads
+        return self.answer(internal)
 
     def error(self, status: int, body: bytes) -> tuple[int, bytes]:
         status, internal = self.inner.error(status, body)
@@ -74,7 +76,7 @@ class FrontDoorTranslator(ChatTranslator):
 
     def stream_end(self) -> bytes:
         internal = self.inner.stream_end()
-        self.last_internal = internal
+        self.last_internal += internal   # after the last chunk's, in the same body message
         return self.events(internal, end=True)
 
     @abc.abstractmethod

@@ -430,7 +430,7 @@ class MessagesPassthrough(FrontDoorTranslator):
         return data
 
     def stream_end(self) -> bytes:
-        self.last_internal = self.inner.stream_end()
+        self.last_internal += self.inner.stream_end()   # after the last chunk's, in the same body message
         return b""
 
     def answer(self, internal: bytes) -> bytes:   # not used: the answer passes as it came

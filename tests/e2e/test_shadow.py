@@ -192,3 +192,18 @@ def test_the_daily_budget_caps_evaluation_spend(tmp_path):
         assert len([r for r in shadow_records(gw) if r.quality_source == "shadow"]) == 1
         spent = float(re.search(r"^llm_gateway_shadow_cost_usd_total (\S+)$", httpx.get(metrics).text, re.M)[1])
         assert spent > 1e-9
+
+
+def test_front_door_answers_are_evaluated_too(stack):
+    """Tryout: every /v1/messages and /v1/responses answer was skipped as not_text (the runner read the
+    client's Anthropic or Responses bytes, not the internal form they were made from)."""
+    before = len([r for r in shadow_records(stack) if r.quality_source == "shadow"])
+    headers = {"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01", "x-llm-surface": "web"}
+    r = httpx.post(f"{stack.base_url}/messages", headers=headers, timeout=30, json={
+        "model": "auto", "max_tokens": 200, "messages": [{"role": "user", "content": PROMPT}]})
+    assert r.status_code == 200 and r.json()["type"] == "message", r.text
+    r = httpx.post(f"{stack.base_url}/responses", timeout=30,
+                   headers={"authorization": f"Bearer {CLIENT_KEY}", "x-llm-surface": "web"},
+                   json={"model": "auto", "input": PROMPT})
+    assert r.status_code == 200 and r.json()["object"] == "response", r.text
+    wait_for(lambda: len([r for r in shadow_records(stack) if r.quality_source == "shadow"]) == before + 2)
