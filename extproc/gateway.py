@@ -507,7 +507,9 @@ class Gateway:
         if len(raw) > self.config.max_body_bytes:
             raise self._too_large()
         from .apis import messages
-        return Answer(200, messages.count_tokens(raw))
+        config = self.config
+        return Answer(200, messages.count_tokens(
+            raw, lambda m: m in config.models or m in config.aliases or m in config.classes))
 
     def _models(self, path: str, caller: Caller, headers: dict[str, str]) -> Answer:
         """The models this caller may name: those its surface allows (allow/deny, quality floor), and

@@ -29,10 +29,10 @@ an error mid-stream is an ``error`` event. Errors: ``{"type":"error","error":{"t
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
 from .. import sse, validate
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, ModelNotFound
 from ..providers.base import ChatTranslator, UpstreamRequest
 from ..providers.openai_anthropic import ANTHROPIC_VERSION
 from .base import FrontDoorTranslator
@@ -235,11 +235,16 @@ def parse(raw: bytes) -> tuple[dict, dict]:
     return to_internal(client), client
 
 
-def count_tokens(raw: bytes) -> bytes:
+def count_tokens(raw: bytes, known: Callable[[str], bool] = lambda _model: True) -> bytes:
     """``POST /v1/messages/count_tokens``: ``{"input_tokens": N}``, counted by the gateway's tokenizer
-    (the same estimate its budgets use; a provider's own count may differ by a few percent)."""
+    (the same estimate its budgets use; a provider's own count may differ by a few percent).
+    ``known(model)``: whether the gateway serves that model name; else ``ModelNotFound`` (404), as
+    ``/v1/messages`` answers."""
     from ..tokens import prompt_tokens
     client = validate.parse(raw)
+    model = client.get("model")
+    if isinstance(model, str) and not known(model):
+        raise ModelNotFound(f"model: {model}", param="model")
     body = to_internal({**client, "max_tokens": 1, "stream": False})
     return json.dumps({"input_tokens": prompt_tokens(body)}).encode()
 

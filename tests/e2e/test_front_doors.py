@@ -146,6 +146,10 @@ def test_count_tokens_is_answered_by_the_gateway(gateway, claude):
                                         messages=[{"role": "user", "content": "Hi there, " * 50}])
     assert 0 < short.input_tokens < long.input_tokens
     assert upstream_requests(gateway, "anthropic") == []   # no provider was asked
+    # An unknown model is the same 404 as on /v1/messages (it counted tokens for it, tryout).
+    with pytest.raises(anthropic.NotFoundError) as info:
+        claude.messages.count_tokens(model="no-such-model", messages=[{"role": "user", "content": "Hi"}])
+    assert info.value.body["error"]["type"] == "not_found_error"
 
 
 # ---- OpenAI Responses -----------------------------------------------------------------------------
