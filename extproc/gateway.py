@@ -262,7 +262,8 @@ class Gateway:
         exchange = Exchange(key=uuid.uuid4().hex, endpoint=endpoint, body=body, plan=None, created=int(now),
                             response_id=f"chatcmpl-{uuid.uuid4().hex[:24]}", started=now, caller=caller,
                             path=path, front=front, client_body=client_body,
-                            front_headers={h: headers[h] for h in FRONT_DOOR_HEADERS if h in headers},
+                            front_headers={**{h: headers[h] for h in FRONT_DOOR_HEADERS if h in headers},
+                                           **beta_query(headers.get(":path", ""))},
                             forwardable={h: headers[h] for h in FORWARDABLE_HEADERS if h in headers})
 
         def capability(model: Model) -> str | None:
@@ -560,6 +561,17 @@ def keep_delivered(exchange: Exchange, out: bytes) -> None:
 def model_api(exchange: Exchange) -> str | None:
     model = exchange.answered_by
     return model.provider.api if model is not None else None
+
+
+def beta_query(path: str) -> dict[str, str]:
+    """Claude Code calls ``/v1/messages?beta=true``: the one query parameter a pass-through to Anthropic
+    keeps (as ``{":beta": "true"}`` beside the front door's headers); any other stays home."""
+    query = path.partition("?")[2]
+    for pair in query.split("&") if query else ():
+        name, _, value = pair.partition("=")
+        if name == "beta" and value in ("true", "false"):
+            return {":beta": value}
+    return {}
 
 
 def make_classifier(config: Config):

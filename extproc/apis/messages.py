@@ -410,7 +410,8 @@ class MessagesPassthrough(FrontDoorTranslator):
                    "content-type": "application/json"}
         if self.ids.get("headers", {}).get("anthropic-beta"):
             headers["anthropic-beta"] = self.ids["headers"]["anthropic-beta"]
-        return UpstreamRequest(path=f"{target.base_path}/messages", headers=headers,
+        beta = self.ids.get("headers", {}).get(":beta")   # Claude Code's ?beta=true, passed through
+        return UpstreamRequest(path=f"{target.base_path}/messages" + (f"?beta={beta}" if beta else ""), headers=headers,
                                body=json.dumps({**self.client, "model": target.upstream_model},
                                                ensure_ascii=False).encode())
 

@@ -235,6 +235,7 @@ def test_messages_pass_through_to_anthropic_keeps_claude_codes_extras(gateway, c
     headers = {k.lower(): v for k, v in record["headers"].items()}
     assert headers["anthropic-beta"] == "interleaved-thinking-2025-05-14"
     assert record["body"] == {**body, "model": "claude-haiku-4-5"}
+    assert record["query"] == {"beta": "true"}       # Claude Code's ?beta=true reaches Anthropic (it was dropped)
     assert response.headers["x-llm-provider"] == "anthropic"
 
 
