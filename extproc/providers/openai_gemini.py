@@ -210,17 +210,22 @@ def _contents(messages: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
                 raise UnsupportedFeature("assistant audio is not supported for Gemini models", param="messages")
             text = _text_of(msg.get("content"), f"messages[{i}]")
             parts: list[dict[str, Any]] = [{"text": text}] if text else []
-            for call in msg.get("tool_calls") or []:
+            for j, call in enumerate(msg.get("tool_calls") or []):
                 fn = call.get("function") or {}
                 name = fn.get("name")
                 if not name:
                     raise InvalidRequest(f"messages[{i}].tool_calls need a function name", param="messages")
+                where = f"messages[{i}].tool_calls[{j}].function.arguments"
                 try:
                     args = json.loads(fn.get("arguments") or "{}")
                 except ValueError:
-                    raise InvalidRequest(f"messages[{i}].tool_calls arguments must be JSON", param="messages")
+                    raise InvalidRequest(f"{where} is not valid JSON", param=where) from None
+                if not isinstance(args, dict):
+                    # Gemini's functionCall.args is an object (as Anthropic's tool_use input): sending {} in
+                    # place of an array or a number would change the conversation, so say so, as for Claude.
+                    raise InvalidRequest(f"{where} must be a JSON object", param=where)
                 call_names[call.get("id") or ""] = name
-                parts.append({"functionCall": {"name": name, "args": args if isinstance(args, dict) else {}}})
+                parts.append({"functionCall": {"name": name, "args": args}})
             add("model", parts)
         elif role == "tool":
             name = call_names.get(msg.get("tool_call_id") or "")

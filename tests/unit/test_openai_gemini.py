@@ -552,3 +552,21 @@ def test_embeddings_error():
     status, body = GeminiEmbeddingsTranslator(EMBED_TARGET).error(
         400, google_error(400, "INVALID_ARGUMENT", "bad dims"))
     assert status == 400 and json.loads(body)["error"]["message"] == "bad dims"
+
+
+def test_non_object_tool_arguments_are_refused_as_for_claude():
+    """Tryout: arguments "[1,2]" went to Gemini as {} (Claude answered 400): the conversation changed silently."""
+    import pytest as _pytest
+
+    from extproc.errors import InvalidRequest
+    from extproc.providers import Target, chat_translator
+
+    target = Target(model="g", upstream_model="gemini-3.5-flash-lite", provider="gemini", api="gemini")
+    body = {"model": "g", "messages": [
+        {"role": "user", "content": "add"},
+        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+                                              "function": {"name": "add", "arguments": "[1, 2]"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "3"}]}
+    with _pytest.raises(InvalidRequest) as info:
+        chat_translator(target, created=0, response_id="x").request(body)
+    assert info.value.param == "messages[1].tool_calls[0].function.arguments"
