@@ -30,7 +30,8 @@ dropped (best-effort hints)        seed, frequency_penalty, presence_penalty, se
                                    message ``name``: the answer stays correct without them
 422 (UnsupportedFeature)           n > 1, logprobs, top_logprobs, logit_bias, audio output
                                    (modalities / audio), input_audio parts, file ids,
-                                   web_search_options, temperature > 1, non-function tools
+                                   web_search_options, temperature > 1, non-function tools,
+                                   the legacy functions / function_call
 =================================  ==========================================================
 
 The rule: a hint that only tunes sampling or bookkeeping is dropped silently; a
@@ -384,6 +385,10 @@ def _refuse_unsupported(body: dict[str, Any]) -> None:
         raise UnsupportedFeature("this model's provider (Anthropic) does not produce audio", param="modalities")
     if body.get("web_search_options") is not None:
         raise UnsupportedFeature("web search is not available for this model", param="web_search_options")
+    if body.get("functions") or body.get("function_call") is not None:
+        # Dropped, the model would answer without the functions it was given (measured: a plain 200).
+        raise UnsupportedFeature("the legacy functions / function_call parameters are not translated for this "
+                                 "model's provider (Anthropic); send tools / tool_choice", param="functions")
 
 
 def _max_tokens(body: dict[str, Any], default: int) -> int:

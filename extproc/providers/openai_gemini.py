@@ -26,10 +26,11 @@ logprobs / top_logprobs                   responseLogprobs / logprobs (answer's 
 stream / stream_options.include_usage     streamGenerateContent?alt=sse / final usage chunk
 ----------------------------------------  ----------------------------------------------------------
 Dropped (no Gemini equivalent, harmless)  user, metadata, store, service_tier, parallel_tool_calls,
-                                          reasoning_effort, prediction, web_search_options, image
+                                          reasoning_effort, prediction, image
                                           ``detail``, message ``name``; Gemini ``thought`` parts in answers
 422 UnsupportedFeature                    logit_bias, audio (modalities/audio/input_audio parts),
-                                          file_id references, non-function tools
+                                          file_id references, non-function tools, web_search_options,
+                                          the legacy functions / function_call
 ========================================  ==========================================================
 
 Normalized to what the API accepts, where the meaning survives: empty text (a part, a
@@ -358,6 +359,12 @@ def _generation_config(body: dict[str, Any], model: str = "") -> dict[str, Any]:
 def _check_unsupported(body: dict[str, Any]) -> None:
     if body.get("logit_bias"):
         raise UnsupportedFeature("logit_bias is not supported for Gemini models", param="logit_bias")
+    # Dropping either would change the answer (no web grounding; no function the model can call).
+    if body.get("web_search_options") is not None:
+        raise UnsupportedFeature("web search is not available for this model", param="web_search_options")
+    if body.get("functions") or body.get("function_call") is not None:
+        raise UnsupportedFeature("the legacy functions / function_call parameters are not translated for Gemini "
+                                 "models; send tools / tool_choice", param="functions")
     if body.get("audio") or "audio" in (body.get("modalities") or []):
         raise UnsupportedFeature("audio output is not supported for Gemini models", param="modalities")
 
