@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 from typing import Any
 
+from .. import sse
 from ..providers.base import ChatTranslator, UpstreamRequest
 
 
@@ -90,3 +91,32 @@ class FrontDoorTranslator(ChatTranslator):
     @abc.abstractmethod
     def error_body(self, status: int, internal: bytes) -> bytes:
         """An OpenAI-shaped error body as the client API's error body."""
+
+
+class TranslatedStream(FrontDoorTranslator):
+    """A front door whose stream is rebuilt from the internal OpenAI SSE, event by event: ``_event`` turns
+    one internal event's data into the client API's events, ``_final`` closes the client's stream. A
+    stream the provider completed but whose ``[DONE]`` never came is still closed properly here; a cut
+    or failed one is not (its error event comes from the inner translator)."""
+
+    def __init__(self, inner: ChatTranslator, client: dict[str, Any], ids: dict[str, Any]):
+        super().__init__(inner, client, ids)
+        self._decoder = sse.SSEDecoder()
+        self._started = False   # the client's stream has begun (its first event went out)
+        self._done = False      # the client's stream is closed
+
+    def events(self, internal: bytes, end: bool = False) -> bytes:
+        out = b""
+        for event in self._decoder.feed(internal):
+            out += self._event(event.data)
+        if end and not self._done and self._started and self.inner.ending == "completed":
+            out += self._final()
+        return out
+
+    @abc.abstractmethod
+    def _event(self, data: str) -> bytes:
+        """One internal SSE event's data as the client API's SSE bytes."""
+
+    @abc.abstractmethod
+    def _final(self) -> bytes:
+        """Close the client's stream (sets ``_done``)."""

@@ -35,7 +35,7 @@ from .. import sse, validate
 from ..errors import InvalidRequest, ModelNotFound
 from ..providers.base import ChatTranslator, UpstreamRequest
 from ..providers.openai_anthropic import ANTHROPIC_VERSION
-from .base import FrontDoorTranslator
+from .base import FrontDoorTranslator, TranslatedStream
 
 NAME = "messages"
 API = "anthropic_messages"   # the client API, as spans name it (llm.client_api)
@@ -269,17 +269,14 @@ def _input_of(arguments: str) -> Any:
     return value if isinstance(value, dict) else {}
 
 
-class MessagesTranslator(FrontDoorTranslator):
+class MessagesTranslator(TranslatedStream):
     def __init__(self, inner: ChatTranslator, client: dict, ids: dict):
         super().__init__(inner, client, ids)
-        self._decoder = sse.SSEDecoder()
-        self._started = False
         self._block: str | None = None      # "text" | "tool_use" | None: the open content block
         self._index = -1
         self._tools: dict[int, int] = {}    # OpenAI tool call index -> content block index
         self._stop: str | None = None
         self._usage: dict | None = None
-        self._done = False
 
     def answer(self, internal: bytes) -> bytes:
         chat = json.loads(internal)
@@ -324,15 +321,7 @@ class MessagesTranslator(FrontDoorTranslator):
         return out + sse.encode({"type": "content_block_start", "index": self._index, "content_block": block},
                                 event="content_block_start")
 
-    def events(self, internal: bytes, end: bool = False) -> bytes:
-        out = b""
-        for event in self._decoder.feed(internal):
-            out += self._event(event.data)
-        if end and not self._done and self._started and self.inner.ending == "completed":
-            out += self._finish()
-        return out
-
-    def _finish(self) -> bytes:
+    def _final(self) -> bytes:
         self._done = True
         out = self._close()
         usage = _usage(self._usage)
@@ -342,7 +331,7 @@ class MessagesTranslator(FrontDoorTranslator):
 
     def _event(self, data: str) -> bytes:
         if data == "[DONE]":
-            return self._finish() if not self._done else b""
+            return self._final() if not self._done else b""
         try:
             chunk = json.loads(data)
         except ValueError:

@@ -38,7 +38,7 @@ from typing import Any
 from .. import sse, validate
 from ..errors import InvalidRequest, UnsupportedFeature
 from ..providers.base import ChatTranslator
-from .base import FrontDoorTranslator
+from .base import TranslatedStream
 
 NAME = "responses"
 API = "openai_responses"   # the client API, as spans name it (llm.client_api)
@@ -226,12 +226,10 @@ def _custom_input(arguments: str) -> str:
     return value["input"] if isinstance(value, dict) and isinstance(value.get("input"), str) else arguments
 
 
-class ResponsesTranslator(FrontDoorTranslator):
+class ResponsesTranslator(TranslatedStream):
     def __init__(self, inner: ChatTranslator, client: dict, ids: dict):
         super().__init__(inner, client, ids)
-        self._decoder = sse.SSEDecoder()
         self._seq = 0
-        self._started = False
         self._text: str | None = None           # the message item's text while it is open
         self._output: list[dict] = []            # finished output items
         self._open: dict | None = None           # the item being streamed
@@ -239,7 +237,6 @@ class ResponsesTranslator(FrontDoorTranslator):
         self._finish: str | None = None
         self._usage: dict | None = None
         self._model: str | None = None
-        self._done = False
 
     def _resource(self, status: str, output: list[dict], usage: dict | None, model: str | None,
                   finish: str | None = None) -> dict:
@@ -332,15 +329,7 @@ class ResponsesTranslator(FrontDoorTranslator):
         self._output.append(done)
         return out + self._emit("response.output_item.done", output_index=index, item=done)
 
-    def events(self, internal: bytes, end: bool = False) -> bytes:
-        out = b""
-        for event in self._decoder.feed(internal):
-            out += self._event(event.data)
-        if end and not self._done and self._started and self.inner.ending == "completed":
-            out += self._complete()
-        return out
-
-    def _complete(self) -> bytes:
+    def _final(self) -> bytes:
         self._done = True
         out = self._close()
         status = "incomplete" if self._finish == "length" else "completed"
@@ -349,7 +338,7 @@ class ResponsesTranslator(FrontDoorTranslator):
 
     def _event(self, data: str) -> bytes:
         if data == "[DONE]":
-            return b"" if self._done else self._complete()
+            return b"" if self._done else self._final()
         try:
             chunk = json.loads(data)
         except ValueError:
