@@ -73,6 +73,7 @@ from typing import Any
 
 from .errors import QuotaExceeded, Unavailable
 from .ledger import Ledger, nano_to_usd, usd_to_nano
+from .periodic import PeriodicSync
 
 log = logging.getLogger(__name__)
 
@@ -319,11 +320,9 @@ class BudgetManager:
         self._counters: dict[str, _Counter] = {}
         self._ids = itertools.count(1)
         self._sync_lock: asyncio.Lock | None = None
-        self._task: asyncio.Task | None = None
-        self._wake: asyncio.Event | None = None
+        self._loop = PeriodicSync(self.sync, lambda: self.settings.sync_interval_s, "budget")
         self.store_ok = True
         self.syncs = 0
-        self._closing = False
 
     def reconfigure(self, settings: BudgetSettings) -> None:
         """New budget settings (hot reload) apply at once: each current window's counter takes its
@@ -496,44 +495,16 @@ class BudgetManager:
     async def start(self) -> None:
         """First sync (so a restarted replica knows today's spend) and the periodic background sync."""
         await self.sync()
-        if self._task is None:
-            self._wake = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._loop.start()
 
     async def close(self) -> None:
         """Stop the background sync and push what is left."""
-        if self._task is not None:
-            # A flag as well as cancel(): wait_for() in 3.11 swallows a cancel that lands as the wake
-            # event fires (a settle just before close), and the loop would run on.
-            self._closing = True
-            if self._wake is not None:
-                self._wake.set()
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await self._loop.close()
         await self.sync()
 
-    async def _run(self) -> None:
-        assert self._wake is not None
-        while not self._closing:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.settings.sync_interval_s)
-            except asyncio.TimeoutError:
-                pass
-            self._wake.clear()
-            if self._closing:
-                return
-            try:
-                await self.sync()
-            except Exception:     # never let the loop die
-                log.exception("budget sync failed")
-
     def _maybe_wake(self, counters: Any) -> None:
-        if self._wake is not None and any(c.unsynced * 2 >= c.chunk for c in counters):
-            self._wake.set()
+        if any(c.unsynced * 2 >= c.chunk for c in counters):
+            self._loop.wake()
 
     # -- helpers -----------------------------------------------------------------------------------------------
     def _counter_key(self, b: Budget, now: float) -> tuple[str, _Counter]:

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .errors import RateLimited
+from .periodic import PeriodicSync
 
 log = logging.getLogger(__name__)
 
@@ -197,8 +198,7 @@ class RateLimiter:
         self.sync_interval_s = sync_interval_s
         self._counters: dict[str, _Counter] = {}
         self._lock: asyncio.Lock | None = None
-        self._wake: asyncio.Event | None = None
-        self._task: asyncio.Task | None = None
+        self._loop = PeriodicSync(self.sync, lambda: self.sync_interval_s, "rate limit")
         self.store_ok = True
 
     async def admit(self, config: Any, caller: Any, tokens: int) -> Admission:
@@ -274,36 +274,15 @@ class RateLimiter:
             return True
 
     async def start(self) -> None:
-        if self._task is None:
-            self._wake = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._loop.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await self._loop.close()
         await self.sync()
 
-    async def _run(self) -> None:
-        assert self._wake is not None
-        while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.sync_interval_s)
-            except asyncio.TimeoutError:
-                pass
-            self._wake.clear()
-            try:
-                await self.sync()
-            except Exception:   # never let the loop die
-                log.exception("rate limit sync failed")
-
     def _maybe_wake(self, pairs: list[tuple[Limit, _Counter]]) -> None:
-        if self._wake is not None and any(c.unsynced * 2 >= lim.chunk for lim, c in pairs):
-            self._wake.set()
+        if any(c.unsynced * 2 >= lim.chunk for lim, c in pairs):
+            self._loop.wake()
 
     def _counter(self, key: str, minute: int) -> _Counter:
         c = self._counters.get(key)
