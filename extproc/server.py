@@ -271,7 +271,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             if exchange is not None:
                 self.exchanges.pop(exchange.key, None)
                 if self.shadow is not None:
-                    self.shadow.forget(exchange.key)
+                    self.shadow.ended(exchange)
                 if exchange.trail is not None and not settled:
                     self._settle_at_end(exchange, status, cancelled=cancelled, error=error)
 

@@ -73,9 +73,13 @@ class ShadowRunner:
             if buf is not None:
                 self._start(exchange, bytes(buf))
 
-    def forget(self, key: str) -> None:
-        """The exchange ended without its last body message: nothing to evaluate."""
-        self.captures.pop(key, None)
+    def ended(self, exchange: Any) -> None:
+        """The exchange ended without its last body message. A stream whose ``[DONE]`` was already sent
+        is a whole answer (the client may close right after reading it, before Envoy's end of stream
+        reaches us): it is evaluated; anything else is dropped."""
+        buf = self.captures.pop(exchange.key, None)
+        if buf is not None and bytes(buf).rstrip().endswith(b"data: [DONE]"):
+            self._start(exchange, bytes(buf))
 
     def _sampled(self, exchange: Any) -> bool:
         cfg = self.config_of()

@@ -148,3 +148,21 @@ def test_a_floor_moves_only_on_enough_verdicts():
     floor, why = shadow.propose_floor(shadow.Tally(loss=2), 0.8, current_floor=1, premium_quality=5)
     assert floor == 1 and "2 judged answers" in why
     assert shadow.propose_floor(shadow.Tally(loss=shadow.MIN_JUDGED), 0.8, current_floor=1, premium_quality=5)[0] == 5
+
+
+def test_a_stream_closed_by_the_client_after_done_is_still_evaluated():
+    """Seen in a full run: the SDK closed the connection right after [DONE], Envoy's end of stream never
+    reached the router stage, and the sampled answer was dropped."""
+    from types import SimpleNamespace
+
+    from extproc.shadow_runner import ShadowRunner
+
+    runner = ShadowRunner(lambda: None, None, None, None)
+    started = []
+    runner._start = lambda exchange, answer: started.append(answer)   # the evaluation itself is e2e-tested
+    whole, cut = SimpleNamespace(key="whole"), SimpleNamespace(key="cut")
+    runner.captures = {"whole": bytearray(b'data: {"choices": []}\n\ndata: [DONE]\n\n'),
+                       "cut": bytearray(b'data: {"choices": []}\n\n'), }
+    runner.ended(whole)
+    runner.ended(cut)
+    assert started == [b'data: {"choices": []}\n\ndata: [DONE]\n\n'] and runner.captures == {}
