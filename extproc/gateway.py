@@ -59,6 +59,16 @@ OBSERVE_LIMIT = 8 * 1024 * 1024   # bytes of a pass-through answer kept to read 
 # Set on streams: the upstream stage runs on every attempt and holds the response headers until the
 # first token, so Envoy's per-try timeout (which stops at the headers) is a first-token deadline.
 FIRST_TOKEN_HEADER = "x-llm-first-token"
+# Each attempt's own deadline, set per attempt (router stage for attempt 1, upstream stage for retries)
+# and read by the provider's egress listener in Envoy (envoy/), which turns it into its own timeout:
+# for a JSON answer the whole answer (DEADLINE_HEADER), for a stream the time to the response headers
+# (HEADERS_DEADLINE_HEADER). Envoy's per-try timeout is one value for every attempt of a request.
+DEADLINE_HEADER = "x-llm-deadline-ms"
+HEADERS_DEADLINE_HEADER = "x-llm-headers-deadline-ms"
+DEADLINE_PASSED_HEADER = "x-llm-attempt-deadline"   # on the egress listener's 504 when the deadline passed
+# Envoy's per-try timeout is a backstop above the longest attempt deadline, so the attempt's own
+# deadline (egress listener or upstream stage) always ends it first, with a clean retry.
+BACKSTOP_SLACK_MS = 500
 HEDGE_ENV = "LLM_GATEWAY_HEDGE_ENDPOINTS"
 HEDGE_HOSTS = {"openai": "127.0.0.1:10101", "azure_openai": "127.0.0.1:10102", "anthropic": "127.0.0.1:10103",
                "gemini": "127.0.0.1:10104", "vllm": "127.0.0.1:10105"}
@@ -141,7 +151,8 @@ class Exchange:
     translations: dict[str, tuple[Translator, UpstreamRequest]] = field(default_factory=dict)
     attempts: dict[int, tuple[Model, Translator]] = field(default_factory=dict)   # by attempt number
     answering: int | None = None           # the attempt whose response is coming back
-    per_try_timeout_ms: int | None = None
+    per_try_timeout_ms: int | None = None  # Envoy's, one value for every attempt (a backstop; see deadlines)
+    deadlines: list[int] = field(default_factory=list)   # attempt N's own deadline (ms) at [N-1]
     trail: Any = None                      # the exchange's spans (telemetry.Trail), owned by the server
     reservation: Any = None                # its budget reservation (budgets.Reservation), owned by the server
     started: float = 0.0
@@ -165,6 +176,14 @@ class Exchange:
     @property
     def stream(self) -> bool:
         return self.endpoint == "chat" and self.body.get("stream") is True
+
+    def deadline_ms(self, number: int) -> int | None:
+        """Attempt ``number``'s own deadline: its tier's target x attempt_timeout_factor (capped by a JSON
+        answer's overall deadline). For a JSON answer the whole answer, for a held stream the first token,
+        for other streams the response headers."""
+        if not self.deadlines:
+            return None
+        return self.deadlines[min(number, len(self.deadlines)) - 1]
 
     @property
     def translator(self) -> Translator | None:
@@ -284,13 +303,15 @@ class Gateway:
                       capability, pin)
         exchange.plan = plan
         if plan.candidates:
-            # Envoy takes one per-try timeout for all attempts of a request. It comes from the first
-            # tier's latency target, so a stalled primary gives way to the next tier on time. The target
-            # itself is the SLO (a model slower than it is demoted); the cut comes at a multiple of it,
-            # so a model can be seen to be slow before its attempts fail.
-            exchange.per_try_timeout_ms = int(plan.candidates[0].target_ms * config.attempt_timeout_factor)
+            # Each attempt is cut at its own tier's deadline: the target is the SLO (a model slower than
+            # it is demoted); the cut comes at a multiple of it, so a model can be seen to be slow before
+            # its attempts fail. Envoy takes one per-try timeout for all attempts of a request, so it is
+            # only the backstop above the longest of them; the attempt's own deadline is enforced per
+            # attempt (the egress listener, or the upstream stage for a held stream; README, "Deadlines").
+            exchange.deadlines = [int(c.target_ms * config.attempt_timeout_factor) for c in plan.candidates]
             if plan.deadline_ms is not None and not exchange.stream:
-                exchange.per_try_timeout_ms = min(exchange.per_try_timeout_ms, plan.deadline_ms)
+                exchange.deadlines = [min(d, plan.deadline_ms) for d in exchange.deadlines]
+            exchange.per_try_timeout_ms = max(exchange.deadlines[:len(plan.models)]) + BACKSTOP_SLACK_MS
         # Translate attempt 1 now (if the planner did not): a request the provider cannot take fails
         # before it is routed.
         exchange.first = exchange.translations.pop(plan.models[0].id, None) or self._translate(exchange, plan.models[0])
@@ -352,12 +373,13 @@ class Gateway:
         return hosts if len(hosts) >= 2 else []
 
     def deadline_ms(self, exchange: Exchange) -> int:
-        """A JSON answer's overall deadline: the configured one, else every attempt's in sequence."""
-        if exchange.hedged:   # attempts overlap: each candidate's own deadline, end to end
-            factor = self._config.attempt_timeout_factor
-            sequential = int(sum(c.target_ms * factor for c in exchange.plan.candidates)) + RETRY_SLACK_MS
+        """A JSON answer's overall deadline: the configured one, else its attempts' own deadlines in sequence.
+
+        Hedged, attempts overlap: the same sum bounds it (each candidate's own deadline, end to end)."""
+        if exchange.hedged:
+            sequential = sum(exchange.deadlines) + RETRY_SLACK_MS
         else:
-            sequential = exchange.per_try_timeout_ms * len(exchange.plan.models) + RETRY_SLACK_MS
+            sequential = sum(exchange.deadlines[:len(exchange.plan.models)]) + RETRY_SLACK_MS
         configured = exchange.plan.deadline_ms
         return sequential if configured is None else min(configured, sequential)
 
@@ -383,9 +405,11 @@ class Gateway:
         set_headers = {":path": upstream.path, "content-length": str(len(upstream.body)), **upstream.headers}
         # Never the client's Host: a self-hosted provider without a configured host gets its own name.
         set_headers[":authority"] = provider.host or provider.name
-        if exchange.hedged:
-            # The pool's endpoint for a provider forwards only requests translated for it (envoy/).
-            set_headers["x-llm-for"] = provider.cluster
+        # The provider's egress listener forwards only requests translated for it (envoy/).
+        set_headers["x-llm-for"] = provider.cluster
+        deadline = exchange.deadline_ms(number)
+        if deadline is not None:
+            set_headers[HEADERS_DEADLINE_HEADER if exchange.stream else DEADLINE_HEADER] = str(deadline)
         secret = self.credentials.key_for(provider)
         if secret is not None:
             name, value = credential_header(provider.api, secret.value)
@@ -396,10 +420,6 @@ class Gateway:
                 set_headers[name] = exchange.forwardable[name]
         # A retry reuses the previous attempt's header map: drop what was another provider's.
         remove = [h for h in (*CREDENTIAL_HEADERS, *PROVIDER_HEADERS, *FORWARDABLE_HEADERS) if h not in set_headers]
-        # Later attempts still need their x-llm-try-N; the ones already used do not travel on
-        # (attempt 1 is rewritten in the router stage, before Envoy routes on x-llm-try-1).
-        if number > 1:
-            remove += list(TRY_HEADERS[:number])
         return Rewrite(set_headers=set_headers, remove_headers=remove, body=upstream.body)
 
     # ---- router stage, response side -------------------------------------------------------------
