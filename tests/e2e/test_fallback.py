@@ -369,6 +369,8 @@ def test_a_hedge_is_won_by_the_faster_tier_and_the_loser_is_cancelled_and_billed
     assert primary["body"]["model"] == "gpt-4o-mini"
     (secondary,) = upstream_requests(gw, "gemini")
     assert "contents" in secondary["body"]               # translated for its own API, from the original body
+    for record in (primary, secondary):   # nothing of the gateway's own reaches a provider (issue 16)
+        assert not [h for h in record["headers"] if h.lower().startswith(("x-llm-", "x-envoy-"))], record["headers"]
     # The loser was cancelled (Envoy reset it once the hedge answered, long before its 6 s answer): it
     # leaves the in-flight count but is no failure of its provider; its prompt cost is hedge waste.
     wait_for(lambda: httpx.get(gw.status_url).json()["providers"]["openai"]["inflight"] == 0, 5,
