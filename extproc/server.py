@@ -40,8 +40,8 @@ from .errors import GatewayError, QuotaExceeded, Unavailable, UpstreamError
 from .providers.base import ChatTranslator
 from .status import StatusService
 from .first_token import FirstContent
-from .gateway import (COUNT_TOKENS_PATH, DEADLINE_PASSED_HEADER, ENDPOINTS, FIRST_TOKEN_HEADER, HEDGE_ENV, KEY_HEADER, Answer, Exchange,
-                      Gateway, Rewrite, hedge_hosts)
+from .gateway import (COUNT_TOKENS_PATH, DEADLINE_PASSED_HEADER, ENDPOINTS, FIRST_TOKEN_HEADER, HEDGE_ENV,
+                      KEY_HEADER, Answer, Exchange, Gateway, Rewrite, hedge_hosts)
 from .accounting import FEEDBACK_PATH
 from .apis import CLIENT_API, client_api
 from .bookkeeping import Bookkeeping
@@ -541,8 +541,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                         continue
                     self.tracing.attempt_status(exchange.trail, number, status, retry_after(status, response_headers))
                     if hold and status == 200:
-                        # Not yet: Envoy sends the body anyway, and the per-try timeout keeps running
-                        # until these headers are answered, that is until the first token.
+                        # Not yet: Envoy sends the body anyway; these headers are answered at the first
+                        # token, or turned into a 504 at the attempt's deadline (above).
                         first = FirstContent(exchange.attempts[number][0].provider.api)
                         continue
                     deadline = None
@@ -664,9 +664,16 @@ async def _until(requests: AsyncIterator[pb.ProcessingRequest], deadline) -> Asy
     nxt: asyncio.Task | None = None
     try:
         while True:
+            due = deadline()
+            if nxt is None and due is None:   # the common case: no timer, no task
+                try:
+                    message = await iterator.__anext__()
+                except StopAsyncIteration:
+                    return
+                yield message
+                continue
             if nxt is None:
                 nxt = asyncio.ensure_future(iterator.__anext__())
-            due = deadline()
             done, _ = await asyncio.wait({nxt}, timeout=None if due is None else max(0.0, due - time.monotonic()))
             if not done:
                 yield None
