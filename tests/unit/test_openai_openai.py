@@ -26,7 +26,6 @@ CHAT = {
     "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
     "stream": True,
     "stream_options": {"include_usage": True},
-    "some_future_field": {"kept": [1, 2]},
 }
 
 
@@ -290,3 +289,47 @@ def test_reasoning_models_get_max_completion_tokens_and_no_sampling_settings(mod
     else:
         assert out == {**body, "model": model}
     sim_openai.validate_chat(out, model)
+
+
+# -- OpenAI's per-model rules (the real API's 400s), kept apart from OpenAI-compatible servers ----------
+
+def test_a_field_openai_does_not_know_makes_its_models_unable_but_reaches_a_self_hosted_server():
+    # OpenAI: 400 "Unrecognized request argument supplied: top_k"; vLLM takes its sampling extensions.
+    body = {**CHAT, "top_k": 40}
+    with pytest.raises(oo.UnsupportedFeature) as info:
+        chat(OPENAI).request(body)
+    assert (info.value.status, info.value.param) == (422, "top_k")
+    assert json.loads(chat(VLLM).request(body).body)["top_k"] == 40
+
+
+def test_known_fields_are_openais_own_list():
+    from tests.vendor_specs import _spec
+    assert oo.CHAT_FIELDS == _spec("openai").operations["createChatCompletion"].top_level
+
+
+@pytest.mark.parametrize("model, kept", [("gpt-4o-mini", False), ("o3", True), ("gpt-5-mini", True)])
+def test_reasoning_effort_reaches_reasoning_models_only(model, kept):
+    target = Target(model="m", upstream_model=model, provider="openai", api="openai", base_path="/v1")
+    sent = json.loads(chat(target).request({**CHAT, "reasoning_effort": "low"}).body)
+    assert ("reasoning_effort" in sent) is kept
+
+
+def test_web_search_only_on_search_models():
+    body = {**CHAT, "web_search_options": {}}
+    with pytest.raises(oo.UnsupportedFeature, match="web search") as info:
+        chat(OPENAI).request(body)
+    assert info.value.param == "web_search_options"
+    search = Target(model="s", upstream_model="gpt-4o-mini-search-preview", provider="openai", api="openai",
+                    base_path="/v1")
+    assert json.loads(chat(search).request(body).body)["web_search_options"] == {}
+
+
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+def test_max_tokens_above_the_model_output_limit_is_clamped(field):
+    # OpenAI: 400 "max_tokens is too large: 1000000000. This model supports at most 16384 completion tokens".
+    sent = json.loads(chat(OPENAI).request({**CHAT, field: 10**9}).body)
+    assert sent[field] == 16384 == oo.output_limit(OPENAI)
+    assert json.loads(chat(OPENAI).request({**CHAT, field: 100}).body)[field] == 100
+    # a self-hosted server has no output limit of its own here: its context window bounds it (the planner)
+    assert oo.output_limit(VLLM) is None
+    assert json.loads(chat(VLLM).request({**CHAT, field: 10**9}).body)[field] == 10**9
