@@ -66,7 +66,7 @@ from .config import TIER_TARGET_MS, Config, Model, RoutingClass, Tier
 from .cost import UNLIMITED, BudgetView, output_tokens, prompt_tokens
 from .errors import GatewayError, InvalidRequest, ModelNotFound, QuotaExceeded, RateLimited, UnsupportedFeature
 from .keys import Caller, PermissionDenied, anonymous
-from .providers import output_limit, unable
+from .providers import default_output, output_limit, unable
 
 MAX_ATTEMPTS = 3
 LATENCY_BUCKET_MS = 100
@@ -466,8 +466,11 @@ class _Context:
     def output_for(self, m: Model, *, explicit_only: bool = False) -> int:
         """The reply's token budget on ``m``: the client's cap (else the default estimate, or 0 with
         ``explicit_only``), clamped to the model's output limit as its translator clamps it."""
+        target = m.target()
         out = self.explicit_out if explicit_only else self.tokens_out
-        limit = output_limit(m.target())
+        if explicit_only and not out:
+            out = default_output(target)   # what the translator sends anyway (Anthropic's required max_tokens)
+        limit = output_limit(target)
         return min(out, limit) if limit is not None else out
 
     def overflows(self, m: Model, *, explicit_only: bool = False) -> str | None:

@@ -74,6 +74,13 @@ def output_limit(target: Target) -> int | None:
     return _OUTPUT_LIMITS[target.api](target)
 
 
+def default_output(target: Target) -> int:
+    """The reply budget the translator sends when the client set none, in tokens: 0 when the API needs
+    none, else what the translator fills in (Anthropic requires ``max_tokens``; it counts toward the
+    context window: "input length and `max_tokens` exceed context limit")."""
+    return openai_anthropic.default_output(target) if target.api == "anthropic" else 0
+
+
 def credential_header(api: str, key: str) -> tuple[str, str]:
     """The header that carries an API key, in each provider's documented form."""
     if api == "anthropic":
@@ -89,4 +96,5 @@ def credential_header(api: str, key: str) -> tuple[str, str]:
 CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
 
 __all__ = ["APIS", "CREDENTIAL_HEADERS", "ChatTranslator", "EmbeddingsTranslator", "Target", "UpstreamRequest",
-           "Usage", "chat_translator", "credential_header", "embeddings_translator", "output_limit", "unable"]
+           "Usage", "chat_translator", "credential_header", "default_output", "embeddings_translator", "output_limit",
+           "unable"]

@@ -144,7 +144,7 @@ class AnthropicChatTranslator(ChatTranslator):
 
         out: dict[str, Any] = {
             "model": self.target.upstream_model,
-            "max_tokens": _clamp_output(_max_tokens(body, self.target.options.get("default_max_tokens", 4096)),
+            "max_tokens": _clamp_output(_max_tokens(body, default_output(self.target)),
                                         self.target),
             "messages": messages,
         }
@@ -446,6 +446,11 @@ _OUTPUT_LIMITS = ((re.compile(r"^claude-3-haiku"), 4096), (re.compile(r"^claude-
                   (re.compile(r"^claude-(opus-4-0|opus-4-1|opus-4-2025)"), 32000),
                   (re.compile(r"^claude-(sonnet-4-[0-5]|sonnet-4-2025|haiku-4|opus-4-5)"), 64000),
                   (re.compile(r"^claude-"), 128000))
+
+
+def default_output(target: Any) -> int:
+    """The max_tokens sent when the client set none (Anthropic requires one): ``options.default_max_tokens``."""
+    return target.options.get("default_max_tokens", 4096)
 
 
 def output_limit(target: Any) -> int | None:

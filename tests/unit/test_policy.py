@@ -591,3 +591,12 @@ def test_hedging_is_for_latency_first_work_only():
         cfg(workloads={"batch": {"hedge": True}})
     with pytest.raises(Exception, match="at most 2"):
         cfg(workloads={"interactive": {"hedge": {"max_extra_attempts": 3}}})
+
+
+def test_a_pinned_anthropic_model_counts_the_max_tokens_its_translator_must_send():
+    # Anthropic requires max_tokens (the translator sends 4096 when the client set none) and counts it
+    # toward the window: "input length and `max_tokens` exceed context limit".
+    long = {**body("x" * 4 * 126000)}
+    with pytest.raises(errors.InvalidRequest, match=r"\(126007 in the messages, 4096 in the completion\)"):
+        decide(cfg(), {**long, "model": "mid-b"}, "chat", {})
+    assert ids(decide(cfg(), {**long, "model": "mid"}, "chat", {})) == ["mid"]   # OpenAI counts the prompt only
