@@ -98,9 +98,10 @@ CONFIG_ENV = "LLM_GATEWAY_CONFIG"
 
 DEFAULT_BASE_PATH = {"openai": "/v1", "azure_openai": "/openai", "anthropic": "/v1", "gemini": "/v1beta"}
 ENDPOINTS = ("chat", "embeddings")
-CAPABILITIES = ("tools", "vision", "json", "streaming", "audio")
+CAPABILITIES = ("tools", "vision", "json", "streaming", "files", "audio")
 # What a model has when its entry lists none. Audio input is opt-in: few chat models take it.
-DEFAULT_CAPABILITIES = ("tools", "vision", "json", "streaming")
+# files: `file` content parts (PDF documents).
+DEFAULT_CAPABILITIES = ("tools", "vision", "json", "streaming", "files")
 TIER_NAMES = ("primary", "secondary", "tertiary")
 TIER_TARGET_MS = (1500, 3000, 10000)   # default per-attempt target of tier 1, 2, 3 and later
 BUILTIN_WORKLOADS = {"interactive": {"prefer": "latency"}, "batch": {"prefer": "cost"}}
@@ -132,10 +133,10 @@ BUILTIN_CATALOG: dict[str, Any] = {
         # fallback under its $0.002 per 1K, which Haiku 4.5 ($1 / $5) is not.
         "claude-haiku": {"provider": "anthropic", "upstream_model": "claude-haiku-5-5",
                          "price": {"input": 0.10, "output": 0.50, "cached_input": 0.01}, "context_window": 1000000,
-                         "capabilities": ["tools", "vision", "streaming"], "quality": 2},
+                         "capabilities": ["tools", "vision", "streaming", "files"], "quality": 2},
         "claude-opus": {"provider": "anthropic", "upstream_model": "claude-opus-5-5",
                         "price": {"input": 4.00, "output": 20.00, "cached_input": 0.20}, "context_window": 1000000,
-                        "capabilities": ["tools", "vision", "streaming"], "quality": 5},
+                        "capabilities": ["tools", "vision", "streaming", "files"], "quality": 5},
     },
 }
 

@@ -30,7 +30,7 @@ The steps, in order:
    ``min_score`` <= score; with no ``min_score`` anywhere, the classes in file
    order split [0, 1] evenly), else ``routing.default_class``.
 4. Filters, per candidate, first failure wins: endpoint not served, denied by
-   the surface, capability missing (tools, vision, audio, json, streaming as the
+   the surface, capability missing (tools, vision, files, audio, json, streaming as the
    request needs), context too small (estimated prompt + max output tokens, the
    latter clamped to the model's output limit as its translator clamps it),
    below the quality floor (max of class and surface floors), over the cost
@@ -611,6 +611,8 @@ def _needs(body: dict) -> frozenset[str]:
                     needs.append("vision")
                 if "input_audio" in kinds:
                     needs.append("audio")
+                if "file" in kinds:
+                    needs.append("files")
     return frozenset(needs)
 
 

@@ -414,9 +414,10 @@ def test_pinned_model_still_obeys_the_surface():
 
 IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
 AUDIO = {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
+PDF = {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0="}}
 
 
-@pytest.mark.parametrize("part, missing", [(IMAGE, "vision"), (AUDIO, "audio")])
+@pytest.mark.parametrize("part, missing", [(IMAGE, "vision"), (AUDIO, "audio"), (PDF, "files")])
 def test_a_pinned_model_is_held_to_its_configured_capabilities(part, missing):
     # A self-hosted model behind an OpenAI-compatible API: its translator passes everything, so only
     # the configured capabilities stop image or audio parts its server would refuse.
