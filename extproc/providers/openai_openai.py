@@ -51,6 +51,8 @@ def _request(target: Target, operation: str, body: dict[str, Any]) -> UpstreamRe
     out = {**{k: v for k, v in body.items() if v is not None}, "model": target.upstream_model}
     if operation == "chat/completions" and _openai_model(target):
         _openai_rules(target, out)
+    if operation == "chat/completions":
+        _clamp_output(target, out)
     if operation == "chat/completions" and _reasoning(target):
         # Reasoning models refuse max_tokens (max_completion_tokens is its name there) and any
         # temperature / top_p but the default: rename the one, leave out the sampling hints.
@@ -121,6 +123,11 @@ def _openai_rules(target: Target, out: dict[str, Any]) -> None:
         # Only reasoning models take it (others answer "Unrecognized request argument"); a model that
         # does not reason answers the same without it, as Anthropic's and Gemini's translators do.
         del out["reasoning_effort"]
+
+
+def _clamp_output(target: Target, out: dict[str, Any]) -> None:
+    """max_tokens / max_completion_tokens above the model's known output limit, clamped to it (OpenAI
+    and Azure answer 400 "max_tokens is too large"; the model stops at its limit anyway)."""
     limit = output_limit(target)
     if limit is not None:
         for name in ("max_tokens", "max_completion_tokens"):

@@ -333,3 +333,11 @@ def test_max_tokens_above_the_model_output_limit_is_clamped(field):
     # a self-hosted server has no output limit of its own here: its context window bounds it (the planner)
     assert oo.output_limit(VLLM) is None
     assert json.loads(chat(VLLM).request({**CHAT, field: 10**9}).body)[field] == 10**9
+
+
+def test_an_azure_deployment_of_a_known_model_is_clamped_too():
+    # the planner counts the clamped value for it (providers.output_limit), so the translator must clamp
+    azure = Target(model="a", upstream_model="gpt-4o-mini", provider="azure", api="azure_openai",
+                   base_path="/openai", options={"api_version": "2024-10-21"})
+    assert json.loads(chat(azure).request({**CHAT, "max_tokens": 10**9}).body)["max_tokens"] == 16384
+    assert json.loads(chat(AZURE).request({**CHAT, "max_tokens": 10**9}).body)["max_tokens"] == 10**9  # unknown name
