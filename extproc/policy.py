@@ -57,6 +57,7 @@ The steps, in order:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple, Protocol
@@ -66,7 +67,7 @@ from .config import TIER_TARGET_MS, Config, Model, RoutingClass, Tier
 from .cost import UNLIMITED, BudgetView, output_tokens, prompt_tokens
 from .errors import GatewayError, InvalidRequest, ModelNotFound, QuotaExceeded, RateLimited, UnsupportedFeature
 from .keys import Caller, PermissionDenied, anonymous
-from .providers import default_output, output_limit, unable
+from .providers import Target, default_output, output_limit, unable
 
 MAX_ATTEMPTS = 3
 LATENCY_BUCKET_MS = 100
@@ -466,11 +467,10 @@ class _Context:
     def output_for(self, m: Model, *, explicit_only: bool = False) -> int:
         """The reply's token budget on ``m``: the client's cap (else the default estimate, or 0 with
         ``explicit_only``), clamped to the model's output limit as its translator clamps it."""
-        target = m.target()
+        limit, default = _output_rules(m)
         out = self.explicit_out if explicit_only else self.tokens_out
         if explicit_only and not out:
-            out = default_output(target)   # what the translator sends anyway (Anthropic's required max_tokens)
-        limit = output_limit(target)
+            out = default   # what the translator sends anyway (Anthropic's required max_tokens)
         return min(out, limit) if limit is not None else out
 
     def overflows(self, m: Model, *, explicit_only: bool = False) -> str | None:
@@ -590,6 +590,26 @@ class _Context:
             return RateLimited(f"rate limited by the provider; retry after {wait} s ({where}: {detail}{more})",
                                headers={"retry-after": str(wait)})
         return UnsupportedFeature(message, param="model", code="no_model_available")
+
+
+def _output_rules(m: Model) -> tuple[int | None, int]:
+    """(output limit, default reply budget) of ``m``'s translator (``providers.output_limit`` /
+    ``default_output``), cached by what they read: the policy asks for every candidate of every request."""
+    options = m.provider.options
+    key = (m.provider.api, m.upstream_model, options.get("max_output_tokens"), options.get("default_max_tokens"))
+    try:
+        return _output_rules_of(*key)
+    except TypeError:   # an unhashable option value: ask without the cache
+        target = m.target()
+        return output_limit(target), default_output(target)
+
+
+@functools.lru_cache(maxsize=4096)
+def _output_rules_of(api: str, upstream_model: str, max_output: Any, default_max: Any) -> tuple[int | None, int]:
+    options = {k: v for k, v in (("max_output_tokens", max_output), ("default_max_tokens", default_max))
+               if v is not None}
+    target = Target(model=upstream_model, upstream_model=upstream_model, provider="", api=api, options=options)
+    return output_limit(target), default_output(target)
 
 
 def _needs(body: dict) -> frozenset[str]:
