@@ -465,12 +465,15 @@ class _Context:
         return None
 
     def output_for(self, m: Model, *, explicit_only: bool = False) -> int:
-        """The reply's token budget on ``m``: the client's cap (else the default estimate, or 0 with
-        ``explicit_only``), clamped to the model's output limit as its translator clamps it."""
+        """The reply's token budget on ``m`` for its context window: the client's cap, else what its
+        translator must send (Anthropic: ``max_tokens``), and for routing at least the default reply
+        estimate; clamped to the model's output limit as its translator clamps it."""
         limit, default = _output_rules(m)
-        out = self.explicit_out if explicit_only else self.tokens_out
-        if explicit_only and not out:
-            out = default   # what the translator sends anyway (Anthropic's required max_tokens)
+        out = self.explicit_out
+        if not out:
+            # No cap from the client: what the translator sends anyway (Anthropic's required max_tokens,
+            # which Anthropic counts toward the window), and for routing at least the usual reply size.
+            out = default if explicit_only else max(self.tokens_out, default)
         return min(out, limit) if limit is not None else out
 
     def overflows(self, m: Model, *, explicit_only: bool = False) -> str | None:

@@ -601,3 +601,11 @@ def test_a_pinned_anthropic_model_counts_the_max_tokens_its_translator_must_send
     with pytest.raises(errors.InvalidRequest, match=r"\(126007 in the messages, 4096 in the completion\)"):
         decide(cfg(), {**long, "model": "mid-b"}, "chat", {})
     assert ids(decide(cfg(), {**long, "model": "mid"}, "chat", {})) == ["mid"]   # OpenAI counts the prompt only
+
+
+def test_routing_counts_the_max_tokens_an_anthropic_translator_must_send():
+    # 126,007 prompt tokens fit a 128K window with the usual 256-token reply, not with Anthropic's 4096.
+    c = cfg(routing_rules__simple__tiers=[{"models": ["mid-b", "mid"]}])
+    plan = decide(c, body("x" * 4 * 126000), "chat", {}, classification=SIMPLE)
+    assert ids(plan) == ["mid"]
+    assert dropped(plan)["mid-b"] == "context too small: ~130103 tokens > 128000"
