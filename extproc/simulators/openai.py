@@ -127,6 +127,8 @@ class _API:
                 raise _not_found(model)
             if not _is_azure(request) and self.sim.name == "openai":
                 check_openai_model(body, model)
+            if _is_azure(request):
+                check_azure_fields(body, request.query.get("api-version", ""))
             prompt = _prompt(model, body)
             if not _is_azure(request) and self.sim.name == "openai":
                 check_context(prompt, body, model)
@@ -347,6 +349,23 @@ def check_openai_model(body: dict[str, Any], model: str) -> None:
         if limits is not None and isinstance(value, int) and value > limits[1]:
             raise _Fail(400, f"{name} is too large: {value}. This model supports at most {limits[1]} completion "
                         f"tokens, whereas you provided {value}.", param=name)
+
+
+# Azure OpenAI's top-level chat fields by GA API version (its published schema).
+AZURE_CHAT_FIELDS = {"2024-10-21": frozenset({
+    "data_sources", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+    "max_completion_tokens", "max_tokens", "messages", "model", "n", "parallel_tool_calls", "presence_penalty",
+    "response_format", "seed", "stop", "stream", "stream_options", "temperature", "tool_choice", "tools",
+    "top_logprobs", "top_p", "user"})}
+
+
+def check_azure_fields(body: dict[str, Any], api_version: str) -> None:
+    """Azure refuses a field its API version does not define (as for stream_options before 2024-09)."""
+    known = AZURE_CHAT_FIELDS.get(api_version)
+    for name in sorted(body):
+        if known is not None and name not in known:
+            raise _Fail(400, f"Unrecognized request argument supplied: {name}. Please contact us through an Azure "
+                        "support request for further questions.", param="")
 
 
 def _prompt_tokens(prompt: Prompt) -> int:

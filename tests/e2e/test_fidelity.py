@@ -220,3 +220,17 @@ def test_a_prompt_over_a_pinned_model_window_is_openais_context_length_exceeded(
                                        messages=[{"role": "user", "content": "Hi"}])
     assert info.value.body["code"] == "context_length_exceeded"
     assert upstream_requests(gateway, "vllm") == []
+
+
+def test_azure_gets_only_what_its_api_version_takes(gateway, client):
+    # store/metadata only keep or label a completion: left out; web search would change the answer: 422.
+    answer = client.chat.completions.create(model=MODELS["azure_openai"], store=True, metadata={"team": "a"},
+                                            messages=[{"role": "user", "content": "Hi"}])
+    assert answer.choices[0].message.content
+    (record,) = upstream_requests(gateway, "azure_openai")
+    assert "store" not in record["body"] and "metadata" not in record["body"]
+    with pytest.raises(openai.UnprocessableEntityError) as info:
+        client.chat.completions.create(model=MODELS["azure_openai"], web_search_options={},
+                                       messages=[{"role": "user", "content": "Hi"}])
+    assert info.value.body["param"] == "web_search_options"
+    assert len(upstream_requests(gateway, "azure_openai")) == 1

@@ -341,3 +341,23 @@ def test_an_azure_deployment_of_a_known_model_is_clamped_too():
                    base_path="/openai", options={"api_version": "2024-10-21"})
     assert json.loads(chat(azure).request({**CHAT, "max_tokens": 10**9}).body)["max_tokens"] == 16384
     assert json.loads(chat(AZURE).request({**CHAT, "max_tokens": 10**9}).body)["max_tokens"] == 10**9  # unknown name
+
+
+def test_azure_ga_gets_only_its_api_versions_fields():
+    # Azure 2024-10-21 answers "Unrecognized request argument supplied" to fields its schema lacks.
+    sent = json.loads(chat(AZURE).request({**CHAT, "store": True, "metadata": {"a": "b"}, "service_tier": "auto",
+                                           "reasoning_effort": "low"}).body)
+    assert not {"store", "metadata", "service_tier", "reasoning_effort"} & set(sent)   # the answer is the same
+    for extra, param in (({"web_search_options": {}}, "web_search_options"), ({"top_k": 3}, "top_k"),
+                         ({"modalities": ["text", "audio"]}, "modalities")):
+        with pytest.raises(oo.UnsupportedFeature) as info:
+            chat(AZURE).request({**CHAT, **extra})
+        assert info.value.param == param
+    newer = Target(model="a", upstream_model="dep", provider="azure", api="azure_openai", base_path="/openai",
+                   options={"api_version": "2025-04-01-preview"})
+    assert json.loads(chat(newer).request({**CHAT, "store": True}).body)["store"] is True
+
+
+def test_azure_ga_fields_are_its_published_schema():
+    from tests.vendor_specs import _spec
+    assert oo.AZURE_CHAT_FIELDS["2024-10-21"] == _spec("azure_openai").operations["ChatCompletions_Create"].top_level
