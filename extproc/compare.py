@@ -188,7 +188,9 @@ def _route_all(args: argparse.Namespace, cfg: Any, new_cfg: Any, headers: dict[s
                 continue
             try:
                 row = json.loads(line)
-                body = row if "messages" in row or "input" in row else {
+                # the row's own bookkeeping (id, label) is not part of the request: OpenAI refuses unknown fields
+                body = {k: v for k, v in row.items() if k not in ("id", "label", "surface", "expect")} if (
+                    "messages" in row or "input" in row) else {
                     "model": "auto", "messages": [{"role": "user", "content": row["prompt"]}]}
                 body.setdefault("model", "auto")
             except (ValueError, KeyError, TypeError, AttributeError) as exc:

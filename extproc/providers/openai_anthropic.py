@@ -144,7 +144,7 @@ class AnthropicChatTranslator(ChatTranslator):
 
         out: dict[str, Any] = {
             "model": self.target.upstream_model,
-            "max_tokens": _clamp_output(_max_tokens(body, self.target.options.get("default_max_tokens", 4096)),
+            "max_tokens": _clamp_output(_max_tokens(body, default_output(self.target)),
                                         self.target),
             "messages": messages,
         }
@@ -448,11 +448,22 @@ _OUTPUT_LIMITS = ((re.compile(r"^claude-3-haiku"), 4096), (re.compile(r"^claude-
                   (re.compile(r"^claude-"), 128000))
 
 
-def _clamp_output(max_tokens: int, target: Any) -> int:
+def default_output(target: Any) -> int:
+    """The max_tokens sent when the client set none (Anthropic requires one): ``options.default_max_tokens``."""
+    return target.options.get("default_max_tokens", 4096)
+
+
+def output_limit(target: Any) -> int | None:
+    """The model's output limit in tokens (``options.max_output_tokens``, else by name), or None."""
     limit = target.options.get("max_output_tokens")
     if limit is None:
         limit = next((n for pattern, n in _OUTPUT_LIMITS if pattern.match(target.upstream_model)), None)
-    return min(max_tokens, limit) if isinstance(limit, int) else max_tokens
+    return limit if isinstance(limit, int) else None
+
+
+def _clamp_output(max_tokens: int, target: Any) -> int:
+    limit = output_limit(target)
+    return min(max_tokens, limit) if limit is not None else max_tokens
 
 
 def _output_format(fmt: Any, target: Any) -> dict[str, Any] | None:

@@ -143,7 +143,9 @@ def test_hostile_bodies_are_400_naming_the_field(gateway, path, body, param):
 
 
 def _chat_of_size(size: int) -> bytes:
-    head, tail = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "', b'"}]}'
+    # A 4 MiB prompt is about 1.05M tokens: only Gemini's 1,048,576-token window holds it (gpt-4o-mini's
+    # 128K answers context_length_exceeded, as OpenAI would).
+    head, tail = b'{"model": "gemini-3.5-flash-lite", "messages": [{"role": "user", "content": "', b'"}]}'
     return head + b"x" * (size - len(head) - len(tail)) + tail
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import base64
 import copy
 import json
@@ -24,7 +26,9 @@ WEATHER = {"type": "function", "function": {
 CLOCK = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}
 
 
-def make(target: Target = TARGET, response_id: str = "chatcmpl-abc") -> GeminiChatTranslator:
+def make(target: Target = TARGET, response_id: str = "chatcmpl-abc", **changes) -> GeminiChatTranslator:
+    if changes:
+        target = dataclasses.replace(target, **changes)
     return GeminiChatTranslator(target, created=1700000000, response_id=response_id)
 
 
@@ -192,10 +196,30 @@ def test_response_formats():
     assert "generationConfig" not in translate(chat(response_format={"type": "text"}))
 
 
-def test_logprobs_request():
-    assert translate(chat(logprobs=True, top_logprobs=3))["generationConfig"] == {
+def test_logprobs_request_on_a_model_that_returns_them():
+    t = make(options={"logprobs": True})
+    assert json.loads(t.request(chat(logprobs=True, top_logprobs=3)).body)["generationConfig"] == {
         "responseLogprobs": True, "logprobs": 3}
-    assert translate(chat(logprobs=True))["generationConfig"] == {"responseLogprobs": True}
+    assert json.loads(make(options={"logprobs": True}).request(chat(logprobs=True)).body)["generationConfig"] == {
+        "responseLogprobs": True}
+
+
+@pytest.mark.parametrize("extra, param", [({"logprobs": True}, "logprobs"),
+                                          ({"logprobs": True, "top_logprobs": 2}, "logprobs"),
+                                          ({"top_logprobs": 2}, "top_logprobs")])
+def test_logprobs_make_gemini_2_5_and_later_unable(extra, param):
+    # Google: 400 "Logprobs is not enabled for models/gemini-2.5-flash"; dropping them would answer null.
+    t = make(upstream_model="gemini-3.5-flash-lite")
+    with pytest.raises(UnsupportedFeature) as info:
+        t.request(chat(**extra))
+    assert (info.value.status, info.value.param) == (422, param)
+
+
+def test_max_tokens_is_clamped_to_the_model_output_limit():
+    t = make(upstream_model="gemini-3.5-flash-lite")
+    assert json.loads(t.request(chat(max_tokens=10**9)).body)["generationConfig"]["maxOutputTokens"] == 65536
+    t = make(upstream_model="gemini-3.5-flash-lite")
+    assert json.loads(t.request(chat(max_completion_tokens=500)).body)["generationConfig"]["maxOutputTokens"] == 500
 
 
 @pytest.mark.parametrize("extra, param", [
