@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import affinity, errors, retry_after, validate
+from . import affinity, content_encoding, errors, retry_after, validate
 from .config import FORWARDABLE_HEADERS, Config, Model
 from .credentials import Credentials
 from .errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
@@ -224,11 +224,7 @@ class Gateway:
             if ctype != "application/json":
                 raise UnsupportedMediaType(
                     f"Content-Type must be application/json, not '{ctype or '(none)'}'")
-            encoding = headers.get("content-encoding", "identity").strip().lower()
-            if encoding not in ("", "identity"):
-                # Envoy's decompressor inflated gzip and br bodies (and removed the header): this one it cannot.
-                raise UnsupportedMediaType(f"Content-Encoding '{encoding}' is not supported; send the body "
-                                           "uncompressed, or compressed with gzip or br.")
+            content_encoding.codings(headers.get("content-encoding", ""))   # 415 before the body comes
             if end_of_stream:
                 raise InvalidRequest("The request body is empty; send a JSON object.")
             length = headers.get("content-length", "")
@@ -237,6 +233,13 @@ class Gateway:
         except GatewayError as exc:
             return Answer.error(exc, path)
         return None
+
+    def decode(self, headers: dict[str, str], raw: bytes) -> bytes:
+        """The request body as the client meant it: gzip and br inflated up to ``limits.max_body_bytes``
+        (413 past it, 400 corrupt; extproc/content_encoding.py says why not Envoy's decompressor)."""
+        if "content-encoding" not in headers:
+            return raw
+        return content_encoding.inflate(headers["content-encoding"], raw, self.config.max_body_bytes)
 
     def request_body(self, headers: dict[str, str], raw: bytes, model: str | None = None,
                      budgets: BudgetView | None = None) -> Exchange:
@@ -400,6 +403,8 @@ class Gateway:
         # (attempt 1 is rewritten in the router stage, before Envoy routes on x-llm-try-1).
         if number > 1:
             remove += list(TRY_HEADERS[:number])
+        else:   # the body sent is the gateway's own, never compressed (decode); retries reuse this map
+            remove.append("content-encoding")
         return Rewrite(set_headers=set_headers, remove_headers=remove, body=upstream.body)
 
     # ---- router stage, response side -------------------------------------------------------------

@@ -185,6 +185,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                 elif kind == "request_body":
                     raw = req.request_body.body
                     try:
+                        raw = gateway.decode(headers, raw)   # gzip, br: inflated here, with the body limit
                         if headers.get(":path", "").split("?", 1)[0] == FEEDBACK_PATH:
                             yield immediate(await self._feedback(headers, raw))
                             return
