@@ -32,7 +32,7 @@ from .credentials import Credentials
 from .errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from .keys import Caller, KeyFile, authenticate
 from .cost import UNLIMITED, BudgetView
-from .policy import NO_HEALTH, SURFACE_HEADER, HealthView, Plan, decide, who
+from .policy import NO_HEALTH, SURFACE_HEADER, WORKLOAD_HEADER, HealthView, Plan, decide, refusal
 from .apis import FRONT_DOORS, FrontDoorTranslator
 from .providers import CREDENTIAL_HEADERS, chat_translator, credential_header, embeddings_translator
 from .providers.base import ChatTranslator, EmbeddingsTranslator, UpstreamRequest
@@ -518,15 +518,12 @@ class Gateway:
             raw, lambda m: m in config.models or m in config.aliases or m in config.classes))
 
     def _models(self, path: str, caller: Caller, headers: dict[str, str]) -> Answer:
-        """The models this caller may name: those its surface allows (allow/deny, quality floor), and
-        the routing aliases. ``x-llm-surface`` asks for another of the caller's surfaces."""
-        config = self.config
-        surface_name = who(config, {SURFACE_HEADER: headers[SURFACE_HEADER]} if SURFACE_HEADER in headers
-                           else {}, caller)[2]
-        surface = config.surfaces.get(surface_name) if surface_name else None
-        usable = [m for m in config.models.values() if surface is None or (
-            m.id not in surface.deny and (surface.allow is None or m.id in surface.allow)
-            and m.quality >= surface.quality_floor)]
+        """The models this caller may name: those the planner's rules for a pinned request let it use
+        for some request (``policy.refusal``: allow/deny, quality floor, cost caps), and the routing
+        aliases. ``x-llm-surface`` / ``x-llm-workload`` ask for another of the caller's choices."""
+        config, now = self.config, self.clock()
+        chosen = {h: headers[h] for h in (SURFACE_HEADER, WORKLOAD_HEADER) if h in headers}
+        usable = [m for m in config.models.values() if refusal(config, m, chosen, caller, now) is None]
         entries = [{"id": m.id, "object": "model", "created": 0, "owned_by": m.provider.name} for m in usable]
         entries += [{"id": a, "object": "model", "created": 0, "owned_by": "llm-gateway"}
                     for a in sorted(config.aliases)]
