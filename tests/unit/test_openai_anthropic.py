@@ -314,21 +314,21 @@ def test_error_invalid_request_keeps_400():
     status, body = make().error(400, anthropic_error("invalid_request_error", "messages: bad"))
     assert status == 400
     assert json.loads(body) == {"error": {"message": "messages: bad", "type": "invalid_request_error",
-                                          "param": None, "code": "invalid_request_error"}}
+                                          "param": None, "code": "upstream_invalid_request"}}
 
 
 def test_error_rate_limit_429():
     status, body = make().error(429, anthropic_error("rate_limit_error", "slow down"))
     assert status == 429
     assert json.loads(body)["error"]["type"] == "rate_limit_error"
-    assert json.loads(body)["error"]["code"] == "rate_limit_error"
+    assert json.loads(body)["error"]["code"] == "rate_limit_exceeded"   # as the gateway's own 429 says
 
 
 def test_error_overloaded_529_becomes_503():
     status, body = make().error(529, anthropic_error("overloaded_error", "Overloaded"))
     assert status == 503
     err = json.loads(body)["error"]
-    assert err["message"] == "Overloaded" and err["code"] == "overloaded_error"
+    assert err["message"] == "Overloaded" and err["code"] == "service_unavailable"
 
 
 def test_error_auth_becomes_502_and_non_json_body_is_tolerated():
