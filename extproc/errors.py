@@ -167,3 +167,10 @@ def upstream_error(status: int, message: str, code: str | None = None,
         return mapped, error_body(message, "upstream_error", None, AUTH_FAILED)
     type_, gateway_code = _UPSTREAM.get(mapped, _UPSTREAM_REFUSED if mapped < 500 else _UPSTREAM[502])
     return mapped, error_body(message, type_, param if mapped < 500 else None, gateway_code)
+
+
+def upstream_event_error(status: int, message: str) -> dict:
+    """The ``error`` object of an SSE error event for a provider's failure in the middle of a stream
+    (the client already has its 200): the type and code ``upstream_error`` gives the provider status
+    the failure stands for, so a stream's error reads like the same failure before the stream."""
+    return json.loads(upstream_error(status, message)[1])["error"]

@@ -85,6 +85,24 @@ def test_a_pinned_models_error_reads_the_same_whichever_provider_said_it(gw, str
     assert {k: v for k, v in seen.items() if v != PROVIDER_ERRORS[k[0]]} == {}
 
 
+def test_an_overloaded_provider_mid_stream_reads_the_same_from_anthropic_and_gemini(gw):
+    """The error event after a 200: Anthropic's overloaded_error and Gemini's UNAVAILABLE went out as
+    the code; both now read as a 503 before the stream would (server_error, service_unavailable)."""
+    last = {}
+    for provider in ("anthropic", "gemini"):
+        fault(gw, provider, error_event_after=2, count=1)
+        with httpx.stream("POST", f"{gw.base_url}/chat/completions", timeout=30, headers=AUTH, json={
+                "model": MODELS[provider], "stream": True,
+                "messages": [{"role": "user", "content": "Count to ten, slowly"}]}) as response:
+            assert response.status_code == 200
+            events = [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
+        assert "[DONE]" not in events
+        last[provider] = json.loads(events[-1])["error"]
+    assert {p: (e["type"], e["code"]) for p, e in last.items()} == {
+        "anthropic": ("server_error", "service_unavailable"), "gemini": ("server_error", "service_unavailable")}
+    assert all(set(e) == {"message", "type", "param", "code"} and e["message"] for e in last.values())
+
+
 def test_the_plan_cascades_across_provider_apis(gw):
     raw = ask(gw)
     assert raw.headers["x-llm-provider"] == "openai" and raw.headers["x-llm-attempts"] == "1"

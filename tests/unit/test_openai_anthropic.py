@@ -487,8 +487,9 @@ def test_stream_error_event_ends_without_done():
     t, out = run_stream(raw)
     events = parse_sse(out)
     assert "[DONE]" not in events
+    # As Anthropic's 529 before a stream would read (errors.upstream_error), not its own type.
     assert events[-1] == {"error": {"message": "Overloaded", "type": "server_error", "param": None,
-                                    "code": "overloaded_error"}}
+                                    "code": "service_unavailable"}}
     assert events[1]["choices"][0]["delta"] == {"content": "héllo "}
     assert t.stream_chunk(ev("message_stop", {})) == b""  # nothing after the error
 
