@@ -26,13 +26,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import affinity, errors, retry_after, validate
+from . import affinity, content_encoding, errors, retry_after, validate
 from .config import FORWARDABLE_HEADERS, Config, Model
 from .credentials import Credentials
 from .errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from .keys import Caller, KeyFile, authenticate
 from .cost import UNLIMITED, BudgetView
-from .policy import NO_HEALTH, SURFACE_HEADER, HealthView, Plan, decide, who
+from .policy import NO_HEALTH, SURFACE_HEADER, WORKLOAD_HEADER, HealthView, Plan, decide, refusal
 from .apis import FRONT_DOORS, FrontDoorTranslator
 from .providers import CREDENTIAL_HEADERS, chat_translator, credential_header, embeddings_translator
 from .providers.base import ChatTranslator, EmbeddingsTranslator, UpstreamRequest
@@ -243,11 +243,7 @@ class Gateway:
             if ctype != "application/json":
                 raise UnsupportedMediaType(
                     f"Content-Type must be application/json, not '{ctype or '(none)'}'")
-            encoding = headers.get("content-encoding", "identity").strip().lower()
-            if encoding not in ("", "identity"):
-                # Envoy's decompressor inflated gzip and br bodies (and removed the header): this one it cannot.
-                raise UnsupportedMediaType(f"Content-Encoding '{encoding}' is not supported; send the body "
-                                           "uncompressed, or compressed with gzip or br.")
+            content_encoding.codings(headers.get("content-encoding", ""))   # 415 before the body comes
             if end_of_stream:
                 raise InvalidRequest("The request body is empty; send a JSON object.")
             length = headers.get("content-length", "")
@@ -256,6 +252,13 @@ class Gateway:
         except GatewayError as exc:
             return Answer.error(exc, path)
         return None
+
+    def decode(self, headers: dict[str, str], raw: bytes) -> bytes:
+        """The request body as the client meant it: gzip and br inflated up to ``limits.max_body_bytes``
+        (413 past it, 400 corrupt; extproc/content_encoding.py says why not Envoy's decompressor)."""
+        if "content-encoding" not in headers:
+            return raw
+        return content_encoding.inflate(headers["content-encoding"], raw, self.config.max_body_bytes)
 
     def request_body(self, headers: dict[str, str], raw: bytes, model: str | None = None,
                      budgets: BudgetView | None = None) -> Exchange:
@@ -420,6 +423,8 @@ class Gateway:
                 set_headers[name] = exchange.forwardable[name]
         # A retry reuses the previous attempt's header map: drop what was another provider's.
         remove = [h for h in (*CREDENTIAL_HEADERS, *PROVIDER_HEADERS, *FORWARDABLE_HEADERS) if h not in set_headers]
+        if number == 1:   # the body sent is the gateway's own, never compressed; retries reuse this map
+            remove.append("content-encoding")
         return Rewrite(set_headers=set_headers, remove_headers=remove, body=upstream.body)
 
     # ---- router stage, response side -------------------------------------------------------------
@@ -533,15 +538,12 @@ class Gateway:
             raw, lambda m: m in config.models or m in config.aliases or m in config.classes))
 
     def _models(self, path: str, caller: Caller, headers: dict[str, str]) -> Answer:
-        """The models this caller may name: those its surface allows (allow/deny, quality floor), and
-        the routing aliases. ``x-llm-surface`` asks for another of the caller's surfaces."""
-        config = self.config
-        surface_name = who(config, {SURFACE_HEADER: headers[SURFACE_HEADER]} if SURFACE_HEADER in headers
-                           else {}, caller)[2]
-        surface = config.surfaces.get(surface_name) if surface_name else None
-        usable = [m for m in config.models.values() if surface is None or (
-            m.id not in surface.deny and (surface.allow is None or m.id in surface.allow)
-            and m.quality >= surface.quality_floor)]
+        """The models this caller may name: those the planner's rules for a pinned request let it use
+        for some request (``policy.refusal``: allow/deny, quality floor, cost caps), and the routing
+        aliases. ``x-llm-surface`` / ``x-llm-workload`` ask for another of the caller's choices."""
+        config, now = self.config, self.clock()
+        chosen = {h: headers[h] for h in (SURFACE_HEADER, WORKLOAD_HEADER) if h in headers}
+        usable = [m for m in config.models.values() if refusal(config, m, chosen, caller, now) is None]
         entries = [{"id": m.id, "object": "model", "created": 0, "owned_by": m.provider.name} for m in usable]
         entries += [{"id": a, "object": "model", "created": 0, "owned_by": "llm-gateway"}
                     for a in sorted(config.aliases)]

@@ -292,6 +292,25 @@ def _choose(ctx: "_Context", healthy: list[Candidate], unhealthy: list[Candidate
     return chosen
 
 
+def refusal(config: Config, model: Model, headers: dict[str, str], caller: Caller | None, now: float = 0.0
+            ) -> str | None:
+    """Why ``caller`` may use ``model`` for no request at all, or None (``/v1/models`` lists it).
+
+    The caller's own rules, as a pinned request meets them (``_Context.caller_refuses``: the surface's
+    allow/deny list and quality floor, the workload's (at ``now``, Unix seconds), surface's and
+    tenant's cost caps), applied to the request they favour most: one token at the model's cheaper
+    price (input or output), so a per-1K cap the cheaper price already passes refuses the model for
+    every request. What depends on the request (capabilities, context size, a budget, a cap that a
+    prompt-heavy request passes and a reply-heavy one does not) never takes a model off the list.
+    Raises what ``who`` raises for a surface or workload header the caller may not choose."""
+    tenant, workload, surface = who(config, headers, caller)
+    endpoint = "chat" if "chat" in model.endpoints else model.endpoints[0]
+    ctx = _Context(config, {}, endpoint, tenant, workload, surface, None, NO_HEALTH, UNLIMITED, now)
+    ctx.tokens_in, ctx.tokens_out = 1, 0
+    price = min(model.price.input, model.price.output) if endpoint == "chat" else model.price.input
+    return ctx.caller_refuses(model, cost=price / 1_000_000)
+
+
 def who(config: Config, headers: dict[str, str], caller: Caller | None) -> tuple[str | None, str, str | None]:
     """(tenant, workload, surface) of a request: the caller's, or what its headers chose among what the
     caller may choose. Raises InvalidRequest (400) for an unknown name, PermissionDenied (403) for a
@@ -433,6 +452,14 @@ class _Context:
 
     def cost(self, m: Model) -> float:
         return (self.tokens_in * m.price.input + self.tokens_out * m.price.output) / 1_000_000
+
+    def caller_refuses(self, m: Model, cost: float | None = None) -> str | None:
+        """Why the caller's own rules refuse ``m`` whatever the request, or None: the surface's
+        allow/deny list and quality floor, the caller's cost caps and budget; not the class's rules,
+        nor capabilities or context, which depend on the request (a pinned request is checked for
+        those too, in ``_pinned``)."""
+        return self.check(m, capabilities=False, context=False, floor=self.surface_floor, class_caps=False,
+                          cost=cost)
 
     def check(self, m: Model, *, capabilities: bool = True, context: bool = True, floor: int = 1,
               class_caps: bool = True, cost: float | None = None) -> str | None:

@@ -35,7 +35,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from . import endings, telemetry, tokens, validate
 from . import retry_after as retry_after_
 from .access_log import AccessLogService, Verdicts
-from .accounting import BUDGET_REFUSED
+from .accounting import BUDGET_REFUSED, client_api_of
 from .errors import GatewayError, QuotaExceeded, Unavailable, UpstreamError
 from .providers.base import ChatTranslator
 from .status import StatusService
@@ -185,6 +185,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                 elif kind == "request_body":
                     raw = req.request_body.body
                     try:
+                        raw = gateway.decode(headers, raw)   # gzip, br: inflated here, with the body limit
                         if headers.get(":path", "").split("?", 1)[0] == FEEDBACK_PATH:
                             yield immediate(await self._feedback(headers, raw))
                             return
@@ -324,14 +325,15 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                 if losers:
                     self.books.losers(exchange.reservation, request_id=exchange.key, losers=losers,
                                       prompt_tokens=tokens.prompt_tokens(exchange.body), started=exchange.started,
-                                      plan=exchange.plan, endpoint=exchange.endpoint)
+                                      plan=exchange.plan, endpoint=exchange.endpoint,
+                                      client_api=client_api_of(exchange.path))
         if self.books is not None:
             record = self.books.settle(
                 exchange.reservation, request_id=exchange.key, model=billed_model, usage=usage,
                 status=ending.status, outcome=ending.outcome, started=exchange.started,
                 latency_ms=(ended - exchange.started) * 1000, ttft_ms=exchange.trail.ttft_ms,
                 attempts=exchange.answering or len(exchange.attempts), plan=exchange.plan,
-                endpoint=exchange.endpoint, rate=exchange.rate)
+                endpoint=exchange.endpoint, rate=exchange.rate, client_api=client_api_of(exchange.path))
         self.tracing.finish(exchange.trail, status=ending.status, error=error or ending.failure,
                             cost_usd=record.cost_usd if record is not None else None, outcome=ending.outcome,
                             provider=model.provider.name if model else None, model=model.id if model else None,
@@ -502,7 +504,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             self.books.refused(request_id=exchange.key if exchange is not None else headers.get(KEY_HEADER, ""),
                                status=exc.status, outcome=outcome, started=time.time(), endpoint=endpoint,
                                tenant=names.get(telemetry.TENANT), surface=names.get(telemetry.SURFACE),
-                               workload=names.get(telemetry.WORKLOAD), request_class=names.get(telemetry.CLASS))
+                               workload=names.get(telemetry.WORKLOAD), request_class=names.get(telemetry.CLASS),
+                               client_api=client_api_of(headers.get(":path", "")))
 
     async def _upstream(self, requests: AsyncIterator[pb.ProcessingRequest]):
         exchange: Exchange | None = None

@@ -89,14 +89,11 @@ _FINISH = {
     "refusal": "content_filter",
 }
 
-# Anthropic error types in a stream, as the OpenAI error type a client keys on.
-_STREAM_ERROR_TYPES = {
-    "invalid_request_error": "invalid_request_error",
-    "rate_limit_error": "rate_limit_error",
-    "overloaded_error": "server_error",
-    "api_error": "server_error",
-    "timeout_error": "timeout_error",
-}
+# Anthropic's error types by the HTTP status each stands for (its "Errors" page): an error event in a
+# stream reads like that status's error (errors.upstream_event_error), whichever provider sent it.
+_ERROR_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
+                 "permission_error": 403, "not_found_error": 404, "request_too_large": 413,
+                 "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529}
 
 _IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 
@@ -291,9 +288,9 @@ class AnthropicChatTranslator(ChatTranslator):
         if kind == "error":
             self._failed = True
             err = data.get("error") or {}
-            atype = err.get("type") or "api_error"
-            return _error_event(err.get("message") or "provider stream failed",
-                                _STREAM_ERROR_TYPES.get(atype, "upstream_error"), atype)
+            error = errors.upstream_event_error(_ERROR_STATUS.get(err.get("type"), 500),
+                                                err.get("message") or "provider stream failed")
+            return sse.encode({"error": error})
         return b""  # ping, and event types added after this was written
 
     def _block_start(self, index: int, block: dict[str, Any]) -> bytes:

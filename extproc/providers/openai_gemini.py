@@ -62,7 +62,7 @@ import struct
 from typing import Any
 
 from .. import sse
-from ..errors import InvalidRequest, UnsupportedFeature, upstream_error
+from ..errors import InvalidRequest, UnsupportedFeature, upstream_error, upstream_event_error
 from .base import ChatTranslator, EmbeddingsTranslator, Target, UpstreamRequest, Usage
 
 _JSON_HEADERS = {"content-type": "application/json"}
@@ -538,8 +538,10 @@ class GeminiChatTranslator(ChatTranslator):
         if "error" in data:
             err = data["error"] if isinstance(data["error"], dict) else {}
             self._failed = True
-            return sse.encode({"error": {"message": err.get("message", "provider stream failed"),
-                                         "type": "upstream_error", "param": None, "code": err.get("status")}})
+            # Google's error carries the HTTP status it stands for: the event reads like that error.
+            status = err.get("code") if isinstance(err.get("code"), int) and 400 <= err["code"] < 600 else 500
+            return sse.encode({"error": upstream_event_error(status, str(err.get("message") or
+                                                                         "provider stream failed"))})
         if self._model is None and data.get("modelVersion"):
             self._model = _model_name(data, self.target)
         if isinstance(data.get("usageMetadata"), dict):

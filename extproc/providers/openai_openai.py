@@ -212,15 +212,10 @@ def _error(status: int, body: bytes) -> tuple[int, bytes]:
         err = {"message": err}
     if not isinstance(err, dict) or not isinstance(err.get("message"), str) or not err["message"]:
         return upstream_error(status, f"provider returned HTTP {status} without an OpenAI error body")
-    message = err["message"]
     code = None if err.get("code") is None else str(err["code"])
-    new_status, out = upstream_error(status, message, code)
-    type_, param = err.get("type"), err.get("param")
-    if new_status == status and isinstance(type_, str) and type_:
-        # The status reaches the client unchanged, so the provider's own type
-        # (e.g. "insufficient_quota", "requests") still describes it best.
-        out = error_body(message, type_, param if isinstance(param, str) else None, code)
-    return new_status, out
+    param = err.get("param")
+    # The type and code follow the status, as for every provider (errors.upstream_error).
+    return upstream_error(status, err["message"], code, param if isinstance(param, str) else None)
 
 
 class OpenAIChatTranslator(ChatTranslator):

@@ -52,6 +52,57 @@ def ask(gw, stream: bool = False):
         model="auto", messages=[{"role": "user", "content": "What is the capital of Peru?"}], stream=stream)
 
 
+# What an OpenAI client gets for a provider's failure: the gateway's words for the situation.
+PROVIDER_ERRORS = {400: (400, "invalid_request_error", "upstream_invalid_request"),
+                   404: (404, "invalid_request_error", "model_not_found"),
+                   413: (413, "invalid_request_error", "request_too_large"),
+                   422: (422, "invalid_request_error", "upstream_invalid_request"),
+                   500: (502, "upstream_error", "bad_gateway"),
+                   502: (502, "upstream_error", "bad_gateway"),
+                   503: (503, "server_error", "service_unavailable"),
+                   504: (504, "timeout_error", "gateway_timeout"),
+                   529: (503, "server_error", "service_unavailable")}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_pinned_models_error_reads_the_same_whichever_provider_said_it(gw, stream):
+    """Anthropic's error types and Gemini's status names reached OpenAI clients as the code
+    ("overloaded_error", "UNAVAILABLE", "INTERNAL"), OpenAI's own type ("server_error") replaced ours:
+    one situation, five codes. Every provider's error body is in its API's own shape (simulators)."""
+    seen = {}
+    for status, expected in PROVIDER_ERRORS.items():
+        for provider, model in MODELS.items():
+            fault(gw, provider, status=status, count=1)
+            response = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers=AUTH, json={
+                "model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+            error = response.json()["error"]
+            assert set(error) == {"message", "type", "param", "code"}
+            seen[status, provider] = (response.status_code, error["type"], error["code"])
+            assert error["message"] and not error["message"].startswith("{"), error
+            # A success in between, so Envoy's outlier detection (5 consecutive 5xx) never ejects the host.
+            assert httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers=AUTH, json={
+                "model": model, "messages": [{"role": "user", "content": "hi"}]}).status_code == 200
+    assert {k: v for k, v in seen.items() if v != PROVIDER_ERRORS[k[0]]} == {}
+
+
+def test_an_overloaded_provider_mid_stream_reads_the_same_from_anthropic_and_gemini(gw):
+    """The error event after a 200: Anthropic's overloaded_error and Gemini's UNAVAILABLE went out as
+    the code; both now read as a 503 before the stream would (server_error, service_unavailable)."""
+    last = {}
+    for provider in ("anthropic", "gemini"):
+        fault(gw, provider, error_event_after=2, count=1)
+        with httpx.stream("POST", f"{gw.base_url}/chat/completions", timeout=30, headers=AUTH, json={
+                "model": MODELS[provider], "stream": True,
+                "messages": [{"role": "user", "content": "Count to ten, slowly"}]}) as response:
+            assert response.status_code == 200
+            events = [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
+        assert "[DONE]" not in events
+        last[provider] = json.loads(events[-1])["error"]
+    assert {p: (e["type"], e["code"]) for p, e in last.items()} == {
+        "anthropic": ("server_error", "service_unavailable"), "gemini": ("server_error", "service_unavailable")}
+    assert all(set(e) == {"message", "type", "param", "code"} and e["message"] for e in last.values())
+
+
 def test_the_plan_cascades_across_provider_apis(gw):
     raw = ask(gw)
     assert raw.headers["x-llm-provider"] == "openai" and raw.headers["x-llm-attempts"] == "1"
@@ -220,14 +271,16 @@ def test_a_pinned_429_is_answered_at_once_with_its_retry_after(clean_rich):
     assert time.monotonic() - started < 2
     assert response.status_code == 429 and response.headers["retry-after"] == "3"
     error = response.json()["error"]
-    assert error["type"] == "rate_limit_error" and error["code"] and not error["message"].startswith("{")
+    # Anthropic's own words for it ("rate_limit_error") are not the code: the gateway's is, as for the next.
+    assert (error["type"], error["code"]) == ("rate_limit_error", "rate_limit_exceeded")
+    assert not error["message"].startswith("{")
     assert len(upstream_requests(gw, "anthropic")) == 1        # Envoy did not retry the same provider
     # The pause is learned: the next pinned request is answered by the gateway, the provider left alone.
     wait_for(lambda: paused_for(gw, "anthropic"), 5, "the pause to be learned")
     again = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers=AUTH, json={
         "model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "hi"}]})
     assert again.status_code == 429 and 1 <= int(again.headers["retry-after"]) <= 3
-    assert again.json()["error"]["code"] == "rate_limit_exceeded"
+    assert (again.json()["error"]["type"], again.json()["error"]["code"]) == (error["type"], error["code"])
     assert len(upstream_requests(gw, "anthropic")) == 1
 
 

@@ -199,15 +199,17 @@ def _err(status: int, body: bytes) -> tuple[int, dict]:
     return new_status, json.loads(out)["error"]
 
 
-def test_openai_error_keeps_message_type_param_and_code():
+def test_openai_error_keeps_message_and_param_and_takes_the_gateways_type_and_code():
+    """The same situation reads the same whichever provider said it (errors.upstream_error): our OpenAI
+    account's spent quota is not the client's quota (insufficient_quota is a gateway budget's code)."""
     body = json.dumps({"error": {"message": "You exceeded your current quota", "type": "insufficient_quota",
                                  "param": None, "code": "insufficient_quota"}}).encode()
-    assert _err(429, body) == (429, {"message": "You exceeded your current quota", "type": "insufficient_quota",
-                                     "param": None, "code": "insufficient_quota"})
+    assert _err(429, body) == (429, {"message": "You exceeded your current quota", "type": "rate_limit_error",
+                                     "param": None, "code": "rate_limit_exceeded"})
     body = json.dumps({"error": {"message": "Invalid 'messages'", "type": "invalid_request_error",
                                  "param": "messages", "code": "empty_array"}}).encode()
     assert _err(400, body) == (400, {"message": "Invalid 'messages'", "type": "invalid_request_error",
-                                     "param": "messages", "code": "empty_array"})
+                                     "param": "messages", "code": "upstream_invalid_request"})
 
 
 @pytest.mark.parametrize("status", [401, 403])
@@ -233,9 +235,9 @@ def test_azure_error_shape_code_and_message_only():
                             b'resource does not exist."}}')
     assert status == 404
     assert err == {"message": "The API deployment for this resource does not exist.",
-                   "type": "invalid_request_error", "param": None, "code": "DeploymentNotFound"}
+                   "type": "invalid_request_error", "param": None, "code": "model_not_found"}
     status, err = _err(429, b'{"error":{"code":"429","message":"Requests have exceeded token rate limit."}}')
-    assert (status, err["type"], err["code"]) == (429, "rate_limit_error", "429")
+    assert (status, err["type"], err["code"]) == (429, "rate_limit_error", "rate_limit_exceeded")
 
 
 def test_self_hosted_error_shapes():
@@ -243,7 +245,7 @@ def test_self_hosted_error_shapes():
     assert status == 404 and err["message"] == 'model "llama3" not found, try pulling it first'
     status, err = _err(400, b'{"object":"error","message":"max_tokens is too large","type":"BadRequestError",'
                             b'"param":null,"code":400}')  # vLLM
-    assert status == 400 and err["message"] == "max_tokens is too large" and err["code"] == "400"
+    assert status == 400 and err["message"] == "max_tokens is too large" and err["code"] == "upstream_invalid_request"
 
 
 @pytest.mark.parametrize("body", [b"<html>502 Bad Gateway</html>", b"", b'{"detail":"nope"}', b"[1,2]",
