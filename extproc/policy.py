@@ -215,7 +215,8 @@ def decide(config: Config, body: dict, endpoint: str, headers: dict[str, str], h
 
     healthy, unhealthy = ctx.walk(rclass.tiers, quality_at_least=0, skip=None)
     # affinity reorders the candidates that passed every filter but capability, which _choose asks next
-    healthy, common["affinity"] = affinity.stick(pin, healthy, class_name, ctx.tokens_in, ctx.tokens_out)
+    healthy, common["affinity"] = affinity.stick(pin, healthy, class_name, ctx.tokens_in, ctx.tokens_out,
+                                                  config.affinity_keep)
     chosen = _choose(ctx, healthy, unhealthy)
     if not chosen:
         raise ctx.nothing_fits(rclass)
