@@ -143,7 +143,7 @@ def fit_model(rows: list[dict], prep: Prepared, c: float, rules_weight: float) -
         ex = training_examples(rows, prep, head)
         if ex:
             heads[head] = fit_head(ex, c)
-    return {"format": "extproc-linear-router/1", "dense_features": list(C.DENSE_FEATURES),
+    return {"format": C.LINEAR_FORMAT, "dense_features": list(C.DENSE_FEATURES),
             "rules_weight": rules_weight, "trained_on": "routing_eval.jsonl split=train (MMLU, GSM8K)",
             "C": c, "heads": heads}
 
