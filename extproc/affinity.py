@@ -2,9 +2,10 @@
 served them, so the provider's prompt cache keeps paying and the answers keep one voice.
 
 Pure: plain values in and out, ``now`` passed in. The table is in-process: each extproc replica keeps its
-own. With several replicas a conversation keeps its model only while its requests reach the same
-replica; a turn that lands elsewhere is routed afresh (correct, only the cache saving is lost) and pins
-there. (The usage ledger is Redis when configured; moving this table there is the next step, see README.)
+own, on purpose. The pin is read on every chat request (about 1 us here; a Redis round trip would add
+0.2-0.5 ms to each), and losing it is cheap: a turn that lands on another replica is routed afresh (a
+correct decision, only the cache read is lost) and pins there. Budgets and rate limits, which must be
+exact across replicas, are what the gateway shares through Redis.
 
 The conversation key, scoped to the tenant so a shared system prompt never joins strangers'
 conversations, comes from the first of:

@@ -9,9 +9,10 @@ Two classifiers implement the :class:`Classifier` protocol, plus their combinati
 - :class:`RuleClassifier`: hand-written rules over request features (estimated prompt tokens, conversation
   depth, code, math, step-by-step and reasoning cues, tools, JSON schema, images, script). Its score is a
   hand-weighted sum of those cues; it needs no data.
-- :class:`LinearClassifier`: two logistic regressions per prompt format over bag-of-words plus a few
-  numeric features, trained on the ``train`` split of ``routing_eval.jsonl`` by ``bench/eval_routing.py``
-  (weights in ``classifier_model.json``, shipped with the package). The score is the expected quality gain
+- :class:`LinearClassifier`: two logistic regressions per prompt format over tokens (``linear_tokens``:
+  question words, answer-choice words, word pairs) plus a few numeric features, trained on the ``train``
+  split of ``routing_eval.jsonl`` by ``bench/eval_routing.py`` with ``bench/logistic.py`` (weights in
+  ``classifier_model.json``, shipped with the package). The score is the expected quality gain
   of the premium model over the cheap one, P(premium right) - P(cheap right), mapped to 0..1.
 - :class:`CombinedClassifier` (the default): the class comes from the rules (capabilities and shape), the
   score is the linear score blended with the rule score (weight ``rules_weight``).
