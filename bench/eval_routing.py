@@ -137,24 +137,30 @@ def training_examples(rows: list[dict], prep: Prepared, head: str) -> list:
     return ex
 
 
-def fit_model(rows: list[dict], prep: Prepared, c: float, rules_weight: float) -> dict:
+HEAD_SOURCE = {"mc": "mmlu", "open": "gsm8k"}   # the source whose train-CV APGR picks a head's blend weight
+
+
+def fit_model(rows: list[dict], prep: Prepared, c: float, weights: dict[str, float]) -> dict:
+    """The model file: per head its weights and its rules blend weight (``weights[head]``)."""
     heads = {}
     for head in ("mc", "open"):
         ex = training_examples(rows, prep, head)
         if ex:
-            heads[head] = fit_head(ex, c)
+            heads[head] = {**fit_head(ex, c), "rules_weight": weights.get(head, 0.0)}
     return {"format": C.LINEAR_FORMAT, "dense_features": list(C.DENSE_FEATURES),
-            "rules_weight": rules_weight, "trained_on": "routing_eval.jsonl split=train (MMLU, GSM8K)",
+            "rules_weight": weights.get("mc", 0.0), "trained_on": "routing_eval.jsonl split=train (MMLU, GSM8K)",
             "C": c, "heads": heads}
 
 
 def model_of(raw: dict) -> C.LinearModel:
-    return C.LinearModel({k: C._Head(h) for k, h in raw["heads"].items()}, raw["rules_weight"])
+    return C.LinearModel({k: C._Head(h) for k, h in raw["heads"].items()}, raw["rules_weight"],
+                         {k: h["rules_weight"] for k, h in raw["heads"].items() if "rules_weight" in h})
 
 
 def scores(rows: list[dict], prep: Prepared, model: C.LinearModel | None, kind: str,
-           rules_weight: float = 0.0) -> dict[str, float]:
-    """Same arithmetic as the classifiers' classify(), on precomputed inputs (checked in main)."""
+           rules_weight: float | None = None) -> dict[str, float]:
+    """Same arithmetic as the classifiers' classify(), on precomputed inputs (checked in main);
+    ``rules_weight`` None: each head's own blend weight."""
     out = {}
     for r in rows:
         head, d, toks, rs = prep.by_id[r["id"]]
@@ -163,7 +169,8 @@ def scores(rows: list[dict], prep: Prepared, model: C.LinearModel | None, kind: 
             continue
         h = model.head(head)
         ls = (h.gain(d, toks) + 1.0) / 2.0
-        out[r["id"]] = ls if kind == "linear" else (1 - rules_weight) * ls + rules_weight * rs
+        w = model.blend_weight(head) if rules_weight is None else rules_weight
+        out[r["id"]] = ls if kind == "linear" else (1 - w) * ls + w * rs
     return out
 
 
@@ -177,11 +184,13 @@ def out_of_fold(train: list[dict], prep: Prepared, c: float, folds: int = 5) -> 
     for k in range(folds):
         fit_rows = [r for r in train if fold_of[r["id"]] != k]
         held = [r for r in train if fold_of[r["id"]] == k]
-        oof.update(scores(held, prep, model_of(fit_model(fit_rows, prep, c, 0.0)), "linear"))
+        oof.update(scores(held, prep, model_of(fit_model(fit_rows, prep, c, {})), "linear"))
     return oof
 
 
-def cross_validate(train: list[dict], prep: Prepared) -> tuple[float, float, list]:
+def cross_validate(train: list[dict], prep: Prepared) -> tuple[float, dict[str, float], list]:
+    """(C, blend weight per head, table): C by the mean over MMLU and GSM8K of each one's best train-CV
+    APGR, each head's blend weight the best for its source at that C."""
     table = []
     for c in C_GRID:
         oof_lin = out_of_fold(train, prep, c)
@@ -192,8 +201,12 @@ def cross_validate(train: list[dict], prep: Prepared) -> tuple[float, float, lis
             table.append((c, bw, per["mmlu"], per["gsm8k"]))
             print(f"  cv C={c:<5} rules_weight={bw:<4} APGR mmlu {per['mmlu']:.3f} gsm8k {per['gsm8k']:.3f}"
                   f" mean {(per['mmlu'] + per['gsm8k']) / 2:.3f}", flush=True)
-    best = max(table, key=lambda t: (t[2] + t[3]) / 2)
-    return best[0], best[1], table
+    def best_for(c: float, col: int) -> tuple[float, float]:
+        return max((t[col], -t[1]) for t in table if t[0] == c)    # ties: the smaller weight
+
+    c = max(C_GRID, key=lambda c: best_for(c, 2)[0] + best_for(c, 3)[0])
+    weights = {"mc": -best_for(c, 2)[1], "open": -best_for(c, 3)[1]}
+    return c, weights, table
 
 
 def write_jsonl(path: Path, items) -> None:
@@ -263,17 +276,17 @@ def main() -> None:
 
     if a.train:
         t0 = time.time()
-        c, bw, _ = cross_validate(train, prep)
-        print(f"chosen on train CV: C={c} rules_weight={bw} ({time.time() - t0:.0f}s)", flush=True)
-        raw = fit_model(train, prep, c, bw)
+        c, weights, _ = cross_validate(train, prep)
+        print(f"chosen on train CV: C={c} rules_weight per head {weights} ({time.time() - t0:.0f}s)", flush=True)
+        raw = fit_model(train, prep, c, weights)
         a.model.write_text(json.dumps(raw, separators=(",", ":"), sort_keys=True) + "\n", encoding="utf-8")
         print(f"wrote {a.model} ({a.model.stat().st_size / 1024:.0f} KiB, "
               f"{sum(len(h['words']) for h in raw['heads'].values())} words)", flush=True)
 
     model = C.load_model(a.model)
-    bw = model.rules_weight
+    bw = {h: model.blend_weight(h) for h in model.heads}
     kinds = {"rules": scores(rows, prep, None, "rules"), "linear": scores(rows, prep, model, "linear"),
-             "combined": scores(rows, prep, model, "combined", bw)}
+             "combined": scores(rows, prep, model, "combined")}
 
     # The fast path above must equal the real classifiers' classify().
     real = {"rules": C.RuleClassifier(settings), "linear": C.LinearClassifier(settings),
@@ -298,7 +311,8 @@ def main() -> None:
     oof = out_of_fold(train, prep, json.loads(a.model.read_text())["C"])
     rules_sc = kinds["rules"]
     train_sc = {"rules": rules_sc, "linear": oof,
-                "combined": {i: (1 - bw) * v + bw * rules_sc[i] for i, v in oof.items()}}[settings.kind]
+                "combined": {i: (1 - bw[prep.by_id[i][0]]) * v + bw[prep.by_id[i][0]] * rules_sc[i]
+                             for i, v in oof.items()}}[settings.kind]
     sc = kinds[settings.kind]
     by_src = {s: [r for r in train if r["source"] == s] for s in ("mmlu", "gsm8k")}
     best = None

@@ -28,7 +28,7 @@ Config (the routing config's ``classifier:`` section; every key optional)::
       task_model_path: null     # the task head (product requests); default: task_model.json shipped
                                 #   here; "none" turns it off (every request gets the exam score)
       rules_weight: null        # combined: score = (1 - w) * linear + w * rules; null = the model file's
-                                #   cross-validated weight
+                                #   cross-validated weight for the prompt's format (multiple choice or open)
       premium_threshold: 0.52   # score >= this -> the reasoning class (else the simple class)
       long_context_tokens: 8000 # estimated prompt tokens >= this -> long_context
       chars_per_token: 4.0      # token estimate for the length feature
@@ -475,11 +475,16 @@ class _Head:
 class LinearModel:
     """The weights of classifier_model.json: one _Head per prompt format, and the CV-chosen blend weight."""
 
-    def __init__(self, heads: Mapping[str, _Head], rules_weight: float = 0.0):
+    def __init__(self, heads: Mapping[str, _Head], rules_weight: float = 0.0,
+                 head_weights: Mapping[str, float] | None = None):
         if not heads:
             raise ValueError("model_path: the model has no heads")
         self.heads = dict(heads)
-        self.rules_weight = rules_weight
+        self.rules_weight = rules_weight             # the blend weight of a head without its own
+        self.head_weights = dict(head_weights or {})  # per head: exam formats differ (CV: MMLU 0, GSM8K 0.2)
+
+    def blend_weight(self, head: str) -> float:
+        return self.head_weights.get(head, self.rules_weight)
 
     def head(self, name: str) -> _Head:
         return self.heads.get(name) or self.heads[min(self.heads)]
@@ -494,7 +499,8 @@ def load_model(path: str | Path | None = None) -> LinearModel:
         raise ValueError(f"model_path: {p} is not an {LINEAR_FORMAT} model (retrain it: bench/eval_routing.py --train)")
     if tuple(raw.get("dense_features", ())) != DENSE_FEATURES:
         raise ValueError(f"model_path: {p} was trained with other dense features")
-    return LinearModel({name: _Head(h) for name, h in raw["heads"].items()}, float(raw.get("rules_weight", 0.0)))
+    return LinearModel({name: _Head(h) for name, h in raw["heads"].items()}, float(raw.get("rules_weight", 0.0)),
+                       {name: float(h["rules_weight"]) for name, h in raw["heads"].items() if "rules_weight" in h})
 
 
 class LinearClassifier:
@@ -534,19 +540,25 @@ class LinearClassifier:
             rs = self.rules.rule_score(f)
             ls = self.linear_score(view, p, f)
             f["score_rules"], f["score_linear"] = round(rs, 4), round(ls, 4)
-            score = self._blend(ls, rs)
+            score = self._blend(ls, rs, f["head"])
         role, conf = self.rules.decide(f, score)
         return Classification(self.settings.classes[role], conf, score, f)
 
-    def _blend(self, linear: float, rules: float) -> float:
+    def blend_weight(self, head: str) -> float:
+        """The rules' share of the combined score for a prompt format (``mc`` / ``open``): the config's
+        ``rules_weight`` when set, else the one cross-validated into the model file for that head."""
+        w = self.settings.rules_weight
+        return self.model.blend_weight(head) if w is None else w
+
+    def _blend(self, linear: float, rules: float, head: str) -> float:
         return linear
 
 
 class CombinedClassifier(LinearClassifier):
-    """Rule classes; score = (1 - rules_weight) * linear + rules_weight * rules."""
+    """Rule classes; score = (1 - w) * linear + w * rules, w = ``blend_weight(head)``."""
 
-    def _blend(self, linear: float, rules: float) -> float:
-        w = self.rules_weight
+    def _blend(self, linear: float, rules: float, head: str) -> float:
+        w = self.blend_weight(head)
         return (1.0 - w) * linear + w * rules
 
 
