@@ -165,9 +165,10 @@ def decide(config: Config, body: dict, endpoint: str, headers: dict[str, str], h
     """The plan for one request from ``caller`` (None: the anonymous caller of ``auth: optional``);
     raises ``GatewayError`` (400, 403, 404, 422, 429) when there is none.
 
-    ``capability(model)`` says why a model's provider cannot serve this exact request, or None;
-    by default ``providers.unable``. The gateway passes one that keeps the translations it makes,
-    so the attempts reuse them instead of translating twice."""
+    ``capability(model)`` says why a model's provider cannot serve this exact request, or None, or
+    ``ASK_PLANNER`` for the planner's own check (``providers.unable`` on the request's capability
+    view, cached), which is also the default. The gateway passes one that translates attempt 1 and
+    keeps the translation, so it is not translated twice."""
     requested = body.get("model")
     tenant, workload, surface = who(config, headers, caller)
     classification = _calibrated(config, classification, surface)
@@ -347,6 +348,9 @@ def _min(*values: float | None) -> float | None:
     return min(present) if present else None
 
 
+# A capability hook's answer meaning "ask the planner's own check" (the gateway's hook, after attempt 1).
+ASK_PLANNER = "\x00ask the planner"
+
 # (id(model), capability view as JSON) -> (model, why it cannot serve, or None); see _Context._unable_on_view
 _CAPABILITY_CACHE: dict[tuple[int, str], tuple[Model, str | None]] = {}
 _CAPABILITY_CACHE_MAX = 4096
@@ -423,7 +427,10 @@ class _Context:
         """Why ``m``'s provider API cannot serve this exact request (its translator says), or None."""
         if m.id not in self._unable:
             try:
-                self._unable[m.id] = self.capability(m)
+                why = self.capability(m)
+                if why is ASK_PLANNER:
+                    why = self._unable_on_view(m)
+                self._unable[m.id] = why
             except InvalidRequest as exc:   # a form this provider's API refuses (e.g. an image URL kind)
                 self._unable[m.id] = exc.message
         why = self._unable[m.id]
