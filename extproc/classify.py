@@ -608,6 +608,10 @@ _JUDGEMENT_CUES = frozenset(
     "exactly rigorously edge cases consistent plausible trust disagree conflict conflicting correct wrong "
     "efficient performance race concurrent sometimes flaky security options entitled eligible whether "
     "without unless firm sensitive investigation cohort retention median funnel".split())
+# A quotation of 40+ characters after a colon that runs to the end of its paragraph: material the
+# instruction works on (a draft to shorten, a ticket to classify), not the instruction.
+_QUOTED = re.compile(r""":\s*(['"\u201c\u2018\u00ab])(.{40,})$""", re.S)
+_CLOSING = {"'": "'", '"': '"', "\u201c": "\u201d", "\u2018": "\u2019", "\u00ab": "\u00bb"}
 _CONTEXT_CACHE: dict[str, str] = {}   # system prompt -> lower-cased: products repeat their prompt
 _CONTEXT_CACHE_MAX = 256
 
@@ -685,8 +689,14 @@ def read_task(body: Mapping[str, Any], scan_chars: int = 2000, prompt: "Prompt |
         if _looks_pasted(par.lstrip()):
             pasted += len(par)
             other_context.append(par[:scan_chars])
-        else:
-            instr_parts.append(par)
+            continue
+        quoted = _QUOTED.search(par) if ":" in par else None
+        if quoted is not None and par.rstrip().endswith(_CLOSING[quoted.group(1)]):
+            # "Shorten my draft: '...'", "Classify the ticket ...: '...'": the quote is material
+            pasted += len(par) - quoted.start()
+            other_context.append(quoted.group(2)[:scan_chars])
+            par = par[:quoted.start() + 1]
+        instr_parts.append(par)
     instruction = "\n\n".join(instr_parts)[:scan_chars]
     if not instruction and last_user:
         instruction = last_user[:200]            # all material: its opening usually says what it is
