@@ -41,8 +41,9 @@ def test_explain_prints_the_decision_and_every_reason(tmp_path):
 
 
 def test_explain_json(tmp_path):
+    # --now 0 (a Wednesday evening in New York): batch work's business-hours cost cap is off, whatever the clock
     result = run("explain", write(tmp_path, "req.json", {**HI, "model": "complex_reasoning"}), "--surface", "support",
-                 "--workload", "batch", "--json")
+                 "--workload", "batch", "--json", "--now", "0")
     assert result.returncode == 0, result.stderr
     d = json.loads(result.stdout)
     assert d["class"] == "complex_reasoning" and d["workload"] == "batch" and d["surface"] == "support"
