@@ -72,7 +72,7 @@ def _plain_route(routes: list[dict[str, Any]]) -> dict[str, Any]:
     """The gateway's routed route (first with a ``route`` action), to one fixed cluster and without the header match."""
     routed = next(r for r in routes if "route" in r)
     action = {k: v for k, v in routed["route"].items() if k != "inline_cluster_specifier_plugin"}
-    action["cluster"] = "openai"
+    action["cluster"] = "provider_openai"   # straight to the provider: Envoy alone has no egress hop
     return {"match": {"prefix": "/"}, "route": action}
 
 

@@ -31,6 +31,7 @@ def config_path() -> Path:
     config = yaml.safe_load(DEFAULT_ROUTING.read_text())
     config["health"] = {"window_s": 0.01, "consecutive_failures": 1_000_000, "max_error_rate": 1.0}
     config["workloads"]["interactive_hedged"] = {"prefer": "latency", "hedge": True}
+    config["tenants"]["demo"]["workloads"] = [*MODES, "batch"]   # the stack's demo key may choose both modes
     config["routing_rules"]["simple_queries"]["tiers"] = [
         {"name": "primary", "models": ["gpt-4o-mini"], "target_latency_ms": 1500},
         {"name": "secondary", "models": ["gemini-3.5-flash-lite"], "target_latency_ms": 3000}]
@@ -58,7 +59,7 @@ def run(n: int, concurrency: int) -> dict:
 
         def one(mode: str) -> tuple[str, float, int, str]:
             started = time.monotonic()
-            r = client.post(f"{stack.base_url}/chat/completions", headers={"x-llm-workload": mode}, json={
+            r = client.post(f"{stack.base_url}/chat/completions", headers={**stack.auth, "x-llm-workload": mode}, json={
                 "model": "auto", "messages": [{"role": "user", "content": "What is the capital of Peru?"}]})
             return mode, time.monotonic() - started, r.status_code, r.headers.get("x-llm-provider", "")
 

@@ -74,31 +74,43 @@ class AccessLogService(als_pb2_grpc.AccessLogServiceServicer):
     def __init__(self, verdicts: Verdicts, others: als_pb2_grpc.AccessLogServiceServicer | None = None):
         self.verdicts = verdicts
         self.others = others
-        self._streams: set[asyncio.Task] = set()
+        self._closed: asyncio.Future | None = None   # set by close(): every stream ends
 
     async def StreamAccessLogs(self, requests: AsyncIterator[als_pb2.StreamAccessLogsMessage], context):
-        task = asyncio.current_task()
-        if task is not None:
-            self._streams.add(task)
+        messages = self._until_closed(requests)
         try:
-            messages = requests.__aiter__()
-            try:
-                first = await messages.__anext__()
-            except StopAsyncIteration:
-                return als_pb2.StreamAccessLogsResponse()
-            # Envoy names its log in the first message of each stream only.
-            if first.identifier.log_name != LOG_NAME and self.others is not None:
-                async def replay():
-                    yield first
-                    async for message in messages:
-                        yield message
-                return await self.others.StreamAccessLogs(replay(), context)
-            self._note(first)
-            async for message in messages:
-                self._note(message)
-        finally:
-            self._streams.discard(task)
+            first = await messages.__anext__()
+        except StopAsyncIteration:
+            return als_pb2.StreamAccessLogsResponse()
+        # Envoy names its log in the first message of each stream only.
+        if first.identifier.log_name != LOG_NAME and self.others is not None:
+            async def replay():
+                yield first
+                async for message in messages:
+                    yield message
+            return await self.others.StreamAccessLogs(replay(), context)
+        self._note(first)
+        async for message in messages:
+            self._note(message)
         return als_pb2.StreamAccessLogsResponse()
+
+    async def _until_closed(self, requests: AsyncIterator[als_pb2.StreamAccessLogsMessage]):
+        """Envoy's messages on one stream until it ends it or ``close`` is called: then the handler
+        returns, and the stream ends with OK (a cancelled handler left the call open in gRPC's core, and
+        the server's stop waited out its whole grace for it)."""
+        if self._closed is None:
+            self._closed = asyncio.get_running_loop().create_future()
+        closed, incoming = self._closed, requests.__aiter__()
+        while not closed.done():
+            following = asyncio.ensure_future(incoming.__anext__())
+            await asyncio.wait((following, closed), return_when=asyncio.FIRST_COMPLETED)
+            if not following.done():
+                following.cancel()
+                return
+            try:
+                yield following.result()
+            except StopAsyncIteration:
+                return
 
     def _note(self, message: als_pb2.StreamAccessLogsMessage) -> None:
         for entry in message.http_logs.log_entry:
@@ -110,8 +122,10 @@ class AccessLogService(als_pb2_grpc.AccessLogServiceServicer):
     def close(self) -> None:
         """End Envoy's log streams (they last as long as Envoy's connection): the server's stop waits
         for every open stream, and Envoy reconnects to whoever serves next."""
-        for task in list(self._streams):
-            task.cancel()
+        if self._closed is None:
+            self._closed = asyncio.get_running_loop().create_future()
+        if not self._closed.done():
+            self._closed.set_result(None)
 
     def add_to(self, server) -> None:
         als_pb2_grpc.add_AccessLogServiceServicer_to_server(self, server)

@@ -52,6 +52,15 @@ ERROR_OUTCOMES = frozenset({RATE_LIMITED, UPSTREAM_ERROR, TIMEOUT, PROVIDER_CUT,
 
 USD_PER_MILLION = 1_000_000
 
+# The client APIs a record names (as spans' llm.client_api does), by the request path that speaks each.
+CLIENT_APIS = {"/v1/chat/completions": "openai_chat", "/v1/embeddings": "openai_embeddings",
+               "/v1/messages": "anthropic_messages", "/v1/responses": "openai_responses"}
+
+
+def client_api_of(path: str) -> str | None:
+    """The client API of a request path (``CLIENT_APIS``; the query is ignored), or None."""
+    return CLIENT_APIS.get(path.split("?", 1)[0])
+
 
 def cost_usd(usage: Any, price: Any) -> float:
     """USD for one request from the provider's reported usage and the catalog price.
@@ -114,6 +123,9 @@ class UsageRecord:
     quality: float | None = None
     quality_source: str | None = None
     endpoint: str = "chat"        # "chat" | "embeddings": reported apart (an embedding is no chat saving)
+    # The API the client spoke (CLIENT_APIS): a front door's request is chat inside the gateway, and
+    # the report shows it apart. None: a record written before the ledger kept it.
+    client_api: str | None = None
 
     @property
     def is_error(self) -> bool:
@@ -154,7 +166,7 @@ def make_record(*, time: float, request_id: str, model: str, provider: str, usag
                 status: int, latency_ms: float | None = None, ttft_ms: float | None = None, attempts: int = 1,
                 tenant: str | None = None, surface: str | None = None, request_class: str | None = None,
                 workload: str | None = None, cancelled: bool = False, budget_refused: bool = False,
-                outcome: str | None = None, endpoint: str = "chat") -> UsageRecord:
+                outcome: str | None = None, endpoint: str = "chat", client_api: str | None = None) -> UsageRecord:
     """The record for one finished request: cost from ``usage`` x ``price`` (0 when either is missing).
 
     ``outcome`` (``endings.classify``) wins over the one read from ``status``."""
@@ -167,7 +179,7 @@ def make_record(*, time: float, request_id: str, model: str, provider: str, usag
         cached_input_tokens=int(getattr(usage, "cached_input_tokens", 0) or 0) if usage is not None else 0,
         cost_usd=cost, latency_ms=latency_ms, ttft_ms=ttft_ms, attempts=attempts,
         outcome=outcome or outcome_for_status(status, cancelled=cancelled, budget_refused=budget_refused),
-        status=status, endpoint=endpoint)
+        status=status, endpoint=endpoint, client_api=client_api)
 
 
 # ---------------------------------------------------------------------------------------------------------------

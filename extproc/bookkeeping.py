@@ -27,7 +27,7 @@ import os
 import time
 from dataclasses import replace
 
-from .accounting import HEDGE_CANCELLED, IN_FLIGHT, UsageRecord, make_record, parse_feedback
+from .accounting import HEDGE_CANCELLED, IN_FLIGHT, UsageRecord, client_api_of, make_record, parse_feedback
 from .budgets import SPENT, BudgetManager, Reservation
 from .config import Config
 from .errors import NotFound, QuotaExceeded
@@ -109,12 +109,14 @@ class Bookkeeping:
             time=exchange.started, request_id=exchange.key, model=model.id if model else "none",
             provider=model.provider.name if model else "none", usage=usage, price=model.price if model else None,
             status=0, attempts=1, tenant=plan.tenant, surface=plan.surface, request_class=plan.route_class,
-            workload=plan.workload, outcome=IN_FLIGHT, endpoint=exchange.endpoint)
+            workload=plan.workload, outcome=IN_FLIGHT, endpoint=exchange.endpoint,
+            client_api=client_api_of(exchange.path))
         self._append(record)
 
     def settle(self, reservation: Reservation | None, *, request_id: str, model, usage, status: int,
                started: float, latency_ms: float, ttft_ms: float | None, attempts: int, plan,
-               outcome: str | None = None, endpoint: str = "chat", rate: Admission | None = None) -> UsageRecord:
+               outcome: str | None = None, endpoint: str = "chat", rate: Admission | None = None,
+               client_api: str | None = None) -> UsageRecord:
         """Record the ended request (``outcome`` from ``endings.classify``) and correct its reservation
         (and its rate limit token count) to the bill (``usage``, see endings.py); returns the record."""
         record = make_record(
@@ -122,7 +124,7 @@ class Bookkeeping:
             provider=model.provider.name if model else "none", usage=usage, price=model.price if model else None,
             status=status, latency_ms=latency_ms, ttft_ms=ttft_ms, attempts=attempts, outcome=outcome,
             tenant=plan.tenant, surface=plan.surface, request_class=plan.route_class, workload=plan.workload,
-            endpoint=endpoint)
+            endpoint=endpoint, client_api=client_api)
         self._append(record)
         if reservation is not None:
             self.budgets.settle(reservation, record.cost_usd)
@@ -130,7 +132,7 @@ class Bookkeeping:
         return record
 
     def losers(self, reservation: Reservation | None, *, request_id: str, losers, prompt_tokens: int,
-               started: float, plan, endpoint: str) -> float:
+               started: float, plan, endpoint: str, client_api: str | None = None) -> float:
         """The attempts of a hedged request that another attempt beat (``losers``: their models): each
         was sent the whole prompt and bills it, so each gets its record (``<request id>/<attempt>``,
         outcome ``hedge_cancelled``) and its cost goes to the request's budget. Returns their cost."""
@@ -140,7 +142,7 @@ class Bookkeeping:
                 time=started, request_id=f"{request_id}/{number}", model=model.id, provider=model.provider.name,
                 usage=Usage(input_tokens=prompt_tokens), price=model.price, status=0, attempts=number,
                 outcome=HEDGE_CANCELLED, tenant=plan.tenant, surface=plan.surface, request_class=plan.route_class,
-                workload=plan.workload, endpoint=endpoint)
+                workload=plan.workload, endpoint=endpoint, client_api=client_api)
             self._append(record)
             total += record.cost_usd
         if reservation is not None and total:
@@ -148,13 +150,14 @@ class Bookkeeping:
         return total
 
     def refused(self, *, request_id: str, status: int, outcome: str | None, started: float, endpoint: str,
-                tenant: str | None, surface: str | None, workload: str | None, request_class: str | None) -> None:
+                tenant: str | None, surface: str | None, workload: str | None, request_class: str | None,
+                client_api: str | None = None) -> None:
         """A request the gateway refused after knowing who it was for (a spent budget, a full queue):
         its record, billed nothing."""
         self._append(make_record(time=started, request_id=request_id or f"refused-{started}", model="none",
                                  provider="none", usage=None, price=None, status=status, outcome=outcome,
                                  attempts=0, tenant=tenant, surface=surface, request_class=request_class,
-                                 workload=workload, endpoint=endpoint))
+                                 workload=workload, endpoint=endpoint, client_api=client_api))
 
     async def commit(self, timeout_s: float = COMMIT_TIMEOUT_S) -> bool:
         """Wait until the records appended so far are written (one write for every request waiting

@@ -322,13 +322,17 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+_ROW_KEYS = ("id", "label", "surface", "expect")
+
+
 def _body_of(row: dict) -> dict:
     """The request body of a --jsonl row or REQUEST.json: a chat body, a dev-set row (``body``), or an
     eval row with ``prompt`` (sent as one user message)."""
     if isinstance(row.get("body"), dict):
         body = dict(row["body"])
     elif "messages" in row or "input" in row:
-        body = row
+        # The row's own bookkeeping is not part of the request (OpenAI refuses unknown fields).
+        body = {k: v for k, v in row.items() if k not in _ROW_KEYS}
     else:
         body = {"model": "auto", "messages": [{"role": "user", "content": row["prompt"]}]}
     body.setdefault("model", "auto")

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 SAMPLE_DIFFS = 20   # the text output shows this many changed requests (--json writes all of them)
+BAD_LINES_SHOWN = 5  # line numbers of lines that are not requests, named in the output
 
 
 @dataclass
@@ -67,6 +68,15 @@ class Comparison:
     keep_diffs: int | None = SAMPLE_DIFFS   # None: keep every diff
     moves: Counter = field(default_factory=Counter)   # (old model, new model) -> requests
     both: list[float] = field(default_factory=lambda: [0.0, 0.0])   # cost of the requests both configs serve
+    bad: int = 0                                       # lines that are not requests: skipped, counted
+    bad_lines: list[tuple[int, str]] = field(default_factory=list)   # the first few: (line number, why)
+
+    def skip(self, number: int, why: str) -> None:
+        """Line ``number`` is not a request (``why``): counted and skipped, so one bad line among
+        thousands does not stop the comparison."""
+        self.bad += 1
+        if len(self.bad_lines) < BAD_LINES_SHOWN:
+            self.bad_lines.append((number, why))
 
     def add(self, rid: Any, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
         """Count one request's two decisions; returns the diff when they differ (else None)."""
@@ -92,7 +102,8 @@ class Comparison:
                     "models": dict(s.models.most_common()), "refused": dict(s.errors.most_common())}
         return {"requests": self.requests, "changed": self.changed, "old": side(self.old), "new": side(self.new),
                 "cost_of_requests_both_serve": [round(self.both[0], 6), round(self.both[1], 6)],
-                "moves": [{"from": a, "to": b, "requests": n} for (a, b), n in self.moves.most_common()]}
+                "moves": [{"from": a, "to": b, "requests": n} for (a, b), n in self.moves.most_common()],
+                "skipped_lines": {"count": self.bad, "first": [{"line": n, "why": w} for n, w in self.bad_lines]}}
 
 
 def render_text(c: Comparison, check: tuple[int, str]) -> str:
@@ -109,6 +120,10 @@ def render_text(c: Comparison, check: tuple[int, str]) -> str:
              f"  requests both serve: ${c.both[0]:,.4f}  ->  ${c.both[1]:,.4f}   refused: {sum(o.errors.values()):,} old,"
              f" {sum(n.errors.values()):,} new",
              "", "tier mix (first choice)        old        new"]
+    if c.bad:
+        lines[2:2] = [f"skipped lines     {c.bad:,} not requests (line "
+                      + ", ".join(str(n) for n, _ in c.bad_lines) + (", ..." if c.bad > len(c.bad_lines) else "")
+                      + f"; line {c.bad_lines[0][0]}: {c.bad_lines[0][1]})"]
     for tier in sorted(set(o.tiers) | set(n.tiers)):
         lines.append(f"  {tier:<26} {o.tiers[tier]:>8,} {n.tiers[tier]:>10,}")
     for name, side in (("old", o), ("new", n)):
@@ -171,7 +186,8 @@ def run(args: argparse.Namespace, cfg: Any, headers: dict[str, str], caller: Any
 
 def _route_all(args: argparse.Namespace, cfg: Any, new_cfg: Any, headers: dict[str, str], caller: Any,
                new_caller: Any, now: float, out: TextIO) -> Comparison:
-    """Both decisions for every line; raises ValueError naming a line that is not a request."""
+    """Both decisions for every line; a line that is not a request is counted and skipped
+    (``Comparison.skip``); raises ValueError when no line is a request."""
     from . import errors
     from .classify import build_classifier
     from .policy import decide
@@ -188,11 +204,14 @@ def _route_all(args: argparse.Namespace, cfg: Any, new_cfg: Any, headers: dict[s
                 continue
             try:
                 row = json.loads(line)
-                body = row if "messages" in row or "input" in row else {
+                # the row's own bookkeeping (id, label) is not part of the request: OpenAI refuses unknown fields
+                body = {k: v for k, v in row.items() if k not in ("id", "label", "surface", "expect")} if (
+                    "messages" in row or "input" in row) else {
                     "model": "auto", "messages": [{"role": "user", "content": row["prompt"]}]}
                 body.setdefault("model", "auto")
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise ValueError(f"{args.jsonl}: line {number}: not a request ({type(exc).__name__}: {exc})") from None
+                comparison.skip(number, f"{type(exc).__name__}: {str(exc)[:120]}")
+                continue
             decisions = []
             verdict = None
             for i, (c, classifier, who) in enumerate(sides):
@@ -207,4 +226,7 @@ def _route_all(args: argparse.Namespace, cfg: Any, new_cfg: Any, headers: dict[s
             diff = comparison.add(row.get("id", number), *decisions)
             if diff is not None and args.json:
                 out.write(json.dumps(diff) + "\n")
+    if not comparison.requests and comparison.bad:
+        raise ValueError(f"{args.jsonl}: no line is a request ({comparison.bad} skipped; line "
+                         f"{comparison.bad_lines[0][0]}: {comparison.bad_lines[0][1]})")
     return comparison

@@ -100,7 +100,10 @@ CONFIG_ENV = "LLM_GATEWAY_CONFIG"
 
 DEFAULT_BASE_PATH = {"openai": "/v1", "azure_openai": "/openai", "anthropic": "/v1", "gemini": "/v1beta"}
 ENDPOINTS = ("chat", "embeddings")
-CAPABILITIES = ("tools", "vision", "json", "streaming")
+CAPABILITIES = ("tools", "vision", "json", "streaming", "files", "audio")
+# What a model has when its entry lists none. Audio input is opt-in: few chat models take it.
+# files: `file` content parts (PDF documents).
+DEFAULT_CAPABILITIES = ("tools", "vision", "json", "streaming", "files")
 TIER_NAMES = ("primary", "secondary", "tertiary")
 TIER_TARGET_MS = (1500, 3000, 10000)   # default per-attempt target of tier 1, 2, 3 and later
 BUILTIN_WORKLOADS = {"interactive": {"prefer": "latency"}, "batch": {"prefer": "cost"}}
@@ -132,10 +135,10 @@ BUILTIN_CATALOG: dict[str, Any] = {
         # fallback under its $0.002 per 1K, which Haiku 4.5 ($1 / $5) is not.
         "claude-haiku": {"provider": "anthropic", "upstream_model": "claude-haiku-5-5",
                          "price": {"input": 0.10, "output": 0.50, "cached_input": 0.01}, "context_window": 1000000,
-                         "capabilities": ["tools", "vision", "streaming"], "quality": 2},
+                         "capabilities": ["tools", "vision", "streaming", "files"], "quality": 2},
         "claude-opus": {"provider": "anthropic", "upstream_model": "claude-opus-5-5",
                         "price": {"input": 4.00, "output": 20.00, "cached_input": 0.20}, "context_window": 1000000,
-                        "capabilities": ["tools", "vision", "streaming"], "quality": 5},
+                        "capabilities": ["tools", "vision", "streaming", "files"], "quality": 5},
     },
 }
 
@@ -184,7 +187,7 @@ class Model:
     endpoints: tuple[str, ...] = ("chat",)
     price: Price = Price()
     context_window: int = 128_000
-    capabilities: frozenset[str] = frozenset(CAPABILITIES)
+    capabilities: frozenset[str] = frozenset(DEFAULT_CAPABILITIES)
     quality: int = 3
     max_inflight: int | None = None   # attempts in flight before new requests take the next candidate
 
@@ -798,7 +801,7 @@ class _Parser:
                         output=self.number(price.get("output", 0), f"{where}.price.output"),
                         cached_input=None if cached is None else self.number(cached, f"{where}.price.cached_input")),
             context_window=self.integer(spec.get("context_window", 128_000), f"{where}.context_window", 1),
-            capabilities=frozenset(self.names(spec.get("capabilities", list(CAPABILITIES)),
+            capabilities=frozenset(self.names(spec.get("capabilities", list(DEFAULT_CAPABILITIES)),
                                               f"{where}.capabilities", CAPABILITIES)),
             quality=self.integer(spec.get("quality", 3), f"{where}.quality", 1),
             max_inflight=None if spec.get("max_inflight") is None

@@ -22,7 +22,8 @@ COLLECTOR = "opentelemetry_collector"
 EDGE_ALLOWLIST = "llm_edge_allowlist"
 MAIN_LISTENER = "llm_gateway"
 HEDGE_POOL = "hedge_pool"
-HEDGE_LISTENER = "hedge_"      # + the provider cluster's name: the pool's endpoint for that provider
+EGRESS_LISTENER = "egress_"    # + the provider cluster's name: where its attempts (and hedges) leave
+PROVIDER_CLUSTER = "provider_"  # + the provider cluster's name: the egress listener's cluster (DNS, TLS)
 
 
 def load(path: str | Path = DEFAULT_PATH) -> dict[str, Any]:
@@ -38,9 +39,10 @@ def localize(config: dict[str, Any], *, listen_port: int, admin_port: int, extpr
     cluster names to the (host, port) of the simulator that replaces them;
     ``otlp`` is the collector's "HOST:PORT", or None to turn Envoy's tracing off
     (no collector runs locally unless a test or the user starts one).
-    ``hedge_ports`` maps provider clusters to the loopback ports of their hedge-pool
-    listeners (free ports, so stacks can run side by side); without it hedging is
-    taken out (its listeners, pool and route), and hedged plans fall back in sequence.
+    ``hedge_ports`` maps provider clusters to the loopback ports of their egress
+    listeners (free ports, so stacks can run side by side), which are also the hedge
+    pool's endpoints; without it the listeners keep the file's ports and hedging is
+    taken out (its pool and route), so hedged plans fall back in sequence.
     """
     out = copy.deepcopy(config)
     if otlp is None:
@@ -62,8 +64,9 @@ def localize(config: dict[str, Any], *, listen_port: int, admin_port: int, extpr
         name = cluster["name"]
         if name == "extproc":
             cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] = _address(extproc)
-        elif name in endpoints:
-            host, port = endpoints[name]
+        elif name == COLLECTOR and COLLECTOR in endpoints or (
+                name.startswith(PROVIDER_CLUSTER) and name[len(PROVIDER_CLUSTER):] in endpoints):
+            host, port = endpoints[name.removeprefix(PROVIDER_CLUSTER)]
             cluster["type"] = "STATIC"
             cluster.pop("dns_lookup_family", None)
             cluster.pop("transport_socket", None)
@@ -73,9 +76,7 @@ def localize(config: dict[str, Any], *, listen_port: int, admin_port: int, extpr
 
 
 def _localize_hedging(resources: dict[str, Any], hedge_ports: dict[str, int] | None) -> None:
-    hedge_listeners = [lst for lst in resources["listeners"] if lst["name"].startswith(HEDGE_LISTENER)]
     if hedge_ports is None:
-        resources["listeners"] = [lst for lst in resources["listeners"] if lst not in hedge_listeners]
         resources["clusters"] = [c for c in resources["clusters"] if c["name"] != HEDGE_POOL]
         for listener in resources["listeners"]:
             for chain in listener["filter_chains"]:
@@ -84,20 +85,23 @@ def _localize_hedging(resources: dict[str, Any], hedge_ports: dict[str, int] | N
                         vhost["routes"] = [r for r in vhost["routes"]
                                            if r.get("route", {}).get("cluster") != HEDGE_POOL]
         return
-    for listener in hedge_listeners:
-        cluster = listener["name"][len(HEDGE_LISTENER):]
-        listener["address"]["socket_address"]["port_value"] = hedge_ports[cluster]
+    for listener in resources["listeners"]:
+        if listener["name"].startswith(EGRESS_LISTENER):
+            listener["address"]["socket_address"]["port_value"] = hedge_ports[listener["name"][len(EGRESS_LISTENER):]]
     for cluster in resources["clusters"]:
-        if cluster["name"] == HEDGE_POOL:
+        if cluster["name"] in hedge_ports:   # the routed provider cluster: to its egress listener
+            cluster["load_assignment"]["endpoints"] = [{"lb_endpoints": [{"endpoint": {"address": {
+                "socket_address": {"address": "127.0.0.1", "port_value": hedge_ports[cluster["name"]]}}}}]}]
+        elif cluster["name"] == HEDGE_POOL:
             cluster["load_assignment"]["endpoints"] = [{"lb_endpoints": [
                 {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}
                 for port in hedge_ports.values()]}]
 
 
 def hedge_clusters(config: dict[str, Any]) -> list[str]:
-    """The provider clusters that have a hedge-pool listener, in file order."""
-    return [lst["name"][len(HEDGE_LISTENER):] for lst in config["static_resources"]["listeners"]
-            if lst["name"].startswith(HEDGE_LISTENER)]
+    """The provider clusters that have an egress listener (a hedge-pool endpoint), in file order."""
+    return [lst["name"][len(EGRESS_LISTENER):] for lst in config["static_resources"]["listeners"]
+            if lst["name"].startswith(EGRESS_LISTENER)]
 
 
 def _address(spec: str) -> dict[str, Any]:

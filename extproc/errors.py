@@ -113,16 +113,22 @@ class DeadlineExceeded(GatewayError):
     code = "gateway_timeout"
 
 
-# Provider error statuses mapped to what an OpenAI client expects to handle.
-_UPSTREAM_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "invalid_request_error",
-    413: "invalid_request_error",
-    422: "invalid_request_error",
-    429: "rate_limit_error",
+# A provider's error as the client sees it, by the status the client gets (upstream_status): the same
+# type and code for the same situation whichever provider said it (Anthropic's "rate_limit_error",
+# Gemini's "RESOURCE_EXHAUSTED" and OpenAI's "rate_limit_exceeded" are one situation), and the same
+# words as the gateway's own errors for it (RateLimited, Unavailable, DeadlineExceeded, PayloadTooLarge).
+# Clients and SDKs key on the code; the provider's own words stay in the message.
+_UPSTREAM = {
+    404: ("invalid_request_error", "model_not_found"),    # the provider does not know the model it was sent
+    413: ("invalid_request_error", "request_too_large"),
+    429: ("rate_limit_error", "rate_limit_exceeded"),
+    502: ("upstream_error", "bad_gateway"),
+    503: ("server_error", "service_unavailable"),
+    504: ("timeout_error", "gateway_timeout"),
 }
+_UPSTREAM_REFUSED = ("invalid_request_error", "upstream_invalid_request")   # any other 4xx: the provider
+# refused the request the gateway sent it (400, 409, 422, ...)
+AUTH_FAILED = "upstream_auth_failed"   # a translator that recognises a rejected key in another status says so
 
 
 def upstream_status(status: int) -> int:
@@ -145,14 +151,26 @@ def upstream_status(status: int) -> int:
     return 502
 
 
-def upstream_error(status: int, message: str, code: str | None = None) -> tuple[int, bytes]:
-    """An OpenAI-shaped error for a provider's failure: ``upstream_status`` plus a body."""
+def upstream_error(status: int, message: str, code: str | None = None,
+                   param: str | None = None) -> tuple[int, bytes]:
+    """An OpenAI-shaped error for a provider's failure: ``upstream_status`` plus a body whose type and
+    code depend on that status alone (``_UPSTREAM``), never on which provider answered.
+
+    ``code`` is the provider's own code, which the client does not get (the message keeps the provider's
+    words), or ``AUTH_FAILED`` (a translator recognised a rejected gateway key in a status other than
+    401/403). ``param`` is
+    the provider's, when it names a request field."""
     mapped = upstream_status(status)
-    if status in (401, 403):
-        return mapped, error_body(f"provider rejected the gateway's credential: {message}",
-                                  "upstream_error", None, code or "upstream_auth_failed")
-    if mapped < 500:
-        return mapped, error_body(message, _UPSTREAM_TYPES.get(mapped, "invalid_request_error"), None, code)
-    if mapped in (503, 504):
-        return mapped, error_body(message, "server_error", None, code)
-    return mapped, error_body(message, "upstream_error", None, code or "bad_gateway")
+    if status in (401, 403) or code == AUTH_FAILED:
+        if not message.startswith("provider rejected"):
+            message = f"provider rejected the gateway's credential: {message}"
+        return mapped, error_body(message, "upstream_error", None, AUTH_FAILED)
+    type_, gateway_code = _UPSTREAM.get(mapped, _UPSTREAM_REFUSED if mapped < 500 else _UPSTREAM[502])
+    return mapped, error_body(message, type_, param if mapped < 500 else None, gateway_code)
+
+
+def upstream_event_error(status: int, message: str) -> dict:
+    """The ``error`` object of an SSE error event for a provider's failure in the middle of a stream
+    (the client already has its 200): the type and code ``upstream_error`` gives the provider status
+    the failure stands for, so a stream's error reads like the same failure before the stream."""
+    return json.loads(upstream_error(status, message)[1])["error"]

@@ -26,13 +26,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import affinity, errors, retry_after, validate
+from . import affinity, content_encoding, errors, retry_after, validate
 from .config import FORWARDABLE_HEADERS, Config, Model
 from .credentials import Credentials
 from .errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from .keys import Caller, KeyFile, authenticate
 from .cost import UNLIMITED, BudgetView
-from .policy import ASK_PLANNER, NO_HEALTH, SURFACE_HEADER, HealthView, Plan, decide, who
+from .policy import ASK_PLANNER, NO_HEALTH, SURFACE_HEADER, WORKLOAD_HEADER, HealthView, Plan, decide, refusal, who
 from .apis import FRONT_DOORS, FrontDoorTranslator
 from .providers import CREDENTIAL_HEADERS, chat_translator, credential_header, embeddings_translator
 from .providers.base import ChatTranslator, EmbeddingsTranslator, UpstreamRequest
@@ -59,6 +59,16 @@ OBSERVE_LIMIT = 8 * 1024 * 1024   # bytes of a pass-through answer kept to read 
 # Set on streams: the upstream stage runs on every attempt and holds the response headers until the
 # first token, so Envoy's per-try timeout (which stops at the headers) is a first-token deadline.
 FIRST_TOKEN_HEADER = "x-llm-first-token"
+# Each attempt's own deadline, set per attempt (router stage for attempt 1, upstream stage for retries)
+# and read by the provider's egress listener in Envoy (envoy/), which turns it into its own timeout:
+# for a JSON answer the whole answer (DEADLINE_HEADER), for a stream the time to the response headers
+# (HEADERS_DEADLINE_HEADER). Envoy's per-try timeout is one value for every attempt of a request.
+DEADLINE_HEADER = "x-llm-deadline-ms"
+HEADERS_DEADLINE_HEADER = "x-llm-headers-deadline-ms"
+DEADLINE_PASSED_HEADER = "x-llm-attempt-deadline"   # on the egress listener's 504 when the deadline passed
+# Envoy's per-try timeout is a backstop above the longest attempt deadline, so the attempt's own
+# deadline (egress listener or upstream stage) always ends it first, with a clean retry.
+BACKSTOP_SLACK_MS = 500
 HEDGE_ENV = "LLM_GATEWAY_HEDGE_ENDPOINTS"
 HEDGE_HOSTS = {"openai": "127.0.0.1:10101", "azure_openai": "127.0.0.1:10102", "anthropic": "127.0.0.1:10103",
                "gemini": "127.0.0.1:10104", "vllm": "127.0.0.1:10105"}
@@ -141,7 +151,8 @@ class Exchange:
     translations: dict[str, tuple[Translator, UpstreamRequest]] = field(default_factory=dict)
     attempts: dict[int, tuple[Model, Translator]] = field(default_factory=dict)   # by attempt number
     answering: int | None = None           # the attempt whose response is coming back
-    per_try_timeout_ms: int | None = None
+    per_try_timeout_ms: int | None = None  # Envoy's, one value for every attempt (a backstop; see deadlines)
+    deadlines: list[int] = field(default_factory=list)   # attempt N's own deadline (ms) at [N-1]
     trail: Any = None                      # the exchange's spans (telemetry.Trail), owned by the server
     reservation: Any = None                # its budget reservation (budgets.Reservation), owned by the server
     started: float = 0.0
@@ -165,6 +176,14 @@ class Exchange:
     @property
     def stream(self) -> bool:
         return self.endpoint == "chat" and self.body.get("stream") is True
+
+    def deadline_ms(self, number: int) -> int | None:
+        """Attempt ``number``'s own deadline: its tier's target x attempt_timeout_factor (capped by a JSON
+        answer's overall deadline). For a JSON answer the whole answer, for a held stream the first token,
+        for other streams the response headers."""
+        if not self.deadlines:
+            return None
+        return self.deadlines[min(number, len(self.deadlines)) - 1]
 
     @property
     def translator(self) -> Translator | None:
@@ -224,11 +243,7 @@ class Gateway:
             if ctype != "application/json":
                 raise UnsupportedMediaType(
                     f"Content-Type must be application/json, not '{ctype or '(none)'}'")
-            encoding = headers.get("content-encoding", "identity").strip().lower()
-            if encoding not in ("", "identity"):
-                # Envoy's decompressor inflated gzip and br bodies (and removed the header): this one it cannot.
-                raise UnsupportedMediaType(f"Content-Encoding '{encoding}' is not supported; send the body "
-                                           "uncompressed, or compressed with gzip or br.")
+            content_encoding.codings(headers.get("content-encoding", ""))   # 415 before the body comes
             if end_of_stream:
                 raise InvalidRequest("The request body is empty; send a JSON object.")
             length = headers.get("content-length", "")
@@ -237,6 +252,13 @@ class Gateway:
         except GatewayError as exc:
             return Answer.error(exc, path)
         return None
+
+    def decode(self, headers: dict[str, str], raw: bytes) -> bytes:
+        """The request body as the client meant it: gzip and br inflated up to ``limits.max_body_bytes``
+        (413 past it, 400 corrupt; extproc/content_encoding.py says why not Envoy's decompressor)."""
+        if "content-encoding" not in headers:
+            return raw
+        return content_encoding.inflate(headers["content-encoding"], raw, self.config.max_body_bytes)
 
     def request_body(self, headers: dict[str, str], raw: bytes, model: str | None = None,
                      budgets: BudgetView | None = None) -> Exchange:
@@ -288,13 +310,15 @@ class Gateway:
                       capability, pin)
         exchange.plan = plan
         if plan.candidates:
-            # Envoy takes one per-try timeout for all attempts of a request. It comes from the first
-            # tier's latency target, so a stalled primary gives way to the next tier on time. The target
-            # itself is the SLO (a model slower than it is demoted); the cut comes at a multiple of it,
-            # so a model can be seen to be slow before its attempts fail.
-            exchange.per_try_timeout_ms = int(plan.candidates[0].target_ms * config.attempt_timeout_factor)
+            # Each attempt is cut at its own tier's deadline: the target is the SLO (a model slower than
+            # it is demoted); the cut comes at a multiple of it, so a model can be seen to be slow before
+            # its attempts fail. Envoy takes one per-try timeout for all attempts of a request, so it is
+            # only the backstop above the longest of them; the attempt's own deadline is enforced per
+            # attempt (the egress listener, or the upstream stage for a held stream; README, "Deadlines").
+            exchange.deadlines = [int(c.target_ms * config.attempt_timeout_factor) for c in plan.candidates]
             if plan.deadline_ms is not None and not exchange.stream:
-                exchange.per_try_timeout_ms = min(exchange.per_try_timeout_ms, plan.deadline_ms)
+                exchange.deadlines = [min(d, plan.deadline_ms) for d in exchange.deadlines]
+            exchange.per_try_timeout_ms = max(exchange.deadlines[:len(plan.models)]) + BACKSTOP_SLACK_MS
         # Translate attempt 1 now (if the planner did not): a request the provider cannot take fails
         # before it is routed.
         exchange.first = exchange.translations.pop(plan.models[0].id, None) or self._translate(exchange, plan.models[0])
@@ -356,12 +380,13 @@ class Gateway:
         return hosts if len(hosts) >= 2 else []
 
     def deadline_ms(self, exchange: Exchange) -> int:
-        """A JSON answer's overall deadline: the configured one, else every attempt's in sequence."""
-        if exchange.hedged:   # attempts overlap: each candidate's own deadline, end to end
-            factor = self._config.attempt_timeout_factor
-            sequential = int(sum(c.target_ms * factor for c in exchange.plan.candidates)) + RETRY_SLACK_MS
+        """A JSON answer's overall deadline: the configured one, else its attempts' own deadlines in sequence.
+
+        Hedged, attempts overlap: the same sum bounds it (each candidate's own deadline, end to end)."""
+        if exchange.hedged:
+            sequential = sum(exchange.deadlines) + RETRY_SLACK_MS
         else:
-            sequential = exchange.per_try_timeout_ms * len(exchange.plan.models) + RETRY_SLACK_MS
+            sequential = sum(exchange.deadlines[:len(exchange.plan.models)]) + RETRY_SLACK_MS
         configured = exchange.plan.deadline_ms
         return sequential if configured is None else min(configured, sequential)
 
@@ -387,9 +412,11 @@ class Gateway:
         set_headers = {":path": upstream.path, "content-length": str(len(upstream.body)), **upstream.headers}
         # Never the client's Host: a self-hosted provider without a configured host gets its own name.
         set_headers[":authority"] = provider.host or provider.name
-        if exchange.hedged:
-            # The pool's endpoint for a provider forwards only requests translated for it (envoy/).
-            set_headers["x-llm-for"] = provider.cluster
+        # The provider's egress listener forwards only requests translated for it (envoy/).
+        set_headers["x-llm-for"] = provider.cluster
+        deadline = exchange.deadline_ms(number)
+        if deadline is not None:
+            set_headers[HEADERS_DEADLINE_HEADER if exchange.stream else DEADLINE_HEADER] = str(deadline)
         secret = self.credentials.key_for(provider)
         if secret is not None:
             name, value = credential_header(provider.api, secret.value)
@@ -400,10 +427,8 @@ class Gateway:
                 set_headers[name] = exchange.forwardable[name]
         # A retry reuses the previous attempt's header map: drop what was another provider's.
         remove = [h for h in (*CREDENTIAL_HEADERS, *PROVIDER_HEADERS, *FORWARDABLE_HEADERS) if h not in set_headers]
-        # Later attempts still need their x-llm-try-N; the ones already used do not travel on
-        # (attempt 1 is rewritten in the router stage, before Envoy routes on x-llm-try-1).
-        if number > 1:
-            remove += list(TRY_HEADERS[:number])
+        if number == 1:   # the body sent is the gateway's own, never compressed; retries reuse this map
+            remove.append("content-encoding")
         return Rewrite(set_headers=set_headers, remove_headers=remove, body=upstream.body)
 
     # ---- router stage, response side -------------------------------------------------------------
@@ -517,15 +542,12 @@ class Gateway:
             raw, lambda m: m in config.models or m in config.aliases or m in config.classes))
 
     def _models(self, path: str, caller: Caller, headers: dict[str, str]) -> Answer:
-        """The models this caller may name: those its surface allows (allow/deny, quality floor), and
-        the routing aliases. ``x-llm-surface`` asks for another of the caller's surfaces."""
-        config = self.config
-        surface_name = who(config, {SURFACE_HEADER: headers[SURFACE_HEADER]} if SURFACE_HEADER in headers
-                           else {}, caller)[2]
-        surface = config.surfaces.get(surface_name) if surface_name else None
-        usable = [m for m in config.models.values() if surface is None or (
-            m.id not in surface.deny and (surface.allow is None or m.id in surface.allow)
-            and m.quality >= surface.quality_floor)]
+        """The models this caller may name: those the planner's rules for a pinned request let it use
+        for some request (``policy.refusal``: allow/deny, quality floor, cost caps), and the routing
+        aliases. ``x-llm-surface`` / ``x-llm-workload`` ask for another of the caller's choices."""
+        config, now = self.config, self.clock()
+        chosen = {h: headers[h] for h in (SURFACE_HEADER, WORKLOAD_HEADER) if h in headers}
+        usable = [m for m in config.models.values() if refusal(config, m, chosen, caller, now) is None]
         entries = [{"id": m.id, "object": "model", "created": 0, "owned_by": m.provider.name} for m in usable]
         entries += [{"id": a, "object": "model", "created": 0, "owned_by": "llm-gateway"}
                     for a in sorted(config.aliases)]

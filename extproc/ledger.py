@@ -61,7 +61,7 @@ def nano_to_usd(nano: int) -> float:
 # Column order shared by both backends; ``class`` is a keyword in Python, ``request_class`` in the dataclass.
 _COLUMNS = ("request_id", "time", "tenant", "surface", "class", "workload", "model", "provider",
             "input_tokens", "output_tokens", "cached_input_tokens", "cost_usd", "latency_ms", "ttft_ms",
-            "attempts", "outcome", "status", "quality", "quality_source", "endpoint")
+            "attempts", "outcome", "status", "quality", "quality_source", "endpoint", "client_api")
 _INTS = frozenset({"input_tokens", "output_tokens", "cached_input_tokens", "attempts", "status"})
 _FLOATS = frozenset({"time", "cost_usd", "latency_ms", "ttft_ms", "quality"})
 
@@ -215,7 +215,8 @@ CREATE TABLE IF NOT EXISTS usage (
     attempts INTEGER NOT NULL DEFAULT 1,
     outcome TEXT NOT NULL, status INTEGER NOT NULL,
     quality REAL, quality_source TEXT,
-    endpoint TEXT NOT NULL DEFAULT 'chat'
+    endpoint TEXT NOT NULL DEFAULT 'chat',
+    client_api TEXT
 );
 CREATE INDEX IF NOT EXISTS usage_time ON usage(time);
 CREATE TABLE IF NOT EXISTS budget_counters (
@@ -249,6 +250,8 @@ class SQLiteLedger(Ledger):
         columns = {row[1] for row in conn.execute("PRAGMA table_info(usage)")}
         if "endpoint" not in columns:   # a ledger written before records named their endpoint
             conn.execute("ALTER TABLE usage ADD COLUMN endpoint TEXT NOT NULL DEFAULT 'chat'")
+        if "client_api" not in columns:   # ... or the client's API: NULL, shown by endpoint
+            conn.execute("ALTER TABLE usage ADD COLUMN client_api TEXT")
         self._conn = conn
 
     async def _call(self, fn: Any, *args: Any) -> Any:

@@ -15,9 +15,12 @@ The steps, in order:
    choose (``tenants.NAME.workloads`` / ``surfaces``) is a 403, so a header
    never lifts a tenant's surface, workload or model limits.
 2. Pinned or routed. A concrete model id is pinned: it is the first and, unless
-   ``routing.pinned_fallback`` is true, the only candidate. Its own API decides
-   the features it can serve (the translator raises a 422), but the caller's
-   surface (allow/deny, quality floor), cost caps and budget still apply. With
+   ``routing.pinned_fallback`` is true, the only candidate. It is held to its
+   configured capabilities (a 422 naming the missing one) and its context window
+   (OpenAI's 400 ``context_length_exceeded``, counting the client's own max_tokens
+   only); its own API decides the parameters it can serve (the translator raises a
+   422); the caller's surface (allow/deny, quality floor), cost caps and budget
+   still apply. With
    ``pinned_fallback: true`` the fallbacks are the request's routing class
    candidates that pass every filter and are of at least the pinned model's
    quality tier, so a fallback never downgrades; an ejected or saturated pinned
@@ -27,8 +30,9 @@ The steps, in order:
    ``min_score`` <= score; with no ``min_score`` anywhere, the classes in file
    order split [0, 1] evenly), else ``routing.default_class``.
 4. Filters, per candidate, first failure wins: endpoint not served, denied by
-   the surface, capability missing (tools, vision, json, streaming as the
-   request needs), context too small (estimated prompt + max output tokens),
+   the surface, capability missing (tools, vision, files, audio, json, streaming as the
+   request needs), context too small (estimated prompt + max output tokens, the
+   latter clamped to the model's output limit as its translator clamps it),
    below the quality floor (max of class and surface floors), over the cost
    cap per 1K tokens or per request (the tightest of class, workload or its
    active time window, surface and tenant), over budget, paused by the
@@ -53,6 +57,7 @@ The steps, in order:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -63,7 +68,7 @@ from .config import TIER_TARGET_MS, Config, Model, RoutingClass, Tier
 from .cost import UNLIMITED, BudgetView, output_tokens, prompt_tokens
 from .errors import GatewayError, InvalidRequest, ModelNotFound, QuotaExceeded, RateLimited, UnsupportedFeature
 from .keys import Caller, PermissionDenied, anonymous
-from .providers import capability_view, unable
+from .providers import Target, capability_view, default_output, output_limit, unable
 
 MAX_ATTEMPTS = 3
 LATENCY_BUCKET_MS = 100
@@ -240,7 +245,13 @@ def decide(config: Config, body: dict, endpoint: str, headers: dict[str, str], h
 
 def _pinned(ctx: "_Context", config: Config, pinned: Model, rclass: RoutingClass | None, common: dict) -> Plan:
     fallback = config.pinned_fallback and rclass is not None
-    why = ctx.check(pinned, capabilities=False, context=False, floor=ctx.surface_floor, class_caps=False)
+    # A pinned model is held to its configured capabilities like a planned one (a vLLM model without
+    # vision got image parts its server refuses); its context window too, as its API would answer.
+    why = ctx.check(pinned, context=False, floor=ctx.surface_floor, class_caps=False)
+    if why is None:
+        why = ctx.overflows(pinned, explicit_only=True)
+        if why is not None and not fallback:
+            raise ctx.context_exceeded(pinned)
     first: list[Candidate] = []
     last_resort: list[Candidate] = []
     if why is None:
@@ -282,6 +293,25 @@ def _choose(ctx: "_Context", healthy: list[Candidate], unhealthy: list[Candidate
         ids = {c.model.id for c in chosen}
         ctx.dropped[:] = [d for d in ctx.dropped if d.model not in ids]
     return chosen
+
+
+def refusal(config: Config, model: Model, headers: dict[str, str], caller: Caller | None, now: float = 0.0
+            ) -> str | None:
+    """Why ``caller`` may use ``model`` for no request at all, or None (``/v1/models`` lists it).
+
+    The caller's own rules, as a pinned request meets them (``_Context.caller_refuses``: the surface's
+    allow/deny list and quality floor, the workload's (at ``now``, Unix seconds), surface's and
+    tenant's cost caps), applied to the request they favour most: one token at the model's cheaper
+    price (input or output), so a per-1K cap the cheaper price already passes refuses the model for
+    every request. What depends on the request (capabilities, context size, a budget, a cap that a
+    prompt-heavy request passes and a reply-heavy one does not) never takes a model off the list.
+    Raises what ``who`` raises for a surface or workload header the caller may not choose."""
+    tenant, workload, surface = who(config, headers, caller)
+    endpoint = "chat" if "chat" in model.endpoints else model.endpoints[0]
+    ctx = _Context(config, {}, endpoint, tenant, workload, surface, None, NO_HEALTH, UNLIMITED, now)
+    ctx.tokens_in, ctx.tokens_out = 1, 0
+    price = min(model.price.input, model.price.output) if endpoint == "chat" else model.price.input
+    return ctx.caller_refuses(model, cost=price / 1_000_000)
 
 
 def who(config: Config, headers: dict[str, str], caller: Caller | None) -> tuple[str | None, str, str | None]:
@@ -368,6 +398,7 @@ class _Context:
         self.kinds: set[str] = set()
         self.tokens_in = prompt_tokens(body)
         self.tokens_out = output_tokens(body, config.default_output_tokens) if endpoint == "chat" else 0
+        self.explicit_out = output_tokens(body, 0) if endpoint == "chat" else 0   # 0: the client set no cap
         self.needs = _needs(body) if endpoint == "chat" else frozenset()
         w = config.workloads[workload]
         prefer, w_cap = w.prefer, w.max_cost_per_1k
@@ -457,6 +488,14 @@ class _Context:
     def cost(self, m: Model) -> float:
         return (self.tokens_in * m.price.input + self.tokens_out * m.price.output) / 1_000_000
 
+    def caller_refuses(self, m: Model, cost: float | None = None) -> str | None:
+        """Why the caller's own rules refuse ``m`` whatever the request, or None: the surface's
+        allow/deny list and quality floor, the caller's cost caps and budget; not the class's rules,
+        nor capabilities or context, which depend on the request (a pinned request is checked for
+        those too, in ``_pinned``)."""
+        return self.check(m, capabilities=False, context=False, floor=self.surface_floor, class_caps=False,
+                          cost=cost)
+
     def check(self, m: Model, *, capabilities: bool = True, context: bool = True, floor: int = 1,
               class_caps: bool = True, cost: float | None = None) -> str | None:
         """Why ``m`` cannot take this request, or None. Records the kind of failure for the 422 message."""
@@ -467,9 +506,10 @@ class _Context:
             return self._kind("deny", f"denied by surface '{s.name}'")
         if capabilities and self.needs and not self.needs <= m.capabilities:
             return self._kind("capability", f"capability missing: {', '.join(sorted(self.needs - m.capabilities))}")
-        if context and self.tokens_in + self.tokens_out > m.context_window:
-            return self._kind("context", f"context too small: ~{self.tokens_in + self.tokens_out} tokens > "
-                                         f"{m.context_window}")
+        if context:
+            why = self.overflows(m)
+            if why is not None:
+                return why
         if m.quality < floor:
             return self._kind("floor", f"below quality floor {floor} (quality {m.quality})")
         if cost is None:
@@ -485,6 +525,38 @@ class _Context:
         if self.budget is not None and cost > self.budget:
             return self._kind("budget", f"over budget: ${cost:.6f} > ${self.budget:.6f} remaining")
         return None
+
+    def output_for(self, m: Model, *, explicit_only: bool = False) -> int:
+        """The reply's token budget on ``m`` for its context window: the client's cap, else what its
+        translator must send (Anthropic: ``max_tokens``), and for routing at least the default reply
+        estimate; clamped to the model's output limit as its translator clamps it."""
+        limit, default = _output_rules(m)
+        out = self.explicit_out
+        if not out:
+            # No cap from the client: what the translator sends anyway (Anthropic's required max_tokens,
+            # which Anthropic counts toward the window), and for routing at least the usual reply size.
+            out = default if explicit_only else max(self.tokens_out, default)
+        return min(out, limit) if limit is not None else out
+
+    def overflows(self, m: Model, *, explicit_only: bool = False) -> str | None:
+        """Why the estimated prompt plus the reply's budget cannot fit ``m``'s context window, or None."""
+        need = self.tokens_in + self.output_for(m, explicit_only=explicit_only)
+        if need <= m.context_window:
+            return None
+        return self._kind("context", f"context too small: ~{need} tokens > {m.context_window}")
+
+    def context_exceeded(self, m: Model) -> InvalidRequest:
+        """OpenAI's own answer to a prompt (plus max_tokens) over the model's window: 400
+        ``context_length_exceeded`` on ``messages``, with its wording (counts are the gateway's estimate)."""
+        out = self.output_for(m, explicit_only=True)
+        if out:
+            text = (f"This model's maximum context length is {m.context_window} tokens. However, you requested "
+                    f"{self.tokens_in + out} tokens ({self.tokens_in} in the messages, {out} in the completion). "
+                    "Please reduce the length of the messages or completion.")
+        else:
+            text = (f"This model's maximum context length is {m.context_window} tokens. However, your messages "
+                    f"resulted in {self.tokens_in} tokens. Please reduce the length of the messages.")
+        return InvalidRequest(text, param="messages", code="context_length_exceeded")
 
     def _kind(self, kind: str, text: str) -> str:
         self.kinds.add(kind)
@@ -585,6 +657,26 @@ class _Context:
         return UnsupportedFeature(message, param="model", code="no_model_available")
 
 
+def _output_rules(m: Model) -> tuple[int | None, int]:
+    """(output limit, default reply budget) of ``m``'s translator (``providers.output_limit`` /
+    ``default_output``), cached by what they read: the policy asks for every candidate of every request."""
+    options = m.provider.options
+    key = (m.provider.api, m.upstream_model, options.get("max_output_tokens"), options.get("default_max_tokens"))
+    try:
+        return _output_rules_of(*key)
+    except TypeError:   # an unhashable option value: ask without the cache
+        target = m.target()
+        return output_limit(target), default_output(target)
+
+
+@functools.lru_cache(maxsize=4096)
+def _output_rules_of(api: str, upstream_model: str, max_output: Any, default_max: Any) -> tuple[int | None, int]:
+    options = {k: v for k, v in (("max_output_tokens", max_output), ("default_max_tokens", default_max))
+               if v is not None}
+    target = Target(model=upstream_model, upstream_model=upstream_model, provider="", api=api, options=options)
+    return output_limit(target), default_output(target)
+
+
 def _needs(body: dict) -> frozenset[str]:
     needs = []
     if body.get("tools") or body.get("functions"):
@@ -598,10 +690,14 @@ def _needs(body: dict) -> frozenset[str]:
     if isinstance(messages, list):
         for message in messages:
             content = message.get("content") if isinstance(message, dict) else None
-            if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") == "image_url"
-                                                 for p in content):
-                needs.append("vision")
-                break
+            if isinstance(content, list):
+                kinds = {p.get("type") for p in content if isinstance(p, dict)}
+                if "image_url" in kinds:
+                    needs.append("vision")
+                if "input_audio" in kinds:
+                    needs.append("audio")
+                if "file" in kinds:
+                    needs.append("files")
     return frozenset(needs)
 
 

@@ -131,6 +131,14 @@ class Report:
     shadow_targets: Mapping[str, float] = field(default_factory=dict)
 
 
+# The by-endpoint rows: the endpoint the client called, by its API (a record older than the ledger's
+# client_api shows its internal endpoint, chat or embeddings).
+ENDPOINT_NAMES = {"openai_chat": "chat", "openai_embeddings": "embeddings", "anthropic_messages": "messages",
+                  "openai_responses": "responses"}
+# A request refused before any model was chosen (a spent budget, a full queue) is recorded with model
+# and provider "none": shown as this, not as a model.
+NOT_ROUTED = "(not routed)"
+
 DIMENSIONS = (("endpoint", "by_endpoint"), ("class", "by_class"), ("model", "by_model"),
               ("provider", "by_provider"), ("surface", "by_surface"), ("tenant", "by_tenant"))
 
@@ -189,8 +197,11 @@ def build_report(records: Iterable[UsageRecord], prices: Mapping[str, Any], prem
         endpoint = "embeddings" if r.endpoint == "embeddings" or r.model in embedding_models else "chat"
         cf = cost_usd(r, premium) if endpoint == "chat" else r.cost_usd
         total.add(r, cf)
-        for attr, key in (("by_endpoint", endpoint), ("by_class", r.request_class), ("by_model", r.model),
-                          ("by_provider", r.provider), ("by_surface", r.surface), ("by_tenant", r.tenant)):
+        # A front door's request is chat inside the gateway; the client's API tells them apart.
+        called = ENDPOINT_NAMES.get(r.client_api or "", endpoint)
+        model, provider = (NOT_ROUTED, NOT_ROUTED) if r.model == "none" else (r.model, r.provider)
+        for attr, key in (("by_endpoint", called), ("by_class", r.request_class), ("by_model", model),
+                          ("by_provider", provider), ("by_surface", r.surface), ("by_tenant", r.tenant)):
             key = key or "(none)"
             g = dims[attr].get(key)
             if g is None:
@@ -222,7 +233,9 @@ def build_report(records: Iterable[UsageRecord], prices: Mapping[str, Any], prem
 # Text
 
 def _usd(v: float) -> str:
-    return f"${v:,.2f}" if abs(v) >= 1 else f"${v:,.4f}"
+    """Dollars with the sign before the symbol (-$0.0020), and never a negative zero (-$0.0000)."""
+    text = f"{abs(v):,.2f}" if round(abs(v), 4) >= 1 else f"{abs(v):,.4f}"
+    return ("-$" if v < 0 and text.strip("0.,") else "$") + text
 
 
 def _ms(v: float | None) -> str:
@@ -566,8 +579,18 @@ def run_report(args: argparse.Namespace) -> int:
     premium = args.premium or max((m for m in cfg.models.values() if "chat" in m.endpoints),
                                   key=lambda m: m.price.input + m.price.output).id
     url = args.ledger or default_ledger_url(args.config)
-    until = _parse_time(args.until, tz) if args.until else _dt.datetime.now(tz).timestamp()
-    since = _parse_time(args.since, tz) if args.since else until - 30 * 86400
+    try:
+        until = _parse_time(args.until, tz) if args.until else _dt.datetime.now(tz).timestamp()
+        since = _parse_time(args.since, tz) if args.since else until - 30 * 86400
+    except argparse.ArgumentTypeError as exc:
+        print(f"extproc report: {exc}", file=sys.stderr)
+        return 2
+    if since >= until:   # a future --since (or one after --until): the period would read backwards
+        fmt = lambda t: _dt.datetime.fromtimestamp(t, tz).strftime("%Y-%m-%d %H:%M")  # noqa: E731
+        print(f"extproc report: --since {fmt(since)} is not before "
+              f"{'--until ' + fmt(until) if args.until else 'now (' + fmt(until) + ')'} ({args.tz}): "
+              "no period to report", file=sys.stderr)
+        return 2
 
     async def read() -> list[UsageRecord]:
         ledger = open_ledger(LedgerSettings(url=url))

@@ -35,13 +35,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from . import endings, telemetry, tokens, validate
 from . import retry_after as retry_after_
 from .access_log import AccessLogService, Verdicts
-from .accounting import BUDGET_REFUSED
+from .accounting import BUDGET_REFUSED, client_api_of
 from .errors import GatewayError, QuotaExceeded, Unavailable, UpstreamError
 from .providers.base import ChatTranslator
 from .status import StatusService
 from .first_token import FirstContent
-from .gateway import (COUNT_TOKENS_PATH, ENDPOINTS, FIRST_TOKEN_HEADER, HEDGE_ENV, KEY_HEADER, Answer, Exchange,
-                      Gateway, Rewrite, hedge_hosts)
+from .gateway import (COUNT_TOKENS_PATH, DEADLINE_PASSED_HEADER, ENDPOINTS, FIRST_TOKEN_HEADER, HEDGE_ENV,
+                      KEY_HEADER, Answer, Exchange, Gateway, Rewrite, hedge_hosts)
 from .accounting import FEEDBACK_PATH
 from .apis import CLIENT_API, client_api
 from .bookkeeping import Bookkeeping
@@ -185,6 +185,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                 elif kind == "request_body":
                     raw = req.request_body.body
                     try:
+                        raw = gateway.decode(headers, raw)   # gzip, br: inflated here, with the body limit
                         if headers.get(":path", "").split("?", 1)[0] == FEEDBACK_PATH:
                             yield immediate(await self._feedback(headers, raw))
                             return
@@ -324,14 +325,15 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                 if losers:
                     self.books.losers(exchange.reservation, request_id=exchange.key, losers=losers,
                                       prompt_tokens=tokens.prompt_tokens(exchange.body), started=exchange.started,
-                                      plan=exchange.plan, endpoint=exchange.endpoint)
+                                      plan=exchange.plan, endpoint=exchange.endpoint,
+                                      client_api=client_api_of(exchange.path))
         if self.books is not None:
             record = self.books.settle(
                 exchange.reservation, request_id=exchange.key, model=billed_model, usage=usage,
                 status=ending.status, outcome=ending.outcome, started=exchange.started,
                 latency_ms=(ended - exchange.started) * 1000, ttft_ms=exchange.trail.ttft_ms,
                 attempts=exchange.answering or len(exchange.attempts), plan=exchange.plan,
-                endpoint=exchange.endpoint, rate=exchange.rate)
+                endpoint=exchange.endpoint, rate=exchange.rate, client_api=client_api_of(exchange.path))
         self.tracing.finish(exchange.trail, status=ending.status, error=error or ending.failure,
                             cost_usd=record.cost_usd if record is not None else None, outcome=ending.outcome,
                             provider=model.provider.name if model else None, model=model.id if model else None,
@@ -401,7 +403,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         self.tracing.start_attempt(exchange.trail, number, "chat" if exchange.endpoint == "chat" else "embeddings",
                                    api=model.provider.api, provider=model.provider.name, model=model.id,
                                    upstream_model=model.upstream_model,
-                                   per_try_timeout_ms=exchange.per_try_timeout_ms, observed=observed,
+                                   per_try_timeout_ms=exchange.deadline_ms(number), observed=observed,
                                    concurrent=exchange.hedged)
 
     def _plan(self, headers: dict[str, str], raw: bytes) -> Exchange:
@@ -502,7 +504,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             self.books.refused(request_id=exchange.key if exchange is not None else headers.get(KEY_HEADER, ""),
                                status=exc.status, outcome=outcome, started=time.time(), endpoint=endpoint,
                                tenant=names.get(telemetry.TENANT), surface=names.get(telemetry.SURFACE),
-                               workload=names.get(telemetry.WORKLOAD), request_class=names.get(telemetry.CLASS))
+                               workload=names.get(telemetry.WORKLOAD), request_class=names.get(telemetry.CLASS),
+                               client_api=client_api_of(headers.get(":path", "")))
 
     async def _upstream(self, requests: AsyncIterator[pb.ProcessingRequest]):
         exchange: Exchange | None = None
@@ -510,25 +513,49 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         hold = False                      # this stage holds the response headers until the first token
         first: FirstContent | None = None  # while not None, the headers are held
         pending = 0                       # body chunks received while holding, not answered yet
+        deadline: float | None = None     # monotonic time a held stream's first token is due
         try:
-            async for req in requests:
+            # Timed here only while the headers are held; before they come, the egress listener times
+            # them (x-llm-headers-deadline-ms).
+            async for req in _until(requests, lambda: deadline if first is not None else None):
+                if req is None:
+                    # A held stream without its first token by its own tier's deadline. The held headers
+                    # go on as a 504 (marked like the egress listener's), which Envoy's router retries on
+                    # the next tier. Not an ImmediateResponse: an upstream filter's local reply goes to the
+                    # client as it is, never retried (measured on 1.40, before and while holding headers).
+                    self.tracing.attempt_reported(exchange.trail, number, None, "timeout", None)
+                    first, deadline = None, None
+                    yield pb.ProcessingResponse(response_headers=pb.HeadersResponse(response=pb.CommonResponse(
+                        header_mutation=mutation({":status": "504", DEADLINE_PASSED_HEADER: "passed"}, []))),
+                        mode_override=_NO_BODY)
+                    for _ in range(pending):   # what came of the body while held: not for the client
+                        yield pb.ProcessingResponse(response_body=pb.BodyResponse(response=pb.CommonResponse(
+                            body_mutation=pb.BodyMutation(clear_body=True))))
+                    pending = 0
+                    continue
                 kind = req.WhichOneof("request")
                 if kind == "response_headers" and exchange is not None:
                     response_headers = headers_of(req.response_headers)
                     status = int(response_headers.get(":status", "0") or 0)
+                    if DEADLINE_PASSED_HEADER in response_headers:
+                        # The egress listener's 504: the attempt's deadline passed (a timeout, not a status).
+                        self.tracing.attempt_reported(exchange.trail, number, None, "timeout", None)
+                        yield pb.ProcessingResponse(response_headers=pb.HeadersResponse())
+                        continue
                     self.tracing.attempt_status(exchange.trail, number, status, retry_after(status, response_headers))
                     if hold and status == 200:
-                        # Not yet: Envoy sends the body anyway, and the per-try timeout keeps running
-                        # until these headers are answered, that is until the first token.
+                        # Not yet: Envoy sends the body anyway; these headers are answered at the first
+                        # token, or turned into a 504 at the attempt's deadline (above).
                         first = FirstContent(exchange.attempts[number][0].provider.api)
                         continue
+                    deadline = None
                     yield pb.ProcessingResponse(response_headers=pb.HeadersResponse(),
                                                 mode_override=_NO_BODY if hold else None)
                     continue
                 if kind == "response_body" and first is not None:
                     pending += 1
                     if first.feed(req.response_body.body, req.response_body.end_of_stream):
-                        first = None
+                        first, deadline = None, None
                         # The rest of the body need not come here (mode_override).
                         yield pb.ProcessingResponse(response_headers=pb.HeadersResponse(), mode_override=_NO_BODY)
                         for _ in range(pending):
@@ -545,6 +572,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     return
                 number = int(headers.get("x-envoy-attempt-count", "1") or 1)
                 hold = headers.get(FIRST_TOKEN_HEADER) == "hold"
+                if hold and exchange.deadline_ms(number):
+                    deadline = time.monotonic() + exchange.deadline_ms(number) / 1000
                 if number == 1:
                     # Attempt 1 of a stream: the router stage translated it; this stage only watches it.
                     self.tracing.watch(exchange.trail, 1)
@@ -590,6 +619,8 @@ def attempt_report(entry, now: float) -> AttemptReport:
     attempt = entry.request.request_headers.get("x-envoy-attempt-count", "1")
     if flags.downstream_remote_reset or flags.downstream_connection_termination:
         kind = None      # the client left: nothing to hold against the provider
+    elif DEADLINE_PASSED_HEADER in headers:
+        kind, status = "timeout", None   # the egress listener cut it at the attempt's own deadline
     elif status is not None:
         kind = str(status) if status >= 500 or status == 429 else None
     elif flags.upstream_request_timeout:
@@ -627,6 +658,38 @@ class AttemptLog(als_pb2_grpc.AccessLogServiceServicer):
                 except Exception:   # one odd entry must not end the stream
                     log.exception("attempt report failed")
         return als_pb2.StreamAccessLogsResponse()
+
+
+async def _until(requests: AsyncIterator[pb.ProcessingRequest], deadline) -> AsyncIterator[pb.ProcessingRequest | None]:
+    """Envoy's messages, and None once ``deadline()`` (a monotonic time, or None: no deadline) passes
+    before the next message, so the stage can answer on its own. Ends when Envoy ends the stream."""
+    iterator = requests.__aiter__()
+    nxt: asyncio.Task | None = None
+    try:
+        while True:
+            due = deadline()
+            if nxt is None and due is None:   # the common case: no timer, no task
+                try:
+                    message = await iterator.__anext__()
+                except StopAsyncIteration:
+                    return
+                yield message
+                continue
+            if nxt is None:
+                nxt = asyncio.ensure_future(iterator.__anext__())
+            done, _ = await asyncio.wait({nxt}, timeout=None if due is None else max(0.0, due - time.monotonic()))
+            if not done:
+                yield None
+                continue
+            try:
+                message = nxt.result()
+            except StopAsyncIteration:
+                return
+            nxt = None
+            yield message
+    finally:
+        if nxt is not None and not nxt.done():
+            nxt.cancel()
 
 
 def _replace(rewrite: Rewrite) -> pb.ProcessingResponse:

@@ -24,6 +24,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 # Our own attribute names (the GenAI conventions have no words for routing).
 REQUEST = "llm.request"          # marks a request span
 ATTEMPT = "llm.attempt"          # attempt number, 1-based; marks an attempt span
+ATTEMPT_DEADLINE = "llm.attempt.deadline_ms"   # the attempt's own deadline (its tier's target x attempt_timeout_factor)
 PROVIDER = "llm.provider"        # provider name from the routing config
 MODEL_ID = "llm.model"           # the gateway's model id
 TTFT_MS = "llm.time_to_first_token_ms"
@@ -80,6 +81,7 @@ class Attempt:
     observed: bool = True    # False: no upstream stage watched it (attempt 1), so its status may be unknown
     from_log: bool = False   # its span ended without a status: Envoy's upstream log reports the outcome
     concurrent: bool = False  # a hedged attempt: it raced the others, and a loser is cancelled, not failed
+    deadline_ms: int | None = None   # its own tier's deadline (a failure lasting it is a timeout)
 
 
 @dataclass
@@ -129,8 +131,10 @@ class Tracing:
                                           "gen_ai.operation.name": operation,
                                           "gen_ai.provider.name": _GENAI_PROVIDER.get(api, api),
                                           "gen_ai.request.model": upstream_model,
-                                          PROVIDER: provider, MODEL_ID: model, ATTEMPT: number})
-        trail.attempts[number] = Attempt(number, span, time.monotonic_ns(), observed=observed, concurrent=concurrent)
+                                          PROVIDER: provider, MODEL_ID: model, ATTEMPT: number,
+                                          **({ATTEMPT_DEADLINE: per_try_timeout_ms} if per_try_timeout_ms else {})})
+        trail.attempts[number] = Attempt(number, span, time.monotonic_ns(), observed=observed, concurrent=concurrent,
+                                         deadline_ms=per_try_timeout_ms)
 
     def watch(self, trail: Trail, number: int) -> None:
         """An upstream stage watches this attempt (it reports its status and end like any retry)."""
@@ -273,6 +277,8 @@ def _failure_kind(attempt: Attempt, per_try_timeout_ms: int | None) -> str:
     if attempt.status is not None:
         return str(attempt.status)
     elapsed_ms = (time.monotonic_ns() - attempt.started_ns) / 1e6
+    if attempt.deadline_ms is not None:
+        per_try_timeout_ms = attempt.deadline_ms
     if per_try_timeout_ms is not None and elapsed_ms >= per_try_timeout_ms * 0.95:
         return "timeout"
     return "reset" if attempt.observed else "failed"

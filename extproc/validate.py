@@ -345,6 +345,8 @@ def _message(message: object, where: str) -> None:
     elif not isinstance(content, str):
         if not isinstance(content, list):
             raise _type_error(f"{where}.content", "one of a string or array of objects", content)
+        # Every role's content array has minItems 1 in OpenAI's schema; the API answers 400 empty_array.
+        array(content, f"{where}.content", nonempty=True)
         for j, part in enumerate(content):
             _content_part(part, f"{where}.content[{j}]")
     if role == "tool":

@@ -359,6 +359,12 @@ REFUSED = {
                               "`temperature` and `top_p` cannot both be specified for this model. Please use only one."),
     "retired_model": ({"model": "claude-3-5-sonnet-20241022"}, 404, "model: claude-3-5-sonnet-20241022"),
     "unknown_model": ({"model": "claude-9-ultra"}, 404, "model: claude-9-ultra"),
+    "prompt_over_window": ({"messages": [{"role": "user", "content": "word " * 160001}]}, 400,
+                           "prompt is too long: 200002 tokens > 200000 maximum"),
+    "prompt_and_max_tokens_over_window": ({"messages": [{"role": "user", "content": "word " * 150000}],
+                                           "max_tokens": 64000}, 400,
+                                          "input length and `max_tokens` exceed context limit: 187500 + 64000 > "
+                                          "200000, decrease input length or `max_tokens` and try again"),
 }
 
 

@@ -363,6 +363,14 @@ REFUSED = {
                       "models/gemini-1.5-flash is not found for API version v1beta, or is not supported for "
                       "generateContent."),
     "unknown_model": (user("hi"), "gemini-99-ultra", 404, "models/gemini-99-ultra is not found"),
+    "logprobs_on_2_5": ({**user("hi"), "generationConfig": {"responseLogprobs": True, "logprobs": 2}}, MODEL, 400,
+                        "Logprobs is not enabled for models/gemini-2.5-flash"),
+    "max_output_tokens_1e9": ({**user("hi"), "generationConfig": {"maxOutputTokens": 10 ** 9}}, MODEL, 400,
+                              "Unable to submit request because it has a maxOutputTokens value of 1000000000 but the "
+                              "supported range is from 1 (inclusive) to 65537 (exclusive)."),
+    "prompt_over_input_limit": (user("word " * 840000), MODEL, 400,
+                                "The input token count (1050000) exceeds the maximum number of tokens allowed "
+                                "(1048576)."),
 }
 
 

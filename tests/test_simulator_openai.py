@@ -439,6 +439,24 @@ REFUSED = {
                      "Invalid 'max_tokens': integer below minimum value. Expected a value >= 1, but got 0 instead."),
     "five_stops": ({"stop": list("abcde")}, 400, "stop", "array_above_max_length", "Invalid 'stop': array too long."),
     "n_2_to_40": ({"n": 2 ** 40}, 400, "n", "invalid_value", "Invalid 'n'"),
+    "empty_content": ({"messages": [{"role": "user", "content": []}]}, 400, "messages[0].content", "empty_array",
+                      "Invalid 'messages[0].content': empty array. Expected an array with minimum length 1"),
+    "unknown_field": ({"top_k": 40}, 400, None, None, "Unrecognized request argument supplied: top_k"),
+    "reasoning_effort_on_4o_mini": ({"reasoning_effort": "low"}, 400, None, None,
+                                    "Unrecognized request argument supplied: reasoning_effort"),
+    "web_search_on_4o_mini": ({"web_search_options": {}}, 400, "web_search_options", None,
+                              "Web search options not supported with this model."),
+    "max_tokens_1e9": ({"max_tokens": 10 ** 9}, 400, "max_tokens", None,
+                       "max_tokens is too large: 1000000000. This model supports at most 16384 completion tokens, "
+                       "whereas you provided 1000000000."),
+    "prompt_over_window": ({"messages": [{"role": "user", "content": "word " * 103000}]}, 400, "messages",
+                           "context_length_exceeded", "This model's maximum context length is 128000 tokens. "
+                           "However, your messages resulted in 128750 tokens."),
+    "prompt_and_max_tokens_over_window": ({"messages": [{"role": "user", "content": "word " * 100000}],
+                                           "max_tokens": 16000}, 400, "messages", "context_length_exceeded",
+                                          "This model's maximum context length is 128000 tokens. However, you "
+                                          "requested 141000 tokens (125000 in the messages, 16000 in the "
+                                          "completion)."),
 }
 
 
@@ -471,3 +489,43 @@ def test_embedding_requests_are_bounded_as_the_api_bounds_them(server):
     r = server.http.post("/v1/embeddings", headers=headers,
                          json={"model": "text-embedding-3-small", "input": ["x"] * 2049})
     assert r.status_code == 400 and r.json()["error"]["code"] == "array_above_max_length"
+
+
+def test_what_openai_refuses_for_one_model_it_takes_for_another(server):
+    def post(**changes):
+        body = {"model": "o3", "messages": [{"role": "user", "content": "x"}], **changes}
+        return server.http.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer k"})
+    assert post(reasoning_effort="low").status_code == 200
+    assert post(max_completion_tokens=100000).status_code == 200
+    assert post(max_completion_tokens=100001).status_code == 400
+
+
+def test_a_self_hosted_simulator_refuses_a_prompt_over_max_model_len_as_vllm_does():
+    from .simulator_server import SimulatorServer
+    vllm = SimulatorServer("vllm", sim_openai)
+    try:
+        body = {"model": "meta-llama/Llama-3.1-8B-Instruct", "messages": [{"role": "user", "content": "word " * 105000}],
+                "max_tokens": 1000, "top_k": 40}   # vLLM takes its own sampling fields
+        r = vllm.http.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer k"})
+        assert r.status_code == 400
+        assert r.json() == {"object": "error", "message": "This model's maximum context length is 131072 tokens. "
+                            "However, you requested 132250 tokens (131250 in the messages, 1000 in the completion). "
+                            "Please reduce the length of the messages or completion.", "type": "BadRequestError",
+                            "param": None, "code": 400}
+        body["max_tokens"] = 100
+        body["messages"][0]["content"] = "word " * 1000
+        assert vllm.http.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer k"}).status_code == 200
+    finally:
+        vllm.close()
+
+
+def test_azure_refuses_fields_its_api_version_does_not_define(server):
+    def post(version, **extra):
+        body = {"messages": [{"role": "user", "content": "x"}], **extra}
+        return server.http.post(f"/openai/deployments/dep/chat/completions?api-version={version}", json=body,
+                                headers={"api-key": "k"})
+    r = post("2024-10-21", store=True)
+    assert r.status_code == 400
+    assert r.json()["error"]["message"].startswith("Unrecognized request argument supplied: store.")
+    assert post("2024-10-21", stream_options={"include_usage": True}, user="u").status_code == 200
+    assert post("2025-04-01-preview", store=True).status_code == 200    # a version whose schema is not known here

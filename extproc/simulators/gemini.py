@@ -22,7 +22,8 @@ every ``Part`` holds exactly one non-empty data field (``{"text": ""}`` is the p
 turn follows a function call turn with as many parts; ``fileData`` URIs are Files API
 or YouTube URIs (the API does not fetch arbitrary web URLs); ``generationConfig``
 bounds (``candidateCount`` 1..8 and 1 on Gemini 3 models, ``temperature`` 0..2,
-``topP`` 0..1, ``maxOutputTokens`` >= 1, at most 5 ``stopSequences``, ``logprobs``
+``topP`` 0..1, ``maxOutputTokens`` 1..the model's output limit, ``responseLogprobs`` only where
+the model has logprobs, the prompt within the input token limit, at most 5 ``stopSequences``, ``logprobs``
 0..20); bodies up to 20 MB; Gemini 3 models want the ``thoughtSignature`` of the current turn's
 function calls back; unknown or retired model ids answer 404 NOT_FOUND.
 ``to_prompt`` is that check as a pure function (the fidelity suite uses it).
@@ -98,6 +99,23 @@ RETIRED = frozenset({
 })
 
 MAX_BODY = 20 * 1024 * 1024  # the documented request size limit (inline data included)
+# inputTokenLimit / outputTokenLimit of the models (models.get): 1,048,576 in, 65,536 out for the
+# 2.5 and later models (8,192 out for 2.0, shut down). Logprobs: Google turned responseLogprobs off
+# on Gemini 2.5 and later ("Logprobs is not enabled for models/..."); 2.0 Flash had them.
+INPUT_TOKEN_LIMIT = 1_048_576
+_LOGPROBS_MODEL = re.compile(r"^gemini-2\.0-flash")
+
+
+def output_limit(model: str) -> int:
+    return 8192 if model.startswith("gemini-2.0") else 65536
+
+
+def check_context(prompt: core.Prompt) -> None:
+    """Google's 400 for a prompt over the model's input token limit (output counts separately)."""
+    used = core.count_tokens(prompt.system) + sum(core.count_tokens(t) for _, t in prompt.turns) + 85 * prompt.images
+    if used > INPUT_TOKEN_LIMIT:
+        raise BadRequest(f"The input token count ({used}) exceeds the maximum number of tokens allowed "
+                         f"({INPUT_TOKEN_LIMIT}).")
 MAX_CANDIDATES = 8
 
 
@@ -166,6 +184,13 @@ def _check_config(model: str, config: Any) -> None:
     if stops is not None and (not isinstance(stops, list) or len(stops) > 5):
         raise BadRequest("* GenerateContentRequest.generation_config.stop_sequences: at most 5 stop sequences are "
                          "allowed.")
+    tokens = _get(config, "maxOutputTokens")
+    if isinstance(tokens, int) and tokens > output_limit(model):
+        raise BadRequest(f"Unable to submit request because it has a maxOutputTokens value of {tokens} but the "
+                         f"supported range is from 1 (inclusive) to {output_limit(model) + 1} (exclusive). Update "
+                         "the value and try again.")
+    if _get(config, "responseLogprobs") and not _LOGPROBS_MODEL.match(model):
+        raise BadRequest(f"Logprobs is not enabled for models/{model}")
     logprobs = _get(config, "logprobs")
     if logprobs is not None and not (isinstance(logprobs, int) and 0 <= logprobs <= 20):
         raise BadRequest(f"Unable to submit request because logprobs value {logprobs} is out of range: it must be "
@@ -473,9 +498,11 @@ def routes(sim: core.Simulator) -> list[web.RouteDef]:
             check_model(model, method)
             if method == "generateContent":
                 prompt, config = to_prompt(model, body)
+                check_context(prompt)
                 return web.json_response(_Answer(model, prompt, config, _response_id(next(ids))).whole())
             if method == "streamGenerateContent":
                 prompt, config = to_prompt(model, body)
+                check_context(prompt)
                 answer = _Answer(model, prompt, config, _response_id(next(ids)))
                 return await _stream(request, answer, faults, sse=request.query.get("alt") == "sse")
             if method == "countTokens":

@@ -13,7 +13,13 @@ answers a ``tool_calls`` entry of the assistant message before it, and every too
 is answered; numeric bounds (``n`` 1..128, ``temperature`` 0..2, ``top_p`` 0..1,
 penalties -2..2, ``max_tokens`` / ``max_completion_tokens`` >= 1, ``top_logprobs``
 0..20, at most 4 ``stop`` strings); reasoning models (o-series, gpt-5) refuse ``max_tokens``
-and ``temperature`` / ``top_p`` other than 1; bodies up to 32 MB. The simulator named ``openai``
+and ``temperature`` / ``top_p`` other than 1; bodies up to 32 MB; no empty ``content`` array. For
+OpenAI's own models also (``check_openai_model``, ``check_context``): no top-level field the API
+does not know ("Unrecognized request argument supplied"), ``reasoning_effort`` only on reasoning
+models, ``web_search_options`` only on search models, ``max_tokens`` within the model's output
+limit, the prompt plus ``max_tokens`` within its context window (``context_length_exceeded``). A
+self-hosted simulator answers a prompt plus ``max_tokens`` over its ``--max-model-len`` with
+vLLM's flat error body. The simulator named ``openai``
 serves OpenAI's model ids (an unknown or retired id answers 404 ``model_not_found``);
 one under another name is a self-hosted server (vLLM and the like) or Azure, whose
 model names are their operators' choice, so it serves any.
@@ -119,9 +125,19 @@ class _API:
             n = validate_chat(body, model)
             if not _is_azure(request) and not serves(self.sim.name, model):
                 raise _not_found(model)
+            if not _is_azure(request) and self.sim.name == "openai":
+                check_openai_model(body, model)
+            if _is_azure(request):
+                check_azure_fields(body, request.query.get("api-version", ""))
             prompt = _prompt(model, body)
+            if not _is_azure(request) and self.sim.name == "openai":
+                check_context(prompt, body, model)
         except _Fail as fail:
             return _error(request, fail, started)
+        if not _is_azure(request) and self.sim.name != "openai":
+            over = vllm_context_error(prompt, body)
+            if over is not None:
+                return _json(request, over, started, 400)
         self.seen_models.add(model)
         faults = await self.sim.faults_for(request)
         if faults is not None and faults.status is not None:
@@ -296,6 +312,92 @@ def validate_chat(body: dict[str, Any], model: str) -> int:
     return n
 
 
+# createChatCompletion's top-level fields (OpenAI's OpenAPI document); any other is refused.
+CHAT_FIELDS = frozenset({
+    "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs", "max_completion_tokens",
+    "max_tokens", "messages", "metadata", "modalities", "model", "n", "parallel_tool_calls", "prediction",
+    "presence_penalty", "prompt_cache_key", "prompt_cache_retention", "reasoning_effort", "response_format",
+    "safety_identifier", "seed", "service_tier", "stop", "store", "stream", "stream_options", "temperature",
+    "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity", "web_search_options"})
+# (context window, output limit) in tokens by family, from each model's page.
+LIMITS = {"gpt-4o": (128000, 16384), "gpt-4o-mini": (128000, 16384), "gpt-4.1": (1047576, 32768),
+          "gpt-4.1-mini": (1047576, 32768), "o3": (200000, 100000), "o3-pro": (200000, 100000),
+          "gpt-5": (400000, 128000), "gpt-5-mini": (400000, 128000), "gpt-5-nano": (400000, 128000),
+          "gpt-5.1": (400000, 128000), "gpt-5.2": (400000, 128000)}
+# A self-hosted server's --max-model-len: the simulated vLLM serves Llama 3.1 (131,072 tokens).
+MAX_MODEL_LEN = 131072
+_SEARCH_MODEL = re.compile(r"^gpt-(4o|4o-mini|5)-search")
+
+
+def _limits(model: str) -> tuple[int, int] | None:
+    m = _OPENAI_MODEL.match(model)
+    return LIMITS.get(m.group(1)) if m else None
+
+
+def check_openai_model(body: dict[str, Any], model: str) -> None:
+    """What OpenAI refuses for this model beyond the schema's bounds (raises ``_Fail``): a field it does
+    not know, ``reasoning_effort`` on a model that does not reason (the same answer as for an unknown
+    field), ``web_search_options`` on a model that does not search, a max_tokens over its output limit."""
+    for name in sorted(body):
+        if name not in CHAT_FIELDS or (name == "reasoning_effort" and not _REASONING_MODEL.match(model)):
+            raise _Fail(400, f"Unrecognized request argument supplied: {name}")
+    if body.get("web_search_options") is not None and not _SEARCH_MODEL.match(model):
+        raise _Fail(400, "Web search options not supported with this model.", param="web_search_options")
+    limits = _limits(model)
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = body.get(name)
+        if limits is not None and isinstance(value, int) and value > limits[1]:
+            raise _Fail(400, f"{name} is too large: {value}. This model supports at most {limits[1]} completion "
+                        f"tokens, whereas you provided {value}.", param=name)
+
+
+# Azure OpenAI's top-level chat fields by GA API version (its published schema).
+AZURE_CHAT_FIELDS = {"2024-10-21": frozenset({
+    "data_sources", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+    "max_completion_tokens", "max_tokens", "messages", "model", "n", "parallel_tool_calls", "presence_penalty",
+    "response_format", "seed", "stop", "stream", "stream_options", "temperature", "tool_choice", "tools",
+    "top_logprobs", "top_p", "user"})}
+
+
+def check_azure_fields(body: dict[str, Any], api_version: str) -> None:
+    """Azure refuses a field its API version does not define (as for stream_options before 2024-09)."""
+    known = AZURE_CHAT_FIELDS.get(api_version)
+    for name in sorted(body):
+        if known is not None and name not in known:
+            raise _Fail(400, f"Unrecognized request argument supplied: {name}. Please contact us through an Azure "
+                        "support request for further questions.", param="")
+
+
+def _prompt_tokens(prompt: Prompt) -> int:
+    return count_tokens(prompt.system) + sum(count_tokens(t) for _, t in prompt.turns) + 85 * prompt.images
+
+
+def check_context(prompt: Prompt, body: dict[str, Any], model: str) -> None:
+    """OpenAI's 400 ``context_length_exceeded`` for a prompt (plus max_tokens) over the model's window."""
+    limits = _limits(model)
+    if limits is None:
+        return
+    window, used, out = limits[0], _prompt_tokens(prompt), _max_tokens(body)
+    if out is not None and used + out > window:
+        raise _Fail(400, f"This model's maximum context length is {window} tokens. However, you requested "
+                    f"{used + out} tokens ({used} in the messages, {out} in the completion). Please reduce the "
+                    "length of the messages or completion.", param="messages", code="context_length_exceeded")
+    if used > window:
+        raise _Fail(400, f"This model's maximum context length is {window} tokens. However, your messages "
+                    f"resulted in {used} tokens. Please reduce the length of the messages.", param="messages",
+                    code="context_length_exceeded")
+
+
+def vllm_context_error(prompt: Prompt, body: dict[str, Any]) -> dict[str, Any] | None:
+    """vLLM's flat error body for a prompt plus max_tokens over ``--max-model-len``, or None."""
+    used, out = _prompt_tokens(prompt), _max_tokens(body) or 0
+    if used + out <= MAX_MODEL_LEN:
+        return None
+    return {"object": "error", "message": f"This model's maximum context length is {MAX_MODEL_LEN} tokens. However, "
+            f"you requested {used + out} tokens ({used} in the messages, {out} in the completion). Please reduce "
+            "the length of the messages or completion.", "type": "BadRequestError", "param": None, "code": 400}
+
+
 def _check_tool_turns(messages: list[Any]) -> None:
     """A tool message answers a call of the assistant message before it; every call gets its answer."""
     pending: dict[str, int] = {}   # tool_call_id -> index of the assistant message that made it
@@ -364,6 +466,9 @@ def _content(content: Any, param: str) -> tuple[str, int]:
     if not isinstance(content, list):
         raise _Fail(400, f"Invalid type for '{param}': expected a string or an array of content parts.",
                     param=param, code="invalid_type")
+    if not content:
+        raise _Fail(400, f"Invalid '{param}': empty array. Expected an array with minimum length 1, but got an "
+                    "empty array instead.", param=param, code="empty_array")
     texts, images = [], 0
     for part in content:
         kind = part.get("type") if isinstance(part, dict) else None

@@ -165,6 +165,49 @@ def test_every_request_leaves_a_usage_record(gw):
     assert (record.request_class, record.workload) == ("simple_queries", "interactive")
 
 
+def test_the_ledger_and_the_report_name_the_api_the_client_spoke(gw):
+    """Front-door traffic (/v1/messages, /v1/responses) is chat inside the gateway: it was recorded and
+    reported as chat. The record keeps the client's API and the report's by-endpoint rows show it."""
+    import asyncio
+
+    from extproc.ledger import open_ledger
+
+    sent = {
+        "anthropic_messages": httpx.post(f"{gw.base_url}/messages", timeout=30, headers={
+            "x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"}, json={
+            "model": "claude-haiku-4-5", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}),
+        "openai_responses": httpx.post(f"{gw.base_url}/responses", timeout=30, headers=AUTH, json={
+            "model": "gpt-4o-mini", "input": "hi", "max_output_tokens": 20}),
+        "openai_chat": chat(gw, content="hi from chat"),
+        "openai_embeddings": httpx.post(f"{gw.base_url}/embeddings", timeout=30, headers=AUTH, json={
+            "model": "text-embedding-3-small", "input": "hi"}),
+    }
+    assert all(r.status_code == 200 for r in sent.values()), {k: r.text[:200] for k, r in sent.items()}
+    ids = {r.headers["x-request-id"]: api for api, r in sent.items()}
+
+    async def find():
+        ledger = open_ledger(f"sqlite:///{gw.workdir}/ledger.db")
+        try:
+            for _ in range(50):
+                records = {r.request_id: r for r in await ledger.records() if r.request_id in ids}
+                if len(records) == len(ids) and all(r.outcome != "in_flight" for r in records.values()):
+                    return records
+                await asyncio.sleep(0.1)
+        finally:
+            await ledger.close()
+
+    records = asyncio.run(find())
+    assert records is not None
+    assert {rid: r.client_api for rid, r in records.items()} == ids
+    result = subprocess.run(
+        [sys.executable, "-m", "extproc", "report", "--config", str(gw.config_path), "--premium", "gpt-4o",
+         "--ledger", f"sqlite:///{gw.workdir}/ledger.db"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    section = result.stdout.split("by endpoint", 1)[1].split("\n\n", 1)[0]
+    rows = {line.split()[0] for line in section.splitlines()[2:] if line.strip()}
+    assert {"chat", "messages", "responses", "embeddings"} <= rows, section
+
+
 def test_a_spent_budget_answers_429_with_retry_after_until_a_reload_raises_it(gw):
     import datetime as dt
     import time

@@ -9,6 +9,8 @@ import httpx
 import openai
 import pytest
 
+from extproc.config import load
+from extproc.devstack import DEFAULT_ROUTING
 from extproc.keys import KEYS_FILE_ENV, KeyEntry, digest
 
 from .conftest import AUTH, CLIENT_KEY
@@ -76,6 +78,29 @@ def test_models_lists_what_the_tenant_may_use(gateway):
     assert "claude-sonnet-4-6" in demo and "claude-sonnet-4-6" not in nightly and "gpt-4o-mini" in nightly
     with pytest.raises(openai.NotFoundError):
         sdk(gateway, "sk-nightly-demo").models.retrieve("claude-sonnet-4-6")
+
+
+def test_models_lists_exactly_what_a_capped_tenant_is_served(gateway):
+    """The demo tenant on surface drafts (max_cost_per_1k 0.002): gpt-4o ($2.50/M at best) was listed and
+    then refused for every request (422). Now each listed model serves a request and no other does."""
+    demo, drafts = sdk(gateway, CLIENT_KEY), {"x-llm-surface": "drafts", "x-llm-workload": "interactive"}
+    listed = {m.id for m in demo.models.list(extra_headers=drafts)}
+    assert "gpt-4o" not in listed and "claude-sonnet-4-6" not in listed and "claude-haiku-4-5" in listed
+    assert "gpt-4o" not in {m.id for m in sdk(gateway, "sk-nightly-demo").models.list()}
+    with pytest.raises(openai.NotFoundError):
+        demo.models.retrieve("gpt-4o", extra_headers=drafts)
+    prompt = [{"role": "user", "content": "word " * 3000}]   # prompt-heavy: the cheapest mix per 1K tokens
+    for model in load(DEFAULT_ROUTING).models.values():
+        try:
+            if "chat" in model.endpoints:
+                demo.chat.completions.create(model=model.id, messages=prompt, max_tokens=1, extra_headers=drafts)
+            else:
+                demo.embeddings.create(model=model.id, input="hello", extra_headers=drafts)
+            served = True
+        except (openai.UnprocessableEntityError, openai.PermissionDeniedError) as exc:
+            assert exc.body["code"] in ("no_model_available", "permission_denied"), exc.body
+            served = False
+        assert served == (model.id in listed), model.id
 
 
 def wait_for(predicate, timeout: float = 15.0) -> None:

@@ -143,7 +143,9 @@ def test_hostile_bodies_are_400_naming_the_field(gateway, path, body, param):
 
 
 def _chat_of_size(size: int) -> bytes:
-    head, tail = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "', b'"}]}'
+    # A 4 MiB prompt is about 1.05M tokens: only Gemini's 1,048,576-token window holds it (gpt-4o-mini's
+    # 128K answers context_length_exceeded, as OpenAI would).
+    head, tail = b'{"model": "gemini-3.5-flash-lite", "messages": [{"role": "user", "content": "', b'"}]}'
     return head + b"x" * (size - len(head) - len(tail)) + tail
 
 
@@ -178,16 +180,6 @@ def test_brotli_bodies_are_inflated(gateway):
                           content=brotli.compress(_chat_of_size(2000)),
                           headers={"content-type": "application/json", "content-encoding": "br", **AUTH})
     assert response.status_code == 200, response.text
-
-
-def test_a_brotli_bomb_is_cut_short(gateway):
-    """Envoy's brotli decompressor stops inflating at a fixed ratio of its input: the bomb's body
-    arrives truncated, so it is an unparseable body (400), never a 5xx or a 64 MiB buffer."""
-    bomb = brotli.compress(_chat_of_size(64 * 1024 * 1024), quality=5)
-    response = httpx.post(gateway.base_url + "/chat/completions", timeout=30, content=bomb,
-                          headers={"content-type": "application/json", "content-encoding": "br", **AUTH})
-    assert response.status_code in (400, 413), response.text[:300]
-    assert set(response.json()["error"]) == {"message", "type", "param", "code"}
 
 
 def test_a_decompression_bomb_is_413(gateway):

@@ -192,6 +192,43 @@ def test_sigterm_fails_readiness_first_then_drains_without_refusing_new_requests
     assert not traffic.broken and "stream" in traffic.completed.values()
 
 
+def test_a_terminated_extproc_is_replaced_within_seconds(gw):
+    """make run supervises extproc: a SIGTERM'd one drains (serving what keeps coming, as in
+    production), exits as soon as its streams are done (Envoy's access-log streams held it for its
+    whole 30 s grace, then 503s for 15 s) and the dev stack's next one serves."""
+    seen: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def loop():
+        c = client(gw)
+        while not stop.is_set():
+            try:
+                status = c.chat.completions.with_raw_response.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]).status_code
+            except openai.APIStatusError as exc:
+                status = exc.status_code
+            except openai.APIError:
+                status = 0
+            seen.append((time.monotonic(), status))
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    wait_for(lambda: len(seen) >= 3, what="some answers")
+    old = gw._extproc
+    os.kill(old.pid, signal.SIGTERM)
+    # Under steady traffic it drains for half its grace (15 s), then stops and exits.
+    assert old.wait(timeout=25) == 0
+    exited = time.monotonic()
+    wait_for(lambda: gw.restarts == 1 and any(t > exited and s == 200 for t, s in seen), timeout=20,
+             what="an answer from the next extproc")
+    stop.set()
+    thread.join(timeout=30)
+    refused = [t for t, s in seen if s != 200]
+    assert set(s for _, s in seen) <= {200, 503}, seen      # never a 500 or a broken connection
+    assert not refused or refused[-1] - refused[0] < 5, f"503s for {refused[-1] - refused[0]:.1f} s"
+
+
 def test_make_run_keeps_its_ledger_where_report_looks_and_says_where(tmp_path):
     import subprocess
     import sys

@@ -68,21 +68,28 @@ def test_envoys_body_limit_is_the_gateways(envoy_path, routing_path):
     assert f"limit of {limit} bytes" in too_large["body_format_override"]["json_format"]["error"]["message"]
 
 
-def test_hedging_is_localized_to_free_ports_or_taken_out():
+def test_egress_listeners_are_localized_to_free_ports_and_hedging_taken_out_without_them():
     source = envoy_config.load()
     clusters = envoy_config.hedge_clusters(source)
     assert set(clusters) == {p.cluster for p in load(DEFAULT_ROUTING).providers.values()}
     ports = {c: 20000 + i for i, c in enumerate(clusters)}
     local = envoy_config.localize(source, listen_port=18000, admin_port=18001, extproc="127.0.0.1:1",
-                                  endpoints={}, hedge_ports=ports)
+                                  endpoints={"gemini": ("127.0.0.1", 18003)}, hedge_ports=ports)
     listeners = {lst["name"]: lst["address"]["socket_address"]["port_value"]
                  for lst in local["static_resources"]["listeners"]}
-    assert listeners == {"llm_gateway": 18000, **{f"hedge_{c}": p for c, p in ports.items()}}
+    assert listeners == {"llm_gateway": 18000, **{f"egress_{c}": p for c, p in ports.items()}}
     (pool,) = [c for c in local["static_resources"]["clusters"] if c["name"] == "hedge_pool"]
     assert [e["endpoint"]["address"]["socket_address"]["port_value"]
             for e in pool["load_assignment"]["endpoints"][0]["lb_endpoints"]] == list(ports.values())
+    by_name = {c["name"]: c for c in local["static_resources"]["clusters"]}
+    port_of = lambda c: c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
+        "socket_address"]["port_value"]
+    # The routed cluster goes to its egress listener; the simulator replaces what that listener forwards to.
+    assert port_of(by_name["gemini"]) == ports["gemini"] and port_of(by_name["provider_gemini"]) == 18003
+    assert "transport_socket" not in by_name["provider_gemini"] and "transport_socket" in by_name["provider_openai"]
     plain = envoy_config.localize(source, listen_port=18000, admin_port=18001, extproc="127.0.0.1:1", endpoints={})
-    assert [lst["name"] for lst in plain["static_resources"]["listeners"]] == ["llm_gateway"]
+    assert [lst["name"] for lst in plain["static_resources"]["listeners"]] == [
+        "llm_gateway", *(f"egress_{c}" for c in clusters)]
     assert "hedge_pool" not in envoy_config.clusters(plain)
     routes = plain["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"][
         "route_config"]["virtual_hosts"][0]["routes"]

@@ -23,10 +23,9 @@ from extproc.devstack import DEFAULT_ROUTING, Stack
 from .conftest import CLIENT_KEY, MODELS
 
 STUB = "vllm"   # the cluster this test's wire stub serves (OpenAI API, pass-through answers)
-# What a provider may see: the gateway's choices. x-envoy-attempt-count and the later attempts'
-# x-llm-try-N travel because Envoy routes retries on them (README: Header allowlists).
+# What a provider may see: the gateway's choices. Nothing x-llm-* or x-envoy-* (README: Header allowlists).
 GATEWAY_HEADERS = {"host", "content-type", "content-length", "accept", "x-request-id", "traceparent", "tracestate",
-                   "x-envoy-attempt-count", "x-llm-try-2", "x-llm-try-3", "anthropic-version"}
+                   "anthropic-version"}
 CREDENTIALS = {"openai": "authorization", "azure_openai": "api-key", "anthropic": "x-api-key",
                "gemini": "x-goog-api-key", "vllm": "authorization"}
 HOSTILE = {
@@ -124,8 +123,6 @@ def test_providers_receive_only_what_the_gateway_decides(gw, provider):
     assert CREDENTIALS[provider] in headers and "sk-client" not in headers[CREDENTIALS[provider]]
     assert headers["traceparent"].startswith("00-0af7651916cd43dd8448eb211c80319c-")   # trace context continues
     assert headers["host"] != HOSTILE["host"]    # the client's Host stays home, self-hosted providers included
-    # A pinned model's later attempts stay on its provider: the client's x-llm-try-2 was not taken.
-    assert headers.get("x-llm-try-2") in (None, provider)
     if provider == "anthropic":
         assert headers["anthropic-beta"] == HOSTILE["anthropic-beta"]   # listed in its forward_headers
 
@@ -146,3 +143,29 @@ def test_headers_a_client_cannot_steer(gw):
     assert response.status_code == 200, response.text
     assert response.headers["x-llm-provider"] == "openai"
     assert json.loads(response.text)["model"]
+
+
+def internal(headers: dict[str, str]) -> list[str]:
+    return sorted(h for h in (k.lower() for k in headers) if h.startswith(("x-llm-", "x-envoy-")))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_no_internal_header_reaches_a_provider_on_any_attempt(gw, stream):
+    """Attempts 1 and 2 fail (the primary's 500, the secondary's 503), attempt 3 answers: every request
+    each provider received, retries and held streams included, carries no x-llm-* or x-envoy-* header.
+    Envoy routes each retry on x-llm-try-N and x-envoy-attempt-count: they stop at the egress listener."""
+    for name in ("openai", "gemini", "anthropic"):
+        httpx.delete(f"{gw.sim_url(name)}/_sim/requests")
+        httpx.delete(f"{gw.sim_url(name)}/_sim/faults")
+    for name, status in (("openai", 500), ("gemini", 503), ("anthropic", 503)):
+        assert httpx.put(f"{gw.sim_url(name)}/_sim/faults", json={"status": status, "count": 1}).status_code == 200
+    response = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers={
+        "authorization": f"Bearer {CLIENT_KEY}", "x-llm-try-2": "vllm", "x-envoy-attempt-count": "7"}, json={
+        "model": "auto", "stream": stream, "messages": [{"role": "user", "content": "What is the capital of Peru?"}]})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-llm-attempts"] == "3"
+    seen = {name: httpx.get(f"{gw.sim_url(name)}/_sim/requests").json() for name in ("openai", "gemini", "anthropic")}
+    assert sum(len(records) for records in seen.values()) == 3   # one request per attempt
+    for name, records in seen.items():
+        for record in records:
+            assert internal(record["headers"]) == [], (name, record["body"].get("model"), internal(record["headers"]))

@@ -7,12 +7,14 @@ reset, and the gateway keeps serving. Also: a provider answer chunk over 4 MiB (
 
 from __future__ import annotations
 
+import gzip
 import json
 import signal
 import socket
 import threading
 import time
 
+import brotli
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,7 +24,7 @@ from extproc import envoy_config
 from extproc.devstack import Stack
 
 from ..strategies import chat_bodies, json_value, shaped, well_typed_chat
-from .conftest import AUTH, CLIENT_KEY, MODELS
+from .conftest import AUTH, CLIENT_KEY, MODELS, upstream_requests
 from .test_headers import STUB, StubbedStack
 
 SENT = {"requests": 0}
@@ -95,6 +97,51 @@ def test_at_least_500_were_sent_and_the_gateway_still_serves(gateway, http):
                                                     "messages": [{"role": "user", "content": "still there?"}]})
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["content"].endswith("still there?")
+
+
+# ---- compressed bodies ------------------------------------------------------------------------------
+
+def _chat(content: bytes) -> bytes:
+    return b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "' + content + b'"}]}'
+
+
+COMPRESS = {"gzip": lambda b: gzip.compress(b), "br": lambda b: brotli.compress(b, quality=5)}
+
+
+@pytest.mark.parametrize("coding", sorted(COMPRESS))
+def test_a_decompression_bomb_is_413_whichever_coding(http, coding):
+    """64 MiB of JSON in under 70 KB: 413 request_too_large, as for a plain body over the limit. Envoy's
+    brotli decompressor stopped at 100x per chunk and passed the cut body on: a 400 for invalid JSON."""
+    bomb = COMPRESS[coding](_chat(b"x" * (64 * 1024 * 1024)))
+    assert len(bomb) < 70_000
+    response = http.post("/chat/completions", content=bomb, headers={"content-type": "application/json",
+                                                                      "content-encoding": coding})
+    check(response)
+    assert response.status_code == 413, response.text[:300]
+    assert response.json()["error"]["code"] == "request_too_large"
+
+
+@pytest.mark.parametrize("coding", sorted(COMPRESS))
+def test_a_legitimate_body_compressed_beyond_100x_is_served_whole(gateway, http, coding):
+    content = b"the tide comes in " * 50_000           # 900 KB of repeated text
+    packed = COMPRESS[coding](_chat(content))
+    assert len(content) / len(packed) > 100
+    response = http.post("/chat/completions", content=packed, headers={"content-type": "application/json",
+                                                                        "content-encoding": coding})
+    assert response.status_code == 200, response.text[:300]
+    # The provider got the whole prompt, uncompressed (not the first 100x of it).
+    (sent,) = upstream_requests(gateway, "openai")
+    assert sent["body"]["messages"][0]["content"] == content.decode()
+    assert "content-encoding" not in {k.lower() for k in sent["headers"]}
+
+
+@pytest.mark.parametrize("coding", sorted(COMPRESS))
+def test_a_cut_compressed_stream_is_400(http, coding):
+    packed = COMPRESS[coding](_chat(b"hello " * 1000))
+    response = http.post("/chat/completions", content=packed[:-6], headers={"content-type": "application/json",
+                                                                             "content-encoding": coding})
+    check(response)
+    assert response.status_code == 400 and response.json()["error"]["param"] == "content-encoding", response.text
 
 
 # ---- large provider answers -------------------------------------------------------------------------

@@ -38,6 +38,8 @@ def entry(attempt="1", status=None, headers=None, request_id="rid", **flags) -> 
     (entry(status=503), "503"), (entry(status=429), "429"), (entry(status=200), None), (entry(status=400), None),
     (entry(upstream_request_timeout=True), "timeout"), (entry(upstream_remote_reset=True), "reset"),
     (entry(upstream_connection_failure=True), "reset"), (entry(downstream_remote_reset=True), None),
+    # The egress listener's 504 when the attempt's own deadline passed: a timeout, not the provider's 504.
+    (entry(status=504, headers={"x-llm-attempt-deadline": "passed"}), "timeout"), (entry(status=504), "504"),
 ])
 def test_failure_kinds(log_entry, kind):
     report = attempt_report(log_entry, NOW)

@@ -91,10 +91,30 @@ def test_an_invalid_new_config_or_a_bad_line_is_a_clear_error(tmp_path):
     result = run("explain", "--jsonl", requests_file(tmp_path), "--compare", str(bad))
     assert result.returncode == 2 and "invalid config" in result.stderr
     lines = tmp_path / "broken.jsonl"
-    lines.write_text('{"prompt": "hi"}\n[1, 2]\n')
+    lines.write_text('[1, 2]\n{"nope": 1}\n')
     result = run("explain", "--jsonl", str(lines), "--compare", str(ROOT / "config" / "routing.yaml"))
-    assert result.returncode == 2 and "line 2: not a request" in result.stderr
+    assert result.returncode == 2 and "no line is a request (2 skipped; line 1:" in result.stderr
     assert run("explain", "--compare", str(bad), "x.json").returncode == 2
+
+
+def test_bad_lines_are_counted_and_named_and_the_rest_is_compared(tmp_path):
+    """A bad line stopped the whole comparison at the first one; a log export of thousands of lines
+    with a few truncated ones is still worth comparing."""
+    good = Path(requests_file(tmp_path)).read_text().splitlines()
+    lines = tmp_path / "mixed.jsonl"
+    bad = ['{"prompt": "cut sho', "[1, 2]", '{"nope": 1}', "not json", '"text"', "{}", "7"]
+    lines.write_text("\n".join([good[0], *bad[:3], good[1], *bad[3:], good[2]]) + "\n")
+    same = str(ROOT / "config" / "routing.yaml")
+    result = run("explain", "--jsonl", str(lines), "--compare", same, "--now", NOW, "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.splitlines()[-1])["summary"]
+    assert summary["requests"] == 3
+    assert summary["skipped_lines"]["count"] == 7
+    assert [x["line"] for x in summary["skipped_lines"]["first"]] == [2, 3, 4, 6, 7]
+    assert summary["skipped_lines"]["first"][0]["why"].startswith("JSONDecodeError")
+    text = run("explain", "--jsonl", str(lines), "--compare", same, "--now", NOW).stdout
+    assert "skipped lines     7 not requests (line 2, 3, 4, 6, 7, ...; line 2: JSONDecodeError" in text
+    assert "requests          3" in text
 
 
 def test_compare_on_the_routing_eval_set_takes_under_ten_seconds(tmp_path):

@@ -41,7 +41,8 @@ def test_explain_prints_the_decision_and_every_reason(tmp_path):
 
 
 def test_explain_json(tmp_path):
-    # --now 0 (a Wednesday evening in New York): batch work's business-hours cost cap is off, whatever the clock
+    # --now 0 (a Wednesday evening in New York): outside batch's business-hours window, whose cost cap
+    # excludes every quality-4 model (the test failed whenever it ran during US business hours)
     result = run("explain", write(tmp_path, "req.json", {**HI, "model": "complex_reasoning"}), "--surface", "support",
                  "--workload", "batch", "--json", "--now", "0")
     assert result.returncode == 0, result.stderr

@@ -85,7 +85,9 @@ def test_a_retry_is_rewritten_for_its_own_provider(gw):
     assert retry.set_headers["x-api-key"] == "sk-ant"
     assert retry.set_headers["content-length"] == str(len(retry.body))
     assert {"authorization", "x-goog-api-key", "api-key"} <= set(retry.remove_headers)
-    assert {"x-llm-try-1", "x-llm-try-2"} <= set(retry.remove_headers) and "x-llm-try-3" not in retry.remove_headers
+    # Envoy routes every retry on the try headers: they stay (the egress listener keeps them from the provider).
+    assert not set(TRY_HEADERS) & set(retry.remove_headers)
+    assert retry.set_headers["x-llm-for"] == "anthropic"   # its egress listener takes only this provider's
     # A retry starts again from the original body, which was never edited.
     assert retry.body == first.body and ex.body == body
 
@@ -240,13 +242,29 @@ def test_json_answers_get_an_overall_deadline_and_streams_none():
     ask = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
     route = gw.route(_exchange(gw, ask))
     assert route.set_headers["x-envoy-upstream-rq-timeout-ms"] == "2000"
-    assert route.set_headers["x-envoy-upstream-rq-per-try-timeout-ms"] == "2000"   # capped by the deadline
+    assert route.set_headers["x-llm-deadline-ms"] == "2000"   # attempt 1's own deadline, capped by the request's
+    assert route.set_headers["x-envoy-upstream-rq-per-try-timeout-ms"] == "2500"   # Envoy's: only a backstop
     stream = gw.route(_exchange(gw, {**ask, "stream": True}))
-    assert "x-envoy-upstream-rq-timeout-ms" not in stream.set_headers
-    assert stream.set_headers["x-envoy-upstream-rq-per-try-timeout-ms"] == "3000"   # the primary's 1.5 s x 2
+    assert "x-envoy-upstream-rq-timeout-ms" not in stream.set_headers and "x-llm-deadline-ms" not in stream.set_headers
+    assert stream.set_headers["x-llm-headers-deadline-ms"] == "3000"   # the primary's 1.5 s x 2, to its headers
     plain = Gateway(load(DEFAULT_ROUTING), Credentials(KEYS), keys=demo_keys())
     unset = plain.route(_exchange(plain, ask))
-    assert unset.set_headers["x-envoy-upstream-rq-timeout-ms"] == str(3 * 3000 + 500)
+    # Sequential tiers: the sum of their own deadlines (1.5, 3 and 10 s targets, x 2).
+    assert unset.set_headers["x-envoy-upstream-rq-timeout-ms"] == str(3000 + 6000 + 20000 + 500)
+
+
+def test_each_attempt_carries_its_own_tiers_deadline():
+    """Envoy keeps one per-try timeout per request, so it is set above the longest attempt deadline (a
+    backstop), and each attempt names its own: the secondary's 3 s target is not cut at the primary's."""
+    gw = Gateway(load(DEFAULT_ROUTING), Credentials(KEYS), keys=demo_keys())
+    for stream, header in ((False, "x-llm-deadline-ms"), (True, "x-llm-headers-deadline-ms")):
+        ex = _exchange(gw, {"model": "auto", "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+        assert [c.target_ms for c in ex.plan.candidates] == [1500, 3000, 10000]
+        route = gw.route(ex)
+        assert route.set_headers[header] == "3000"
+        assert [gw.attempt(ex, n).set_headers[header] for n in (2, 3)] == ["6000", "20000"]
+        assert route.set_headers["x-envoy-upstream-rq-per-try-timeout-ms"] == str(20000 + 500)
+        assert [ex.deadline_ms(n) for n in (1, 2, 3)] == [3000, 6000, 20000]
 
 
 def _hedged_gateway(hedge=True):
@@ -282,14 +300,13 @@ def test_plans_without_hedging_or_with_one_provider_are_not_hedged():
     assert "x-llm-hedge" not in pinned.set_headers
 
 
-def test_each_hedged_attempt_says_which_provider_it_was_translated_for():
-    gw = _hedged_gateway()
-    ex = _exchange(gw, {"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
-    assert gw.route(ex).set_headers["x-llm-for"] == "openai"
-    assert gw.attempt(ex, 2).set_headers["x-llm-for"] == "gemini"
+def test_each_attempt_says_which_provider_it_was_translated_for():
+    """Every attempt leaves through its provider's egress listener, which takes only its own provider's."""
     plain = Gateway(load(DEFAULT_ROUTING), Credentials(KEYS), keys=demo_keys())
-    assert "x-llm-for" not in plain.route(_exchange(plain, {"model": "auto", "messages": [
-        {"role": "user", "content": "hi"}]})).set_headers
+    for gw in (_hedged_gateway(), plain):
+        ex = _exchange(gw, {"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+        assert gw.route(ex).set_headers["x-llm-for"] == "openai"
+        assert gw.attempt(ex, 2).set_headers["x-llm-for"] == "gemini"
 
 
 def test_streams_get_a_first_token_deadline_where_a_later_tier_can_take_over(gw):

@@ -14,10 +14,12 @@ from extproc.accounting import UsageRecord
 from extproc.cli import main
 from extproc.config import load, parse
 from extproc.devstack import DEFAULT_ROUTING, DEMO_KEYS
+from extproc.errors import UnsupportedFeature
 from extproc.gateway import Gateway
-from extproc.keys import (KeyFile, KeyFileError, authenticate, digest, new_key, parse_keys, presented_key,
-                          without)
+from extproc.keys import (KeyEntry, KeyFile, KeyFileError, PermissionDenied, authenticate, digest, new_key,
+                          parse_keys, presented_key, without)
 from extproc.ledger import open_ledger
+from extproc.policy import decide, refusal
 
 SHA_A = digest("sk-a")
 BASE = {
@@ -170,6 +172,40 @@ def test_models_lists_only_what_the_calling_tenant_may_use():
     lookup = gw.request_headers({":method": "GET", ":path": "/v1/models/claude-sonnet-4-6",
                                  "authorization": "Bearer sk-nightly-demo"}, True)
     assert lookup.status == 404
+
+
+def test_models_leaves_out_a_model_the_callers_cost_cap_refuses_for_every_request():
+    """drafts caps max_cost_per_1k at 0.002: gpt-4o costs $2.50/M at best (input), so every pinned request
+    of a drafts caller is refused (422); it was listed. claude-haiku-4-5 ($1/M in, $5/M out) serves a
+    prompt-heavy request within the cap, so it stays."""
+    gw = _gateway(DEMO_KEYS.read_text())
+    _, nightly = _models(gw, "sk-nightly-demo")
+    assert "gpt-4o" not in nightly and "claude-haiku-4-5" in nightly
+    _, on_drafts = _models(gw, "sk-nightly-demo", **{"x-llm-surface": "drafts"})
+    assert on_drafts == nightly
+    lookup = gw.request_headers({":method": "GET", ":path": "/v1/models/gpt-4o",
+                                 "authorization": "Bearer sk-nightly-demo"}, True)
+    assert lookup.status == 404
+
+
+def test_a_listed_model_serves_some_request_and_an_unlisted_one_none():
+    """The listing is the planner's own rule for a pinned request (policy.refusal), not a copy of it."""
+    config = load(DEFAULT_ROUTING)
+    drafts = {"x-llm-surface": "drafts", "x-llm-workload": "interactive"}
+    demo = authenticate(config, {"authorization": "Bearer sk-demo"},
+                        parse_keys("keys:\n" + KeyEntry("demo", "demo", digest("sk-demo")).line() + "\n"))
+    prompt_heavy = {"messages": [{"role": "user", "content": "word " * 3000}], "max_tokens": 1}
+    for model in config.models.values():
+        endpoint = "chat" if "chat" in model.endpoints else "embeddings"
+        body = {**prompt_heavy, "model": model.id} if endpoint == "chat" else {"model": model.id, "input": "hi"}
+        try:
+            decide(config, body, endpoint, drafts, caller=demo, capability=lambda m: None)
+            served = True
+        except (UnsupportedFeature, PermissionDenied):
+            served = False
+        assert served == (refusal(config, model, drafts, demo) is None), model.id
+    assert refusal(config, config.models["gpt-4o"], drafts, demo).startswith("over cost cap")
+    assert refusal(config, config.models["claude-sonnet-4-6"], drafts, demo) == "denied by surface 'drafts'"
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])

@@ -80,6 +80,40 @@ def test_none_fields_round_trip(make_ledger):
     run(go())
 
 
+def test_the_client_api_round_trips(make_ledger):
+    async def go():
+        led = make_ledger()
+        r = rec(1, T0, client_api="anthropic_messages")
+        led.append(r)
+        assert await led.records() == [r]
+        await led.close()
+    run(go())
+
+
+def test_a_ledger_written_before_client_api_opens_and_reads_it_as_unknown(tmp_path):
+    """Schema migration: the column is added on open; old rows read None (the report shows their endpoint)."""
+    import sqlite3
+    path = str(tmp_path / "old.db")
+    old = sqlite3.connect(path)
+    old.executescript("""CREATE TABLE usage (request_id TEXT PRIMARY KEY, time REAL NOT NULL, tenant TEXT,
+        surface TEXT, class TEXT, workload TEXT, model TEXT NOT NULL, provider TEXT NOT NULL,
+        input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
+        cached_input_tokens INTEGER NOT NULL DEFAULT 0, cost_usd REAL NOT NULL DEFAULT 0, latency_ms REAL,
+        ttft_ms REAL, attempts INTEGER NOT NULL DEFAULT 1, outcome TEXT NOT NULL, status INTEGER NOT NULL,
+        quality REAL, quality_source TEXT, endpoint TEXT NOT NULL DEFAULT 'chat');
+        INSERT INTO usage (request_id, time, model, provider, outcome, status) VALUES ('old', 100, 'm', 'p', 'ok', 200);""")
+    old.commit()
+    old.close()
+
+    async def go():
+        led = SQLiteLedger(path)
+        led.append(rec(2, 200.0, client_api="openai_responses"))
+        got = {r.request_id: r.client_api for r in await led.records()}
+        await led.close()
+        return got
+    assert run(go()) == {"old": None, "r2": "openai_responses"}
+
+
 def test_attach_quality(make_ledger):
     async def go():
         led = make_ledger()

@@ -314,21 +314,21 @@ def test_error_invalid_request_keeps_400():
     status, body = make().error(400, anthropic_error("invalid_request_error", "messages: bad"))
     assert status == 400
     assert json.loads(body) == {"error": {"message": "messages: bad", "type": "invalid_request_error",
-                                          "param": None, "code": "invalid_request_error"}}
+                                          "param": None, "code": "upstream_invalid_request"}}
 
 
 def test_error_rate_limit_429():
     status, body = make().error(429, anthropic_error("rate_limit_error", "slow down"))
     assert status == 429
     assert json.loads(body)["error"]["type"] == "rate_limit_error"
-    assert json.loads(body)["error"]["code"] == "rate_limit_error"
+    assert json.loads(body)["error"]["code"] == "rate_limit_exceeded"   # as the gateway's own 429 says
 
 
 def test_error_overloaded_529_becomes_503():
     status, body = make().error(529, anthropic_error("overloaded_error", "Overloaded"))
     assert status == 503
     err = json.loads(body)["error"]
-    assert err["message"] == "Overloaded" and err["code"] == "overloaded_error"
+    assert err["message"] == "Overloaded" and err["code"] == "service_unavailable"
 
 
 def test_error_auth_becomes_502_and_non_json_body_is_tolerated():
@@ -487,8 +487,9 @@ def test_stream_error_event_ends_without_done():
     t, out = run_stream(raw)
     events = parse_sse(out)
     assert "[DONE]" not in events
+    # As Anthropic's 529 before a stream would read (errors.upstream_error), not its own type.
     assert events[-1] == {"error": {"message": "Overloaded", "type": "server_error", "param": None,
-                                    "code": "overloaded_error"}}
+                                    "code": "service_unavailable"}}
     assert events[1]["choices"][0]["delta"] == {"content": "héllo "}
     assert t.stream_chunk(ev("message_stop", {})) == b""  # nothing after the error
 

@@ -414,3 +414,60 @@ def test_the_simulators_serve_the_ids_the_shipped_configs_name(path):
             assert model in sim_gemini.MODELS and model not in sim_gemini.RETIRED, model
         else:
             assert sim_openai.serves(name, model), model
+
+
+# -- issue 10, what remained: OpenAI's per-model rules, output limits, logprobs, context windows -------
+
+from extproc.simulators import openai as sim_openai   # noqa: E402
+
+
+def openai_sent(body: dict, target: Target = GPT) -> dict:
+    """The translated body, checked by the OpenAI simulator's per-model rules (the real API's)."""
+    out = json.loads(OpenAIChatTranslator(target, created=1, response_id="chatcmpl-x").request(body).body)
+    sim_openai.check_openai_model(out, target.upstream_model)
+    return out
+
+
+USER = [{"role": "user", "content": "hi"}]
+
+
+@pytest.mark.parametrize("extra, rule", [
+    ({"max_tokens": 10 ** 9}, "max_tokens is too large: 1000000000"),
+    ({"max_completion_tokens": 20000}, "max_completion_tokens is too large: 20000"),
+    ({"reasoning_effort": "high"}, "Unrecognized request argument supplied: reasoning_effort"),
+])
+def test_openai_bodies_are_made_valid_where_the_answer_stays_the_same(extra, rule):
+    old = {"model": "gpt-4o-mini", "messages": USER, **extra}
+    with pytest.raises(sim_openai._Fail, match=rule):       # what the gateway used to send
+        sim_openai.check_openai_model(old, "gpt-4o-mini")
+    openai_sent({"model": "gpt", "messages": USER, **extra})
+
+
+@pytest.mark.parametrize("extra, param", [({"top_k": 40}, "top_k"), ({"web_search_options": {}}, "web_search_options"),
+                                          ({"thinking": {"type": "enabled"}}, "thinking")])
+def test_what_openai_refuses_and_no_rewrite_keeps_makes_openai_unable(extra, param):
+    body = {"model": "gpt", "messages": USER, **extra}
+    with pytest.raises(sim_openai._Fail):
+        sim_openai.check_openai_model({**body, "model": "gpt-4o-mini"}, "gpt-4o-mini")
+    assert unable(GPT, body) is not None
+    with pytest.raises(UnsupportedFeature) as info:
+        openai_sent(body)
+    assert info.value.param == param
+
+
+def test_gemini_max_output_tokens_is_clamped_and_logprobs_make_it_unable():
+    old = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "generationConfig": {"maxOutputTokens": 10 ** 9}}
+    with pytest.raises(sim_gemini.BadRequest, match="maxOutputTokens value of 1000000000"):
+        sim_gemini.to_prompt("gemini-2.5-flash", old)
+    assert gemini({"model": "gem", "messages": USER, "max_tokens": 10 ** 9})["generationConfig"] == {
+        "maxOutputTokens": 65536}
+    old = {**old, "generationConfig": {"responseLogprobs": True}}
+    with pytest.raises(sim_gemini.BadRequest, match="Logprobs is not enabled for models/gemini-2.5-flash"):
+        sim_gemini.to_prompt("gemini-2.5-flash", old)
+    for extra in ({"logprobs": True}, {"logprobs": True, "top_logprobs": 3}, {"top_logprobs": 3}):
+        assert "logprobs" in unable(GEMINI, {"model": "gem", "messages": USER, **extra})
+
+
+def test_anthropic_is_unable_for_logprobs():
+    for extra in ({"logprobs": True}, {"top_logprobs": 3}):
+        assert "logprobs" in unable(CLAUDE, {"model": "claude", "messages": USER, **extra})

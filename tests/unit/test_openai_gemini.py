@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import base64
 import copy
 import json
@@ -24,7 +26,9 @@ WEATHER = {"type": "function", "function": {
 CLOCK = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}
 
 
-def make(target: Target = TARGET, response_id: str = "chatcmpl-abc") -> GeminiChatTranslator:
+def make(target: Target = TARGET, response_id: str = "chatcmpl-abc", **changes) -> GeminiChatTranslator:
+    if changes:
+        target = dataclasses.replace(target, **changes)
     return GeminiChatTranslator(target, created=1700000000, response_id=response_id)
 
 
@@ -192,10 +196,30 @@ def test_response_formats():
     assert "generationConfig" not in translate(chat(response_format={"type": "text"}))
 
 
-def test_logprobs_request():
-    assert translate(chat(logprobs=True, top_logprobs=3))["generationConfig"] == {
+def test_logprobs_request_on_a_model_that_returns_them():
+    t = make(options={"logprobs": True})
+    assert json.loads(t.request(chat(logprobs=True, top_logprobs=3)).body)["generationConfig"] == {
         "responseLogprobs": True, "logprobs": 3}
-    assert translate(chat(logprobs=True))["generationConfig"] == {"responseLogprobs": True}
+    assert json.loads(make(options={"logprobs": True}).request(chat(logprobs=True)).body)["generationConfig"] == {
+        "responseLogprobs": True}
+
+
+@pytest.mark.parametrize("extra, param", [({"logprobs": True}, "logprobs"),
+                                          ({"logprobs": True, "top_logprobs": 2}, "logprobs"),
+                                          ({"top_logprobs": 2}, "top_logprobs")])
+def test_logprobs_make_gemini_2_5_and_later_unable(extra, param):
+    # Google: 400 "Logprobs is not enabled for models/gemini-2.5-flash"; dropping them would answer null.
+    t = make(upstream_model="gemini-3.5-flash-lite")
+    with pytest.raises(UnsupportedFeature) as info:
+        t.request(chat(**extra))
+    assert (info.value.status, info.value.param) == (422, param)
+
+
+def test_max_tokens_is_clamped_to_the_model_output_limit():
+    t = make(upstream_model="gemini-3.5-flash-lite")
+    assert json.loads(t.request(chat(max_tokens=10**9)).body)["generationConfig"]["maxOutputTokens"] == 65536
+    t = make(upstream_model="gemini-3.5-flash-lite")
+    assert json.loads(t.request(chat(max_completion_tokens=500)).body)["generationConfig"]["maxOutputTokens"] == 500
 
 
 @pytest.mark.parametrize("extra, param", [
@@ -325,21 +349,20 @@ def google_error(code: int, status: str, message: str = "boom", **extra) -> byte
     return json.dumps({"error": {"code": code, "message": message, "status": status, **extra}}).encode()
 
 
-@pytest.mark.parametrize("status, google_status, expected_status, expected_type", [
-    (400, "INVALID_ARGUMENT", 400, "invalid_request_error"),
-    (429, "RESOURCE_EXHAUSTED", 429, "rate_limit_error"),
-    (500, "INTERNAL", 502, "upstream_error"),
-    (503, "UNAVAILABLE", 503, "server_error"),
-    (504, "DEADLINE_EXCEEDED", 504, "server_error"),
-    (403, "PERMISSION_DENIED", 502, "upstream_error"),
+@pytest.mark.parametrize("status, google_status, expected_status, expected_type, expected_code", [
+    (400, "INVALID_ARGUMENT", 400, "invalid_request_error", "upstream_invalid_request"),
+    (429, "RESOURCE_EXHAUSTED", 429, "rate_limit_error", "rate_limit_exceeded"),
+    (500, "INTERNAL", 502, "upstream_error", "bad_gateway"),
+    (503, "UNAVAILABLE", 503, "server_error", "service_unavailable"),
+    (504, "DEADLINE_EXCEEDED", 504, "timeout_error", "gateway_timeout"),
+    (403, "PERMISSION_DENIED", 502, "upstream_error", "upstream_auth_failed"),
 ])
-def test_errors(status, google_status, expected_status, expected_type):
+def test_errors(status, google_status, expected_status, expected_type, expected_code):
+    """The type and code are the gateway's for the situation, never Google's status name."""
     got_status, body = make().error(status, google_error(status, google_status))
     err = json.loads(body)["error"]
-    assert got_status == expected_status and err["type"] == expected_type
+    assert (got_status, err["type"], err["code"]) == (expected_status, expected_type, expected_code)
     assert "boom" in err["message"]
-    if status != 403:
-        assert err["code"] == google_status
 
 
 def test_error_bodies_that_are_not_google_json():
@@ -479,8 +502,9 @@ def test_stream_error_event_ends_the_stream():
                      {"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}},
                      {"candidates": [{"content": {"parts": [{"text": "late"}]}, "finishReason": "STOP"}]})
     out = events(run_stream(raw, include_usage=True))
-    assert out[-1] == {"error": {"message": "overloaded", "type": "upstream_error", "param": None,
-                                 "code": "UNAVAILABLE"}}
+    # As Gemini's 503 before a stream would read (errors.upstream_error), not Google's status name.
+    assert out[-1] == {"error": {"message": "overloaded", "type": "server_error", "param": None,
+                                 "code": "service_unavailable"}}
     assert "[DONE]" not in out and not any("late" in json.dumps(c) for c in out)
 
 

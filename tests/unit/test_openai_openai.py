@@ -26,7 +26,6 @@ CHAT = {
     "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
     "stream": True,
     "stream_options": {"include_usage": True},
-    "some_future_field": {"kept": [1, 2]},
 }
 
 
@@ -200,15 +199,17 @@ def _err(status: int, body: bytes) -> tuple[int, dict]:
     return new_status, json.loads(out)["error"]
 
 
-def test_openai_error_keeps_message_type_param_and_code():
+def test_openai_error_keeps_message_and_param_and_takes_the_gateways_type_and_code():
+    """The same situation reads the same whichever provider said it (errors.upstream_error): our OpenAI
+    account's spent quota is not the client's quota (insufficient_quota is a gateway budget's code)."""
     body = json.dumps({"error": {"message": "You exceeded your current quota", "type": "insufficient_quota",
                                  "param": None, "code": "insufficient_quota"}}).encode()
-    assert _err(429, body) == (429, {"message": "You exceeded your current quota", "type": "insufficient_quota",
-                                     "param": None, "code": "insufficient_quota"})
+    assert _err(429, body) == (429, {"message": "You exceeded your current quota", "type": "rate_limit_error",
+                                     "param": None, "code": "rate_limit_exceeded"})
     body = json.dumps({"error": {"message": "Invalid 'messages'", "type": "invalid_request_error",
                                  "param": "messages", "code": "empty_array"}}).encode()
     assert _err(400, body) == (400, {"message": "Invalid 'messages'", "type": "invalid_request_error",
-                                     "param": "messages", "code": "empty_array"})
+                                     "param": "messages", "code": "upstream_invalid_request"})
 
 
 @pytest.mark.parametrize("status", [401, 403])
@@ -234,9 +235,9 @@ def test_azure_error_shape_code_and_message_only():
                             b'resource does not exist."}}')
     assert status == 404
     assert err == {"message": "The API deployment for this resource does not exist.",
-                   "type": "invalid_request_error", "param": None, "code": "DeploymentNotFound"}
+                   "type": "invalid_request_error", "param": None, "code": "model_not_found"}
     status, err = _err(429, b'{"error":{"code":"429","message":"Requests have exceeded token rate limit."}}')
-    assert (status, err["type"], err["code"]) == (429, "rate_limit_error", "429")
+    assert (status, err["type"], err["code"]) == (429, "rate_limit_error", "rate_limit_exceeded")
 
 
 def test_self_hosted_error_shapes():
@@ -244,7 +245,7 @@ def test_self_hosted_error_shapes():
     assert status == 404 and err["message"] == 'model "llama3" not found, try pulling it first'
     status, err = _err(400, b'{"object":"error","message":"max_tokens is too large","type":"BadRequestError",'
                             b'"param":null,"code":400}')  # vLLM
-    assert status == 400 and err["message"] == "max_tokens is too large" and err["code"] == "400"
+    assert status == 400 and err["message"] == "max_tokens is too large" and err["code"] == "upstream_invalid_request"
 
 
 @pytest.mark.parametrize("body", [b"<html>502 Bad Gateway</html>", b"", b'{"detail":"nope"}', b"[1,2]",
@@ -290,3 +291,75 @@ def test_reasoning_models_get_max_completion_tokens_and_no_sampling_settings(mod
     else:
         assert out == {**body, "model": model}
     sim_openai.validate_chat(out, model)
+
+
+# -- OpenAI's per-model rules (the real API's 400s), kept apart from OpenAI-compatible servers ----------
+
+def test_a_field_openai_does_not_know_makes_its_models_unable_but_reaches_a_self_hosted_server():
+    # OpenAI: 400 "Unrecognized request argument supplied: top_k"; vLLM takes its sampling extensions.
+    body = {**CHAT, "top_k": 40}
+    with pytest.raises(oo.UnsupportedFeature) as info:
+        chat(OPENAI).request(body)
+    assert (info.value.status, info.value.param) == (422, "top_k")
+    assert json.loads(chat(VLLM).request(body).body)["top_k"] == 40
+
+
+def test_known_fields_are_openais_own_list():
+    from tests.vendor_specs import _spec
+    assert oo.CHAT_FIELDS == _spec("openai").operations["createChatCompletion"].top_level
+
+
+@pytest.mark.parametrize("model, kept", [("gpt-4o-mini", False), ("o3", True), ("gpt-5-mini", True)])
+def test_reasoning_effort_reaches_reasoning_models_only(model, kept):
+    target = Target(model="m", upstream_model=model, provider="openai", api="openai", base_path="/v1")
+    sent = json.loads(chat(target).request({**CHAT, "reasoning_effort": "low"}).body)
+    assert ("reasoning_effort" in sent) is kept
+
+
+def test_web_search_only_on_search_models():
+    body = {**CHAT, "web_search_options": {}}
+    with pytest.raises(oo.UnsupportedFeature, match="web search") as info:
+        chat(OPENAI).request(body)
+    assert info.value.param == "web_search_options"
+    search = Target(model="s", upstream_model="gpt-4o-mini-search-preview", provider="openai", api="openai",
+                    base_path="/v1")
+    assert json.loads(chat(search).request(body).body)["web_search_options"] == {}
+
+
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+def test_max_tokens_above_the_model_output_limit_is_clamped(field):
+    # OpenAI: 400 "max_tokens is too large: 1000000000. This model supports at most 16384 completion tokens".
+    sent = json.loads(chat(OPENAI).request({**CHAT, field: 10**9}).body)
+    assert sent[field] == 16384 == oo.output_limit(OPENAI)
+    assert json.loads(chat(OPENAI).request({**CHAT, field: 100}).body)[field] == 100
+    # a self-hosted server has no output limit of its own here: its context window bounds it (the planner)
+    assert oo.output_limit(VLLM) is None
+    assert json.loads(chat(VLLM).request({**CHAT, field: 10**9}).body)[field] == 10**9
+
+
+def test_an_azure_deployment_of_a_known_model_is_clamped_too():
+    # the planner counts the clamped value for it (providers.output_limit), so the translator must clamp
+    azure = Target(model="a", upstream_model="gpt-4o-mini", provider="azure", api="azure_openai",
+                   base_path="/openai", options={"api_version": "2024-10-21"})
+    assert json.loads(chat(azure).request({**CHAT, "max_tokens": 10**9}).body)["max_tokens"] == 16384
+    assert json.loads(chat(AZURE).request({**CHAT, "max_tokens": 10**9}).body)["max_tokens"] == 10**9  # unknown name
+
+
+def test_azure_ga_gets_only_its_api_versions_fields():
+    # Azure 2024-10-21 answers "Unrecognized request argument supplied" to fields its schema lacks.
+    sent = json.loads(chat(AZURE).request({**CHAT, "store": True, "metadata": {"a": "b"}, "service_tier": "auto",
+                                           "reasoning_effort": "low"}).body)
+    assert not {"store", "metadata", "service_tier", "reasoning_effort"} & set(sent)   # the answer is the same
+    for extra, param in (({"web_search_options": {}}, "web_search_options"), ({"top_k": 3}, "top_k"),
+                         ({"modalities": ["text", "audio"]}, "modalities")):
+        with pytest.raises(oo.UnsupportedFeature) as info:
+            chat(AZURE).request({**CHAT, **extra})
+        assert info.value.param == param
+    newer = Target(model="a", upstream_model="dep", provider="azure", api="azure_openai", base_path="/openai",
+                   options={"api_version": "2025-04-01-preview"})
+    assert json.loads(chat(newer).request({**CHAT, "store": True}).body)["store"] is True
+
+
+def test_azure_ga_fields_are_its_published_schema():
+    from tests.vendor_specs import _spec
+    assert oo.AZURE_CHAT_FIELDS["2024-10-21"] == _spec("azure_openai").operations["ChatCompletions_Create"].top_level

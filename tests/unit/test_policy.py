@@ -412,10 +412,69 @@ def test_pinned_model_still_obeys_the_surface():
         decide(cfg(), {**body(), "model": "mid"}, "chat", {"x-llm-surface": "drafts"})
 
 
-def test_pinned_capabilities_are_left_to_the_translator():
-    # mid-b has no json capability, but the client asked for it by name: the translator decides.
-    plan = decide(cfg(), {**body(response_format={"type": "json_object"}), "model": "mid-b"}, "chat", {})
-    assert ids(plan) == ["mid-b"]
+IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+AUDIO = {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
+PDF = {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0="}}
+
+
+@pytest.mark.parametrize("part, missing", [(IMAGE, "vision"), (AUDIO, "audio"), (PDF, "files")])
+def test_a_pinned_model_is_held_to_its_configured_capabilities(part, missing):
+    # A self-hosted model behind an OpenAI-compatible API: its translator passes everything, so only
+    # the configured capabilities stop image or audio parts its server would refuse.
+    c = cfg(models__selfhosted=_model("a", 0.05, 0.05, 2, capabilities=["tools", "json", "streaming"]))
+    request = {"model": "selfhosted", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"},
+                                                                                  part]}]}
+    with pytest.raises(errors.UnsupportedFeature, match=f"supports .*{missing}.*capability missing: {missing}"):
+        decide(c, request, "chat", {})
+
+
+def test_every_configured_capability_is_checked_for_a_pinned_model():
+    c = cfg(models__bare=_model("a", 0.05, 0.05, 3, capabilities=[]))
+    for extra, missing in (({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+                           ({"response_format": {"type": "json_object"}}, "json"),
+                           ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, "json"),
+                           ({"stream": True}, "streaming")):
+        with pytest.raises(errors.UnsupportedFeature, match=f"capability missing: {missing}") as info:
+            decide(c, {**body(**extra), "model": "bare"}, "chat", {})
+        assert info.value.status == 422
+    assert ids(decide(c, {**body(), "model": "bare"}, "chat", {})) == ["bare"]
+
+
+def test_audio_is_opt_in_and_a_model_listing_it_takes_audio_parts():
+    c = cfg(models__listener=_model("a", 0.05, 0.05, 3, capabilities=["audio"]))
+    assert "audio" not in c.models["mid"].capabilities            # the default leaves it out
+    request = {"model": "listener", "messages": [{"role": "user", "content": [AUDIO]}]}
+    assert ids(decide(c, request, "chat", {})) == ["listener"]
+
+
+def test_a_pinned_model_whose_window_cannot_hold_the_prompt_is_openais_400():
+    with pytest.raises(errors.InvalidRequest) as info:
+        decide(cfg(), {**body("x" * 800), "model": "small-ctx"}, "chat", {})
+    err = info.value
+    assert (err.status, err.code, err.param) == (400, "context_length_exceeded", "messages")
+    assert err.message.startswith("This model's maximum context length is 100 tokens. However, your messages "
+                                  "resulted in 207 tokens.")
+    # The client's own max_tokens counts (OpenAI's wording names both parts); no cap, no reply budget.
+    with pytest.raises(errors.InvalidRequest, match=r"you requested 107 tokens \(7 in the messages, 100 in the "
+                                                    r"completion\)"):
+        decide(cfg(), {**body("x"), "model": "small-ctx", "max_tokens": 100}, "chat", {})
+    assert ids(decide(cfg(), {**body("x"), "model": "small-ctx"}, "chat", {})) == ["small-ctx"]
+
+
+def test_a_pinned_model_too_small_gives_way_to_fallbacks_with_the_reason():
+    c = cfg(routing__pinned_fallback=True)
+    plan = decide(c, {**body("x" * 800), "model": "small-ctx"}, "chat", {}, classification=SIMPLE)
+    assert "small-ctx" not in ids(plan)
+    assert dropped(plan)["small-ctx"] == "context too small: ~207 tokens > 100"
+
+
+def test_context_counts_max_tokens_clamped_to_the_model_output_limit():
+    # A huge max_tokens is clamped by the translator to the model's output limit, so the context
+    # check counts the limit: the model stays a candidate instead of failing every window.
+    c = cfg(providers__b__options={"max_output_tokens": 64000})
+    plan = decide(c, body(max_tokens=10**9), "chat", {}, classification=SIMPLE)
+    assert "mid-b" in ids(plan)
+    assert dropped(plan)["mid"].startswith("context too small: ~1000000007 tokens")
 
 
 def test_unknown_model_is_404_and_wrong_endpoint_422():
@@ -533,3 +592,20 @@ def test_hedging_is_for_latency_first_work_only():
         cfg(workloads={"batch": {"hedge": True}})
     with pytest.raises(Exception, match="at most 2"):
         cfg(workloads={"interactive": {"hedge": {"max_extra_attempts": 3}}})
+
+
+def test_a_pinned_anthropic_model_counts_the_max_tokens_its_translator_must_send():
+    # Anthropic requires max_tokens (the translator sends 4096 when the client set none) and counts it
+    # toward the window: "input length and `max_tokens` exceed context limit".
+    long = {**body("x" * 4 * 126000)}
+    with pytest.raises(errors.InvalidRequest, match=r"\(126007 in the messages, 4096 in the completion\)"):
+        decide(cfg(), {**long, "model": "mid-b"}, "chat", {})
+    assert ids(decide(cfg(), {**long, "model": "mid"}, "chat", {})) == ["mid"]   # OpenAI counts the prompt only
+
+
+def test_routing_counts_the_max_tokens_an_anthropic_translator_must_send():
+    # 126,007 prompt tokens fit a 128K window with the usual 256-token reply, not with Anthropic's 4096.
+    c = cfg(routing_rules__simple__tiers=[{"models": ["mid-b", "mid"]}])
+    plan = decide(c, body("x" * 4 * 126000), "chat", {}, classification=SIMPLE)
+    assert ids(plan) == ["mid"]
+    assert dropped(plan)["mid-b"] == "context too small: ~130103 tokens > 128000"

@@ -332,3 +332,60 @@ shadow:
 """))
     losing = SimpleNamespace(shadow={"surface": {"drafts": Tally(loss=30)}})
     assert proposals(cfg, losing)["drafts"][1] == 4     # the best model under the surface's cap, not 5
+
+
+# ---- cosmetics and the client's API (issue 16 leftovers) ------------------------------------------------------
+
+def test_dollars_put_the_sign_before_the_symbol_and_never_show_a_negative_zero():
+    from extproc.report import _usd
+    assert (_usd(-0.002), _usd(0.002), _usd(-1234.5)) == ("-$0.0020", "$0.0020", "-$1,234.50")
+    assert _usd(-0.00001) == _usd(-0.0) == _usd(0.0) == "$0.0000"
+    recs = [UsageRecord(time=MONTH_START, request_id="r", model="premium", provider="openai", input_tokens=100,
+                        output_tokens=100, cost_usd=cost_usd(UsageRecord(0, "", "premium", "p", input_tokens=100,
+                                                                         output_tokens=100), PRICES["premium"]))]
+    text = render_text(build_report(recs, {**PRICES, "premium": Price(30.0, 30.0)}, "cheap"))
+    assert "saved               -$0.0056" in text and "$-" not in text
+
+
+def test_a_request_refused_before_routing_is_not_shown_as_a_model_named_none():
+    recs = [UsageRecord(time=MONTH_START, request_id="ok", model="cheap", provider="vllm", input_tokens=10),
+            UsageRecord(time=MONTH_START + 1, request_id="refused", model="none", provider="none", attempts=0,
+                        outcome="budget_refused", status=429)]
+    r = build_report(recs, PRICES, "premium")
+    assert set(r.by_model) == {"cheap", "(not routed)"} and set(r.by_provider) == {"vllm", "(not routed)"}
+    assert not re.search(r"^none\b", render_text(r), re.M)
+
+
+def test_by_endpoint_shows_the_api_the_client_spoke():
+    """Front-door traffic is chat inside the gateway: the record's client_api tells it apart; a record
+    written before the ledger kept it shows its internal endpoint."""
+    def rec(i, api, endpoint="chat"):
+        return UsageRecord(time=MONTH_START + i, request_id=f"r{i}", model="cheap", provider="vllm",
+                           input_tokens=10, endpoint=endpoint, client_api=api)
+    r = build_report([rec(0, "openai_chat"), rec(1, "anthropic_messages"), rec(2, "anthropic_messages"),
+                      rec(3, "openai_responses"), rec(4, "openai_embeddings", "embeddings"), rec(5, None)],
+                     PRICES, "premium")
+    assert {k: g.requests for k, g in r.by_endpoint.items()} == {"chat": 2, "messages": 2, "responses": 1,
+                                                                 "embeddings": 1}
+    assert r.by_endpoint["embeddings"].savings == 0.0 and r.by_endpoint["messages"].savings > 0
+
+
+def _cli(tmp_path, *extra):
+    cfg = tmp_path / "routing.yaml"
+    cfg.write_text("providers:\n  openai: {api: openai}\nmodels:\n"
+                   "  premium: {provider: openai, price: {input: 30, output: 30}, quality: 5}\n"
+                   "routing:\n  default_model: premium\n")
+    parser = argparse.ArgumentParser()
+    add_report_command(parser.add_subparsers(dest="command"))
+    return run_report(parser.parse_args(["report", "--config", str(cfg), "--ledger", str(tmp_path / "l.db"),
+                                         *extra]))
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--since", "2999-01-01"], "--since 2999-01-01 00:00 is not before now"),
+    (["--since", "2026-02-01", "--until", "2026-01-01"], "--since 2026-02-01 00:00 is not before --until 2026-01-01"),
+    (["--since", "yesterday"], "not a date: 'yesterday'"),
+])
+def test_a_period_that_reads_backwards_or_a_bad_date_is_refused(tmp_path, capsys, extra, message):
+    assert _cli(tmp_path, *extra) == 2
+    assert message in capsys.readouterr().err

@@ -94,6 +94,10 @@ def test_integers_up_to_int64_parse():
     ({"messages": [{"role": "user"}]}, "messages[0].content", "missing_required_parameter"),
     ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content", "invalid_type"),
     ({"messages": [{"role": "user", "content": [1]}]}, "messages[0].content[0]", "invalid_type"),
+    ({"messages": [{"role": "user", "content": []}]}, "messages[0].content", "empty_array"),
+    ({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": [], "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}]},
+     "messages[1].content", "empty_array"),
     ({"messages": [{"role": "user", "content": [{"text": "x"}]}]}, "messages[0].content[0].type",
      "missing_required_parameter"),
     ({"messages": [{"role": "user", "content": [{"type": "video"}]}]}, "messages[0].content[0].type",
