@@ -19,7 +19,7 @@ system-deps:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,train]'
+	$(PY) -m pip install --quiet -e '.[test]'
 	@# xds-protos ships an old copy of the OpenTelemetry protos in the same files as opentelemetry-proto;
 	@# whichever installs last wins. The OTLP exporter needs opentelemetry-proto's: put them back on top.
 	$(PY) -m pip install --quiet --force-reinstall --no-deps \
