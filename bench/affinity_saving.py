@@ -9,7 +9,8 @@ the same model served the previous turn; the cached prefix is the previous turn'
 tokens, extproc.cost) if it is at least --min-cached-tokens long (OpenAI caches prompts of 1,024 tokens
 and more; Anthropic needs cache_control breakpoints, Gemini explicit or implicit caches: so this is the
 best case the prices allow). Cost: catalog prices, cached tokens at cached_input. The same conversations
-run with affinity on and off (routing.affinity_ttl_s 0).
+run with affinity under each rule (routing.affinity_keep cost, the default, and always) and off
+(routing.affinity_ttl_s 0).
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ def conversations() -> list[list[dict]]:
     return out
 
 
-def replay(convs, ttl: float, min_cached: int) -> dict:
-    cfg = dataclasses.replace(load(ROOT / "config" / "routing.yaml"), affinity_ttl_s=ttl)
+def replay(convs, ttl: float, min_cached: int, keep: str = "cost") -> dict:
+    cfg = dataclasses.replace(load(ROOT / "config" / "routing.yaml"), affinity_ttl_s=ttl, affinity_keep=keep)
     keys = KeyFile(None)
     keys.entries = {digest(KEY): KeyEntry("bench", "demo", digest(KEY))}
     clock = [1_700_000_000.0]
@@ -86,8 +87,9 @@ def main() -> None:
     print(f"{len(convs)} conversations, {sum(map(len, convs))} turns (dev set requests with earlier turns)")
     for min_cached in sorted({0, a.min_cached_tokens}):
         print(f"-- prefix cached when >= {min_cached} tokens")
-        for name, ttl in (("affinity on ", 600.0), ("affinity off", 0.0)):
-            t = replay(convs, ttl, min_cached)
+        for name, ttl, keep in (("affinity cost  ", 600.0, "cost"), ("affinity always", 600.0, "always"),
+                                ("affinity off   ", 0.0, "cost")):
+            t = replay(convs, ttl, min_cached, keep)
             print(f"  {name}: premium turns {t['premium_turns']}/{t['turns']}, affinity decided "
                   f"{t['affinity_decided']}, cache-read tokens {t['cache_read_tokens']} of {t['prompt_tokens']} "
                   f"prompt tokens, est ${t['usd']:.4f} (${t['usd_without_cache']:.4f} without cache reads, "

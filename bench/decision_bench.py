@@ -3,7 +3,8 @@
     PYTHONPATH=. python bench/decision_bench.py [--n 20000] [--config config/routing.yaml]
 
 Prints p50 / p99 in microseconds for the classifier, the policy and both together
-(target: classify + policy p50 <= 100 us), then classify + policy over the product dev set's requests.
+(target: classify + policy p50 <= 100 us), then classify + policy over the product dev set's requests,
+then the gateway's whole router stage (``Gateway.request_body``) on the 2 KB request.
 Without extproc/classify.py it measures the policy alone.
 """
 
@@ -87,10 +88,20 @@ def main() -> None:
     from pathlib import Path
     devset = Path(__file__).with_name("devset") / "devset.jsonl"
     bodies = [json.loads(line)["body"] for line in devset.read_text(encoding="utf-8").splitlines()]
-    for b in bodies:
-        decide(cfg, b, "chat", headers, now=now, classification=clf.classify(b))
+    # One pass from a cold capability cache first: the policy remembers capability answers per request
+    # shape (policy._CAPABILITY_CACHE), and the repeated passes below find every shape there.
+    from extproc import policy
+    policy._CAPABILITY_CACHE.clear()
     samples = []
     clock = time.perf_counter_ns
+    for b in bodies:
+        t0 = clock()
+        decide(cfg, b, "chat", headers, now=now, classification=clf.classify(b))
+        samples.append((clock() - t0) / 1000)
+    samples.sort()
+    print(f"classify + policy, one pass over the {len(bodies)} dev-set requests from a cold capability cache: "
+          f"p50 {pct(samples, 0.5):6.1f} us  p99 {pct(samples, 0.99):6.1f} us")
+    samples = []
     gc.disable()
     try:
         for _ in range(max(1, args.n // len(bodies))):
@@ -103,6 +114,21 @@ def main() -> None:
     samples.sort()
     print(f"classify + policy over the {len(bodies)} dev-set requests: p50 {pct(samples, 0.5):6.1f} us  "
           f"p99 {pct(samples, 0.99):6.1f} us")
+    # The router stage's whole work on the 2 KB request, as the gateway does it: parse and validate the
+    # body, authenticate, classify, plan (attempt 1 translated and kept), translate attempt 1.
+    from extproc.credentials import Credentials
+    from extproc.gateway import Gateway
+    from extproc.keys import KeyEntry, KeyFile, digest
+    keys = KeyFile(None)
+    keys.entries = {digest("sk-bench"): KeyEntry("bench", "demo", digest("sk-bench"))}
+    creds = Credentials({k: "x" for k in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY",
+                                          "AZURE_OPENAI_API_KEY", "VLLM_API_KEY")})
+    gw = Gateway(cfg, creds, clock=lambda: now, keys=keys)
+    raw = json.dumps(body).encode()
+    h = {":method": "POST", ":path": "/v1/chat/completions", "content-type": "application/json",
+         "authorization": "Bearer sk-bench", "x-llm-surface": "support"}
+    p50, p99 = measure(lambda: gw.request_body(h, raw), args.n)
+    print(f"router stage request_body (parse, classify, plan, translate attempt 1): p50 {p50:6.1f} us  p99 {p99:6.1f} us")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Routing quality on the product development set (bench/devset/devset.jsonl). Standard library only
-(``--embedding`` also needs the ``wordllama`` wheel, for the comparison of a semantic feature).
+"""Routing quality on the product development set (bench/devset/devset.jsonl). Needs the ``train`` extra
+(scikit-learn, for bench/logistic.py); ``--embedding`` also needs the ``wordllama`` wheel, for the
+comparison of a semantic feature.
 
     python -m bench.eval_devset                 # evaluate the shipped task model (test split, LOSO, latency)
     python -m bench.eval_devset --train         # retrain extproc/task_model.json on the train split first
@@ -31,14 +32,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import logistic  # noqa: E402
 from extproc import classify as C  # noqa: E402
 
 DEVSET = ROOT / "bench" / "devset" / "devset.jsonl"
 MODEL = C.DEFAULT_TASK_MODEL_PATH
 C_GRID = (0.03, 0.1, 0.3, 1.0)
-EPOCHS = 30
 MAX_SIMPLE_TO_PREMIUM = 0.08
-DENSE_SCALE = 1.0
 
 
 def load(path: Path = DEVSET) -> list[dict]:
@@ -52,39 +52,14 @@ def load(path: Path = DEVSET) -> list[dict]:
     return rows
 
 
-def fit(examples: list[tuple[list[float], frozenset[str], int]], c: float, seed: int = 0) -> dict:
-    """L2 logistic regression, AdaGrad SGD; examples are (dense, tokens, y)."""
-    n = len(examples)
-    df = Counter(t for _, toks, _ in examples for t in toks)
-    vocab = sorted(t for t, k in df.items() if k >= 2)
-    index = {t: i for i, t in enumerate(vocab)}
-    nd = len(examples[0][0])
-    lam = 1.0 / (c * n)
-    rows = [(d, [index[t] for t in toks if t in index], y) for d, toks, y in examples]
-    wd, ww, b = [0.0] * nd, [0.0] * len(vocab), 0.0
-    gd, gw, gb = [1e-8] * nd, [1e-8] * len(vocab), 1e-8
-    lr = 0.2
-    order = list(range(n))
-    rng = random.Random(seed)
-    for _ in range(EPOCHS):
-        rng.shuffle(order)
-        for k in order:
-            d, idx, y = rows[k]
-            z = b + sum(a * x for a, x in zip(wd, d)) + sum(ww[i] for i in idx)
-            g = C._sigmoid(z) - y
-            gb += g * g
-            b -= lr * g / math.sqrt(gb)
-            for j, x in enumerate(d):
-                gj = g * x + lam * wd[j]
-                gd[j] += gj * gj
-                wd[j] -= lr * gj / math.sqrt(gd[j])
-            for i in idx:
-                gi = g + lam * ww[i]
-                gw[i] += gi * gi
-                ww[i] -= lr * gi / math.sqrt(gw[i])
+def fit(examples: list[tuple[list[float], frozenset[str], int]], c: float) -> dict:
+    """The task head (extproc-task-router/1) from (dense, tokens, y) examples: one logistic regression,
+    inverse L2 strength ``c`` (bench/logistic.py)."""
+    w = logistic.fit([(d, toks) for d, toks, _ in examples], [y for _, _, y in examples], c, min_df=2,
+                     min_weight=1e-3)
     return {"format": "extproc-task-router/1", "dense_features": list(C.TASK_DENSE_FEATURES), "C": c,
-            "bias": round(b, 5), "dense": [round(x, 5) for x in wd],
-            "words": {t: round(ww[i], 4) for i, t in enumerate(vocab) if abs(ww[i]) >= 1e-3}, "offset": 0.0}
+            "bias": round(w.bias, 5), "dense": [round(x, 5) for x in w.dense],
+            "words": {t: round(v, 4) for t, v in w.words.items()}, "offset": 0.0}
 
 
 def examples(rows: list[dict], views: dict, extra=None) -> list:

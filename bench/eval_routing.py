@@ -1,4 +1,5 @@
-"""Routing quality and speed of extproc.classify, end to end from the eval file. Standard library only.
+"""Routing quality and speed of extproc.classify, end to end from the eval file. Needs the ``train`` extra
+(scikit-learn, for bench/logistic.py): ``pip install -e '.[train]'``.
 
     python -m bench.eval_routing                      # evaluate the shipped model on the test split
     python -m bench.eval_routing --train              # retrain classifier_model.json on the train split first
@@ -6,7 +7,7 @@
 
 Steps:
 1. (--train) 5-fold cross-validation on split == "train" picks the L2 strength C and the rules/linear blend
-   weight (by mean train-CV APGR over MMLU and GSM8K), then fits on all of train and writes
+   weight (by mean train-CV APGR over MMLU and GSM8K), then fits on all of train (bench/logistic.py) and writes
    extproc/classifier_model.json. Nothing from the test split is read while training.
 2. Scores every prompt with the rules, linear and combined classifiers (the prompt sent as one user message,
    exactly as a request would be) and writes scores_{kind}_test.jsonl; runs score.py --curve on them.
@@ -36,15 +37,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import logistic  # noqa: E402
 from extproc import classify as C  # noqa: E402
 
 DEFAULT_DATA = Path("/work/shared/eval/routing_eval.jsonl")
 SOURCES = ("mmlu", "gsm8k", "mt_bench")
-DENSE_SCALE = 5.0          # dense features are multiplied by this: weaker L2 on them than on words
 MIN_DF = 3                 # a word enters the vocabulary if it occurs in >= MIN_DF training prompts
-C_GRID = (0.01, 0.03, 0.1)
-BLEND_GRID = (0.0, 0.1, 0.2, 0.3, 0.5)
-EPOCHS = 8
+C_GRID = (0.005, 0.01, 0.02, 0.04)
+BLEND_GRID = (0.0, 0.1, 0.2, 0.3)
 QUALITY_KEPT = 0.95
 MARGIN = 0.005             # the operating point is picked on train with this much headroom
 
@@ -108,54 +108,21 @@ class Prepared:
             p = rules.prompt(view)
             f = rules.features(view, p)
             head, dense, tokens = C.linear_inputs(view, p, f["multiple_choice"])
-            self.by_id[r["id"]] = (head, [x * DENSE_SCALE for x in dense], tokens, rules.rule_score(f))
+            self.by_id[r["id"]] = (head, dense, tokens, rules.rule_score(f))
 
 
-# --- training: two L2 logistic regressions per head, pure-Python AdaGrad SGD ---------------------
+# --- training: two L2 logistic regressions per head (bench/logistic.py) ----------------------------
 
-def fit_head(examples: list[tuple[list[float], set[str], float, float]], c: float, seed: int = 0) -> dict:
-    """examples: (dense, tokens, strong_correct, weak_correct). Minimizes mean log loss + ||w||^2/(2 C n)
-    for each target; the L2 term is spread over feature occurrences (exact in expectation), so an SGD
-    step touches only the features present."""
-    n = len(examples)
-    df = Counter(t for _, toks, _, _ in examples for t in toks)
-    vocab = sorted(t for t, k in df.items() if k >= MIN_DF)
-    index = {t: i for i, t in enumerate(vocab)}
-    nd = len(examples[0][0])
-    lam = 1.0 / (c * n)
-    rows = [(d, sorted(index[t] for t in toks if t in index), s, w) for d, toks, s, w in examples]
-    reg = [lam * n / df[t] for t in vocab]
-    out = {}
-    for target in (0, 1):  # 0: strong, 1: weak
-        wd, ww, b = [0.0] * nd, [0.0] * len(vocab), 0.0
-        gd, gw, gb = [1e-8] * nd, [1e-8] * len(vocab), 1e-8
-        lr = 0.1
-        order = list(range(n))
-        rng = random.Random(seed)
-        for _ in range(EPOCHS):
-            rng.shuffle(order)
-            for k in order:
-                d, idx, s, w = rows[k]
-                y = s if target == 0 else w
-                z = b + sum(a * x for a, x in zip(wd, d)) + sum(ww[i] for i in idx)
-                p = C._sigmoid(z)
-                g = p - y
-                gb += g * g
-                b -= lr * g / math.sqrt(gb)
-                for j, x in enumerate(d):
-                    gj = g * x + lam * wd[j]
-                    gd[j] += gj * gj
-                    wd[j] -= lr * gj / math.sqrt(gd[j])
-                for i in idx:
-                    gi = g + reg[i] * ww[i]
-                    gw[i] += gi * gi
-                    ww[i] -= lr * gi / math.sqrt(gw[i])
-        out[target] = (b, wd, ww)
-    (bs, ds, ws), (bw, dw, wwk) = out[0], out[1]
-    words = {t: [round(ws[i], 4), round(wwk[i], 4)] for i, t in enumerate(vocab)
-             if abs(ws[i]) >= 5e-4 or abs(wwk[i]) >= 5e-4}
-    return {"dense_scale": DENSE_SCALE, "bias": [round(bs, 5), round(bw, 5)],
-            "dense": [[round(a / 1, 5), round(b_, 5)] for a, b_ in zip(ds, dw)], "words": words}
+def fit_head(examples: list[tuple[list[float], frozenset[str], float, float]], c: float) -> dict:
+    """examples: (dense, tokens, strong_correct, weak_correct) -> one head of classifier_model.json:
+    P(premium right) and P(cheap right), each a logistic regression with inverse L2 strength ``c``."""
+    rows = [(d, toks) for d, toks, _, _ in examples]
+    strong = logistic.fit(rows, [s for _, _, s, _ in examples], c, min_df=MIN_DF)
+    weak = logistic.fit(rows, [w for _, _, _, w in examples], c, min_df=MIN_DF)
+    words = {t: [round(strong.words.get(t, 0.0), 4), round(weak.words.get(t, 0.0), 4)]
+             for t in sorted(strong.words.keys() | weak.words.keys())}
+    return {"dense_scale": 1.0, "bias": [round(strong.bias, 5), round(weak.bias, 5)],
+            "dense": [[round(a, 6), round(b, 6)] for a, b in zip(strong.dense, weak.dense)], "words": words}
 
 
 def training_examples(rows: list[dict], prep: Prepared, head: str) -> list:
@@ -170,24 +137,30 @@ def training_examples(rows: list[dict], prep: Prepared, head: str) -> list:
     return ex
 
 
-def fit_model(rows: list[dict], prep: Prepared, c: float, rules_weight: float) -> dict:
+HEAD_SOURCE = {"mc": "mmlu", "open": "gsm8k"}   # the source whose train-CV APGR picks a head's blend weight
+
+
+def fit_model(rows: list[dict], prep: Prepared, c: float, weights: dict[str, float]) -> dict:
+    """The model file: per head its weights and its rules blend weight (``weights[head]``)."""
     heads = {}
     for head in ("mc", "open"):
         ex = training_examples(rows, prep, head)
         if ex:
-            heads[head] = fit_head(ex, c)
-    return {"format": "extproc-linear-router/1", "dense_features": list(C.DENSE_FEATURES),
-            "rules_weight": rules_weight, "trained_on": "routing_eval.jsonl split=train (MMLU, GSM8K)",
+            heads[head] = {**fit_head(ex, c), "rules_weight": weights.get(head, 0.0)}
+    return {"format": C.LINEAR_FORMAT, "dense_features": list(C.DENSE_FEATURES),
+            "rules_weight": weights.get("mc", 0.0), "trained_on": "routing_eval.jsonl split=train (MMLU, GSM8K)",
             "C": c, "heads": heads}
 
 
 def model_of(raw: dict) -> C.LinearModel:
-    return C.LinearModel({k: C._Head(h) for k, h in raw["heads"].items()}, raw["rules_weight"])
+    return C.LinearModel({k: C._Head(h) for k, h in raw["heads"].items()}, raw["rules_weight"],
+                         {k: h["rules_weight"] for k, h in raw["heads"].items() if "rules_weight" in h})
 
 
 def scores(rows: list[dict], prep: Prepared, model: C.LinearModel | None, kind: str,
-           rules_weight: float = 0.0) -> dict[str, float]:
-    """Same arithmetic as the classifiers' classify(), on precomputed inputs (checked in main)."""
+           rules_weight: float | None = None) -> dict[str, float]:
+    """Same arithmetic as the classifiers' classify(), on precomputed inputs (checked in main);
+    ``rules_weight`` None: each head's own blend weight."""
     out = {}
     for r in rows:
         head, d, toks, rs = prep.by_id[r["id"]]
@@ -195,8 +168,9 @@ def scores(rows: list[dict], prep: Prepared, model: C.LinearModel | None, kind: 
             out[r["id"]] = rs
             continue
         h = model.head(head)
-        ls = (h.gain([x / DENSE_SCALE for x in d], toks) + 1.0) / 2.0
-        out[r["id"]] = ls if kind == "linear" else (1 - rules_weight) * ls + rules_weight * rs
+        ls = (h.gain(d, toks) + 1.0) / 2.0
+        w = model.blend_weight(head) if rules_weight is None else rules_weight
+        out[r["id"]] = ls if kind == "linear" else (1 - w) * ls + w * rs
     return out
 
 
@@ -210,11 +184,13 @@ def out_of_fold(train: list[dict], prep: Prepared, c: float, folds: int = 5) -> 
     for k in range(folds):
         fit_rows = [r for r in train if fold_of[r["id"]] != k]
         held = [r for r in train if fold_of[r["id"]] == k]
-        oof.update(scores(held, prep, model_of(fit_model(fit_rows, prep, c, 0.0)), "linear"))
+        oof.update(scores(held, prep, model_of(fit_model(fit_rows, prep, c, {})), "linear"))
     return oof
 
 
-def cross_validate(train: list[dict], prep: Prepared) -> tuple[float, float, list]:
+def cross_validate(train: list[dict], prep: Prepared) -> tuple[float, dict[str, float], list]:
+    """(C, blend weight per head, table): C by the mean over MMLU and GSM8K of each one's best train-CV
+    APGR, each head's blend weight the best for its source at that C."""
     table = []
     for c in C_GRID:
         oof_lin = out_of_fold(train, prep, c)
@@ -225,8 +201,12 @@ def cross_validate(train: list[dict], prep: Prepared) -> tuple[float, float, lis
             table.append((c, bw, per["mmlu"], per["gsm8k"]))
             print(f"  cv C={c:<5} rules_weight={bw:<4} APGR mmlu {per['mmlu']:.3f} gsm8k {per['gsm8k']:.3f}"
                   f" mean {(per['mmlu'] + per['gsm8k']) / 2:.3f}", flush=True)
-    best = max(table, key=lambda t: (t[2] + t[3]) / 2)
-    return best[0], best[1], table
+    def best_for(c: float, col: int) -> tuple[float, float]:
+        return max((t[col], -t[1]) for t in table if t[0] == c)    # ties: the smaller weight
+
+    c = max(C_GRID, key=lambda c: best_for(c, 2)[0] + best_for(c, 3)[0])
+    weights = {"mc": -best_for(c, 2)[1], "open": -best_for(c, 3)[1]}
+    return c, weights, table
 
 
 def write_jsonl(path: Path, items) -> None:
@@ -296,17 +276,17 @@ def main() -> None:
 
     if a.train:
         t0 = time.time()
-        c, bw, _ = cross_validate(train, prep)
-        print(f"chosen on train CV: C={c} rules_weight={bw} ({time.time() - t0:.0f}s)", flush=True)
-        raw = fit_model(train, prep, c, bw)
+        c, weights, _ = cross_validate(train, prep)
+        print(f"chosen on train CV: C={c} rules_weight per head {weights} ({time.time() - t0:.0f}s)", flush=True)
+        raw = fit_model(train, prep, c, weights)
         a.model.write_text(json.dumps(raw, separators=(",", ":"), sort_keys=True) + "\n", encoding="utf-8")
         print(f"wrote {a.model} ({a.model.stat().st_size / 1024:.0f} KiB, "
               f"{sum(len(h['words']) for h in raw['heads'].values())} words)", flush=True)
 
     model = C.load_model(a.model)
-    bw = model.rules_weight
+    bw = {h: model.blend_weight(h) for h in model.heads}
     kinds = {"rules": scores(rows, prep, None, "rules"), "linear": scores(rows, prep, model, "linear"),
-             "combined": scores(rows, prep, model, "combined", bw)}
+             "combined": scores(rows, prep, model, "combined")}
 
     # The fast path above must equal the real classifiers' classify().
     real = {"rules": C.RuleClassifier(settings), "linear": C.LinearClassifier(settings),
@@ -331,7 +311,8 @@ def main() -> None:
     oof = out_of_fold(train, prep, json.loads(a.model.read_text())["C"])
     rules_sc = kinds["rules"]
     train_sc = {"rules": rules_sc, "linear": oof,
-                "combined": {i: (1 - bw) * v + bw * rules_sc[i] for i, v in oof.items()}}[settings.kind]
+                "combined": {i: (1 - bw[prep.by_id[i][0]]) * v + bw[prep.by_id[i][0]] * rules_sc[i]
+                             for i, v in oof.items()}}[settings.kind]
     sc = kinds[settings.kind]
     by_src = {s: [r for r in train if r["source"] == s] for s in ("mmlu", "gsm8k")}
     best = None

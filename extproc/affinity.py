@@ -2,9 +2,10 @@
 served them, so the provider's prompt cache keeps paying and the answers keep one voice.
 
 Pure: plain values in and out, ``now`` passed in. The table is in-process: each extproc replica keeps its
-own. With several replicas a conversation keeps its model only while its requests reach the same
-replica; a turn that lands elsewhere is routed afresh (correct, only the cache saving is lost) and pins
-there. (The usage ledger is Redis when configured; moving this table there is the next step, see README.)
+own, on purpose. The pin is read on every chat request (about 1 us here; a Redis round trip would add
+0.2-0.5 ms to each), and losing it is cheap: a turn that lands on another replica is routed afresh (a
+correct decision, only the cache read is lost) and pins there. Budgets and rate limits, which must be
+exact across replicas, are what the gateway shares through Redis.
 
 The conversation key, scoped to the tenant so a shared system prompt never joins strangers'
 conversations, comes from the first of:
@@ -18,7 +19,18 @@ A pin holds for ``ttl_s`` after the last turn it served. It applies only when it
 the plan's candidates, i.e. after ejection, retry-after pauses, budgets, cost caps and capability have
 had their say; and it yields when the class escalates (this turn's class leads with a model of higher
 quality than the pinned one). The pinned model's cost estimate counts the previous turn's prompt as
-cached input (``price.cached_input``), which is what the provider will bill.
+cached input (``price.cached_input``), which is what the provider will bill, once that prefix reaches
+``MIN_CACHED_PREFIX`` tokens (below it no provider caches).
+
+What a pin is worth is the routing config's ``routing.affinity_keep``:
+
+- ``cost`` (default): the pin holds only while the pinned model, its cached prefix billed at the
+  cached-input price, costs no more than the model the policy would choose now at full price. A cache
+  read saves 50-90% of the prefix's input price, never the gap between a premium and a cheap model,
+  so a conversation that relaxes to the simple class leaves its premium model; among models of one
+  tier (or when the conversation keeps its class) the cache decides.
+- ``always``: the pin holds for every turn that does not escalate (one voice over the conversation,
+  whatever it costs).
 """
 
 from __future__ import annotations
@@ -30,6 +42,11 @@ from typing import Any, Mapping
 
 SESSION_HEADER = "x-llm-session"
 MAX_CONVERSATIONS = 100_000      # bounded memory: least recently used pins go first
+KEEP = ("cost", "always")        # routing.affinity_keep
+# The smallest prompt prefix any provider caches: OpenAI's automatic caching and Gemini's implicit
+# caching start at 1,024 tokens, Anthropic's cache_control at 1,024 (Sonnet 4.x) to 4,096 (Haiku 4.5).
+# A shorter previous turn is billed in full, so it earns the pin nothing.
+MIN_CACHED_PREFIX = 1024
 
 
 @dataclass(frozen=True)
@@ -130,10 +147,12 @@ def cached_cost(model: Any, prompt_tokens: int, output_tokens: int, cached_token
 
 
 def stick(pin: Pin | None, chosen: list, route_class: str | None, prompt_tokens: int,
-          output_tokens: int) -> tuple[list, str | None]:
+          output_tokens: int, keep: str = "cost") -> tuple[list, str | None]:
     """Candidates reordered for the conversation's pin, and a note saying what affinity did (None when
-    there is no pin). ``chosen``: the policy's candidates (``policy.Candidate``), already filtered for
-    health, retry-after, budgets and capability."""
+    there is no pin). ``chosen``: the policy's candidates (``policy.Candidate``, each with its full-price
+    ``cost`` in USD), already filtered for health, retry-after, budgets and capability; ``keep``: one of
+    ``KEEP`` (see the module docstring). Notes start with ``affinity:`` when the pin decided, else
+    ``affinity yielded`` / ``affinity broken`` / ``affinity released``."""
     if pin is None or not chosen:
         return chosen, None
     first = chosen[0]
@@ -143,6 +162,11 @@ def stick(pin: Pin | None, chosen: list, route_class: str | None, prompt_tokens:
     if route_class != pin.route_class and first.model.quality > pin.quality:
         return chosen, f"affinity broken: class escalated {pin.route_class} -> {route_class}"
     c = chosen[at]
-    cost = cached_cost(c.model, prompt_tokens, output_tokens, pin.prompt_tokens)
+    cached = pin.prompt_tokens if pin.prompt_tokens >= MIN_CACHED_PREFIX else 0
+    cost = cached_cost(c.model, prompt_tokens, output_tokens, cached)
+    if keep == "cost" and at > 0 and cost > first.cost:
+        # the cache read would not pay for the pinned model's higher price: route afresh
+        return chosen, (f"affinity released: {pin.model} with {cached} cached prompt tokens (${cost:.6f}) costs "
+                        f"more than {first.model.id} (${first.cost:.6f})")
     kept = c._replace(reason=f"affinity: served this conversation's last turn ({c.tier})", cost=cost)
     return [kept] + chosen[:at] + chosen[at + 1:], f"affinity: {pin.model} kept for this conversation"

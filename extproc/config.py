@@ -34,6 +34,8 @@ wrong, and nothing half-loaded is ever used.
       default_output_tokens: 256   # reply size assumed for cost estimates when max_tokens is absent
       attempt_timeout_factor: 2    # an attempt is cut at this multiple of its tier's target latency
       affinity_ttl_s: 600          # a conversation stays on the model that served it this long (0: off)
+      affinity_keep: cost          # cost: only while the cached prefix makes it no dearer than a fresh choice;
+                                   #   always: every turn that does not escalate (consistency first)
     routing_rules:             # routing classes; the classifier's class name (or score band) picks one
       NAME:                    # seed shape:
         primary: ID            #   one model id or a list, per tier
@@ -302,6 +304,7 @@ class Config:
     default_output_tokens: int = 256
     attempt_timeout_factor: float = 2.0   # an attempt is cut at this multiple of its tier's latency target
     affinity_ttl_s: float = 600.0   # conversation affinity (extproc.affinity); 0 turns it off
+    affinity_keep: str = "cost"     # extproc.affinity.KEEP: when a pin outweighs a fresh choice
     classifier: Any = None      # classify.ClassifierSettings
     classifier_spec: dict[str, Any] = field(default_factory=dict)
     health: Any = None          # health.HealthSettings: ejection rules
@@ -414,7 +417,7 @@ class _Parser:
             raise self.fail("models", "at least one model is required")
         routing = self.mapping(top.get("routing"), "routing", (
             "default_model", "aliases", "default_class", "default_workload", "default_surface", "pinned_fallback",
-            "default_output_tokens", "attempt_timeout_factor", "affinity_ttl_s"))
+            "default_output_tokens", "attempt_timeout_factor", "affinity_ttl_s", "affinity_keep"))
         default = routing.get("default_model")
         if default is not None:
             default = self.string(default, "routing.default_model")
@@ -454,6 +457,9 @@ class _Parser:
         pinned_fallback = routing.get("pinned_fallback", False)
         if not isinstance(pinned_fallback, bool):
             raise self.fail("routing.pinned_fallback", f"must be true or false, not {pinned_fallback!r}")
+        affinity_keep = routing.get("affinity_keep", "cost")
+        if affinity_keep not in ("cost", "always"):
+            raise self.fail("routing.affinity_keep", f"must be 'cost' or 'always', not {affinity_keep!r}")
         classifier_spec = self.mapping(top.get("classifier"), "classifier")
         return Config(providers=providers, models=models, default_model=default, aliases=aliases,
                       max_body_bytes=max_body, source=self.source, classes=classes, default_class=default_class,
@@ -465,6 +471,7 @@ class _Parser:
                       attempt_timeout_factor=self.number(routing.get("attempt_timeout_factor", 2.0),
                                                          "routing.attempt_timeout_factor", 1.0),
                       affinity_ttl_s=self.number(routing.get("affinity_ttl_s", 600.0), "routing.affinity_ttl_s", 0.0),
+                      affinity_keep=affinity_keep,
                       classifier=self.classifier(classifier_spec if "classifier" in top else None),
                       classifier_spec=classifier_spec, health=self.health(top.get("health")),
                       budgets=self.budgets(top.get("budgets"), models), ledger=self.ledger(top.get("ledger")),

@@ -32,7 +32,7 @@ from .credentials import Credentials
 from .errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from .keys import Caller, KeyFile, authenticate
 from .cost import UNLIMITED, BudgetView
-from .policy import NO_HEALTH, SURFACE_HEADER, WORKLOAD_HEADER, HealthView, Plan, decide, refusal
+from .policy import ASK_PLANNER, NO_HEALTH, SURFACE_HEADER, WORKLOAD_HEADER, HealthView, Plan, decide, refusal, who
 from .apis import FRONT_DOORS, FrontDoorTranslator
 from .providers import CREDENTIAL_HEADERS, chat_translator, credential_header, embeddings_translator
 from .providers.base import ChatTranslator, EmbeddingsTranslator, UpstreamRequest
@@ -289,7 +289,11 @@ class Gateway:
                             forwardable={h: headers[h] for h in FORWARDABLE_HEADERS if h in headers})
 
         def capability(model: Model) -> str | None:
-            # The planner's capability check is a translation: keep it for the attempt that goes there.
+            # Candidates are asked in attempt order. The first one able to serve is attempt 1: translate
+            # it now and keep the translation. The rest are only tried on a retry, which translates for
+            # itself: the planner's own check (on the request's capability view, cached) answers for them.
+            if exchange.translations:
+                return ASK_PLANNER
             try:
                 exchange.translations[model.id] = self._translate(exchange, model)
             except errors.UnsupportedFeature as exc:

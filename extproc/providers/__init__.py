@@ -44,6 +44,40 @@ def embeddings_translator(target: Target) -> EmbeddingsTranslator:
     return cls(target)
 
 
+def _outline(text: str) -> str:
+    """``text`` reduced to what a translator reads of it: its leading and trailing whitespace around
+    "x", or itself when blank (so ``strip()`` and ``rstrip()`` answer as they do on the original)."""
+    core = text.strip()
+    if not core:
+        return text
+    return text[:len(text) - len(text.lstrip())] + "x" + text[len(text.rstrip()):]
+
+
+def capability_view(body: dict) -> dict:
+    """The chat request as ``unable`` needs to see it: every field as sent, except message text (string
+    contents and text parts), each cut to its outline (``_outline``). Translators read message text only
+    for whether it is blank and for its edge whitespace (Anthropic refuses whitespace-only blocks and a
+    prefill ending in whitespace), so every ``unable`` answer is the same on the view as on the body,
+    while translating it skips copying and serialising kilobytes of prompt (tests/unit/test_capability_view.py
+    checks this on the dev set's requests and generated ones). A translator rule that reads more of the
+    text must change this function too."""
+    msgs = body.get("messages")
+    if not isinstance(msgs, list):
+        return body
+    out = []
+    for m in msgs:
+        if isinstance(m, dict):
+            content = m.get("content")
+            if isinstance(content, str):
+                m = {**m, "content": _outline(content)}
+            elif isinstance(content, list):
+                m = {**m, "content": [{**p, "text": _outline(p["text"])}
+                                      if isinstance(p, dict) and isinstance(p.get("text"), str) else p
+                                      for p in content]}
+        out.append(m)
+    return {**body, "messages": out}
+
+
 def unable(target: Target, body: dict, endpoint: str = "chat") -> str | None:
     """Why ``target`` cannot serve this exact OpenAI request, or None when it can.
 
@@ -96,5 +130,5 @@ def credential_header(api: str, key: str) -> tuple[str, str]:
 CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
 
 __all__ = ["APIS", "CREDENTIAL_HEADERS", "ChatTranslator", "EmbeddingsTranslator", "Target", "UpstreamRequest",
-           "Usage", "chat_translator", "credential_header", "default_output", "embeddings_translator", "output_limit",
-           "unable"]
+           "Usage", "capability_view", "chat_translator", "credential_header", "default_output",
+           "embeddings_translator", "output_limit", "unable"]

@@ -1,9 +1,18 @@
 """Conversation affinity end to end (Envoy, extproc, simulators, the openai SDK): a conversation's turns
-stay on the model that served it, an escalating turn breaks away, and a named session is honoured."""
+stay on the model that served it, an escalating turn breaks away, and a named session is honoured; under
+the default cost rule a relaxing turn leaves a premium model whose cache would not pay for it."""
 
 from __future__ import annotations
 
 import uuid
+
+import openai
+import pytest
+import yaml
+
+from extproc.devstack import DEFAULT_ROUTING, Stack
+
+from .conftest import CLIENT_KEY, MODELS
 
 SYSTEM = "You are the assistant of Fernway Bikes, a bike shop. Be brief and accurate."
 HARD = ("I have two service plans to choose between: plan A costs 12 dollars a month with free tune-ups, plan "
@@ -21,7 +30,33 @@ def turn(client, messages, user=None, **extra):
     return raw.headers, completion.choices[0].message.content
 
 
-def test_a_follow_up_stays_on_the_model_that_served_the_conversation(client):
+@pytest.fixture(scope="module")
+def sticky(tmp_path_factory):
+    """A gateway whose conversations keep their model on every turn that does not escalate."""
+    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
+    config["routing"]["affinity_keep"] = "always"
+    path = tmp_path_factory.mktemp("affinity") / "routing.yaml"
+    path.write_text(yaml.safe_dump(config))
+    stack = Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
+    yield openai.OpenAI(base_url=stack.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=20)
+    stack.stop()
+
+
+def test_a_relaxing_turn_leaves_a_premium_model_its_cache_would_not_pay_for(client):
+    # affinity_keep: cost (the shipped default): a cache read saves part of the prefix's input price,
+    # never the gap to the cheap tier, so the simple follow-up goes where it would go on its own
+    user = uuid.uuid4().hex
+    history = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": HARD}]
+    h1, answer = turn(client, history, user)
+    assert h1["x-llm-class"] == "complex_reasoning" and h1["x-llm-model"] in PREMIUM
+    history += [{"role": "assistant", "content": answer}, {"role": "user", "content": "thanks! can you make that shorter?"}]
+    h2, _ = turn(client, history, user)
+    assert h2["x-llm-class"] == "simple_queries" and h2["x-llm-model"] not in PREMIUM
+    assert "conversation affinity" not in h2["x-llm-route"]
+
+
+def test_a_follow_up_stays_on_the_model_that_served_the_conversation(sticky):
+    client = sticky
     user = uuid.uuid4().hex
     history = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": HARD}]
     h1, answer = turn(client, history, user)
@@ -53,7 +88,8 @@ def test_an_escalating_turn_breaks_affinity(client):
     assert "conversation affinity" not in h3["x-llm-route"]
 
 
-def test_a_named_session_keeps_its_model_across_different_first_turns(client):
+def test_a_named_session_keeps_its_model_across_different_first_turns(sticky):
+    client = sticky
     session = {"extra_headers": {"x-llm-session": uuid.uuid4().hex}}
     h1, _ = turn(client, [{"role": "system", "content": SYSTEM}, {"role": "user", "content": HARD}], **session)
     assert h1["x-llm-model"] in PREMIUM

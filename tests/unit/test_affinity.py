@@ -3,6 +3,7 @@ that keeps a conversation on its model unless the class escalates or the model c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from extproc import affinity as A
@@ -65,12 +66,17 @@ def _plan(cfg, body, pin, health=None):
     return decide(cfg, body, "chat", {}, now=NOW, classification=c, pin=pin, **kw)
 
 
+def always():
+    """The shipped config with affinity_keep: always (consistency over cost)."""
+    return dataclasses.replace(load(DEFAULT_ROUTING), affinity_keep="always")
+
+
 def test_a_simple_turn_stays_on_the_premium_model_that_served_the_conversation():
-    cfg = load(DEFAULT_ROUTING)
+    cfg = always()
     body = chat("hi", "Hello!", "thanks, and shorter please")
     fresh = _plan(cfg, body, None)
     assert fresh.models[0].quality < 5 and fresh.affinity is None
-    pin = A.Pin("claude-sonnet-4-6", "complex_reasoning", 5, prompt_tokens=400, expires=NOW + 60)
+    pin = A.Pin("claude-sonnet-4-6", "complex_reasoning", 5, prompt_tokens=2000, expires=NOW + 60)
     kept = _plan(cfg, body, pin)
     assert kept.models[0].id == "claude-sonnet-4-6"
     assert kept.affinity.startswith("affinity:") and "conversation affinity" in kept.reason
@@ -79,7 +85,42 @@ def test_a_simple_turn_stays_on_the_premium_model_that_served_the_conversation()
     full = (kept.prompt_tokens * price.input + kept.output_tokens * price.output) / 1_000_000
     assert kept.candidates[0].cost < full
     assert kept.candidates[0].cost == A.cached_cost(cfg.models["claude-sonnet-4-6"], kept.prompt_tokens,
-                                                    kept.output_tokens, 400)
+                                                    kept.output_tokens, 2000)
+    # a previous prompt shorter than any provider caches is billed in full
+    short = _plan(cfg, body, dataclasses.replace(pin, prompt_tokens=A.MIN_CACHED_PREFIX - 1))
+    assert short.models[0].id == "claude-sonnet-4-6" and short.candidates[0].cost == full
+
+
+def test_under_the_cost_rule_a_relaxing_turn_leaves_the_premium_model():
+    cfg = load(DEFAULT_ROUTING)
+    assert cfg.affinity_keep == "cost"    # the shipped default
+    body = chat("hi", "Hello!", "thanks, and shorter please")
+    pin = A.Pin("claude-sonnet-4-6", "complex_reasoning", 5, prompt_tokens=5000, expires=NOW + 60)
+    plan = _plan(cfg, body, pin)
+    assert plan.models[0].quality < 5 and "conversation affinity" not in plan.reason
+    assert plan.affinity.startswith("affinity released: claude-sonnet-4-6")
+
+
+LONG = "Here is the full contract we discussed, clause by clause. " * 220    # ~3,000 tokens of history
+
+
+def test_under_the_cost_rule_a_long_cached_prefix_keeps_a_same_tier_model():
+    cfg = load(DEFAULT_ROUTING)
+    body = chat(LONG + HARD, "Plan B is cheaper.", HARD)
+    fresh = _plan(cfg, body, None)
+    assert fresh.models[0].id == "gpt-4o"     # where a fresh conversation goes
+    # the previous turn (>= 1,024 tokens) is a cache read at a tenth of Sonnet's input price: cheaper
+    # than gpt-4o at full price, so the conversation stays
+    pin = A.Pin("claude-sonnet-4-6", "complex_reasoning", 5, prompt_tokens=fresh.prompt_tokens - 20, expires=NOW + 60)
+    kept = _plan(cfg, body, pin)
+    assert kept.models[0].id == "claude-sonnet-4-6" and kept.affinity.startswith("affinity:")
+    assert kept.candidates[0].cost < fresh.candidates[0].cost
+    # a prefix too short to be cached leaves Sonnet dearer than gpt-4o: routed afresh
+    short = _plan(cfg, body, dataclasses.replace(pin, prompt_tokens=A.MIN_CACHED_PREFIX - 1))
+    assert short.models[0].id == "gpt-4o" and short.affinity.startswith("affinity released")
+    # the cheaper model of the pair is kept whatever its prefix
+    cheap_pin = dataclasses.replace(pin, model="gpt-4o", prompt_tokens=10)
+    assert _plan(cfg, body, cheap_pin).affinity.startswith("affinity:")
 
 
 def test_escalation_breaks_affinity():
@@ -102,7 +143,7 @@ def test_affinity_yields_to_an_ejected_model():
 
 
 def test_gateway_keeps_the_conversation_on_the_model_that_answered():
-    gw = Gateway(load(DEFAULT_ROUTING), Credentials(KEYS), clock=lambda: NOW, keys=demo_keys())
+    gw = Gateway(always(), Credentials(KEYS), clock=lambda: NOW, keys=demo_keys())
 
     def turn(body):
         ex = gw.request_body(CHAT, json.dumps(body).encode())

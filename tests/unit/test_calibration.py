@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from extproc import calibration as K
 from extproc.classify import Classification
@@ -89,7 +90,16 @@ def test_explain_shows_when_affinity_decided(tmp_path):
     path = write(tmp_path, "req.json", body)
     plain = run("explain", path)
     assert "affinity:" not in plain.stdout
-    kept = run("explain", path, "--served-by", "claude-sonnet-4-6@complex_reasoning")
+    # the default rule (affinity_keep: cost): a premium pin whose short prefix saves nothing gives way
+    released = run("explain", path, "--served-by", "claude-sonnet-4-6@complex_reasoning")
+    assert released.returncode == 0, released.stderr
+    assert "affinity:   affinity released: claude-sonnet-4-6" in released.stdout
+    assert "  1. claude-sonnet-4-6" not in released.stdout
+    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
+    config["routing"]["affinity_keep"] = "always"
+    always = tmp_path / "always.yaml"
+    always.write_text(yaml.safe_dump(config))
+    kept = run("explain", path, "--served-by", "claude-sonnet-4-6@complex_reasoning", "--config", str(always))
     assert kept.returncode == 0, kept.stderr
     assert "affinity:   affinity: claude-sonnet-4-6 kept" in kept.stdout and "  1. claude-sonnet-4-6" in kept.stdout
     bad = run("explain", path, "--served-by", "no-such-model")

@@ -222,5 +222,21 @@ def test_linear_features_have_the_model_shape_and_see_numbers():
 
 def test_combined_score_is_the_documented_blend(combined):
     f = combined.classify(chat(MATH))
-    w = combined.rules_weight
+    w = combined.blend_weight(f.features["head"])
     assert abs(f.score - ((1 - w) * f.features["score_linear"] + w * f.features["score_rules"])) < 1e-3
+
+
+def test_each_prompt_format_blends_with_its_own_cross_validated_weight(tmp_path):
+    raw = json.loads(C.DEFAULT_MODEL_PATH.read_text())
+    raw["heads"]["mc"]["rules_weight"], raw["heads"]["open"]["rules_weight"] = 0.0, 0.5
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(raw))
+    clf = C.build_classifier(C.ClassifierSettings(model_path=str(path)))
+    mc = "Which gas do plants absorb?\nA. oxygen\nB. carbon dioxide\nC. helium\nD. neon\nAnswer:"
+    for text, w in ((mc, 0.0), (MATH, 0.5)):
+        f = clf.classify(chat(text)).features
+        assert clf.blend_weight(f["head"]) == w
+        assert abs(clf.classify(chat(text)).score - ((1 - w) * f["score_linear"] + w * f["score_rules"])) < 1e-3
+    # the config's rules_weight overrides every head's
+    fixed = C.build_classifier(C.ClassifierSettings(model_path=str(path), rules_weight=0.25))
+    assert fixed.blend_weight("mc") == fixed.blend_weight("open") == 0.25

@@ -166,6 +166,7 @@ def _rules(rules, **top):
     (_rules({}, routing={"default_surface": "s"}), "routing.default_surface: unknown surface 's'"),
     (_rules({}, routing={"default_workload": "w"}), "routing.default_workload: unknown workload 'w'"),
     (_rules({}, routing={"pinned_fallback": "yes"}), "routing.pinned_fallback: must be true or false"),
+    (_rules({}, routing={"affinity_keep": "sometimes"}), "routing.affinity_keep: must be 'cost' or 'always'"),
     (_rules({}, tenants={"t": {"api_keys_sha256": ["sk-live-secret"]}}),
      "tenants.t.api_keys_sha256[0]: must be the lowercase hex sha256 of the key"),
     (_rules({}, tenants={"t": {"api_keys_sha256": ["a" * 64]}, "u": {"api_keys_sha256": ["a" * 64]}}),

@@ -318,3 +318,21 @@ def test_streams_get_a_first_token_deadline_where_a_later_tier_can_take_over(gw)
     assert "x-llm-first-token" not in pinned          # nowhere to fall back to: no stream spent on it
     batch = gw.request_body({**CHAT, "x-llm-workload": "batch"}, json.dumps(ask).encode())
     assert "x-llm-first-token" not in gw.route(batch).set_headers
+
+
+def test_the_router_stage_translates_attempt_1_only_and_a_retry_translates_for_itself(gw, monkeypatch):
+    translated = []
+    real = gw._translate
+    monkeypatch.setattr(gw, "_translate", lambda ex, model: translated.append(model.id) or real(ex, model))
+    hard = ("Compare the two plans I described, work out exactly which is cheaper over three years with the "
+            "discount rules, and explain why step by step, weighing the risks.")
+    ex = _exchange(gw, {"model": "auto", "temperature": 0.5, "messages": [{"role": "user", "content": hard}]})
+    models = [m.id for m in ex.plan.models]
+    assert len(models) >= 2 and len({gw._config.models[m].provider.api for m in models}) >= 2
+    # the fallbacks were checked (they are in the plan) without being translated
+    assert translated == [models[0]] and not ex.translations
+    gw.route(ex)
+    retry = gw.attempt(ex, 2)
+    assert translated == models[:2]
+    second = gw._config.models[models[1]]
+    assert json.loads(retry.body)["model"] == second.upstream_model

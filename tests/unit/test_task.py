@@ -36,6 +36,18 @@ def test_instruction_is_read_apart_from_pasted_material():
     assert dense(t)["contained"] == pytest.approx(2 / 5)
 
 
+def test_a_quotation_after_a_colon_is_material_not_instruction():
+    draft = "Hi Marta, sorry, the delivery slipped to Thursday because the frame arrived damaged."
+    t = C.read_task(body(("system", "You help with email."), ("user", f"Make my draft shorter and politer: '{draft}'")))
+    assert t.instruction == "Make my draft shorter and politer:"
+    assert dense(t)["log_instruction_words"] == pytest.approx(C.math.log1p(6))   # make my draft shorter and politer
+    curly = C.read_task(body(("system", "x"), ("user", f"Fix the grammar: \u201c{draft}\u201d")))
+    assert curly.instruction == "Fix the grammar:"
+    # short quotes, and quotes that do not run to the end, are part of the instruction
+    for text in ("Rename it to: 'total_amount'", f"Translate this: '{draft}' and then explain the tone you chose"):
+        assert C.read_task(body(("system", "x"), ("user", text))).instruction == text
+
+
 def test_containment_is_the_share_of_instruction_words_found_in_the_material():
     inside = C.read_task(body(("system", KB), ("user", "Are helmets final sale?")))
     outside = C.read_task(body(("system", KB), ("user", "Should I sue the courier for negligence?")))
