@@ -9,6 +9,7 @@ here fixes the status and the ``type`` so the call sites only say what is wrong.
 from __future__ import annotations
 
 import json
+import re
 
 
 class GatewayError(Exception):
@@ -130,6 +131,22 @@ _UPSTREAM_REFUSED = ("invalid_request_error", "upstream_invalid_request")   # an
 # refused the request the gateway sent it (400, 409, 422, ...)
 AUTH_FAILED = "upstream_auth_failed"   # a translator that recognises a rejected key in another status says so
 
+# OpenAI's own codes for a request it refuses, as its published API names them (the ``openai`` SDK's
+# types, generated from OpenAI's OpenAPI document: ``SessionTurnError.code`` for context_length_exceeded,
+# ``ResponseError.code`` and ``Run.last_error.code`` for invalid_prompt, a prompt its safety system
+# flagged, and the image codes). A refused request (a 4xx other than 404/413/429) keeps one of these:
+# an OpenAI-API provider's own (OpenAI, Azure, vLLM), or the one a translator recognised in another
+# provider's words for the same situation (Anthropic's "prompt is too long", Gemini's "input token count
+# ... exceeds", Azure's content_filter). Any other code reads upstream_invalid_request: clients key on
+# codes, so the gateway passes on only those whose meaning it knows.
+OPENAI_CODES = frozenset({
+    "context_length_exceeded", "invalid_prompt",
+    "invalid_image", "invalid_image_format", "invalid_base64_image", "invalid_image_url", "image_too_large",
+    "image_too_small", "image_parse_error", "image_content_policy_violation", "invalid_image_mode",
+    "image_file_too_large", "unsupported_image_media_type", "empty_image_file", "failed_to_download_image",
+    "image_file_not_found",
+})
+
 
 def upstream_status(status: int) -> int:
     """The status a client sees for a provider's error status.
@@ -151,26 +168,51 @@ def upstream_status(status: int) -> int:
     return 502
 
 
+# What a provider's message may say about the gateway's own account, which is no client's business:
+# OpenAI's 429 names the organization ("... in organization org-... on tokens per min") and its 401 a
+# masked key ("Incorrect API key provided: sk-proj-****abcd"), Anthropic's 429 the organization's id
+# ("... for your organization (0dccdde6-...) of 20,000 input tokens per minute", or "org: <uuid>"),
+# Google's errors the project ("consumer 'project_number:123'", "projects/123", "API has not been used in
+# project 123 before or it is disabled"), and a key may be
+# echoed (Google's "AIza..."). Each is replaced; the rest of the message is the provider's.
+_ACCOUNT_IDS = re.compile(
+    r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"   # Anthropic org, Azure ids
+    r"|\borg-[A-Za-z0-9]{6,}|\bproj_[A-Za-z0-9]{6,}"                                   # OpenAI org / project
+    r"|\bsk-[A-Za-z0-9_*\-]{4,}|\bAIza[0-9A-Za-z_\-]{10,}"                            # API keys, masked or not
+    r"|(?<=project_number:)\d+|(?<=projects/)\d+|(?<=\bproject )\d+")                  # Google project numbers
+
+
+def redact(message: str) -> str:
+    """A provider's error message without the gateway's account ids and keys (``_ACCOUNT_IDS``)."""
+    return _ACCOUNT_IDS.sub("[redacted]", message)
+
+
 def upstream_error(status: int, message: str, code: str | None = None,
                    param: str | None = None) -> tuple[int, bytes]:
     """An OpenAI-shaped error for a provider's failure: ``upstream_status`` plus a body whose type and
-    code depend on that status alone (``_UPSTREAM``), never on which provider answered.
+    code depend on that status (``_UPSTREAM``), never on which provider answered.
 
-    ``code`` is the provider's own code, which the client does not get (the message keeps the provider's
-    words), or ``AUTH_FAILED`` (a translator recognised a rejected gateway key in a status other than
-    401/403). ``param`` is
-    the provider's, when it names a request field."""
+    ``code`` is an OpenAI code for the situation (``OPENAI_CODES``: the provider's own when it speaks
+    OpenAI's API, else the one its translator recognised), kept when the provider refused the request
+    (a 4xx without a code of its own in ``_UPSTREAM``); any other value (a provider's own word, such as
+    Gemini's ``INVALID_ARGUMENT``) is not passed on, and the message keeps the provider's words. Or
+    ``AUTH_FAILED`` (a translator recognised a rejected gateway key in a status other than 401/403).
+    ``param`` is the provider's, when it names a request field."""
     mapped = upstream_status(status)
+    message = redact(message)
     if status in (401, 403) or code == AUTH_FAILED:
         if not message.startswith("provider rejected"):
             message = f"provider rejected the gateway's credential: {message}"
         return mapped, error_body(message, "upstream_error", None, AUTH_FAILED)
     type_, gateway_code = _UPSTREAM.get(mapped, _UPSTREAM_REFUSED if mapped < 500 else _UPSTREAM[502])
+    if gateway_code == _UPSTREAM_REFUSED[1] and code in OPENAI_CODES:
+        gateway_code = code
     return mapped, error_body(message, type_, param if mapped < 500 else None, gateway_code)
 
 
-def upstream_event_error(status: int, message: str) -> dict:
+def upstream_event_error(status: int, message: str, code: str | None = None) -> dict:
     """The ``error`` object of an SSE error event for a provider's failure in the middle of a stream
     (the client already has its 200): the type and code ``upstream_error`` gives the provider status
-    the failure stands for, so a stream's error reads like the same failure before the stream."""
-    return json.loads(upstream_error(status, message)[1])["error"]
+    the failure stands for (and ``code``, as there), so a stream's error reads like the same failure
+    before the stream, whichever provider sent it."""
+    return json.loads(upstream_error(status, message, code)[1])["error"]

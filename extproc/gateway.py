@@ -489,8 +489,10 @@ class Gateway:
             return chunk
         if exchange.mode == "observe":
             if exchange.stream:
-                translator.stream_chunk(chunk)
-            elif len(exchange.buffer) + len(chunk) <= OBSERVE_LIMIT:
+                # As the provider sent them, but for an error event, which the translator normalizes.
+                out = translator.stream_chunk(chunk)
+                return out + translator.stream_flush() if end_of_stream else out
+            if len(exchange.buffer) + len(chunk) <= OBSERVE_LIMIT:
                 exchange.buffer += chunk
                 if end_of_stream:
                     translator.response(bytes(exchange.buffer))

@@ -76,6 +76,11 @@ class ChatTranslator(abc.ABC):
     def stream_end(self) -> bytes:
         """The provider's stream ended: flush, and finish with ``data: [DONE]`` (or an error event)."""
 
+    def stream_flush(self) -> bytes:
+        """A passthrough stream (``passthrough_response``) ended: the bytes ``stream_chunk`` still held
+        (an incomplete last event). Empty unless a translator holds some."""
+        return b""
+
     @property
     def ending(self) -> str | None:
         """How the provider's stream ended, as far as this translator saw (accounting reads it):

@@ -95,6 +95,25 @@ _ERROR_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "bil
                  "permission_error": 403, "not_found_error": 404, "request_too_large": 413,
                  "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529}
 
+# Anthropic's words for a refused request that OpenAI has a code for (errors.OPENAI_CODES), so the
+# client reads the code OpenAI would send for the same situation. The context windows guide: a prompt,
+# or a prompt plus max_tokens, over the window is a validation error ("prompt is too long: N tokens > M
+# maximum", "input length and `max_tokens` exceed context limit: N + M > W"). The vision guide's limits:
+# 5 MB per image through the API ("image exceeds 5 MB maximum: N bytes > M bytes", a file size) and
+# 8000x8000 px ("At least one of the image dimensions exceed max allowed size").
+_OPENAI_CODES = (
+    (re.compile(r"\bprompt is too long: \d+ tokens > \d+ maximum|input length and `max_tokens` exceed context "
+                r"limit"), "context_length_exceeded"),
+    (re.compile(r"\bimage exceeds \d+ MB maximum"), "image_file_too_large"),
+    (re.compile(r"\bimage dimensions exceed max allowed size"), "image_too_large"),
+)
+
+
+def openai_code(message: str) -> str | None:
+    """OpenAI's code for an Anthropic ``invalid_request_error`` message (``_OPENAI_CODES``), or None."""
+    return next((code for pattern, code in _OPENAI_CODES if pattern.search(message)), None)
+
+
 _IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 
 _DATA_URL = re.compile(r"^data:([^;,]+)((?:;[^;,]*)*),(.*)$", re.S)
@@ -232,6 +251,8 @@ class AnthropicChatTranslator(ChatTranslator):
         message, code = _error_details(body)
         if status == 529:  # Anthropic's "overloaded": the same meaning as 503 to an OpenAI client
             status = 503
+        if code == "invalid_request_error":
+            code = openai_code(message)
         return errors.upstream_error(status, message or f"provider answered HTTP {status}", code=code)
 
     # -- stream -----------------------------------------------------------------------------
@@ -288,8 +309,10 @@ class AnthropicChatTranslator(ChatTranslator):
         if kind == "error":
             self._failed = True
             err = data.get("error") or {}
-            error = errors.upstream_event_error(_ERROR_STATUS.get(err.get("type"), 500),
-                                                err.get("message") or "provider stream failed")
+            message = str(err.get("message") or "provider stream failed")
+            error = errors.upstream_event_error(_ERROR_STATUS.get(err.get("type"), 500), message,
+                                                openai_code(message) if err.get("type") == "invalid_request_error"
+                                                else None)
             return sse.encode({"error": error})
         return b""  # ping, and event types added after this was written
 

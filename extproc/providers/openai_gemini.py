@@ -540,8 +540,8 @@ class GeminiChatTranslator(ChatTranslator):
             self._failed = True
             # Google's error carries the HTTP status it stands for: the event reads like that error.
             status = err.get("code") if isinstance(err.get("code"), int) and 400 <= err["code"] < 600 else 500
-            return sse.encode({"error": upstream_event_error(status, str(err.get("message") or
-                                                                         "provider stream failed"))})
+            message = str(err.get("message") or "provider stream failed")
+            return sse.encode({"error": upstream_event_error(status, message, openai_code(message))})
         if self._model is None and data.get("modelVersion"):
             self._model = _model_name(data, self.target)
         if isinstance(data.get("usageMetadata"), dict):
@@ -621,6 +621,18 @@ def _finish(reason: str | None, has_calls: bool) -> str:
     return "tool_calls" if mapped == "stop" and has_calls else mapped
 
 
+# Google's words for a refused request that OpenAI has a code for (errors.OPENAI_CODES): a prompt over
+# the model's input token limit (models.get ``inputTokenLimit``) is 400 INVALID_ARGUMENT "The input token
+# count (N) exceeds the maximum number of tokens allowed (M)." Safety blocks are not errors at Google:
+# a blocked prompt is a 200 with ``promptFeedback.blockReason`` (finish_reason content_filter here).
+_CONTEXT_EXCEEDED = re.compile(r"\binput token count \(?\d+\)? exceeds the maximum number of tokens allowed")
+
+
+def openai_code(message: str) -> str | None:
+    """OpenAI's code for a Google INVALID_ARGUMENT message, or None."""
+    return "context_length_exceeded" if _CONTEXT_EXCEEDED.search(message) else None
+
+
 def _google_error(status: int, body: bytes) -> tuple[int, bytes]:
     """Google's ``{"error": {"code", "message", "status"}}`` as an OpenAI error, tolerating any other body."""
     try:
@@ -633,7 +645,8 @@ def _google_error(status: int, body: bytes) -> tuple[int, bytes]:
     if not isinstance(err, dict) or not err.get("message"):
         text = body.decode("utf-8", errors="replace").strip()
         return upstream_error(status, text[:500] or f"provider answered HTTP {status}")
-    message, code = str(err["message"]), err.get("status")
+    message = str(err["message"])
+    code = openai_code(message) if err.get("status") == "INVALID_ARGUMENT" else None
     reasons = {d.get("reason") for d in err.get("details") or [] if isinstance(d, dict)}
     if "API_KEY_INVALID" in reasons:
         # Google rejects a bad key with 400, not 401/403. The client cannot fix the

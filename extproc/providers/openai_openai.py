@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .. import sse
-from ..errors import InvalidRequest, UnsupportedFeature, error_body, upstream_error
+from ..errors import OPENAI_CODES, InvalidRequest, UnsupportedFeature, error_body, upstream_error, upstream_event_error
 from ..sse import SSEDecoder
 from .base import ChatTranslator, EmbeddingsTranslator, Target, UpstreamRequest, Usage
 
@@ -196,6 +196,87 @@ def _usage_of_body(body: bytes) -> Usage | None:
     return _usage(parsed.get("usage")) if isinstance(parsed, dict) else None
 
 
+# vLLM (and OpenAI's older models) say a prompt is over the window only in words: vLLM's error carries
+# the HTTP status as its code ("code": 400), in OpenAI's wording "This model's maximum context length is
+# N tokens. However, you requested M tokens ...".
+_CONTEXT_EXCEEDED = re.compile(r"maximum context length is \d+ tokens")
+# Azure's prompt filter refuses with 400 code "content_filter" (inner error ResponsibleAIPolicyViolation,
+# its published 2024-10-21 schema): OpenAI's word for a prompt its safety system refused is invalid_prompt.
+_AZURE_CODES = {"content_filter": "invalid_prompt"}
+
+
+def openai_code(err: dict[str, Any]) -> str | None:
+    """OpenAI's code (errors.OPENAI_CODES) for an OpenAI-compatible provider's error object, or None:
+    its own when OpenAI knows it, Azure's content filter as OpenAI says it, vLLM's context words."""
+    code = err.get("code")
+    code = _AZURE_CODES.get(code, code) if isinstance(code, str) else None
+    if code in OPENAI_CODES:
+        return code
+    message = err.get("message")
+    return "context_length_exceeded" if isinstance(message, str) and _CONTEXT_EXCEEDED.search(message) else None
+
+
+def _event_status(err: dict[str, Any]) -> int:
+    """The HTTP status an error event in an OpenAI-compatible stream stands for: vLLM's code is one; OpenAI's
+    type says it (server_error, rate limits, invalid_request_error); else a provider failure (500)."""
+    code, kind = err.get("code"), err.get("type")
+    if isinstance(code, int) and not isinstance(code, bool) and 400 <= code < 600:
+        return code
+    if code in ("rate_limit_exceeded", "insufficient_quota") or kind in ("rate_limit_error", "requests", "tokens",
+                                                                           "insufficient_quota"):
+        return 429
+    if kind == "invalid_request_error" or openai_code(err) is not None:
+        return 400
+    return 500
+
+
+def _stream_error(data: str) -> dict[str, Any] | None:
+    """An error event's data as the gateway's error object (errors.upstream_event_error), or None when
+    ``data`` is not an error event (a chunk, ``[DONE]``, something unreadable)."""
+    if not data.startswith("{") or '"error"' not in data:
+        return None
+    try:
+        event = json.loads(data)
+    except ValueError:
+        return None
+    err = event.get("error") if isinstance(event, dict) and "choices" not in event else None
+    if isinstance(err, str):
+        err = {"message": err}
+    if not isinstance(err, dict):
+        return None
+    message = err.get("message") if isinstance(err.get("message"), str) and err["message"] else \
+        "provider stream failed"
+    return upstream_event_error(_event_status(err), message, openai_code(err))
+
+
+def _events_end(buf: bytes) -> int:
+    """Where the last complete SSE event in ``buf`` ends (after its blank line: LF LF, CRLF CRLF or
+    CR CR), or 0. A CR as the last byte may be half of a CRLF, so it ends nothing yet."""
+    ends = [at + len(blank) for blank in (b"\n\n", b"\r\n\r\n", b"\r\r") if (at := buf.rfind(blank)) >= 0]
+    end = max(ends, default=0)
+    if end == len(buf) and buf.endswith(b"\r"):
+        ends = [at + len(blank) for blank in (b"\n\n", b"\r\n\r\n") if (at := buf.rfind(blank)) >= 0]
+        end = max(ends, default=0)
+    return end
+
+
+_EVENT_SPLIT = re.compile(rb"(\n\n|\r\n\r\n|\r\r)")
+
+
+def _normalize_error_events(raw: bytes) -> bytes:
+    """Complete SSE events, byte for byte, except error events, each rewritten as the gateway's error."""
+    if b'"error"' not in raw:
+        return raw
+    parts = _EVENT_SPLIT.split(raw)
+    out = bytearray()
+    for i in range(0, len(parts), 2):
+        block, end = parts[i], parts[i + 1] if i + 1 < len(parts) else b""
+        events = SSEDecoder().feed(block + b"\n\n") if b'"error"' in block else []
+        error = _stream_error(events[0].data) if len(events) == 1 else None
+        out += sse.encode({"error": error}) if error is not None else block + end
+    return bytes(out)
+
+
 def _error(status: int, body: bytes) -> tuple[int, bytes]:
     """A provider error, its own words kept where the client can act on them.
 
@@ -212,9 +293,12 @@ def _error(status: int, body: bytes) -> tuple[int, bytes]:
         err = {"message": err}
     if not isinstance(err, dict) or not isinstance(err.get("message"), str) or not err["message"]:
         return upstream_error(status, f"provider returned HTTP {status} without an OpenAI error body")
-    code = None if err.get("code") is None else str(err["code"])
+    code = openai_code(err)
     param = err.get("param")
-    # The type and code follow the status, as for every provider (errors.upstream_error).
+    if err.get("code") in _AZURE_CODES:
+        param = None   # Azure's "prompt" names no field of a chat request
+    # The type follows the status, as for every provider; the code too, unless it is one of OpenAI's
+    # for a refused request (errors.upstream_error).
     return upstream_error(status, err["message"], code, param if isinstance(param, str) else None)
 
 
@@ -225,6 +309,7 @@ class OpenAIChatTranslator(ChatTranslator):
         super().__init__(target, created=created, response_id=response_id)
         self._decoder = SSEDecoder()
         self._hide_usage = False
+        self._held = b""   # a passthrough stream's incomplete last event, sent once it is complete
 
     def request(self, body: dict[str, Any]) -> UpstreamRequest:
         n = body.get("n")
@@ -251,8 +336,12 @@ class OpenAIChatTranslator(ChatTranslator):
     def stream_chunk(self, data: bytes) -> bytes:
         if self._hide_usage:
             return b"".join(self._without_usage(event) for event in self._decoder.feed(data))
-        # The bytes go out as they came; the decoder only watches a copy for the
-        # usage chunk (sent last, and only when the client asked for it).
+        # The bytes go out as they came, event by event (an incomplete event waits for its end), but for
+        # an error event, which reads like the same failure from any provider (errors.upstream_event_error).
+        # The decoder only watches a copy for the usage chunk (sent last, and only when the client asked).
+        held = self._held + data
+        cut = _events_end(held)
+        ready, self._held = held[:cut], held[cut:]
         for event in self._decoder.feed(data):
             self._watch(event.data)
             if event.data == "[DONE]" or '"usage"' not in event.data:
@@ -264,7 +353,11 @@ class OpenAIChatTranslator(ChatTranslator):
             usage = _usage(chunk.get("usage")) if isinstance(chunk, dict) else None
             if usage is not None:
                 self.usage = usage
-        return data
+        return _normalize_error_events(ready)
+
+    def stream_flush(self) -> bytes:
+        held, self._held = self._held, b""
+        return _normalize_error_events(held)
 
     def _watch(self, data: str) -> None:
         """The stream's ending, for accounting: ``[DONE]`` ends it, an ``{"error": ...}`` event fails it."""
@@ -277,6 +370,9 @@ class OpenAIChatTranslator(ChatTranslator):
         self._watch(event.data)
         if event.data == "[DONE]":
             return sse.DONE
+        error = _stream_error(event.data)
+        if error is not None:
+            return sse.encode({"error": error})
         try:
             chunk = json.loads(event.data)
         except ValueError:
@@ -293,7 +389,7 @@ class OpenAIChatTranslator(ChatTranslator):
         # The provider's own "data: [DONE]" has already passed through.
         self._decoder.close()
         self._cut = not (getattr(self, "_finished", False) or getattr(self, "_failed", False))
-        return b""
+        return self.stream_flush()
 
 
 class OpenAIEmbeddingsTranslator(EmbeddingsTranslator):
