@@ -428,3 +428,17 @@ def test_structured_outputs_answer_a_value_of_the_schema(server):
     # objects must be closed (every model the API still serves has structured outputs: the older ones retired)
     r = server.post({**body, "output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}}})
     assert r.status_code == 400 and "'additionalProperties' must be explicitly set to false" in r.text
+
+
+def test_fault_refusal_context_length_in_anthropics_words(server):
+    server.faults(refusal="context_length", count=1)
+    r = server.post(basic())
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+    assert r.json()["error"]["message"] == "prompt is too long: 200001 tokens > 200000 maximum"   # haiku 4.5: 200K
+    assert server.post(basic()).status_code == 200
+
+
+def test_fault_429_names_the_organization_as_anthropic_does(server):
+    server.faults(status=429, count=1)
+    message = server.post(basic()).json()["error"]["message"]
+    assert f"for your organization ({sim_anthropic.SIM_ORGANIZATION})" in message

@@ -406,3 +406,12 @@ def test_embedding_batches_are_bounded_as_the_api_bounds_them(server):
     r = server.post("batchEmbedContents", {"requests": [one] * 101}, model="gemini-embedding-001")
     assert r.status_code == 400 and "at most 100 requests" in r.json()["error"]["message"]
     assert server.post("batchEmbedContents", {"requests": [one] * 100}, model="gemini-embedding-001").status_code == 200
+
+
+def test_fault_refusal_context_length_in_googles_words(server):
+    server.faults(refusal="context_length", count=1)
+    r = server.post("generateContent", user("hi"))
+    assert r.status_code == 400 and r.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert r.json()["error"]["message"] == ("The input token count (1048577) exceeds the maximum number of tokens "
+                                            "allowed (1048576).")
+    assert server.post("generateContent", user("hi")).status_code == 200

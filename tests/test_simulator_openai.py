@@ -14,7 +14,7 @@ import pytest
 
 from extproc.simulators import core, openai as sim_openai
 
-from .simulator_server import run_llm_comply, server_fixture
+from .simulator_server import SimulatorServer, run_llm_comply, server_fixture
 
 server = server_fixture("openai", sim_openai)
 
@@ -529,3 +529,43 @@ def test_azure_refuses_fields_its_api_version_does_not_define(server):
     assert r.json()["error"]["message"].startswith("Unrecognized request argument supplied: store.")
     assert post("2024-10-21", stream_options={"include_usage": True}, user="u").status_code == 200
     assert post("2025-04-01-preview", store=True).status_code == 200    # a version whose schema is not known here
+
+
+@pytest.mark.parametrize("refusal, path, code, param", [
+    ("context_length", "/v1/chat/completions", "context_length_exceeded", "messages"),
+    ("context_length", "/openai/deployments/dep/chat/completions?api-version=2024-10-21", "context_length_exceeded",
+     "messages"),
+    ("content_filter", "/v1/chat/completions", "invalid_prompt", None),
+    ("content_filter", "/openai/deployments/dep/chat/completions?api-version=2024-10-21", "content_filter", "prompt"),
+])
+def test_fault_refusal_in_the_apis_own_words(server, refusal, path, code, param):
+    """OpenAI's context_length_exceeded and invalid_prompt, Azure's content filter (its innererror)."""
+    server.faults(refusal=refusal, count=1)
+    r = server.http.post(path, json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]},
+                         headers={"authorization": "Bearer k", "api-key": "k"})
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert (err["code"], err["param"]) == (code, param)
+    if code == "content_filter":
+        assert err["innererror"]["code"] == "ResponsibleAIPolicyViolation"
+    if code == "context_length_exceeded":
+        assert err["message"].startswith("This model's maximum context length is 128000 tokens")
+    assert server.http.put("/_sim/faults", json={"refusal": "nonsense"}).status_code == 400
+
+
+def test_a_self_hosted_simulator_speaks_vllms_refusal_and_stream_error():
+    vllm = SimulatorServer("vllm", sim_openai)
+    try:
+        vllm.faults(refusal="context_length", count=1)
+        body = {"model": "llama", "messages": [{"role": "user", "content": "x"}]}
+        r = vllm.http.post("/v1/chat/completions", json=body, headers={"authorization": "Bearer k"})
+        assert r.status_code == 400
+        assert r.json()["object"] == "error" and r.json()["code"] == 400    # vLLM's flat body
+        assert r.json()["message"].startswith("This model's maximum context length is 131072 tokens")
+        vllm.faults(error_event_after=2, count=1)
+        r = vllm.http.post("/v1/chat/completions", json={**body, "stream": True}, headers={"authorization": "Bearer k"})
+        last = [line for line in r.text.split("\n") if line.startswith("data: ")][-1]
+        assert json.loads(last[6:]) == {"error": {"message": "The engine loop has stopped.",
+                                                  "type": "InternalServerError", "param": None, "code": 500}}
+    finally:
+        vllm.close()

@@ -127,6 +127,12 @@ def context_error(prompt: Prompt, max_tokens: Any) -> str | None:
     return None
 
 
+SIM_ORGANIZATION = "5f0c9a57-3d2e-4b8a-9c61-7e4d2b1a0f93"   # the account the simulated keys belong to
+# Anthropic's 429 names the organization whose limit it is (ours, never the client's business).
+_RATE_LIMITED = (f"This request would exceed the rate limit for your organization ({SIM_ORGANIZATION}) of 50,000 "
+                 "input tokens per minute. Please reduce the prompt length or the maximum tokens requested, or try "
+                 "again later.")
+
 MAX_BODY = 32 * 1024 * 1024     # the Messages API's request size limit
 MAX_IMAGE = 5 * 1024 * 1024     # per image, decoded
 _TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
@@ -176,7 +182,11 @@ async def _answer(sim: Simulator, request: web.Request, *, count_only: bool) -> 
     faults = await sim.faults_for(request)
     if faults is not None and faults.status:
         headers = {"retry-after": _seconds(faults.retry_after)} if faults.retry_after is not None else {}
-        return _error(faults.status, f"simulated HTTP {faults.status}", request_id, headers)
+        message = _RATE_LIMITED if faults.status == 429 else f"simulated HTTP {faults.status}"
+        return _error(faults.status, message, request_id, headers)
+    if faults is not None and faults.refusal == "context_length":   # Anthropic has no content filter error
+        window = context_window(prompt.model)
+        return _error(400, f"prompt is too long: {window + 1} tokens > {window} maximum", request_id)
 
     reply, stop_sequence = _think(prompt)
     thinking = _thinking_text(prompt) if (body.get("thinking") or {}).get("type") == "enabled" else None

@@ -27,6 +27,9 @@ from aiohttp import web
 from . import schema_values
 
 
+REFUSALS = ("context_length", "content_filter")
+
+
 @dataclass
 class Faults:
     latency_ms: float = 0.0          # delay before the response starts
@@ -38,6 +41,9 @@ class Faults:
     stall: bool = False              # accept the request and never answer
     disconnect_after: int | None = None  # streams: drop the connection after this many events
     error_event_after: int | None = None  # streams: after this many events, send the API's error event and end
+    refusal: str | None = None       # answer 400 with the API's own refusal, in its words and shape:
+                                     # "context_length" (every API: the prompt is over the window) or
+                                     # "content_filter" (Azure's prompt filter; OpenAI's invalid_prompt)
     bad_answers: bool | list[str] = False   # answer without addressing the request (the shadow judge grades
                                             # it a loss): every model, or the listed upstream model ids only
     rate: float = 1.0                # fraction of requests the fault applies to
@@ -49,6 +55,8 @@ class Faults:
         unknown = set(data) - names
         if unknown:
             raise ValueError(f"unknown fault fields: {sorted(unknown)}")
+        if data.get("refusal") not in (None, *REFUSALS):
+            raise ValueError(f"refusal must be one of {list(REFUSALS)}")
         return cls(**data)
 
 
@@ -240,7 +248,7 @@ class Simulator:
         """The faults that apply to this request, or None; counts down ``count``."""
         f = self.faults
         active = f.status is not None or f.reset or f.stall or f.disconnect_after is not None \
-            or f.error_event_after is not None \
+            or f.error_event_after is not None or f.refusal is not None \
             or f.latency_ms or f.ttft_ms or f.chunk_interval_ms or f.bad_answers
         if not active or self._random.random() >= f.rate:
             return None
@@ -289,18 +297,20 @@ class Simulator:
 class StreamWriter:
     """Writes SSE events with the stream faults applied: pacing, time to first token, disconnects."""
 
-    def __init__(self, request: web.Request, response: web.StreamResponse, faults: Faults | None):
+    def __init__(self, request: web.Request, response: web.StreamResponse, faults: Faults | None,
+                 error: bytes | None = None):
         self.request = request
         self.response = response
         self.faults = faults or Faults()
         self.sent = 0
+        self.error = error    # the API's mid-stream error event, when not the one its path implies
 
     async def send(self, payload: bytes, *, content: bool = True) -> None:
         f = self.faults
         if f.disconnect_after is not None and self.sent >= f.disconnect_after:
             abort(self.request)
         if f.error_event_after is not None and self.sent >= f.error_event_after:
-            await self.response.write(error_event(self.request.path))
+            await self.response.write(self.error or error_event(self.request.path))
             await self.response.write_eof()
             raise Finished(self.response)
         if content and self.sent and f.chunk_interval_ms:

@@ -477,6 +477,9 @@ def routes(sim: core.Simulator) -> list[web.RouteDef]:
             headers = {"retry-after": f"{faults.retry_after:g}"} if faults.retry_after is not None else None
             message = _FAULT_MESSAGES.get(faults.status, f"Simulated error {faults.status}.")
             return faults, error(faults.status, message, headers)
+        if faults is not None and faults.refusal == "context_length":   # Google blocks content with a 200
+            return faults, error(400, f"The input token count ({INPUT_TOKEN_LIMIT + 1}) exceeds the maximum number "
+                                      f"of tokens allowed ({INPUT_TOKEN_LIMIT}).")
         return faults, None
 
     async def body_of(request: web.Request) -> dict[str, Any]:

@@ -142,6 +142,8 @@ class _API:
         faults = await self.sim.faults_for(request)
         if faults is not None and faults.status is not None:
             return _fault(request, faults, started)
+        if faults is not None and faults.refusal is not None:
+            return _refusal(request, self.sim.name, faults.refusal, model, started)
         bad = faults is not None and (faults.bad_answers is True or model in (faults.bad_answers or ()))
         replies = [think(prompt, bad=bad) for _ in range(n)]
         ident = "chatcmpl-" + _random_id(29)
@@ -150,7 +152,9 @@ class _API:
         options = body.get("stream_options")
         if body.get("stream") is True:
             include_usage = isinstance(options, dict) and options.get("include_usage") is True
-            return await _stream(request, faults, started, ident, created, model, replies, reasoning, include_usage)
+            vllm = not _is_azure(request) and self.sim.name != "openai"
+            return await _stream(request, faults, started, ident, created, model, replies, reasoning, include_usage,
+                                 VLLM_STREAM_ERROR if vllm else None)
         choices = [{"index": i, "message": _message(r), "logprobs": None, "finish_reason": r.finish}
                    for i, r in enumerate(replies)]
         payload = {"id": ident, "object": "chat.completion", "created": created, "model": model,
@@ -621,9 +625,11 @@ def _error(request: web.Request, fail: _Fail, started: float, extra: dict[str, s
     return _json(request, {"error": body}, started, fail.status, extra)
 
 
+SIM_ORGANIZATION = "org-SimulatedOrganization42"   # the account the simulated keys belong to
 _FAULT_ERRORS = {
-    429: ("Rate limit reached for requests per min (RPM). Please try again later.", "requests",
-          "rate_limit_exceeded"),
+    # OpenAI names the organization whose limit it is (ours, never the client's business).
+    429: (f"Rate limit reached for requests in organization {SIM_ORGANIZATION} on requests per min (RPM): "
+          "Limit 3, Used 3, Requested 1. Please try again in 20s.", "requests", "rate_limit_exceeded"),
     500: ("The server had an error while processing your request. Sorry about that!", "server_error", None),
     502: ("Bad gateway.", "server_error", None),
     503: ("The engine is currently overloaded, please try again later.", "server_error", None),
@@ -644,11 +650,46 @@ def _fault(request: web.Request, faults: Faults, started: float) -> web.Response
     return _error(request, _Fail(status, message, type_, None, code), started, extra)
 
 
+# vLLM's error event in a stream (``create_streaming_error_response``): its error object, with the HTTP
+# status it stands for as the code and its exception class as the type.
+VLLM_STREAM_ERROR = (b'data: {"error": {"message": "The engine loop has stopped.", "type": "InternalServerError", '
+                     b'"param": null, "code": 500}}\n\n')
+
+
+def _refusal(request: web.Request, sim_name: str, refusal: str, model: str, started: float) -> web.Response:
+    """The ``refusal`` fault: the 400 each flavour of the API answers, in its own words and shape."""
+    azure, vllm = _is_azure(request), not _is_azure(request) and sim_name != "openai"
+    if refusal == "content_filter" and azure:
+        # Azure's prompt filter (its content filtering guide; the 2024-10-21 schema's innerError).
+        return _json(request, {"error": {
+            "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management "
+                       "policy. Please modify your prompt and retry.",
+            "type": None, "param": "prompt", "code": "content_filter", "status": 400,
+            "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": {
+                "hate": {"filtered": True, "severity": "high"}, "self_harm": {"filtered": False, "severity": "safe"},
+                "sexual": {"filtered": False, "severity": "safe"},
+                "violence": {"filtered": False, "severity": "safe"}}}}}, started, 400)
+    if refusal == "content_filter":
+        return _error(request, _Fail(400, "Invalid prompt: your prompt was flagged as potentially violating our "
+                                     "usage policy. Please try again with a different prompt.", code="invalid_prompt"),
+                      started)
+    window = MAX_MODEL_LEN if vllm or _limits(model) is None else _limits(model)[0]
+    if vllm:
+        return _json(request, {"object": "error", "message": f"This model's maximum context length is {window} "
+                               f"tokens. However, you requested {window + 1} tokens ({window + 1} in the messages, "
+                               "0 in the completion). Please reduce the length of the messages or completion.",
+                               "type": "BadRequestError", "param": None, "code": 400}, started, 400)
+    return _error(request, _Fail(400, f"This model's maximum context length is {window} tokens. However, your "
+                                 f"messages resulted in {window + 1} tokens. Please reduce the length of the "
+                                 "messages.", param="messages", code="context_length_exceeded"), started)
+
+
 async def _stream(request: web.Request, faults: Faults | None, started: float, ident: str, created: int,
-                  model: str, replies: list[Reply], reasoning: int, include_usage: bool) -> web.StreamResponse:
+                  model: str, replies: list[Reply], reasoning: int, include_usage: bool,
+                  error_event: bytes | None = None) -> web.StreamResponse:
     response = web.StreamResponse(headers=sse_headers(_headers(started)))
     await response.prepare(request)
-    out = StreamWriter(request, response, faults)
+    out = StreamWriter(request, response, faults, error_event)
 
     def chunk(choices: list[dict[str, Any]], usage: Any = None) -> bytes:
         body: dict[str, Any] = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
