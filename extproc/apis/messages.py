@@ -32,7 +32,7 @@ import json
 from typing import Any, Callable
 
 from .. import sse, validate
-from ..errors import InvalidRequest, ModelNotFound
+from ..errors import InvalidRequest, ModelNotFound, redact
 from ..providers.base import ChatTranslator, UpstreamRequest
 from ..providers.openai_anthropic import ANTHROPIC_VERSION
 from .base import FrontDoorTranslator, TranslatedStream
@@ -414,8 +414,16 @@ class MessagesPassthrough(FrontDoorTranslator):
     def error(self, status: int, body: bytes) -> tuple[int, bytes]:
         mapped, internal = self.inner.error(status, body)
         try:
-            if json.loads(body).get("type") == "error":
-                return mapped, body    # already in Anthropic's shape: the provider's own words
+            data = json.loads(body)
+            if data.get("type") == "error":
+                # Already in Anthropic's shape: the provider's own words, less the gateway's account ids
+                # (errors.redact: a 429 names the organization).
+                err = data.get("error")
+                if isinstance(err, dict) and isinstance(err.get("message"), str) \
+                        and redact(err["message"]) != err["message"]:
+                    return mapped, json.dumps({**data, "error": {**err, "message": redact(err["message"])}},
+                                              ensure_ascii=False).encode()
+                return mapped, body
         except (ValueError, AttributeError):
             pass
         return mapped, reshape_error(mapped, internal)

@@ -10,6 +10,7 @@ here must not leave the session's shared gateway with a provider out.
 
 from __future__ import annotations
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -121,3 +122,15 @@ def test_a_providers_rate_limit_message_does_not_name_our_organization(gw, clien
     assert isinstance(error, openai.RateLimitError) and error.code == "rate_limit_exceeded"
     assert organization not in error.body["message"] and "[redacted]" in error.body["message"]
     assert "rate limit" in error.body["message"].lower()          # the rest is the provider's own words
+
+
+def test_a_messages_client_does_not_see_our_organization_either(gw):
+    """The Messages front door passes Anthropic's own error body on (its shape, its words): less the id."""
+    fault(gw, "anthropic", status=429, count=1)
+    claude = anthropic.Anthropic(base_url=gw.base_url.removesuffix("/v1"), api_key=CLIENT_KEY, max_retries=0,
+                                 timeout=30)
+    with pytest.raises(anthropic.RateLimitError) as info:
+        claude.messages.create(model=MODELS["anthropic"], max_tokens=10, messages=[{"role": "user", "content": "Hi"}])
+    assert info.value.body["type"] == "error" and info.value.body["error"]["type"] == "rate_limit_error"
+    message = info.value.body["error"]["message"]
+    assert sim_anthropic.SIM_ORGANIZATION not in message and "[redacted]" in message
