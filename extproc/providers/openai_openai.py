@@ -339,9 +339,12 @@ class OpenAIChatTranslator(ChatTranslator):
         # The bytes go out as they came, event by event (an incomplete event waits for its end), but for
         # an error event, which reads like the same failure from any provider (errors.upstream_event_error).
         # The decoder only watches a copy for the usage chunk (sent last, and only when the client asked).
-        held = self._held + data
-        cut = _events_end(held)
-        ready, self._held = held[:cut], held[cut:]
+        if not self._held and data.endswith(b"\n\n"):
+            ready = data              # the usual chunk: whole events (the fast path costs no copy)
+        else:
+            held = self._held + data
+            cut = _events_end(held)
+            ready, self._held = held[:cut], held[cut:]
         for event in self._decoder.feed(data):
             self._watch(event.data)
             if event.data == "[DONE]" or '"usage"' not in event.data:
