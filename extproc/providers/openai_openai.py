@@ -11,7 +11,10 @@ and temperature / top_p other than 1 left out (those models refuse them), and,
 for Azure, the path: Azure names the model in the URL
 (``/deployments/{deployment}``) and requires an ``api-version`` query.
 Responses already have the client's shape, so they pass through byte for byte;
-a copy is read only to learn the token usage for accounting.
+a copy is read only to learn the token usage for accounting. Errors are the
+exception: a provider's error, before the stream or as an error event inside it,
+reads like the same failure from any provider (``errors.upstream_error``), so a
+stream goes out event by event, an incomplete event held until its end.
 
 One exception: a stream whose client did not ask for usage. The gateway asks
 the provider for it anyway (``stream_options.include_usage``), since cost
