@@ -159,6 +159,7 @@ class Exchange:
     mode: str = "pass"
     buffer: bytearray = field(default_factory=bytearray)
     error_status: int | None = None
+    deadline_passed: str | None = None     # the gateway's deadline that ended the request, in words (a 504)
     caller: Caller | None = None           # who asked (extproc.keys)
     rate: Any = None                       # its rate limit admission (ratelimit.Admission), owned by the server
     limit_headers: dict[str, str] = field(default_factory=dict)   # x-ratelimit-* for the client
@@ -342,10 +343,12 @@ class Gateway:
         if hosts:
             # Envoy's hedge pool: attempt N on the N-th host, the next one started when the running
             # attempt has no response headers by its tier's target (not the cut at a multiple of it).
+            # Envoy keeps one counter for hedges and retries: every distinct candidate gets its attempt
+            # (issue 12: with one, the hedge used the only retry and a healthy third tier was never tried).
             first_target = exchange.plan.candidates[0].target_ms
             exchange.per_try_timeout_ms = min(first_target, exchange.per_try_timeout_ms or first_target)
             set_headers.update({"x-llm-hedge": "1", "x-llm-hosts": ",".join(hosts),
-                                "x-envoy-max-retries": str(min(len(hosts) - 1, exchange.plan.hedge))})
+                                "x-envoy-max-retries": str(len(hosts) - 1)})
         if exchange.per_try_timeout_ms:
             # Envoy's router reads these after the filters ran: the first tier's deadline bounds each
             # attempt (Envoy keeps one per-try timeout per request), and a JSON answer has an overall
@@ -354,7 +357,7 @@ class Gateway:
             # Envoy's idle timeouts cut it only when the provider falls silent (README, "Deadlines").
             set_headers["x-envoy-upstream-rq-per-try-timeout-ms"] = str(exchange.per_try_timeout_ms)
             if exchange.stream:
-                if exchange.plan.prefer == "latency" and len(exchange.plan.models) > 1:
+                if exchange.plan.prefer == "latency" and len(exchange.plan.models) > 1 and not hosts:
                     # A first-token deadline costs an upstream-stage stream on attempt 1 (about 1 ms of
                     # extproc CPU per stream, README): worth it where a later tier can take over and
                     # latency is what the workload wants.
@@ -380,15 +383,20 @@ class Gateway:
         return hosts if len(hosts) >= 2 else []
 
     def deadline_ms(self, exchange: Exchange) -> int:
-        """A JSON answer's overall deadline: the configured one, else its attempts' own deadlines in sequence.
+        """A JSON answer's overall deadline (ms): the configured one, else its attempts' own deadlines in
+        sequence.
 
-        Hedged, attempts overlap: the same sum bounds it (each candidate's own deadline, end to end)."""
+        Hedged, attempt N (0-based) starts at the latest N x the first tier's target (a per-try timeout
+        each, or sooner when an attempt fails), and no attempt is cut on its own (see ``attempt``): the
+        request ends when the candidate that starts last would reach its own deadline."""
         if exchange.hedged:
-            sequential = sum(exchange.deadlines) + RETRY_SLACK_MS
+            step = exchange.per_try_timeout_ms or 0
+            planned = max(n * step + d for n, d in enumerate(exchange.deadlines[:len(exchange.hedge_hosts)]))
+            planned += RETRY_SLACK_MS
         else:
-            sequential = sum(exchange.deadlines[:len(exchange.plan.models)]) + RETRY_SLACK_MS
+            planned = sum(exchange.deadlines[:len(exchange.plan.models)]) + RETRY_SLACK_MS
         configured = exchange.plan.deadline_ms
-        return sequential if configured is None else min(configured, sequential)
+        return planned if configured is None else min(configured, planned)
 
     # ---- upstream stage: retries ----------------------------------------------------------------
 
@@ -415,7 +423,10 @@ class Gateway:
         # The provider's egress listener forwards only requests translated for it (envoy/).
         set_headers["x-llm-for"] = provider.cluster
         deadline = exchange.deadline_ms(number)
-        if deadline is not None:
+        if deadline is not None and not exchange.hedged:
+            # Hedged attempts get no deadline of their own: Envoy 1.40 segfaulted when an attempt's
+            # deadline 504 came back while a hedge was still pending (issue 12). The per-try timeout
+            # starts the next candidate instead, and a JSON answer's overall deadline ends them all.
             set_headers[HEADERS_DEADLINE_HEADER if exchange.stream else DEADLINE_HEADER] = str(deadline)
         secret = self.credentials.key_for(provider)
         if secret is not None:

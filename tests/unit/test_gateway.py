@@ -267,11 +267,13 @@ def test_each_attempt_carries_its_own_tiers_deadline():
         assert [ex.deadline_ms(n) for n in (1, 2, 3)] == [3000, 6000, 20000]
 
 
-def _hedged_gateway(hedge=True):
+def _hedged_gateway(hedge=True, tertiary=None):
     import yaml
     from extproc.config import parse
     data = yaml.safe_load(DEFAULT_ROUTING.read_text())
     data["workloads"]["interactive"]["hedge"] = hedge
+    if tertiary is not None:
+        data["routing_rules"]["simple_queries"]["tiers"][2]["models"] = tertiary
     return Gateway(parse(data, source="t.yaml"), Credentials(KEYS), keys=demo_keys(),
                    hedge_endpoints={"openai": "127.0.0.1:1", "gemini": "127.0.0.1:2", "anthropic": "127.0.0.1:3"})
 
@@ -286,9 +288,25 @@ def test_a_hedged_plan_names_its_providers_pool_endpoints_in_attempt_order():
     assert route.set_headers["x-envoy-max-retries"] == "1"
     # The hedge starts at the primary tier's target itself, not at the cut (target x 2).
     assert route.set_headers["x-envoy-upstream-rq-per-try-timeout-ms"] == "1500"
-    # Attempts overlap: the JSON deadline is every candidate's own deadline, end to end.
-    assert route.set_headers["x-envoy-upstream-rq-timeout-ms"] == str(3000 + 6000 + 20000 + 500)
+    # Attempt N starts by N x 1.5 s and keeps its own deadline from there: the JSON deadline is the
+    # latest of those ends (attempt 2: 1.5 s + 6 s), not the sum.
+    assert route.set_headers["x-envoy-upstream-rq-timeout-ms"] == str(1500 + 6000 + 500)
     assert ex.hedged and ex.hedge_hosts == ["127.0.0.1:1", "127.0.0.1:2"]
+    # No attempt is cut on its own (Envoy 1.40 crashed on an attempt's deadline 504 with a hedge pending).
+    assert "x-llm-deadline-ms" not in route.set_headers and "x-llm-deadline-ms" not in gw.attempt(ex, 2).set_headers
+
+
+def test_a_hedged_plan_gives_every_distinct_candidate_an_attempt():
+    """Issue 12: Envoy counts hedges and retries together; with one, a stalled hedge left the third tier untried."""
+    gw = _hedged_gateway(tertiary=["claude-sonnet-4-6"])
+    ex = _exchange(gw, {"model": "auto", "messages": [{"role": "user", "content": "hi"}], "stream": True})
+    assert [m.provider.cluster for m in ex.plan.models] == ["openai", "gemini", "anthropic"]
+    route = gw.route(ex)
+    assert route.set_headers["x-llm-hosts"] == "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3"
+    assert route.set_headers["x-envoy-max-retries"] == "2"
+    # A hedged stream is not held for its first token: the hold's deadline 504 is the same trigger.
+    assert "x-llm-first-token" not in route.set_headers and "x-envoy-upstream-rq-timeout-ms" not in route.set_headers
+    assert "x-llm-headers-deadline-ms" not in gw.attempt(ex, 3).set_headers
 
 
 def test_plans_without_hedging_or_with_one_provider_are_not_hedged():
