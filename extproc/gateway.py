@@ -448,19 +448,36 @@ class Gateway:
         status = int(headers.get(":status", "0") or 0)
         attempts = headers.get("x-envoy-attempt-count") or str(max(1, len(exchange.attempts)))
         set_headers: dict[str, str] = {"x-llm-attempts": attempts, **exchange.limit_headers}
+        # The egress listener's mark on its own 504 (the attempt's deadline passed): read here, never sent on.
+        remove = [DEADLINE_PASSED_HEADER]
         if "x-envoy-upstream-service-time" not in headers:
             # No provider answered: Envoy's own reply (no upstream, timeout), already shaped by local_reply_config,
             # or the upstream stage's (a refused retry). Envoy's router marks every upstream response with
             # x-envoy-upstream-service-time, never its own.
             exchange.answering = None
-            return ResponseStart(set_headers, [], "pass")
+            if status == 504 and exchange.plan is not None and exchange.attempts and not exchange.stream:
+                # The router's overall deadline (x-envoy-upstream-rq-timeout-ms) passed: the gateway's
+                # deadline, in the gateway's one body for it, with the plan's provenance.
+                exchange.deadline_passed = deadline_words(exchange.plan.deadline_ms, self.deadline_ms(exchange),
+                                                          exchange.hedged)
+                exchange.mode, exchange.error_status = "whole", status
+                set_headers.update(exchange.plan.headers())
+                set_headers["content-type"] = "application/json"
+                return ResponseStart(set_headers, [*remove, "content-length"], "whole")
+            return ResponseStart(set_headers, remove, "pass")
         exchange.answering = int(attempts) if attempts.isdigit() else None
         model = exchange.answered_by
         if model is None:
-            return ResponseStart(set_headers, [], "pass")
+            return ResponseStart(set_headers, remove, "pass")
         set_headers["x-llm-provider"] = model.provider.name
         set_headers["x-llm-model"] = model.id
         set_headers.update(exchange.plan.headers())
+        if status == 504 and DEADLINE_PASSED_HEADER in headers:
+            # The attempt's own deadline, cut by its egress listener (or the held stage): not the provider's 504.
+            exchange.deadline_passed = (f"The gateway's deadline for attempt {exchange.answering} passed: {model.id} "
+                                        f"({model.provider.name}) had not answered within "
+                                        f"{exchange.deadline_ms(exchange.answering or 1)} ms (its tier's target "
+                                        f"latency x attempt_timeout_factor), and no other candidate was left.")
         if status < 400 and exchange.affinity_key is not None:
             self.affinity.remember(exchange.affinity_key, model.id, exchange.plan.route_class, model.quality,
                                    exchange.plan.prompt_tokens, self.clock())
@@ -469,11 +486,11 @@ class Gateway:
             exchange.mode, exchange.error_status = "whole", status
             set_headers[":status"] = str(errors.upstream_status(status))
             set_headers["content-type"] = "application/json"
-            return ResponseStart(set_headers, ["content-length"], "whole")
+            return ResponseStart(set_headers, [*remove, "content-length"], "whole")
         if translator is not None and translator.passthrough_response:
             # The provider speaks OpenAI already: the bytes go out as they come, and a copy is read for usage.
             exchange.mode = "observe"
-            return ResponseStart(set_headers, [], "stream")
+            return ResponseStart(set_headers, remove, "stream")
         if exchange.stream:
             exchange.mode = "stream"
             set_headers["content-type"] = "text/event-stream; charset=utf-8"
@@ -495,6 +512,13 @@ class Gateway:
         return out
 
     def _response_body(self, exchange: Exchange, chunk: bytes, end_of_stream: bool) -> bytes:
+        if exchange.deadline_passed is not None:
+            if not end_of_stream:
+                return b""
+            body = errors.DeadlineExceeded(exchange.deadline_passed).body()
+            # Any attempt's translator speaks the client's API (a front door's error shape).
+            shaper = next((t for _, t in exchange.attempts.values() if isinstance(t, FrontDoorTranslator)), None)
+            return shaper.error_body(504, body) if shaper is not None else body
         translator = exchange.translator
         if exchange.mode == "pass" or translator is None:
             return chunk
@@ -575,6 +599,18 @@ class Gateway:
     def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"The request body is larger than the gateway's limit of "
                                f"{self.config.max_body_bytes} bytes.")
+
+
+def deadline_words(configured_ms: int | None, deadline_ms: int, hedged: bool) -> str:
+    """The message of a 504 for a request's overall deadline (README, "Deadlines"): which one passed."""
+    if configured_ms is not None and deadline_ms == configured_ms:
+        which = f"its deadline_ms of {deadline_ms} ms (routing config)"
+    elif hedged:
+        which = (f"its deadline of {deadline_ms} ms (the last hedged candidate's start plus its own "
+                 f"tier deadline)")
+    else:
+        which = f"its deadline of {deadline_ms} ms (its candidates' own tier deadlines, end to end)"
+    return f"The gateway's deadline for this request passed before a provider answered: {which}."
 
 
 DELIVERED_LIMIT = 1024 * 1024   # bytes of delivered stream kept uncounted; past it, counted and dropped

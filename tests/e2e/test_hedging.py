@@ -2,7 +2,8 @@
 
 `auto` routes to the `simple` class of the shipped config: gpt-4o-mini (OpenAI, target 1.5 s), then
 gemini-3.5-flash-lite (Gemini, 3 s), then gpt-4o (OpenAI, 10 s). Interactive work is hedged here: the next
-candidate starts beside a running attempt that has no response headers by the first tier's target.
+candidate starts beside a running attempt that has no response headers by the first tier's target
+(`hedge: true` on the class, here).
 """
 
 from __future__ import annotations
@@ -21,22 +22,28 @@ from .conftest import CLIENT_KEY, MODELS, upstream_requests
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 
+def tiers(*pairs):
+    return [{"name": f"tier{i}", "models": [model], "target_latency_ms": target}
+            for i, (model, target) in enumerate(pairs, 1)]
+
+
 @pytest.fixture(scope="module")
 def hedged(tmp_path_factory):
     config = yaml.safe_load(DEFAULT_ROUTING.read_text())
     config["health"] = {"consecutive_failures": 1000, "max_error_rate": 1.0}
-    config["workloads"]["interactive"]["hedge"] = True
+    rules = config["routing_rules"]
+    rules["simple_queries"]["hedge"] = True   # `auto` for interactive work: hedged
     # A class whose three tiers are three different providers (the shipped `simple` tiers start and
     # end on OpenAI, whose hedge pool endpoint is one): the third tier is a hedge of its own.
-    config["routing_rules"]["three_providers"] = {
-        "min_score": 0.0, "max_cost_per_request": 0.5, "tiers": [
-            {"name": "primary", "models": ["gpt-4o-mini"], "target_latency_ms": 1500},
-            {"name": "secondary", "models": ["gemini-3.5-flash-lite"], "target_latency_ms": 3000},
-            {"name": "tertiary", "models": ["claude-sonnet-4-6"], "target_latency_ms": 10000}]}
-    config["routing_rules"]["capped"] = {
-        "min_score": 0.0, "max_cost_per_request": 0.5, "deadline_ms": 2500, "tiers": [
-            {"name": "primary", "models": ["gpt-4o-mini"], "target_latency_ms": 1500},
-            {"name": "secondary", "models": ["gemini-3.5-flash-lite"], "target_latency_ms": 3000}]}
+    rules["three_providers"] = {"min_score": 0.0, "max_cost_per_request": 0.5, "hedge": True, "tiers": tiers(
+        ("gpt-4o-mini", 1500), ("gemini-3.5-flash-lite", 3000), ("claude-sonnet-4-6", 10000))}
+    # A configured deadline (2.5 s) below the attempts' own (2 s, then 6 s capped to 2.5 s), hedged or not.
+    for name, hedge in (("capped", False), ("capped_hedged", True)):
+        rules[name] = {"min_score": 0.0, "max_cost_per_request": 0.5, "hedge": hedge, "deadline_ms": 2500,
+                       "tiers": tiers(("gpt-4o-mini", 1000), ("gemini-3.5-flash-lite", 3000))}
+    # Attempts cut at 1 s each, within the request's 2.5 s: the last attempt's own deadline ends it.
+    rules["short_tiers"] = {"min_score": 0.0, "max_cost_per_request": 0.5, "tiers": tiers(
+        ("gpt-4o-mini", 500), ("gemini-3.5-flash-lite", 500))}
     path = tmp_path_factory.mktemp("hedging") / "routing.yaml"
     path.write_text(yaml.safe_dump(config))
     stack = Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
@@ -119,3 +126,51 @@ def test_a_provider_failing_while_the_other_hedges_are_pending_leaves_them_to_an
     raw, _ = ask(gw, model="three_providers", stream=True)
     assert raw.status_code == 200 and raw.headers["x-llm-provider"] == "anthropic", raw.headers
     assert envoy_alive(gw), f"Envoy died; see {gw.workdir}/stack.log"
+
+
+def gateway_deadline(gw, model: str, stream: bool = False) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    with httpx.Client(timeout=60) as client:
+        response = client.post(f"{gw.base_url}/chat/completions", headers={"authorization": f"Bearer {CLIENT_KEY}"},
+                               json={"model": model, "messages": QUESTION, "stream": stream})
+    return response, time.monotonic() - started
+
+
+@pytest.mark.parametrize("model, stream, words, at", [
+    # the last attempt cut at its own deadline by its egress listener (1 s + 1 s)
+    ("short_tiers", False, "deadline for attempt 2 passed: gemini-3.5-flash-lite", 2.0),
+    ("short_tiers", True, "deadline for attempt 2 passed: gemini-3.5-flash-lite", 2.0),
+    # the configured deadline_ms, by Envoy's router, unhedged and hedged (two attempts in flight)
+    ("capped", False, "its deadline_ms of 2500 ms", 2.5),
+    ("capped_hedged", False, "its deadline_ms of 2500 ms", 2.5)])
+def test_a_passed_gateway_deadline_reads_the_same_on_every_path(hedged, model, stream, words, at):
+    """Issue 12 (M3): one body for a gateway deadline, saying which one passed, with the usual provenance
+    (it was "provider returned HTTP 504 without an OpenAI error body", "upstream request timeout", or
+    type gateway_error / code response_timeout without any x-llm-* header)."""
+    gw = hedged
+    fault(gw, "openai", latency_ms=25000)
+    fault(gw, "gemini", latency_ms=25000)
+    response, elapsed = gateway_deadline(gw, model, stream)
+    assert response.status_code == 504, response.text
+    error = response.json()["error"]
+    assert (error["type"], error["code"], error["param"]) == ("timeout_error", "gateway_timeout", None), error
+    assert error["message"].startswith("The gateway's deadline") and words in error["message"], error
+    assert response.headers["x-llm-class"] == model and "x-llm-route" in response.headers, response.headers
+    assert "x-llm-attempt-deadline" not in response.headers
+    assert at - 0.1 < elapsed < at + 1.5, elapsed
+    assert envoy_alive(gw)
+
+
+@pytest.mark.parametrize("model", ["short_tiers", "capped_hedged"])
+def test_a_passed_gateway_deadline_on_the_messages_door_is_in_anthropics_shape(hedged, model):
+    gw = hedged
+    fault(gw, "openai", latency_ms=25000)
+    fault(gw, "gemini", latency_ms=25000)
+    response = httpx.post(f"{gw.base_url.removesuffix('/v1')}/v1/messages", timeout=60,
+                          headers={"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"},
+                          json={"model": model, "max_tokens": 50, "messages": QUESTION})
+    assert response.status_code == 504, response.text
+    body = response.json()
+    assert body["type"] == "error" and body["error"]["type"] == "timeout_error", body
+    assert body["error"]["message"].startswith("The gateway's deadline"), body
+    assert response.headers["x-llm-class"] == model
