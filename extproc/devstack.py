@@ -95,9 +95,11 @@ class Stack:
     extproc_port: int = 0
     status_port: int = 0
     ledger_url: str | None = None         # None: a fresh ledger in workdir (tests); make run keeps one
-    supervise: bool = True                # restart extproc when it dies (a crash, a SIGKILL)
-    restarts: int = 0
+    supervise: bool = True                # restart extproc and Envoy when one dies (a crash, a SIGKILL)
+    restarts: int = 0                     # of extproc
+    envoy_restarts: int = 0
     _extproc: subprocess.Popen | None = field(default=None, repr=False)
+    _envoy: subprocess.Popen | None = field(default=None, repr=False)
     _stopping: threading.Event = field(default_factory=threading.Event, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     demo_key: str | None = None           # tenant "demo"'s key; default $LLM_GATEWAY_DEMO_KEY, else a new one
@@ -167,38 +169,48 @@ class Stack:
             endpoints={cfg.providers[n].cluster: ("127.0.0.1", p) for n, p in self.simulators.items()})
         envoy_path = self.workdir / "envoy.yaml"
         envoy_config.dump(local, envoy_path)
-        self._spawn([envoy_binary(), "-c", str(envoy_path), "--log-level", "warn", "--concurrency", "2",
-                     "--base-id", str(self.admin_port)], env, log)
+        envoy_argv = [envoy_binary(), "-c", str(envoy_path), "--log-level", "warn", "--concurrency", "2",
+                      "--base-id", str(self.admin_port)]
+        self._envoy = self._spawn(envoy_argv, env, log)
         self._wait_ready(wait)
         if self.supervise:
-            threading.Thread(target=self._watch_extproc, args=(extproc_argv, env, log), daemon=True,
-                             name="extproc-supervisor").start()
+            threading.Thread(target=self._watch, args=(extproc_argv, envoy_argv, env, log), daemon=True,
+                             name="stack-supervisor").start()
         return self
 
     @property
     def extproc_pid(self) -> int | None:
         return self._extproc.pid if self._extproc is not None else None
 
+    @property
+    def envoy_pid(self) -> int | None:
+        return self._envoy.pid if self._envoy is not None else None
+
     def _spawn(self, argv: list[str], env: dict[str, str], log) -> subprocess.Popen:
         process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         self.processes.append(process)
         return process
 
-    def _watch_extproc(self, argv: list[str], env: dict[str, str], log) -> None:
-        """Restart extproc when it exits while the stack runs: Envoy answers 500 without its processor,
-        and the ledger's in_flight records of the dead process are marked interrupted on restart."""
+    def _watch(self, extproc_argv: list[str], envoy_argv: list[str], env: dict[str, str], log) -> None:
+        """Restart extproc or Envoy when one exits while the stack runs. Without extproc Envoy answers
+        500, and the ledger's in_flight records of the dead process are marked interrupted on restart;
+        without Envoy every request is refused (a crashed Envoy used to leave `make run` serving nothing)."""
         while not self._stopping.wait(0.2):
-            old = self._extproc
-            if old is None or old.poll() is None:
-                continue
-            log.write(f"devstack: extproc exited with {old.returncode}; restarting it\n".encode())
-            log.flush()
-            with self._lock:   # stop() must not miss a process started while it terminates the others
-                if self._stopping.is_set():
-                    return
-                self._extproc = self._spawn(argv, env, log)
-                self.processes.remove(old)
-                self.restarts += 1
+            for name, argv in (("extproc", extproc_argv), ("envoy", envoy_argv)):
+                old = getattr(self, f"_{name}")
+                if old is None or old.poll() is None:
+                    continue
+                log.write(f"devstack: {name} exited with {old.returncode}; restarting it\n".encode())
+                log.flush()
+                with self._lock:   # stop() must not miss a process started while it terminates the others
+                    if self._stopping.is_set():
+                        return
+                    setattr(self, f"_{name}", self._spawn(argv, env, log))
+                    self.processes.remove(old)
+                    if name == "extproc":
+                        self.restarts += 1
+                    else:
+                        self.envoy_restarts += 1
 
     def _wait_ready(self, wait: float) -> None:
         deadline = time.monotonic() + wait

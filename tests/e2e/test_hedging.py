@@ -8,6 +8,8 @@ candidate starts beside a running attempt that has no response headers by the fi
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import httpx
@@ -73,7 +75,8 @@ def ask(gw, model: str = "auto", stream: bool = False, timeout: float = 60):
 
 
 def envoy_alive(gw) -> bool:
-    return all(p.poll() is None for p in gw.processes)
+    """Envoy never died (the dev stack would have restarted it)."""
+    return gw.envoy_restarts == 0 and gw._envoy.poll() is None
 
 
 @pytest.mark.parametrize("stream", [True, False])
@@ -174,3 +177,23 @@ def test_a_passed_gateway_deadline_on_the_messages_door_is_in_anthropics_shape(h
     assert body["type"] == "error" and body["error"]["type"] == "timeout_error", body
     assert body["error"]["message"].startswith("The gateway's deadline"), body
     assert response.headers["x-llm-class"] == model
+
+
+def test_the_dev_stack_restarts_an_envoy_that_died(tmp_path):
+    """`make run` supervised only extproc: after Envoy's crash every request was refused until restarted."""
+    with Stack(simulate=list(MODELS), demo_key=CLIENT_KEY) as gw:
+        dead = gw.envoy_pid
+        os.kill(dead, signal.SIGKILL)
+
+        def served() -> bool:
+            try:
+                return httpx.post(f"{gw.base_url}/chat/completions", headers=gw.auth, timeout=5,
+                                  json={"model": "gpt-4o-mini", "messages": QUESTION}).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        deadline = time.monotonic() + 30
+        while not served():
+            assert time.monotonic() < deadline, f"no Envoy again within 30 s; see {gw.workdir}/stack.log"
+            time.sleep(0.2)
+        assert gw.envoy_restarts == 1 and gw.envoy_pid != dead

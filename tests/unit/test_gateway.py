@@ -146,7 +146,8 @@ UPSTREAM = {":status": "200", "x-envoy-upstream-service-time": "3", "x-envoy-att
 def test_openai_responses_pass_through_untouched_and_their_usage_is_read(gw):
     ex = _answered(gw, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "q"}]})
     start = gw.response_headers(ex, UPSTREAM)
-    assert start.body == "stream" and start.remove_headers == []        # content-length stays: same bytes
+    # content-length stays (same bytes); only the egress listener's deadline mark never goes on
+    assert start.body == "stream" and start.remove_headers == ["x-llm-attempt-deadline"]
     assert start.set_headers["x-llm-provider"] == "openai" and start.set_headers["x-llm-model"] == "gpt-4o-mini"
     raw = json.dumps({"id": "chatcmpl-1", "object": "chat.completion", "choices": [],
                       "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}).encode()
@@ -179,6 +180,30 @@ def test_provider_errors_keep_meaningful_statuses(gw):
 def test_envoys_own_replies_pass(gw):
     ex = _answered(gw, {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "q"}]})
     assert gw.response_headers(ex, {":status": "503"}).body == "pass"
+
+
+def test_an_attempt_cut_at_its_deadline_reads_as_the_gateways_deadline_not_the_providers_504(gw):
+    ex = _answered(gw, {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "q"}]})
+    start = gw.response_headers(ex, {**UPSTREAM, ":status": "504", "x-llm-attempt-deadline": "passed"})
+    assert start.set_headers[":status"] == "504" and start.set_headers["x-llm-model"] == "claude-haiku-4-5"
+    assert "x-llm-attempt-deadline" in start.remove_headers
+    error = json.loads(gw.response_body(ex, b"upstream request timeout", True))["error"]
+    assert (error["type"], error["code"]) == ("timeout_error", "gateway_timeout")
+    assert error["message"].startswith("The gateway's deadline for attempt 1 passed: claude-haiku-4-5"), error
+    # A provider's own 504 keeps the provider's words.
+    ex = _answered(gw, {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "q"}]})
+    gw.response_headers(ex, {**UPSTREAM, ":status": "504"})
+    body = gw.response_body(ex, b'{"type":"error","error":{"type":"timeout_error","message":"slow"}}', True)
+    assert json.loads(body)["error"]["message"] == "slow"
+
+
+def test_envoys_own_504_on_a_routed_json_request_is_the_requests_deadline(gw):
+    ex = _answered(gw, {"model": "auto", "messages": [{"role": "user", "content": "q"}]})
+    start = gw.response_headers(ex, {":status": "504", "content-type": "application/json"})
+    assert start.body == "whole" and start.set_headers["x-llm-class"] == ex.plan.route_class
+    error = json.loads(gw.response_body(ex, b'{"error":{"message":"upstream request timeout"}}', True))["error"]
+    assert (error["type"], error["code"]) == ("timeout_error", "gateway_timeout")
+    assert f"{gw.deadline_ms(ex)} ms" in error["message"] and "end to end" in error["message"], error
 
 
 def test_secrets_do_not_print():
