@@ -33,6 +33,7 @@ wrong, and nothing half-loaded is ever used.
       pinned_fallback: false   # may a request naming a concrete model fall back? (see policy.py)
       default_output_tokens: 256   # reply size assumed for cost estimates when max_tokens is absent
       attempt_timeout_factor: 2    # an attempt is cut at this multiple of its tier's target latency
+      pinned_target_ms: 10000      # a pinned model's target latency, whatever its tier (cut at 2x: 20 s)
       affinity_ttl_s: 600          # a conversation stays on the model that served it this long (0: off)
       affinity_keep: cost          # cost: only while the cached prefix makes it no dearer than a fresh choice;
                                    #   always: every turn that does not escalate (consistency first)
@@ -303,6 +304,7 @@ class Config:
     pinned_fallback: bool = False
     default_output_tokens: int = 256
     attempt_timeout_factor: float = 2.0   # an attempt is cut at this multiple of its tier's latency target
+    pinned_target_ms: int = TIER_TARGET_MS[-1]   # a pinned model's target (one candidate: the patient tier's)
     affinity_ttl_s: float = 600.0   # conversation affinity (extproc.affinity); 0 turns it off
     affinity_keep: str = "cost"     # extproc.affinity.KEEP: when a pin outweighs a fresh choice
     classifier: Any = None      # classify.ClassifierSettings
@@ -417,7 +419,8 @@ class _Parser:
             raise self.fail("models", "at least one model is required")
         routing = self.mapping(top.get("routing"), "routing", (
             "default_model", "aliases", "default_class", "default_workload", "default_surface", "pinned_fallback",
-            "default_output_tokens", "attempt_timeout_factor", "affinity_ttl_s", "affinity_keep"))
+            "default_output_tokens", "attempt_timeout_factor", "pinned_target_ms", "affinity_ttl_s",
+            "affinity_keep"))
         default = routing.get("default_model")
         if default is not None:
             default = self.string(default, "routing.default_model")
@@ -470,6 +473,8 @@ class _Parser:
                                                          "routing.default_output_tokens", 1),
                       attempt_timeout_factor=self.number(routing.get("attempt_timeout_factor", 2.0),
                                                          "routing.attempt_timeout_factor", 1.0),
+                      pinned_target_ms=self.integer(routing.get("pinned_target_ms", TIER_TARGET_MS[-1]),
+                                                    "routing.pinned_target_ms", 1),
                       affinity_ttl_s=self.number(routing.get("affinity_ttl_s", 600.0), "routing.affinity_ttl_s", 0.0),
                       affinity_keep=affinity_keep,
                       classifier=self.classifier(classifier_spec if "classifier" in top else None),

@@ -74,7 +74,7 @@ MAX_ATTEMPTS = 3
 LATENCY_BUCKET_MS = 100
 WORKLOAD_HEADER = "x-llm-workload"
 SURFACE_HEADER = "x-llm-surface"
-PINNED_TIMEOUT_MS = TIER_TARGET_MS[-1]
+PINNED_TIMEOUT_MS = TIER_TARGET_MS[-1]   # the default of routing.pinned_target_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +262,7 @@ def _pinned(ctx: "_Context", config: Config, pinned: Model, rclass: RoutingClass
         # alone, its translator's own 422 (raised when attempt 1 is translated) says exactly what to change.
         why = ctx.incapable(pinned)
     if why is None:
-        cand = Candidate(pinned, "pinned", PINNED_TIMEOUT_MS, "pinned: named by the client", ctx.cost(pinned))
+        cand = Candidate(pinned, "pinned", config.pinned_target_ms, "pinned: named by the client", ctx.cost(pinned))
         if fallback and (h.ejected or h.saturated):
             ctx.dropped.append(Dropped(pinned.id, "pinned", "unhealthy (ejected)" if h.ejected else "saturated"))
             last_resort.append(cand)

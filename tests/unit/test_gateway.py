@@ -379,3 +379,16 @@ def test_the_router_stage_translates_attempt_1_only_and_a_retry_translates_for_i
     assert translated == models[:2]
     second = gw._config.models[models[1]]
     assert json.loads(retry.body)["model"] == second.upstream_model
+
+
+def test_a_pinned_models_deadline_is_the_configured_pinned_target_whatever_its_tier():
+    """Tryout 3 L1: a pinned model gets routing.pinned_target_ms (default 10 s, the tertiary's) x the factor."""
+    import yaml
+    from extproc.config import parse
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    default = Gateway(load(DEFAULT_ROUTING), Credentials(KEYS), keys=demo_keys())
+    assert default.route(_exchange(default, body)).set_headers["x-llm-deadline-ms"] == "20000"
+    data = yaml.safe_load(DEFAULT_ROUTING.read_text())
+    data["routing"]["pinned_target_ms"] = 4000
+    gw = Gateway(parse(data, source="t.yaml"), Credentials(KEYS), keys=demo_keys())
+    assert gw.route(_exchange(gw, body)).set_headers["x-llm-deadline-ms"] == "8000"
