@@ -194,7 +194,27 @@ def settings_of(raw: dict) -> dict[str, dict]:
 
 def model_of(raw: dict) -> C.LinearModel:
     return C.LinearModel({k: C._Head(h) for k, h in raw["heads"].items()}, raw["rules_weight"],
-                         {k: h["rules_weight"] for k, h in raw["heads"].items() if "rules_weight" in h})
+                         {k: h["rules_weight"] for k, h in raw["heads"].items() if "rules_weight" in h},
+                         {k: tuple(h["calibration"]) for k, h in raw["heads"].items() if "calibration" in h})
+
+
+def calibration(train: list[dict], prep: Prepared, settings: dict[str, dict]) -> dict[str, list[float]]:
+    """Per head (a, b) of classify.LinearModel.calibrated: least squares of (premium right - cheap right) on
+    x = 2 * blended - 1 over the head's out-of-fold train scores (fold seed 0). Train split only."""
+    oof = out_of_fold(train, prep, settings)
+    rules = scores(train, prep, None, "rules")
+    out = {}
+    for head, st in settings.items():
+        w = st["rules_weight"]
+        pts = [(2 * ((1 - w) * oof[r["id"]] + w * rules[r["id"]]) - 1, outcomes(r)[1] - outcomes(r)[0])
+               for r in train if r["source"] != "mt_bench" and prep.by_id[r["id"]][0] == head]
+        n = len(pts)
+        mx, my = sum(x for x, _ in pts) / n, sum(y for _, y in pts) / n
+        b = sum((x - mx) * (y - my) for x, y in pts) / sum((x - mx) ** 2 for x, _ in pts)
+        if b <= 0:
+            raise ValueError(f"calibration: head {head} has a non-increasing fit (slope {b})")
+        out[head] = [round(my - b * mx, 6), round(b, 6)]
+    return out
 
 
 def scores(rows: list[dict], prep: Prepared, model: C.LinearModel | None, kind: str,
@@ -210,7 +230,11 @@ def scores(rows: list[dict], prep: Prepared, model: C.LinearModel | None, kind: 
         h = model.head(head)
         ls = (h.gain(d, toks) + 1.0) / 2.0
         w = model.blend_weight(head) if rules_weight is None else rules_weight
-        out[r["id"]] = ls if kind == "linear" else (1 - w) * ls + w * rs
+        if kind == "linear":
+            out[r["id"]] = ls
+        else:
+            blended = (1 - w) * ls + w * rs
+            out[r["id"]] = model.calibrated(head, blended) if rules_weight is None else blended
     return out
 
 
@@ -325,6 +349,8 @@ def main() -> None:
     ap.add_argument("--score-py", type=Path, default=None, help="default: score.py beside the data file")
     ap.add_argument("--out", type=Path, default=Path("/tmp/eval_routing"))
     ap.add_argument("--train", action="store_true", help="retrain and overwrite extproc/classifier_model.json")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="refit only the per-head score calibration of --model on train, rewrite it and stop")
     ap.add_argument("--train-only", action="store_true", help="with --train: stop before reading the test split")
     ap.add_argument("--model", type=Path, default=C.DEFAULT_MODEL_PATH)
     ap.add_argument("--runs", type=int, default=20000, help="timed classify() calls per classifier")
@@ -351,6 +377,8 @@ def main() -> None:
               f"before {s_old:.4f} {per_old}", flush=True)
         if s_new > s_old:
             raw = fit_model(train, prep, chosen)
+            for head, cal in calibration(train, prep, chosen).items():
+                raw["heads"][head]["calibration"] = cal
             a.model.write_text(json.dumps(raw, separators=(",", ":"), sort_keys=True) + "\n", encoding="utf-8")
             print(f"wrote {a.model} ({a.model.stat().st_size / 1024:.0f} KiB, "
                   f"{sum(len(h['words']) for h in raw['heads'].values())} words)", flush=True)
@@ -358,6 +386,14 @@ def main() -> None:
             print("the criterion did not improve: the model file is left as it was", flush=True)
         if a.train_only:
             return
+    if a.calibrate:
+        raw = json.loads(a.model.read_text())
+        cal = calibration(train, prep, settings_of(raw))
+        print(f"calibration per head (train out-of-fold): {cal}", flush=True)
+        for head, c in cal.items():
+            raw["heads"][head]["calibration"] = c
+        a.model.write_text(json.dumps(raw, separators=(",", ":"), sort_keys=True) + "\n", encoding="utf-8")
+        return
 
     model = C.load_model(a.model)
     bw = {h: model.blend_weight(h) for h in model.heads}
@@ -387,7 +423,8 @@ def main() -> None:
     oof = out_of_fold(train, prep, settings_of(json.loads(a.model.read_text())))
     rules_sc = kinds["rules"]
     train_sc = {"rules": rules_sc, "linear": oof,
-                "combined": {i: (1 - bw[prep.by_id[i][0]]) * v + bw[prep.by_id[i][0]] * rules_sc[i]
+                "combined": {i: model.calibrated(prep.by_id[i][0], (1 - bw[prep.by_id[i][0]]) * v
+                                                 + bw[prep.by_id[i][0]] * rules_sc[i])
                              for i, v in oof.items()}}[settings.kind]
     sc = kinds[settings.kind]
     by_src = {s: [r for r in train if r["source"] == s] for s in ("mmlu", "gsm8k")}
