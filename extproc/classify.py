@@ -15,7 +15,9 @@ Two classifiers implement the :class:`Classifier` protocol, plus their combinati
   ``classifier_model.json``, shipped with the package). The score is the expected quality gain
   of the premium model over the cheap one, P(premium right) - P(cheap right), mapped to 0..1.
 - :class:`CombinedClassifier` (the default): the class comes from the rules (capabilities and shape), the
-  score is the linear score blended with the rule score (weight ``rules_weight``).
+  score is the linear score blended with the rule score (weight ``rules_weight``), put back on the
+  expected-gain scale by the head's calibration so that one ``premium_threshold`` means the same for
+  every prompt format.
 
 ``score`` (0..1, "needs a premium model") is what ``bench/eval_routing.py`` sweeps to measure routing
 quality; the class name is what the routing config's ``routing_rules`` keys on.
@@ -28,7 +30,8 @@ Config (the routing config's ``classifier:`` section; every key optional)::
       task_model_path: null     # the task head (product requests); default: task_model.json shipped
                                 #   here; "none" turns it off (every request gets the exam score)
       rules_weight: null        # combined: score = (1 - w) * linear + w * rules; null = the model file's
-                                #   cross-validated weight for the prompt's format (multiple choice or open)
+                                #   cross-validated weight for the prompt's format (multiple choice or open),
+                                #   then its calibration; set: the plain blend, uncalibrated
       premium_threshold: 0.52   # score >= this -> the reasoning class (else the simple class)
       long_context_tokens: 8000 # estimated prompt tokens >= this -> long_context
       chars_per_token: 4.0      # token estimate for the length feature
