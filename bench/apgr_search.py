@@ -3,12 +3,13 @@ bench/results/apgr-protocol.md: APGR of out-of-fold scores, 5-fold CV repeated o
 source; a head's settings are chosen by its own source (mc -> MMLU, open -> GSM8K) and the mean over
 MMLU and GSM8K is the one number compared with the shipped configuration. Needs the ``train`` extra.
 
-    python -m bench.apgr_search [--heads mc,open] [--extra]     # prints one line per candidate
+    python -m bench.apgr_search [--heads mc,open] [--variants wp,stem]   # prints one line per candidate
 
 Candidates: L2 strength C, the dense features' scale (``dense_scale`` in bench/logistic.py), the model
 form (``outcomes``: P(premium right) - P(cheap right); ``pairs``: P(only premium right) - P(only cheap
-right), the same expected gain with the two logistic regressions fitted on the disagreements), the rules
-blend weight, and with ``--extra`` the word-problem features of ``classify.WORD_PROBLEM_FEATURES``.
+right), the same expected gain with the two logistic regressions fitted on the disagreements; ``ridge``:
+least squares on premium-minus-cheap), the rules blend weight, and feature variants: ``wp``
+(``word_problem_features``) and ``stem`` (``stem_tokens``). None of the variants is in the shipped model.
 The fits mirror bench/logistic.py exactly (vocabulary by min_df on the fold's training rows, dense
 features standardised on them), on matrices built once per head for speed.
 """
