@@ -6,9 +6,12 @@
     python -m bench.eval_routing --data PATH --out DIR --score-py PATH
 
 Steps:
-1. (--train) 5-fold cross-validation on split == "train" picks the L2 strength C and the rules/linear blend
-   weight (by mean train-CV APGR over MMLU and GSM8K), then fits on all of train (bench/logistic.py) and writes
-   extproc/classifier_model.json. Nothing from the test split is read while training.
+1. (--train) cross-validation on split == "train" only, by the protocol in bench/results/apgr-protocol.md
+   (5-fold CV repeated over 3 fold seeds): per head (multiple choice -> MMLU, open -> GSM8K) the L2 strength C,
+   the dense features' scale, the targets' form and the rules blend weight (GRID); then the criterion, the
+   mean of MMLU and GSM8K train-CV APGR, for the chosen and the previously shipped settings (BASELINE); the
+   model is fitted on all of train and extproc/classifier_model.json written only if the criterion improves.
+   Nothing from the test split is read while training (--train-only stops there).
 2. Scores every prompt with the rules, linear and combined classifiers (the prompt sent as one user message,
    exactly as a request would be) and writes scores_{kind}_test.jsonl; runs score.py --curve on them.
 3. Picks the operating point on TRAIN: the highest premium_threshold whose train quality kept is >= 95% of
@@ -43,8 +46,6 @@ from extproc import classify as C  # noqa: E402
 DEFAULT_DATA = Path("/work/shared/eval/routing_eval.jsonl")
 SOURCES = ("mmlu", "gsm8k", "mt_bench")
 MIN_DF = 3                 # a word enters the vocabulary if it occurs in >= MIN_DF training prompts
-C_GRID = (0.005, 0.01, 0.02, 0.04)
-BLEND_GRID = (0.0, 0.1, 0.2, 0.3)
 QUALITY_KEPT = 0.95
 MARGIN = 0.005             # the operating point is picked on train with this much headroom
 
@@ -113,16 +114,45 @@ class Prepared:
 
 # --- training: two L2 logistic regressions per head (bench/logistic.py) ----------------------------
 
-def fit_head(examples: list[tuple[list[float], frozenset[str], float, float]], c: float) -> dict:
-    """examples: (dense, tokens, strong_correct, weak_correct) -> one head of classifier_model.json:
-    P(premium right) and P(cheap right), each a logistic regression with inverse L2 strength ``c``."""
+# The per-head candidates that cross-validation chooses from (bench/results/apgr-protocol.md): L2 strength
+# C, the dense features' scale for the solver (bench/logistic.py ``dense_scale``: 2 weakens their L2 by 4),
+# the targets' form, and the rules blend weight. Each head is chosen by its own source's train-CV APGR.
+# The multiple-choice head tries the outcomes form only: in bench/apgr_search.py runs (same folds) pairs
+# lost 0.004-0.007 of MMLU train-CV APGR at C 0.005 and 0.01, and each MMLU candidate costs about a minute.
+GRID = {
+    "mc": {"C": (0.005, 0.01, 0.02), "dense_scale": (1.0, 2.0, 4.0), "form": ("outcomes",),
+           "rules_weight": (0.0, 0.05, 0.1)},
+    "open": {"C": (0.005, 0.01, 0.02, 0.04, 0.08), "dense_scale": (1.0, 2.0, 4.0), "form": ("outcomes", "pairs"),
+             "rules_weight": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)},
+}
+# The configuration shipped before this selection, measured by the same criterion for the shipping rule.
+BASELINE = {"mc": {"C": 0.01, "dense_scale": 1.0, "form": "outcomes", "rules_weight": 0.0},
+            "open": {"C": 0.01, "dense_scale": 1.0, "form": "outcomes", "rules_weight": 0.2}}
+
+
+def targets(strong: float, weak: float, form: str) -> tuple[float, float]:
+    """The two logistic regressions' 0/1 targets. ``outcomes``: premium right, cheap right. ``pairs``: only
+    the premium model right, only the cheap one right. Either way the difference of the two probabilities
+    estimates the same expected quality gain E[premium - cheap]; ``pairs`` spends the fit on disagreements."""
+    if form == "outcomes":
+        return strong, weak
+    return strong * (1.0 - weak), weak * (1.0 - strong)
+
+
+def fit_head(examples: list[tuple[list[float], frozenset[str], float, float]], c: float,
+             dense_scale: float = 1.0, form: str = "outcomes") -> dict:
+    """examples: (dense, tokens, strong_correct, weak_correct) -> one head of classifier_model.json: two
+    logistic regressions (see ``targets``) with inverse L2 strength ``c``. The file's ``dense_scale`` is
+    1: bench/logistic.py maps the weights back onto the raw features whatever scale the solver used."""
     rows = [(d, toks) for d, toks, _, _ in examples]
-    strong = logistic.fit(rows, [s for _, _, s, _ in examples], c, min_df=MIN_DF)
-    weak = logistic.fit(rows, [w for _, _, _, w in examples], c, min_df=MIN_DF)
+    ys = [targets(s, w, form) for _, _, s, w in examples]
+    strong = logistic.fit(rows, [a for a, _ in ys], c, min_df=MIN_DF, dense_scale=dense_scale)
+    weak = logistic.fit(rows, [b for _, b in ys], c, min_df=MIN_DF, dense_scale=dense_scale)
     words = {t: [round(strong.words.get(t, 0.0), 4), round(weak.words.get(t, 0.0), 4)]
              for t in sorted(strong.words.keys() | weak.words.keys())}
     return {"dense_scale": 1.0, "bias": [round(strong.bias, 5), round(weak.bias, 5)],
-            "dense": [[round(a, 6), round(b, 6)] for a, b in zip(strong.dense, weak.dense)], "words": words}
+            "dense": [[round(a, 6), round(b, 6)] for a, b in zip(strong.dense, weak.dense)], "words": words,
+            "C": c, "l2_dense_scale": dense_scale, "form": form}
 
 
 def training_examples(rows: list[dict], prep: Prepared, head: str) -> list:
@@ -137,24 +167,54 @@ def training_examples(rows: list[dict], prep: Prepared, head: str) -> list:
     return ex
 
 
-HEAD_SOURCE = {"mc": "mmlu", "open": "gsm8k"}   # the source whose train-CV APGR picks a head's blend weight
+HEAD_SOURCE = {"mc": "mmlu", "open": "gsm8k"}   # the source whose train-CV APGR picks a head's settings
 
 
-def fit_model(rows: list[dict], prep: Prepared, c: float, weights: dict[str, float]) -> dict:
-    """The model file: per head its weights and its rules blend weight (``weights[head]``)."""
+def fit_model(rows: list[dict], prep: Prepared, settings: dict[str, dict]) -> dict:
+    """The model file: per head its weights, fit settings and rules blend weight (``settings[head]``:
+    C, dense_scale, form, rules_weight)."""
     heads = {}
     for head in ("mc", "open"):
         ex = training_examples(rows, prep, head)
+        st = settings[head]
         if ex:
-            heads[head] = {**fit_head(ex, c), "rules_weight": weights.get(head, 0.0)}
+            heads[head] = {**fit_head(ex, st["C"], st["dense_scale"], st["form"]), "rules_weight": st["rules_weight"]}
     return {"format": C.LINEAR_FORMAT, "dense_features": list(C.DENSE_FEATURES),
-            "rules_weight": weights.get("mc", 0.0), "trained_on": "routing_eval.jsonl split=train (MMLU, GSM8K)",
-            "C": c, "heads": heads}
+            "rules_weight": settings["mc"]["rules_weight"],
+            "trained_on": "routing_eval.jsonl split=train (MMLU, GSM8K)", "C": settings["mc"]["C"],
+            "selection": "bench/results/apgr-protocol.md", "heads": heads}
+
+
+def settings_of(raw: dict) -> dict[str, dict]:
+    """Per head fit settings of a model file (files before the per-head selection: one C, outcomes, 1)."""
+    return {k: {"C": h.get("C", raw["C"]), "dense_scale": h.get("l2_dense_scale", 1.0),
+                "form": h.get("form", "outcomes"), "rules_weight": h.get("rules_weight", raw.get("rules_weight", 0.0))}
+            for k, h in raw["heads"].items()}
 
 
 def model_of(raw: dict) -> C.LinearModel:
     return C.LinearModel({k: C._Head(h) for k, h in raw["heads"].items()}, raw["rules_weight"],
-                         {k: h["rules_weight"] for k, h in raw["heads"].items() if "rules_weight" in h})
+                         {k: h["rules_weight"] for k, h in raw["heads"].items() if "rules_weight" in h},
+                         {k: tuple(h["calibration"]) for k, h in raw["heads"].items() if "calibration" in h})
+
+
+def calibration(train: list[dict], prep: Prepared, settings: dict[str, dict]) -> dict[str, list[float]]:
+    """Per head (a, b) of classify.LinearModel.calibrated: least squares of (premium right - cheap right) on
+    x = 2 * blended - 1 over the head's out-of-fold train scores (fold seed 0). Train split only."""
+    oof = out_of_fold(train, prep, settings)
+    rules = scores(train, prep, None, "rules")
+    out = {}
+    for head, st in settings.items():
+        w = st["rules_weight"]
+        pts = [(2 * ((1 - w) * oof[r["id"]] + w * rules[r["id"]]) - 1, outcomes(r)[1] - outcomes(r)[0])
+               for r in train if r["source"] != "mt_bench" and prep.by_id[r["id"]][0] == head]
+        n = len(pts)
+        mx, my = sum(x for x, _ in pts) / n, sum(y for _, y in pts) / n
+        b = sum((x - mx) * (y - my) for x, y in pts) / sum((x - mx) ** 2 for x, _ in pts)
+        if b <= 0:
+            raise ValueError(f"calibration: head {head} has a non-increasing fit (slope {b})")
+        out[head] = [round(my - b * mx, 6), round(b, 6)]
+    return out
 
 
 def scores(rows: list[dict], prep: Prepared, model: C.LinearModel | None, kind: str,
@@ -170,13 +230,21 @@ def scores(rows: list[dict], prep: Prepared, model: C.LinearModel | None, kind: 
         h = model.head(head)
         ls = (h.gain(d, toks) + 1.0) / 2.0
         w = model.blend_weight(head) if rules_weight is None else rules_weight
-        out[r["id"]] = ls if kind == "linear" else (1 - w) * ls + w * rs
+        if kind == "linear":
+            out[r["id"]] = ls
+        else:
+            blended = (1 - w) * ls + w * rs
+            out[r["id"]] = model.calibrated(head, blended) if rules_weight is None else blended
     return out
 
 
-def out_of_fold(train: list[dict], prep: Prepared, c: float, folds: int = 5) -> dict[str, float]:
-    """Linear scores of every train prompt from a model fit without its fold."""
-    rng = random.Random(0)
+def out_of_fold(train: list[dict], prep: Prepared, settings: dict[str, dict] | float, folds: int = 5,
+                seed: int = 0) -> dict[str, float]:
+    """Linear scores of every train prompt from a model fit without its fold (``settings``: per head, or
+    one C for both heads with the outcomes form)."""
+    if not isinstance(settings, dict):
+        settings = {h: {"C": settings, "dense_scale": 1.0, "form": "outcomes", "rules_weight": 0.0} for h in GRID}
+    rng = random.Random(seed)
     ids = sorted(r["id"] for r in train)
     rng.shuffle(ids)
     fold_of = {i: k % folds for k, i in enumerate(ids)}
@@ -184,29 +252,51 @@ def out_of_fold(train: list[dict], prep: Prepared, c: float, folds: int = 5) -> 
     for k in range(folds):
         fit_rows = [r for r in train if fold_of[r["id"]] != k]
         held = [r for r in train if fold_of[r["id"]] == k]
-        oof.update(scores(held, prep, model_of(fit_model(fit_rows, prep, c, {})), "linear"))
+        oof.update(scores(held, prep, model_of(fit_model(fit_rows, prep, settings)), "linear"))
     return oof
 
 
-def cross_validate(train: list[dict], prep: Prepared) -> tuple[float, dict[str, float], list]:
-    """(C, blend weight per head, table): C by the mean over MMLU and GSM8K of each one's best train-CV
-    APGR, each head's blend weight the best for its source at that C."""
-    table = []
-    for c in C_GRID:
-        oof_lin = out_of_fold(train, prep, c)
-        rules = scores(train, prep, None, "rules")
-        for bw in BLEND_GRID:
-            sc = {i: (1 - bw) * oof_lin[i] + bw * rules[i] for i in oof_lin}
-            per = {src: apgr([r for r in train if r["source"] == src], sc) for src in ("mmlu", "gsm8k")}
-            table.append((c, bw, per["mmlu"], per["gsm8k"]))
-            print(f"  cv C={c:<5} rules_weight={bw:<4} APGR mmlu {per['mmlu']:.3f} gsm8k {per['gsm8k']:.3f}"
-                  f" mean {(per['mmlu'] + per['gsm8k']) / 2:.3f}", flush=True)
-    def best_for(c: float, col: int) -> tuple[float, float]:
-        return max((t[col], -t[1]) for t in table if t[0] == c)    # ties: the smaller weight
+def cross_validate(train: list[dict], prep: Prepared) -> tuple[dict[str, dict], list]:
+    """Per head, the GRID candidate with the best train-CV APGR on its source (3 x repeated 5-fold CV,
+    bench/apgr_search.py's fast path, the same fits); ties: the earlier candidate in grid order.
+    Returns (settings per head, table of (head, candidate, mean APGR, per-seed APGR))."""
+    from bench import apgr_search as S
+    folds = S.fold_maps(train)
+    table, chosen = [], {}
+    for head, grid in GRID.items():
+        h = S.HeadData(train, prep, head)
+        best = None
+        for form in grid["form"]:
+            for ds in grid["dense_scale"]:
+                for c in grid["C"]:
+                    gains = [S.oof_gain(h, f, c, ds, form, MIN_DF) for f in folds]
+                    for bw in grid["rules_weight"]:
+                        per = [S.apgr_of(h, (1 - bw) * g + bw * h.rules, HEAD_SOURCE[head]) for g in gains]
+                        cand = {"C": c, "dense_scale": ds, "form": form, "rules_weight": bw}
+                        m = sum(per) / len(per)
+                        table.append((head, cand, m, per))
+                        print(f"  cv {head} {cand}: {HEAD_SOURCE[head]} APGR {m:.4f} "
+                              f"(seeds {' '.join(f'{p:.4f}' for p in per)})", flush=True)
+                        if best is None or m > best[0]:
+                            best = (m, cand)
+        chosen[head] = best[1]
+    return chosen, table
 
-    c = max(C_GRID, key=lambda c: best_for(c, 2)[0] + best_for(c, 3)[0])
-    weights = {"mc": -best_for(c, 2)[1], "open": -best_for(c, 3)[1]}
-    return c, weights, table
+
+def criterion(train: list[dict], prep: Prepared, settings: dict[str, dict]) -> tuple[float, dict[str, float]]:
+    """The protocol's one number: mean over MMLU and GSM8K of the APGR of out-of-fold combined scores,
+    averaged over the 3 fold seeds, every prompt scored by its own head (the slow, exact path)."""
+    from bench import apgr_search as S
+    rules = scores(train, prep, None, "rules")
+    per = {"mmlu": [], "gsm8k": []}
+    for seed in S.SEEDS:
+        oof = out_of_fold(train, prep, settings, seed=seed)
+        sc = {i: (1 - settings[prep.by_id[i][0]]["rules_weight"]) * v
+              + settings[prep.by_id[i][0]]["rules_weight"] * rules[i] for i, v in oof.items()}
+        for src in per:
+            per[src].append(apgr([r for r in train if r["source"] == src], sc))
+    means = {src: sum(v) / len(v) for src, v in per.items()}
+    return (means["mmlu"] + means["gsm8k"]) / 2, means
 
 
 def write_jsonl(path: Path, items) -> None:
@@ -259,6 +349,9 @@ def main() -> None:
     ap.add_argument("--score-py", type=Path, default=None, help="default: score.py beside the data file")
     ap.add_argument("--out", type=Path, default=Path("/tmp/eval_routing"))
     ap.add_argument("--train", action="store_true", help="retrain and overwrite extproc/classifier_model.json")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="refit only the per-head score calibration of --model on train, rewrite it and stop")
+    ap.add_argument("--train-only", action="store_true", help="with --train: stop before reading the test split")
     ap.add_argument("--model", type=Path, default=C.DEFAULT_MODEL_PATH)
     ap.add_argument("--runs", type=int, default=20000, help="timed classify() calls per classifier")
     a = ap.parse_args()
@@ -276,12 +369,31 @@ def main() -> None:
 
     if a.train:
         t0 = time.time()
-        c, weights, _ = cross_validate(train, prep)
-        print(f"chosen on train CV: C={c} rules_weight per head {weights} ({time.time() - t0:.0f}s)", flush=True)
-        raw = fit_model(train, prep, c, weights)
+        chosen, _ = cross_validate(train, prep)
+        print(f"chosen on train CV per head: {chosen} ({time.time() - t0:.0f}s)", flush=True)
+        s_new, per_new = criterion(train, prep, chosen)
+        s_old, per_old = criterion(train, prep, BASELINE)
+        print(f"criterion (mean of MMLU and GSM8K 3x5-fold train-CV APGR): chosen {s_new:.4f} {per_new}, "
+              f"before {s_old:.4f} {per_old}", flush=True)
+        if s_new > s_old:
+            raw = fit_model(train, prep, chosen)
+            for head, cal in calibration(train, prep, chosen).items():
+                raw["heads"][head]["calibration"] = cal
+            a.model.write_text(json.dumps(raw, separators=(",", ":"), sort_keys=True) + "\n", encoding="utf-8")
+            print(f"wrote {a.model} ({a.model.stat().st_size / 1024:.0f} KiB, "
+                  f"{sum(len(h['words']) for h in raw['heads'].values())} words)", flush=True)
+        else:
+            print("the criterion did not improve: the model file is left as it was", flush=True)
+        if a.train_only:
+            return
+    if a.calibrate:
+        raw = json.loads(a.model.read_text())
+        cal = calibration(train, prep, settings_of(raw))
+        print(f"calibration per head (train out-of-fold): {cal}", flush=True)
+        for head, c in cal.items():
+            raw["heads"][head]["calibration"] = c
         a.model.write_text(json.dumps(raw, separators=(",", ":"), sort_keys=True) + "\n", encoding="utf-8")
-        print(f"wrote {a.model} ({a.model.stat().st_size / 1024:.0f} KiB, "
-              f"{sum(len(h['words']) for h in raw['heads'].values())} words)", flush=True)
+        return
 
     model = C.load_model(a.model)
     bw = {h: model.blend_weight(h) for h in model.heads}
@@ -308,10 +420,11 @@ def main() -> None:
     run_score(score_py, a.data, f, curve=True)
 
     # Operating point, chosen on train only, on out-of-fold scores (in-sample scores flatter the model).
-    oof = out_of_fold(train, prep, json.loads(a.model.read_text())["C"])
+    oof = out_of_fold(train, prep, settings_of(json.loads(a.model.read_text())))
     rules_sc = kinds["rules"]
     train_sc = {"rules": rules_sc, "linear": oof,
-                "combined": {i: (1 - bw[prep.by_id[i][0]]) * v + bw[prep.by_id[i][0]] * rules_sc[i]
+                "combined": {i: model.calibrated(prep.by_id[i][0], (1 - bw[prep.by_id[i][0]]) * v
+                                                 + bw[prep.by_id[i][0]] * rules_sc[i])
                              for i, v in oof.items()}}[settings.kind]
     sc = kinds[settings.kind]
     by_src = {s: [r for r in train if r["source"] == s] for s in ("mmlu", "gsm8k")}

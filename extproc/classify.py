@@ -15,7 +15,9 @@ Two classifiers implement the :class:`Classifier` protocol, plus their combinati
   ``classifier_model.json``, shipped with the package). The score is the expected quality gain
   of the premium model over the cheap one, P(premium right) - P(cheap right), mapped to 0..1.
 - :class:`CombinedClassifier` (the default): the class comes from the rules (capabilities and shape), the
-  score is the linear score blended with the rule score (weight ``rules_weight``).
+  score is the linear score blended with the rule score (weight ``rules_weight``), put back on the
+  expected-gain scale by the head's calibration so that one ``premium_threshold`` means the same for
+  every prompt format.
 
 ``score`` (0..1, "needs a premium model") is what ``bench/eval_routing.py`` sweeps to measure routing
 quality; the class name is what the routing config's ``routing_rules`` keys on.
@@ -28,7 +30,8 @@ Config (the routing config's ``classifier:`` section; every key optional)::
       task_model_path: null     # the task head (product requests); default: task_model.json shipped
                                 #   here; "none" turns it off (every request gets the exam score)
       rules_weight: null        # combined: score = (1 - w) * linear + w * rules; null = the model file's
-                                #   cross-validated weight for the prompt's format (multiple choice or open)
+                                #   cross-validated weight for the prompt's format (multiple choice or open),
+                                #   then its calibration; set: the plain blend, uncalibrated
       premium_threshold: 0.52   # score >= this -> the reasoning class (else the simple class)
       long_context_tokens: 8000 # estimated prompt tokens >= this -> long_context
       chars_per_token: 4.0      # token estimate for the length feature
@@ -476,15 +479,29 @@ class LinearModel:
     """The weights of classifier_model.json: one _Head per prompt format, and the CV-chosen blend weight."""
 
     def __init__(self, heads: Mapping[str, _Head], rules_weight: float = 0.0,
-                 head_weights: Mapping[str, float] | None = None):
+                 head_weights: Mapping[str, float] | None = None,
+                 calibration: Mapping[str, tuple[float, float]] | None = None):
         if not heads:
             raise ValueError("model_path: the model has no heads")
         self.heads = dict(heads)
         self.rules_weight = rules_weight             # the blend weight of a head without its own
-        self.head_weights = dict(head_weights or {})  # per head: exam formats differ (CV: MMLU 0, GSM8K 0.2)
+        self.head_weights = dict(head_weights or {})  # per head: exam formats differ (CV: MMLU 0, GSM8K 0.4)
+        self.calibration = dict(calibration or {})   # per head (a, b); absent: identity
 
     def blend_weight(self, head: str) -> float:
         return self.head_weights.get(head, self.rules_weight)
+
+    def calibrated(self, head: str, blended: float) -> float:
+        """The blended score of a head put back on the expected-gain scale: (1 + a + b * (2 * blended - 1)) / 2,
+        clipped to 0..1, with (a, b) a least-squares fit of (premium right - cheap right) on the head's
+        out-of-fold train scores. Monotone (b > 0), so each format's ranking (APGR) is unchanged; without it a
+        rules blend moves one format's scores against the other's and one ``premium_threshold`` means
+        different things for them (the operating point sent 86% of MMLU to premium to keep GSM8K's quality)."""
+        cal = self.calibration.get(head)
+        if cal is None:
+            return blended
+        a, b = cal
+        return min(1.0, max(0.0, (1.0 + a + b * (2.0 * blended - 1.0)) / 2.0))
 
     def head(self, name: str) -> _Head:
         return self.heads.get(name) or self.heads[min(self.heads)]
@@ -500,7 +517,9 @@ def load_model(path: str | Path | None = None) -> LinearModel:
     if tuple(raw.get("dense_features", ())) != DENSE_FEATURES:
         raise ValueError(f"model_path: {p} was trained with other dense features")
     return LinearModel({name: _Head(h) for name, h in raw["heads"].items()}, float(raw.get("rules_weight", 0.0)),
-                       {name: float(h["rules_weight"]) for name, h in raw["heads"].items() if "rules_weight" in h})
+                       {name: float(h["rules_weight"]) for name, h in raw["heads"].items() if "rules_weight" in h},
+                       {name: (float(h["calibration"][0]), float(h["calibration"][1]))
+                        for name, h in raw["heads"].items() if "calibration" in h})
 
 
 class LinearClassifier:
@@ -555,11 +574,15 @@ class LinearClassifier:
 
 
 class CombinedClassifier(LinearClassifier):
-    """Rule classes; score = (1 - w) * linear + w * rules, w = ``blend_weight(head)``."""
+    """Rule classes; score = (1 - w) * linear + w * rules, w = ``blend_weight(head)``, then the head's
+    calibration when w is the model file's own (a config ``rules_weight`` was not part of the fit)."""
 
     def _blend(self, linear: float, rules: float, head: str) -> float:
         w = self.blend_weight(head)
-        return (1.0 - w) * linear + w * rules
+        blended = (1.0 - w) * linear + w * rules
+        if self.settings.rules_weight is None:
+            return self.model.calibrated(head, blended)
+        return blended
 
 
 def build_classifier(settings: ClassifierSettings | None = None) -> Classifier:

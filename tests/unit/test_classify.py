@@ -222,8 +222,10 @@ def test_linear_features_have_the_model_shape_and_see_numbers():
 
 def test_combined_score_is_the_documented_blend(combined):
     f = combined.classify(chat(MATH))
-    w = combined.blend_weight(f.features["head"])
-    assert abs(f.score - ((1 - w) * f.features["score_linear"] + w * f.features["score_rules"])) < 1e-3
+    head = f.features["head"]
+    w = combined.blend_weight(head)
+    blended = (1 - w) * f.features["score_linear"] + w * f.features["score_rules"]
+    assert abs(f.score - combined.model.calibrated(head, blended)) < 1e-3
 
 
 def test_each_prompt_format_blends_with_its_own_cross_validated_weight(tmp_path):
@@ -236,7 +238,37 @@ def test_each_prompt_format_blends_with_its_own_cross_validated_weight(tmp_path)
     for text, w in ((mc, 0.0), (MATH, 0.5)):
         f = clf.classify(chat(text)).features
         assert clf.blend_weight(f["head"]) == w
-        assert abs(clf.classify(chat(text)).score - ((1 - w) * f["score_linear"] + w * f["score_rules"])) < 1e-3
-    # the config's rules_weight overrides every head's
+        blended = (1 - w) * f["score_linear"] + w * f["score_rules"]
+        assert abs(clf.classify(chat(text)).score - clf.model.calibrated(f["head"], blended)) < 1e-3
+    # the config's rules_weight overrides every head's, and then the score is the plain blend (the file's
+    # calibration was fitted for its own weights)
     fixed = C.build_classifier(C.ClassifierSettings(model_path=str(path), rules_weight=0.25))
     assert fixed.blend_weight("mc") == fixed.blend_weight("open") == 0.25
+    f = fixed.classify(chat(MATH))
+    assert abs(f.score - (0.75 * f.features["score_linear"] + 0.25 * f.features["score_rules"])) < 1e-3
+
+
+def test_shipped_exam_model_records_the_settings_train_cv_chose_per_head():
+    # Each head's fit settings were chosen by its own source's repeated train-CV APGR under a protocol
+    # written before the search (bench/results/apgr-protocol.md); the file says which, so a retrain can be
+    # checked against it, and the runtime reads the blend weight of the prompt's own format.
+    raw = json.loads(C.DEFAULT_MODEL_PATH.read_text())
+    assert raw["selection"] == "bench/results/apgr-protocol.md"
+    protocol = C.DEFAULT_MODEL_PATH.parent.parent / raw["selection"]
+    assert "at most twice" in protocol.read_text()
+    for name in ("mc", "open"):
+        head = raw["heads"][name]
+        assert head["C"] > 0 and head["l2_dense_scale"] >= 1 and head["form"] in ("outcomes", "pairs")
+        assert head["dense_scale"] == 1.0   # the weights are stored on the raw features
+        a, b = head["calibration"]
+        assert b > 0    # monotone: the calibration cannot change a format's ranking (its APGR)
+    model = C.load_model()
+    assert model.blend_weight("open") == raw["heads"]["open"]["rules_weight"] > model.blend_weight("mc")
+    xs = [i / 50 for i in range(51)]
+    for name in ("mc", "open"):
+        ys = [model.calibrated(name, x) for x in xs]
+        assert ys == sorted(ys) and 0.0 <= ys[0] and ys[-1] <= 1.0
+    # the open head's rules blend pulls its scores toward the rules' centre; calibrated, a score means
+    # the same expected gain as the multiple-choice head's: (1 + E[premium right - cheap right]) / 2
+    assert model.calibrated("open", 0.5) != 0.5
+    assert C.LinearModel(model.heads).calibrated("open", 0.37) == 0.37    # no calibration: identity

@@ -1,0 +1,192 @@
+"""Model selection for the exam heads on the TRAIN split only, by the criterion fixed in
+bench/results/apgr-protocol.md: APGR of out-of-fold scores, 5-fold CV repeated over 3 fold seeds, per
+source; a head's settings are chosen by its own source (mc -> MMLU, open -> GSM8K) and the mean over
+MMLU and GSM8K is the one number compared with the shipped configuration. Needs the ``train`` extra.
+
+    python -m bench.apgr_search [--heads mc,open] [--variants wp,stem]   # prints one line per candidate
+
+Candidates: L2 strength C, the dense features' scale (``dense_scale`` in bench/logistic.py), the model
+form (``outcomes``: P(premium right) - P(cheap right); ``pairs``: P(only premium right) - P(only cheap
+right), the same expected gain with the two logistic regressions fitted on the disagreements; ``ridge``:
+least squares on premium-minus-cheap), the rules blend weight, and feature variants: ``wp``
+(``word_problem_features``) and ``stem`` (``stem_tokens``). None of the variants is in the shipped model.
+The fits mirror bench/logistic.py exactly (vocabulary by min_df on the fold's training rows, dense
+features standardised on them), on matrices built once per head for speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+from sklearn.linear_model import LogisticRegression
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import eval_routing as E  # noqa: E402
+from extproc import classify as C  # noqa: E402
+
+SEEDS = (0, 1, 2)
+FOLDS = 5
+HEAD_SOURCE = {"mc": "mmlu", "open": "gsm8k"}
+
+
+def fold_maps(train: list[dict]) -> list[dict[str, int]]:
+    """Fold of every train id per seed; seed 0 is eval_routing.out_of_fold's assignment."""
+    out = []
+    for seed in SEEDS:
+        ids = sorted(r["id"] for r in train)
+        random.Random(seed).shuffle(ids)
+        out.append({i: k % FOLDS for k, i in enumerate(ids)})
+    return out
+
+
+class HeadData:
+    """One head's train rows as matrices: 0/1 token matrix over every token seen, dense features, targets."""
+
+    def __init__(self, rows: list[dict], prep: E.Prepared, head: str):
+        self.rows = [r for r in rows if r["source"] != "mt_bench" and prep.by_id[r["id"]][0] == head]
+        self.ids = [r["id"] for r in self.rows]
+        toks = [prep.by_id[i][2] for i in self.ids]
+        vocab = sorted({t for ts in toks for t in ts})
+        index = {t: k for k, t in enumerate(vocab)}
+        indptr, indices = [0], []
+        for ts in toks:
+            indices.extend(sorted(index[t] for t in ts))
+            indptr.append(len(indices))
+        self.words = sparse.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(toks), len(vocab)))
+        self.dense = np.array([prep.by_id[i][1] for i in self.ids], dtype=float)
+        self.strong = np.array([float(r["strong_correct"]) for r in self.rows])
+        self.weak = np.array([float(r["weak_correct"]) for r in self.rows])
+        self.rules = np.array([prep.by_id[i][3] for i in self.ids])
+
+
+def design(h: HeadData, fit_idx: np.ndarray, min_df: int, dense_scale: float, dense_cols=None):
+    """(X_fit, X_all) as bench/logistic.fit builds them from the fit rows."""
+    w = h.words[fit_idx]
+    df = np.asarray((w > 0).sum(axis=0)).ravel()
+    cols = np.flatnonzero(df >= min_df)
+    d = h.dense if dense_cols is None else h.dense[:, dense_cols]
+    mu = d[fit_idx].mean(axis=0)
+    sd = d[fit_idx].std(axis=0)
+    sd[sd == 0] = 1.0
+    z = (d - mu) * (dense_scale / sd)
+    x = sparse.hstack([h.words[:, cols], sparse.csr_matrix(z)]).tocsr()
+    return x[fit_idx], x
+
+
+def targets(h: HeadData, form: str) -> tuple[np.ndarray, np.ndarray]:
+    if form == "outcomes":
+        return h.strong, h.weak
+    return h.strong * (1 - h.weak), h.weak * (1 - h.strong)   # pairs: only premium right, only cheap right
+
+
+def lr(x, y, c):
+    return LogisticRegression(C=c, solver="lbfgs", max_iter=5000, tol=1e-6).fit(x, y)
+
+
+def oof_gain(h: HeadData, folds: dict[str, int], c: float, dense_scale: float, form: str, min_df: int,
+             dense_cols=None) -> np.ndarray:
+    fold = np.array([folds[i] for i in h.ids])
+    out = np.zeros(len(h.ids))
+    ya, yb = targets(h, form)
+    for k in range(FOLDS):
+        fit_idx, held = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+        xf, xa = design(h, fit_idx, min_df, dense_scale, dense_cols)
+        if form == "ridge":   # least squares on premium minus cheap outcome; alpha = 1 / C
+            from sklearn.linear_model import Ridge
+            out[held] = Ridge(alpha=1.0 / c).fit(xf, (h.strong - h.weak)[fit_idx]).predict(xa[held])
+            continue
+        pa = lr(xf, ya[fit_idx], c).predict_proba(xa[held])[:, 1]
+        pb = lr(xf, yb[fit_idx], c).predict_proba(xa[held])[:, 1]
+        out[held] = pa - pb
+    return (out + 1.0) / 2.0
+
+
+def apgr_of(h: HeadData, score: np.ndarray, source: str) -> float:
+    """APGR over the head's rows of ``source`` (the open head also carries MT-Bench and one MMLU prompt)."""
+    return E.apgr([r for r in h.rows if r["source"] == source], {i: float(s) for i, s in zip(h.ids, score)})
+
+
+_NUMBER_WORDS = frozenset(
+    "one two three four five six seven eight nine ten eleven twelve fifteen twenty thirty forty fifty hundred "
+    "thousand million dozen half twice double triple third quarter fourth fifth".split())
+_OPERATION_WORDS = frozenset(
+    "each per every more less fewer left remaining remain total times twice double triple percent discount "
+    "spend spent earn earns earned save saves buy buys bought sell sells sold split share shared increase "
+    "decrease difference average rate cost costs pay pays paid profit".split())
+
+
+def word_problem_features(p: C.Prompt) -> list[float]:
+    """Candidate dense features of a word problem's size: numbers written as digits (all, not distinct),
+    numbers and fractions written as words, and words of arithmetic relations (each, per, left, total...)."""
+    lg = np.log1p
+    return [float(lg(sum(map(str.isdigit, p.words)))), float(lg(sum(w in _NUMBER_WORDS for w in p.words))),
+            float(lg(sum(w in _OPERATION_WORDS for w in p.words)))]
+
+
+def stem_tokens(p: C.Prompt) -> set[str]:
+    """Candidate tokens: 5-letter prefixes of the question's longer words (``s:``), so that inflections
+    of one word (derive, derived, derivative) share a weight."""
+    return {"s:" + w[:5] for w in p.words if len(w) > 5 and w.isalpha()}
+
+
+def apply_variants(rows: list[dict], prep: E.Prepared, variants: list[str]) -> None:
+    settings = C.ClassifierSettings()
+    for r in rows:
+        head, dense, toks, rs = prep.by_id[r["id"]]
+        view = C.read_request(E.body_of(r["prompt"]))
+        p = C.Prompt(view.prompt, settings.max_scan_chars)
+        if "wp" in variants:
+            dense = list(dense) + word_problem_features(p)
+        if "stem" in variants:
+            toks = toks | stem_tokens(p)
+        prep.by_id[r["id"]] = (head, dense, toks, rs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--heads", default="mc,open")
+    ap.add_argument("--C", default="0.005,0.01,0.02,0.04")
+    ap.add_argument("--scale", default="1,2")
+    ap.add_argument("--forms", default="outcomes,pairs")
+    ap.add_argument("--min-df", default="3")
+    ap.add_argument("--blend", default="0,0.1,0.2,0.3")
+    ap.add_argument("--variants", default="", help="comma-separated: wp (word-problem dense features), stem")
+    ap.add_argument("--drop-dense", default="", help="comma-separated dense feature names to leave out")
+    a = ap.parse_args()
+    rows = [r for r in E.load(E.DEFAULT_DATA) if r["split"] == "train"]
+    t0 = time.time()
+    prep = E.Prepared(rows, C.ClassifierSettings())
+    variants = [v for v in a.variants.split(",") if v]
+    apply_variants(rows, prep, variants)
+    folds = fold_maps(rows)
+    print(f"prepared {len(rows)} train prompts in {time.time() - t0:.0f}s; heads "
+          f"{dict(Counter((r['source'], prep.by_id[r['id']][0]) for r in rows))}", flush=True)
+    drop = [n for n in a.drop_dense.split(",") if n]
+    keep = [k for k, n in enumerate(C.DENSE_FEATURES) if n not in drop]
+    for head in a.heads.split(","):
+        h = HeadData(rows, prep, head)
+        for form in a.forms.split(","):
+            for md in map(int, a.min_df.split(",")):
+                for ds in map(float, a.scale.split(",")):
+                    for c in map(float, a.C.split(",")):
+                        t0 = time.time()
+                        gains = [oof_gain(h, f, c, ds, form, md, keep if drop else None) for f in folds]
+                        for bw in map(float, a.blend.split(",")):
+                            per = [apgr_of(h, (1 - bw) * g + bw * h.rules, HEAD_SOURCE[head]) for g in gains]
+                            print(f"{head} {HEAD_SOURCE[head]} form={form} min_df={md} scale={ds} C={c} "
+                                  f"blend={bw} drop={'+'.join(drop) or '-'} variants={'+'.join(variants) or '-'}: cv APGR {np.mean(per):.4f} "
+                                  f"(seeds {' '.join(f'{p:.4f}' for p in per)}) [{time.time() - t0:.0f}s]",
+                                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
