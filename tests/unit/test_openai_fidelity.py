@@ -343,6 +343,52 @@ def test_json_schema_uses_anthropic_structured_outputs_where_the_model_has_them(
     assert "output_config" not in out and "JSON Schema:" in out["system"]
 
 
+CONSTRAINED = {"type": "json_schema", "json_schema": {"name": "person", "strict": True, "schema": {
+    "type": "object", "additionalProperties": False, "required": ["age", "tags", "name", "zip"], "properties": {
+        "age": {"type": "integer", "minimum": 18, "maximum": 150, "description": "Age in years"},
+        "tags": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 3},
+        "name": {"type": "string", "minLength": 3, "maxLength": 20},
+        "zip": {"type": "string", "pattern": "^[0-9]{5}$"}}}}}
+
+
+def test_claude_structured_outputs_move_refused_keywords_into_descriptions():
+    """Anthropic answers 400 to minimum/maximum/minLength/maxLength/maxItems and minItems > 1
+    (the simulator says so as the API does); the translator moves them into the description, as
+    Anthropic's SDK does, and keeps what the grammar takes (a simple pattern)."""
+    with pytest.raises(sim_anthropic.BadRequest, match="For 'integer' type, property 'minimum' is not supported"):
+        sim_anthropic.validate({"model": "claude-haiku-4-5", "max_tokens": 10,
+                                "messages": [{"role": "user", "content": "Who?"}],
+                                "output_config": {"format": {"type": "json_schema",
+                                                             "schema": CONSTRAINED["json_schema"]["schema"]}}})
+    _, out = anthropic({"messages": [{"role": "user", "content": "Who?"}], "response_format": CONSTRAINED})
+    props = out["output_config"]["format"]["schema"]["properties"]
+    assert props["age"] == {"type": "integer", "description": 'Age in years\n\n{"minimum": 18, "maximum": 150}'}
+    assert props["tags"]["description"] == '{"maxItems": 3, "minItems": 2}' and "minItems" not in props["tags"]
+    assert props["name"]["description"] == '{"minLength": 3, "maxLength": 20}' and "maxLength" not in props["name"]
+    assert props["zip"] == {"type": "string", "pattern": "^[0-9]{5}$"}
+    sim_anthropic.validate(out)
+    assert CONSTRAINED["json_schema"]["schema"]["properties"]["age"]["minimum"] == 18   # the input is not changed
+
+
+def test_claude_is_unable_for_a_recursive_structured_output_schema():
+    """Anthropic refuses recursive schemas ("Circular reference detected ..."): there is no way to
+    express one, so the translator refuses (422) and the planner takes another candidate."""
+    tree = {"type": "json_schema", "json_schema": {"name": "tree", "strict": True, "schema": {
+        "$defs": {"Node": {"type": "object", "additionalProperties": False, "required": ["kids"],
+                           "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/Node"}}}}},
+        "$ref": "#/$defs/Node"}}}
+    with pytest.raises(sim_anthropic.BadRequest, match="Circular reference detected in schema definitions: Node -> Node"):
+        sim_anthropic.validate({"model": "claude-haiku-4-5", "max_tokens": 10,
+                                "messages": [{"role": "user", "content": "Tree?"}],
+                                "output_config": {"format": {"type": "json_schema",
+                                                             "schema": tree["json_schema"]["schema"]}}})
+    body = {"model": "claude", "messages": [{"role": "user", "content": "Tree?"}], "response_format": tree}
+    with pytest.raises(UnsupportedFeature, match="recursive schemas") as info:
+        anthropic(body)
+    assert info.value.param == "response_format"
+    assert "recursive" in unable(CLAUDE, body, "chat")
+
+
 def test_temperature_and_top_p_newer_claude_models_take_only_one():
     body = {"messages": [{"role": "user", "content": "Hi"}], "temperature": 0.3, "top_p": 0.9}
     _, out = anthropic(body)   # claude-haiku-4-5
