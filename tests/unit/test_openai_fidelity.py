@@ -481,6 +481,7 @@ USER = [{"role": "user", "content": "hi"}]
     ({"max_tokens": 10 ** 9}, "max_tokens is too large: 1000000000"),
     ({"max_completion_tokens": 20000}, "max_completion_tokens is too large: 20000"),
     ({"reasoning_effort": "high"}, "Unrecognized request argument supplied: reasoning_effort"),
+    ({"verbosity": "low"}, "Unsupported value: 'verbosity' does not support 'low' with this model"),
 ])
 def test_openai_bodies_are_made_valid_where_the_answer_stays_the_same(extra, rule):
     old = {"model": "gpt-4o-mini", "messages": USER, **extra}
@@ -517,3 +518,39 @@ def test_gemini_max_output_tokens_is_clamped_and_logprobs_make_it_unable():
 def test_anthropic_is_unable_for_logprobs():
     for extra in ({"logprobs": True}, {"top_logprobs": 3}):
         assert "logprobs" in unable(CLAUDE, {"model": "claude", "messages": USER, **extra})
+
+
+def test_verbosity_reaches_the_gpt_5_family():
+    target = Target(model="g5", upstream_model="gpt-5-mini", provider="openai", api="openai", base_path="/v1")
+    assert openai_sent({"model": "g5", "messages": USER, "verbosity": "low"}, target)["verbosity"] == "low"
+
+
+PNG_1PX = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+
+def test_simulators_refuse_image_data_that_is_not_base64_as_the_apis_do():
+    bad = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is it?"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,!!!"}}]}]}
+    with pytest.raises(sim_openai._Fail, match="Invalid base64 image_url") as info:
+        sim_openai.validate_chat(bad, "gpt-4o-mini")
+    assert info.value.param == "messages[0].content[1].image_url.url"
+    good = json.loads(json.dumps(bad).replace("!!!", PNG_1PX))
+    sim_openai.validate_chat(good, "gpt-4o-mini")
+    contents = [{"role": "user", "parts": [{"text": "What is it?"}, {"inlineData": {"mimeType": "image/png", "data": "!!!"}}]}]
+    with pytest.raises(sim_gemini.BadRequest, match=r"Invalid value at 'contents\[0\].parts\[1\].inline_data.data' "
+                                                    r"\(TYPE_BYTES\), Base64 decoding failed"):
+        sim_gemini.to_prompt("gemini-2.5-flash", {"contents": contents})
+    contents[0]["parts"][1]["inlineData"]["data"] = PNG_1PX.rstrip("=").replace("+", "-")   # URL-safe, unpadded: taken
+    sim_gemini.to_prompt("gemini-2.5-flash", {"contents": contents})
+
+
+@pytest.mark.parametrize("extra, param", [
+    ({"stream_options": {"include_usage": True}}, "stream_options"),
+    ({"stream": False, "stream_options": {"include_usage": True}}, "stream_options"),
+    ({"parallel_tool_calls": False}, "parallel_tool_calls"),
+    ({"tool_choice": "auto"}, "tool_choice"),
+])
+def test_the_openai_simulator_refuses_fields_without_the_field_they_depend_on(extra, param):
+    with pytest.raises(sim_openai._Fail, match="only allowed when") as info:
+        sim_openai.validate_chat({"model": "gpt-4o-mini", "messages": USER, **extra}, "gpt-4o-mini")
+    assert info.value.param == param
