@@ -29,9 +29,11 @@ All functions are pure: plain values in, ``InvalidRequest`` out.
 
 from __future__ import annotations
 
+import binascii
 import json
 import math
 import re
+from base64 import b64decode
 from typing import Any
 
 from .errors import InvalidRequest
@@ -322,6 +324,59 @@ def chat(body: dict) -> None:
         for i, tool in enumerate(array(tools, "tools", max_items=128)):
             _tool(tool, f"tools[{i}]")
     _tool_choice(body.get("tool_choice"))
+    _dependent_fields(body)
+
+
+def _dependent_fields(body: dict) -> None:
+    """Fields OpenAI takes only beside another one, refused for every model with OpenAI's words
+    (as users report its 400s): ``stream_options`` without ``stream`` ("The 'stream_options' parameter
+    is only allowed when 'stream' is enabled."), ``parallel_tool_calls`` and ``tool_choice`` without
+    ``tools`` ("Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are
+    specified."). Forwarded, they would succeed on one provider and fail on another."""
+    if body.get("stream_options") is not None and body.get("stream") is not True:
+        raise InvalidRequest("The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                             param="stream_options", code="invalid_value")
+    if not body.get("tools"):
+        for name in ("parallel_tool_calls", "tool_choice"):
+            if body.get(name) is not None:
+                raise InvalidRequest(f"Invalid value for '{name}': '{name}' is only allowed when 'tools' are "
+                                     "specified.", param=name, code="invalid_value")
+
+
+_DATA_URL = re.compile(r"^data:([^,;]*)((?:;[^,;]*)*?);base64,", re.IGNORECASE)
+_NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/=_\-\s]")
+
+
+def data_url_bytes(url: str) -> bytes | None:
+    """The bytes a ``data:...;base64,`` URL carries; None for another URL. Raises ValueError when
+    the data is not base64 (standard or URL-safe alphabet, padding optional, whitespace ignored: what
+    proto3 JSON bytes, and so Gemini, accept)."""
+    head = _DATA_URL.match(url)
+    if not head:
+        return None
+    data = url[head.end():]
+    if _NOT_BASE64.search(data):
+        raise ValueError("not base64")
+    data = re.sub(r"\s+", "", data).rstrip("=").replace("-", "+").replace("_", "/")
+    if len(data) % 4 == 1:
+        raise ValueError("not base64")
+    try:
+        return b64decode(data + "=" * (-len(data) % 4), validate=True)
+    except binascii.Error:
+        raise ValueError("not base64") from None
+
+
+def _image_data(url: str, param: str) -> None:
+    """An image data URL must carry base64 data: OpenAI answers "Invalid base64 image_url.", Gemini
+    "Base64 decoding failed"; refused here once, naming the field, for every model."""
+    try:
+        data = data_url_bytes(url)
+    except ValueError:
+        raise InvalidRequest(f"Invalid base64 image_url: '{param}' does not decode as base64.",
+                             param=param, code="invalid_value") from None
+    if data is not None and not data:
+        raise InvalidRequest(f"Invalid '{param}': expected a base64-encoded data URL with an image MIME type, but "
+                             "got empty base64-encoded bytes.", param=param, code="invalid_value")
 
 
 def _optional_in(parent: dict, where: str, name: str, check, *args) -> None:
@@ -386,7 +441,7 @@ def _content_part(part: object, where: str) -> None:
         image = obj(image, f"{where}.image_url")
         if image.get("url") is None:
             raise _missing(f"{where}.image_url.url")
-        string(image["url"], f"{where}.image_url.url")
+        _image_data(string(image["url"], f"{where}.image_url.url"), f"{where}.image_url.url")
         if image.get("detail") is not None:
             one_of(image["detail"], f"{where}.image_url.detail", ("auto", "low", "high"))
     elif kind_ == "input_audio":

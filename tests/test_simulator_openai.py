@@ -527,7 +527,7 @@ def test_azure_refuses_fields_its_api_version_does_not_define(server):
     r = post("2024-10-21", store=True)
     assert r.status_code == 400
     assert r.json()["error"]["message"].startswith("Unrecognized request argument supplied: store.")
-    assert post("2024-10-21", stream_options={"include_usage": True}, user="u").status_code == 200
+    assert post("2024-10-21", stream=True, stream_options={"include_usage": True}, user="u").status_code == 200
     assert post("2025-04-01-preview", store=True).status_code == 200    # a version whose schema is not known here
 
 

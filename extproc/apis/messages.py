@@ -34,7 +34,7 @@ from typing import Any, Callable
 from .. import sse, validate
 from ..errors import InvalidRequest, ModelNotFound, redact
 from ..providers.base import ChatTranslator, UpstreamRequest
-from ..providers.openai_anthropic import ANTHROPIC_VERSION
+from ..providers.openai_anthropic import ANTHROPIC_VERSION, output_limit
 from .base import FrontDoorTranslator, TranslatedStream
 
 NAME = "messages"
@@ -401,8 +401,9 @@ class MessagesPassthrough(FrontDoorTranslator):
             headers["anthropic-beta"] = self.ids["headers"]["anthropic-beta"]
         beta = self.ids.get("headers", {}).get(":beta")   # Claude Code's ?beta=true, passed through
         return UpstreamRequest(path=f"{target.base_path}/messages" + (f"?beta={beta}" if beta else ""), headers=headers,
-                               body=json.dumps({**self.client, "model": target.upstream_model},
+                               body=json.dumps(_clamped({**self.client, "model": target.upstream_model}, target),
                                                ensure_ascii=False).encode())
+
 
     def response(self, body: bytes) -> bytes:
         try:
@@ -451,3 +452,14 @@ def translator(inner: ChatTranslator, client: dict, ids: dict) -> FrontDoorTrans
     if inner.target.api == "anthropic":
         return MessagesPassthrough(inner, client, ids)
     return MessagesTranslator(inner, client, ids)
+
+
+def _clamped(body: dict[str, Any], target: Any) -> dict[str, Any]:
+    """``max_tokens`` above the model's output limit lowered to it, as every door and provider does
+    (README "Front doors"): Anthropic would answer 400, the model stops at its limit anyway, and with
+    routing the client cannot know which model's limit applies."""
+    limit = output_limit(target)
+    value = body.get("max_tokens")
+    if limit is not None and isinstance(value, int) and not isinstance(value, bool) and value > limit:
+        body["max_tokens"] = limit
+    return body

@@ -16,12 +16,15 @@ Request (Responses)                      internal (OpenAI chat)
   tool_choice                             same values; {"type":"function","name"} -> chat form
   text.format json_schema / json_object   response_format
   max_output_tokens                       max_completion_tokens
-  temperature, top_p, parallel_tool_calls, user: as they are; stream -> stream with include_usage
+  temperature, top_p, user: as they are; parallel_tool_calls beside tools; stream -> stream with include_usage
   store                                   accepted; nothing is kept: every answer says "store": false,
                                           so previous_response_id (any id is unknown) is a 400 and
                                           GET /v1/responses/{id} a 404
-  reasoning, metadata, include,           dropped (no provider-neutral meaning), metadata echoed
-  truncation, prompt_cache_key, ...
+  reasoning.effort                        reasoning_effort (as chat: reasoning models only)
+  a field createResponse does not define  passed on as in chat: OpenAI's own models are then unable
+                                          (422 unsupported_parameter), as chat answers
+  metadata, include, truncation,          dropped (no provider-neutral meaning), metadata echoed
+  prompt_cache_key, ...
 
 Answer: a ``response`` object (status completed, or incomplete with reason max_output_tokens) with a
 message item and function_call items, usage as input/output/total tokens. Streams: response.created,
@@ -123,6 +126,15 @@ def _messages(client: dict) -> list[dict]:
     return out
 
 
+# createResponse's top-level fields (the openai SDK's ResponseCreateParams, 3.57, plus ``stream``).
+RESPONSES_FIELDS = frozenset({
+    "access_programs", "background", "background_options", "context_management", "conversation", "image", "include",
+    "input", "instructions", "max_output_tokens", "max_tool_calls", "metadata", "model", "moderation",
+    "parallel_tool_calls", "previous_response_id", "prompt", "prompt_cache_key", "prompt_cache_options",
+    "prompt_cache_retention", "reasoning", "safety_identifier", "service_tier", "store", "stream", "stream_options",
+    "temperature", "text", "tool_choice", "tools", "top_logprobs", "top_p", "truncation", "user"})
+
+
 def to_internal(client: dict) -> dict:
     """A Responses request (parsed JSON) as an internal (OpenAI chat) request; raises InvalidRequest
     (400) or UnsupportedFeature (422, a built-in tool the gateway cannot run)."""
@@ -138,9 +150,19 @@ def to_internal(client: dict) -> dict:
                             "messages": _messages(client)}
     if client.get("max_output_tokens") is not None:
         body["max_completion_tokens"] = validate.integer(client["max_output_tokens"], "max_output_tokens", 1)
-    for name in ("temperature", "top_p", "parallel_tool_calls", "user"):
+    for name in ("temperature", "top_p", "user"):
         if client.get(name) is not None:
             body[name] = client[name]
+    reasoning = client.get("reasoning")
+    if reasoning is not None and validate.obj(reasoning, "reasoning").get("effort") is not None:
+        # The same rule as chat's reasoning_effort: a reasoning model gets it, the others leave it out.
+        body["reasoning_effort"] = validate.string(reasoning["effort"], "reasoning.effort")
+    for name in sorted(set(client) - RESPONSES_FIELDS):
+        # A field the Responses API does not define goes on as chat would take it, so the same
+        # per-model check decides (OpenAI's own models: 422 unsupported_parameter), not a silent drop.
+        if name in body:   # a chat field the door sets itself (messages, ...): no meaning here
+            raise InvalidRequest(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
+        body[name] = client[name]
     tools = []
     for i, tool in enumerate(validate.array(client.get("tools") or [], "tools")):
         tool = validate.obj(tool, f"tools[{i}]")
@@ -164,6 +186,8 @@ def to_internal(client: dict) -> dict:
         tools.append({"type": "function", "function": function})
     if tools:
         body["tools"] = tools
+        if client.get("parallel_tool_calls") is not None:   # chat takes it only beside tools
+            body["parallel_tool_calls"] = client["parallel_tool_calls"]
         choice = client.get("tool_choice")
         if isinstance(choice, str):
             body["tool_choice"] = choice

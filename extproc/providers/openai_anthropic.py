@@ -19,7 +19,10 @@ maps                               model -> upstream model; system + developer m
 structured                         response_format json_schema -> ``output_config.format`` on
                                    models with structured outputs (Claude 4.5 generation, Opus
                                    4.1+) when every object in the schema is closed
-                                   (additionalProperties false, as OpenAI strict schemas are)
+                                   (additionalProperties false, as OpenAI strict schemas are);
+                                   keywords Anthropic refuses (minimum, maxLength, maxItems ...)
+                                   move into the description, as Anthropic's SDK does
+                                   (``anthropic_schema.py``); a recursive schema is refused (422)
 emulated                           response_format json_object, and json_schema elsewhere:
                                    an instruction (with the schema, for json_schema) is
                                    appended to ``system``. The output is then JSON by the
@@ -74,6 +77,7 @@ from typing import Any
 
 from .. import errors, sse
 from ..errors import InvalidRequest, UnsupportedFeature, UpstreamError
+from . import anthropic_schema
 from .base import ChatTranslator, UpstreamRequest, Usage
 from .stops import StopScanner, cut
 
@@ -498,7 +502,14 @@ def _output_format(fmt: Any, target: Any) -> dict[str, Any] | None:
     schema = (fmt.get("json_schema") or {}).get("schema")
     if not supported or not isinstance(schema, dict) or not _closed(schema):
         return None
-    return {"type": "json_schema", "schema": schema}
+    loop = anthropic_schema.cycle(schema)
+    if loop:
+        # The grammar cannot hold a recursive schema (Anthropic answers 400), and an instruction
+        # would lose the guarantee the client asked for: another candidate serves it.
+        raise UnsupportedFeature("this model's provider (Anthropic) does not take recursive schemas in structured "
+                                 f"outputs ({' -> '.join(loop)})", param="response_format")
+    # Keywords the grammar refuses (minimum, maxLength, ...) move into descriptions, as Anthropic's SDK does.
+    return {"type": "json_schema", "schema": anthropic_schema.strict_schema(schema)}
 
 
 def _closed(schema: Any) -> bool:

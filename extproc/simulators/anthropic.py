@@ -472,7 +472,99 @@ def _output_schema(config: Any, model: str) -> dict | None:
     if not structured_outputs(model):
         raise BadRequest(f"'{model}' does not support output_config.format (structured outputs)")
     _check_closed_objects(fmt["schema"], "output_config.format.schema")
-    return fmt["schema"]
+    _check_grammar_keywords(fmt["schema"], "output_config.format.schema")
+    _check_acyclic(fmt["schema"], "output_config.format.schema")
+    return _with_described_constraints(fmt["schema"])
+
+
+# What structured outputs refuse (Anthropic's structured-outputs limits; the API's 400 reads
+# "output_format.schema: For 'integer' type, property 'minimum' is not supported", as users report it for
+# claude-haiku-4-5, now under output_config.format). Kept apart from the translator's list on purpose:
+# the simulator is the API's word, the translator our reading of it.
+_REFUSED_KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength",
+                     "maxLength", "maxItems", "uniqueItems", "minProperties", "maxProperties")
+_STRING_FORMATS = {"date-time", "time", "date", "duration", "email", "hostname", "uri", "ipv4", "ipv6", "uuid"}
+_COMPLEX_REGEX = re.compile(r"\\[1-9bBk]|\(\?<?[=!]")   # backreferences, lookaround, word boundaries
+
+
+def _check_grammar_keywords(schema: Any, where: str) -> None:
+    if isinstance(schema, list):
+        for item in schema:
+            _check_grammar_keywords(item, where)
+        return
+    if not isinstance(schema, dict):
+        return
+    kind = schema.get("type") if isinstance(schema.get("type"), str) else "schema"
+    for key in _REFUSED_KEYWORDS:
+        if key in schema:
+            raise BadRequest(f"{where}: For '{kind}' type, property '{key}' is not supported")
+    if "minItems" in schema and schema["minItems"] not in (0, 1):
+        raise BadRequest(f"{where}: For 'array' type, 'minItems' values other than 0 or 1 are not supported")
+    if kind == "string" and "format" in schema and schema["format"] not in _STRING_FORMATS:
+        raise BadRequest(f"{where}: For 'string' type, format '{schema['format']}' is not supported")
+    if isinstance(schema.get("pattern"), str) and _COMPLEX_REGEX.search(schema["pattern"]):
+        raise BadRequest(f"{where}: For 'string' type, pattern '{schema['pattern']}' is not supported "
+                         "(backreferences, lookaround and word boundaries are not supported)")
+    for key, sub in schema.items():
+        if key in ("properties", "$defs", "definitions") and isinstance(sub, dict):
+            for s in sub.values():
+                _check_grammar_keywords(s, where)
+        elif key in ("items", "anyOf", "oneOf", "allOf", "additionalProperties", "prefixItems", "not"):
+            _check_grammar_keywords(sub, where)
+
+
+def _check_acyclic(schema: dict, where: str) -> None:
+    """No definition may reach itself through ``$ref`` (the API's 400 as users report it:
+    "Circular reference detected in schema definitions: __schema0 -> __schema0. Self-referencing or
+    mutually-referencing definitions are not supported.")."""
+    defs = {f"#/{w}/{n}": d for w in ("$defs", "definitions") if isinstance(schema.get(w), dict)
+            for n, d in schema[w].items()}
+
+    def refs(node: Any) -> list[str]:
+        if isinstance(node, dict):
+            own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+            return own + [r for v in node.values() for r in refs(v)]
+        if isinstance(node, list):
+            return [r for v in node for r in refs(v)]
+        return []
+
+    root = {k: v for k, v in schema.items() if k not in ("$defs", "definitions")}
+    graph = {ref: refs(d) for ref, d in defs.items()}
+    graph["#"] = refs(root)
+    for start in graph:
+        seen, todo = set(), [(start, [start])]
+        while todo:
+            ref, path = todo.pop()
+            for nxt in graph.get(ref, ()):
+                if nxt == start:
+                    names = " -> ".join(p.rsplit("/", 1)[-1] for p in path + [start])
+                    raise BadRequest(f"{where}: Circular reference detected in schema definitions: {names}. "
+                                     "Self-referencing or mutually-referencing definitions are not supported.")
+                if nxt in graph and nxt not in seen:
+                    seen.add(nxt)
+                    todo.append((nxt, path + [nxt]))
+
+
+_DESCRIBED = re.compile(r"(\{[^{}]*\})\s*$")
+
+
+def _with_described_constraints(schema: Any) -> Any:
+    """The schema as a compliant model reads it: constraints that Anthropic's SDK (and the gateway)
+    moved into a description as a trailing ``{"minimum": 0, ...}`` are honoured again."""
+    if isinstance(schema, list):
+        return [_with_described_constraints(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _with_described_constraints(v) for k, v in schema.items()}
+    found = _DESCRIBED.search(schema.get("description") or "") if isinstance(schema.get("description"), str) else None
+    if found:
+        try:
+            extra = json.loads(found.group(1))
+        except ValueError:
+            extra = None
+        if isinstance(extra, dict):
+            out.update({k: v for k, v in extra.items() if k not in out})
+    return out
 
 
 def _check_closed_objects(schema: Any, where: str) -> None:

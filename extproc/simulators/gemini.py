@@ -150,6 +150,23 @@ def _check_part(part: Any, where: str) -> None:
     inline = _get(part, "inlineData")
     if inline is not None and not _get(inline, "mimeType"):
         raise BadRequest(f"* GenerateContentRequest.{where}.inline_data.mime_type: mime_type is not specified")
+    if inline is not None and not _bytes_field(_get(inline, "data")):
+        # proto3 JSON bytes: standard or URL-safe base64, padding optional (as users report the 400).
+        raise BadRequest(f"Invalid value at '{where}.inline_data.data' (TYPE_BYTES), Base64 decoding failed for "
+                         f"\"{str(_get(inline, 'data'))[:40]}\"")
+
+
+def _bytes_field(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    data = value.rstrip("=").replace("-", "+").replace("_", "/")
+    if len(data) % 4 == 1:
+        return False
+    try:
+        base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
+    except ValueError:
+        return False
+    return True
 
 
 _PART_DATA = ("text", "inlineData", "functionCall", "functionResponse", "fileData", "executableCode",

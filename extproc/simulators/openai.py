@@ -313,7 +313,33 @@ def validate_chat(body: dict[str, Any], model: str) -> int:
                     f"with length {len(stop)} instead.", param="stop", code="array_above_max_length")
     if isinstance(messages, list):
         _check_tool_turns(messages)
+        _check_image_data(messages)
+    # Fields OpenAI takes only beside another (its 400s as users report them).
+    if body.get("stream_options") is not None and body.get("stream") is not True:
+        raise _Fail(400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                    param="stream_options")
+    if not body.get("tools"):
+        for name in ("parallel_tool_calls", "tool_choice"):
+            if body.get(name) is not None:
+                raise _Fail(400, f"Invalid value for '{name}': '{name}' is only allowed when 'tools' are specified.",
+                            param=name, code="invalid_value")
     return n
+
+
+def _check_image_data(messages: list[Any]) -> None:
+    """A data URL image must decode as base64 ("Invalid base64 image_url.", as users report OpenAI's 400)."""
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        for j, part in enumerate(content if isinstance(content, list) else []):
+            url = ((part.get("image_url") or {}) if isinstance(part, dict) else {}).get("url")
+            if not isinstance(url, str) or not url.startswith("data:") or ";base64," not in url:
+                continue
+            data = url.split(";base64,", 1)[1]
+            try:
+                base64.b64decode(data, validate=True)
+            except ValueError:
+                raise _Fail(400, "Invalid base64 image_url.", param=f"messages[{i}].content[{j}].image_url.url",
+                            code="invalid_value") from None
 
 
 # createChatCompletion's top-level fields (OpenAI's OpenAPI document); any other is refused.
@@ -331,6 +357,7 @@ LIMITS = {"gpt-4o": (128000, 16384), "gpt-4o-mini": (128000, 16384), "gpt-4.1": 
 # A self-hosted server's --max-model-len: the simulated vLLM serves Llama 3.1 (131,072 tokens).
 MAX_MODEL_LEN = 131072
 _SEARCH_MODEL = re.compile(r"^gpt-(4o|4o-mini|5)-search")
+_VERBOSITY_MODEL = re.compile(r"^gpt-5")
 
 
 def _limits(model: str) -> tuple[int, int] | None:
@@ -345,6 +372,11 @@ def check_openai_model(body: dict[str, Any], model: str) -> None:
     for name in sorted(body):
         if name not in CHAT_FIELDS or (name == "reasoning_effort" and not _REASONING_MODEL.match(model)):
             raise _Fail(400, f"Unrecognized request argument supplied: {name}")
+    if body.get("verbosity") is not None and not _VERBOSITY_MODEL.match(model):
+        # The GPT-5 family's setting; gpt-4o answers "Unsupported value: 'verbosity' does not support 'low'
+        # with this model" (as users report it), gpt-4.1 "Unrecognized request argument supplied: verbosity".
+        raise _Fail(400, f"Unsupported value: 'verbosity' does not support '{body['verbosity']}' with this model.",
+                    param="verbosity", code="unsupported_value")
     if body.get("web_search_options") is not None and not _SEARCH_MODEL.match(model):
         raise _Fail(400, "Web search options not supported with this model.", param="web_search_options")
     limits = _limits(model)

@@ -234,3 +234,37 @@ def test_azure_gets_only_what_its_api_version_takes(gateway, client):
                                        messages=[{"role": "user", "content": "Hi"}])
     assert info.value.body["param"] == "web_search_options"
     assert len(upstream_requests(gateway, "azure_openai")) == 1
+
+
+# ---- what OpenAI refuses for every model, refused by the gateway up front (tryout M1) ----------------
+
+@pytest.mark.parametrize("extra, param", [
+    ({"stream_options": {"include_usage": True}}, "stream_options"),
+    ({"parallel_tool_calls": False}, "parallel_tool_calls"),
+])
+@pytest.mark.parametrize("provider", ["anthropic", "gemini"])
+def test_a_field_without_the_one_it_depends_on_is_openais_400_on_every_provider(gateway, client, provider, extra,
+                                                                                 param):
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model=MODELS[provider], messages=[{"role": "user", "content": "Hi"}],
+                                       extra_body=extra)
+    assert info.value.body["param"] == param and "only allowed when" in info.value.body["message"]
+    assert upstream_requests(gateway, provider) == []
+
+
+@pytest.mark.parametrize("provider", ["openai", "gemini"])
+def test_an_image_data_url_that_is_not_base64_is_a_400_naming_the_field(gateway, client, provider):
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model=MODELS[provider], messages=[{"role": "user", "content": [
+            {"type": "text", "text": "What is in this image?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,!!!"}}]}])
+    assert info.value.body["param"] == "messages[0].content[1].image_url.url"
+    assert upstream_requests(gateway, provider) == []
+
+
+def test_verbosity_is_left_out_for_a_model_below_gpt_5(gateway, client):
+    answer = client.chat.completions.create(model=MODELS["openai"], messages=[{"role": "user", "content": "Hi"}],
+                                            extra_body={"verbosity": "low"})
+    assert answer.choices[0].message.content
+    (record,) = upstream_requests(gateway, "openai")
+    assert "verbosity" not in record["body"]

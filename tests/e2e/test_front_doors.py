@@ -476,3 +476,24 @@ def test_a_custom_tool_round_trip_as_codex_sends_it(gateway, client, provider):
         {"type": "custom_tool_call", "call_id": call.call_id, "name": call.name, "input": call.input},
         {"type": "custom_tool_call_output", "call_id": call.call_id, "output": "patch applied"}])
     assert "patch applied" in second.output_text
+
+
+def test_responses_keeps_chats_rule_for_an_unknown_field(gateway, client):
+    """Pinned to gpt-4o-mini, chat answers 422 unsupported_parameter to a field OpenAI does not know;
+    /v1/responses now answers the same instead of dropping it silently (tryout L4)."""
+    for call in (lambda: client.responses.create(model=MODELS["openai"], input="Hi", extra_body={"foo": 1}),
+                 lambda: client.chat.completions.create(model=MODELS["openai"], extra_body={"foo": 1},
+                                                        messages=[{"role": "user", "content": "Hi"}])):
+        with pytest.raises(openai.UnprocessableEntityError) as info:
+            call()
+        assert info.value.body["code"] == "unsupported_parameter" and info.value.body["param"] == "foo"
+    assert upstream_requests(gateway, "openai") == []
+
+
+def test_messages_max_tokens_over_claudes_limit_is_clamped_as_on_chat(gateway, claude):
+    """Anthropic answers 400 to max_tokens over the model's limit; every door clamps it (tryout L5)."""
+    message = claude.messages.create(model=MODELS["anthropic"], max_tokens=100000,
+                                     messages=[{"role": "user", "content": "Hi"}])
+    assert message.stop_reason == "end_turn"
+    (record,) = upstream_requests(gateway, "anthropic")
+    assert record["body"]["max_tokens"] == 64000

@@ -369,3 +369,36 @@ def test_hostile_front_door_bodies_are_clear_errors_never_crashes(case):
         assert exc.status in (400, 422) and exc.message
         return
     validate.chat(internal)   # what passes is a request the internal validator takes
+
+
+# ---- the same rules as chat (tryout L4, L5) -------------------------------------------------------
+
+def test_responses_takes_the_same_per_model_rules_as_chat(gw):
+    """An unknown top-level field and reasoning.effort go on as in a chat request, so the same
+    capability check decides: pinned to gpt-4o-mini, 422 unsupported_parameter, as chat answers."""
+    body = responses.to_internal({"model": "m", "input": "Hi", "foo": 1, "reasoning": {"effort": "low"},
+                                  "parallel_tool_calls": True})
+    assert body["foo"] == 1 and body["reasoning_effort"] == "low"
+    assert "parallel_tool_calls" not in body   # chat takes it only beside tools; the Responses default is true
+    with pytest.raises(InvalidRequest):
+        responses.to_internal({"model": "m", "input": "Hi", "messages": []})
+    for path, extra in (("/v1/responses", {"input": "Hi"}),
+                        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}]})):
+        with pytest.raises(errors.GatewayError) as refused:
+            gw.request_body(_front(path), json.dumps({"model": "gpt-4o-mini", "foo": 1, **extra}).encode())
+        assert refused.value.status == 422 and json.loads(refused.value.body())["error"]["code"] == "unsupported_parameter"
+    # reasoning.effort reaches a reasoning model and is left out for the others, as reasoning_effort in chat
+    exchange = gw.request_body(_front("/v1/responses"), json.dumps(
+        {"model": "gpt-4o-mini", "input": "Hi", "reasoning": {"effort": "low"}}).encode())
+    assert "reasoning_effort" not in json.loads(exchange.first[1].body)
+
+
+def test_messages_passthrough_clamps_max_tokens_as_every_door_does(gw):
+    """Anthropic refuses max_tokens over the model's output limit; chat clamps, and so does /v1/messages."""
+    exchange = gw.request_body(_front("/v1/messages"), json.dumps(
+        {"model": "claude-haiku-4-5", "max_tokens": 100000, "messages": [{"role": "user", "content": "Hi"}]}).encode())
+    sent = json.loads(exchange.first[1].body)
+    assert sent["max_tokens"] == 64000
+    sim_anthropic.validate(sent)
+    with pytest.raises(sim_anthropic.BadRequest, match="max_tokens: 100000 > 64000"):
+        sim_anthropic.validate({**sent, "max_tokens": 100000})

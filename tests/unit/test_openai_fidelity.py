@@ -343,6 +343,52 @@ def test_json_schema_uses_anthropic_structured_outputs_where_the_model_has_them(
     assert "output_config" not in out and "JSON Schema:" in out["system"]
 
 
+CONSTRAINED = {"type": "json_schema", "json_schema": {"name": "person", "strict": True, "schema": {
+    "type": "object", "additionalProperties": False, "required": ["age", "tags", "name", "zip"], "properties": {
+        "age": {"type": "integer", "minimum": 18, "maximum": 150, "description": "Age in years"},
+        "tags": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 3},
+        "name": {"type": "string", "minLength": 3, "maxLength": 20},
+        "zip": {"type": "string", "pattern": "^[0-9]{5}$"}}}}}
+
+
+def test_claude_structured_outputs_move_refused_keywords_into_descriptions():
+    """Anthropic answers 400 to minimum/maximum/minLength/maxLength/maxItems and minItems > 1
+    (the simulator says so as the API does); the translator moves them into the description, as
+    Anthropic's SDK does, and keeps what the grammar takes (a simple pattern)."""
+    with pytest.raises(sim_anthropic.BadRequest, match="For 'integer' type, property 'minimum' is not supported"):
+        sim_anthropic.validate({"model": "claude-haiku-4-5", "max_tokens": 10,
+                                "messages": [{"role": "user", "content": "Who?"}],
+                                "output_config": {"format": {"type": "json_schema",
+                                                             "schema": CONSTRAINED["json_schema"]["schema"]}}})
+    _, out = anthropic({"messages": [{"role": "user", "content": "Who?"}], "response_format": CONSTRAINED})
+    props = out["output_config"]["format"]["schema"]["properties"]
+    assert props["age"] == {"type": "integer", "description": 'Age in years\n\n{"minimum": 18, "maximum": 150}'}
+    assert props["tags"]["description"] == '{"maxItems": 3, "minItems": 2}' and "minItems" not in props["tags"]
+    assert props["name"]["description"] == '{"minLength": 3, "maxLength": 20}' and "maxLength" not in props["name"]
+    assert props["zip"] == {"type": "string", "pattern": "^[0-9]{5}$"}
+    sim_anthropic.validate(out)
+    assert CONSTRAINED["json_schema"]["schema"]["properties"]["age"]["minimum"] == 18   # the input is not changed
+
+
+def test_claude_is_unable_for_a_recursive_structured_output_schema():
+    """Anthropic refuses recursive schemas ("Circular reference detected ..."): there is no way to
+    express one, so the translator refuses (422) and the planner takes another candidate."""
+    tree = {"type": "json_schema", "json_schema": {"name": "tree", "strict": True, "schema": {
+        "$defs": {"Node": {"type": "object", "additionalProperties": False, "required": ["kids"],
+                           "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/Node"}}}}},
+        "$ref": "#/$defs/Node"}}}
+    with pytest.raises(sim_anthropic.BadRequest, match="Circular reference detected in schema definitions: Node -> Node"):
+        sim_anthropic.validate({"model": "claude-haiku-4-5", "max_tokens": 10,
+                                "messages": [{"role": "user", "content": "Tree?"}],
+                                "output_config": {"format": {"type": "json_schema",
+                                                             "schema": tree["json_schema"]["schema"]}}})
+    body = {"model": "claude", "messages": [{"role": "user", "content": "Tree?"}], "response_format": tree}
+    with pytest.raises(UnsupportedFeature, match="recursive schemas") as info:
+        anthropic(body)
+    assert info.value.param == "response_format"
+    assert "recursive" in unable(CLAUDE, body, "chat")
+
+
 def test_temperature_and_top_p_newer_claude_models_take_only_one():
     body = {"messages": [{"role": "user", "content": "Hi"}], "temperature": 0.3, "top_p": 0.9}
     _, out = anthropic(body)   # claude-haiku-4-5
@@ -435,6 +481,7 @@ USER = [{"role": "user", "content": "hi"}]
     ({"max_tokens": 10 ** 9}, "max_tokens is too large: 1000000000"),
     ({"max_completion_tokens": 20000}, "max_completion_tokens is too large: 20000"),
     ({"reasoning_effort": "high"}, "Unrecognized request argument supplied: reasoning_effort"),
+    ({"verbosity": "low"}, "Unsupported value: 'verbosity' does not support 'low' with this model"),
 ])
 def test_openai_bodies_are_made_valid_where_the_answer_stays_the_same(extra, rule):
     old = {"model": "gpt-4o-mini", "messages": USER, **extra}
@@ -471,3 +518,39 @@ def test_gemini_max_output_tokens_is_clamped_and_logprobs_make_it_unable():
 def test_anthropic_is_unable_for_logprobs():
     for extra in ({"logprobs": True}, {"top_logprobs": 3}):
         assert "logprobs" in unable(CLAUDE, {"model": "claude", "messages": USER, **extra})
+
+
+def test_verbosity_reaches_the_gpt_5_family():
+    target = Target(model="g5", upstream_model="gpt-5-mini", provider="openai", api="openai", base_path="/v1")
+    assert openai_sent({"model": "g5", "messages": USER, "verbosity": "low"}, target)["verbosity"] == "low"
+
+
+PNG_1PX = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+
+def test_simulators_refuse_image_data_that_is_not_base64_as_the_apis_do():
+    bad = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is it?"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,!!!"}}]}]}
+    with pytest.raises(sim_openai._Fail, match="Invalid base64 image_url") as info:
+        sim_openai.validate_chat(bad, "gpt-4o-mini")
+    assert info.value.param == "messages[0].content[1].image_url.url"
+    good = json.loads(json.dumps(bad).replace("!!!", PNG_1PX))
+    sim_openai.validate_chat(good, "gpt-4o-mini")
+    contents = [{"role": "user", "parts": [{"text": "What is it?"}, {"inlineData": {"mimeType": "image/png", "data": "!!!"}}]}]
+    with pytest.raises(sim_gemini.BadRequest, match=r"Invalid value at 'contents\[0\].parts\[1\].inline_data.data' "
+                                                    r"\(TYPE_BYTES\), Base64 decoding failed"):
+        sim_gemini.to_prompt("gemini-2.5-flash", {"contents": contents})
+    contents[0]["parts"][1]["inlineData"]["data"] = PNG_1PX.rstrip("=").replace("+", "-")   # URL-safe, unpadded: taken
+    sim_gemini.to_prompt("gemini-2.5-flash", {"contents": contents})
+
+
+@pytest.mark.parametrize("extra, param", [
+    ({"stream_options": {"include_usage": True}}, "stream_options"),
+    ({"stream": False, "stream_options": {"include_usage": True}}, "stream_options"),
+    ({"parallel_tool_calls": False}, "parallel_tool_calls"),
+    ({"tool_choice": "auto"}, "tool_choice"),
+])
+def test_the_openai_simulator_refuses_fields_without_the_field_they_depend_on(extra, param):
+    with pytest.raises(sim_openai._Fail, match="only allowed when") as info:
+        sim_openai.validate_chat({"model": "gpt-4o-mini", "messages": USER, **extra}, "gpt-4o-mini")
+    assert info.value.param == param

@@ -325,3 +325,41 @@ def test_function_names_follow_openais_pattern(where, body):
         chat(request)
     assert info.value.param == where and info.value.code == "invalid_value"
     assert "does not match pattern" in info.value.message
+
+
+# ---- fields that depend on another, image data URLs (what OpenAI refuses for every model) ----
+
+@pytest.mark.parametrize("extra, param", [
+    ({"stream_options": {"include_usage": True}}, "stream_options"),
+    ({"stream": False, "stream_options": {"include_usage": True}}, "stream_options"),
+    ({"parallel_tool_calls": False}, "parallel_tool_calls"),
+    ({"tools": [], "tool_choice": "none"}, "tool_choice"),
+])
+def test_a_field_without_the_one_it_depends_on_is_openais_400(extra, param):
+    from extproc import validate
+    from extproc.errors import InvalidRequest
+    with pytest.raises(InvalidRequest, match="only allowed when") as info:
+        validate.chat({"model": "m", "messages": [{"role": "user", "content": "hi"}], **extra})
+    assert info.value.param == param and info.value.code == "invalid_value"
+    # beside the field it depends on, it is taken
+    ok = {"stream": True} if param == "stream_options" else {"tools": [{"type": "function", "function": {"name": "f"}}]}
+    validate.chat({"model": "m", "messages": [{"role": "user", "content": "hi"}], **extra, **ok})
+
+
+@pytest.mark.parametrize("data, ok", [
+    ("iVBORw0KGgo=", True), ("iVBORw0KGgo", True), ("iVBO Rw0K\nGgo=", True), ("a-_b", True),
+    ("!!!", False), ("abcde", False), ("", False),
+])
+def test_an_image_data_url_must_carry_base64(data, ok):
+    from extproc import validate
+    from extproc.errors import InvalidRequest
+    body = {"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is it?"}, {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{data}"}}]}]}
+    if ok:
+        validate.chat(body)
+        return
+    with pytest.raises(InvalidRequest) as info:
+        validate.chat(body)
+    assert info.value.param == "messages[0].content[1].image_url.url" and info.value.status == 400
+    validate.chat({**body, "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]})   # a web URL is not decoded
