@@ -245,7 +245,7 @@ class Gateway:
                     f"Content-Type must be application/json, not '{ctype or '(none)'}'")
             content_encoding.codings(headers.get("content-encoding", ""))   # 415 before the body comes
             if end_of_stream:
-                raise InvalidRequest("The request body is empty; send a JSON object.")
+                raise InvalidRequest("The request body is empty; send a JSON object.", code=validate.INVALID_JSON)
             length = headers.get("content-length", "")
             if length.isdigit() and int(length) > self.config.max_body_bytes:
                 raise self._too_large()

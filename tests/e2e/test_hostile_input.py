@@ -63,13 +63,14 @@ content_types = st.sampled_from(["application/json", "application/json; charset=
 
 
 def check(response: httpx.Response) -> None:
-    """No 5xx; an error is OpenAI-shaped JSON."""
+    """No 5xx; an error is OpenAI-shaped JSON with a code (clients key on it: never null or empty)."""
     assert response.status_code < 500, (response.status_code, response.text[:400])
     if response.status_code >= 400:
         assert response.headers["content-type"].startswith("application/json"), response.headers
         error = response.json()["error"]
         assert set(error) == {"message", "type", "param", "code"}, error
         assert isinstance(error["message"], str) and isinstance(error["type"], str)
+        assert isinstance(error["code"], str) and error["code"], error
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +168,61 @@ def test_a_provider_answer_over_4_mib_arrives_whole(stubbed, size):
 
 
 # ---- slow clients -------------------------------------------------------------------------------------
+
+_USER = [{"role": "user", "content": "hi"}]
+_CHAT = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]'
+_BAD_ARGS = [*_USER, {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+                                                          "function": {"name": "f", "arguments": "{not json"}}]},
+             {"role": "tool", "tool_call_id": "c1", "content": "r"}]
+
+
+@pytest.mark.parametrize("path, raw, headers, code", [
+    ("/chat/completions", _CHAT + b', "metadata": {"a": ' + b"[" * 1000 + b"]" * 1000 + b"}}", {}, "invalid_value"),
+    ("/chat/completions", _CHAT + b', "metadata": {"a": ' + b"[" * 33 + b"]" * 33 + b"}}", {}, "invalid_value"),
+    ("/chat/completions", _CHAT + b', "temperature": NaN}', {}, "invalid_value"),
+    ("/chat/completions", _CHAT + b', "top_p": Infinity}', {}, "invalid_value"),
+    ("/chat/completions", _CHAT + b', "seed": -Infinity}', {}, "invalid_value"),
+    ("/chat/completions", _CHAT + b', "max_tokens": ' + b"9" * 20 + b"}", {}, "integer_above_max_value"),
+    ("/chat/completions", _CHAT + b', "max_tokens": ' + b"9" * 21 + b"}", {}, "integer_above_max_value"),
+    ("/chat/completions", _CHAT + b', "max_tokens": ' + b"9" * 4300 + b"}", {}, "integer_above_max_value"),
+    ("/chat/completions", _CHAT + b', "max_tokens": 1e400}', {}, "decimal_above_max_value"),
+    ("/chat/completions", _CHAT + b"} xx", {}, "invalid_json"),
+    ("/chat/completions", b"\xef\xbb\xbf" + _CHAT + b"}", {}, "invalid_json"),
+    ("/chat/completions", b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "\xff\xfe"}]}', {},
+     "invalid_json"),
+    ("/chat/completions", b"", {}, "invalid_json"),
+    ("/chat/completions", b"null", {}, "invalid_type"),
+    ("/chat/completions", b"[1, 2]", {}, "invalid_type"),
+    ("/chat/completions", b'"x"', {}, "invalid_type"),
+    ("/chat/completions", json.dumps({"model": "claude-haiku-4-5", "messages": _BAD_ARGS}).encode(), {},
+     "invalid_value"),
+    ("/chat/completions", json.dumps({"model": "gemini-3.5-flash-lite", "messages": _BAD_ARGS}).encode(), {},
+     "invalid_value"),
+    ("/chat/completions", json.dumps({"model": "gemini-3.5-flash-lite", "messages": [
+        *_USER, {"role": "tool", "tool_call_id": "zz", "content": "r"}]}).encode(), {}, "invalid_value"),
+    ("/chat/completions", _CHAT + b"}", {"x-llm-surface": "no-such-surface"}, "invalid_value"),
+    ("/feedback", b'{"request_id": "r1", "score": 1.5}', {}, "decimal_above_max_value"),
+    ("/feedback", b"{", {}, "invalid_json"),
+])
+def test_every_refusal_names_a_code(http, path, raw, headers, code):
+    """Clients and SDKs key on the code: every kind of 4xx has one, the same at both sides of a limit
+    (nesting 33 and 1,000, 20 and 21 digits), OpenAI's where OpenAI has one (README, "Errors")."""
+    response = http.post(path, content=raw, headers={"content-type": "application/json", **headers})
+    check(response)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == code, response.text
+
+
+def test_a_responses_output_without_its_call_is_named_in_the_responses_api_terms(http):
+    response = http.post("/responses", json={"model": "gemini-3.5-flash-lite", "input": [
+        {"type": "message", "role": "user", "content": "hi"},
+        {"type": "function_call_output", "call_id": "x", "output": "42"}]})
+    check(response)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["param"], error["code"]) == ("input[1].call_id", "invalid_value"), error
+    assert "messages" not in error["message"] and "tool_call_id" not in error["message"], error
+
 
 HEADERS_TIMEOUT_S, REQUEST_TIMEOUT_S = 1, 3
 
