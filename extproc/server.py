@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import time
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import AsyncIterator
@@ -180,8 +181,12 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                         return
                     # Clients may not steer routing or impersonate the gateway's own headers.
                     spoofed = [k for k in headers if k.startswith(("x-llm-", "x-envoy-"))]
+                    # The gateway's id from here on, so even Envoy's own reply before the body arrived
+                    # (a 408 for a trickled body) names the id the ledger and the spans use, not Envoy's.
+                    headers[KEY_HEADER] = uuid.uuid4().hex
                     yield pb.ProcessingResponse(request_headers=pb.HeadersResponse(
-                        response=pb.CommonResponse(header_mutation=mutation({}, spoofed))), mode_override=_ROUTED)
+                        response=pb.CommonResponse(header_mutation=mutation({KEY_HEADER: headers[KEY_HEADER]},
+                                                                            spoofed))), mode_override=_ROUTED)
                 elif kind == "request_body":
                     raw = req.request_body.body
                     try:

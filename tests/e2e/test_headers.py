@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 
 import httpx
@@ -169,3 +170,47 @@ def test_no_internal_header_reaches_a_provider_on_any_attempt(gw, stream):
     for name, records in seen.items():
         for record in records:
             assert internal(record["headers"]) == [], (name, record["body"].get("model"), internal(record["headers"]))
+
+
+INTERNAL_RESPONSE_HEADERS = ("x-envoy-upstream-service-time", "x-envoy-attempt-count", "x-llm-reply")
+
+
+@pytest.mark.parametrize("case", ["answer", "stream", "fallback", "processor reply", "envoy reply"])
+def test_clients_receive_no_internal_headers(gw, case):
+    """Envoy's router and the processor talk through these headers; a client gets the gateway's own
+    (x-llm-attempts, x-request-id) instead. A provider's answer, a fallback's, the processor's own
+    refusal and Envoy's own reply alike."""
+    body = {"model": MODELS["openai"], "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"authorization": f"Bearer {CLIENT_KEY}"}
+    if case == "stream":
+        body["stream"] = True
+    elif case == "fallback":
+        # attempt 1's provider (learnt from the same request) fails once; attempt 2 goes to the next tier
+        body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+        first = httpx.post(f"{gw.base_url}/chat/completions", headers=headers, json=body, timeout=20)
+        failing = first.headers["x-llm-provider"]
+        httpx.put(f"{gw.sim_url(failing)}/_sim/faults", json={"status": 500, "count": 1}).raise_for_status()
+    elif case == "processor reply":
+        body["model"] = "no-such-model"
+    elif case == "envoy reply":
+        body = None
+    try:
+        if body is None:   # over the listener's buffer limit: Envoy's own 413
+            response = httpx.post(f"{gw.base_url}/chat/completions", headers={**headers,
+                                  "content-type": "application/json"}, content=b" " * (4 * 1024 * 1024 + 1),
+                                  timeout=20)
+        else:
+            response = httpx.post(f"{gw.base_url}/chat/completions", headers=headers, json=body, timeout=20)
+    finally:
+        if case == "fallback":
+            httpx.delete(f"{gw.sim_url(failing)}/_sim/faults").raise_for_status()
+    expected = {"answer": 200, "stream": 200, "fallback": 200, "processor reply": 404, "envoy reply": 413}[case]
+    assert response.status_code == expected, response.text[:300]
+    leaked = [h for h in INTERNAL_RESPONSE_HEADERS if h in response.headers]
+    if case == "fallback":
+        assert response.headers["x-llm-provider"] != failing
+    assert not leaked, (leaked, dict(response.headers))
+    if case != "envoy reply":   # (Envoy's 413 came before the processor saw the request: Envoy's own id)
+        assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"]), response.headers   # the gateway's
+    if case not in ("envoy reply", "processor reply"):
+        assert response.headers["x-llm-attempts"] == ("2" if case == "fallback" else "1"), response.headers
