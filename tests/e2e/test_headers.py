@@ -214,3 +214,22 @@ def test_clients_receive_no_internal_headers(gw, case):
         assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"]), response.headers   # the gateway's
     if case not in ("envoy reply", "processor reply"):
         assert response.headers["x-llm-attempts"] == ("2" if case == "fallback" else "1"), response.headers
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_messages_front_door_follows_the_allowlist(gw, stream):
+    """/v1/messages passed the client's anthropic-version and anthropic-beta straight to Anthropic. Now the
+    version is the gateway's own and anthropic-beta passes only because this stack's anthropic provider
+    lists it in forward_headers (the shipped config does not: test_front_doors); other providers never
+    get it."""
+    for model in (MODELS["anthropic"], MODELS["openai"]):
+        response = httpx.post(f"{gw.base_url}/messages", timeout=20, headers={
+            "x-api-key": CLIENT_KEY, "anthropic-version": "1999-01-01", "anthropic-beta": "evil-beta"},
+            json={"model": model, "max_tokens": 50, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+        assert response.status_code == 200, response.text
+        headers = received(gw, "anthropic" if model == MODELS["anthropic"] else "openai")
+        if model == MODELS["anthropic"]:
+            assert headers["anthropic-version"] == "2023-06-01", headers
+            assert headers["anthropic-beta"] == "evil-beta"       # listed in this stack's forward_headers
+        else:
+            assert "anthropic-version" not in headers and "anthropic-beta" not in headers, headers
