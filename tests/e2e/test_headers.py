@@ -180,6 +180,9 @@ def test_clients_receive_no_internal_headers(gw, case):
     """Envoy's router and the processor talk through these headers; a client gets the gateway's own
     (x-llm-attempts, x-request-id) instead. A provider's answer, a fallback's, the processor's own
     refusal and Envoy's own reply alike."""
+    for name in MODELS:   # this module's stack is not cleaned between tests
+        if name != STUB:
+            httpx.delete(f"{gw.sim_url(name)}/_sim/faults").raise_for_status()
     body = {"model": MODELS["openai"], "messages": [{"role": "user", "content": "hi"}]}
     headers = {"authorization": f"Bearer {CLIENT_KEY}"}
     if case == "stream":
@@ -222,6 +225,8 @@ def test_the_messages_front_door_follows_the_allowlist(gw, stream):
     version is the gateway's own and anthropic-beta passes only because this stack's anthropic provider
     lists it in forward_headers (the shipped config does not: test_front_doors); other providers never
     get it."""
+    for name in ("anthropic", "openai"):   # this module's stack is not cleaned between tests
+        httpx.delete(f"{gw.sim_url(name)}/_sim/faults").raise_for_status()
     for model in (MODELS["anthropic"], MODELS["openai"]):
         response = httpx.post(f"{gw.base_url}/messages", timeout=20, headers={
             "x-api-key": CLIENT_KEY, "anthropic-version": "1999-01-01", "anthropic-beta": "evil-beta"},
