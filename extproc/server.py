@@ -693,8 +693,17 @@ async def _until(requests: AsyncIterator[pb.ProcessingRequest], deadline) -> Asy
             nxt = None
             yield message
     finally:
-        if nxt is not None and not nxt.done():
+        if nxt is not None:
+            # The stage stopped reading with a read in flight: cancel it, and take its outcome whatever it
+            # was (Envoy's stream may have ended meanwhile), or asyncio logs "Task exception was never
+            # retrieved: StopAsyncIteration" for every such attempt.
             nxt.cancel()
+            nxt.add_done_callback(_outcome_taken)
+
+
+def _outcome_taken(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _replace(rewrite: Rewrite) -> pb.ProcessingResponse:
