@@ -85,7 +85,10 @@ _DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_int=_bounded_int,
 
 
 def parse(raw: bytes) -> dict:
-    """Parse a request body into a JSON object; raises ``InvalidRequest`` (400) for anything else.
+    """Parse a request body into a JSON object; raises ``InvalidRequest`` (400) for anything else, with
+    one code per kind of fault (README, "Errors"): ``invalid_json`` not JSON, ``invalid_type`` not an
+    object, ``invalid_value`` too deep / non-finite literal / lone surrogate, ``integer_above_max_value``
+    and ``decimal_above_max_value`` (``_below_min_`` when negative) for numbers past the bounds.
 
     ``raw`` must be UTF-8 (RFC 8259 section 8.1); the result holds only
     dict/list/str/int/float/bool/None, at most ``MAX_DEPTH`` containers deep,
