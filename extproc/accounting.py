@@ -202,18 +202,22 @@ def parse_feedback(body: bytes | str | dict) -> Feedback:
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            raise InvalidRequest("feedback body is not valid JSON") from None
+            raise InvalidRequest("feedback body is not valid JSON", code="invalid_json") from None
     else:
         data = body
     if not isinstance(data, dict):
-        raise InvalidRequest("feedback body must be a JSON object")
+        raise InvalidRequest("feedback body must be a JSON object", code="invalid_type")
     rid = data.get("request_id")
     if not isinstance(rid, str) or not rid or len(rid) > 200:
         raise InvalidRequest("'request_id' must be the x-request-id of a past request", param="request_id")
     score = data.get("score")
     if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score) \
             or not 0.0 <= score <= 1.0:
-        raise InvalidRequest("'score' must be a number from 0 (bad) to 1 (good)", param="score")
+        # The codes OpenAI's field checks use (extproc/validate.py): the type, else the side of the range.
+        code = ("invalid_type" if isinstance(score, bool) or not isinstance(score, (int, float)) else
+                "decimal_below_min_value" if score < 0 else "decimal_above_max_value" if score > 1 else
+                "invalid_value")
+        raise InvalidRequest("'score' must be a number from 0 (bad) to 1 (good)", param="score", code=code)
     source = data.get("source", "user")
     if not isinstance(source, str) or not _SOURCE.match(source):
         raise InvalidRequest("'source' must be 1-64 characters of letters, digits, '_', '.', ':' or '-'",

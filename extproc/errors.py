@@ -40,8 +40,14 @@ def error_body(message: str, type_: str, param: str | None = None, code: str | N
 
 
 class InvalidRequest(GatewayError):
+    """400. ``code`` says which fault: OpenAI's code for it where OpenAI has one (``invalid_type``,
+    ``missing_required_parameter``, ``integer_above_max_value``, ...), ``invalid_json`` for a body that
+    is not JSON; a call site that names none gets ``invalid_value`` (a value the gateway cannot use),
+    so no client ever sees ``code: null`` (README, "Errors")."""
+
     status = 400
     type = "invalid_request_error"
+    code = "invalid_value"
 
 
 class Unauthorized(GatewayError):

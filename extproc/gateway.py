@@ -246,7 +246,7 @@ class Gateway:
                     f"Content-Type must be application/json, not '{ctype or '(none)'}'")
             content_encoding.codings(headers.get("content-encoding", ""))   # 415 before the body comes
             if end_of_stream:
-                raise InvalidRequest("The request body is empty; send a JSON object.")
+                raise InvalidRequest("The request body is empty; send a JSON object.", code=validate.INVALID_JSON)
             length = headers.get("content-length", "")
             if length.isdigit() and int(length) > self.config.max_body_bytes:
                 raise self._too_large()
@@ -282,7 +282,8 @@ class Gateway:
         caller = authenticate(config, headers, self.keys.entries)
         now = self.clock()
         classification = classifier.classify(body) if classifier is not None and endpoint == "chat" else None
-        exchange = Exchange(key=uuid.uuid4().hex, endpoint=endpoint, body=body, plan=None, created=int(now),
+        # The id the router stage gave the request with its headers (server.py), else a fresh one.
+        exchange = Exchange(key=headers.get(KEY_HEADER) or uuid.uuid4().hex, endpoint=endpoint, body=body, plan=None, created=int(now),
                             response_id=f"chatcmpl-{uuid.uuid4().hex[:24]}", started=now, caller=caller,
                             path=path, front=front, client_body=client_body,
                             front_headers={**{h: headers[h] for h in FRONT_DOOR_HEADERS if h in headers},

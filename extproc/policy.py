@@ -323,7 +323,8 @@ def who(config: Config, headers: dict[str, str], caller: Caller | None) -> tuple
     workload = asked or caller.workload or config.default_workload
     if workload not in config.workloads:
         raise InvalidRequest(f"unknown workload '{workload}' in {WORKLOAD_HEADER} "
-                             f"(configured: {', '.join(sorted(config.workloads))})", param=WORKLOAD_HEADER)
+                             f"(configured: {', '.join(sorted(config.workloads))})", param=WORKLOAD_HEADER,
+                             code="invalid_value")
     if caller.workloads is not None and workload not in caller.workloads:
         raise PermissionDenied(f"tenant '{caller.tenant}' may not choose workload '{workload}' "
                                f"(its workloads: {', '.join(sorted(caller.workloads))})", param=WORKLOAD_HEADER)
@@ -331,7 +332,8 @@ def who(config: Config, headers: dict[str, str], caller: Caller | None) -> tuple
     surface = asked or caller.surface
     if surface is not None and surface not in config.surfaces:
         raise InvalidRequest(f"unknown surface '{surface}' in {SURFACE_HEADER} "
-                             f"(configured: {', '.join(sorted(config.surfaces)) or 'none'})", param=SURFACE_HEADER)
+                             f"(configured: {', '.join(sorted(config.surfaces)) or 'none'})", param=SURFACE_HEADER,
+                             code="invalid_value")
     if caller.surfaces is not None and surface not in caller.surfaces:
         allowed = ", ".join(sorted(s for s in caller.surfaces if s)) or "none"
         raise PermissionDenied(f"tenant '{caller.tenant}' may not choose surface '{surface}' "

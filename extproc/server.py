@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import time
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import AsyncIterator
@@ -180,8 +181,12 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                         return
                     # Clients may not steer routing or impersonate the gateway's own headers.
                     spoofed = [k for k in headers if k.startswith(("x-llm-", "x-envoy-"))]
+                    # The gateway's id from here on, so even Envoy's own reply before the body arrived
+                    # (a 408 for a trickled body) names the id the ledger and the spans use, not Envoy's.
+                    headers[KEY_HEADER] = uuid.uuid4().hex
                     yield pb.ProcessingResponse(request_headers=pb.HeadersResponse(
-                        response=pb.CommonResponse(header_mutation=mutation({}, spoofed))), mode_override=_ROUTED)
+                        response=pb.CommonResponse(header_mutation=mutation({KEY_HEADER: headers[KEY_HEADER]},
+                                                                            spoofed))), mode_override=_ROUTED)
                 elif kind == "request_body":
                     raw = req.request_body.body
                     try:
@@ -688,8 +693,17 @@ async def _until(requests: AsyncIterator[pb.ProcessingRequest], deadline) -> Asy
             nxt = None
             yield message
     finally:
-        if nxt is not None and not nxt.done():
+        if nxt is not None:
+            # The stage stopped reading with a read in flight: cancel it, and take its outcome whatever it
+            # was (Envoy's stream may have ended meanwhile), or asyncio logs "Task exception was never
+            # retrieved: StopAsyncIteration" for every such attempt.
             nxt.cancel()
+            nxt.add_done_callback(_outcome_taken)
+
+
+def _outcome_taken(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _replace(rewrite: Rewrite) -> pb.ProcessingResponse:

@@ -44,27 +44,42 @@ INT32_MAX = 2**31 - 1          # OpenAI's token counts and n are 32-bit
 INT64_MIN, INT64_MAX = -2**63, 2**63 - 1   # seed
 ROLES = ("system", "assistant", "user", "function", "tool", "developer")   # in OpenAI's order
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+# Our code for a body that is not JSON (empty, truncated, trailing bytes, a BOM, not UTF-8): OpenAI answers
+# these with its _PARSE_HINT words and no code, and every gateway error carries one (README, "Errors").
+INVALID_JSON = "invalid_json"
 _PARSE_HINT = ("We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
                "HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)")
 
 
 # ---- parsing ---------------------------------------------------------------------------------
 
+class _Refused(ValueError):
+    """A literal the decoder hooks refuse, with the code its kind gets wherever it occurs: the same
+    code as the field checks give the same fault (``integer_above_max_value`` for 21 digits as for a
+    20-digit ``max_tokens``), so a client sees one code per kind of fault, not one per layer."""
+
+    def __init__(self, message: str, code: str):
+        super().__init__(message)
+        self.code = code
+
+
 def _no_constant(name: str) -> Any:
-    raise ValueError(f"'{name}' is not valid JSON (non-finite numbers are not part of JSON)")
+    raise _Refused(f"'{name}' is not valid JSON (non-finite numbers are not part of JSON)", "invalid_value")
 
 
 def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
-        raise ValueError(f"an integer of {len(text.lstrip('-'))} digits is too large "
-                         f"(at most {MAX_INTEGER_DIGITS} digits)")
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INTEGER_DIGITS:
+        raise _Refused(f"an integer of {digits} digits is too large (at most {MAX_INTEGER_DIGITS} digits)",
+                       "integer_below_min_value" if text.startswith("-") else "integer_above_max_value")
     return int(text)
 
 
 def _finite_float(text: str) -> float:
     value = float(text)
     if math.isinf(value):   # 1e999 overflows to inf: as non-finite as the literal Infinity
-        raise ValueError(f"the number {text[:40]} is out of range")
+        raise _Refused(f"the number {text[:40]} is out of range",
+                       "decimal_below_min_value" if value < 0 else "decimal_above_max_value")
     return value
 
 
@@ -72,7 +87,10 @@ _DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_int=_bounded_int,
 
 
 def parse(raw: bytes) -> dict:
-    """Parse a request body into a JSON object; raises ``InvalidRequest`` (400) for anything else.
+    """Parse a request body into a JSON object; raises ``InvalidRequest`` (400) for anything else, with
+    one code per kind of fault (README, "Errors"): ``invalid_json`` not JSON, ``invalid_type`` not an
+    object, ``invalid_value`` too deep / non-finite literal / lone surrogate, ``integer_above_max_value``
+    and ``decimal_above_max_value`` (``_below_min_`` when negative) for numbers past the bounds.
 
     ``raw`` must be UTF-8 (RFC 8259 section 8.1); the result holds only
     dict/list/str/int/float/bool/None, at most ``MAX_DEPTH`` containers deep,
@@ -80,15 +98,17 @@ def parse(raw: bytes) -> dict:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidRequest(f"The request body is not valid UTF-8 (byte {exc.start}).") from None
+        raise InvalidRequest(f"The request body is not valid UTF-8 (byte {exc.start}).", code=INVALID_JSON) from None
     try:
         body = _DECODER.decode(text)
-    except RecursionError:   # C scanner's own guard, far deeper than MAX_DEPTH
-        raise InvalidRequest(f"{_PARSE_HINT} The JSON is nested deeper than {MAX_DEPTH} levels.") from None
-    except ValueError as exc:
-        raise InvalidRequest(f"{_PARSE_HINT} {exc}") from None
+    except RecursionError:   # C scanner's own guard, far deeper than MAX_DEPTH: the same fault as _check_depth's
+        raise _too_deep() from None
+    except _Refused as exc:
+        raise InvalidRequest(f"{_PARSE_HINT} {exc}", code=exc.code) from None
+    except ValueError as exc:   # not JSON at all: empty, truncated, trailing garbage, a BOM
+        raise InvalidRequest(f"{_PARSE_HINT} {exc}", code=INVALID_JSON) from None
     if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
+        raise InvalidRequest(f"The request body must be a JSON object, not {kind(body)}.", code="invalid_type")
     _check_depth(body)
     if _SURROGATE_ESCAPE.search(raw):   # rare: only then walk every string to find the lone one
         where = _lone_surrogate(body)
@@ -109,8 +129,12 @@ def _check_depth(body: dict) -> None:
         if not below:
             return
         level = below
-    raise InvalidRequest(f"The request body is nested deeper than {MAX_DEPTH} levels of arrays and objects.",
-                         code="invalid_value")
+    raise _too_deep()
+
+
+def _too_deep() -> InvalidRequest:
+    return InvalidRequest(f"The request body is nested deeper than {MAX_DEPTH} levels of arrays and objects.",
+                          code="invalid_value")
 
 
 _CONTAINERS = (dict, list)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import math
+import socket
 import struct
 import time
 
@@ -569,3 +571,22 @@ def test_a_self_hosted_simulator_speaks_vllms_refusal_and_stream_error():
                                                   "type": "InternalServerError", "param": None, "code": 500}}
     finally:
         vllm.close()
+
+
+def test_a_client_that_leaves_mid_stream_is_no_error_to_log(server, caplog):
+    """The gateway cuts attempts (deadlines, lost hedges): a provider's log shows no traceback for it
+    (aiohttp's "Cannot write to closing transport" made every cut attempt an ERROR with a traceback)."""
+    server.faults(chunk_interval_ms=50)
+    body = json.dumps({"model": "gpt-4o-mini", "stream": True,
+                       "messages": [{"role": "user", "content": "one two three four five six seven eight"}]}).encode()
+    with caplog.at_level(logging.DEBUG, logger="aiohttp.server"):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: sim\r\nAuthorization: Bearer sk-test\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        deadline = time.monotonic() + 10   # the simulator finds out at its next write (50 ms later)
+        while time.monotonic() < deadline and not server.requests():
+            time.sleep(0.05)
+        time.sleep(1.0)   # several chunk intervals: the writes after the close have happened
+    assert server.requests(), "the request reached the simulator"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]

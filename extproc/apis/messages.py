@@ -375,9 +375,14 @@ class MessagesTranslator(TranslatedStream):
 
 class MessagesPassthrough(FrontDoorTranslator):
     """The chosen provider speaks Messages: the client's request goes as it came (its model replaced by
-    the provider's id), with its ``anthropic-version`` and ``anthropic-beta`` headers, so extended
-    thinking, ``cache_control``, server tools and betas work as they do at Anthropic; the answer, error
-    or stream comes back untouched.
+    the provider's id), so extended thinking, ``cache_control`` and server tools work as they do at
+    Anthropic; the answer, error or stream comes back untouched.
+
+    Headers follow the same allowlist as every other request (README, "Header allowlists"):
+    ``anthropic-version`` is the gateway's own (``ANTHROPIC_VERSION``, the version its translator reads
+    the answer in, for usage and stream endings), whatever the client sent; ``anthropic-beta`` turns on
+    beta features on the gateway's account, so it reaches Anthropic only when the provider's
+    ``forward_headers`` lists it (set by ``Gateway.route``, as for Chat Completions), never from here.
 
     The provider translator still reads a copy of the answer: its usage for accounting and budgets,
     its stream's ending, and (``last_internal``) the internal form of the text delivered, which is
@@ -395,10 +400,7 @@ class MessagesPassthrough(FrontDoorTranslator):
 
     def request(self, body: dict[str, Any]) -> UpstreamRequest:
         target = self.target
-        headers = {"anthropic-version": self.ids.get("headers", {}).get("anthropic-version", ANTHROPIC_VERSION),
-                   "content-type": "application/json"}
-        if self.ids.get("headers", {}).get("anthropic-beta"):
-            headers["anthropic-beta"] = self.ids["headers"]["anthropic-beta"]
+        headers = {"anthropic-version": ANTHROPIC_VERSION, "content-type": "application/json"}
         beta = self.ids.get("headers", {}).get(":beta")   # Claude Code's ?beta=true, passed through
         return UpstreamRequest(path=f"{target.base_path}/messages" + (f"?beta={beta}" if beta else ""), headers=headers,
                                body=json.dumps(_clamped({**self.client, "model": target.upstream_model}, target),

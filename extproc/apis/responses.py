@@ -92,6 +92,7 @@ def _messages(client: dict) -> list[dict]:
     if isinstance(items, str):
         out.append({"role": "user", "content": items})
         return out
+    calls: set[str] = set()   # call ids of the function_call items so far
     for i, item in enumerate(validate.array(items, "input", nonempty=True)):
         where = f"input[{i}]"
         item = validate.obj(item, where)
@@ -106,6 +107,7 @@ def _messages(client: dict) -> list[dict]:
             call = {"id": validate.string(item.get("call_id"), f"{where}.call_id", nonempty=True), "type": "function",
                     "function": {"name": validate.string(item.get("name"), f"{where}.name", nonempty=True),
                                  "arguments": arguments}}
+            calls.add(call["id"])
             last = out[-1] if out else None
             if last is not None and last["role"] == "assistant" and "tool_calls" in last:
                 last["tool_calls"].append(call)
@@ -117,8 +119,15 @@ def _messages(client: dict) -> list[dict]:
             output = item.get("output")
             text = output if isinstance(output, str) else "".join(
                 p.get("text", "") for p in (output or []) if isinstance(p, dict))
-            out.append({"role": "tool", "content": text,
-                        "tool_call_id": validate.string(item.get("call_id"), f"{where}.call_id", nonempty=True)})
+            call_id = validate.string(item.get("call_id"), f"{where}.call_id", nonempty=True)
+            if call_id not in calls:
+                # Checked here, in the Responses API's names: a provider translator would refuse it in the
+                # internal Chat names (messages[N].tool_call_id), or a provider would, in its own words.
+                raise InvalidRequest(f"No tool call found for {kind} with call_id '{call_id}': an output "
+                                     "answers a function_call item earlier in input (nothing is stored, so "
+                                     "the call must be sent again).", param=f"{where}.call_id",
+                                     code="invalid_value")
+            out.append({"role": "tool", "content": text, "tool_call_id": call_id})
         elif kind == "reasoning":
             continue
         else:

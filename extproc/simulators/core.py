@@ -353,6 +353,11 @@ async def _swallow_aborts(request: web.Request, handler):
         return await handler(request)
     except Aborted:
         return web.Response(status=499)  # never sent: the connection is already gone
+    except ConnectionResetError:
+        # The client went away mid-answer (aiohttp's "Cannot write to closing transport"): for a provider
+        # that is normal (the gateway cut an attempt at its deadline, or a hedge lost), not an error to log
+        # with a traceback. aiohttp drops the 499 quietly, as for Aborted.
+        return web.Response(status=499)
     except Finished as done:
         return done.response
 

@@ -223,17 +223,18 @@ def test_previous_response_id_is_a_400_and_nothing_is_kept(gateway, client):
 
 
 def test_messages_pass_through_to_anthropic_keeps_claude_codes_extras(gateway, claude):
-    """A provider that speaks Messages gets the request as it came: thinking, cache_control, anthropic-beta."""
+    """A provider that speaks Messages gets the request as it came (thinking, cache_control), with the
+    gateway's own anthropic-version and, as the shipped config lists no forward_headers, no anthropic-beta."""
     body = {"model": MODELS["anthropic"], "max_tokens": 2000, "thinking": {"type": "enabled", "budget_tokens": 1024},
             "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
             "messages": [{"role": "user", "content": "What is 2 + 2?"}]}
     response = httpx.post(f"{gateway.base_url}/messages?beta=true", json=body, timeout=20, headers={
-        "x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01", "anthropic-beta": "interleaved-thinking-2025-05-14"})
+        "x-api-key": CLIENT_KEY, "anthropic-version": "1999-01-01", "anthropic-beta": "interleaved-thinking-2025-05-14"})
     assert response.status_code == 200, response.text
     assert [b["type"] for b in response.json()["content"]][0] == "thinking"   # Anthropic's own answer, untouched
     record = _served_by(gateway, "anthropic")
     headers = {k.lower(): v for k, v in record["headers"].items()}
-    assert headers["anthropic-beta"] == "interleaved-thinking-2025-05-14"
+    assert headers["anthropic-version"] == "2023-06-01" and "anthropic-beta" not in headers, headers
     assert record["body"] == {**body, "model": "claude-haiku-4-5"}
     assert record["query"] == {"beta": "true"}       # Claude Code's ?beta=true reaches Anthropic (it was dropped)
     assert response.headers["x-llm-provider"] == "anthropic"

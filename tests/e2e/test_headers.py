@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 
 import httpx
@@ -169,3 +170,71 @@ def test_no_internal_header_reaches_a_provider_on_any_attempt(gw, stream):
     for name, records in seen.items():
         for record in records:
             assert internal(record["headers"]) == [], (name, record["body"].get("model"), internal(record["headers"]))
+
+
+INTERNAL_RESPONSE_HEADERS = ("x-envoy-upstream-service-time", "x-envoy-attempt-count", "x-llm-reply")
+
+
+@pytest.mark.parametrize("case", ["answer", "stream", "fallback", "processor reply", "envoy reply"])
+def test_clients_receive_no_internal_headers(gw, case):
+    """Envoy's router and the processor talk through these headers; a client gets the gateway's own
+    (x-llm-attempts, x-request-id) instead. A provider's answer, a fallback's, the processor's own
+    refusal and Envoy's own reply alike."""
+    for name in MODELS:   # this module's stack is not cleaned between tests
+        if name != STUB:
+            httpx.delete(f"{gw.sim_url(name)}/_sim/faults").raise_for_status()
+    body = {"model": MODELS["openai"], "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"authorization": f"Bearer {CLIENT_KEY}"}
+    if case == "stream":
+        body["stream"] = True
+    elif case == "fallback":
+        # attempt 1's provider (learnt from the same request) fails once; attempt 2 goes to the next tier
+        body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+        first = httpx.post(f"{gw.base_url}/chat/completions", headers=headers, json=body, timeout=20)
+        failing = first.headers["x-llm-provider"]
+        httpx.put(f"{gw.sim_url(failing)}/_sim/faults", json={"status": 500, "count": 1}).raise_for_status()
+    elif case == "processor reply":
+        body["model"] = "no-such-model"
+    elif case == "envoy reply":
+        body = None
+    try:
+        if body is None:   # over the listener's buffer limit: Envoy's own 413
+            response = httpx.post(f"{gw.base_url}/chat/completions", headers={**headers,
+                                  "content-type": "application/json"}, content=b" " * (4 * 1024 * 1024 + 1),
+                                  timeout=20)
+        else:
+            response = httpx.post(f"{gw.base_url}/chat/completions", headers=headers, json=body, timeout=20)
+    finally:
+        if case == "fallback":
+            httpx.delete(f"{gw.sim_url(failing)}/_sim/faults").raise_for_status()
+    expected = {"answer": 200, "stream": 200, "fallback": 200, "processor reply": 404, "envoy reply": 413}[case]
+    assert response.status_code == expected, response.text[:300]
+    leaked = [h for h in INTERNAL_RESPONSE_HEADERS if h in response.headers]
+    if case == "fallback":
+        assert response.headers["x-llm-provider"] != failing
+    assert not leaked, (leaked, dict(response.headers))
+    if case != "envoy reply":   # (Envoy's 413 came before the processor saw the request: Envoy's own id)
+        assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"]), response.headers   # the gateway's
+    if case not in ("envoy reply", "processor reply"):
+        assert response.headers["x-llm-attempts"] == ("2" if case == "fallback" else "1"), response.headers
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_messages_front_door_follows_the_allowlist(gw, stream):
+    """/v1/messages passed the client's anthropic-version and anthropic-beta straight to Anthropic. Now the
+    version is the gateway's own and anthropic-beta passes only because this stack's anthropic provider
+    lists it in forward_headers (the shipped config does not: test_front_doors); other providers never
+    get it."""
+    for name in ("anthropic", "openai"):   # this module's stack is not cleaned between tests
+        httpx.delete(f"{gw.sim_url(name)}/_sim/faults").raise_for_status()
+    for model in (MODELS["anthropic"], MODELS["openai"]):
+        response = httpx.post(f"{gw.base_url}/messages", timeout=20, headers={
+            "x-api-key": CLIENT_KEY, "anthropic-version": "1999-01-01", "anthropic-beta": "evil-beta"},
+            json={"model": model, "max_tokens": 50, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+        assert response.status_code == 200, response.text
+        headers = received(gw, "anthropic" if model == MODELS["anthropic"] else "openai")
+        if model == MODELS["anthropic"]:
+            assert headers["anthropic-version"] == "2023-06-01", headers
+            assert headers["anthropic-beta"] == "evil-beta"       # listed in this stack's forward_headers
+        else:
+            assert "anthropic-version" not in headers and "anthropic-beta" not in headers, headers

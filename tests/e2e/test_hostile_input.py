@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import signal
 import socket
 import threading
@@ -63,13 +64,14 @@ content_types = st.sampled_from(["application/json", "application/json; charset=
 
 
 def check(response: httpx.Response) -> None:
-    """No 5xx; an error is OpenAI-shaped JSON."""
+    """No 5xx; an error is OpenAI-shaped JSON with a code (clients key on it: never null or empty)."""
     assert response.status_code < 500, (response.status_code, response.text[:400])
     if response.status_code >= 400:
         assert response.headers["content-type"].startswith("application/json"), response.headers
         error = response.json()["error"]
         assert set(error) == {"message", "type", "param", "code"}, error
         assert isinstance(error["message"], str) and isinstance(error["type"], str)
+        assert isinstance(error["code"], str) and error["code"], error
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +170,63 @@ def test_a_provider_answer_over_4_mib_arrives_whole(stubbed, size):
 
 # ---- slow clients -------------------------------------------------------------------------------------
 
-HEADERS_TIMEOUT_S, REQUEST_TIMEOUT_S = 1, 3
+_USER = [{"role": "user", "content": "hi"}]
+_CHAT = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]'
+_BAD_ARGS = [*_USER, {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+                                                          "function": {"name": "f", "arguments": "{not json"}}]},
+             {"role": "tool", "tool_call_id": "c1", "content": "r"}]
+
+
+@pytest.mark.parametrize("path, raw, headers, code", [
+    ("/chat/completions", _CHAT + b', "metadata": {"a": ' + b"[" * 1000 + b"]" * 1000 + b"}}", {}, "invalid_value"),
+    ("/chat/completions", _CHAT + b', "metadata": {"a": ' + b"[" * 33 + b"]" * 33 + b"}}", {}, "invalid_value"),
+    ("/chat/completions", _CHAT + b', "temperature": NaN}', {}, "invalid_value"),
+    ("/chat/completions", _CHAT + b', "top_p": Infinity}', {}, "invalid_value"),
+    ("/chat/completions", _CHAT + b', "seed": -Infinity}', {}, "invalid_value"),
+    ("/chat/completions", _CHAT + b', "max_tokens": ' + b"9" * 20 + b"}", {}, "integer_above_max_value"),
+    ("/chat/completions", _CHAT + b', "max_tokens": ' + b"9" * 21 + b"}", {}, "integer_above_max_value"),
+    ("/chat/completions", _CHAT + b', "max_tokens": ' + b"9" * 4300 + b"}", {}, "integer_above_max_value"),
+    ("/chat/completions", _CHAT + b', "max_tokens": 1e400}', {}, "decimal_above_max_value"),
+    ("/chat/completions", _CHAT + b"} xx", {}, "invalid_json"),
+    ("/chat/completions", b"\xef\xbb\xbf" + _CHAT + b"}", {}, "invalid_json"),
+    ("/chat/completions", b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "\xff\xfe"}]}', {},
+     "invalid_json"),
+    ("/chat/completions", b"", {}, "invalid_json"),
+    ("/chat/completions", b"null", {}, "invalid_type"),
+    ("/chat/completions", b"[1, 2]", {}, "invalid_type"),
+    ("/chat/completions", b'"x"', {}, "invalid_type"),
+    ("/chat/completions", json.dumps({"model": "claude-haiku-4-5", "messages": _BAD_ARGS}).encode(), {},
+     "invalid_value"),
+    ("/chat/completions", json.dumps({"model": "gemini-3.5-flash-lite", "messages": _BAD_ARGS}).encode(), {},
+     "invalid_value"),
+    ("/chat/completions", json.dumps({"model": "gemini-3.5-flash-lite", "messages": [
+        *_USER, {"role": "tool", "tool_call_id": "zz", "content": "r"}]}).encode(), {}, "invalid_value"),
+    ("/chat/completions", _CHAT + b"}", {"x-llm-surface": "no-such-surface"}, "invalid_value"),
+    ("/feedback", b'{"request_id": "r1", "score": 1.5}', {}, "decimal_above_max_value"),
+    ("/feedback", b"{", {}, "invalid_json"),
+])
+def test_every_refusal_names_a_code(http, path, raw, headers, code):
+    """Clients and SDKs key on the code: every kind of 4xx has one, the same at both sides of a limit
+    (nesting 33 and 1,000, 20 and 21 digits), OpenAI's where OpenAI has one (README, "Errors")."""
+    response = http.post(path, content=raw, headers={"content-type": "application/json", **headers})
+    check(response)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == code, response.text
+
+
+def test_a_responses_output_without_its_call_is_named_in_the_responses_api_terms(http):
+    response = http.post("/responses", json={"model": "gemini-3.5-flash-lite", "input": [
+        {"type": "message", "role": "user", "content": "hi"},
+        {"type": "function_call_output", "call_id": "x", "output": "42"}]})
+    check(response)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["param"], error["code"]) == ("input[1].call_id", "invalid_value"), error
+    assert "messages" not in error["message"] and "tool_call_id" not in error["message"], error
+
+
+HEADERS_TIMEOUT_S, REQUEST_TIMEOUT_S, SILENT_TIMEOUT_S, IDLE_TIMEOUT_S = 1, 3, 1, 4
+DRAIN_TIMEOUT_S = 5   # the connection manager's drain_timeout, Envoy's default
 
 
 @pytest.fixture(scope="module")
@@ -179,9 +237,15 @@ def impatient(monkeypatch_module):
     def load(path=envoy_config.DEFAULT_PATH):
         config = original(path)
         hcm = envoy_config._gateway_listener(config)["filter_chains"][0]["filters"][0]["typed_config"]
+        listener = envoy_config._gateway_listener(config)
+        hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
         assert (hcm["request_headers_timeout"], hcm["request_timeout"]) == ("10s", "60s")   # what README says
+        assert (listener["listener_filters_timeout"], hcm["common_http_protocol_options"]["idle_timeout"]) == \
+            ("10s", "60s")
         hcm["request_headers_timeout"] = f"{HEADERS_TIMEOUT_S}s"
         hcm["request_timeout"] = f"{REQUEST_TIMEOUT_S}s"
+        listener["listener_filters_timeout"] = f"{SILENT_TIMEOUT_S}s"
+        hcm["common_http_protocol_options"]["idle_timeout"] = f"{IDLE_TIMEOUT_S}s"
         return config
     monkeypatch_module.setattr(envoy_config, "load", load)
     stack = Stack(simulate=list(MODELS), demo_key=CLIENT_KEY).start()
@@ -251,9 +315,88 @@ def test_slow_clients_are_cut_without_hurting_normal_traffic(impatient):
     for kind, elapsed, reply in outcome.values():
         limit = HEADERS_TIMEOUT_S if kind == "headers" else REQUEST_TIMEOUT_S
         assert elapsed < limit + 3, (kind, elapsed, reply)       # cut near its timeout, not when done trickling
-        assert reply == b"" or reply.startswith(b"HTTP/1.1 408"), (kind, reply)
+        # cut: closed or reset (a connection whose request line is still trickling is closed when the
+        # HTTP inspector gives up on it), or answered 408
+        assert reply in (b"", b"ConnectionResetError(104, 'Connection reset by peer')") or \
+            reply.startswith(b"HTTP/1.1 408"), (kind, reply)
     assert len(outcome) == 20
     assert any(reply.startswith(b"HTTP/1.1 408") for kind, _, reply in outcome.values() if kind == "body")
+
+
+def _closed_after(sock: socket.socket, limit: float) -> float | None:
+    """Seconds until the peer closed ``sock`` (recv gives b"" or a reset), or None if still open at ``limit``."""
+    started = time.monotonic()
+    sock.settimeout(0.2)
+    while time.monotonic() - started < limit:
+        try:
+            if sock.recv(4096) == b"":
+                return time.monotonic() - started
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            return time.monotonic() - started
+    return None
+
+
+def test_silent_connections_are_closed_while_normal_traffic_continues(impatient):
+    """A connection that never sends a byte is closed at listener_filters_timeout (10 s shipped, 1 s here),
+    not held for the connection idle timeout; requests on other connections are served meanwhile."""
+    silent = [socket.create_connection(("127.0.0.1", impatient.listen_port)) for _ in range(20)]
+    try:
+        with httpx.Client(base_url=impatient.base_url, timeout=10, headers=AUTH) as client:
+            normal = [client.post("/chat/completions", json={"model": "gpt-4o-mini", "messages": _USER})
+                      for _ in range(5)]
+        assert all(r.status_code == 200 for r in normal), [r.status_code for r in normal]
+        closed = [_closed_after(sock, SILENT_TIMEOUT_S + 5) for sock in silent]
+    finally:
+        for sock in silent:
+            sock.close()
+    # closed by the HTTP inspector's timeout, well before the connection idle timeout would have
+    assert all(t is not None and t < IDLE_TIMEOUT_S - 1 for t in closed), closed
+    # and a connection that is not silent lives on: a request still gets its answer
+    response = httpx.post(f"{impatient.base_url}/chat/completions", headers=AUTH, timeout=10,
+                          json={"model": "gpt-4o-mini", "messages": _USER})
+    assert response.status_code == 200, response.text
+
+
+def _request_bytes(body: bytes) -> bytes:
+    return (b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n" % (CLIENT_KEY.encode(), len(body)) + body)
+
+
+def test_a_kept_alive_connection_with_nothing_in_flight_is_closed_at_the_idle_timeout(impatient):
+    """After its answer, a connection that sends nothing more is closed at the connection idle timeout
+    (60 s shipped, 4 s here) plus Envoy's drain timeout (5 s), not held for 5 minutes."""
+    body = json.dumps({"model": "gpt-4o-mini", "messages": _USER}).encode()
+    with socket.create_connection(("127.0.0.1", impatient.listen_port), timeout=10) as sock:
+        sock.sendall(_request_bytes(body))
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            reply += sock.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+        assert b"connection: close" not in reply.lower()   # kept alive, as clients expect
+        # Envoy closes an idle HTTP/1 connection after its drain timeout (5 s by default) past the idle one.
+        elapsed = _closed_after(sock, IDLE_TIMEOUT_S + DRAIN_TIMEOUT_S + 5)
+    assert elapsed is not None and elapsed >= IDLE_TIMEOUT_S - 0.5, elapsed
+
+
+def test_a_408_for_a_trickled_body_names_the_gateway_request_id(impatient):
+    """Envoy's own 408 comes after the processor took the headers: it carries the id the gateway keys the
+    request by (32 hex digits), not an id of Envoy's own nobody can look up."""
+    body = json.dumps({"model": "gpt-4o-mini", "messages": _USER}).encode()
+    with socket.create_connection(("127.0.0.1", impatient.listen_port), timeout=REQUEST_TIMEOUT_S + 10) as sock:
+        sock.sendall(_request_bytes(body)[:-5])   # the last bytes never come
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    head = reply.split(b"\r\n\r\n", 1)[0].decode().lower().split("\r\n")
+    assert head[0].startswith("http/1.1 408"), reply[:300]
+    ids = [line.split(":", 1)[1].strip() for line in head[1:] if line.startswith("x-request-id:")]
+    assert len(ids) == 1 and re.fullmatch(r"[0-9a-f]{32}", ids[0]), head
+    assert not [line for line in head if line.startswith(("x-envoy-", "x-llm-reply"))], head
 
 
 # ---- beyond capacity -----------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The upstream stage's timer (server._until): Envoy's messages, and None when a held attempt's deadline passes."""
 
 import asyncio
+import gc
 import time
 
 from extproc.server import _until
@@ -34,3 +35,30 @@ def test_a_passed_deadline_is_reported_once_and_the_pending_message_still_comes(
     started = time.monotonic()
     assert _run([(0, "headers"), (0.3, "late body")], time.monotonic() + 0.05) == ["headers", None, "late body"]
     assert time.monotonic() - started < 1.0
+
+
+def test_a_stage_that_stops_reading_leaves_no_unretrieved_read():
+    """The stage answers on its deadline and stops reading while a read is in flight; Envoy then ends the
+    stream. That read's StopAsyncIteration was never retrieved: asyncio logged it for every such attempt."""
+    reported = []
+
+    async def run():
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, context: reported.append(context))
+        envoy_done = asyncio.Event()
+
+        async def envoy():
+            await envoy_done.wait()
+            return
+            yield   # an async generator that ends: StopAsyncIteration for the read in flight
+
+        stage = _until(envoy(), lambda: time.monotonic() - 1)   # the deadline has passed already
+        assert await stage.__anext__() is None                  # answered on its own, read still in flight
+        envoy_done.set()
+        await asyncio.sleep(0.05)                               # Envoy's stream ends meanwhile
+        await stage.aclose()                                    # the stage is done
+        del stage
+        gc.collect()
+        await asyncio.sleep(0.05)
+    asyncio.run(run())
+    gc.collect()
+    assert not [c for c in reported if "never retrieved" in c.get("message", "")], reported

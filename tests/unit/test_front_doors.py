@@ -90,7 +90,8 @@ def test_each_front_door_reaches_each_provider_api_in_a_shape_it_accepts(gw, api
         sim_anthropic.validate(sent)                       # the real API's rules
         if path == "/v1/messages":                         # the same API: the client's request as it came
             assert sent == {**body, "model": "claude-haiku-4-5"}
-            assert upstream.headers["anthropic-beta"] == "b1"
+            # the allowlist as for Chat: the gateway's version; anthropic-beta only where forward_headers lists it
+            assert upstream.headers["anthropic-version"] == "2023-06-01" and "anthropic-beta" not in upstream.headers
         else:
             assert sent["messages"][-1]["content"][0]["type"] == "tool_result"
     elif api == "gemini":

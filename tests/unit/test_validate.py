@@ -363,3 +363,43 @@ def test_an_image_data_url_must_carry_base64(data, ok):
     assert info.value.param == "messages[0].content[1].image_url.url" and info.value.status == 400
     validate.chat({**body, "messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]})   # a web URL is not decoded
+
+
+_CHAT = '{"model": "m", "messages": [{"role": "user", "content": "x"}]'
+
+
+@pytest.mark.parametrize("raw, code", [
+    # not JSON at all: our code (OpenAI answers these with its parse hint and no code)
+    (b"", "invalid_json"), (b"{", "invalid_json"), (_CHAT.encode() + b"} xx", "invalid_json"),
+    ("\ufeff".encode() + _CHAT.encode() + b"}", "invalid_json"), (b'{"model": "\xff\xfe"}', "invalid_json"),
+    # JSON, but not an object
+    (b"null", "invalid_type"), (b"[1, 2]", "invalid_type"), (b'"x"', "invalid_type"), (b"1", "invalid_type"),
+    # one code per kind, whichever layer finds it
+    (b'{"a": ' + b"[" * 33 + b"]" * 33 + b"}", "invalid_value"),
+    (b'{"a": ' + b"[" * 1000 + b"]" * 1000 + b"}", "invalid_value"),
+    (b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "invalid_value"),
+    (b'{"max_tokens": ' + b"9" * 21 + b"}", "integer_above_max_value"),
+    (b'{"max_tokens": ' + b"9" * 4300 + b"}", "integer_above_max_value"),
+    (b'{"seed": -' + b"9" * 21 + b"}", "integer_below_min_value"),
+    (b'{"max_tokens": 1e400}', "decimal_above_max_value"), (b'{"t": -1e400}', "decimal_below_min_value"),
+    (b'{"t": NaN}', "invalid_value"), (b'{"t": Infinity}', "invalid_value"), (b'{"t": -Infinity}', "invalid_value"),
+])
+def test_every_parse_refusal_has_a_code(raw, code):
+    with pytest.raises(InvalidRequest) as caught:
+        validate.parse(raw)
+    assert caught.value.code == code, caught.value.message
+    assert json.loads(caught.value.body())["error"]["code"] == code
+
+
+def test_the_same_kind_gets_the_same_code_at_the_limits():
+    """20 digits is a field check's integer_above_max_value; 21 digits the parser's: the same code."""
+    twenty = validate.parse(b'{' + _CHAT[1:].encode() + b', "max_tokens": ' + b"9" * 20 + b"}")
+    with pytest.raises(InvalidRequest) as field:
+        validate.chat(twenty)
+    with pytest.raises(InvalidRequest) as parser:
+        validate.parse(b'{' + _CHAT[1:].encode() + b', "max_tokens": ' + b"9" * 21 + b"}")
+    assert field.value.code == parser.value.code == "integer_above_max_value"
+
+
+def test_an_invalid_request_without_a_named_code_still_has_one():
+    assert json.loads(InvalidRequest("anything").body())["error"]["code"] == "invalid_value"
