@@ -147,6 +147,7 @@ def test_count_tokens(server):
         {"type": "text", "text": ""}]}]}, 400, "invalid_request_error", "non-empty"),
     (HEADERS, {**basic(), "temperature": 1.5}, 400, "invalid_request_error", "temperature"),
     (HEADERS, {**basic(), "messages": [{"role": "system", "content": "x"}]}, 400, "invalid_request_error", "role"),
+    (HEADERS, {**basic(), "foo": 1}, 400, "invalid_request_error", "foo: Extra inputs are not permitted"),
 ])
 def test_rejections_in_anthropic_error_shape(server, headers, body, status, kind, words):
     r = server.post(body, headers=headers)
@@ -446,3 +447,11 @@ def test_fault_429_names_the_organization_as_anthropic_does(server):
     server.faults(status=429, count=1)
     message = server.post(basic()).json()["error"]["message"]
     assert f"for your organization ({sim_anthropic.SIM_ORGANIZATION})" in message
+
+
+def test_the_messages_fields_are_the_specs():
+    """The simulator refuses exactly the top-level fields the Messages API's own spec leaves out."""
+    from .vendor_specs import _spec
+    schema = _spec("anthropic").document["components"]["schemas"]["CreateMessageParams"]
+    assert schema["additionalProperties"] is False
+    assert sim_anthropic.MESSAGES_FIELDS == frozenset(schema["properties"])

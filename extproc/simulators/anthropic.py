@@ -149,6 +149,20 @@ def routes(sim: Simulator) -> list[web.RouteDef]:
     return [web.post("/v1/messages", messages), web.post("/v1/messages/count_tokens", count_tokens)]
 
 
+# The Messages API's request fields (its OpenAPI spec, CreateMessageParams, says additionalProperties: false):
+# any other top-level field is a 400 "X: Extra inputs are not permitted".
+MESSAGES_FIELDS = frozenset({
+    "cache_control", "container", "inference_geo", "max_tokens", "messages", "metadata", "model", "output_config",
+    "service_tier", "stop_sequences", "stream", "system", "temperature", "thinking", "tool_choice", "tools",
+    "top_k", "top_p"})
+
+
+def extra_fields(body: dict[str, Any]) -> str | None:
+    """The API's 400 message for the first top-level field the Messages API does not define, or None."""
+    extra = sorted(set(body) - MESSAGES_FIELDS)
+    return f"{extra[0]}: Extra inputs are not permitted" if extra else None
+
+
 async def _answer(sim: Simulator, request: web.Request, *, count_only: bool) -> web.StreamResponse:
     request_id = "req_" + uuid.uuid4().hex[:24]
     # Recorded before any check, so a test can see exactly what a rejected request carried.
@@ -166,6 +180,9 @@ async def _answer(sim: Simulator, request: web.Request, *, count_only: bool) -> 
             raise ValueError
     except ValueError:
         return _error(400, "There was an issue with the format of your request: invalid JSON", request_id)
+    extra = None if count_only else extra_fields(body)
+    if extra is not None:
+        return _error(400, extra, request_id)
     try:
         prompt = _prompt(body, need_max_tokens=not count_only)
     except BadRequest as exc:
@@ -287,6 +304,9 @@ def validate(body: Any) -> None:
     """Raise ``BadRequest`` (400) or ``NotFound`` (404, unknown model) as the Messages API would answer."""
     if not isinstance(body, dict):
         raise BadRequest("There was an issue with the format of your request: invalid JSON")
+    extra = extra_fields(body)
+    if extra is not None:
+        raise BadRequest(extra)
     over = context_error(_prompt(body, need_max_tokens=True), body.get("max_tokens"))
     if over is not None:
         raise BadRequest(over)
