@@ -365,6 +365,23 @@ def _dependent_fields(body: dict) -> None:
             if body.get(name) is not None:
                 raise InvalidRequest(f"Invalid value for '{name}': '{name}' is only allowed when 'tools' are "
                                      "specified.", param=name, code="invalid_value")
+    # JSON mode needs the word in the conversation (OpenAI's 400, as users report it word for word).
+    if (body.get("response_format") or {}).get("type") == "json_object" and not mentions_json(body["messages"]):
+        raise InvalidRequest(JSON_WORD_MISSING, param="messages", code="invalid_value")
+
+
+JSON_WORD_MISSING = "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'."
+
+
+def mentions_json(messages: list) -> bool:
+    """Whether any message's text (a string or text parts) contains "json", in any case."""
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        parts = [content] if isinstance(content, str) else [
+            p.get("text") for p in content if isinstance(p, dict)] if isinstance(content, list) else []
+        if any(isinstance(t, str) and "json" in t.lower() for t in parts):
+            return True
+    return False
 
 
 _DATA_URL = re.compile(r"^data:([^,;]*)((?:;[^,;]*)*?);base64,", re.IGNORECASE)

@@ -323,7 +323,23 @@ def validate_chat(body: dict[str, Any], model: str) -> int:
             if body.get(name) is not None:
                 raise _Fail(400, f"Invalid value for '{name}': '{name}' is only allowed when 'tools' are specified.",
                             param=name, code="invalid_value")
+    if (isinstance(body.get("response_format"), dict) and body["response_format"].get("type") == "json_object"
+            and isinstance(messages, list) and "json" not in json.dumps(_texts(messages)).lower()):
+        raise _Fail(400, "'messages' must contain the word 'json' in some form, to use 'response_format' of type "
+                    "'json_object'.", param="messages")
     return n
+
+
+def _texts(messages: list[Any]) -> list[str]:
+    """Every text of the conversation: string contents and text parts."""
+    out = []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            out.append(content)
+        elif isinstance(content, list):
+            out += [p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    return out
 
 
 def _check_image_data(messages: list[Any]) -> None:

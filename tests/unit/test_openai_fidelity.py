@@ -554,3 +554,13 @@ def test_the_openai_simulator_refuses_fields_without_the_field_they_depend_on(ex
     with pytest.raises(sim_openai._Fail, match="only allowed when") as info:
         sim_openai.validate_chat({"model": "gpt-4o-mini", "messages": USER, **extra}, "gpt-4o-mini")
     assert info.value.param == param
+
+
+def test_the_openai_simulator_refuses_json_mode_without_the_word_json():
+    body = {"model": "gpt-4o-mini", "messages": USER, "response_format": {"type": "json_object"}}
+    assert "json" not in json.dumps(USER).lower()
+    with pytest.raises(sim_openai._Fail, match="must contain the word 'json' in some form") as info:
+        sim_openai.validate_chat(body, "gpt-4o-mini")
+    assert info.value.param == "messages"
+    sim_openai.validate_chat({**body, "messages": [{"role": "system", "content": "Reply in JSON."}, *USER]},
+                             "gpt-4o-mini")

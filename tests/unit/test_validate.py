@@ -220,7 +220,9 @@ def test_openai_wording():
      "tool_choice": {"type": "function", "function": {"name": "get_weather"}}, "parallel_tool_calls": False},
     {"tool_choice": "required", "tools": [{"type": "function", "function": {"name": "f"}}]},
     {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}},
-    {"response_format": {"type": "json_object"}},
+    {"response_format": {"type": "json_object"},
+     "messages": [{"role": "system", "content": [{"type": "text", "text": "Answer in JSON."}]},
+                  {"role": "user", "content": "hi"}]},
     {"some_future_parameter": {"any": "thing"}},   # unknown fields are the upstream's business
 ])
 def test_valid_chat_requests_pass(fields):
@@ -403,3 +405,19 @@ def test_the_same_kind_gets_the_same_code_at_the_limits():
 
 def test_an_invalid_request_without_a_named_code_still_has_one():
     assert json.loads(InvalidRequest("anything").body())["error"]["code"] == "invalid_value"
+
+
+@pytest.mark.parametrize("messages", [
+    [{"role": "user", "content": "List three colours."}],
+    [{"role": "user", "content": [{"type": "text", "text": "List three colours."}]}],
+])
+def test_json_mode_without_the_word_json_is_openais_400(messages):
+    """OpenAI refuses JSON mode when no message mentions JSON, for every model; so does the gateway,
+    rather than succeed on one provider and fail on another."""
+    from extproc.errors import InvalidRequest
+    body = {"model": "m", "messages": messages, "response_format": {"type": "json_object"}}
+    with pytest.raises(InvalidRequest) as info:
+        validate.chat(body)
+    assert info.value.param == "messages" and info.value.code == "invalid_value"
+    assert "must contain the word 'json' in some form" in info.value.message
+    validate.chat({**body, "messages": messages + [{"role": "user", "content": "As Json, please."}]})
