@@ -187,10 +187,20 @@ def _string(schema: dict, hint: str, nth: int) -> str:
         text = _matching(pattern, text)
     low, high = schema.get("minLength", 0), schema.get("maxLength")
     if len(text) < low:
-        text = text + "x" * (low - len(text))
+        # Lengthen with the text's own last character first: a padding "x" would break a pattern
+        # such as ^[A-Z0-9-]+$ that the text was just built to match.
+        padded = text + (text[-1:] or "x") * (low - len(text))
+        text = padded if not isinstance(pattern, str) or _searches(pattern, padded) else text + "x" * (low - len(text))
     if high is not None and len(text) > high:
         text = text[:high]
     return text
+
+
+def _searches(pattern: str, text: str) -> bool:
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return False
 
 
 def _matching(pattern: str, preferred: str) -> str:

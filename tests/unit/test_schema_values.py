@@ -94,3 +94,13 @@ def test_free_text_strings_use_the_hint_and_gemini_type_names_are_read():
     gemini = {"type": "OBJECT", "properties": {"n": {"type": "INTEGER"}, "ok": {"type": "BOOLEAN"},
                                                 "xs": {"type": "ARRAY", "items": {"type": "STRING"}}}}
     assert value(gemini, "w") == {"n": 1, "ok": True, "xs": ["w"]}
+
+
+def test_a_pattern_survives_a_minimum_length():
+    """Padding to minLength keeps the pattern the string was built to match (a SKU of capitals came
+    back 'Axx' for ^[A-Z0-9-]+$ with minLength 3, and pydantic's parse failed offline)."""
+    schema = {"type": "object", "properties": {"sku": {"type": "string", "pattern": "^[A-Z0-9-]+$", "minLength": 3}},
+              "required": ["sku"], "additionalProperties": False}
+    got = value(schema)
+    jsonschema.validate(got, schema)
+    assert len(got["sku"]) >= 3
