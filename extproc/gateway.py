@@ -66,6 +66,7 @@ FIRST_TOKEN_HEADER = "x-llm-first-token"
 DEADLINE_HEADER = "x-llm-deadline-ms"
 HEADERS_DEADLINE_HEADER = "x-llm-headers-deadline-ms"
 DEADLINE_PASSED_HEADER = "x-llm-attempt-deadline"   # on the egress listener's 504 when the deadline passed
+EGRESS_HEADER = "x-llm-egress"   # on a provider response: the cluster whose egress listener it came through
 # Envoy's per-try timeout is a backstop above the longest attempt deadline, so the attempt's own
 # deadline (egress listener or upstream stage) always ends it first, with a clean retry.
 BACKSTOP_SLACK_MS = 500
@@ -450,7 +451,7 @@ class Gateway:
         attempts = headers.get("x-envoy-attempt-count") or str(max(1, len(exchange.attempts)))
         set_headers: dict[str, str] = {"x-llm-attempts": attempts, **exchange.limit_headers}
         # The egress listener's mark on its own 504 (the attempt's deadline passed): read here, never sent on.
-        remove = [DEADLINE_PASSED_HEADER]
+        remove = [DEADLINE_PASSED_HEADER, EGRESS_HEADER]
         if "x-envoy-upstream-service-time" not in headers:
             # No provider answered: Envoy's own reply (no upstream, timeout), already shaped by local_reply_config,
             # or the upstream stage's (a refused retry). Envoy's router marks every upstream response with
@@ -466,7 +467,7 @@ class Gateway:
                 set_headers["content-type"] = "application/json"
                 return ResponseStart(set_headers, [*remove, "content-length"], "whole")
             return ResponseStart(set_headers, remove, "pass")
-        exchange.answering = int(attempts) if attempts.isdigit() else None
+        exchange.answering = answering_attempt(exchange, attempts, headers.get(EGRESS_HEADER))
         model = exchange.answered_by
         if model is None:
             return ResponseStart(set_headers, remove, "pass")
@@ -600,6 +601,21 @@ class Gateway:
     def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"The request body is larger than the gateway's limit of "
                                f"{self.config.max_body_bytes} bytes.")
+
+
+def answering_attempt(exchange: Exchange, attempt_count: str, egress: str | None) -> int | None:
+    """The number (1-based) of the attempt whose response this is, or None when unknown.
+
+    ``attempt_count`` is Envoy's response x-envoy-attempt-count, ``egress`` the x-llm-egress the
+    provider's egress listener put on its response (its cluster name). Unhedged, attempts run one after
+    another and the count names the one answering. Hedged, the count is the number of attempts started
+    (issue 12: attempt 1 answering after the hedges started was translated with the last one's rules
+    and billed to it), so the provider names it: a hedged plan gives each provider one attempt, attempt
+    N the plan's N-th model (``Gateway._hedge_hosts``)."""
+    if exchange.hedged and egress:
+        clusters = [model.provider.cluster for model in exchange.plan.models[:len(exchange.hedge_hosts)]]
+        return clusters.index(egress) + 1 if egress in clusters else None
+    return int(attempt_count) if attempt_count.isdigit() else None
 
 
 def deadline_words(configured_ms: int | None, deadline_ms: int, hedged: bool) -> str:
