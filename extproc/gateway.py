@@ -457,11 +457,19 @@ class Gateway:
             # or the upstream stage's (a refused retry). Envoy's router marks every upstream response with
             # x-envoy-upstream-service-time, never its own.
             exchange.answering = None
-            if status == 504 and exchange.plan is not None and exchange.attempts and not exchange.stream:
+            # A hedged stream (never held, no route timeout) whose candidates all stalled before their
+            # headers is cut by the route's idle timeout: Envoy's "stream timeout", which reached an OpenAI
+            # client in Anthropic's shape with no code (tryout 4 N2; the local-reply mappers key on :path,
+            # which the attempts' translations rewrite). It is the gateway's deadline too, in the same body.
+            stalled_stream = (exchange.stream and exchange.hedged and "x-llm-reply" not in headers
+                              and DEADLINE_PASSED_HEADER not in headers)
+            if status == 504 and exchange.plan is not None and exchange.attempts and (
+                    not exchange.stream or stalled_stream):
                 # The router's overall deadline (x-envoy-upstream-rq-timeout-ms) passed: the gateway's
                 # deadline, in the gateway's one body for it, with the plan's provenance.
-                exchange.deadline_passed = deadline_words(exchange.plan.deadline_ms, self.deadline_ms(exchange),
-                                                          exchange.hedged)
+                exchange.deadline_passed = (stalled_stream_words(self.clock() - exchange.started) if stalled_stream
+                                            else deadline_words(exchange.plan.deadline_ms, self.deadline_ms(exchange),
+                                                                exchange.hedged))
                 exchange.mode, exchange.error_status = "whole", status
                 set_headers.update(exchange.plan.headers())
                 set_headers["content-type"] = "application/json"
@@ -628,6 +636,13 @@ def deadline_words(configured_ms: int | None, deadline_ms: int, hedged: bool) ->
     else:
         which = f"its deadline of {deadline_ms} ms (its candidates' own tier deadlines, end to end)"
     return f"The gateway's deadline for this request passed before a provider answered: {which}."
+
+
+def stalled_stream_words(elapsed_s: float) -> str:
+    """The message of a 504 for a hedged stream none of whose candidates sent response headers before
+    the route's idle timeout cut it (``elapsed_s``: seconds since the request arrived)."""
+    return (f"The gateway's deadline for this request passed before a provider answered: no hedged candidate "
+            f"sent its response headers within the stream's idle timeout ({elapsed_s:.0f} s).")
 
 
 DELIVERED_LIMIT = 1024 * 1024   # bytes of delivered stream kept uncounted; past it, counted and dropped

@@ -228,6 +228,30 @@ def test_a_passed_gateway_deadline_reads_the_same_on_every_path(hedged, model, s
     assert envoy_alive(gw)
 
 
+def test_a_hedged_stream_with_every_candidate_stalled_gets_the_gateways_deadline_body(hedged):
+    """Tryout 4 N2: every hedged candidate stalls before its headers, so the route's idle timeout (120 s)
+    ends the stream. Its 504 was {"error":{"message":"stream timeout","type":"timeout_error"},"type":"error"}
+    (no code, no param, a stray top-level type) with no x-llm-route / -class / -model provenance.
+    (The 120 s bound itself is unchanged: README, Hedging, "Bound".)"""
+    gw = hedged
+    for provider in THREE.values():
+        fault(gw, provider, latency_ms=150000)
+    started = time.monotonic()
+    with httpx.Client(timeout=180) as client:
+        response = client.post(f"{gw.base_url}/chat/completions", headers={"authorization": f"Bearer {CLIENT_KEY}"},
+                               json={"model": "three_providers", "messages": QUESTION, "stream": True})
+    elapsed = time.monotonic() - started
+    assert response.status_code == 504, response.text
+    body = response.json()
+    assert list(body) == ["error"], body
+    error = body["error"]
+    assert (error["type"], error["code"], error["param"]) == ("timeout_error", "gateway_timeout", None), error
+    assert error["message"].startswith("The gateway's deadline") and "idle timeout" in error["message"], error
+    assert response.headers["x-llm-class"] == "three_providers" and "x-llm-route" in response.headers
+    assert 119 < elapsed < 130, elapsed
+    assert envoy_alive(gw)
+
+
 @pytest.mark.parametrize("model", ["short_tiers", "capped_hedged"])
 def test_a_passed_gateway_deadline_on_the_messages_door_is_in_anthropics_shape(hedged, model):
     gw = hedged

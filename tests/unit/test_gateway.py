@@ -357,6 +357,28 @@ def test_a_hedged_answer_is_the_attempt_of_the_provider_whose_egress_listener_it
     assert ex.answering == 2 and ex.answered_by.provider.name == "gemini"
 
 
+def test_a_hedged_stream_cut_by_the_idle_timeout_before_any_headers_gets_the_gateways_deadline_body():
+    """Tryout 4 N2: every hedged candidate stalled before its headers; Envoy's route idle timeout (120 s)
+    answered 504 {"error":{"message":"stream timeout","type":"timeout_error"},"type":"error"}: no code, no
+    param, a stray top-level type, and no x-llm-* provenance."""
+    gw = _hedged_gateway(tertiary=["claude-sonnet-4-6"])
+    ex = _exchange(gw, {"model": "auto", "messages": [{"role": "user", "content": "hi"}], "stream": True})
+    gw.route(ex)
+    gw.attempt(ex, 2), gw.attempt(ex, 3)
+    gw.clock = lambda: ex.started + 120.02
+    start = gw.response_headers(ex, {":status": "504", "content-type": "application/json",
+                                     "x-envoy-attempt-count": "3"})
+    assert start.body == "whole" and start.set_headers["content-type"] == "application/json"
+    assert start.set_headers["x-llm-class"] == ex.plan.route_class and "x-llm-route" in start.set_headers
+    envoys = b'{"error":{"message":"stream timeout","type":"timeout_error"},"type":"error"}'
+    assert gw.response_body(ex, envoys, False) == b""
+    body = json.loads(gw.response_body(ex, b"", True))
+    assert list(body) == ["error"], body
+    error = body["error"]
+    assert (error["type"], error["code"], error["param"]) == ("timeout_error", "gateway_timeout", None), error
+    assert error["message"].startswith("The gateway's deadline") and "idle timeout (120 s)" in error["message"]
+
+
 def test_plans_without_hedging_or_with_one_provider_are_not_hedged():
     plain = _hedged_gateway(hedge=False)
     assert "x-llm-hedge" not in plain.route(_exchange(plain, {"model": "auto", "messages": [
