@@ -228,6 +228,25 @@ def test_a_passed_gateway_deadline_reads_the_same_on_every_path(hedged, model, s
     assert envoy_alive(gw)
 
 
+def test_attempt_1_answering_after_the_hedges_started_reaches_the_messages_door_as_an_anthropic_message(hedged):
+    """Issue 12 (N1), Anthropic's front door: the body was a raw OpenAI chat.completion object (attempt 1's
+    OpenAI JSON handed on as if attempt 3's, whose provider speaks the door's own API)."""
+    import anthropic
+
+    gw = hedged
+    for provider in THREE.values():
+        fault(gw, provider, latency_ms=5000)
+    client = anthropic.Anthropic(base_url=gw.base_url.removesuffix("/v1"), api_key=CLIENT_KEY, max_retries=0,
+                                 timeout=60)
+    raw = client.messages.with_raw_response.create(model="three_providers", max_tokens=50, messages=QUESTION)
+    message = raw.parse()
+    first = raw.headers["x-llm-route"].rsplit(": ", 1)[1].split(" (")[0]
+    assert (raw.headers["x-llm-provider"], raw.headers["x-llm-model"]) == (THREE[first], first), raw.headers
+    assert message.type == "message" and message.role == "assistant", message
+    assert message.content[0].text == f"Hello from {first}. You said: What is the capital of France?", message
+    assert envoy_alive(gw)
+
+
 def test_a_hedged_stream_with_every_candidate_stalled_gets_the_gateways_deadline_body(hedged):
     """Tryout 4 N2: every hedged candidate stalls before its headers, so the route's idle timeout (120 s)
     ends the stream. Its 504 was {"error":{"message":"stream timeout","type":"timeout_error"},"type":"error"}
