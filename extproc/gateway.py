@@ -66,6 +66,7 @@ FIRST_TOKEN_HEADER = "x-llm-first-token"
 DEADLINE_HEADER = "x-llm-deadline-ms"
 HEADERS_DEADLINE_HEADER = "x-llm-headers-deadline-ms"
 DEADLINE_PASSED_HEADER = "x-llm-attempt-deadline"   # on the egress listener's 504 when the deadline passed
+EGRESS_HEADER = "x-llm-egress"   # on a provider response: the cluster whose egress listener it came through
 # Envoy's per-try timeout is a backstop above the longest attempt deadline, so the attempt's own
 # deadline (egress listener or upstream stage) always ends it first, with a clean retry.
 BACKSTOP_SLACK_MS = 500
@@ -450,23 +451,31 @@ class Gateway:
         attempts = headers.get("x-envoy-attempt-count") or str(max(1, len(exchange.attempts)))
         set_headers: dict[str, str] = {"x-llm-attempts": attempts, **exchange.limit_headers}
         # The egress listener's mark on its own 504 (the attempt's deadline passed): read here, never sent on.
-        remove = [DEADLINE_PASSED_HEADER]
+        remove = [DEADLINE_PASSED_HEADER, EGRESS_HEADER]
         if "x-envoy-upstream-service-time" not in headers:
             # No provider answered: Envoy's own reply (no upstream, timeout), already shaped by local_reply_config,
             # or the upstream stage's (a refused retry). Envoy's router marks every upstream response with
             # x-envoy-upstream-service-time, never its own.
             exchange.answering = None
-            if status == 504 and exchange.plan is not None and exchange.attempts and not exchange.stream:
+            # A hedged stream (never held, no route timeout) whose candidates all stalled before their
+            # headers is cut by the route's idle timeout: Envoy's "stream timeout", which reached an OpenAI
+            # client in Anthropic's shape with no code (tryout 4 N2; the local-reply mappers key on :path,
+            # which the attempts' translations rewrite). It is the gateway's deadline too, in the same body.
+            stalled_stream = (exchange.stream and exchange.hedged and "x-llm-reply" not in headers
+                              and DEADLINE_PASSED_HEADER not in headers)
+            if status == 504 and exchange.plan is not None and exchange.attempts and (
+                    not exchange.stream or stalled_stream):
                 # The router's overall deadline (x-envoy-upstream-rq-timeout-ms) passed: the gateway's
                 # deadline, in the gateway's one body for it, with the plan's provenance.
-                exchange.deadline_passed = deadline_words(exchange.plan.deadline_ms, self.deadline_ms(exchange),
-                                                          exchange.hedged)
+                exchange.deadline_passed = (stalled_stream_words(self.clock() - exchange.started) if stalled_stream
+                                            else deadline_words(exchange.plan.deadline_ms, self.deadline_ms(exchange),
+                                                                exchange.hedged))
                 exchange.mode, exchange.error_status = "whole", status
                 set_headers.update(exchange.plan.headers())
                 set_headers["content-type"] = "application/json"
                 return ResponseStart(set_headers, [*remove, "content-length"], "whole")
             return ResponseStart(set_headers, remove, "pass")
-        exchange.answering = int(attempts) if attempts.isdigit() else None
+        exchange.answering = answering_attempt(exchange, attempts, headers.get(EGRESS_HEADER))
         model = exchange.answered_by
         if model is None:
             return ResponseStart(set_headers, remove, "pass")
@@ -602,6 +611,21 @@ class Gateway:
                                f"{self.config.max_body_bytes} bytes.")
 
 
+def answering_attempt(exchange: Exchange, attempt_count: str, egress: str | None) -> int | None:
+    """The number (1-based) of the attempt whose response this is, or None when unknown.
+
+    ``attempt_count`` is Envoy's response x-envoy-attempt-count, ``egress`` the x-llm-egress the
+    provider's egress listener put on its response (its cluster name). Unhedged, attempts run one after
+    another and the count names the one answering. Hedged, the count is the number of attempts started
+    (issue 12: attempt 1 answering after the hedges started was translated with the last one's rules
+    and billed to it), so the provider names it: a hedged plan gives each provider one attempt, attempt
+    N the plan's N-th model (``Gateway._hedge_hosts``)."""
+    if exchange.hedged and egress:
+        clusters = [model.provider.cluster for model in exchange.plan.models[:len(exchange.hedge_hosts)]]
+        return clusters.index(egress) + 1 if egress in clusters else None
+    return int(attempt_count) if attempt_count.isdigit() else None
+
+
 def deadline_words(configured_ms: int | None, deadline_ms: int, hedged: bool) -> str:
     """The message of a 504 for a request's overall deadline (README, "Deadlines"): which one passed."""
     if configured_ms is not None and deadline_ms == configured_ms:
@@ -612,6 +636,13 @@ def deadline_words(configured_ms: int | None, deadline_ms: int, hedged: bool) ->
     else:
         which = f"its deadline of {deadline_ms} ms (its candidates' own tier deadlines, end to end)"
     return f"The gateway's deadline for this request passed before a provider answered: {which}."
+
+
+def stalled_stream_words(elapsed_s: float) -> str:
+    """The message of a 504 for a hedged stream none of whose candidates sent response headers before
+    the route's idle timeout cut it (``elapsed_s``: seconds since the request arrived)."""
+    return (f"The gateway's deadline for this request passed before a provider answered: no hedged candidate "
+            f"sent its response headers within the stream's idle timeout ({elapsed_s:.0f} s).")
 
 
 DELIVERED_LIMIT = 1024 * 1024   # bytes of delivered stream kept uncounted; past it, counted and dropped

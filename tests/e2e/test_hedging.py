@@ -131,6 +131,70 @@ def test_a_provider_failing_while_the_other_hedges_are_pending_leaves_them_to_an
     assert envoy_alive(gw), f"Envoy died; see {gw.workdir}/stack.log"
 
 
+def ledger_rows(gw, request_id: str, count: int) -> dict:
+    """The request's ledger records (its own and its losers', ``<id>/<attempt>``) by request id, once
+    ``count`` of them are written and none is still in flight."""
+    import asyncio
+
+    from extproc.ledger import open_ledger
+
+    async def find():
+        ledger = open_ledger(f"sqlite:///{gw.workdir}/ledger.db")
+        try:
+            rows = {}
+            for _ in range(100):
+                rows = {r.request_id: r for r in await ledger.records()
+                        if r.request_id == request_id or r.request_id.startswith(f"{request_id}/")}
+                if len(rows) >= count and all(r.outcome != "in_flight" for r in rows.values()):
+                    break
+                await asyncio.sleep(0.1)
+            return rows
+        finally:
+            await ledger.close()
+
+    return asyncio.run(find())
+
+
+THREE = {"gpt-4o-mini": "openai", "gemini-3.5-flash-lite": "gemini", "claude-sonnet-4-6": "anthropic"}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_attempt_1_answering_after_the_hedges_started_is_translated_and_billed_as_its_own(hedged, stream):
+    """Issue 12 (N1): every provider answers in 5 s, so attempt 1 (started at 0 s) answers first, after the
+    hedges (started at 1.5 s and 3 s). Envoy's response x-envoy-attempt-count then says 3 (attempts started):
+    the answer was read with the third provider's rules (empty content, a malformed-stream error),
+    labelled and billed as the third model, and the real answerer recorded hedge_cancelled.
+    (Which provider is attempt 1 depends on the health window: OpenAI at 5 s is demoted for latency
+    after the first run, and the plan then starts on Gemini. The route header names it.)"""
+    gw = hedged
+    for provider in THREE.values():
+        fault(gw, provider, latency_ms=5000)
+    started = time.monotonic()
+    raw, text = ask(gw, model="three_providers", stream=stream)
+    elapsed = time.monotonic() - started
+    assert raw.status_code == 200, raw.headers
+    first = raw.headers["x-llm-route"].rsplit(": ", 1)[1].split(" (")[0]   # "...: <model> (tier1)"
+    assert first in THREE, raw.headers
+    got = (raw.headers["x-llm-provider"], raw.headers["x-llm-model"])
+    assert got == (THREE[first], first), (raw.headers, elapsed, text)
+    # The simulator names the model that wrote the answer: attempt 1's, whole, at 5 s (a hedge's comes at 6.5 s).
+    assert text == f"Hello from {first}. You said: What is the capital of France?", text
+    assert 4.9 < elapsed < 6.4, elapsed
+    assert "x-llm-egress" not in raw.headers and "x-envoy-attempt-count" not in raw.headers
+    # All three were sent the prompt: the answer is billed to attempt 1's model, the two hedges are the losers.
+    request_id = raw.headers["x-request-id"]
+    started_attempts = int(raw.headers["x-llm-attempts"])   # 3, or 2 when a demoted OpenAI is not hedged
+    assert started_attempts >= 2, raw.headers
+    rows = ledger_rows(gw, request_id, started_attempts)
+    answer = rows[request_id]
+    assert (answer.model, answer.provider, answer.status, answer.outcome) == (first, THREE[first], 200, "ok"), answer
+    assert answer.output_tokens > 0, answer
+    losers = {r.model: (r.request_id.rsplit("/", 1)[1], r.outcome) for r in rows.values() if r is not answer}
+    assert first not in losers and set(losers) <= set(THREE), losers
+    assert sorted(losers.values()) == [(str(n), "hedge_cancelled") for n in range(2, started_attempts + 1)], losers
+    assert envoy_alive(gw)
+
+
 def gateway_deadline(gw, model: str, stream: bool = False) -> tuple[httpx.Response, float]:
     started = time.monotonic()
     with httpx.Client(timeout=60) as client:
@@ -161,6 +225,49 @@ def test_a_passed_gateway_deadline_reads_the_same_on_every_path(hedged, model, s
     assert response.headers["x-llm-class"] == model and "x-llm-route" in response.headers, response.headers
     assert "x-llm-attempt-deadline" not in response.headers
     assert at - 0.1 < elapsed < at + 1.5, elapsed
+    assert envoy_alive(gw)
+
+
+def test_attempt_1_answering_after_the_hedges_started_reaches_the_messages_door_as_an_anthropic_message(hedged):
+    """Issue 12 (N1), Anthropic's front door: the body was a raw OpenAI chat.completion object (attempt 1's
+    OpenAI JSON handed on as if attempt 3's, whose provider speaks the door's own API)."""
+    import anthropic
+
+    gw = hedged
+    for provider in THREE.values():
+        fault(gw, provider, latency_ms=5000)
+    client = anthropic.Anthropic(base_url=gw.base_url.removesuffix("/v1"), api_key=CLIENT_KEY, max_retries=0,
+                                 timeout=60)
+    raw = client.messages.with_raw_response.create(model="three_providers", max_tokens=50, messages=QUESTION)
+    message = raw.parse()
+    first = raw.headers["x-llm-route"].rsplit(": ", 1)[1].split(" (")[0]
+    assert (raw.headers["x-llm-provider"], raw.headers["x-llm-model"]) == (THREE[first], first), raw.headers
+    assert message.type == "message" and message.role == "assistant", message
+    assert message.content[0].text == f"Hello from {first}. You said: What is the capital of France?", message
+    assert envoy_alive(gw)
+
+
+def test_a_hedged_stream_with_every_candidate_stalled_gets_the_gateways_deadline_body(hedged):
+    """Tryout 4 N2: every hedged candidate stalls before its headers, so the route's idle timeout (120 s)
+    ends the stream. Its 504 was {"error":{"message":"stream timeout","type":"timeout_error"},"type":"error"}
+    (no code, no param, a stray top-level type) with no x-llm-route / -class / -model provenance.
+    (The 120 s bound itself is unchanged: README, Hedging, "Bound".)"""
+    gw = hedged
+    for provider in THREE.values():
+        fault(gw, provider, latency_ms=150000)
+    started = time.monotonic()
+    with httpx.Client(timeout=180) as client:
+        response = client.post(f"{gw.base_url}/chat/completions", headers={"authorization": f"Bearer {CLIENT_KEY}"},
+                               json={"model": "three_providers", "messages": QUESTION, "stream": True})
+    elapsed = time.monotonic() - started
+    assert response.status_code == 504, response.text
+    body = response.json()
+    assert list(body) == ["error"], body
+    error = body["error"]
+    assert (error["type"], error["code"], error["param"]) == ("timeout_error", "gateway_timeout", None), error
+    assert error["message"].startswith("The gateway's deadline") and "idle timeout" in error["message"], error
+    assert response.headers["x-llm-class"] == "three_providers" and "x-llm-route" in response.headers
+    assert 119 < elapsed < 130, elapsed
     assert envoy_alive(gw)
 
 

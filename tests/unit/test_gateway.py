@@ -146,8 +146,8 @@ UPSTREAM = {":status": "200", "x-envoy-upstream-service-time": "3", "x-envoy-att
 def test_openai_responses_pass_through_untouched_and_their_usage_is_read(gw):
     ex = _answered(gw, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "q"}]})
     start = gw.response_headers(ex, UPSTREAM)
-    # content-length stays (same bytes); only the egress listener's deadline mark never goes on
-    assert start.body == "stream" and start.remove_headers == ["x-llm-attempt-deadline"]
+    # content-length stays (same bytes); only the egress listener's marks never go on
+    assert start.body == "stream" and start.remove_headers == ["x-llm-attempt-deadline", "x-llm-egress"]
     assert start.set_headers["x-llm-provider"] == "openai" and start.set_headers["x-llm-model"] == "gpt-4o-mini"
     raw = json.dumps({"id": "chatcmpl-1", "object": "chat.completion", "choices": [],
                       "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}).encode()
@@ -332,6 +332,51 @@ def test_a_hedged_plan_gives_every_distinct_candidate_an_attempt():
     # A hedged stream is not held for its first token: the hold's deadline 504 is the same trigger.
     assert "x-llm-first-token" not in route.set_headers and "x-envoy-upstream-rq-timeout-ms" not in route.set_headers
     assert "x-llm-headers-deadline-ms" not in gw.attempt(ex, 3).set_headers
+
+
+def test_a_hedged_answer_is_the_attempt_of_the_provider_whose_egress_listener_it_came_through():
+    """Issue 12 (N1): hedged, Envoy's response x-envoy-attempt-count is the attempts started (3 here) even
+    when attempt 1 answers: the answer was read with attempt 3's (Anthropic's) rules and billed to it."""
+    gw = _hedged_gateway(tertiary=["claude-sonnet-4-6"])
+    ex = _exchange(gw, {"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+    gw.route(ex)
+    gw.attempt(ex, 2), gw.attempt(ex, 3)
+    started = {**UPSTREAM, "x-envoy-attempt-count": "3"}
+    start = gw.response_headers(ex, {**started, "x-llm-egress": "openai"})
+    assert ex.answering == 1 and ex.answered_by.id == "gpt-4o-mini"
+    assert (start.set_headers["x-llm-provider"], start.body) == ("openai", "stream")   # OpenAI's bytes, as they are
+    assert start.set_headers["x-llm-attempts"] == "3" and "x-llm-egress" in start.remove_headers
+    gw.response_headers(ex, {**started, "x-llm-egress": "gemini"})
+    assert ex.answering == 2 and ex.answered_by.provider.name == "gemini"
+    # Unhedged, attempts run one after another: the count is the one answering.
+    plain = Gateway(load(DEFAULT_ROUTING), Credentials(KEYS), keys=demo_keys())
+    ex = _exchange(plain, {"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+    plain.route(ex)
+    plain.attempt(ex, 2)
+    plain.response_headers(ex, {**UPSTREAM, "x-envoy-attempt-count": "2", "x-llm-egress": "gemini"})
+    assert ex.answering == 2 and ex.answered_by.provider.name == "gemini"
+
+
+def test_a_hedged_stream_cut_by_the_idle_timeout_before_any_headers_gets_the_gateways_deadline_body():
+    """Tryout 4 N2: every hedged candidate stalled before its headers; Envoy's route idle timeout (120 s)
+    answered 504 {"error":{"message":"stream timeout","type":"timeout_error"},"type":"error"}: no code, no
+    param, a stray top-level type, and no x-llm-* provenance."""
+    gw = _hedged_gateway(tertiary=["claude-sonnet-4-6"])
+    ex = _exchange(gw, {"model": "auto", "messages": [{"role": "user", "content": "hi"}], "stream": True})
+    gw.route(ex)
+    gw.attempt(ex, 2), gw.attempt(ex, 3)
+    gw.clock = lambda: ex.started + 120.02
+    start = gw.response_headers(ex, {":status": "504", "content-type": "application/json",
+                                     "x-envoy-attempt-count": "3"})
+    assert start.body == "whole" and start.set_headers["content-type"] == "application/json"
+    assert start.set_headers["x-llm-class"] == ex.plan.route_class and "x-llm-route" in start.set_headers
+    envoys = b'{"error":{"message":"stream timeout","type":"timeout_error"},"type":"error"}'
+    assert gw.response_body(ex, envoys, False) == b""
+    body = json.loads(gw.response_body(ex, b"", True))
+    assert list(body) == ["error"], body
+    error = body["error"]
+    assert (error["type"], error["code"], error["param"]) == ("timeout_error", "gateway_timeout", None), error
+    assert error["message"].startswith("The gateway's deadline") and "idle timeout (120 s)" in error["message"]
 
 
 def test_plans_without_hedging_or_with_one_provider_are_not_hedged():
