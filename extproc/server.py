@@ -326,7 +326,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         if exchange.hedged:
             self.tracing.hedged(exchange.trail, exchange.answering, self._wasted_usd(exchange))
             if self.books is not None and exchange.answering is not None:
-                losers = [(n, m) for n, (m, _t) in sorted(exchange.attempts.items()) if n != exchange.answering]
+                losers = self._cancelled(exchange)
                 if losers:
                     self.books.losers(exchange.reservation, request_id=exchange.key, losers=losers,
                                       prompt_tokens=tokens.prompt_tokens(exchange.body), started=exchange.started,
@@ -357,8 +357,18 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         """What the attempts that did not answer cost: each provider was sent the whole prompt (the
         estimate; a cancelled attempt reports no usage), and bills its input tokens."""
         tokens = exchange.plan.prompt_tokens
-        return sum(tokens * model.price.input / 1_000_000
-                   for number, (model, _) in exchange.attempts.items() if number != exchange.answering)
+        return sum(tokens * model.price.input / 1_000_000 for _number, model in Processor._cancelled(exchange))
+
+    @staticmethod
+    def _cancelled(exchange: Exchange) -> list:
+        """The hedged attempts another attempt beat, as (number, model): not the answer, and not one its
+        provider refused (an error status: providers bill no refused request, so neither do we)."""
+        out = []
+        for number, (model, _translator) in sorted(exchange.attempts.items()):
+            status = getattr(exchange.trail.attempts.get(number), "status", None)
+            if number != exchange.answering and not (status is not None and status >= 400):
+                out.append((number, model))
+        return out
 
     def _remember(self, exchange: Exchange) -> None:
         self.recent[exchange.key] = exchange

@@ -171,6 +171,12 @@ def test_a_provider_failing_while_the_other_hedges_are_pending_leaves_them_to_an
     raw, _ = ask(gw, model="three_providers", stream=True)
     assert raw.status_code == 200 and raw.headers["x-llm-provider"] == "anthropic", raw.headers
     assert envoy_alive(gw), f"Envoy died; see {gw.workdir}/stack.log"
+    # Only the attempt the answer beat bills its prompt (gemini, cancelled); the one OpenAI refused with
+    # a 500 bills nothing, as providers do not bill refused requests (tryout 5: it was charged too).
+    request_id = raw.headers["x-request-id"]
+    rows = ledger_rows(gw, request_id, 2)
+    assert rows[f"{request_id}/2"].outcome == "hedge_cancelled" and rows[f"{request_id}/2"].cost_usd > 0, rows
+    assert f"{request_id}/1" not in rows, rows
 
 
 def ledger_rows(gw, request_id: str, count: int) -> dict:
