@@ -15,6 +15,7 @@ hedges, and accounting (``usage``, ``ending``), work as for an OpenAI client.
 from __future__ import annotations
 
 import abc
+import json
 from typing import Any
 
 from .. import sse
@@ -113,9 +114,29 @@ class TranslatedStream(FrontDoorTranslator):
             out += self._final()
         return out
 
-    @abc.abstractmethod
     def _event(self, data: str) -> bytes:
-        """One internal SSE event's data as the client API's SSE bytes."""
+        """One internal SSE event's data as the client API's SSE bytes: ``[DONE]`` closes the stream,
+        an error object fails it (``_failed``), a chunk goes to ``_chunk``; anything else is skipped."""
+        if data == "[DONE]":
+            return b"" if self._done else self._final()
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            return b""
+        if not isinstance(chunk, dict):
+            return b""
+        if "error" in chunk:
+            self._done = True
+            return self._failed(chunk["error"] if isinstance(chunk["error"], dict) else {})
+        return self._chunk(chunk)
+
+    @abc.abstractmethod
+    def _chunk(self, chunk: dict[str, Any]) -> bytes:
+        """One internal ``chat.completion.chunk`` as the client API's SSE bytes."""
+
+    @abc.abstractmethod
+    def _failed(self, error: dict[str, Any]) -> bytes:
+        """The client API's error event for the internal stream's ``error`` object (``_done`` is set)."""
 
     @abc.abstractmethod
     def _final(self) -> bytes:

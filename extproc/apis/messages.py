@@ -329,22 +329,13 @@ class MessagesTranslator(TranslatedStream):
             self._stop, "end_turn"), "stop_sequence": None}, "usage": usage}, event="message_delta") + sse.encode(
             {"type": "message_stop"}, event="message_stop")
 
-    def _event(self, data: str) -> bytes:
-        if data == "[DONE]":
-            return self._final() if not self._done else b""
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            return b""
-        if not isinstance(chunk, dict):
-            return b""
-        if "error" in chunk:
-            error = chunk["error"] if isinstance(chunk["error"], dict) else {}
-            self._done = True
-            kind = {"invalid_request_error": "invalid_request_error", "rate_limit_exceeded": "rate_limit_error",
-                    "rate_limit_error": "rate_limit_error"}.get(str(error.get("type")), "api_error")
-            return sse.encode({"type": "error", "error": {"type": kind, "message": str(error.get("message", "error"))}},
-                              event="error")
+    def _failed(self, error: dict[str, Any]) -> bytes:
+        kind = {"invalid_request_error": "invalid_request_error", "rate_limit_exceeded": "rate_limit_error",
+                "rate_limit_error": "rate_limit_error"}.get(str(error.get("type")), "api_error")
+        return sse.encode({"type": "error", "error": {"type": kind, "message": str(error.get("message", "error"))}},
+                          event="error")
+
+    def _chunk(self, chunk: dict[str, Any]) -> bytes:
         out = b"" if self._started else self._start(chunk.get("model"))
         if chunk.get("usage"):
             self._usage = chunk["usage"]

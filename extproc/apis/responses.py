@@ -369,23 +369,14 @@ class ResponsesTranslator(TranslatedStream):
         return out + self._emit(f"response.{status}",
                                 response=self._resource(status, self._output, self._usage or {}, self._model))
 
-    def _event(self, data: str) -> bytes:
-        if data == "[DONE]":
-            return b"" if self._done else self._final()
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            return b""
-        if not isinstance(chunk, dict):
-            return b""
-        if "error" in chunk:
-            error = chunk["error"] if isinstance(chunk["error"], dict) else {}
-            self._done = True
-            out = b"" if self._started else self._begin(None)
-            failed = self._resource("failed", self._output, self._usage, self._model)
-            failed["error"] = {"code": "server_error", "message": str(error.get("message", "error"))}
-            failed["completed_at"] = None
-            return out + self._emit("response.failed", response=failed)
+    def _failed(self, error: dict[str, Any]) -> bytes:
+        out = b"" if self._started else self._begin(None)
+        failed = self._resource("failed", self._output, self._usage, self._model)
+        failed["error"] = {"code": "server_error", "message": str(error.get("message", "error"))}
+        failed["completed_at"] = None
+        return out + self._emit("response.failed", response=failed)
+
+    def _chunk(self, chunk: dict[str, Any]) -> bytes:
         out = b"" if self._started else self._begin(chunk.get("model"))
         if chunk.get("usage"):
             self._usage = chunk["usage"]
