@@ -1,12 +1,11 @@
 """Cost of observing every attempt through Envoy's upstream log (gRPC access log service) vs not.
 
-    .venv/bin/python bench/attempt_log_cost.py [N]
+    PYTHONPATH=. .venv/bin/python bench/attempt_log_cost.py [N]
 
 Starts the dev stack (simulators, extproc, Envoy) four times, alternating the shipped Envoy config
 with and without the router's upstream_log, sends N sequential pinned chat requests to each and
 prints p50/p99 latency and extproc's CPU per request (from /proc).
 """
-import os
 import sys
 import tempfile
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from bench.run import proc_cpu as cpu
 from extproc import envoy_config
 from extproc.devstack import Stack, DEFAULT_ROUTING
 
@@ -25,11 +25,6 @@ def stripped(path=envoy_config.DEFAULT_PATH):
         if f["name"] == "envoy.filters.http.router":
             f["typed_config"].pop("upstream_log", None)
     return d
-
-def cpu(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        parts = f.read().rsplit(")", 1)[1].split()
-    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 cfg = yaml.safe_load(DEFAULT_ROUTING.read_text())
 cfg["health"] = {"consecutive_failures": 100000, "max_error_rate": 1.0}

@@ -8,7 +8,6 @@ provider clusters straight to the providers) and the shipped one, sends N sequen
 requests (JSON, then streams) to each and prints p50/p99 latency and Envoy's and extproc's CPU per
 request (from /proc). Both configs run the same extproc code.
 """
-import os
 import sys
 import tempfile
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from bench.run import proc_cpu as cpu
 from extproc import envoy_config
 from extproc.devstack import DEFAULT_ROUTING, Stack
 
@@ -39,12 +39,6 @@ def old_localize(config, *, endpoints, hedge_ports=None, **kw):
     out["static_resources"]["listeners"] = [lst for lst in out["static_resources"]["listeners"]
                                             if not lst["name"].startswith("hedge_")]
     return out
-
-
-def cpu(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        parts = f.read().rsplit(")", 1)[1].split()
-    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 
 cfg = yaml.safe_load(DEFAULT_ROUTING.read_text())

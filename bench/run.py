@@ -293,7 +293,7 @@ class Noise:
         self.self_start = _own_cpu()
 
     def finish(self, pids: list[int]) -> dict:
-        ours = sum(_proc_cpu(pid) for pid in pids) + (_own_cpu() - self.self_start)
+        ours = sum(proc_cpu(pid) for pid in pids) + (_own_cpu() - self.self_start)
         busy = _busy_seconds() - self.busy_start
         return {"loadavg_start": self.load_start, "loadavg_end": os.getloadavg(),
                 "machine_busy_cpu_s": round(busy, 1), "bench_cpu_s": round(ours, 1),
@@ -306,7 +306,7 @@ def _busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def _proc_cpu(pid: int) -> float:
+def proc_cpu(pid: int) -> float:
     """utime + stime of a live process we started (its whole life: it started with this run)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
