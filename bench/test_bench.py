@@ -29,7 +29,7 @@ def test_floor_keeps_the_listener_and_retry_policy():
     hcm = lambda c: c["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     assert hcm(floor)["local_reply_config"] == hcm(gateway)["local_reply_config"]
     route = hcm(floor)["route_config"]["virtual_hosts"][0]["routes"][0]["route"]
-    assert route["cluster"] == "openai" and "retry_policy" in route
+    assert route["cluster"] == "provider_openai" and "retry_policy" in route   # no egress hop in the floor
 
 
 def test_mock_speaks_both_apis_and_fails_on_schedule():
