@@ -121,14 +121,20 @@ class Stack:
     def sim_url(self, provider: str) -> str:
         return f"http://127.0.0.1:{self.simulators[provider]}"
 
+    def _choose_ports(self, simulated: list[str]) -> None:
+        self.listen_port = self.listen_port or free_port()
+        # A port given by the caller is not bound yet (Envoy binds it last): never hand it to a simulator
+        # (`extproc dev --port N` passes a port its caller chose and may hold until then).
+        _HANDED_OUT.add(self.listen_port)
+        self.admin_port, self.extproc_port, self.status_port = free_port(), free_port(), free_port()
+        self.simulators = {name: free_port() for name in simulated}
+
     def start(self, wait: float = 30.0) -> "Stack":
         cfg = routing_config.load(self.routing)
         env = {**os.environ, **self.env}
         names = self.simulate if self.simulate is not None else [
             p.name for p in cfg.providers.values() if not (p.api_key_env and env.get(p.api_key_env))]
-        self.listen_port = self.listen_port or free_port()
-        self.admin_port, self.extproc_port, self.status_port = free_port(), free_port(), free_port()
-        self.simulators = {name: free_port() for name in names}
+        self._choose_ports(names)
         for name in names:   # the simulators check for a key: give the gateway a placeholder one
             provider = cfg.providers[name]
             if provider.api_key_env:
@@ -220,7 +226,8 @@ class Stack:
             for p in self.processes:
                 if p.poll() is not None:
                     self.stop()
-                    raise RuntimeError(f"{p.args[:4]} exited with {p.returncode}; see {self.workdir}/stack.log")
+                    raise RuntimeError(f"{p.args[:4]} exited with {p.returncode}; see {self.workdir}/stack.log"
+                                       f", which ends:\n{self._log_tail()}")
             try:
                 if all(httpx.get(url, timeout=1).status_code == 200 for url in checks):
                     return
@@ -228,7 +235,14 @@ class Stack:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"gateway did not become ready in {wait}s; see {self.workdir}/stack.log")
+        raise RuntimeError(f"gateway did not become ready in {wait}s; see {self.workdir}/stack.log, which ends:\n"
+                           f"{self._log_tail()}")
+
+    def _log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join((self.workdir / "stack.log").read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
 
     def stop(self) -> None:
         with self._lock:

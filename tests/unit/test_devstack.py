@@ -1,0 +1,17 @@
+"""The dev stack's port choice: a port the caller named is never handed to another server of the stack."""
+import random
+
+from extproc import devstack
+from extproc.devstack import Stack
+
+
+def test_a_given_listen_port_is_never_handed_to_another_server(monkeypatch, tmp_path):
+    given = 24680
+    draws = iter([given, given, 24001, given, 24002, 24003, given, 24004, 24005])
+    monkeypatch.setattr(random, "randrange", lambda lo, hi: next(draws))
+    monkeypatch.setattr(devstack, "_HANDED_OUT", set())
+    stack = Stack(listen_port=given, workdir=tmp_path)
+    stack._choose_ports(["openai", "anthropic"])
+    others = [stack.admin_port, stack.extproc_port, stack.status_port, *stack.simulators.values()]
+    assert stack.listen_port == given
+    assert given not in others and len(set(others)) == len(others) == 5
