@@ -106,6 +106,13 @@ def front_door_of(path: str):
     return FRONT_DOORS.get(path)
 
 
+def in_client_terms(exc: errors.GatewayError, exchange: "Exchange") -> errors.GatewayError:
+    """``exc`` (about the internal chat request: a provider translator's or the planner's) naming the
+    fields of the client's own API, through its front door's ``field_names``; as it is for chat."""
+    names = getattr(exchange.front, "field_names", None)
+    return names(exchange.client_body or {}).renamed(exc) if names is not None else exc
+
+
 def error_body(path: str, status: int, body: bytes) -> bytes:
     """An OpenAI-shaped error body in the shape of ``path``'s client API."""
     door = front_door_of(path)
@@ -309,8 +316,11 @@ class Gateway:
             if conversation is not None:
                 exchange.affinity_key = conversation[0]
                 pin = self.affinity.get(conversation[0], now) if conversation[2] else None
-        plan = decide(config, body, endpoint, headers, self.health, budgets or self.budgets, now, classification, caller,
-                      capability, pin)
+        try:
+            plan = decide(config, body, endpoint, headers, self.health, budgets or self.budgets, now, classification,
+                          caller, capability, pin)
+        except errors.GatewayError as exc:
+            raise in_client_terms(exc, exchange) from None
         exchange.plan = plan
         if plan.candidates:
             # Each attempt is cut at its own tier's deadline: the target is the SLO (a model slower than
@@ -324,7 +334,11 @@ class Gateway:
             exchange.per_try_timeout_ms = max(exchange.deadlines[:len(plan.models)]) + BACKSTOP_SLACK_MS
         # Translate attempt 1 now (if the planner did not): a request the provider cannot take fails
         # before it is routed.
-        exchange.first = exchange.translations.pop(plan.models[0].id, None) or self._translate(exchange, plan.models[0])
+        try:
+            exchange.first = (exchange.translations.pop(plan.models[0].id, None)
+                              or self._translate(exchange, plan.models[0]))
+        except errors.GatewayError as exc:
+            raise in_client_terms(exc, exchange) from None
         return exchange
 
     def route(self, exchange: Exchange) -> Rewrite:
