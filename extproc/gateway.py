@@ -496,6 +496,11 @@ class Gateway:
         set_headers["x-llm-provider"] = model.provider.name
         set_headers["x-llm-model"] = model.id
         set_headers.update(exchange.plan.headers())
+        if exchange.answering and exchange.answering > 1:
+            # x-llm-route is the decision, made before any attempt: it names the plan's first choice. Read
+            # alone after a fallback or a hedge it would name a model that did not answer (tryout 5 P5).
+            set_headers["x-llm-route"] += (f"; answered by {model.id} (attempt {exchange.answering}, "
+                                           f"{'hedged' if exchange.hedged else 'fallback'})")
         if status == 504 and DEADLINE_PASSED_HEADER in headers:
             # The attempt's own deadline, cut by its egress listener (or the held stage): not the provider's 504.
             exchange.deadline_passed = (f"The gateway's deadline for attempt {exchange.answering} passed: {model.id} "

@@ -138,6 +138,8 @@ def test_a_primary_past_its_deadline_while_the_hedge_is_pending_is_answered_by_t
     elapsed = time.monotonic() - started
     # The hedge started at the primary's 1.5 s target and answered 1.7 s later: the first response wins.
     assert raw.status_code == 200 and raw.headers["x-llm-provider"] == "gemini", raw.headers
+    # x-llm-route keeps the decision (the plan's first choice) and says who answered (tryout 5 P5)
+    assert raw.headers["x-llm-route"].endswith("; answered by gemini-3.5-flash-lite (attempt 2, hedged)"), raw.headers
     assert text.endswith("You said: What is the capital of France?")
     assert 3.1 < elapsed < 4.0, elapsed
     assert envoy_alive(gw), f"Envoy died; see {gw.workdir}/stack.log"
