@@ -132,16 +132,19 @@ class Bookkeeping:
         return record
 
     def losers(self, reservation: Reservation | None, *, request_id: str, losers, prompt_tokens: int,
-               started: float, plan, endpoint: str, client_api: str | None = None) -> float:
-        """The attempts of a hedged request that another attempt beat (``losers``: their models): each
-        was sent the whole prompt and bills it, so each gets its record (``<request id>/<attempt>``,
-        outcome ``hedge_cancelled``) and its cost goes to the request's budget. Returns their cost."""
+               started: float, plan, endpoint: str, client_api: str | None = None, outcome: str | None = None,
+               status: int | None = None) -> float:
+        """The attempts of a hedged request that ended without the answer (``losers``: (number, model)):
+        each was sent the whole prompt and bills it, so each gets its record (``<request id>/<attempt>``)
+        and its cost goes to the request's budget. ``outcome``/``status``: ``hedge_cancelled``/0 (beaten
+        by another attempt) unless given (nobody answered: the request's own, e.g. ``timeout``/504).
+        Returns their cost."""
         total = 0.0
         for number, model in losers:
             record = make_record(
                 time=started, request_id=f"{request_id}/{number}", model=model.id, provider=model.provider.name,
-                usage=Usage(input_tokens=prompt_tokens), price=model.price, status=0, attempts=number,
-                outcome=HEDGE_CANCELLED, tenant=plan.tenant, surface=plan.surface, request_class=plan.route_class,
+                usage=Usage(input_tokens=prompt_tokens), price=model.price, status=status or 0, attempts=number,
+                outcome=outcome or HEDGE_CANCELLED, tenant=plan.tenant, surface=plan.surface, request_class=plan.route_class,
                 workload=plan.workload, endpoint=endpoint, client_api=client_api)
             self._append(record)
             total += record.cost_usd

@@ -106,6 +106,13 @@ def front_door_of(path: str):
     return FRONT_DOORS.get(path)
 
 
+def in_client_terms(exc: errors.GatewayError, exchange: "Exchange") -> errors.GatewayError:
+    """``exc`` (about the internal chat request: a provider translator's or the planner's) naming the
+    fields of the client's own API, through its front door's ``field_names``; as it is for chat."""
+    names = getattr(exchange.front, "field_names", None)
+    return names(exchange.client_body or {}).renamed(exc) if names is not None else exc
+
+
 def error_body(path: str, status: int, body: bytes) -> bytes:
     """An OpenAI-shaped error body in the shape of ``path``'s client API."""
     door = front_door_of(path)
@@ -309,8 +316,11 @@ class Gateway:
             if conversation is not None:
                 exchange.affinity_key = conversation[0]
                 pin = self.affinity.get(conversation[0], now) if conversation[2] else None
-        plan = decide(config, body, endpoint, headers, self.health, budgets or self.budgets, now, classification, caller,
-                      capability, pin)
+        try:
+            plan = decide(config, body, endpoint, headers, self.health, budgets or self.budgets, now, classification,
+                          caller, capability, pin)
+        except errors.GatewayError as exc:
+            raise in_client_terms(exc, exchange) from None
         exchange.plan = plan
         if plan.candidates:
             # Each attempt is cut at its own tier's deadline: the target is the SLO (a model slower than
@@ -324,7 +334,11 @@ class Gateway:
             exchange.per_try_timeout_ms = max(exchange.deadlines[:len(plan.models)]) + BACKSTOP_SLACK_MS
         # Translate attempt 1 now (if the planner did not): a request the provider cannot take fails
         # before it is routed.
-        exchange.first = exchange.translations.pop(plan.models[0].id, None) or self._translate(exchange, plan.models[0])
+        try:
+            exchange.first = (exchange.translations.pop(plan.models[0].id, None)
+                              or self._translate(exchange, plan.models[0]))
+        except errors.GatewayError as exc:
+            raise in_client_terms(exc, exchange) from None
         return exchange
 
     def route(self, exchange: Exchange) -> Rewrite:
@@ -482,6 +496,11 @@ class Gateway:
         set_headers["x-llm-provider"] = model.provider.name
         set_headers["x-llm-model"] = model.id
         set_headers.update(exchange.plan.headers())
+        if exchange.answering and exchange.answering > 1:
+            # x-llm-route is the decision, made before any attempt: it names the plan's first choice. Read
+            # alone after a fallback or a hedge it would name a model that did not answer (tryout 5 P5).
+            set_headers["x-llm-route"] += (f"; answered by {model.id} (attempt {exchange.answering}, "
+                                           f"{'hedged' if exchange.hedged else 'fallback'})")
         if status == 504 and DEADLINE_PASSED_HEADER in headers:
             # The attempt's own deadline, cut by its egress listener (or the held stage): not the provider's 504.
             exchange.deadline_passed = (f"The gateway's deadline for attempt {exchange.answering} passed: {model.id} "

@@ -325,13 +325,20 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         record = None
         if exchange.hedged:
             self.tracing.hedged(exchange.trail, exchange.answering, self._wasted_usd(exchange))
-            if self.books is not None and exchange.answering is not None:
-                losers = self._cancelled(exchange)
-                if losers:
-                    self.books.losers(exchange.reservation, request_id=exchange.key, losers=losers,
-                                      prompt_tokens=tokens.prompt_tokens(exchange.body), started=exchange.started,
-                                      plan=exchange.plan, endpoint=exchange.endpoint,
-                                      client_api=client_api_of(exchange.path))
+            # One rule for every hedged attempt that was sent the prompt and ended without the answer: a
+            # record of its own (``<id>/<attempt>``), its own model, its prompt billed. Beaten by another
+            # attempt: hedge_cancelled. Nobody answered (every attempt stalled to the deadline): the
+            # request's own ending (timeout, 504), the last attempt being the request's own record, as
+            # unhedged (tryout 5 P2: the others, also sent the whole prompt, had no record at all).
+            won = exchange.answering is not None
+            unanswered = [(number, model) for number, model in self._cancelled(exchange)
+                          if won or number != max(exchange.attempts)]
+            if self.books is not None and unanswered:
+                self.books.losers(exchange.reservation, request_id=exchange.key, losers=unanswered,
+                                  prompt_tokens=tokens.prompt_tokens(exchange.body), started=exchange.started,
+                                  plan=exchange.plan, endpoint=exchange.endpoint,
+                                  client_api=client_api_of(exchange.path),
+                                  outcome=None if won else ending.outcome, status=None if won else ending.status)
         if self.books is not None:
             record = self.books.settle(
                 exchange.reservation, request_id=exchange.key, model=billed_model, usage=usage,

@@ -208,6 +208,7 @@ def string(value: object, param: str, *, nonempty: bool = False, max_length: int
 
 
 _FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
+_TOKEN_ID = re.compile(r"[0-9]+")   # ASCII digits only: str.isdigit() takes "²" and other Unicode digits
 
 
 def function_name(value: str, param: str) -> str:
@@ -323,6 +324,11 @@ def chat(body: dict) -> None:
     bias = body.get("logit_bias")
     if bias is not None:
         for token, value in obj(bias, "logit_bias").items():
+            # Keys are token ids (createChatCompletion: "maps tokens (specified by their token ID in the
+            # tokenizer)"); a word such as "AI" is OpenAI's 400, in its own words as clients report them.
+            if not _TOKEN_ID.fullmatch(token):
+                raise InvalidRequest(f"Invalid key in 'logit_bias': {token[:100]}. You should only be submitting "
+                                     "non-negative integers.", param="logit_bias", code="invalid_value")
             number(value, f"logit_bias.{token}", -100, 100)
     stop = body.get("stop")
     if stop is not None and not isinstance(stop, str):

@@ -209,6 +209,7 @@ def test_auth_required(server):
     ({"model": "gpt-4o-mini", "messages": []}, "messages"),
     ({"model": "gpt-4o-mini", "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
     ({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "n": 0}, "n"),
+    ({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "logit_bias": {"AI": 5}}, "logit_bias"),
 ])
 def test_validation_errors(server, body, param):
     r = server.http.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer k"})

@@ -15,11 +15,68 @@ hedges, and accounting (``usage``, ``ending``), work as for an OpenAI client.
 from __future__ import annotations
 
 import abc
+import copy
 import json
+import re
 from typing import Any
 
 from .. import sse
+from ..errors import GatewayError
 from ..providers.base import ChatTranslator, UpstreamRequest
+
+
+_LAST_SEGMENT = re.compile(r"(\.[^.\[\]]+|\[\d+\])$")   # ".name" or "[3]" at the end of a path
+# A field path in an error message: "messages[1].tool_calls[0].function.arguments", "max_completion_tokens".
+_PATH = re.compile(r"(?<![\w.\[\]])([A-Za-z_]\w*)((?:\[\d+\]|\.[A-Za-z_]\w*)*)")
+
+
+class FieldNames:
+    """The client API's name for each internal (chat) field a front door made, so that an error about
+    the internal request (the shared validator's, ``extproc.validate``, or a provider translator's)
+    names what the client sent, in ``param`` and in the message.
+
+    Paths are OpenAI's ``param`` form (``messages[2].tool_calls[0].function.name``). A path is renamed
+    by its longest recorded prefix, the rest kept (``messages[1]`` -> ``input[0]`` makes
+    ``messages[1].content`` ``input[0].content``); a path with no recorded prefix is the client's own
+    (a field passed through under its name) and stays. ``messages`` maps whole error messages to the
+    client API's own words for the same fault."""
+
+    def __init__(self, messages: dict[str, str] | None = None):
+        self.paths: dict[str, str] = {}
+        self.messages = dict(messages or {})
+
+    def add(self, internal: str, client: str) -> None:
+        self.paths[internal] = client
+
+    def client(self, path: str) -> str:
+        """The client's path for internal ``path``."""
+        prefix, rest = path, ""
+        while prefix not in self.paths:
+            last = _LAST_SEGMENT.search(prefix)
+            if last is None:
+                return path
+            prefix, rest = prefix[:last.start()], last.group(0) + rest
+        return self.paths[prefix] + rest
+
+    def renamed(self, exc: GatewayError) -> GatewayError:
+        """``exc`` (a copy) with its ``param`` and the field paths in its message renamed.
+
+        In the message, a path is renamed when it goes below a recorded field's root (``messages[1]...``)
+        or is the error's ``param`` itself; a bare word is left alone otherwise, since it may be a value
+        or plain English (``'user'`` among a role's allowed values is not Anthropic's ``metadata.user_id``)."""
+        roots = {_PATH.match(path).group(1) for path in self.paths}
+
+        def rename(m: re.Match) -> str:
+            path = m.group(0)
+            if (m.group(2) and m.group(1) in roots) or path == exc.param:
+                return self.client(path)
+            return path
+
+        out = copy.copy(exc)
+        out.param = self.client(exc.param) if exc.param else exc.param
+        out.message = self.messages.get(exc.message) or _PATH.sub(rename, exc.message)
+        out.args = (out.message,)
+        return out
 
 
 class FrontDoorTranslator(ChatTranslator):

@@ -35,7 +35,7 @@ from .. import sse, validate
 from ..errors import InvalidRequest, ModelNotFound, redact
 from ..providers.base import ChatTranslator, UpstreamRequest
 from ..providers.openai_anthropic import ANTHROPIC_VERSION, output_limit
-from .base import FrontDoorTranslator, TranslatedStream
+from .base import FieldNames, FrontDoorTranslator, TranslatedStream
 
 NAME = "messages"
 API = "anthropic_messages"   # the client API, as spans name it (llm.client_api)
@@ -117,11 +117,14 @@ def _tool_result_text(content: Any, where: str) -> str | list:
     return "\n".join(p["text"] for p in parts)
 
 
-def _messages(messages: list, system: Any) -> list[dict]:
+def _messages(messages: list, system: Any, names: FieldNames) -> list[dict]:
+    """The chat messages of a Messages request; ``names`` learns which message or block each came from."""
     out: list[dict] = []
     if system is not None:
         text = _text_of(system, "system")
         if text:
+            names.add("messages[0]", "system")
+            names.add("messages[0].content", "system")
             out.append({"role": "system", "content": text})
     for i, message in enumerate(validate.array(messages, "messages", nonempty=True)):
         where = f"messages[{i}]"
@@ -129,9 +132,12 @@ def _messages(messages: list, system: Any) -> list[dict]:
         role = validate.one_of(message.get("role"), f"{where}.role", ("user", "assistant"))
         content = message.get("content")
         if isinstance(content, str):
+            names.add(f"messages[{len(out)}]", where)
             out.append({"role": role, "content": content})
             continue
         parts: list[dict] = []
+        blocks: list[str] = []   # the block each part came from
+        call_blocks: list[str] = []   # the block each tool call came from
         calls: list[dict] = []
         results: list[dict] = []
         for j, block in enumerate(validate.array(content, f"{where}.content")):
@@ -140,11 +146,14 @@ def _messages(messages: list, system: Any) -> list[dict]:
             kind = block.get("type")
             if kind == "text":
                 parts.append({"type": "text", "text": validate.string(block.get("text"), f"{bw}.text")})
+                blocks.append(bw)
             elif kind in ("image", "document"):
                 part = _source_part(block, bw)
                 if part is not None:
                     parts.append(part)
+                    blocks.append(bw)
             elif kind == "tool_use" and role == "assistant":
+                call_blocks.append(bw)
                 calls.append({"id": validate.string(block.get("id"), f"{bw}.id", nonempty=True), "type": "function",
                               "function": {"name": validate.string(block.get("name"), f"{bw}.name", nonempty=True),
                                            "arguments": json.dumps(block.get("input") or {}, ensure_ascii=False)}})
@@ -152,6 +161,9 @@ def _messages(messages: list, system: Any) -> list[dict]:
                 text = _tool_result_text(block.get("content"), f"{bw}.content")
                 if block.get("is_error") is True:
                     text = f"Error: {text}"
+                names.add(f"messages[{len(out) + len(results)}]", bw)
+                names.add(f"messages[{len(out) + len(results)}].content", f"{bw}.content")
+                names.add(f"messages[{len(out) + len(results)}].tool_call_id", f"{bw}.tool_use_id")
                 results.append({"role": "tool", "content": text,
                                 "tool_call_id": validate.string(block.get("tool_use_id"), f"{bw}.tool_use_id",
                                                                 nonempty=True)})
@@ -168,13 +180,25 @@ def _messages(messages: list, system: Any) -> list[dict]:
             if calls:
                 entry["tool_calls"] = calls
             if text or calls:
+                names.add(f"messages[{len(out)}]", where)
+                names.add(f"messages[{len(out)}].content", f"{where}.content")
+                for c, bw in enumerate(call_blocks):
+                    at = f"messages[{len(out)}].tool_calls[{c}]"
+                    for internal, field in (("", ""), (".id", ".id"), (".function.name", ".name"),
+                                            (".function.arguments", ".input")):
+                        names.add(at + internal, bw + field)
                 out.append(entry)
         elif parts:
+            names.add(f"messages[{len(out)}]", where)
+            for k, bw in enumerate(blocks):
+                names.add(f"messages[{len(out)}].content[{k}]", bw)
+                names.add(f"messages[{len(out)}].content[{k}].image_url.url", f"{bw}.source")
+                names.add(f"messages[{len(out)}].content[{k}].file", f"{bw}.source")
             out.append({"role": "user", "content": parts})
     return out
 
 
-def _tools(tools: Any) -> list[dict]:
+def _tools(tools: Any, names: FieldNames) -> list[dict]:
     out = []
     for i, tool in enumerate(validate.array(tools, "tools")):
         tool = validate.obj(tool, f"tools[{i}]")
@@ -184,19 +208,40 @@ def _tools(tools: Any) -> list[dict]:
                     "parameters": tool.get("input_schema") or {"type": "object", "properties": {}}}
         if tool.get("description"):
             function["description"] = validate.string(tool["description"], f"tools[{i}].description")
+        names.add(f"tools[{len(out)}].function", f"tools[{i}]")   # server tools are left out: indexes shift
+        names.add(f"tools[{len(out)}].function.parameters", f"tools[{i}].input_schema")
         out.append({"type": "function", "function": function})
     return out
 
 
 def to_internal(client: dict) -> dict:
     """An Anthropic Messages request (parsed JSON) as an internal (OpenAI chat) request.
-    Raises InvalidRequest (400) naming the Anthropic field."""
+    Raises InvalidRequest (400) naming the Anthropic field (``tools[1].name``, ``max_tokens``), never
+    the chat field the door made of it: the shared validator's errors go through ``field_names``."""
+    body, names = _to_internal(client)
+    try:
+        validate.chat(body)   # the internal form must pass the same validator as an OpenAI client's request
+    except InvalidRequest as exc:
+        raise names.renamed(exc) from None
+    return body
+
+
+def field_names(client: dict) -> FieldNames:
+    """The Messages field each internal field of ``client``'s request came from (``FieldNames``)."""
+    return _to_internal(client)[1]
+
+
+def _to_internal(client: dict) -> tuple[dict, FieldNames]:
+    names = FieldNames()
+    for internal, field in (("max_completion_tokens", "max_tokens"), ("stop", "stop_sequences"),
+                            ("tool_choice.function", "tool_choice"), ("user", "metadata.user_id")):
+        names.add(internal, field)
     model = validate.string(client.get("model"), "model", nonempty=True) if "model" in client else None
     if model is None:
         raise InvalidRequest("model: Field required", param="model")
     if "max_tokens" not in client:
         raise InvalidRequest("max_tokens: Field required", param="max_tokens")
-    body: dict[str, Any] = {"model": model, "messages": _messages(client.get("messages"), client.get("system")),
+    body: dict[str, Any] = {"model": model, "messages": _messages(client.get("messages"), client.get("system"), names),
                             "max_completion_tokens": validate.integer(client["max_tokens"], "max_tokens", 1)}
     for name in ("temperature", "top_p"):
         if client.get(name) is not None:
@@ -204,7 +249,7 @@ def to_internal(client: dict) -> dict:
     if client.get("stop_sequences"):
         body["stop"] = [validate.string(s, "stop_sequences") for s in validate.array(client["stop_sequences"],
                                                                                       "stop_sequences")][:4]
-    tools = _tools(client["tools"]) if client.get("tools") else []
+    tools = _tools(client["tools"], names) if client.get("tools") else []
     if tools:
         body["tools"] = tools
     choice = client.get("tool_choice")
@@ -225,8 +270,7 @@ def to_internal(client: dict) -> dict:
     if client.get("stream") is not None and validate.boolean(client["stream"], "stream"):
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-    validate.chat(body)   # the internal form must pass the same validator as an OpenAI client's request
-    return body
+    return body, names
 
 
 def parse(raw: bytes) -> tuple[dict, dict]:

@@ -41,7 +41,7 @@ from typing import Any
 from .. import sse, validate
 from ..errors import InvalidRequest, UnsupportedFeature
 from ..providers.base import ChatTranslator
-from .base import TranslatedStream
+from .base import FieldNames, TranslatedStream
 
 NAME = "responses"
 API = "openai_responses"   # the client API, as spans name it (llm.client_api)
@@ -84,12 +84,18 @@ def _content(content: Any, where: str, role: str) -> str | list:
     return parts
 
 
-def _messages(client: dict) -> list[dict]:
+def _messages(client: dict, names: FieldNames) -> list[dict]:
+    """The chat messages of a Responses request; ``names`` learns which item each came from."""
     out: list[dict] = []
+    names.add("messages", "input")
     if client.get("instructions") is not None:
+        names.add("messages[0]", "instructions")
+        names.add("messages[0].content", "instructions")
         out.append({"role": "system", "content": validate.string(client["instructions"], "instructions")})
     items = client.get("input")
     if isinstance(items, str):
+        names.add(f"messages[{len(out)}]", "input")
+        names.add(f"messages[{len(out)}].content", "input")
         out.append({"role": "user", "content": items})
         return out
     calls: set[str] = set()   # call ids of the function_call items so far
@@ -99,7 +105,15 @@ def _messages(client: dict) -> list[dict]:
         kind = item.get("type", "message")
         if kind == "message":
             role = validate.one_of(item.get("role"), f"{where}.role", ("user", "assistant", "system", "developer"))
-            out.append({"role": role, "content": _content(item.get("content"), f"{where}.content", role)})
+            content = _content(item.get("content"), f"{where}.content", role)
+            names.add(f"messages[{len(out)}]", where)
+            for j, part in enumerate(content if isinstance(content, list) else []):
+                # Chat nests what a Responses part holds directly: image_url.url, file.file_data.
+                inner = {"image_url": "image_url.url", "file": "file"}.get(part["type"])
+                if inner is not None:
+                    names.add(f"messages[{len(out)}].content[{j}].{inner}",
+                              f"{where}.content[{j}]" + (".image_url" if inner == "image_url.url" else ""))
+            out.append({"role": role, "content": content})
         elif kind in ("function_call", "custom_tool_call"):
             arguments = (validate.string(item.get("arguments", "{}"), f"{where}.arguments") if kind == "function_call"
                          else json.dumps({"input": validate.string(item.get("input", ""), f"{where}.input")},
@@ -114,7 +128,12 @@ def _messages(client: dict) -> list[dict]:
             elif last is not None and last["role"] == "assistant" and not isinstance(last.get("content"), list):
                 last["tool_calls"] = [call]
             else:
+                names.add(f"messages[{len(out)}]", where)
                 out.append({"role": "assistant", "content": None, "tool_calls": [call]})
+            inside = f"messages[{len(out) - 1}].tool_calls[{len(out[-1]['tool_calls']) - 1}]"
+            for internal, field in (("", ""), (".id", ".call_id"), (".function.name", ".name"),
+                                    (".function.arguments", ".arguments" if kind == "function_call" else ".input")):
+                names.add(inside + internal, where + field)
         elif kind in ("function_call_output", "custom_tool_call_output"):
             output = item.get("output")
             text = output if isinstance(output, str) else "".join(
@@ -127,6 +146,9 @@ def _messages(client: dict) -> list[dict]:
                                      "answers a function_call item earlier in input (nothing is stored, so "
                                      "the call must be sent again).", param=f"{where}.call_id",
                                      code="invalid_value")
+            names.add(f"messages[{len(out)}]", where)
+            names.add(f"messages[{len(out)}].content", f"{where}.output")
+            names.add(f"messages[{len(out)}].tool_call_id", f"{where}.call_id")
             out.append({"role": "tool", "content": text, "tool_call_id": call_id})
         elif kind == "reasoning":
             continue
@@ -144,9 +166,32 @@ RESPONSES_FIELDS = frozenset({
     "temperature", "text", "tool_choice", "tools", "top_logprobs", "top_p", "truncation", "user"})
 
 
+# OpenAI's own words for JSON mode without the word "json" on this API (its 400 as clients report it).
+JSON_WORD_MISSING = ("Response input messages must contain the word 'json' in some form to use 'text.format' of "
+                     "type 'json_object'.")
+
+
 def to_internal(client: dict) -> dict:
     """A Responses request (parsed JSON) as an internal (OpenAI chat) request; raises InvalidRequest
-    (400) or UnsupportedFeature (422, a built-in tool the gateway cannot run)."""
+    (400) or UnsupportedFeature (422, a built-in tool the gateway cannot run), naming the Responses
+    field (``input[2].content``, ``text.format``, ``max_output_tokens``), never the chat field the door
+    made of it: the shared validator's errors go through ``field_names``."""
+    body, names = _to_internal(client)
+    try:
+        validate.chat(body)
+    except InvalidRequest as exc:
+        raise names.renamed(exc) from None
+    return body
+
+
+def field_names(client: dict) -> FieldNames:
+    """The Responses field each internal field of ``client``'s request came from (``FieldNames``): how
+    an error about the internal request (a provider translator's too) names what the client sent."""
+    return _to_internal(client)[1]
+
+
+def _to_internal(client: dict) -> tuple[dict, FieldNames]:
+    names = FieldNames({validate.JSON_WORD_MISSING: JSON_WORD_MISSING})
     if "model" not in client:
         raise InvalidRequest("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
     if client.get("previous_response_id") is not None:
@@ -156,9 +201,10 @@ def to_internal(client: dict) -> dict:
     if "input" not in client:
         raise InvalidRequest("Missing required parameter: 'input'.", param="input", code="missing_required_parameter")
     body: dict[str, Any] = {"model": validate.string(client["model"], "model", nonempty=True),
-                            "messages": _messages(client)}
+                            "messages": _messages(client, names)}
     if client.get("max_output_tokens") is not None:
         body["max_completion_tokens"] = validate.integer(client["max_output_tokens"], "max_output_tokens", 1)
+        names.add("max_completion_tokens", "max_output_tokens")
     for name in ("temperature", "top_p", "user"):
         if client.get(name) is not None:
             body[name] = client[name]
@@ -166,6 +212,7 @@ def to_internal(client: dict) -> dict:
     if reasoning is not None and validate.obj(reasoning, "reasoning").get("effort") is not None:
         # The same rule as chat's reasoning_effort: a reasoning model gets it, the others leave it out.
         body["reasoning_effort"] = validate.string(reasoning["effort"], "reasoning.effort")
+        names.add("reasoning_effort", "reasoning.effort")
     for name in sorted(set(client) - RESPONSES_FIELDS):
         # A field the Responses API does not define goes on as chat would take it, so the same
         # per-model check decides (OpenAI's own models: 422 unsupported_parameter), not a silent drop.
@@ -192,6 +239,7 @@ def to_internal(client: dict) -> dict:
             function["description"] = tool["description"]
         if tool.get("strict") is not None:
             function["strict"] = tool["strict"]
+        names.add(f"tools[{len(tools)}].function", f"tools[{i}]")   # chat nests what a Responses tool holds
         tools.append({"type": "function", "function": function})
     if tools:
         body["tools"] = tools
@@ -202,6 +250,7 @@ def to_internal(client: dict) -> dict:
             body["tool_choice"] = choice
         elif isinstance(choice, dict) and choice.get("type") in ("function", "custom"):
             body["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}
+            names.add("tool_choice.function", "tool_choice")
     fmt = (client.get("text") or {}).get("format") if isinstance(client.get("text"), dict) else None
     if isinstance(fmt, dict):
         if fmt.get("type") == "json_schema":
@@ -212,11 +261,13 @@ def to_internal(client: dict) -> dict:
             body["response_format"] = {"type": "json_schema", "json_schema": schema}
         elif fmt.get("type") == "json_object":
             body["response_format"] = {"type": "json_object"}
+        if "response_format" in body:
+            names.add("response_format", "text.format")
+            names.add("response_format.json_schema", "text.format")   # its name, schema, strict: text.format's
     if client.get("stream") is not None and validate.boolean(client["stream"], "stream"):
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-    validate.chat(body)
-    return body
+    return body, names
 
 
 def parse(raw: bytes) -> tuple[dict, dict]:

@@ -307,6 +307,12 @@ def validate_chat(body: dict[str, Any], model: str) -> int:
             if body.get(name) not in (None, 1):
                 raise _Fail(400, f"Unsupported value: '{name}' does not support {body[name]} with this model. Only the "
                             "default (1) value is supported.", param=name, code="unsupported_value")
+    bias = body.get("logit_bias")
+    for token in bias if isinstance(bias, dict) else ():
+        # Keys are token ids; OpenAI's 400 for a word, as clients report it (vLLM refuses them too).
+        if not (isinstance(token, str) and token.isascii() and token.isdigit()):
+            raise _Fail(400, f"Invalid key in 'logit_bias': {token}. You should only be submitting non-negative "
+                        "integers.", param="logit_bias")
     stop = body.get("stop")
     if isinstance(stop, list) and len(stop) > 4:
         raise _Fail(400, f"Invalid 'stop': array too long. Expected an array with maximum length 4, but got an array "

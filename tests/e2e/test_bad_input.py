@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from .conftest import AUTH, MODELS
+from .conftest import AUTH, MODELS, upstream_requests
 
 
 def _post(gateway, body: bytes, content_type: str = "application/json", path: str = "/chat/completions"):
@@ -84,6 +84,22 @@ def test_unsupported_feature_names_the_parameter(client):
     with pytest.raises(openai.UnprocessableEntityError) as info:
         client.chat.completions.create(model=MODELS["anthropic"], n=3, messages=[{"role": "user", "content": "x"}])
     assert info.value.body["param"] == "n"
+
+
+@pytest.mark.parametrize("provider", ["openai", "vllm"])
+def test_a_logit_bias_key_that_is_not_a_token_id_is_refused_before_any_provider(gateway, client, provider):
+    """logit_bias maps token ids to biases (createChatCompletion); OpenAI answers a word such as "AI" with a
+    400. The gateway forwarded it to OpenAI-API providers; now its validator refuses it for every model,
+    with OpenAI's words, and no provider is asked."""
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model=MODELS[provider], logit_bias={"AI": 10},
+                                       messages=[{"role": "user", "content": "x"}])
+    assert info.value.body["param"] == "logit_bias" and info.value.body["code"] == "invalid_value"
+    assert info.value.body["message"].startswith("Invalid key in 'logit_bias': AI.")
+    assert upstream_requests(gateway, provider) == []
+    answer = client.chat.completions.create(model=MODELS[provider], logit_bias={"1": -100},
+                                            messages=[{"role": "user", "content": "x"}])
+    assert answer.choices[0].message.content.endswith("x")   # a token id still goes through
 
 
 def test_gateway_keeps_serving_after_bad_input(gateway, client):

@@ -222,6 +222,26 @@ def test_previous_response_id_is_a_400_and_nothing_is_kept(gateway, client):
     assert "stores no responses" in missing.value.body["message"]
 
 
+def test_responses_errors_name_the_responses_fields(gateway, client, claude):
+    """JSON mode without the word: the Responses API's own 400 (param input, naming text.format), where the
+    shared chat validator once answered about 'messages' and 'response_format'; on /v1/messages a chat-only
+    fault names Anthropic's field, in Anthropic's shape. Nothing reaches a provider."""
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.responses.create(model=MODELS["openai"], input="three colors", text={"format": {"type": "json_object"}})
+    assert bad.value.body["param"] == "input" and "'text.format'" in bad.value.body["message"]
+    assert "response_format" not in bad.value.body["message"] and bad.value.body["code"]
+    with pytest.raises(openai.BadRequestError) as bad_tool:
+        client.responses.create(model=MODELS["openai"], input="Hi", tools=[
+            {"type": "function", "name": "weather.get", "parameters": WEATHER_SCHEMA, "strict": False}])
+    assert bad_tool.value.body["param"] == "tools[0].name" and "function" not in bad_tool.value.body["message"]
+    with pytest.raises(anthropic.BadRequestError) as bad_messages:
+        claude.messages.create(model=MODELS["openai"], max_tokens=10, messages=[{"role": "user", "content": "Hi"}],
+                               tools=[{"name": "weather.get", "input_schema": WEATHER_SCHEMA}])
+    assert bad_messages.value.body["type"] == "error"
+    assert "'tools[0].name'" in bad_messages.value.body["error"]["message"]
+    assert upstream_requests(gateway, "openai") == []
+
+
 def test_messages_pass_through_to_anthropic_keeps_claude_codes_extras(gateway, claude):
     """A provider that speaks Messages gets the request as it came (thinking, cache_control), with the
     gateway's own anthropic-version and, as the shipped config lists no forward_headers, no anthropic-beta."""

@@ -44,6 +44,11 @@ def hedged_routing(tmp_path_factory):
     for name, hedge in (("capped", False), ("capped_hedged", True)):
         rules[name] = {"min_score": 0.0, "max_cost_per_request": 0.5, "hedge": hedge, "deadline_ms": 2500,
                        "tiers": tiers(("gpt-4o-mini", 1000), ("gemini-3.5-flash-lite", 3000))}
+    # Three providers hedged 1 s apart, the request ended by its deadline_ms at 3.5 s: an all-stalled JSON
+    # request in seconds (the shipped bound for three_providers is 23.5 s).
+    rules["three_capped"] = {"min_score": 0.0, "max_cost_per_request": 0.5, "hedge": True, "deadline_ms": 3500,
+                             "tiers": tiers(("gpt-4o-mini", 1000), ("gemini-3.5-flash-lite", 1000),
+                                            ("claude-sonnet-4-6", 1000))}
     # Attempts cut at 1 s each, within the request's 2.5 s: the last attempt's own deadline ends it.
     rules["short_tiers"] = {"min_score": 0.0, "max_cost_per_request": 0.5, "tiers": tiers(
         ("gpt-4o-mini", 500), ("gemini-3.5-flash-lite", 500))}
@@ -133,6 +138,8 @@ def test_a_primary_past_its_deadline_while_the_hedge_is_pending_is_answered_by_t
     elapsed = time.monotonic() - started
     # The hedge started at the primary's 1.5 s target and answered 1.7 s later: the first response wins.
     assert raw.status_code == 200 and raw.headers["x-llm-provider"] == "gemini", raw.headers
+    # x-llm-route keeps the decision (the plan's first choice) and says who answered (tryout 5 P5)
+    assert raw.headers["x-llm-route"].endswith("; answered by gemini-3.5-flash-lite (attempt 2, hedged)"), raw.headers
     assert text.endswith("You said: What is the capital of France?")
     assert 3.1 < elapsed < 4.0, elapsed
     assert envoy_alive(gw), f"Envoy died; see {gw.workdir}/stack.log"
@@ -240,6 +247,32 @@ def test_attempt_1_answering_after_the_hedges_started_is_translated_and_billed_a
     losers = {r.model: (r.request_id.rsplit("/", 1)[1], r.outcome) for r in rows.values() if r is not answer}
     assert first not in losers and set(losers) <= set(THREE), losers
     assert sorted(losers.values()) == [(str(n), "hedge_cancelled") for n in range(2, started_attempts + 1)], losers
+    assert envoy_alive(gw)
+
+
+def test_every_stalled_hedged_attempt_is_recorded_once_with_its_own_model(hedged):
+    """Tryout 5 P2: every attempt of a hedged JSON request stalls, so its deadline ends it with a 504. The
+    ledger had one record, billed to the last attempt's model; the two others, also sent the whole prompt,
+    had none (a won race records each loser). One rule now: each attempt sent the prompt that ended without
+    an answer has one record with its own model, billed its prompt: the last the request's own, the others
+    ``<id>/<attempt>``, all ``timeout``/504."""
+    gw = hedged
+    for provider in THREE.values():
+        fault(gw, provider, latency_ms=25000)
+    response, elapsed = gateway_deadline(gw, "three_capped")
+    assert response.status_code == 504, response.text
+    assert response.json()["error"]["code"] == "gateway_timeout"
+    assert 3.4 < elapsed < 6, elapsed
+    for provider in THREE.values():   # each provider was sent the prompt
+        assert len(upstream_requests(gw, provider)) == 1, provider
+    request_id = response.headers["x-request-id"]
+    rows = ledger_rows(gw, request_id, 3)
+    assert sorted(rows) == sorted([request_id, f"{request_id}/1", f"{request_id}/2"]), rows
+    assert sorted(r.model for r in rows.values()) == sorted(THREE), rows   # each model once
+    assert {(r.outcome, r.status) for r in rows.values()} == {("timeout", 504)}, rows
+    for row in rows.values():
+        assert row.input_tokens > 0 and row.cost_usd > 0 and row.output_tokens == 0, row
+    assert rows[request_id].attempts == 3, rows[request_id]
     assert envoy_alive(gw)
 
 

@@ -137,6 +137,88 @@ def test_bad_front_door_requests_are_400_naming_the_field(door, body, param):
     assert bad.value.param == param
 
 
+# Each fault the shared chat validator finds in what a front door made, named in the client API's own fields
+# (issue 16 follow-up: /v1/responses answered "'messages' must contain ... 'response_format'", param messages).
+IMAGE = {"type": "input_image", "image_url": "data:image/png;base64,@@"}
+CALL = {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{}"}
+
+
+@pytest.mark.parametrize("body,param,named", [
+    ({"input": "three colors", "text": {"format": {"type": "json_object"}}}, "input",
+     "Response input messages must contain the word 'json' in some form to use 'text.format' of type 'json_object'."),
+    ({"input": "Hi", "max_output_tokens": 2**40}, "max_output_tokens", "'max_output_tokens'"),
+    ({"input": "Hi", "tools": [{"type": "function", "name": "ok"}, {"type": "function", "name": "weather.get"}]},
+     "tools[1].name", "'tools[1].name'"),
+    ({"input": "Hi", "tools": [{"type": "function", "name": "f", "parameters": "x"}]}, "tools[0].parameters",
+     "'tools[0].parameters'"),
+    ({"input": "Hi", "tools": [{"type": "function", "name": "f"}], "tool_choice": {"type": "function"}},
+     "tool_choice.name", "'tool_choice.name'"),
+    ({"input": "Hi", "text": {"format": {"type": "json_schema", "name": "n" * 65, "schema": {}}}},
+     "text.format.name", "'text.format.name'"),
+    ({"input": "Hi", "text": {"format": {"type": "json_schema", "schema": "x"}}}, "text.format.schema",
+     "'text.format.schema'"),
+    ({"input": "Hi", "reasoning": {"effort": 1}}, "reasoning.effort", "'reasoning.effort'"),
+    ({"instructions": "Be brief.", "input": [{"role": "user", "content": "Hi"}, {"role": "user", "content": []}]},
+     "input[1].content", "'input[1].content'"),
+    ({"instructions": "Be brief.", "input": [{"role": "user", "content": [{"type": "input_text", "text": "a"}, IMAGE]}]},
+     "input[0].content[1].image_url", "'input[0].content[1].image_url'"),
+    ({"input": [{"role": "user", "content": "Hi"}, {"type": "reasoning", "summary": []}, CALL,
+                {**CALL, "call_id": "c2", "name": "get.weather"}]}, "input[3].name", "'input[3].name'"),
+    ({"input": [{"type": "reasoning", "summary": []}]}, "input", "'input'"),
+])
+def test_validator_errors_on_responses_name_the_responses_fields(gw, body, param, named):
+    """The same map renames an error the shared validator raises (in the door) or the planner or a provider
+    translator raises (in the gateway), in ``param`` and in the message; no chat field name shows."""
+    for fault in (lambda: responses.to_internal({"model": "m", **body}),
+                  lambda: gw.request_body(_front("/v1/responses"), json.dumps({"model": "gpt-4o-mini", **body}).encode())):
+        with pytest.raises(InvalidRequest) as bad:
+            fault()
+        assert bad.value.param == param and named in bad.value.message
+        assert not any(chat in bad.value.message for chat in ("'messages", "response_format", "max_completion_tokens",
+                                                                  "function.", "json_schema", "reasoning_effort"))
+
+
+def test_a_field_passed_through_keeps_its_own_name_on_responses():
+    """Only fields the door made are renamed: a chat field sent as it is (passed on, README) is named as sent."""
+    with pytest.raises(InvalidRequest) as bad:
+        responses.to_internal({"model": "m", "input": "Hi", "max_completion_tokens": 0})
+    assert bad.value.param == "max_completion_tokens"
+
+
+@pytest.mark.parametrize("model", ["claude-haiku-4-5", "gemini-3.5-flash-lite"])
+def test_translator_errors_on_responses_name_the_responses_fields(gw, model):
+    """A provider translator's error (arguments Anthropic and Gemini must parse as JSON) goes through the same
+    map in the gateway, in ``param`` and in the message."""
+    with pytest.raises(errors.GatewayError) as bad:
+        gw.request_body(_front("/v1/responses"), json.dumps({"model": model, "input": [
+            {"role": "user", "content": "Hi"}, {**CALL, "arguments": "not json"},
+            {"type": "function_call_output", "call_id": "c1", "output": "sunny"}]}).encode())
+    assert bad.value.param == "input[1].arguments"
+    assert bad.value.message.startswith("input[1].arguments ") and "messages" not in bad.value.message
+
+
+@pytest.mark.parametrize("body,named", [
+    ({"tools": [{"type": "web_search_20250305", "name": "web_search"}, {"name": "weather.get", "input_schema": WEATHER}]},
+     "'tools[1].name'"),
+    ({"max_tokens": 2**40}, "'max_tokens'"),
+    ({"system": "Be brief.", "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": [
+        {"type": "text", "text": "Let me look."}, {"type": "tool_use", "id": "t1", "name": "get.weather", "input": {}}]}]},
+     "'messages[1].content[1].name'"),
+    ({"system": "Be brief.", "messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {
+        "type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "@@"}}]}]},
+     "'messages[0].content[1].source'"),
+])
+def test_validator_errors_on_messages_name_the_anthropic_fields(gw, body, named):
+    """/v1/messages: Anthropic's error shape (no param), the message naming Anthropic's fields."""
+    request = {"model": "gpt-4o-mini", "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}], **body}
+    with pytest.raises(InvalidRequest) as bad:
+        gw.request_body(_front("/v1/messages"), json.dumps(request).encode())
+    answer = json.loads(Answer.error(bad.value, "/v1/messages").body)
+    assert answer["type"] == "error" and answer["error"]["type"] == "invalid_request_error"
+    assert named in answer["error"]["message"]
+    assert not any(chat in answer["error"]["message"] for chat in ("function.", "max_completion_tokens", "image_url.url"))
+
+
 def test_a_built_in_responses_tool_is_422():
     with pytest.raises(UnsupportedFeature):
         responses.to_internal({"model": "m", "input": "Hi", "tools": [{"type": "web_search"}]})

@@ -357,6 +357,29 @@ def test_a_hedged_answer_is_the_attempt_of_the_provider_whose_egress_listener_it
     assert ex.answering == 2 and ex.answered_by.provider.name == "gemini"
 
 
+def test_x_llm_route_names_the_answer_when_a_later_attempt_gave_it():
+    """Tryout 5 P5: x-llm-route is the decision (the plan's first choice, unchanged: the same words as the
+    span's llm.route.reason); when attempt 2 or 3 answered, it says which, so read alone it never names a
+    model that did not answer. Attempt 1's answer leaves it as it was."""
+    gw = _hedged_gateway(tertiary=["claude-sonnet-4-6"])
+    ex = _exchange(gw, {"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+    gw.route(ex)
+    gw.attempt(ex, 2)
+    started = {**UPSTREAM, "x-envoy-attempt-count": "2"}
+    first = gw.response_headers(ex, {**started, "x-llm-egress": "openai"}).set_headers
+    assert first["x-llm-route"] == ex.plan.reason and ex.plan.reason.endswith("gpt-4o-mini (primary)")
+    hedge = gw.response_headers(ex, {**started, "x-llm-egress": "gemini"}).set_headers
+    assert hedge["x-llm-route"] == (f"{ex.plan.reason}; answered by gemini-3.5-flash-lite (attempt 2, hedged)")
+    assert hedge["x-llm-model"] == "gemini-3.5-flash-lite" and hedge["x-llm-route"].isascii()
+    plain = Gateway(load(DEFAULT_ROUTING), Credentials(KEYS), keys=demo_keys())
+    ex = _exchange(plain, {"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+    plain.route(ex)
+    plain.attempt(ex, 2)
+    fallback = plain.response_headers(ex, {**started, "x-llm-egress": "gemini"}).set_headers
+    assert fallback["x-llm-route"].startswith(ex.plan.reason + "; answered by ")
+    assert fallback["x-llm-route"].endswith(f"{fallback['x-llm-model']} (attempt 2, fallback)")
+
+
 def test_a_hedged_stream_cut_by_the_idle_timeout_before_any_headers_gets_the_gateways_deadline_body():
     """Tryout 4 N2: every hedged candidate stalled before its headers; Envoy's route idle timeout (120 s)
     answered 504 {"error":{"message":"stream timeout","type":"timeout_error"},"type":"error"}: no code, no

@@ -153,6 +153,9 @@ def test_integers_up_to_int64_parse():
     ({"top_logprobs": 21}, "top_logprobs", "integer_above_max_value"),
     ({"logit_bias": {"50256": 101}}, "logit_bias.50256", "decimal_above_max_value"),
     ({"logit_bias": [1]}, "logit_bias", "invalid_type"),
+    ({"logit_bias": {"AI": 10}}, "logit_bias", "invalid_value"),     # a word, not a token id: OpenAI's 400
+    ({"logit_bias": {"-1": 10}}, "logit_bias", "invalid_value"),
+    ({"logit_bias": {"\u00b2": 10}}, "logit_bias", "invalid_value"),   # a Unicode digit str.isdigit() takes
     ({"stop": 4}, "stop", "invalid_type"),
     ({"stop": ["a", 1]}, "stop[1]", "invalid_type"),
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "array_above_max_length"),
