@@ -140,16 +140,16 @@ def clear_requests(stack: Stack, *providers: str) -> None:
 T = TypeVar("T")
 
 
-def wait_for(condition: Callable[[], T], timeout: float = 30.0, what: str = "condition", every: float = 0.05) -> T:
-    """``condition()``'s first truthy value, polled every ``every`` seconds; AssertionError naming
-    ``what`` after ``timeout`` seconds. (Gateways here observe attempts after the client's answer, and
-    the machine is shared: tests wait on the condition, never a fixed sleep.)"""
+def wait_for(condition: Callable[[], T], timeout: float = 30.0, what: str = "condition") -> T:
+    """``condition()``'s first truthy value, polled every 50 ms; AssertionError naming ``what`` after
+    ``timeout`` seconds. (Gateways here observe attempts after the client's answer, and the machine is
+    shared: tests wait on the condition, never a fixed sleep.)"""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
-        time.sleep(every)
+        time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
