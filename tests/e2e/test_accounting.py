@@ -15,10 +15,10 @@ import httpx
 import pytest
 import yaml
 
-from extproc.devstack import DEFAULT_ROUTING, ROOT, Stack
+from extproc.devstack import ROOT
 from extproc.keys import digest
 
-from .conftest import AUTH, CLIENT_KEY, MODELS
+from .conftest import AUTH, CLIENT_KEY, metric, scrape, shipped_routing, stack_with
 
 BUDGET = 0.005
 TIGHT_KEY = "sk-tight-tenant"
@@ -27,38 +27,21 @@ CAPPED_KEY = "sk-capped-tenant"
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory):
-    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
-    for model_id, model in config["models"].items():
-        if "embeddings" not in model.get("endpoints", ["chat"]):
-            model["price"] = {"input": 1.0, "output": 10.0 if model_id == "llama-3.1-8b-instruct" else 100.0}
-    config["budgets"] = {"near_fraction": 0.5, "tenants": {"tight": {"daily": BUDGET}, "capped": {"daily": BUDGET}}}
-    config["tenants"]["tight"] = {"workload": "interactive", "api_keys_sha256": [digest(TIGHT_KEY)]}
-    config["tenants"]["capped"] = {"workload": "interactive", "api_keys_sha256": [digest(CAPPED_KEY)]}
-    path = tmp_path_factory.mktemp("accounting") / "routing.yaml"
-    path.write_text(yaml.safe_dump(config))
-    stack = Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
-    stack.config_path = path
-    yield stack
-    stack.stop()
+    prices = {f"/models/{model_id}/price": {"input": 1.0,
+                                            "output": 10.0 if model_id == "llama-3.1-8b-instruct" else 100.0}
+              for model_id, model in shipped_routing()["models"].items()
+              if "embeddings" not in model.get("endpoints", ["chat"])}
+    with stack_with(tmp_path_factory, "accounting", {
+            **prices,
+            "/budgets": {"near_fraction": 0.5, "tenants": {"tight": {"daily": BUDGET}, "capped": {"daily": BUDGET}}},
+            "/tenants/tight": {"workload": "interactive", "api_keys_sha256": [digest(TIGHT_KEY)]},
+            "/tenants/capped": {"workload": "interactive", "api_keys_sha256": [digest(CAPPED_KEY)]}}) as stack:
+        yield stack
 
 
 def chat(gw, content="hi", **headers) -> httpx.Response:
     return httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers={**AUTH, **headers}, json={
         "model": "auto", "max_tokens": 20, "messages": [{"role": "user", "content": content}]})
-
-
-def scrape(gw) -> str:
-    return httpx.get(gw.status_url.replace("/status", "/metrics")).text
-
-
-def metric(text: str, name: str, **labels) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def test_metrics_count_what_the_workload_did(gw):
@@ -129,7 +112,7 @@ def test_feedback_reaches_the_ledger_and_the_report(gw, tmp_path):
 
     html = tmp_path / "report.html"
     result = subprocess.run(
-        [sys.executable, "-m", "extproc", "report", "--config", str(gw.config_path), "--premium", "gpt-4o",
+        [sys.executable, "-m", "extproc", "report", "--config", str(gw.routing), "--premium", "gpt-4o",
          "--ledger", f"sqlite:///{gw.workdir}/ledger.db", "--html", str(html)],
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -200,7 +183,7 @@ def test_the_ledger_and_the_report_name_the_api_the_client_spoke(gw):
     assert records is not None
     assert {rid: r.client_api for rid, r in records.items()} == ids
     result = subprocess.run(
-        [sys.executable, "-m", "extproc", "report", "--config", str(gw.config_path), "--premium", "gpt-4o",
+        [sys.executable, "-m", "extproc", "report", "--config", str(gw.routing), "--premium", "gpt-4o",
          "--ledger", f"sqlite:///{gw.workdir}/ledger.db"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     section = result.stdout.split("by endpoint", 1)[1].split("\n\n", 1)[0]
@@ -231,9 +214,9 @@ def test_a_spent_budget_answers_429_with_retry_after_until_a_reload_raises_it(gw
     spent = BUDGET - float(re.search(r'llm_gateway_budget_remaining_usd\{name="capped:daily",scope="tenant"\} (\S+)',
                                      scrape(gw)).group(1))
 
-    config = yaml.safe_load(gw.config_path.read_text())
+    config = yaml.safe_load(gw.routing.read_text())
     config["budgets"]["tenants"]["capped"]["daily"] = 1.0
-    gw.config_path.write_text(yaml.safe_dump(config))
+    gw.routing.write_text(yaml.safe_dump(config))
     deadline = time.monotonic() + 30
     while (response := chat(gw, authorization=f"Bearer {CAPPED_KEY}")).status_code == 429 and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -8,11 +8,8 @@ import uuid
 
 import openai
 import pytest
-import yaml
 
-from extproc.devstack import DEFAULT_ROUTING, Stack
-
-from .conftest import CLIENT_KEY, MODELS
+from .conftest import CLIENT_KEY, stack_with
 
 SYSTEM = "You are the assistant of Fernway Bikes, a bike shop. Be brief and accurate."
 HARD = ("I have two service plans to choose between: plan A costs 12 dollars a month with free tune-ups, plan "
@@ -33,13 +30,8 @@ def turn(client, messages, user=None, **extra):
 @pytest.fixture(scope="module")
 def sticky(tmp_path_factory):
     """A gateway whose conversations keep their model on every turn that does not escalate."""
-    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
-    config["routing"]["affinity_keep"] = "always"
-    path = tmp_path_factory.mktemp("affinity") / "routing.yaml"
-    path.write_text(yaml.safe_dump(config))
-    stack = Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
-    yield openai.OpenAI(base_url=stack.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=20)
-    stack.stop()
+    with stack_with(tmp_path_factory, "affinity", {"/routing/affinity_keep": "always"}) as stack:
+        yield openai.OpenAI(base_url=stack.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=20)
 
 
 def test_a_relaxing_turn_leaves_a_premium_model_its_cache_would_not_pay_for(client):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 
 import httpx
 import openai
@@ -13,7 +12,7 @@ from extproc.config import load
 from extproc.devstack import DEFAULT_ROUTING
 from extproc.keys import KEYS_FILE_ENV, KeyEntry, digest
 
-from .conftest import AUTH, CLIENT_KEY
+from .conftest import AUTH, CLIENT_KEY, wait_for
 
 SIMPLE = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -103,13 +102,6 @@ def test_models_lists_exactly_what_a_capped_tenant_is_served(gateway):
         assert served == (model.id in listed), model.id
 
 
-def wait_for(predicate, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
-
-
 def test_a_new_key_works_and_a_revoked_one_stops_without_a_restart(gateway):
     from pathlib import Path
 
@@ -121,9 +113,9 @@ def test_a_new_key_works_and_a_revoked_one_stops_without_a_restart(gateway):
     try:
         assert status() == 401
         path.write_text(original + KeyEntry("added", "nightly", digest(key)).line() + "\n")
-        wait_for(lambda: status() == 200)
+        wait_for(lambda: status() == 200, 15, "the added key to be served")
         path.write_text(original)
-        wait_for(lambda: status() == 401)
+        wait_for(lambda: status() == 401, 15, "the revoked key to be refused")
     finally:
         path.write_text(original)
     assert httpx.get(f"{gateway.base_url}/models", headers=AUTH, timeout=10).status_code == 200

@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from .conftest import AUTH, MODELS, upstream_requests
+from .conftest import AUTH, MODELS, fault, upstream_requests
 
 
 def _post(gateway, body: bytes, content_type: str = "application/json", path: str = "/chat/completions"):
@@ -110,11 +110,11 @@ def test_gateway_keeps_serving_after_bad_input(gateway, client):
 
 
 def test_provider_errors_become_openai_errors(gateway, client):
-    httpx.put(f"{gateway.sim_url('anthropic')}/_sim/faults", json={"status": 400})
+    fault(gateway, "anthropic", status=400)
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model=MODELS["anthropic"], messages=[{"role": "user", "content": "x"}])
     assert set(info.value.body) == {"message", "type", "param", "code"}
-    httpx.put(f"{gateway.sim_url('gemini')}/_sim/faults", json={"status": 500})
+    fault(gateway, "gemini", status=500)
     with pytest.raises(openai.InternalServerError) as info:
         client.chat.completions.create(model=MODELS["gemini"], messages=[{"role": "user", "content": "x"}])
     assert info.value.status_code == 502

@@ -8,25 +8,17 @@ import time
 
 import httpx
 import pytest
-import yaml
 
-from extproc.devstack import DEFAULT_ROUTING, Stack
-
-from .conftest import AUTH, CLIENT_KEY, MODELS
-from .test_fallback import fault
+from .conftest import AUTH, fault, reset_faults, stack_with
 
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory):
-    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
-    config["models"]["llama-3.1-8b-instruct"]["max_inflight"] = 1
-    config["routing_rules"]["local_only"] = {"tiers": [{"name": "primary", "models": ["llama-3.1-8b-instruct"]}]}
-    config["workloads"]["batch"] = {"prefer": "cost", "queue": {"timeout_ms": 1500, "size": 1}}
-    path = tmp_path_factory.mktemp("capacity") / "routing.yaml"
-    path.write_text(yaml.safe_dump(config))
-    stack = Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
-    yield stack
-    stack.stop()
+    with stack_with(tmp_path_factory, "capacity", {
+            "/models/llama-3.1-8b-instruct/max_inflight": 1,
+            "/routing_rules/local_only": {"tiers": [{"name": "primary", "models": ["llama-3.1-8b-instruct"]}]},
+            "/workloads/batch": {"prefer": "cost", "queue": {"timeout_ms": 1500, "size": 1}}}) as stack:
+        yield stack
 
 
 def ask(gw, model: str, workload: str, results: list, started: float) -> None:
@@ -58,7 +50,7 @@ def test_background_work_waits_in_a_bounded_queue(gw):
     assert full.json()["error"]["code"] == "queue_full"
     waited = [t for t, r in results if r.status_code == 200]
     assert waited[-1] > 1.4        # the queued one started only when the first finished (0.8 s each)
-    httpx.delete(f"{gw.sim_url('vllm')}/_sim/faults")
+    reset_faults(gw, "vllm")
 
 
 def test_the_queue_times_out(gw):
@@ -69,7 +61,7 @@ def test_the_queue_times_out(gw):
     elapsed, timed_out = by_status[503]
     assert timed_out.json()["error"]["code"] == "queue_timeout"
     assert 1.5 < elapsed < 2.5                       # 0.25 s start offset + 1.5 s queue timeout
-    httpx.delete(f"{gw.sim_url('vllm')}/_sim/faults")
+    reset_faults(gw, "vllm")
 
 
 def test_a_saturated_model_is_skipped_for_the_next_candidate_without_waiting(gw):
@@ -81,4 +73,4 @@ def test_a_saturated_model_is_skipped_for_the_next_candidate_without_waiting(gw)
     # The cheapest model for batch work is llama, but it is full: the next cheapest answers at once.
     assert routed.status_code == 200 and routed.headers["x-llm-model"] != "llama-3.1-8b-instruct"
     assert routed_elapsed < 0.8
-    httpx.delete(f"{gw.sim_url('vllm')}/_sim/faults")
+    reset_faults(gw, "vllm")

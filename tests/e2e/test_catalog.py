@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import openai
 import pytest
 
 from extproc.devstack import Stack
 
-from .conftest import CLIENT_KEY, upstream_requests
+from .conftest import CLIENT_KEY, clear_requests, upstream_requests
 
 SEED = {"routing_rules": {
     "simple_queries": {"primary": "gpt-3.5-turbo", "fallback": "claude-haiku", "max_cost_per_1k": 0.002},
@@ -32,8 +31,7 @@ def seed(tmp_path_factory):
 
 @pytest.fixture
 def client(seed):
-    for name in seed.simulators:   # no recorded requests from the previous test
-        httpx.delete(f"{seed.sim_url(name)}/_sim/requests")
+    clear_requests(seed)   # no recorded requests from the previous test
     return openai.OpenAI(base_url=seed.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=20)
 
 

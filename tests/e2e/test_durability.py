@@ -19,14 +19,13 @@ import grpc
 import httpx
 import openai
 import pytest
-import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from extproc.devstack import DEFAULT_ROUTING, Stack
+from extproc.devstack import Stack
 from extproc.keys import digest
 from extproc.ledger import open_ledger
 
-from .conftest import CLIENT_KEY, MODELS
+from .conftest import CLIENT_KEY, MODELS, fault, routing_with, scrape, shipped_routing, wait_for
 
 METERED_KEY = "sk-metered-tenant"   # tenant "metered", whose daily budget the tests read
 
@@ -35,13 +34,10 @@ PROMPT = "Write about harbours, tides and the boats that come and go with them, 
 
 @pytest.fixture
 def gw(tmp_path):
-    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
-    for model in config["models"].values():
-        model["price"] = {"input": 2.0, "output": 100.0}
-    config["budgets"] = {"tenants": {"metered": {"daily": 1000}}}
-    config["tenants"]["metered"] = {"workload": "interactive", "api_keys_sha256": [digest(METERED_KEY)]}
-    path = tmp_path / "routing.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path = routing_with(tmp_path, {
+        **{f"/models/{model}/price": {"input": 2.0, "output": 100.0} for model in shipped_routing()["models"]},
+        "/budgets": {"tenants": {"metered": {"daily": 1000}}},
+        "/tenants/metered": {"workload": "interactive", "api_keys_sha256": [digest(METERED_KEY)]}})
     stack = Stack(routing=path, simulate=list(MODELS), workdir=tmp_path, demo_key=CLIENT_KEY).start()
     yield stack
     stack.stop()
@@ -61,18 +57,8 @@ def ledger_rows(gw) -> dict:
     return asyncio.run(read())
 
 
-def wait_for(condition, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def budget_spent(gw) -> float:
-    text = httpx.get(gw.status_url.replace("/status", "/metrics")).text
+    text = scrape(gw)
     for line in text.splitlines():
         if line.startswith('llm_gateway_budget_remaining_usd{name="metered:daily"'):
             return 1000 - float(line.rsplit(" ", 1)[1])
@@ -132,7 +118,7 @@ class Traffic:
 
 
 def test_sigkill_under_traffic_loses_no_finished_request_and_the_restart_closes_the_open_ones(gw):
-    httpx.put(f"{gw.sim_url('anthropic')}/_sim/faults", json={"chunk_interval_ms": 150})
+    fault(gw, "anthropic", chunk_interval_ms=150)
     traffic = Traffic(gw, streams=4).start()
     wait_for(lambda: len(traffic.completed) >= 10, what="some finished requests")
     os.kill(gw.extproc_pid, signal.SIGKILL)
@@ -171,7 +157,7 @@ def _try(gw):
 
 
 def test_sigterm_fails_readiness_first_then_drains_without_refusing_new_requests(gw):
-    httpx.put(f"{gw.sim_url('anthropic')}/_sim/faults", json={"chunk_interval_ms": 100})
+    fault(gw, "anthropic", chunk_interval_ms=100)
     traffic = Traffic(gw, streams=1).start()
     wait_for(lambda: len(traffic.completed) >= 3, what="some finished requests")
     channel = grpc.insecure_channel(f"127.0.0.1:{gw.extproc_port}")
@@ -235,10 +221,7 @@ def test_make_run_keeps_its_ledger_where_report_looks_and_says_where(tmp_path):
 
     from extproc.devstack import ROOT, free_port
 
-    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
-    config["ledger"] = {"url": f"sqlite://{tmp_path}/kept.db"}
-    path = tmp_path / "routing.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path = routing_with(tmp_path, {"/ledger": {"url": f"sqlite://{tmp_path}/kept.db"}})
     env = {k: v for k, v in os.environ.items() if k not in ("LLM_GATEWAY_LEDGER_URL", "LLM_GATEWAY_CONFIG")}
     port = free_port()
     dev = subprocess.Popen([sys.executable, "-m", "extproc", "dev", "--config", str(path), "--port", str(port)],

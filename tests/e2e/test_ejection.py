@@ -12,8 +12,7 @@ import time
 import httpx
 import pytest
 
-from .conftest import CLIENT_KEY
-from .test_fallback import fault, stack_with
+from .conftest import CLIENT_KEY, fault, reset_faults, stack_with
 
 HEALTH = {"consecutive_failures": 3, "min_requests": 1000, "base_ejection_s": 2, "max_ejection_s": 10,
           "probe_requests": 2, "window_s": 8}
@@ -21,9 +20,8 @@ HEALTH = {"consecutive_failures": 3, "min_requests": 1000, "base_ejection_s": 2,
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory):
-    stack = stack_with(tmp_path_factory, "ejection", HEALTH)
-    yield stack
-    stack.stop()
+    with stack_with(tmp_path_factory, "ejection", {"/health": HEALTH}) as stack:
+        yield stack
 
 
 def ask(gw, **headers) -> httpx.Response:
@@ -61,7 +59,7 @@ def test_sustained_failures_eject_then_a_probe_brings_the_model_back(gw):
     assert (r.headers["x-llm-provider"], r.headers["x-llm-attempts"]) == ("azure_openai", "1")
     assert len(httpx.get(f"{gw.sim_url('openai')}/_sim/requests").json()) == before
 
-    httpx.delete(f"{gw.sim_url('openai')}/_sim/faults")   # the primary recovers
+    reset_faults(gw, "openai")   # the primary recovers
     time.sleep(2.2)                # the ejection time passes: half-open
     assert model_status(gw, "gpt-4o-mini")["half_open"]
     for _ in range(2):             # the probes succeed...
@@ -85,4 +83,4 @@ def test_a_primary_slower_than_its_target_is_demoted_for_interactive_traffic(gw)
     # Batch work does not trade cost for latency: a slow model stays where its price puts it.
     batch = ask(gw, **{"x-llm-workload": "batch"})
     assert batch.headers["x-llm-workload"] == "batch"
-    httpx.delete(f"{gw.sim_url('openai')}/_sim/faults")
+    reset_faults(gw, "openai")

@@ -16,14 +16,12 @@ import time
 import httpx
 import openai
 import pytest
-import yaml
 
 from extproc import tokens
-from extproc.devstack import DEFAULT_ROUTING, Stack
 from extproc.keys import digest
 from extproc.ledger import open_ledger
 
-from .conftest import CLIENT_KEY, MODELS
+from .conftest import NO_EJECTION, fault, metric, reset_faults, scrape, shipped_routing, stack_with
 
 METERED_KEY = "sk-metered-tenant"   # tenant "metered", whose daily budget the tests read
 
@@ -32,32 +30,24 @@ PROMPT = ("Please tell me everything you know about lighthouses on rocky norther
           "their keepers, lamps, foghorns and the ships they guided home through storms")
 STREAM_MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-3.5-flash-lite"}
 
+METERED = {   # every model at the steep prices; tenant "metered" with a daily budget
+    **{f"/models/{model}/price": {"input": PRICE_IN, "output": PRICE_OUT} for model in shipped_routing()["models"]},
+    # No ejection during these tests: each one reads the counters of a single failure.
+    "/health": NO_EJECTION,
+    "/budgets": {"tenants": {"metered": {"daily": 1000}}},
+    "/tenants/metered": {"workload": "interactive", "api_keys_sha256": [digest(METERED_KEY)]}}
+
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory):
-    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
-    for model in config["models"].values():
-        model["price"] = {"input": PRICE_IN, "output": PRICE_OUT}
-    # No ejection during these tests: each one reads the counters of a single failure.
-    config["health"] = {"consecutive_failures": 1000, "max_error_rate": 1.0}
-    config["budgets"] = {"tenants": {"metered": {"daily": 1000}}}
-    config["tenants"]["metered"] = {"workload": "interactive", "api_keys_sha256": [digest(METERED_KEY)]}
-    path = tmp_path_factory.mktemp("endings") / "routing.yaml"
-    path.write_text(yaml.safe_dump(config))
-    stack = Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
-    yield stack
-    stack.stop()
+    with stack_with(tmp_path_factory, "endings", METERED) as stack:
+        yield stack
 
 
 @pytest.fixture(autouse=True)
 def clean(gw):
-    for name in gw.simulators:
-        httpx.delete(f"{gw.sim_url(name)}/_sim/faults")
+    reset_faults(gw)
     yield
-
-
-def fault(gw, provider: str, **fields) -> None:
-    assert httpx.put(f"{gw.sim_url(provider)}/_sim/faults", json=fields).status_code == 200
 
 
 def client(gw) -> openai.OpenAI:
@@ -82,19 +72,6 @@ def record(gw, request_id: str, final: bool = True, timeout: float = 15.0):
         finally:
             await ledger.close()
     return asyncio.run(find())
-
-
-def scrape(gw) -> str:
-    return httpx.get(gw.status_url.replace("/status", "/metrics")).text
-
-
-def metric(text: str, name: str, **labels) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if (line.startswith(name + "{") or line.startswith(name + " ")) and \
-                all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def budget_left(text: str) -> float:
@@ -246,18 +223,8 @@ def test_a_completed_stream_is_billed_from_the_providers_usage(gw):
 
 @pytest.fixture(scope="module")
 def hedged(tmp_path_factory):
-    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
-    for model in config["models"].values():
-        model["price"] = {"input": PRICE_IN, "output": PRICE_OUT}
-    config["health"] = {"consecutive_failures": 1000, "max_error_rate": 1.0}
-    config["workloads"]["interactive"]["hedge"] = True
-    config["budgets"] = {"tenants": {"metered": {"daily": 1000}}}
-    config["tenants"]["metered"] = {"workload": "interactive", "api_keys_sha256": [digest(METERED_KEY)]}
-    path = tmp_path_factory.mktemp("hedged-endings") / "routing.yaml"
-    path.write_text(yaml.safe_dump(config))
-    stack = Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
-    yield stack
-    stack.stop()
+    with stack_with(tmp_path_factory, "hedged-endings", {**METERED, "/workloads/interactive/hedge": True}) as stack:
+        yield stack
 
 
 def test_a_hedged_attempt_that_lost_has_its_own_record_and_bill(hedged):

@@ -15,35 +15,20 @@ import openai
 import pytest
 import yaml
 
-from extproc.devstack import DEFAULT_ROUTING, Stack
-
-from .conftest import AUTH, CLIENT_KEY, MODELS, upstream_requests
-
-
-def stack_with(tmp_path_factory, name: str, health: dict) -> Stack:
-    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
-    config["health"] = health
-    path = tmp_path_factory.mktemp(name) / "routing.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
+from .conftest import (AUTH, CLIENT_KEY, MODELS, NO_EJECTION, clear_requests, fault, metric, reset_faults, scrape,
+                       stack_with, upstream_requests, wait_for)
 
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory):
-    stack = stack_with(tmp_path_factory, "fallback", {"consecutive_failures": 1000, "max_error_rate": 1.0})
-    yield stack
-    stack.stop()
+    with stack_with(tmp_path_factory, "fallback", {"/health": NO_EJECTION}) as stack:
+        yield stack
 
 
 @pytest.fixture(autouse=True)
 def clean(gw):
-    for name in gw.simulators:
-        httpx.delete(f"{gw.sim_url(name)}/_sim/faults")
-        httpx.delete(f"{gw.sim_url(name)}/_sim/requests")
-
-
-def fault(gw, provider: str, **fields) -> None:
-    assert httpx.put(f"{gw.sim_url(provider)}/_sim/faults", json=fields).status_code == 200
+    reset_faults(gw)
+    clear_requests(gw)
 
 
 def ask(gw, stream: bool = False):
@@ -203,16 +188,6 @@ def test_request_state_is_released_on_every_path(gw):
 
 # ---- retry-after, capable plans: a stack of their own (a provider's pause outlives a test) ----------
 
-def wait_for(condition, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def paused_for(stack, provider: str):
     return httpx.get(stack.status_url).json()["providers"].get(provider, {}).get("paused_for_s")
 
@@ -221,24 +196,18 @@ def paused_for(stack, provider: str):
 def rich(tmp_path_factory):
     """The shipped config plus azure-gpt-4o, an OpenAI-API model of the tertiary tier priced above
     claude-sonnet-4-6, so it comes after it in a plan."""
-    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
-    config["health"] = {"consecutive_failures": 1000, "max_error_rate": 1.0}
-    config["models"]["azure-gpt-4o"] = {"provider": "azure_openai", "upstream_model": "gpt-4o", "quality": 5,
-                                        "price": {"input": 5.0, "output": 20.0}, "context_window": 128000}
-    tertiary = config["routing_rules"]["simple_queries"]["tiers"][2]
-    tertiary["models"] = [*tertiary["models"], "azure-gpt-4o"]
-    path = tmp_path_factory.mktemp("rich") / "routing.yaml"
-    path.write_text(yaml.safe_dump(config))
-    stack = Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
-    yield stack
-    stack.stop()
+    with stack_with(tmp_path_factory, "rich", {
+            "/health": NO_EJECTION,
+            "/models/azure-gpt-4o": {"provider": "azure_openai", "upstream_model": "gpt-4o", "quality": 5,
+                                     "price": {"input": 5.0, "output": 20.0}, "context_window": 128000},
+            "/routing_rules/simple_queries/tiers/2/models/-": "azure-gpt-4o"}) as stack:
+        yield stack
 
 
 @pytest.fixture
 def clean_rich(rich):
-    for name in rich.simulators:
-        httpx.delete(f"{rich.sim_url(name)}/_sim/faults")
-        httpx.delete(f"{rich.sim_url(name)}/_sim/requests")
+    reset_faults(rich)
+    clear_requests(rich)
     yield rich
     for provider in rich.simulators:   # leave no pause behind for the next test
         wait_for(lambda: paused_for(rich, provider) is None, 30, f"{provider}'s pause to end")
@@ -323,10 +292,7 @@ def test_a_stalled_primary_stream_is_answered_by_the_secondary_and_its_timeout_i
     answers, and attempt 1 is recorded as a timeout (a cumulative counter: the status API's window
     forgets earlier tests' timeouts while this one runs)."""
     def timeouts():
-        text = httpx.get(gw.status_url.replace("/status", "/metrics")).text
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("llm_gateway_attempts_total{") and 'provider="openai"' in line
-                   and 'outcome="timeout"' in line)
+        return metric(scrape(gw), "llm_gateway_attempts_total", provider="openai", outcome="timeout")
     before = timeouts()
     fault(gw, "openai", stall=True, count=1)
     started = time.monotonic()
@@ -342,20 +308,14 @@ def test_a_stalled_primary_stream_is_answered_by_the_secondary_and_its_timeout_i
 @pytest.fixture(scope="module")
 def short_deadline(tmp_path_factory):
     """Interactive work with a 2 s deadline: far below the old fixed 300 s, and below a long stream."""
-    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
-    config["health"] = {"consecutive_failures": 1000, "max_error_rate": 1.0}
-    config["workloads"]["interactive"]["deadline_ms"] = 2000
-    path = tmp_path_factory.mktemp("deadline") / "routing.yaml"
-    path.write_text(yaml.safe_dump(config))
-    stack = Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
-    yield stack
-    stack.stop()
+    with stack_with(tmp_path_factory, "deadline",
+                    {"/health": NO_EJECTION, "/workloads/interactive/deadline_ms": 2000}) as stack:
+        yield stack
 
 
 def test_a_healthy_stream_outlives_the_deadline_that_bounds_json_answers(short_deadline):
     gw = short_deadline
-    for name in gw.simulators:
-        httpx.delete(f"{gw.sim_url(name)}/_sim/faults")
+    reset_faults(gw)
     prompt = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen"
     fault(gw, "openai", chunk_interval_ms=250)      # ~20 events, one every 250 ms: about 5 s of tokens
     started = time.monotonic()
@@ -382,29 +342,19 @@ def test_a_healthy_stream_outlives_the_deadline_that_bounds_json_answers(short_d
 @pytest.fixture(scope="module")
 def hedged(tmp_path_factory):
     """Interactive work hedged (one extra attempt): the primary tier's target is 1.5 s."""
-    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
-    config["health"] = {"consecutive_failures": 1000, "max_error_rate": 1.0}
-    config["workloads"]["interactive"]["hedge"] = True
-    path = tmp_path_factory.mktemp("hedged") / "routing.yaml"
-    path.write_text(yaml.safe_dump(config))
-    stack = Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
-    yield stack
-    stack.stop()
-
-
-def metric(stack, name: str) -> float:
-    text = httpx.get(stack.status_url.replace("/status", "/metrics")).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+    with stack_with(tmp_path_factory, "hedged",
+                    {"/health": NO_EJECTION, "/workloads/interactive/hedge": True}) as stack:
+        yield stack
 
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_hedge_is_won_by_the_faster_tier_and_the_loser_is_cancelled_and_billed(hedged, stream):
     gw = hedged
-    for name in gw.simulators:
-        httpx.delete(f"{gw.sim_url(name)}/_sim/faults")
-        httpx.delete(f"{gw.sim_url(name)}/_sim/requests")
+    reset_faults(gw)
+    clear_requests(gw)
     before = httpx.get(gw.status_url).json()["providers"].get("openai", {})
-    won, wasted = metric(gw, 'llm_gateway_hedges_total{outcome="won"}'), metric(gw, "llm_gateway_hedge_wasted")
+    won = metric(scrape(gw), "llm_gateway_hedges_total", outcome="won")
+    wasted = metric(scrape(gw), "llm_gateway_hedge_wasted_cost_usd_total")
     fault(gw, "openai", latency_ms=6000, count=1)     # the primary answers, but far too late
     fault(gw, "gemini", latency_ms=300, count=1)
     started = time.monotonic()
@@ -431,14 +381,14 @@ def test_a_hedge_is_won_by_the_faster_tier_and_the_loser_is_cancelled_and_billed
     after = httpx.get(gw.status_url).json()["providers"]["openai"]
     assert (after["failures"], after["timeouts"]) == (before.get("failures", 0), before.get("timeouts", 0))
     assert time.monotonic() - started < 6
-    assert metric(gw, 'llm_gateway_hedges_total{outcome="won"}') == won + 1
-    assert metric(gw, "llm_gateway_hedge_wasted") > wasted
+    assert metric(scrape(gw), "llm_gateway_hedges_total", outcome="won") == won + 1
+    assert metric(scrape(gw), "llm_gateway_hedge_wasted_cost_usd_total") > wasted
 
 
 def test_a_pool_endpoint_forwards_only_requests_translated_for_its_provider(hedged):
     """Should the pool ever pick the wrong endpoint, a request (and its key) still never reaches another provider."""
     gw = hedged
-    httpx.delete(f"{gw.sim_url('gemini')}/_sim/requests")
+    clear_requests(gw, "gemini")
     local = yaml.safe_load((gw.workdir / "envoy.yaml").read_text())
     (port,) = [lst["address"]["socket_address"]["port_value"] for lst in local["static_resources"]["listeners"]
                if lst["name"] == "egress_gemini"]
@@ -467,7 +417,7 @@ def test_a_primary_stream_without_a_first_token_by_its_deadline_is_answered_by_t
 
 def attempt_outcomes(gw) -> dict[tuple[str, str], float]:
     """The attempt counter (one per upstream attempt, from its span), by (model, outcome)."""
-    text = httpx.get(gw.status_url.replace("/status", "/metrics")).text
+    text = scrape(gw)
     out: dict[tuple[str, str], float] = {}
     for line in text.splitlines():
         if line.startswith("llm_gateway_attempts_total{"):

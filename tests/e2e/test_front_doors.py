@@ -11,11 +11,8 @@ import anthropic
 import httpx
 import openai
 import pytest
-import yaml
 
-from extproc.devstack import DEFAULT_ROUTING, Stack
-
-from .conftest import AUTH, CLIENT_KEY, MODELS, upstream_requests
+from .conftest import AUTH, CLIENT_KEY, MODELS, NO_EJECTION, fault, stack_with, upstream_requests
 
 # Where each provider API's simulator must be asked: a front door's request arrives in the provider's own API.
 UPSTREAM_PATH = {"openai": "/v1/chat/completions", "azure_openai": "/openai/deployments/gpt-4o-mini/chat/completions",
@@ -292,27 +289,18 @@ def test_envoys_own_replies_on_messages_come_in_anthropics_shape(gateway, claude
 
 # ---- the same policy and fallback tiers for every front door ----------------------------------------
 
-def _fault(stack, provider: str, **fields) -> None:
-    assert httpx.put(f"{stack.sim_url(provider)}/_sim/faults", json=fields).status_code == 200
-
-
 @pytest.fixture(scope="module")
 def tiers(tmp_path_factory):
     """A stack that never ejects (health rules off), so each test sees the plain cascade of `auto`'s
     class simple_queries: gpt-4o-mini (OpenAI API), then gemini-3.5-flash-lite (Gemini API)."""
-    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
-    config["health"] = {"consecutive_failures": 1000, "max_error_rate": 1.0}
-    path = tmp_path_factory.mktemp("front-door-tiers") / "routing.yaml"
-    path.write_text(yaml.safe_dump(config))
-    stack = Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
-    yield stack
-    stack.stop()
+    with stack_with(tmp_path_factory, "front-door-tiers", {"/health": NO_EJECTION}) as stack:
+        yield stack
 
 
 def test_messages_fall_back_across_provider_apis(tiers):
     """`auto` is routed by the policy; the primary's 503 is answered by the next tier, translated afresh
     for its API and back to Messages."""
-    _fault(tiers, "openai", status=503, count=1)
+    fault(tiers, "openai", status=503, count=1)
     claude = anthropic.Anthropic(base_url=tiers.base_url.removesuffix("/v1"), api_key=CLIENT_KEY, max_retries=0,
                                  timeout=20)
     raw = claude.messages.with_raw_response.create(model="auto", max_tokens=100,
@@ -325,7 +313,7 @@ def test_messages_fall_back_across_provider_apis(tiers):
 
 
 def test_a_responses_stream_falls_back_before_its_first_byte(tiers):
-    _fault(tiers, "openai", status=503, count=1)
+    fault(tiers, "openai", status=503, count=1)
     client = openai.OpenAI(base_url=tiers.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=20)
     raw = client.responses.with_raw_response.create(model="auto", input="What is the capital of Peru?", stream=True)
     events = list(raw.parse())
@@ -337,20 +325,15 @@ def test_a_responses_stream_falls_back_before_its_first_byte(tiers):
 @pytest.fixture(scope="module")
 def hedged(tmp_path_factory):
     """Interactive work hedged (one extra attempt): the primary tier's target is 1.5 s."""
-    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
-    config["health"] = {"consecutive_failures": 1000, "max_error_rate": 1.0}
-    config["workloads"]["interactive"]["hedge"] = True
-    path = tmp_path_factory.mktemp("front-door-hedged") / "routing.yaml"
-    path.write_text(yaml.safe_dump(config))
-    stack = Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
-    yield stack
-    stack.stop()
+    with stack_with(tmp_path_factory, "front-door-hedged",
+                    {"/health": NO_EJECTION, "/workloads/interactive/hedge": True}) as stack:
+        yield stack
 
 
 def test_a_hedged_messages_stream_is_won_by_the_faster_tier(hedged):
     """The primary answers far too late; the hedge starts at its 1.5 s target and the secondary, of
     another provider API, answers the Messages client in Anthropic's event sequence."""
-    _fault(hedged, "openai", latency_ms=6000, count=1)
+    fault(hedged, "openai", latency_ms=6000, count=1)
     claude = anthropic.Anthropic(base_url=hedged.base_url.removesuffix("/v1"), api_key=CLIENT_KEY, max_retries=0,
                                  timeout=20)
     started = time.monotonic()
@@ -374,7 +357,7 @@ def _claude(stack) -> anthropic.Anthropic:
 # demote the provider for the tests that follow.
 def test_a_provider_error_reaches_a_messages_client_in_anthropics_shape(tiers):
     claude = _claude(tiers)
-    _fault(tiers, "gemini", status=400, count=1)
+    fault(tiers, "gemini", status=400, count=1)
     with pytest.raises(anthropic.BadRequestError) as bad:
         claude.messages.create(model=MODELS["gemini"], max_tokens=10, messages=[{"role": "user", "content": "Hi"}])
     assert bad.value.body["type"] == "error" and bad.value.body["error"]["type"] == "invalid_request_error"
@@ -447,7 +430,7 @@ def test_a_front_door_request_has_its_request_and_attempt_spans(gateway, claude,
 def test_a_provider_error_event_mid_stream_is_an_anthropic_error_event(tiers, provider):
     """The provider sends its API's error event after a few events: the Messages client gets
     Anthropic's `error` event and no message_stop (its SDK raises), never a stream that looks complete."""
-    _fault(tiers, provider, error_event_after=2, count=1)
+    fault(tiers, provider, error_event_after=2, count=1)
     with pytest.raises(anthropic.APIStatusError) as failed:
         with _claude(tiers).messages.stream(model=MODELS[provider], max_tokens=100,
                                     messages=[{"role": "user", "content": "Count to ten slowly."}]) as stream:
@@ -458,7 +441,7 @@ def test_a_provider_error_event_mid_stream_is_an_anthropic_error_event(tiers, pr
 
 @pytest.mark.parametrize("provider", ["gemini", "anthropic"])
 def test_a_responses_stream_whose_provider_fails_mid_way_ends_failed(tiers, provider):
-    _fault(tiers, provider, error_event_after=2, count=1)
+    fault(tiers, provider, error_event_after=2, count=1)
     client = openai.OpenAI(base_url=tiers.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=20)
     events = list(client.responses.create(model=MODELS[provider], input="Count to ten slowly.", stream=True))
     assert events[-1].type == "response.failed" and events[-1].response.error.message

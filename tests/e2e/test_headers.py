@@ -16,12 +16,11 @@ import threading
 
 import httpx
 import pytest
-import yaml
 from aiohttp import web
 
-from extproc.devstack import DEFAULT_ROUTING, Stack
+from extproc.devstack import Stack
 
-from .conftest import CLIENT_KEY, MODELS
+from .conftest import CLIENT_KEY, MODELS, clear_requests, fault, reset_faults, routing_with
 
 STUB = "vllm"   # the cluster this test's wire stub serves (OpenAI API, pass-through answers)
 # What a provider may see: the gateway's choices. Nothing x-llm-* or x-envoy-* (README: Header allowlists).
@@ -91,10 +90,8 @@ class StubbedStack(Stack):
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory):
-    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
-    config["providers"]["anthropic"]["forward_headers"] = ["anthropic-beta"]
-    path = tmp_path_factory.mktemp("headers") / "routing.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path = routing_with(tmp_path_factory.mktemp("headers"),
+                        {"/providers/anthropic/forward_headers": ["anthropic-beta"]})
     stack = StubbedStack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
     yield stack
     stack.stop()
@@ -155,11 +152,10 @@ def test_no_internal_header_reaches_a_provider_on_any_attempt(gw, stream):
     """Attempts 1 and 2 fail (the primary's 500, the secondary's 503), attempt 3 answers: every request
     each provider received, retries and held streams included, carries no x-llm-* or x-envoy-* header.
     Envoy routes each retry on x-llm-try-N and x-envoy-attempt-count: they stop at the egress listener."""
-    for name in ("openai", "gemini", "anthropic"):
-        httpx.delete(f"{gw.sim_url(name)}/_sim/requests")
-        httpx.delete(f"{gw.sim_url(name)}/_sim/faults")
+    clear_requests(gw, "openai", "gemini", "anthropic")
+    reset_faults(gw, "openai", "gemini", "anthropic")
     for name, status in (("openai", 500), ("gemini", 503), ("anthropic", 503)):
-        assert httpx.put(f"{gw.sim_url(name)}/_sim/faults", json={"status": status, "count": 1}).status_code == 200
+        fault(gw, name, status=status, count=1)
     response = httpx.post(f"{gw.base_url}/chat/completions", timeout=30, headers={
         "authorization": f"Bearer {CLIENT_KEY}", "x-llm-try-2": "vllm", "x-envoy-attempt-count": "7"}, json={
         "model": "auto", "stream": stream, "messages": [{"role": "user", "content": "What is the capital of Peru?"}]})
@@ -180,9 +176,7 @@ def test_clients_receive_no_internal_headers(gw, case):
     """Envoy's router and the processor talk through these headers; a client gets the gateway's own
     (x-llm-attempts, x-request-id) instead. A provider's answer, a fallback's, the processor's own
     refusal and Envoy's own reply alike."""
-    for name in MODELS:   # this module's stack is not cleaned between tests
-        if name != STUB:
-            httpx.delete(f"{gw.sim_url(name)}/_sim/faults").raise_for_status()
+    reset_faults(gw, *(name for name in MODELS if name != STUB))   # this module's stack is not cleaned between tests
     body = {"model": MODELS["openai"], "messages": [{"role": "user", "content": "hi"}]}
     headers = {"authorization": f"Bearer {CLIENT_KEY}"}
     if case == "stream":
@@ -192,7 +186,7 @@ def test_clients_receive_no_internal_headers(gw, case):
         body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
         first = httpx.post(f"{gw.base_url}/chat/completions", headers=headers, json=body, timeout=20)
         failing = first.headers["x-llm-provider"]
-        httpx.put(f"{gw.sim_url(failing)}/_sim/faults", json={"status": 500, "count": 1}).raise_for_status()
+        fault(gw, failing, status=500, count=1)
     elif case == "processor reply":
         body["model"] = "no-such-model"
     elif case == "envoy reply":
@@ -206,7 +200,7 @@ def test_clients_receive_no_internal_headers(gw, case):
             response = httpx.post(f"{gw.base_url}/chat/completions", headers=headers, json=body, timeout=20)
     finally:
         if case == "fallback":
-            httpx.delete(f"{gw.sim_url(failing)}/_sim/faults").raise_for_status()
+            reset_faults(gw, failing)
     expected = {"answer": 200, "stream": 200, "fallback": 200, "processor reply": 404, "envoy reply": 413}[case]
     assert response.status_code == expected, response.text[:300]
     leaked = [h for h in INTERNAL_RESPONSE_HEADERS if h in response.headers]
@@ -225,8 +219,7 @@ def test_the_messages_front_door_follows_the_allowlist(gw, stream):
     version is the gateway's own and anthropic-beta passes only because this stack's anthropic provider
     lists it in forward_headers (the shipped config does not: test_front_doors); other providers never
     get it."""
-    for name in ("anthropic", "openai"):   # this module's stack is not cleaned between tests
-        httpx.delete(f"{gw.sim_url(name)}/_sim/faults").raise_for_status()
+    reset_faults(gw, "anthropic", "openai")   # this module's stack is not cleaned between tests
     for model in (MODELS["anthropic"], MODELS["openai"]):
         response = httpx.post(f"{gw.base_url}/messages", timeout=20, headers={
             "x-api-key": CLIENT_KEY, "anthropic-version": "1999-01-01", "anthropic-beta": "evil-beta"},

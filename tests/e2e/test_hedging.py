@@ -15,12 +15,12 @@ import time
 import httpx
 import openai
 import pytest
-import yaml
 
 from extproc import envoy_config
-from extproc.devstack import DEFAULT_ROUTING, Stack
+from extproc.devstack import Stack
 
-from .conftest import CLIENT_KEY, MODELS, upstream_requests
+from .conftest import (CLIENT_KEY, MODELS, NO_EJECTION, clear_requests, fault, reset_faults, routing_with,
+                       upstream_requests)
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -32,29 +32,27 @@ def tiers(*pairs):
 
 @pytest.fixture(scope="module")
 def hedged_routing(tmp_path_factory):
-    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
-    config["health"] = {"consecutive_failures": 1000, "max_error_rate": 1.0}
-    rules = config["routing_rules"]
-    rules["simple_queries"]["hedge"] = True   # `auto` for interactive work: hedged
-    # A class whose three tiers are three different providers (the shipped `simple` tiers start and
-    # end on OpenAI, whose hedge pool endpoint is one): the third tier is a hedge of its own.
-    rules["three_providers"] = {"min_score": 0.0, "max_cost_per_request": 0.5, "hedge": True, "tiers": tiers(
-        ("gpt-4o-mini", 1500), ("gemini-3.5-flash-lite", 3000), ("claude-sonnet-4-6", 10000))}
-    # A configured deadline (2.5 s) below the attempts' own (2 s, then 6 s capped to 2.5 s), hedged or not.
-    for name, hedge in (("capped", False), ("capped_hedged", True)):
-        rules[name] = {"min_score": 0.0, "max_cost_per_request": 0.5, "hedge": hedge, "deadline_ms": 2500,
-                       "tiers": tiers(("gpt-4o-mini", 1000), ("gemini-3.5-flash-lite", 3000))}
-    # Three providers hedged 1 s apart, the request ended by its deadline_ms at 3.5 s: an all-stalled JSON
-    # request in seconds (the shipped bound for three_providers is 23.5 s).
-    rules["three_capped"] = {"min_score": 0.0, "max_cost_per_request": 0.5, "hedge": True, "deadline_ms": 3500,
-                             "tiers": tiers(("gpt-4o-mini", 1000), ("gemini-3.5-flash-lite", 1000),
-                                            ("claude-sonnet-4-6", 1000))}
-    # Attempts cut at 1 s each, within the request's 2.5 s: the last attempt's own deadline ends it.
-    rules["short_tiers"] = {"min_score": 0.0, "max_cost_per_request": 0.5, "tiers": tiers(
-        ("gpt-4o-mini", 500), ("gemini-3.5-flash-lite", 500))}
-    path = tmp_path_factory.mktemp("hedging") / "routing.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return routing_with(tmp_path_factory.mktemp("hedging"), {
+        "/health": NO_EJECTION,
+        "/routing_rules/simple_queries/hedge": True,   # `auto` for interactive work: hedged
+        # A class whose three tiers are three different providers (the shipped `simple` tiers start and
+        # end on OpenAI, whose hedge pool endpoint is one): the third tier is a hedge of its own.
+        "/routing_rules/three_providers": {"min_score": 0.0, "max_cost_per_request": 0.5, "hedge": True,
+                                           "tiers": tiers(("gpt-4o-mini", 1500), ("gemini-3.5-flash-lite", 3000),
+                                                          ("claude-sonnet-4-6", 10000))},
+        # A configured deadline (2.5 s) below the attempts' own (2 s, then 6 s capped to 2.5 s), hedged or not.
+        **{f"/routing_rules/{name}": {"min_score": 0.0, "max_cost_per_request": 0.5, "hedge": hedge, "deadline_ms": 2500,
+                                      "tiers": tiers(("gpt-4o-mini", 1000), ("gemini-3.5-flash-lite", 3000))}
+           for name, hedge in (("capped", False), ("capped_hedged", True))},
+        # Three providers hedged 1 s apart, the request ended by its deadline_ms at 3.5 s: an all-stalled JSON
+        # request in seconds (the shipped bound for three_providers is 23.5 s).
+        "/routing_rules/three_capped": {"min_score": 0.0, "max_cost_per_request": 0.5, "hedge": True,
+                                        "deadline_ms": 3500,
+                                        "tiers": tiers(("gpt-4o-mini", 1000), ("gemini-3.5-flash-lite", 1000),
+                                                       ("claude-sonnet-4-6", 1000))},
+        # Attempts cut at 1 s each, within the request's 2.5 s: the last attempt's own deadline ends it.
+        "/routing_rules/short_tiers": {"min_score": 0.0, "max_cost_per_request": 0.5, "tiers": tiers(
+            ("gpt-4o-mini", 500), ("gemini-3.5-flash-lite", 500))}})
 
 
 @pytest.fixture(scope="module")
@@ -102,13 +100,8 @@ def hedged_quick_idle(hedged_routing):
 
 @pytest.fixture(autouse=True)
 def clean(hedged):
-    for name in hedged.simulators:
-        httpx.delete(f"{hedged.sim_url(name)}/_sim/faults")
-        httpx.delete(f"{hedged.sim_url(name)}/_sim/requests")
-
-
-def fault(gw, provider: str, **fields) -> None:
-    assert httpx.put(f"{gw.sim_url(provider)}/_sim/faults", json=fields).status_code == 200
+    reset_faults(hedged)
+    clear_requests(hedged)
 
 
 def ask(gw, model: str = "auto", stream: bool = False, timeout: float = 60):

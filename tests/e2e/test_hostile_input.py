@@ -25,7 +25,7 @@ from extproc import envoy_config
 from extproc.devstack import Stack
 
 from ..strategies import chat_bodies, json_value, shaped, well_typed_chat
-from .conftest import AUTH, CLIENT_KEY, MODELS, upstream_requests
+from .conftest import AUTH, CLIENT_KEY, MODELS, fault, upstream_requests
 from .test_headers import STUB, StubbedStack
 
 SENT = {"requests": 0}
@@ -420,7 +420,7 @@ def tiny(monkeypatch_module):
 
 
 def test_beyond_capacity_clients_get_503_with_retry_after(tiny):
-    httpx.put(f"{tiny.sim_url('openai')}/_sim/faults", json={"latency_ms": 1500})
+    fault(tiny, "openai", latency_ms=1500)
     results: list[httpx.Response] = []
 
     def one():

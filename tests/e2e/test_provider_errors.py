@@ -11,42 +11,30 @@ here must not leave the session's shared gateway with a provider out.
 from __future__ import annotations
 
 import anthropic
-import httpx
 import openai
 import pytest
-import yaml
 
-from extproc.devstack import DEFAULT_ROUTING, Stack
 from extproc.simulators import anthropic as sim_anthropic, openai as sim_openai
 
-from .conftest import CLIENT_KEY, MODELS, upstream_requests
+from .conftest import (CLIENT_KEY, MODELS, NO_EJECTION, clear_requests, fault, reset_faults, stack_with,
+                       upstream_requests)
 
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory):
-    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
-    config["health"] = {"consecutive_failures": 1000, "max_error_rate": 1.0}
-    path = tmp_path_factory.mktemp("provider-errors") / "routing.yaml"
-    path.write_text(yaml.safe_dump(config))
-    stack = Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY).start()
-    yield stack
-    stack.stop()
+    with stack_with(tmp_path_factory, "provider-errors", {"/health": NO_EJECTION}) as stack:
+        yield stack
 
 
 @pytest.fixture(autouse=True)
 def clean(gw):
-    for name in gw.simulators:
-        httpx.delete(f"{gw.sim_url(name)}/_sim/faults")
-        httpx.delete(f"{gw.sim_url(name)}/_sim/requests")
+    reset_faults(gw)
+    clear_requests(gw)
 
 
 @pytest.fixture
 def client(gw) -> openai.OpenAI:
     return openai.OpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30)
-
-
-def fault(gw, provider: str, **fields) -> None:
-    assert httpx.put(f"{gw.sim_url(provider)}/_sim/faults", json=fields).status_code == 200
 
 
 def refused(client, provider: str, stream: bool = False) -> openai.APIStatusError:

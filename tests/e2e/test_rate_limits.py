@@ -6,12 +6,11 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
-import yaml
 
-from extproc.devstack import DEFAULT_ROUTING, Stack
+from extproc.devstack import Stack
 from extproc.keys import digest
 
-from .conftest import MODELS
+from .conftest import MODELS, routing_with
 
 KEY = "sk-metered-tenant"
 RPM = 4
@@ -19,10 +18,8 @@ RPM = 4
 
 @pytest.fixture(scope="module")
 def gateways(tmp_path_factory, redis_url):
-    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
-    config["tenants"]["metered"] = {"api_keys_sha256": [digest(KEY)], "rate_limit": {"requests_per_minute": RPM}}
-    path = tmp_path_factory.mktemp("rate-limits") / "routing.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path = routing_with(tmp_path_factory.mktemp("rate-limits"), {
+        "/tenants/metered": {"api_keys_sha256": [digest(KEY)], "rate_limit": {"requests_per_minute": RPM}}})
     stacks = [Stack(routing=path, simulate=list(MODELS), env={"LLM_GATEWAY_LEDGER_URL": redis_url}).start()
               for _ in range(2)]
     yield stacks

@@ -8,43 +8,37 @@ import asyncio
 import re
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
-import yaml
 
 from extproc import shadow
 from extproc.devstack import Stack, free_port
 from extproc.keys import digest
 from extproc.ledger import open_ledger
 
-from .conftest import CLIENT_KEY, MODELS
+from .conftest import CLIENT_KEY, MODELS, fault, reset_faults, routing_with, scrape, stack_with, wait_for
 from .otlp_receiver import Receiver, attributes
 
-ROOT = Path(__file__).resolve().parents[2]
 SHADOW_KEY = "sk-gateway-shadow-internal"
 CHEAP_SIMULATORS = ("openai", "azure_openai", "vllm")   # the primary tier; the reference and judge are Anthropic's
 PROMPT = "Explain how photosynthesis works in green plants"
+EVALUATED_S = 60.0   # an answer's evaluation (a reference and two judge calls) runs after it, in the background
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    config = yaml.safe_load((ROOT / "config" / "routing.yaml").read_text())
     port = free_port()
-    config["surfaces"]["web"] = {"quality_floor": 1}
-    config["tenants"]["demo"]["surfaces"].append("web")
-    config["tenants"]["gateway"] = {"api_keys_sha256": [digest(SHADOW_KEY)], "surfaces": ["web"]}
-    config["shadow"] = {"rates": {"*": 1.0}, "judge_model": "claude-sonnet-4-6", "reference_model": "claude-sonnet-4-6",
-                        "tenant": "gateway", "gateway_url": f"http://127.0.0.1:{port}/v1",
-                        "targets": {"web": 0.8}, "budget_usd_per_day": 1.0}
-    path = tmp_path_factory.mktemp("shadow") / "routing.yaml"
-    path.write_text(yaml.safe_dump(config))
     receiver = Receiver().start()
-    gw = Stack(routing=path, listen_port=port, simulate=list(MODELS), demo_key=CLIENT_KEY, otlp=receiver.address,
-               env={shadow.KEY_ENV: SHADOW_KEY}).start()
+    gw = stack_with(tmp_path_factory, "shadow", {
+        "/surfaces/web": {"quality_floor": 1},
+        "/tenants/demo/surfaces/-": "web",
+        "/tenants/gateway": {"api_keys_sha256": [digest(SHADOW_KEY)], "surfaces": ["web"]},
+        "/shadow": {"rates": {"*": 1.0}, "judge_model": "claude-sonnet-4-6", "reference_model": "claude-sonnet-4-6",
+                    "tenant": "gateway", "gateway_url": f"http://127.0.0.1:{port}/v1",
+                    "targets": {"web": 0.8}, "budget_usd_per_day": 1.0}},
+        listen_port=port, otlp=receiver.address, env={shadow.KEY_ENV: SHADOW_KEY}).start()
     gw.receiver = receiver
     yield gw
     gw.stop()
@@ -61,18 +55,8 @@ def shadow_records(stack) -> list:
     return asyncio.run(read())
 
 
-def wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError("condition never held")
-
-
 def verdicts(stack) -> dict[str, float]:
-    text = httpx.get(stack.status_url.replace("/status", "/metrics")).text
+    text = scrape(stack)
     out: dict[str, float] = {}
     for line in text.splitlines():
         m = re.match(r'llm_gateway_shadow_verdicts_total\{.*surface="web".*verdict="(\w+)"\} (\S+)', line)
@@ -98,12 +82,13 @@ def test_sampled_answers_get_shadow_verdicts_that_drop_when_the_cheap_tier_answe
     ask(stack, 3)
     ask(stack, 1, stream=True)
     scored = wait_for(lambda: [r for r in shadow_records(stack) if r.quality_source == "shadow"]
-                      if len([r for r in shadow_records(stack) if r.quality_source == "shadow"]) >= 4 else None)
+                      if len([r for r in shadow_records(stack) if r.quality_source == "shadow"]) >= 4 else None,
+                      EVALUATED_S, "4 shadow verdicts")
     # Ordinary simulator answers echo the request, as the reference does: the rule grades them ties.
     assert len(scored) == 4 and {r.quality for r in scored} == {0.5}
     assert all(r.request_id.endswith("/shadow") and r.surface == "web" and r.request_class == "simple_queries"
                and r.outcome == shadow.SHADOW_OUTCOME for r in scored)
-    assert wait_for(lambda: verdicts(stack).get("tie") == 4.0)
+    assert wait_for(lambda: verdicts(stack).get("tie") == 4.0, EVALUATED_S, "4 ties counted")
     # The evaluation's own calls: tenant gateway (overhead), 1 reference + 2 judge calls each, never sampled.
     records = shadow_records(stack)
     overhead = [r for r in records if r.tenant == "gateway" and r.quality_source != "shadow"]
@@ -111,16 +96,15 @@ def test_sampled_answers_get_shadow_verdicts_that_drop_when_the_cheap_tier_answe
     assert sum(r.cost_usd for r in overhead) > 0
 
     for name in CHEAP_SIMULATORS:
-        httpx.put(f"{stack.sim_url(name)}/_sim/faults", json={"bad_answers": True}).raise_for_status()
+        fault(stack, name, bad_answers=True)
     try:
         ask(stack, 4)
         assert wait_for(lambda: verdicts(stack).get("loss") == 4.0, timeout=30), (verdicts(stack), open(f"{stack.workdir}/stack.log").read()[-6000:])
     finally:
-        for name in CHEAP_SIMULATORS:
-            httpx.delete(f"{stack.sim_url(name)}/_sim/faults")
+        reset_faults(stack, *CHEAP_SIMULATORS)
     v = verdicts(stack)
     assert (v.get("win", 0) + v["tie"]) / sum(v.values()) == 0.5     # was 1.0 before the fault
-    text = httpx.get(stack.status_url.replace("/status", "/metrics")).text
+    text = scrape(stack)
     assert 'llm_gateway_shadow_win_or_tie_target{surface="web"} 0.8' in text
     assert len([r for r in shadow_records(stack) if r.quality_source == "shadow"]) == 8
 
@@ -142,7 +126,7 @@ def test_the_evaluation_span_links_to_the_request_it_evaluated(stack):
 
 def test_report_shows_win_rates_per_surface(stack):
     ask(stack, 1)
-    wait_for(lambda: any(r.quality_source == "shadow" for r in shadow_records(stack)))
+    wait_for(lambda: any(r.quality_source == "shadow" for r in shadow_records(stack)), EVALUATED_S, "a shadow verdict")
     out = subprocess.run([sys.executable, "-m", "extproc", "report", "--ledger", stack.ledger_url,
                           "--premium", "claude-sonnet-4-6", "--config", str(stack.routing)],
                          capture_output=True, text=True, timeout=60, check=True).stdout
@@ -155,20 +139,18 @@ def test_make_run_wires_the_loop_and_a_model_list_fault_turns_verdicts_to_losses
     """The shipped config under `make run`'s stack (Stack(shadow=True): a key for the shadow tenant and
     Envoy's URL), sampling raised to 100%: a drafts answer from a cheap model the fault names is judged a
     loss against gpt-4o, which shares the OpenAI simulator and still answers well."""
-    config = yaml.safe_load((ROOT / "config" / "routing.yaml").read_text())
-    config["shadow"]["rates"] = {"*": 1.0}
-    path = tmp_path / "routing.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path = routing_with(tmp_path, {"/shadow/rates": {"*": 1.0}})
     with Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY, shadow=True) as gw:
-        httpx.put(f"{gw.sim_url('openai')}/_sim/faults", json={"bad_answers": ["gpt-4o-mini"]}).raise_for_status()
+        fault(gw, "openai", bad_answers=["gpt-4o-mini"])
         for name in ("azure_openai", "vllm"):
-            httpx.put(f"{gw.sim_url(name)}/_sim/faults", json={"bad_answers": True}).raise_for_status()
+            fault(gw, name, bad_answers=True)
         client = openai.OpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30,
                                default_headers={"x-llm-surface": "drafts"})
         served = client.chat.completions.with_raw_response.create(
             model="auto", messages=[{"role": "user", "content": PROMPT}])
         assert served.parse().choices[0].message.content == "Sorry, I am not sure."
-        [verdict] = wait_for(lambda: [r for r in shadow_records(gw) if r.quality_source == "shadow"])
+        [verdict] = wait_for(lambda: [r for r in shadow_records(gw) if r.quality_source == "shadow"], EVALUATED_S,
+                             "a shadow verdict")
         assert (verdict.quality, verdict.surface, verdict.model) == (0.0, "drafts", served.headers["x-llm-model"])
         calls = [r for r in shadow_records(gw) if r.tenant == "gateway" and r.quality_source is None]
         assert sorted(r.model for r in calls) == ["gpt-4o"] * 3      # the reference and the judge, twice
@@ -176,21 +158,20 @@ def test_make_run_wires_the_loop_and_a_model_list_fault_turns_verdicts_to_losses
 
 def test_the_daily_budget_caps_evaluation_spend(tmp_path):
     """Once a day's evaluation calls cost the budget, later samples are skipped (and counted), not run."""
-    config = yaml.safe_load((ROOT / "config" / "routing.yaml").read_text())
-    config["shadow"].update(rates={"*": 1.0}, budget_usd_per_day=1e-9)   # the first evaluation spends it
-    path = tmp_path / "routing.yaml"
-    path.write_text(yaml.safe_dump(config))
+    # the first evaluation spends the budget
+    path = routing_with(tmp_path, {"/shadow/rates": {"*": 1.0}, "/shadow/budget_usd_per_day": 1e-9})
     with Stack(routing=path, simulate=list(MODELS), demo_key=CLIENT_KEY, shadow=True) as gw:
         client = openai.OpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30,
                                default_headers={"x-llm-surface": "drafts"})
-        metrics = gw.status_url.replace("/status", "/metrics")
         client.chat.completions.create(model="auto", messages=[{"role": "user", "content": PROMPT}])
-        wait_for(lambda: [r for r in shadow_records(gw) if r.quality_source == "shadow"])
+        wait_for(lambda: [r for r in shadow_records(gw) if r.quality_source == "shadow"], EVALUATED_S,
+                 "a shadow verdict")
         for _ in range(2):
             client.chat.completions.create(model="auto", messages=[{"role": "user", "content": PROMPT}])
-        wait_for(lambda: 'llm_gateway_shadow_skipped_total{reason="budget"} 2.0' in httpx.get(metrics).text)
+        wait_for(lambda: 'llm_gateway_shadow_skipped_total{reason="budget"} 2.0' in scrape(gw),
+                 EVALUATED_S, "2 samples skipped for the budget")
         assert len([r for r in shadow_records(gw) if r.quality_source == "shadow"]) == 1
-        spent = float(re.search(r"^llm_gateway_shadow_cost_usd_total (\S+)$", httpx.get(metrics).text, re.M)[1])
+        spent = float(re.search(r"^llm_gateway_shadow_cost_usd_total (\S+)$", scrape(gw), re.M)[1])
         assert spent > 1e-9
 
 
@@ -206,4 +187,5 @@ def test_front_door_answers_are_evaluated_too(stack):
                    headers={"authorization": f"Bearer {CLIENT_KEY}", "x-llm-surface": "web"},
                    json={"model": "auto", "input": PROMPT})
     assert r.status_code == 200 and r.json()["object"] == "response", r.text
-    wait_for(lambda: len([r for r in shadow_records(stack) if r.quality_source == "shadow"]) == before + 2)
+    wait_for(lambda: len([r for r in shadow_records(stack) if r.quality_source == "shadow"]) == before + 2,
+             EVALUATED_S, "2 more shadow verdicts")

@@ -8,13 +8,12 @@ import threading
 
 import httpx
 import pytest
-import yaml
 
-from extproc.devstack import DEFAULT_ROUTING, Stack
+from extproc.devstack import Stack
 from extproc.keys import digest
 from extproc.ledger import open_ledger
 
-from .conftest import MODELS
+from .conftest import MODELS, routing_with, shipped_routing
 
 SHARED_KEY = "sk-shared-tenant"
 BUDGET = 0.02         # USD per day for tenant "shared"
@@ -23,14 +22,12 @@ PREMIUM_OUT = 100.0   # USD per 1M output tokens for every chat model: a request
 
 @pytest.fixture(scope="module")
 def gateways(tmp_path_factory, redis_url):
-    config = yaml.safe_load(DEFAULT_ROUTING.read_text())
-    for model in config["models"].values():
-        if "embeddings" not in model.get("endpoints", ["chat"]):
-            model["price"] = {"input": 1.0, "output": PREMIUM_OUT}
-    config["tenants"]["shared"] = {"workload": "interactive", "api_keys_sha256": [digest(SHARED_KEY)]}
-    config["budgets"] = {"tenants": {"shared": {"daily": BUDGET}}, "sync_interval_s": 0.2}
-    path = tmp_path_factory.mktemp("shared-budget") / "routing.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path = routing_with(tmp_path_factory.mktemp("shared-budget"), {
+        **{f"/models/{model_id}/price": {"input": 1.0, "output": PREMIUM_OUT}
+           for model_id, model in shipped_routing()["models"].items()
+           if "embeddings" not in model.get("endpoints", ["chat"])},
+        "/tenants/shared": {"workload": "interactive", "api_keys_sha256": [digest(SHARED_KEY)]},
+        "/budgets": {"tenants": {"shared": {"daily": BUDGET}}, "sync_interval_s": 0.2}})
     stacks = [Stack(routing=path, simulate=list(MODELS), env={"LLM_GATEWAY_LEDGER_URL": redis_url}).start()
               for _ in range(2)]
     yield stacks

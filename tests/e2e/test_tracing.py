@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import time
 
-import httpx
-
-from .conftest import MODELS
+from .conftest import MODELS, fault
 from .otlp_receiver import attributes
 
 SECRET_PROMPT = "the launch code is swordfish-8841"
@@ -66,7 +64,7 @@ def test_retried_attempts_are_failed_spans(gateway, client, otlp):
     # its answer: Envoy's upstream log reports it, which may come before or after its span ends.
     # (A pinned model is not retried at all: Envoy would only call the same provider again.)
     for provider in ("openai", "azure_openai", "vllm"):
-        httpx.put(f"{gateway.sim_url(provider)}/_sim/faults", json={"status": 503, "count": 1})
+        fault(gateway, provider, status=503, count=1)
     since = time.time_ns()
     raw = client.chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": "retry me"}])
