@@ -1,5 +1,6 @@
 """Model selection for the exam heads on the TRAIN split only, by the criterion fixed in
-bench/results/apgr-protocol.md: APGR of out-of-fold scores, 5-fold CV repeated over 3 fold seeds, per
+bench/results/apgr-protocol.md (round 3, ``--round3``: apgr-protocol-3.md, 10 fold seeds, a fixed candidate
+set, a paired one-SE shipping rule): APGR of out-of-fold scores, 5-fold CV repeated over 3 fold seeds, per
 source; a head's settings are chosen by its own source (mc -> MMLU, open -> GSM8K) and the mean over
 MMLU and GSM8K is the one number compared with the shipped configuration. Needs the ``train`` extra.
 
