@@ -1,9 +1,11 @@
 """Model selection for the exam heads on the TRAIN split only, by the criterion fixed in
-bench/results/apgr-protocol.md: APGR of out-of-fold scores, 5-fold CV repeated over 3 fold seeds, per
+bench/results/apgr-protocol.md (round 3, ``--round3``: apgr-protocol-3.md, 10 fold seeds, a fixed candidate
+set, a paired one-SE shipping rule): APGR of out-of-fold scores, 5-fold CV repeated over 3 fold seeds, per
 source; a head's settings are chosen by its own source (mc -> MMLU, open -> GSM8K) and the mean over
 MMLU and GSM8K is the one number compared with the shipped configuration. Needs the ``train`` extra.
 
-    python -m bench.apgr_search [--heads mc,open] [--variants wp,stem]   # prints one line per candidate
+    python -m bench.apgr_search [--heads mc,open] [--variants wp,stem] [--seeds N]   # one line per candidate
+    python -m bench.apgr_search --round3 [--seeds 10]   # round 3's fixed candidate set, bench/results/apgr-protocol-3.md
 
 Candidates: L2 strength C, the dense features' scale (``dense_scale`` in bench/logistic.py), the model
 form (``outcomes``: P(premium right) - P(cheap right); ``pairs``: P(only premium right) - P(only cheap
@@ -38,10 +40,10 @@ FOLDS = 5
 HEAD_SOURCE = {"mc": "mmlu", "open": "gsm8k"}
 
 
-def fold_maps(train: list[dict]) -> list[dict[str, int]]:
+def fold_maps(train: list[dict], seeds: tuple[int, ...] = SEEDS) -> list[dict[str, int]]:
     """Fold of every train id per seed; seed 0 is eval_routing.out_of_fold's assignment."""
     out = []
-    for seed in SEEDS:
+    for seed in seeds:
         ids = sorted(r["id"] for r in train)
         random.Random(seed).shuffle(ids)
         out.append({i: k % FOLDS for k, i in enumerate(ids)})
@@ -51,10 +53,17 @@ def fold_maps(train: list[dict]) -> list[dict[str, int]]:
 class HeadData:
     """One head's train rows as matrices: 0/1 token matrix over every token seen, dense features, targets."""
 
-    def __init__(self, rows: list[dict], prep: E.Prepared, head: str):
+    def __init__(self, rows: list[dict], prep: E.Prepared, head: str, variants: tuple[str, ...] = ()):
         self.rows = [r for r in rows if r["source"] != "mt_bench" and prep.by_id[r["id"]][0] == head]
         self.ids = [r["id"] for r in self.rows]
         toks = [prep.by_id[i][2] for i in self.ids]
+        dense = [prep.by_id[i][1] for i in self.ids]
+        if variants:   # this head's candidate features on top of prep's (prep itself is left as it is)
+            ps = [variant_prompt(r) for r in self.rows]
+            if "wp" in variants:
+                dense = [list(d) + word_problem_features(p) for d, p in zip(dense, ps)]
+            if "stem" in variants:
+                toks = [t | stem_tokens(p) for t, p in zip(toks, ps)]
         vocab = sorted({t for ts in toks for t in ts})
         index = {t: k for k, t in enumerate(vocab)}
         indptr, indices = [0], []
@@ -62,7 +71,7 @@ class HeadData:
             indices.extend(sorted(index[t] for t in ts))
             indptr.append(len(indices))
         self.words = sparse.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(toks), len(vocab)))
-        self.dense = np.array([prep.by_id[i][1] for i in self.ids], dtype=float)
+        self.dense = np.array(dense, dtype=float)
         self.strong = np.array([float(r["strong_correct"]) for r in self.rows])
         self.weak = np.array([float(r["weak_correct"]) for r in self.rows])
         self.rules = np.array([prep.by_id[i][3] for i in self.ids])
@@ -138,17 +147,87 @@ def stem_tokens(p: C.Prompt) -> set[str]:
     return {"s:" + w[:5] for w in p.words if len(w) > 5 and w.isalpha()}
 
 
+def variant_prompt(r: dict) -> C.Prompt:
+    """The row's prompt tokenized as the classifier does at run time (one user message)."""
+    view = C.read_request(E.body_of(r["prompt"]))
+    return C.Prompt(view.prompt, C.ClassifierSettings().max_scan_chars)
+
+
 def apply_variants(rows: list[dict], prep: E.Prepared, variants: list[str]) -> None:
-    settings = C.ClassifierSettings()
     for r in rows:
         head, dense, toks, rs = prep.by_id[r["id"]]
-        view = C.read_request(E.body_of(r["prompt"]))
-        p = C.Prompt(view.prompt, settings.max_scan_chars)
+        p = variant_prompt(r)
         if "wp" in variants:
             dense = list(dense) + word_problem_features(p)
         if "stem" in variants:
             toks = toks | stem_tokens(p)
         prep.by_id[r["id"]] = (head, dense, toks, rs)
+
+
+# Round 3's fixed candidate set (bench/results/apgr-protocol-3.md). Per head: (features, C, dense_scale,
+# rules weights); a candidate is one multiple-choice option with one open option.
+ROUND3 = {
+    "mc": [(v, 0.01, 4.0, (0.0,)) for v in ((), ("stem",))],
+    "open": [(v, c, 1.0, (0.0, 0.2, 0.4)) for v in ((), ("wp",), ("stem",), ("wp", "stem"))
+             for c in (0.01, 0.02, 0.04)],
+}
+ROUND3_SHIPPED = {"mc": ((), 0.01, 4.0, 0.0), "open": ((), 0.04, 1.0, 0.4)}   # extproc/classifier_model.json
+
+
+def _label(head: str, opt: tuple) -> str:
+    v, c, ds, w = opt
+    return f"{head}[{'+'.join(v) or 'shipped'} C={c} scale={ds} w={w}]"
+
+
+def round3(rows: list[dict], prep: E.Prepared, seeds: tuple[int, ...]) -> None:
+    """Scores every candidate of ROUND3 by S (mean over MMLU and GSM8K of the out-of-fold APGR, per fold seed,
+    every prompt scored by its own head), prints the table best first with SE(S) = sd(S_s) / sqrt(n), and
+    applies the protocol's shipping rule (paired over seeds) to the best candidate."""
+    folds = fold_maps(rows, seeds)
+    # per head option: per seed, {id: out-of-fold blended score}
+    oof: dict[str, dict[tuple, list[dict[str, float]]]] = {"mc": {}, "open": {}}
+    for head, options in ROUND3.items():
+        for v, c, ds, ws in options:
+            t0 = time.time()
+            h = HeadData(rows, prep, head, v)
+            gains = [oof_gain(h, f, c, ds, "outcomes", E.MIN_DF) for f in folds]
+            for w in ws:
+                blended = [(1 - w) * g + w * h.rules for g in gains]
+                oof[head][(v, c, ds, w)] = [dict(zip(h.ids, map(float, b))) for b in blended]
+                per = [apgr_of(h, b, HEAD_SOURCE[head]) for b in blended]
+                print(f"{_label(head, (v, c, ds, w))}: {HEAD_SOURCE[head]} (own head's rows) cv APGR "
+                      f"{np.mean(per):.4f} (seeds {' '.join(f'{x:.4f}' for x in per)}) [{time.time() - t0:.0f}s]",
+                      flush=True)
+    by_src = {s: [r for r in rows if r["source"] == s] for s in ("mmlu", "gsm8k")}
+    n = len(seeds)
+    table = []
+    for m, mc_scores in oof["mc"].items():
+        for o, open_scores in oof["open"].items():
+            per = {src: [E.apgr(g, {**mc_scores[k], **open_scores[k]}) for k in range(n)]
+                   for src, g in by_src.items()}
+            s_seed = np.array([(a + b) / 2 for a, b in zip(per["mmlu"], per["gsm8k"])])
+            table.append(((m, o), s_seed, np.mean(per["mmlu"]), np.mean(per["gsm8k"])))
+    shipped = next(t for t in table if t[0] == (ROUND3_SHIPPED["mc"], ROUND3_SHIPPED["open"]))
+    se = lambda x: float(np.std(x, ddof=1) / np.sqrt(len(x)))   # noqa: E731
+    order = sorted(range(len(table)), key=lambda k: (-table[k][1].mean(), table[k] is not shipped, k))
+    print(f"\n== S over {n} fold seeds ({' '.join(map(str, seeds))}) x {FOLDS}-fold, best first; "
+          f"d = S - S(shipped), paired over seeds ==")
+    print("rank | S | SE(S) | MMLU | GSM8K | d | SE(d) | candidate")
+    for rank, k in enumerate(order, 1):
+        (m, o), s_seed, mm, gg = table[k]
+        d = s_seed - shipped[1]
+        print(f"{rank:2} | {s_seed.mean():.4f} | {se(s_seed):.4f} | {mm:.4f} | {gg:.4f} | {d.mean():+.4f} | "
+              f"{se(d):.4f} | {_label('mc', m)} {_label('open', o)}{'  <- shipped' if table[k] is shipped else ''}",
+              flush=True)
+    (m, o), s_seed, mm, gg = table[order[0]]
+    d = s_seed - shipped[1]
+    print(f"\nshipped: S {shipped[1].mean():.4f} (SE {se(shipped[1]):.4f}; MMLU {shipped[2]:.4f}, GSM8K "
+          f"{shipped[3]:.4f}); per seed {' '.join(f'{x:.4f}' for x in shipped[1])}")
+    print(f"chosen:  S {s_seed.mean():.4f} (SE {se(s_seed):.4f}; MMLU {mm:.4f}, GSM8K {gg:.4f}); per seed "
+          f"{' '.join(f'{x:.4f}' for x in s_seed)}: {_label('mc', m)} {_label('open', o)}")
+    ship = table[order[0]] is not shipped and d.mean() > se(d)
+    print(f"paired difference {d.mean():+.4f}, SE(d) {se(d):.4f}: "
+          f"{'SHIP (beats the shipped configuration by more than one SE)' if ship else 'DO NOT SHIP (not more than one SE above the shipped configuration)'}")
 
 
 def main() -> None:
@@ -161,13 +240,19 @@ def main() -> None:
     ap.add_argument("--blend", default="0,0.1,0.2,0.3")
     ap.add_argument("--variants", default="", help="comma-separated: wp (word-problem dense features), stem")
     ap.add_argument("--drop-dense", default="", help="comma-separated dense feature names to leave out")
+    ap.add_argument("--seeds", type=int, default=len(SEEDS), help="fold seeds 0..N-1 (default 3)")
+    ap.add_argument("--round3", action="store_true", help="round 3's fixed candidate set and shipping rule")
     a = ap.parse_args()
     rows = [r for r in E.load(E.DEFAULT_DATA) if r["split"] == "train"]
     t0 = time.time()
     prep = E.Prepared(rows, C.ClassifierSettings())
+    if a.round3:
+        print(f"prepared {len(rows)} train prompts in {time.time() - t0:.0f}s", flush=True)
+        round3(rows, prep, tuple(range(a.seeds)))
+        return
     variants = [v for v in a.variants.split(",") if v]
     apply_variants(rows, prep, variants)
-    folds = fold_maps(rows)
+    folds = fold_maps(rows, tuple(range(a.seeds)))
     print(f"prepared {len(rows)} train prompts in {time.time() - t0:.0f}s; heads "
           f"{dict(Counter((r['source'], prep.by_id[r['id']][0]) for r in rows))}", flush=True)
     drop = [n for n in a.drop_dense.split(",") if n]
