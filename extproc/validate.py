@@ -351,7 +351,9 @@ def chat(body: dict) -> None:
     _response_format(body.get("response_format"))
     tools = body.get("tools")
     if tools is not None:
-        for i, tool in enumerate(array(tools, "tools", max_items=128)):
+        # OpenAI refuses an empty list (400 empty_array, "Invalid 'tools': empty array. Expected an
+        # array with minimum length 1, ..." as clients report it), though its schema sets no minItems.
+        for i, tool in enumerate(array(tools, "tools", nonempty=True, max_items=128)):
             _tool(tool, f"tools[{i}]")
     _tool_choice(body.get("tool_choice"))
     _dependent_fields(body)
@@ -459,7 +461,8 @@ def _message(message: object, where: str) -> None:
         _optional_in(message, where, "refusal", string)
         calls = message.get("tool_calls")
         if calls is not None:
-            for j, call in enumerate(array(calls, f"{where}.tool_calls")):
+            # Empty is OpenAI's 400 too ("Invalid 'messages[1].tool_calls': empty array ...", openai-node#1341).
+            for j, call in enumerate(array(calls, f"{where}.tool_calls", nonempty=True)):
                 _tool_call(call, f"{where}.tool_calls[{j}]")
         call = message.get("function_call")
         if call is not None:

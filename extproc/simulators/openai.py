@@ -317,6 +317,7 @@ def validate_chat(body: dict[str, Any], model: str) -> int:
     if isinstance(stop, list) and len(stop) > 4:
         raise _Fail(400, f"Invalid 'stop': array too long. Expected an array with maximum length 4, but got an array "
                     f"with length {len(stop)} instead.", param="stop", code="array_above_max_length")
+    _check_empty_arrays(body)
     if isinstance(messages, list):
         _check_tool_turns(messages)
         _check_image_data(messages)
@@ -334,6 +335,23 @@ def validate_chat(body: dict[str, Any], model: str) -> int:
         raise _Fail(400, "'messages' must contain the word 'json' in some form, to use 'response_format' of type "
                     "'json_object'.", param="messages")
     return n
+
+
+def _empty_array(param: str) -> _Fail:
+    return _Fail(400, f"Invalid '{param}': empty array. Expected an array with minimum length 1, but got an empty "
+                 "array instead.", param=param, code="empty_array")
+
+
+def _check_empty_arrays(body: dict[str, Any]) -> None:
+    """``tools: []`` and an assistant's ``tool_calls: []`` are 400 ``empty_array`` (OpenAI's words as
+    clients report them: continuedev/continue#3403 for tools on gpt-4o-mini, openai/openai-node#1341 for
+    tool_calls; vLLM refuses ``tools: []`` too since vllm-project/vllm#39780, "as OpenAI does")."""
+    if body.get("tools") == []:
+        raise _empty_array("tools")
+    messages = body.get("messages")
+    for i, message in enumerate(messages if isinstance(messages, list) else []):
+        if isinstance(message, dict) and message.get("role") == "assistant" and message.get("tool_calls") == []:
+            raise _empty_array(f"messages[{i}].tool_calls")
 
 
 def _texts(messages: list[Any]) -> list[str]:
