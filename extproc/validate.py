@@ -453,6 +453,7 @@ def _message(message: object, where: str) -> None:
         array(content, f"{where}.content", nonempty=True)
         for j, part in enumerate(content):
             _content_part(part, f"{where}.content[{j}]")
+            _part_for_role(part["type"], role, where, j)
     if role == "tool":
         if message.get("tool_call_id") is None:
             raise _missing(f"{where}.tool_call_id")
@@ -472,6 +473,26 @@ def _message(message: object, where: str) -> None:
 
 
 _PARTS = ("text", "image_url", "input_audio", "file", "refusal")
+# The part types each role's content array takes (createChatCompletion's message schemas: "For
+# system messages, only type `text` is supported", likewise developer and tool; assistant text or
+# refusal; user text, image, audio, file). The legacy function role takes a string only.
+ROLE_PARTS = {"system": ("text",), "developer": ("text",), "tool": ("text",), "assistant": ("text", "refusal"),
+              "user": ("text", "image_url", "input_audio", "file")}
+
+
+def _part_for_role(kind_: str, role: str, where: str, j: int) -> None:
+    """A part the role does not take is OpenAI's 400 for every model: one rule, so a pinned Claude or
+    Gemini and a routed ``auto`` answer alike (they differed: tryout 6 M4). An image outside a user
+    message gets OpenAI's own words (openai/openai-node#1030 for assistant, OpenHands/OpenHands#7700
+    for tool); other kinds the schema's enum wording, naming the part's type."""
+    allowed = ROLE_PARTS.get(role)
+    if allowed is None or kind_ in allowed:
+        return
+    if kind_ == "image_url":
+        raise InvalidRequest(f"Invalid '{where}'. Image URLs are only allowed for messages with role 'user', but "
+                             f"this message with role '{role}' contains an image URL.", param=where,
+                             code="invalid_value")
+    raise _invalid_value(f"{where}.content[{j}].type", kind_, allowed)
 
 
 def _content_part(part: object, where: str) -> None:

@@ -320,6 +320,7 @@ def validate_chat(body: dict[str, Any], model: str) -> int:
     _check_empty_arrays(body)
     if isinstance(messages, list):
         _check_tool_turns(messages)
+        _check_image_roles(messages)
         _check_image_data(messages)
     # Fields OpenAI takes only beside another (its 400s as users report them).
     if body.get("stream_options") is not None and body.get("stream") is not True:
@@ -364,6 +365,20 @@ def _texts(messages: list[Any]) -> list[str]:
         elif isinstance(content, list):
             out += [p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
     return out
+
+
+def _check_image_roles(messages: list[Any]) -> None:
+    """Only user messages take images (the message schemas; OpenAI's 400 in its words as clients
+    report it: openai/openai-node#1030 for assistant, OpenHands/OpenHands#7700 for tool)."""
+    for i, message in enumerate(messages):
+        role = message.get("role") if isinstance(message, dict) else None
+        content = message.get("content") if isinstance(message, dict) else None
+        if role == "user" or not isinstance(content, list):
+            continue
+        if any(isinstance(p, dict) and p.get("type") == "image_url" for p in content):
+            raise _Fail(400, f"Invalid 'messages[{i}]'. Image URLs are only allowed for messages with role 'user', but "
+                        f"this message with role '{role}' contains an image URL.", param=f"messages[{i}]",
+                        code="invalid_value")
 
 
 def _check_image_data(messages: list[Any]) -> None:

@@ -52,3 +52,59 @@ def test_a_list_with_one_tool_and_no_tools_field_still_pass():
     for fields in ({"tools": [WEATHER]}, {}, {"tools": None}):
         validate.chat({"model": "gpt-4o-mini", "messages": HI, **fields})
         sim_openai.validate_chat({"model": "gpt-4o-mini", "messages": HI, **fields}, "gpt-4o-mini")
+
+
+# ---- content parts by role: images only in user messages -----------------------------------------
+
+IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+
+
+@pytest.mark.parametrize("role", ["system", "developer", "assistant", "tool"])
+def test_an_image_outside_a_user_message_is_openais_400_in_its_words(role):
+    # openai/openai-node#1030 (assistant), OpenHands/OpenHands#7700 (tool); the schema: system and
+    # developer take text parts only.
+    before = [{"role": "user", "content": "hi"}]
+    if role == "tool":
+        before.append({"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+                                                            "function": {"name": "f", "arguments": "{}"}}]})
+    message = {"role": role, "content": [{"type": "text", "text": "look"}, IMAGE],
+               **({"tool_call_id": "c1"} if role == "tool" else {})}
+    messages = before + [message] + ([{"role": "user", "content": "and?"}] if role == "assistant" else [])
+    at = len(before)
+    want = (f"Invalid 'messages[{at}]'. Image URLs are only allowed for messages with role 'user', but this "
+            f"message with role '{role}' contains an image URL.")
+    for error in (refused_by_gateway(messages=messages), refused_by_openai_sim(messages=messages)):
+        assert (error.message, error.param, error.code) == (want, f"messages[{at}]", "invalid_value")
+
+
+@pytest.mark.parametrize("role, part", [
+    ("system", {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}),
+    ("assistant", {"type": "file", "file": {"file_id": "file-1"}}),
+    ("user", {"type": "refusal", "refusal": "no"}),
+])
+def test_other_parts_a_role_does_not_take_are_refused_naming_the_part(role, part):
+    messages = [{"role": role, "content": [part]}] + ([{"role": "user", "content": "hi"}] if role != "user" else [])
+    error = refused_by_gateway(messages=messages)
+    assert (error.param, error.code) == ("messages[0].content[0].type", "invalid_value")
+    assert f"Invalid value: '{part['type']}'" in error.message
+
+
+def test_the_one_rule_answers_a_pinned_claude_or_gemini_as_it_answers_gpt():
+    """Before, a system image pinned to Claude and any non-user image pinned to Gemini got the
+    translators' own 400s, while gpt-4o-mini and ``auto`` were forwarded (200 offline, 400 live).
+    Now the validator answers all of them alike, before any translator runs."""
+    from extproc.providers.base import Target
+    from extproc.providers.openai_anthropic import AnthropicChatTranslator
+
+    messages = [{"role": "system", "content": [IMAGE]}, {"role": "user", "content": "hi"}]
+    for model in ("gpt-4o-mini", "claude-haiku-4-5", "gemini-3.5-flash-lite", "auto"):
+        with pytest.raises(InvalidRequest) as info:
+            validate.chat({"model": model, "messages": messages})
+        assert info.value.param == "messages[0]" and "Image URLs are only allowed" in info.value.message
+    # A user image still reaches the translators, as before.
+    body = {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": [{"type": "text", "text": "what"},
+                                                                                   IMAGE]}]}
+    validate.chat(body)
+    target = Target(model="claude-haiku-4-5", upstream_model="claude-haiku-4-5", provider="anthropic",
+                    api="anthropic", base_path="/v1")
+    assert b'"image"' in AnthropicChatTranslator(target, created=1, response_id="chatcmpl-1").request(body).body
