@@ -604,7 +604,10 @@ def _response_format(fmt: object) -> None:
         if fmt.get("json_schema") is None:
             raise _missing("response_format.json_schema")
         spec = obj(fmt["json_schema"], "response_format.json_schema")
-        string(spec.get("name"), "response_format.json_schema.name", nonempty=True, max_length=64)
+        # "Must be a-z, A-Z, 0-9, or contain underscores and dashes, with a maximum length of 64" (the
+        # schema's words, as for a function name): "my schema" was forwarded and refused live.
+        function_name(string(spec.get("name"), "response_format.json_schema.name", nonempty=True, max_length=64),
+                      "response_format.json_schema.name")
         _optional_in(spec, "response_format.json_schema", "schema", obj)
         _optional_in(spec, "response_format.json_schema", "strict", boolean)
         _optional_in(spec, "response_format.json_schema", "description", string)

@@ -318,6 +318,7 @@ def validate_chat(body: dict[str, Any], model: str) -> int:
         raise _Fail(400, f"Invalid 'stop': array too long. Expected an array with maximum length 4, but got an array "
                     f"with length {len(stop)} instead.", param="stop", code="array_above_max_length")
     _check_empty_arrays(body)
+    _check_names(body)
     if isinstance(messages, list):
         _check_tool_turns(messages)
         _check_image_roles(messages)
@@ -353,6 +354,30 @@ def _check_empty_arrays(body: dict[str, Any]) -> None:
     for i, message in enumerate(messages if isinstance(messages, list) else []):
         if isinstance(message, dict) and message.get("role") == "assistant" and message.get("tool_calls") == []:
             raise _empty_array(f"messages[{i}].tool_calls")
+
+
+_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+
+def _check_names(body: dict[str, Any]) -> None:
+    """Function names and a json_schema's name: letters, digits, ``_`` and ``-``, at most 64 (the
+    schema's words for both). OpenAI's 400 as clients report it for tools ("Invalid
+    'tools[21].function.name': string does not match pattern. Expected a string that matches the
+    pattern '^[a-zA-Z0-9_-]+$'.", code invalid_value); the same words for the schema's name."""
+    named: list[tuple[str, Any]] = []
+    for i, tool in enumerate(body.get("tools") if isinstance(body.get("tools"), list) else []):
+        if isinstance(tool, dict) and isinstance(tool.get("function"), dict):
+            named.append((f"tools[{i}].function.name", tool["function"].get("name")))
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("json_schema"), dict):
+        named.append(("response_format.json_schema.name", fmt["json_schema"].get("name")))
+    for param, name in named:
+        if isinstance(name, str) and len(name) > 64:
+            raise _Fail(400, f"Invalid '{param}': string too long. Expected a string with maximum length 64, but got "
+                        f"a string with length {len(name)} instead.", param=param, code="string_above_max_length")
+        if isinstance(name, str) and not _NAME.match(name):
+            raise _Fail(400, f"Invalid '{param}': string does not match pattern. Expected a string that matches the "
+                        "pattern '^[a-zA-Z0-9_-]+$'.", param=param, code="invalid_value")
 
 
 def _texts(messages: list[Any]) -> list[str]:

