@@ -143,3 +143,65 @@ def test_names_outside_openais_pattern_are_its_400(fields, param, code):
 def test_names_inside_the_pattern_pass(fields):
     validate.chat({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "json please"}], **fields})
     sim_openai.validate_chat({"model": "gpt-4o-mini", "messages": HI, **fields}, "gpt-4o-mini")
+
+
+# ---- Anthropic: extended thinking, cache_control --------------------------------------------------
+
+from extproc.simulators import anthropic as sim_anthropic   # noqa: E402
+
+THINKING = {"thinking": {"type": "enabled", "budget_tokens": 1024}}
+CLAUDE_TOOL = {"name": "get_weather", "input_schema": {"type": "object"}}
+EPHEMERAL = {"type": "ephemeral"}
+
+
+def messages_body(**fields) -> dict:
+    return {"model": "claude-haiku-4-5", "max_tokens": 2000, "messages": [{"role": "user", "content": "hi"}],
+            **fields}
+
+
+def system_blocks(count: int, **control) -> list[dict]:
+    return [{"type": "text", "text": f"part {i}", "cache_control": {**EPHEMERAL, **control}} for i in range(count)]
+
+
+# (fields, the Messages API's 400 message). Sources: the extended-thinking page ("Thinking isn't compatible
+# with temperature or top_k modifications as well as forced tool use. When thinking is enabled, you can set
+# top_p to values between 1 and 0.95."); the API's words as clients report them: workglow-dev/libs#746
+# (temperature, tool_choice any/tool, claude-haiku-4-5), quarkiverse/quarkus-langchain4j#1812 (top_k),
+# tghamm/Anthropic.SDK#50 (cache_control count); the ttl enum of CacheControlEphemeral (OpenAPI document).
+ANTHROPIC_REFUSALS = [
+    ({**THINKING, "temperature": 0.5}, "`temperature` may only be set to 1 when thinking is enabled."),
+    ({**THINKING, "temperature": 0}, "`temperature` may only be set to 1 when thinking is enabled."),
+    ({**THINKING, "top_k": 5}, "`top_k` must be unset when thinking is enabled."),
+    ({**THINKING, "top_p": 0.9}, "`top_p` must be greater than or equal to 0.95 or unset when thinking is enabled."),
+    ({**THINKING, "tools": [CLAUDE_TOOL], "tool_choice": {"type": "any"}},
+     "Thinking may not be enabled when tool_choice forces tool use."),
+    ({**THINKING, "tools": [CLAUDE_TOOL], "tool_choice": {"type": "tool", "name": "get_weather"}},
+     "Thinking may not be enabled when tool_choice forces tool use."),
+    ({"system": system_blocks(5)}, "A maximum of 4 blocks with cache_control may be provided. Found 5."),
+    ({"system": system_blocks(2), "tools": [{**CLAUDE_TOOL, "cache_control": EPHEMERAL}],
+      "messages": [{"role": "user", "content": [{"type": "text", "text": "a", "cache_control": EPHEMERAL},
+                                                {"type": "text", "text": "b", "cache_control": EPHEMERAL}]}]},
+     "A maximum of 4 blocks with cache_control may be provided. Found 5."),
+    ({"system": system_blocks(1, ttl="2h")}, "system.0.cache_control.ephemeral.ttl: Input should be '5m' or '1h'"),
+]
+ANTHROPIC_ACCEPTS = [
+    {**THINKING, "temperature": 1},
+    {**THINKING, "top_p": 0.95},
+    {**THINKING, "tools": [CLAUDE_TOOL], "tool_choice": {"type": "auto"}},
+    {"thinking": {"type": "disabled"}, "temperature": 0.5, "top_k": 5},
+    {"temperature": 0.5, "top_k": 5, "tools": [CLAUDE_TOOL], "tool_choice": {"type": "any"}},
+    {"system": system_blocks(4, ttl="1h")},
+    {"system": system_blocks(2, ttl="5m") + system_blocks(2)},
+]
+
+
+@pytest.mark.parametrize("fields, message", ANTHROPIC_REFUSALS)
+def test_the_anthropic_simulator_refuses_what_the_messages_api_refuses(fields, message):
+    with pytest.raises(sim_anthropic.BadRequest) as info:
+        sim_anthropic.validate(messages_body(**fields))
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("fields", ANTHROPIC_ACCEPTS)
+def test_the_anthropic_simulator_takes_what_the_messages_api_takes(fields):
+    sim_anthropic.validate(messages_body(**fields))
