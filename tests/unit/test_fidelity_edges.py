@@ -205,3 +205,38 @@ def test_the_anthropic_simulator_refuses_what_the_messages_api_refuses(fields, m
 @pytest.mark.parametrize("fields", ANTHROPIC_ACCEPTS)
 def test_the_anthropic_simulator_takes_what_the_messages_api_takes(fields):
     sim_anthropic.validate(messages_body(**fields))
+
+
+@pytest.mark.parametrize("fields, message", ANTHROPIC_REFUSALS)
+def test_the_messages_door_refuses_them_in_the_apis_words_before_any_provider(fields, message):
+    """The gateway's /v1/messages answers these as the Messages API does, for every model: before,
+    a pass-through to Anthropic got its 400 live (200 offline) and another provider a 200."""
+    import json
+
+    from extproc.apis import messages
+
+    with pytest.raises(InvalidRequest) as info:
+        messages.parse(json.dumps(messages_body(**fields)).encode())
+    assert info.value.message == message and info.value.status == 400
+    body = json.loads(messages.reshape_error(400, json.dumps({"error": {"message": message}}).encode()))
+    assert body == {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+
+
+@pytest.mark.parametrize("fields", ANTHROPIC_ACCEPTS)
+def test_the_messages_door_takes_what_the_api_takes_and_the_translator_sends_none_of_it(fields):
+    """What the door takes it forwards as sent to Anthropic (pass-through); translated for Anthropic
+    from the internal form (a fallback from another door, or chat), neither ``thinking`` nor
+    ``cache_control`` nor ``top_k`` is produced, and the strict simulator takes the result."""
+    import json
+
+    from extproc.apis import messages
+    from extproc.providers.base import Target
+    from extproc.providers.openai_anthropic import AnthropicChatTranslator
+
+    internal, client = messages.parse(json.dumps(messages_body(**fields)).encode())
+    target = Target(model="claude-haiku-4-5", upstream_model="claude-haiku-4-5", provider="anthropic",
+                    api="anthropic", base_path="/v1")
+    sent = json.loads(AnthropicChatTranslator(target, created=1, response_id="chatcmpl-1").request(internal).body)
+    assert not {"thinking", "top_k", "cache_control"} & set(sent)
+    assert "cache_control" not in json.dumps(sent)
+    sim_anthropic.validate(sent)
