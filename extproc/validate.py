@@ -351,7 +351,9 @@ def chat(body: dict) -> None:
     _response_format(body.get("response_format"))
     tools = body.get("tools")
     if tools is not None:
-        for i, tool in enumerate(array(tools, "tools", max_items=128)):
+        # OpenAI refuses an empty list (400 empty_array, "Invalid 'tools': empty array. Expected an
+        # array with minimum length 1, ..." as clients report it), though its schema sets no minItems.
+        for i, tool in enumerate(array(tools, "tools", nonempty=True, max_items=128)):
             _tool(tool, f"tools[{i}]")
     _tool_choice(body.get("tool_choice"))
     _dependent_fields(body)
@@ -451,6 +453,7 @@ def _message(message: object, where: str) -> None:
         array(content, f"{where}.content", nonempty=True)
         for j, part in enumerate(content):
             _content_part(part, f"{where}.content[{j}]")
+            _part_for_role(part["type"], role, where, j)
     if role == "tool":
         if message.get("tool_call_id") is None:
             raise _missing(f"{where}.tool_call_id")
@@ -459,7 +462,8 @@ def _message(message: object, where: str) -> None:
         _optional_in(message, where, "refusal", string)
         calls = message.get("tool_calls")
         if calls is not None:
-            for j, call in enumerate(array(calls, f"{where}.tool_calls")):
+            # Empty is OpenAI's 400 too ("Invalid 'messages[1].tool_calls': empty array ...", openai-node#1341).
+            for j, call in enumerate(array(calls, f"{where}.tool_calls", nonempty=True)):
                 _tool_call(call, f"{where}.tool_calls[{j}]")
         call = message.get("function_call")
         if call is not None:
@@ -469,6 +473,26 @@ def _message(message: object, where: str) -> None:
 
 
 _PARTS = ("text", "image_url", "input_audio", "file", "refusal")
+# The part types each role's content array takes (createChatCompletion's message schemas: "For
+# system messages, only type `text` is supported", likewise developer and tool; assistant text or
+# refusal; user text, image, audio, file). The legacy function role takes a string only.
+ROLE_PARTS = {"system": ("text",), "developer": ("text",), "tool": ("text",), "assistant": ("text", "refusal"),
+              "user": ("text", "image_url", "input_audio", "file")}
+
+
+def _part_for_role(kind_: str, role: str, where: str, j: int) -> None:
+    """A part the role does not take is OpenAI's 400 for every model: one rule, so a pinned Claude or
+    Gemini and a routed ``auto`` answer alike (they differed: tryout 6 M4). An image outside a user
+    message gets OpenAI's own words (openai/openai-node#1030 for assistant, OpenHands/OpenHands#7700
+    for tool); other kinds the schema's enum wording, naming the part's type."""
+    allowed = ROLE_PARTS.get(role)
+    if allowed is None or kind_ in allowed:
+        return
+    if kind_ == "image_url":
+        raise InvalidRequest(f"Invalid '{where}'. Image URLs are only allowed for messages with role 'user', but "
+                             f"this message with role '{role}' contains an image URL.", param=where,
+                             code="invalid_value")
+    raise _invalid_value(f"{where}.content[{j}].type", kind_, allowed)
 
 
 def _content_part(part: object, where: str) -> None:
@@ -580,7 +604,10 @@ def _response_format(fmt: object) -> None:
         if fmt.get("json_schema") is None:
             raise _missing("response_format.json_schema")
         spec = obj(fmt["json_schema"], "response_format.json_schema")
-        string(spec.get("name"), "response_format.json_schema.name", nonempty=True, max_length=64)
+        # "Must be a-z, A-Z, 0-9, or contain underscores and dashes, with a maximum length of 64" (the
+        # schema's words, as for a function name): "my schema" was forwarded and refused live.
+        function_name(string(spec.get("name"), "response_format.json_schema.name", nonempty=True, max_length=64),
+                      "response_format.json_schema.name")
         _optional_in(spec, "response_format.json_schema", "schema", obj)
         _optional_in(spec, "response_format.json_schema", "strict", boolean)
         _optional_in(spec, "response_format.json_schema", "description", string)

@@ -8,13 +8,15 @@ Request (Anthropic Messages)             internal (OpenAI chat)
   tool_use (assistant)                    assistant tool_calls (input as JSON arguments)
   tool_result (user)                      role "tool" messages, before the user's other content
   thinking / redacted_thinking blocks     dropped (other providers cannot take them back)
-  cache_control on any block              dropped (a hint; providers without it ignore it)
+  cache_control on any block              dropped (a hint; providers without it ignore it), after
+                                          the Messages API's own limits (at most 4, ttl 5m/1h)
   max_tokens (required)                   max_completion_tokens
   stop_sequences                          stop
   tools[] (custom) / server tools         function tools / dropped
   tool_choice auto|any|tool|none          auto|required|{function}|none; disable_parallel_tool_use
                                           -> parallel_tool_calls false
   thinking, top_k, service_tier,          dropped: an emulation would change what was asked for
+                                          (thinking's own refusals first: ``combinations``)
   metadata (user_id -> user)              no more than dropping does, and a client must never fail
   stream                                  stream with include_usage (message_delta carries usage)
 
@@ -276,7 +278,72 @@ def _to_internal(client: dict) -> tuple[dict, FieldNames]:
 def parse(raw: bytes) -> tuple[dict, dict]:
     """(internal request, client request) from a Messages request body; raises InvalidRequest."""
     client = validate.parse(raw)
+    combinations(client)
     return to_internal(client), client
+
+
+MAX_CACHE_BREAKPOINTS = 4
+CACHE_TTLS = ("5m", "1h")
+
+
+def combinations(client: dict) -> None:
+    """Raise ``InvalidRequest`` (400, in the Messages API's words) for what the Messages API refuses
+    whichever model it names, so the client hears it before any provider is asked, and hears the same
+    whether the plan reaches Anthropic (which would answer this 400) or another provider (which
+    would drop ``thinking`` and ``cache_control`` and answer 200: tryout 6 M4):
+
+    - extended thinking (``thinking.type: enabled``) with ``temperature`` other than 1, with
+      ``top_k``, with ``top_p`` below 0.95, or with a ``tool_choice`` that forces a tool (``any``,
+      ``tool``): the extended-thinking page's "Feature compatibility"; the API's words as clients
+      report them (the top_p words are ours);
+    - more than ``MAX_CACHE_BREAKPOINTS`` blocks with ``cache_control`` (tools, system, message
+      blocks, tool-result blocks), or a ``ttl`` other than "5m" / "1h" (the OpenAPI enum).
+
+    ``param`` names the Messages field."""
+    thinking = client.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        temperature, top_p, choice = client.get("temperature"), client.get("top_p"), client.get("tool_choice")
+        if isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and temperature != 1:
+            raise InvalidRequest("`temperature` may only be set to 1 when thinking is enabled.", param="temperature")
+        if client.get("top_k") is not None:
+            raise InvalidRequest("`top_k` must be unset when thinking is enabled.", param="top_k")
+        if isinstance(top_p, (int, float)) and not isinstance(top_p, bool) and top_p < 0.95:
+            raise InvalidRequest("`top_p` must be greater than or equal to 0.95 or unset when thinking is enabled.",
+                                 param="top_p")
+        if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
+            raise InvalidRequest("Thinking may not be enabled when tool_choice forces tool use.", param="tool_choice")
+    marked = _cache_controls(client)
+    for where, control in marked:
+        ttl = control.get("ttl") if isinstance(control, dict) else None
+        if ttl is not None and ttl not in CACHE_TTLS:
+            # The API names the field the pydantic way, its union's tag included (as "tools.0.custom.name").
+            dotted = where.replace("[", ".").replace("]", "")
+            raise InvalidRequest(f"{dotted}.cache_control.ephemeral.ttl: Input should be '5m' or '1h'",
+                                 param=f"{where}.cache_control.ttl")
+    if len(marked) > MAX_CACHE_BREAKPOINTS:
+        raise InvalidRequest(f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. "
+                             f"Found {len(marked)}.", param=marked[MAX_CACHE_BREAKPOINTS][0] + ".cache_control")
+
+
+def _cache_controls(client: dict) -> list[tuple[str, Any]]:
+    """(block path, its cache_control) of every block that carries one, in request order."""
+    found: list[tuple[str, Any]] = []
+
+    def visit(blocks: Any, where: str) -> None:
+        for k, block in enumerate(blocks if isinstance(blocks, list) else []):
+            if isinstance(block, dict):
+                if block.get("cache_control") is not None:
+                    found.append((f"{where}[{k}]", block["cache_control"]))
+                if block.get("type") == "tool_result":
+                    visit(block.get("content"), f"{where}[{k}].content")
+
+    visit(client.get("tools"), "tools")
+    visit(client.get("system"), "system")
+    messages = client.get("messages")
+    for i, message in enumerate(messages if isinstance(messages, list) else []):
+        if isinstance(message, dict):
+            visit(message.get("content"), f"messages[{i}].content")
+    return found
 
 
 def count_tokens(raw: bytes, known: Callable[[str], bool] = lambda _model: True) -> bytes:

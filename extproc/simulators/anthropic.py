@@ -19,6 +19,10 @@ is known to answer), so a translator bug fails here as it would in production:
   message and every ``tool_result`` answers one of the previous message; image sources
   (base64 JPEG/PNG/GIF/WebP up to 5 MB, or an http(s) URL) and document sources (base64
   PDF, plain text, or a URL)
+- extended thinking (``type: enabled``): a budget of at least 1024 below ``max_tokens``, and none
+  of ``temperature`` other than 1, ``top_k``, ``top_p`` below 0.95, or a ``tool_choice`` that
+  forces a tool (``any`` / ``tool``)
+- at most 4 blocks with ``cache_control``, each ``ttl`` "5m" or "1h"
 
 and answers in Anthropic's documented shapes: a ``message`` object, the SSE event
 sequence (message_start, content_block_start/delta/stop, ping, message_delta,
@@ -343,7 +347,8 @@ def _prompt(body: dict[str, Any], *, need_max_tokens: bool) -> Prompt:
         if any(not x.strip() for x in stops):
             raise BadRequest("stop_sequences: each stop sequence must contain non-whitespace")
     _check_system(body.get("system"))
-    _check_thinking(body.get("thinking"), max_tokens)
+    _check_thinking(body, max_tokens)
+    _check_cache_control(body)
     tool_names = _check_tools(body.get("tools"))
     choice = body.get("tool_choice")
     if isinstance(choice, dict) and choice.get("type") == "tool" and choice.get("name") not in tool_names:
@@ -727,7 +732,13 @@ def _check_source(source: Any, kind: str, where: str) -> None:
         raise BadRequest(f"{where}.source.type: Input should be 'base64' or 'url'")
 
 
-def _check_thinking(thinking: Any, max_tokens: int | None) -> None:
+def _check_thinking(body: dict[str, Any], max_tokens: int | None) -> None:
+    """Extended thinking's budget and what it does not combine with (the extended-thinking page,
+    "Feature compatibility": "Thinking isn't compatible with temperature or top_k modifications as
+    well as forced tool use. When thinking is enabled, you can set top_p to values between 1 and
+    0.95."). The API's words as clients report them on claude-haiku-4-5 and Opus 4.1
+    (workglow-dev/libs#746, quarkiverse/quarkus-langchain4j#1812); the top_p words are ours."""
+    thinking = body.get("thinking")
     if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
         return
     budget = thinking.get("budget_tokens")
@@ -735,6 +746,52 @@ def _check_thinking(thinking: Any, max_tokens: int | None) -> None:
         raise BadRequest("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
     if max_tokens is not None and budget >= max_tokens:
         raise BadRequest("`max_tokens` must be greater than `thinking.budget_tokens`")
+    if body.get("temperature") is not None and body["temperature"] != 1:
+        raise BadRequest("`temperature` may only be set to 1 when thinking is enabled.")
+    if body.get("top_k") is not None:
+        raise BadRequest("`top_k` must be unset when thinking is enabled.")
+    if isinstance(body.get("top_p"), (int, float)) and body["top_p"] < 0.95:
+        raise BadRequest("`top_p` must be greater than or equal to 0.95 or unset when thinking is enabled.")
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
+        raise BadRequest("Thinking may not be enabled when tool_choice forces tool use.")
+
+
+MAX_CACHE_BREAKPOINTS = 4
+CACHE_TTLS = ("5m", "1h")
+
+
+def _check_cache_control(body: dict[str, Any]) -> None:
+    """At most four blocks with ``cache_control`` (the prompt-caching page: up to 4 cache breakpoints;
+    the API's 400 "A maximum of 4 blocks with cache_control may be provided. Found 5." as clients
+    report it, tghamm/Anthropic.SDK#50), each ``ttl`` "5m" or "1h" (CacheControlEphemeral.ttl's enum
+    in the OpenAPI document), counted over tools, system blocks, message blocks and the blocks inside
+    tool results."""
+    found: list[tuple[str, Any]] = []
+
+    def visit(blocks: Any, where: str) -> None:
+        for k, block in enumerate(blocks if isinstance(blocks, list) else []):
+            if not isinstance(block, dict):
+                continue
+            if block.get("cache_control") is not None:
+                found.append((f"{where}.{k}", block["cache_control"]))
+            if block.get("type") == "tool_result":
+                visit(block.get("content"), f"{where}.{k}.content")
+
+    visit(body.get("tools"), "tools")
+    visit(body.get("system"), "system")
+    messages = body.get("messages")
+    for i, message in enumerate(messages if isinstance(messages, list) else []):
+        if isinstance(message, dict):
+            visit(message.get("content"), f"messages.{i}.content")
+    for where, control in found:
+        if not isinstance(control, dict) or control.get("type") != "ephemeral":
+            raise BadRequest(f"{where}.cache_control.type: Input should be 'ephemeral'")
+        if control.get("ttl") is not None and control["ttl"] not in CACHE_TTLS:
+            raise BadRequest(f"{where}.cache_control.ephemeral.ttl: Input should be '5m' or '1h'")
+    if len(found) > MAX_CACHE_BREAKPOINTS:
+        raise BadRequest(f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. "
+                         f"Found {len(found)}.")
 
 
 def _plain(content: Any) -> str:

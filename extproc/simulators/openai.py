@@ -317,8 +317,11 @@ def validate_chat(body: dict[str, Any], model: str) -> int:
     if isinstance(stop, list) and len(stop) > 4:
         raise _Fail(400, f"Invalid 'stop': array too long. Expected an array with maximum length 4, but got an array "
                     f"with length {len(stop)} instead.", param="stop", code="array_above_max_length")
+    _check_empty_arrays(body)
+    _check_names(body)
     if isinstance(messages, list):
         _check_tool_turns(messages)
+        _check_image_roles(messages)
         _check_image_data(messages)
     # Fields OpenAI takes only beside another (its 400s as users report them).
     if body.get("stream_options") is not None and body.get("stream") is not True:
@@ -336,6 +339,47 @@ def validate_chat(body: dict[str, Any], model: str) -> int:
     return n
 
 
+def _empty_array(param: str) -> _Fail:
+    return _Fail(400, f"Invalid '{param}': empty array. Expected an array with minimum length 1, but got an empty "
+                 "array instead.", param=param, code="empty_array")
+
+
+def _check_empty_arrays(body: dict[str, Any]) -> None:
+    """``tools: []`` and an assistant's ``tool_calls: []`` are 400 ``empty_array`` (OpenAI's words as
+    clients report them: continuedev/continue#3403 for tools on gpt-4o-mini, openai/openai-node#1341 for
+    tool_calls; vLLM refuses ``tools: []`` too since vllm-project/vllm#39780, "as OpenAI does")."""
+    if body.get("tools") == []:
+        raise _empty_array("tools")
+    messages = body.get("messages")
+    for i, message in enumerate(messages if isinstance(messages, list) else []):
+        if isinstance(message, dict) and message.get("role") == "assistant" and message.get("tool_calls") == []:
+            raise _empty_array(f"messages[{i}].tool_calls")
+
+
+_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+
+def _check_names(body: dict[str, Any]) -> None:
+    """Function names and a json_schema's name: letters, digits, ``_`` and ``-``, at most 64 (the
+    schema's words for both). OpenAI's 400 as clients report it for tools ("Invalid
+    'tools[21].function.name': string does not match pattern. Expected a string that matches the
+    pattern '^[a-zA-Z0-9_-]+$'.", code invalid_value); the same words for the schema's name."""
+    named: list[tuple[str, Any]] = []
+    for i, tool in enumerate(body.get("tools") if isinstance(body.get("tools"), list) else []):
+        if isinstance(tool, dict) and isinstance(tool.get("function"), dict):
+            named.append((f"tools[{i}].function.name", tool["function"].get("name")))
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("json_schema"), dict):
+        named.append(("response_format.json_schema.name", fmt["json_schema"].get("name")))
+    for param, name in named:
+        if isinstance(name, str) and len(name) > 64:
+            raise _Fail(400, f"Invalid '{param}': string too long. Expected a string with maximum length 64, but got "
+                        f"a string with length {len(name)} instead.", param=param, code="string_above_max_length")
+        if isinstance(name, str) and not _NAME.match(name):
+            raise _Fail(400, f"Invalid '{param}': string does not match pattern. Expected a string that matches the "
+                        "pattern '^[a-zA-Z0-9_-]+$'.", param=param, code="invalid_value")
+
+
 def _texts(messages: list[Any]) -> list[str]:
     """Every text of the conversation: string contents and text parts."""
     out = []
@@ -346,6 +390,20 @@ def _texts(messages: list[Any]) -> list[str]:
         elif isinstance(content, list):
             out += [p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
     return out
+
+
+def _check_image_roles(messages: list[Any]) -> None:
+    """Only user messages take images (the message schemas; OpenAI's 400 in its words as clients
+    report it: openai/openai-node#1030 for assistant, OpenHands/OpenHands#7700 for tool)."""
+    for i, message in enumerate(messages):
+        role = message.get("role") if isinstance(message, dict) else None
+        content = message.get("content") if isinstance(message, dict) else None
+        if role == "user" or not isinstance(content, list):
+            continue
+        if any(isinstance(p, dict) and p.get("type") == "image_url" for p in content):
+            raise _Fail(400, f"Invalid 'messages[{i}]'. Image URLs are only allowed for messages with role 'user', but "
+                        f"this message with role '{role}' contains an image URL.", param=f"messages[{i}]",
+                        code="invalid_value")
 
 
 def _check_image_data(messages: list[Any]) -> None:
