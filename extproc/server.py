@@ -36,7 +36,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from . import endings, telemetry, tokens, validate
 from . import retry_after as retry_after_
 from .access_log import AccessLogService, Verdicts
-from .accounting import BUDGET_REFUSED, client_api_of
+from .accounting import BUDGET_REFUSED, TIMEOUT, client_api_of
 from .errors import GatewayError, QuotaExceeded, Unavailable, UpstreamError
 from .providers.base import ChatTranslator
 from .status import StatusService
@@ -339,6 +339,16 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                                   plan=exchange.plan, endpoint=exchange.endpoint,
                                   client_api=client_api_of(exchange.path),
                                   outcome=None if won else ending.outcome, status=None if won else ending.status)
+        elif self.books is not None and len(exchange.attempts) > 1:
+            # The same rule for attempts in sequence: one cut by its tier's deadline had been sent the
+            # whole prompt, so it gets its record (timeout, 504) and bills its prompt, charged to the
+            # same budget (tryout 6 M3: only the attempt that answered was billed).
+            cut = self._timed_out(exchange)
+            if cut:
+                self.books.losers(exchange.reservation, request_id=exchange.key, losers=cut,
+                                  prompt_tokens=tokens.prompt_tokens(exchange.body), started=exchange.started,
+                                  plan=exchange.plan, endpoint=exchange.endpoint,
+                                  client_api=client_api_of(exchange.path), outcome=TIMEOUT, status=504)
         if self.books is not None:
             record = self.books.settle(
                 exchange.reservation, request_id=exchange.key, model=billed_model, usage=usage,
@@ -374,6 +384,22 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         for number, (model, _translator) in sorted(exchange.attempts.items()):
             status = getattr(exchange.trail.attempts.get(number), "status", None)
             if number != exchange.answering and not (status is not None and status >= 400):
+                out.append((number, model))
+        return out
+
+    @staticmethod
+    def _timed_out(exchange: Exchange) -> list:
+        """The attempts of an unhedged request cut at their own deadline, as (number, model): sent the
+        prompt, ended without an answer (a held stream's 200 headers, no first token, count as none),
+        and not refused with an error status (a refusal bills nothing; a reset before any answer
+        neither, README outcome table). Not the attempt the request's own record bills (the one
+        answering, else the last)."""
+        own = exchange.answering or max(exchange.attempts)
+        out = []
+        for number, (model, _translator) in sorted(exchange.attempts.items()):
+            attempt = exchange.trail.attempts.get(number) if exchange.trail is not None else None
+            refused = attempt is not None and attempt.status is not None and attempt.status >= 400
+            if number != own and attempt is not None and attempt.failure == "timeout" and not refused:
                 out.append((number, model))
         return out
 
@@ -416,6 +442,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         if self.tracing.attempt_reported(trail, 1, report.status, report.kind, report.retry_after_s):
             return   # the span was still open: it now ends with the real outcome and reports it itself
         attempt = trail.attempts.get(1)
+        if attempt is not None and attempt.status is None and report.status is not None:
+            attempt.status = report.status   # a refusal, not a cut: billed nothing (``_timed_out``)
         if attempt is not None and attempt.from_log and hasattr(tracker, "record"):
             tracker.record(model.id, model.provider.name, ok=False, latency_ms=report.duration_ms,
                            kind=report.kind, retry_after_s=report.retry_after_s)

@@ -4,9 +4,16 @@ invalid requests count against the tenant's request rate (M2), the simulators st
 
 from __future__ import annotations
 
-import httpx
+import asyncio
+import re
 
-from .conftest import AUTH, wait_for
+import httpx
+import openai
+import pytest
+
+from extproc.ledger import open_ledger
+
+from .conftest import AUTH, CLIENT_KEY, NO_EJECTION, fault, reset_faults, scrape, stack_with, wait_for
 from .otlp_receiver import attributes
 
 SIMPLE = [{"role": "user", "content": "What is the capital of France?"}]
@@ -54,3 +61,81 @@ def test_a_key_in_the_query_string_reaches_no_log_and_no_span(gateway, otlp):
                          else None)
     assert "/v1/chat/completions" in urls and "/v1/nope" in urls, urls
     assert QUERY_SECRET.encode() not in otlp.raw()
+
+
+# ---- M3: an attempt cut by its tier's deadline bills its prompt ----------------------------------------
+
+BUDGET = 100.0   # USD a day for the demo tenant: big enough never to refuse, read back from the metrics
+
+
+@pytest.fixture(scope="module")
+def tiers(tmp_path_factory):
+    """The shipped tiers (primary 1.5 s target, cut at 3 s), no ejection, and a daily budget to charge."""
+    with stack_with(tmp_path_factory, "deadline-bills", {
+            "/health": NO_EJECTION, "/budgets": {"timezone": "UTC", "tenants": {"demo": {"daily": BUDGET}}}}) as stack:
+        yield stack
+
+
+def _records(stack, request_id: str, count: int) -> dict:
+    """The request's ledger records (its own and ``<id>/<attempt>``), once ``count`` are written and
+    none is still in flight."""
+    async def read() -> dict:
+        ledger = open_ledger(f"sqlite:///{stack.workdir}/ledger.db")
+        try:
+            return {r.request_id: r for r in await ledger.records()
+                    if r.request_id == request_id or r.request_id.startswith(f"{request_id}/")}
+        finally:
+            await ledger.close()
+
+    def settled() -> dict | None:
+        rows = asyncio.run(read())
+        return rows if len(rows) >= count and all(r.outcome != "in_flight" for r in rows.values()) else None
+
+    return wait_for(settled, 15, f"{count} ledger records of {request_id}")
+
+
+def _spent(stack) -> float:
+    left = re.search(r'llm_gateway_budget_remaining_usd\{name="demo:daily",scope="tenant"\} (\S+)', scrape(stack))
+    return BUDGET - float(left.group(1))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_attempt_cut_at_its_tiers_deadline_is_billed_its_prompt(tiers, stream):
+    """M3: gpt-4o-mini (attempt 1) holds the answer (JSON) or the first token (stream) past its tier's
+    deadline (3 s); the gateway cuts it and the next attempt answers. The provider had the whole prompt:
+    attempt 1 gets its own record (``<id>/1``, its model, outcome timeout, 504), billed its prompt, and
+    the budget is charged both. Before, only the answering attempt was billed: the cut one was free."""
+    reset_faults(tiers)
+    fault(tiers, "openai", **{"ttft_ms" if stream else "latency_ms": 4500}, count=1)
+    before = _spent(tiers)
+    client = openai.OpenAI(base_url=tiers.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30)
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", stream=stream, messages=[{"role": "user", "content": "What is the capital of Peru?"}])
+    if stream:
+        assert "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    else:
+        assert raw.parse().choices[0].message.content
+    assert raw.headers["x-llm-attempts"] == "2" and raw.headers["x-llm-model"] != "gpt-4o-mini", raw.headers
+    request_id = raw.headers["x-request-id"]
+    rows = _records(tiers, request_id, 2)
+    cut, own = rows[f"{request_id}/1"], rows[request_id]
+    assert (cut.model, cut.provider, cut.outcome, cut.status) == ("gpt-4o-mini", "openai", "timeout", 504), cut
+    assert cut.input_tokens > 0 and cut.output_tokens == 0 and cut.cost_usd > 0, cut
+    assert (own.model, own.outcome) == (raw.headers["x-llm-model"], "ok"), own
+    assert len(rows) == 2, rows   # recorded once
+    # Both bills reach the tenant's budget (the counters settle off the answer's path).
+    wait_for(lambda: abs(_spent(tiers) - before - (cut.cost_usd + own.cost_usd)) < 1e-9, 10,
+             "the budget charged both attempts")
+
+
+def test_an_attempt_the_provider_refused_is_not_billed(tiers):
+    """The other half of the rule: attempt 1 refused with a 503 (providers bill no error) gets no record."""
+    reset_faults(tiers)
+    fault(tiers, "openai", status=503, count=1)
+    client = openai.OpenAI(base_url=tiers.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30)
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "What is the capital of Peru?"}])
+    assert raw.headers["x-llm-attempts"] == "2", raw.headers
+    request_id = raw.headers["x-request-id"]
+    rows = _records(tiers, request_id, 1)
+    assert set(rows) == {request_id} and rows[request_id].outcome == "ok", rows
