@@ -189,13 +189,17 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                                                                             spoofed))), mode_override=_ROUTED)
                 elif kind == "request_body":
                     raw = req.request_body.body
+                    counted: dict[str, str] = {}   # x-ratelimit-*-requests, for every answer from here on
                     try:
+                        counted = await self._count_request(headers)
                         raw = gateway.decode(headers, raw)   # gzip, br: inflated here, with the body limit
                         if headers.get(":path", "").split("?", 1)[0] == FEEDBACK_PATH:
                             yield immediate(await self._feedback(headers, raw))
                             return
                         if headers.get(":path", "").split("?", 1)[0] == COUNT_TOKENS_PATH:
-                            yield immediate(gateway.count_tokens(headers, raw))
+                            answer = gateway.count_tokens(headers, raw)
+                            answer.headers.update(counted)
+                            yield immediate(answer)
                             return
                         exchange = self._plan(headers, raw)
                         if self._must_queue(exchange):
@@ -204,10 +208,13 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                                 seconds=MAX_QUEUE_WAIT_S))
                             exchange = await self._queue(headers, raw, exchange)
                         exchange = await self._admit(headers, raw, exchange)
+                        exchange.limit_headers = {**counted, **exchange.limit_headers}
                     except GatewayError as exc:
                         self._rejected({**headers, **metadata}, exc, exchange)
                         exchange = None
-                        yield immediate(Answer.error(exc, headers.get(":path", "")))
+                        answer = Answer.error(exc, headers.get(":path", ""))
+                        answer.headers = {**counted, **answer.headers}
+                        yield immediate(answer)
                         return
                     # Envoy passes its span's context in the gRPC metadata; a client's own traceparent
                     # (in the request headers) is what Envoy's span continues.
@@ -505,9 +512,20 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         finally:
             self.waiting[workload.name] -= 1
 
+    async def _count_request(self, headers: dict[str, str]) -> dict[str, str]:
+        """Count a request to a model endpoint against its caller's requests-per-minute limits (429 past
+        one), before its body is read or parsed: valid or not, and ``count_tokens`` too, so one tenant
+        cannot make the gateway parse and tokenize without bound (tryout 6 M2: 125 count_tokens calls
+        past a 120 RPM limit, 4 MB bodies slowing every tenant). Unsuccessful requests count, as OpenAI
+        counts them. Returns the ``x-ratelimit-*-requests`` headers for the answer."""
+        if self.books is None or ENDPOINTS.get(headers.get(":path", "").split("?", 1)[0], "feedback") == "feedback":
+            return {}   # feedback scores a past request: no model traffic
+        caller = self.gateway.authenticate(headers)
+        return (await self.books.rates.admit(self.gateway.config, caller, 0, kinds=("requests",))).headers
+
     async def _admit(self, headers: dict[str, str], raw: bytes, exchange: Exchange) -> Exchange:
-        """Count the request against its rate limits (429), then reserve its budget (a spent budget may
-        send it to its free tier model)."""
+        """Count the request's tokens against its rate limits (429; the request itself was counted by
+        ``_count_request``), then reserve its budget (a spent budget may send it to its free tier model)."""
         books = self.books
         if books is None:
             return exchange
@@ -516,7 +534,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         if free is not None:
             exchange = self.gateway.request_body(headers, raw, model=free)
         exchange.rate = await books.rates.admit(self.gateway.config, exchange.caller,
-                                                exchange.plan.prompt_tokens + exchange.plan.output_tokens)
+                                                exchange.plan.prompt_tokens + exchange.plan.output_tokens,
+                                                kinds=("tokens",))   # the request itself: _count_request
         exchange.limit_headers = exchange.rate.headers
         estimate = exchange.plan.candidates[0].cost if exchange.plan.candidates else 0.0
         try:

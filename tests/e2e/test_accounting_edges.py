@@ -5,6 +5,7 @@ invalid requests count against the tenant's request rate (M2), the simulators st
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 
 import httpx
@@ -66,13 +67,16 @@ def test_a_key_in_the_query_string_reaches_no_log_and_no_span(gateway, otlp):
 # ---- M3: an attempt cut by its tier's deadline bills its prompt ----------------------------------------
 
 BUDGET = 100.0   # USD a day for the demo tenant: big enough never to refuse, read back from the metrics
+RPM = 6          # nightly's requests per minute in this module's stack (M2)
 
 
 @pytest.fixture(scope="module")
 def tiers(tmp_path_factory):
-    """The shipped tiers (primary 1.5 s target, cut at 3 s), no ejection, and a daily budget to charge."""
-    with stack_with(tmp_path_factory, "deadline-bills", {
-            "/health": NO_EJECTION, "/budgets": {"timezone": "UTC", "tenants": {"demo": {"daily": BUDGET}}}}) as stack:
+    """The shipped tiers (primary 1.5 s target, cut at 3 s), no ejection, a daily budget to charge, and
+    nightly limited to a few requests a minute."""
+    with stack_with(tmp_path_factory, "edges", {
+            "/health": NO_EJECTION, "/budgets": {"timezone": "UTC", "tenants": {"demo": {"daily": BUDGET}}},
+            "/tenants/nightly/rate_limit": {"requests_per_minute": RPM}}) as stack:
         yield stack
 
 
@@ -139,3 +143,43 @@ def test_an_attempt_the_provider_refused_is_not_billed(tiers):
     request_id = raw.headers["x-request-id"]
     rows = _records(tiers, request_id, 1)
     assert set(rows) == {request_id} and rows[request_id].outcome == "ok", rows
+
+
+# ---- M2: count_tokens and invalid requests count against the request rate ---------------------------
+
+def test_count_tokens_and_invalid_requests_count_against_the_tenants_request_rate(tiers):
+    """M2: 125 count_tokens calls went through a 120 RPM limit (no headers, no 429) and bad-JSON 400s did not
+    count, so a tenant could make the gateway parse and tokenize 4 MB bodies without bound. Every request to
+    a model endpoint now counts one request (not tokens) before its body is read, as OpenAI counts
+    unsuccessful requests too; count_tokens' body is bounded like every endpoint's (413)."""
+    root = f"http://127.0.0.1:{tiers.listen_port}"
+    nightly = {"authorization": "Bearer sk-nightly-demo", "content-type": "application/json"}
+    count = {"model": "claude-haiku-4-5", "messages": SIMPLE}
+    remaining = []
+    for _ in range(2):   # invalid JSON: 400, counted
+        r = httpx.post(f"{root}/v1/chat/completions", headers=nightly, content=b"{not json", timeout=20)
+        assert r.status_code == 400, r.text
+        remaining.append(int(r.headers["x-ratelimit-remaining-requests"]))
+    for _ in range(RPM - 2):   # count_tokens: 200, counted (requests only: no token headers)
+        r = httpx.post(f"{root}/v1/messages/count_tokens", headers=nightly, json=count, timeout=20)
+        assert r.status_code == 200 and r.json()["input_tokens"] > 0, r.text
+        assert r.headers["x-ratelimit-limit-requests"] == str(RPM) and "x-ratelimit-limit-tokens" not in r.headers
+        remaining.append(int(r.headers["x-ratelimit-remaining-requests"]))
+    assert remaining == list(range(RPM - 1, -1, -1)), remaining
+    # The limit is spent: count_tokens gets Anthropic's 429 on its door, chat OpenAI's, before any parsing.
+    r = httpx.post(f"{root}/v1/messages/count_tokens", headers=nightly, json=count, timeout=20)
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1, r.text
+    assert r.json()["type"] == "error" and r.json()["error"]["type"] == "rate_limit_error", r.text
+    r = httpx.post(f"{root}/v1/chat/completions", headers=nightly, content=b"{not json", timeout=20)
+    assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limit_exceeded", r.text
+    # Another tenant is not held back by nightly's count.
+    r = httpx.post(f"{root}/v1/messages/count_tokens", headers=AUTH, json=count, timeout=20)
+    assert r.status_code == 200, r.text
+    # A body past limits.max_body_bytes (4 MiB) is refused like on every endpoint, whole or chunked.
+    big = json.dumps({"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "a" * (5 << 20)}]})
+    r = httpx.post(f"{root}/v1/messages/count_tokens", headers={**AUTH, "content-type": "application/json"}, content=big,
+                   timeout=30)
+    assert r.status_code == 413, r.text
+    r = httpx.post(f"{root}/v1/messages/count_tokens", headers={**AUTH, "content-type": "application/json"},
+                   content=iter([big.encode()]), timeout=30)
+    assert r.status_code == 413, r.text
