@@ -183,3 +183,22 @@ def test_count_tokens_and_invalid_requests_count_against_the_tenants_request_rat
     r = httpx.post(f"{root}/v1/messages/count_tokens", headers={**AUTH, "content-type": "application/json"},
                    content=iter([big.encode()]), timeout=30)
     assert r.status_code == 413, r.text
+
+
+# ---- L3: answers stop at max_tokens ------------------------------------------------------------------
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-haiku-4-5", "gemini-3.5-flash-lite"])
+def test_an_answer_stops_at_max_tokens_on_every_door(gateway, model):
+    """L3: the simulators reported 9 to 11 output tokens for max_tokens 5, and a Responses answer over
+    max_output_tokens said ``completed``: tests of budgets and estimates ran on usage no real API reports.
+    Every door now gets at most the cap, ended as its API ends a capped answer."""
+    client = openai.OpenAI(base_url=gateway.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=20)
+    long = [{"role": "user", "content": "Tell me everything about the history of Peru, please."}]
+    chat = client.chat.completions.create(model=model, max_tokens=5, messages=long)
+    assert chat.choices[0].finish_reason == "length" and 0 < chat.usage.completion_tokens <= 5, chat.usage
+    response = client.responses.create(model=model, max_output_tokens=16, input=long[0]["content"] * 3)
+    assert response.status == "incomplete" and response.incomplete_details.reason == "max_output_tokens"
+    assert 0 < response.usage.output_tokens <= 16, response.usage
+    messages = httpx.post(f"http://127.0.0.1:{gateway.listen_port}/v1/messages", headers=AUTH, timeout=20,
+                          json={"model": model, "max_tokens": 5, "messages": long}).json()
+    assert messages["stop_reason"] == "max_tokens" and 0 < messages["usage"]["output_tokens"] <= 5, messages
