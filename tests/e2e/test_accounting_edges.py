@@ -202,3 +202,24 @@ def test_an_answer_stops_at_max_tokens_on_every_door(gateway, model):
     messages = httpx.post(f"http://127.0.0.1:{gateway.listen_port}/v1/messages", headers=AUTH, timeout=20,
                           json={"model": model, "max_tokens": 5, "messages": long}).json()
     assert messages["stop_reason"] == "max_tokens" and 0 < messages["usage"]["output_tokens"] <= 5, messages
+
+
+# ---- L9: "(after decompression)" only for a compressed body ------------------------------------------
+
+def test_a_413_says_after_decompression_only_for_a_compressed_body(gateway):
+    """L9: an uncompressed 10 MB body's 413 (Envoy's own: the body as sent is over the listener's buffer
+    limit) said "(after decompression)". Only a compressed body is measured after decompression (by the
+    processor, which inflates it): its 413 says so; every other 413 does not."""
+    import gzip
+    root = f"http://127.0.0.1:{gateway.listen_port}"
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "a" * (10 << 20)}]}).encode()
+    plain = {**AUTH, "content-type": "application/json"}
+    for path in ("/v1/chat/completions", "/v1/responses", "/v1/messages", "/v1/embeddings"):
+        for content in (body, iter([body[i:i + (1 << 20)] for i in range(0, len(body), 1 << 20)])):   # whole, chunked
+            r = httpx.post(root + path, headers=plain, content=content, timeout=30)
+            assert r.status_code == 413, (path, r.text)
+            assert "larger than the gateway's limit of 4194304 bytes" in r.text and "decompression" not in r.text, \
+                (path, r.text)
+    r = httpx.post(root + "/v1/chat/completions", headers={**plain, "content-encoding": "gzip"},
+                   content=gzip.compress(body), timeout=30)
+    assert r.status_code == 413 and "4194304 bytes (after decompression)" in r.json()["error"]["message"], r.text
