@@ -10,7 +10,9 @@ Config (``tenants.NAME.rate_limit``, a key file entry's ``requests_per_minute`` 
           tokens_per_minute: 1000000
           per_key: {requests_per_minute: 300}   # each of its keys (a key file entry may set its own)
 
-A request counts 1 against each ``requests`` limit and its estimated tokens
+A request counts 1 against each ``requests`` limit (every request to a model
+endpoint, ``/v1/messages/count_tokens`` and requests refused as invalid included,
+counted before its body is read: OpenAI counts unsuccessful requests too) and its estimated tokens
 (prompt estimate + ``max_tokens`` or ``routing.default_output_tokens``, as OpenAI
 counts before it knows the answer) against each ``tokens`` limit; when it ends,
 the estimate is replaced by the provider's reported usage (0 if it failed).
@@ -201,9 +203,11 @@ class RateLimiter:
         self._loop = PeriodicSync(self.sync, lambda: self.sync_interval_s, "rate limit")
         self.store_ok = True
 
-    async def admit(self, config: Any, caller: Any, tokens: int) -> Admission:
-        """Count one request of about ``tokens`` tokens, or raise ``RateLimited`` (429) with its headers."""
-        limits = limits_for(config, caller)
+    async def admit(self, config: Any, caller: Any, tokens: int, kinds: tuple[str, ...] = KINDS) -> Admission:
+        """Count one request of about ``tokens`` tokens, or raise ``RateLimited`` (429) with its headers.
+        ``kinds``: the limits counted (``("requests",)``: the request alone, before its tokens are known;
+        ``("tokens",)``: its tokens, the request having been counted)."""
+        limits = [lim for lim in limits_for(config, caller) if lim.kind in kinds]
         if not limits:
             return Admission()
         for attempt in (0, 1):

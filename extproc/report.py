@@ -129,6 +129,9 @@ class Report:
     # dimension ("surface", "class", "model") and name; and each surface's win-or-tie target.
     shadow: dict[str, dict[str, Any]] = field(default_factory=dict)
     shadow_targets: Mapping[str, float] = field(default_factory=dict)
+    # The gateway's own spend (the shadow evaluation's calls, ``overhead_tenants``): in the cost with
+    # routing, never in the premium-only cost (sending everything to premium evaluates nothing).
+    overhead: float = 0.0
 
 
 # The by-endpoint rows: the endpoint the client called, by its API (a record older than the ledger's
@@ -146,7 +149,8 @@ DIMENSIONS = (("endpoint", "by_endpoint"), ("class", "by_class"), ("model", "by_
 def build_report(records: Iterable[UsageRecord], prices: Mapping[str, Any], premium_model: str, *,
                  since: float | None = None, until: float | None = None, timezone: str = "UTC",
                  embedding_models: frozenset[str] = frozenset(),
-                 shadow_targets: Mapping[str, float] | None = None) -> Report:
+                 shadow_targets: Mapping[str, float] | None = None,
+                 overhead_tenants: Iterable[str] = ()) -> Report:
     """Aggregate ledger records; ``prices`` maps model id -> ``config.Price`` and must price ``premium_model``.
 
     Embeddings are reported apart (``by_endpoint``) and never count as savings: a premium chat model
@@ -154,7 +158,9 @@ def build_report(records: Iterable[UsageRecord], prices: Mapping[str, Any], prem
     ``endpoint`` says so or its model is one of ``embedding_models`` (records older than the field).
     The timeline runs from the first record's bucket to the last one's, empty buckets included; it is
     hourly when the records span two days or less. Shadow verdict records (``extproc.shadow``) are not
-    traffic: they are tallied apart (``shadow``); the evaluation's calls are the shadow tenant's traffic."""
+    traffic: they are tallied apart (``shadow``); the evaluation's calls are the shadow tenant's traffic.
+    ``overhead_tenants`` (the shadow tenant, ``shadow.tenant``): their spend is an overhead of routing, so
+    it counts in the cost with routing and not in the premium-only cost (``Report.overhead``)."""
     from . import shadow as shadow_eval
     if premium_model not in prices:
         raise ValueError(f"premium model {premium_model!r} is not in the catalog "
@@ -193,9 +199,14 @@ def build_report(records: Iterable[UsageRecord], prices: Mapping[str, Any], prem
     tz_whole_hours = all(
         (_dt.datetime.fromtimestamp(x, tz).utcoffset() or _dt.timedelta()).total_seconds() % 3600 == 0
         for x in (lo, hi, (lo + hi) / 2))
+    overhead_tenants = frozenset(overhead_tenants)
+    overhead = 0.0
     for r in records:
         endpoint = "embeddings" if r.endpoint == "embeddings" or r.model in embedding_models else "chat"
         cf = cost_usd(r, premium) if endpoint == "chat" else r.cost_usd
+        if r.tenant in overhead_tenants:   # premium-only routing makes no shadow calls (tryout 6 L7)
+            cf = 0.0
+            overhead += r.cost_usd
         total.add(r, cf)
         # A front door's request is chat inside the gateway; the client's API tells them apart.
         called = ENDPOINT_NAMES.get(r.client_api or "", endpoint)
@@ -226,7 +237,7 @@ def build_report(records: Iterable[UsageRecord], prices: Mapping[str, Any], prem
     return Report(premium_model, premium, since, until, timezone, total, ordered["by_class"], ordered["by_model"],
                   ordered["by_provider"], ordered["by_surface"], ordered["by_tenant"], ordered["by_endpoint"],
                   [buckets[k] for k in sorted(buckets)], bucket, unpriced,
-                  shadow if verdicts else {}, dict(shadow_targets or {}))
+                  shadow if verdicts else {}, dict(shadow_targets or {}), overhead)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -283,7 +294,8 @@ def render_text(report: Report) -> str:
         f"LLM gateway savings report: {_period(report)}",
         "",
         f"requests            {t.requests:,}   ({t.input_tokens:,} input + {t.output_tokens:,} output tokens)",
-        f"cost with routing   {_usd(t.cost)}",
+        f"cost with routing   {_usd(t.cost)}" + (f"   (of which shadow evaluation, gateway overhead: "
+                                                 f"{_usd(report.overhead)})" if report.overhead else ""),
         f"premium-only cost   {_usd(t.counterfactual)}   (everything on {report.premium_model}: "
         f"${p.input:g}/${p.output:g} per 1M input/output tokens, same token counts)",
         f"saved               {_usd(t.savings)}   ({_pct(t.savings_pct)})",
@@ -604,7 +616,8 @@ def run_report(args: argparse.Namespace) -> int:
         embedding_models = frozenset(mid for mid, m in cfg.models.items() if "chat" not in m.endpoints)
         report = build_report(records, prices, premium, since=since, until=until, timezone=args.tz,
                               embedding_models=embedding_models,
-                              shadow_targets=cfg.shadow.targets if cfg.shadow is not None else None)
+                              shadow_targets=cfg.shadow.targets if cfg.shadow is not None else None,
+                              overhead_tenants=(cfg.shadow.tenant,) if cfg.shadow is not None else ())
     except Exception as exc:  # noqa: BLE001
         print(f"extproc report: {exc}", file=sys.stderr)
         return 1

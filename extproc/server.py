@@ -36,7 +36,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from . import endings, telemetry, tokens, validate
 from . import retry_after as retry_after_
 from .access_log import AccessLogService, Verdicts
-from .accounting import BUDGET_REFUSED, client_api_of
+from .accounting import BUDGET_REFUSED, TIMEOUT, client_api_of
 from .errors import GatewayError, QuotaExceeded, Unavailable, UpstreamError
 from .providers.base import ChatTranslator
 from .status import StatusService
@@ -66,6 +66,7 @@ DRAIN_QUIET_S = 1.0      # on SIGTERM: stop taking streams once none has opened 
 VERDICT_WAIT_S = 2.0     # how long an unclear ending waits for Envoy's access log entry (flushed every 50 ms)
 STALL_S = 10.0           # an upstream reset after this much silence is a stalled stream (outcome timeout)
 RECENT_EXCHANGES = 4096  # exchanges remembered after they end, for attempt reports that come later
+COUNT_OFF_LOOP_BYTES = 64 * 1024   # count_tokens bodies from this size are tokenized in a worker thread
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _NO_BODY = processing_mode_pb2.ProcessingMode(response_body_mode=processing_mode_pb2.ProcessingMode.NONE)
 _BODY_MODES = {"pass": processing_mode_pb2.ProcessingMode.NONE,
@@ -189,13 +190,25 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                                                                             spoofed))), mode_override=_ROUTED)
                 elif kind == "request_body":
                     raw = req.request_body.body
+                    counted: dict[str, str] = {}   # x-ratelimit-*-requests, for every answer from here on
                     try:
+                        counted = await self._count_request(headers)
                         raw = gateway.decode(headers, raw)   # gzip, br: inflated here, with the body limit
                         if headers.get(":path", "").split("?", 1)[0] == FEEDBACK_PATH:
                             yield immediate(await self._feedback(headers, raw))
                             return
                         if headers.get(":path", "").split("?", 1)[0] == COUNT_TOKENS_PATH:
-                            yield immediate(gateway.count_tokens(headers, raw))
+                            if len(raw) < COUNT_OFF_LOOP_BYTES:
+                                answer = gateway.count_tokens(headers, raw)
+                            else:
+                                # Off the event loop: a 4 MB body takes 0.15-0.35 s of tokenizer time, which
+                                # stalled every other request (tiktoken releases the GIL). Several at once
+                                # outlast Envoy's 200 ms message timeout (a 503): this answer asks for longer.
+                                yield pb.ProcessingResponse(override_message_timeout=duration_pb2.Duration(
+                                    seconds=MAX_QUEUE_WAIT_S))
+                                answer = await asyncio.to_thread(gateway.count_tokens, headers, raw)
+                            answer.headers.update(counted)
+                            yield immediate(answer)
                             return
                         exchange = self._plan(headers, raw)
                         if self._must_queue(exchange):
@@ -204,10 +217,13 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                                 seconds=MAX_QUEUE_WAIT_S))
                             exchange = await self._queue(headers, raw, exchange)
                         exchange = await self._admit(headers, raw, exchange)
+                        exchange.limit_headers = {**counted, **exchange.limit_headers}
                     except GatewayError as exc:
                         self._rejected({**headers, **metadata}, exc, exchange)
                         exchange = None
-                        yield immediate(Answer.error(exc, headers.get(":path", "")))
+                        answer = Answer.error(exc, headers.get(":path", ""))
+                        answer.headers = {**counted, **answer.headers}
+                        yield immediate(answer)
                         return
                     # Envoy passes its span's context in the gRPC metadata; a client's own traceparent
                     # (in the request headers) is what Envoy's span continues.
@@ -339,6 +355,16 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                                   plan=exchange.plan, endpoint=exchange.endpoint,
                                   client_api=client_api_of(exchange.path),
                                   outcome=None if won else ending.outcome, status=None if won else ending.status)
+        elif self.books is not None and len(exchange.attempts) > 1:
+            # The same rule for attempts in sequence: one cut by its tier's deadline had been sent the
+            # whole prompt, so it gets its record (timeout, 504) and bills its prompt, charged to the
+            # same budget (tryout 6 M3: only the attempt that answered was billed).
+            cut = self._timed_out(exchange)
+            if cut:
+                self.books.losers(exchange.reservation, request_id=exchange.key, losers=cut,
+                                  prompt_tokens=tokens.prompt_tokens(exchange.body), started=exchange.started,
+                                  plan=exchange.plan, endpoint=exchange.endpoint,
+                                  client_api=client_api_of(exchange.path), outcome=TIMEOUT, status=504)
         if self.books is not None:
             record = self.books.settle(
                 exchange.reservation, request_id=exchange.key, model=billed_model, usage=usage,
@@ -374,6 +400,22 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         for number, (model, _translator) in sorted(exchange.attempts.items()):
             status = getattr(exchange.trail.attempts.get(number), "status", None)
             if number != exchange.answering and not (status is not None and status >= 400):
+                out.append((number, model))
+        return out
+
+    @staticmethod
+    def _timed_out(exchange: Exchange) -> list:
+        """The attempts of an unhedged request cut at their own deadline, as (number, model): sent the
+        prompt, ended without an answer (a held stream's 200 headers, no first token, count as none),
+        and not refused with an error status (a refusal bills nothing; a reset before any answer
+        neither, README outcome table). Not the attempt the request's own record bills (the one
+        answering, else the last)."""
+        own = exchange.answering or max(exchange.attempts)
+        out = []
+        for number, (model, _translator) in sorted(exchange.attempts.items()):
+            attempt = exchange.trail.attempts.get(number) if exchange.trail is not None else None
+            refused = attempt is not None and attempt.status is not None and attempt.status >= 400
+            if number != own and attempt is not None and attempt.failure == "timeout" and not refused:
                 out.append((number, model))
         return out
 
@@ -416,6 +458,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         if self.tracing.attempt_reported(trail, 1, report.status, report.kind, report.retry_after_s):
             return   # the span was still open: it now ends with the real outcome and reports it itself
         attempt = trail.attempts.get(1)
+        if attempt is not None and attempt.status is None and report.status is not None:
+            attempt.status = report.status   # a refusal, not a cut: billed nothing (``_timed_out``)
         if attempt is not None and attempt.from_log and hasattr(tracker, "record"):
             tracker.record(model.id, model.provider.name, ok=False, latency_ms=report.duration_ms,
                            kind=report.kind, retry_after_s=report.retry_after_s)
@@ -477,9 +521,20 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         finally:
             self.waiting[workload.name] -= 1
 
+    async def _count_request(self, headers: dict[str, str]) -> dict[str, str]:
+        """Count a request to a model endpoint against its caller's requests-per-minute limits (429 past
+        one), before its body is read or parsed: valid or not, and ``count_tokens`` too, so one tenant
+        cannot make the gateway parse and tokenize without bound (tryout 6 M2: 125 count_tokens calls
+        past a 120 RPM limit, 4 MB bodies slowing every tenant). Unsuccessful requests count, as OpenAI
+        counts them. Returns the ``x-ratelimit-*-requests`` headers for the answer."""
+        if self.books is None or ENDPOINTS.get(headers.get(":path", "").split("?", 1)[0], "feedback") == "feedback":
+            return {}   # feedback scores a past request: no model traffic
+        caller = self.gateway.authenticate(headers)
+        return (await self.books.rates.admit(self.gateway.config, caller, 0, kinds=("requests",))).headers
+
     async def _admit(self, headers: dict[str, str], raw: bytes, exchange: Exchange) -> Exchange:
-        """Count the request against its rate limits (429), then reserve its budget (a spent budget may
-        send it to its free tier model)."""
+        """Count the request's tokens against its rate limits (429; the request itself was counted by
+        ``_count_request``), then reserve its budget (a spent budget may send it to its free tier model)."""
         books = self.books
         if books is None:
             return exchange
@@ -488,7 +543,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         if free is not None:
             exchange = self.gateway.request_body(headers, raw, model=free)
         exchange.rate = await books.rates.admit(self.gateway.config, exchange.caller,
-                                                exchange.plan.prompt_tokens + exchange.plan.output_tokens)
+                                                exchange.plan.prompt_tokens + exchange.plan.output_tokens,
+                                                kinds=("tokens",))   # the request itself: _count_request
         exchange.limit_headers = exchange.rate.headers
         estimate = exchange.plan.candidates[0].cost if exchange.plan.candidates else 0.0
         try:

@@ -82,6 +82,7 @@ class Attempt:
     from_log: bool = False   # its span ended without a status: Envoy's upstream log reports the outcome
     concurrent: bool = False  # a hedged attempt: it raced the others, and a loser is cancelled, not failed
     deadline_ms: int | None = None   # its own tier's deadline (a failure lasting it is a timeout)
+    failure: str | None = None       # how it failed (error.type: a status, timeout, reset), once it did
 
 
 @dataclass
@@ -266,6 +267,7 @@ class Tracing:
         if not attempt.observed and attempt.status is None:
             attempt.span.set_attribute(OUTCOME_FROM_LOG, True)
             attempt.from_log = True
+        attempt.failure = kind
         attempt.span.set_attribute("error.type", kind)
         attempt.span.set_status(Status(StatusCode.ERROR, kind))
         attempt.span.end()

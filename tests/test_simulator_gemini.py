@@ -80,7 +80,12 @@ def test_candidates_json_and_max_tokens(server):
     data = server.post("generateContent", {**user("one two three four five"),
                                            "generationConfig": {"maxOutputTokens": 2}}).json()
     assert data["candidates"][0]["finishReason"] == "MAX_TOKENS"
-    assert data["candidates"][0]["content"]["parts"][0]["text"] == "Hello from"
+    assert data["candidates"][0]["content"]["parts"][0]["text"] == "Hello"
+    # L3: never more output tokens than maxOutputTokens, per candidate (it reported 9 to 11 for 5).
+    data = server.post("generateContent", {**user("Tell me about Peru"), "generationConfig": {
+        "maxOutputTokens": 5, "candidateCount": 2}}).json()
+    assert [c["finishReason"] for c in data["candidates"]] == ["MAX_TOKENS", "MAX_TOKENS"]
+    assert 0 < data["usageMetadata"]["candidatesTokenCount"] <= 2 * 5, data["usageMetadata"]
 
 
 def test_function_calling(server):

@@ -174,9 +174,23 @@ def test_prompt_features(client):
     assert json.loads(text.removesuffix(" (I see 1 image.)")) == {"model": "gpt-4o-mini", "answer": "look"}
     res = client.chat.completions.create(model="gpt-4o-mini", max_completion_tokens=3,
                                          messages=[{"role": "user", "content": "a b c d"}])
-    assert res.choices[0].finish_reason == "length" and res.choices[0].message.content == "Hello from gpt-4o-mini."
+    assert res.choices[0].finish_reason == "length" and res.choices[0].message.content == "Hello from"
+    assert res.usage.completion_tokens <= 3
     res = client.chat.completions.create(model="gpt-4o-mini", stop=["You"], messages=[{"role": "user", "content": "x"}])
     assert res.choices[0].message.content == "Hello from gpt-4o-mini. "
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "o3"])
+def test_output_stops_at_max_tokens(client, model):
+    """L3: the answer was cut by words and counted by characters, so max_tokens 5 reported 9 to 11 completion
+    tokens; a real API never reports more than the cap (reasoning tokens count within it)."""
+    ask = {"model": model, "max_completion_tokens": 5, "messages": [{"role": "user", "content": "Tell me about Peru"}]}
+    res = client.chat.completions.create(**ask)
+    assert res.choices[0].finish_reason == "length" and res.choices[0].message.content
+    assert res.usage.completion_tokens <= 5, res.usage
+    chunks = list(client.chat.completions.create(**ask, stream=True, stream_options={"include_usage": True}))
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["length"]
+    assert chunks[-1].usage.completion_tokens <= 5, chunks[-1].usage
 
 
 def test_reasoning_model_reports_reasoning_tokens(client):

@@ -136,8 +136,13 @@ def _messages(client: dict, names: FieldNames) -> list[dict]:
                 names.add(inside + internal, where + field)
         elif kind in ("function_call_output", "custom_tool_call_output"):
             output = item.get("output")
+            if output is not None and not isinstance(output, (str, list)):   # was a TypeError: a 500
+                raise InvalidRequest(f"Invalid type for '{where}.output': expected a string or an array of content "
+                                     f"parts, but got {validate.kind(output)} instead.", param=f"{where}.output",
+                                     code="invalid_type")
             text = output if isinstance(output, str) else "".join(
-                p.get("text", "") for p in (output or []) if isinstance(p, dict))
+                validate.string(p.get("text", ""), f"{where}.output[{j}].text")   # not None: a TypeError
+                for j, p in enumerate(output or []) if isinstance(p, dict))
             call_id = validate.string(item.get("call_id"), f"{where}.call_id", nonempty=True)
             if call_id not in calls:
                 # Checked here, in the Responses API's names: a provider translator would refuse it in the

@@ -346,9 +346,10 @@ def _check_signatures(model: str, contents: list[Any]) -> None:
                              f"{_get(_get(part, 'functionCall'), 'name')}` , position {n + 1}.")
 
 
-def _candidate_text(reply: core.Reply, index: int) -> str:
+def _candidate_text(reply: core.Reply, index: int, max_tokens: int | None = None) -> str:
     # Several candidates would otherwise be identical; clients should be able to tell them apart.
-    return reply.text if index == 0 or not reply.text else f"{reply.text} (candidate {index + 1})"
+    text = reply.text if index == 0 or not reply.text else f"{reply.text} (candidate {index + 1})"
+    return core.cut(text, max_tokens) if max_tokens is not None else text   # maxOutputTokens is per candidate
 
 
 def _thought(prompt: core.Prompt) -> str:
@@ -375,7 +376,7 @@ class _Answer:
         count = int(_get(config, "candidateCount") or 1)
         thinking = _get(config, "thinkingConfig") or {}
         self.thought = _thought(prompt) if _get(thinking, "includeThoughts") else ""
-        self.texts = [_candidate_text(self.reply, i) for i in range(max(1, count))]
+        self.texts = [_candidate_text(self.reply, i, prompt.max_tokens) for i in range(max(1, count))]
         self.calls = [_call_part(model, name, args, n, response_id)
                       for n, (name, args) in enumerate(self.reply.tool_calls)]
         self.finish = _FINISH.get(self.reply.finish, "STOP")

@@ -148,7 +148,7 @@ class _API:
         replies = [think(prompt, bad=bad) for _ in range(n)]
         ident = "chatcmpl-" + _random_id(29)
         created = int(time.time())
-        reasoning = _reasoning_tokens(model, replies[0])
+        reasoning = _reasoning_tokens(model, replies[0], prompt.max_tokens)
         options = body.get("stream_options")
         if body.get("stream") is True:
             include_usage = isinstance(options, dict) and options.get("include_usage") is True
@@ -686,9 +686,11 @@ def embed(text: str, dimensions: int) -> list[float]:
 
 # -- answers ----------------------------------------------------------------
 
-def _reasoning_tokens(model: str, reply: Reply) -> int:
-    """Reasoning models bill hidden reasoning tokens; report some so clients see the field used."""
-    return 16 + reply.output_tokens if any(p in model for p in _REASONING) else 0
+def _reasoning_tokens(model: str, reply: Reply, max_tokens: int | None = None) -> int:
+    """Reasoning models bill hidden reasoning tokens; report some so clients see the field used. They
+    count within ``max_completion_tokens`` with the visible ones, so never past what is left of it."""
+    reasoning = 16 + reply.output_tokens if any(p in model for p in _REASONING) else 0
+    return min(reasoning, max(0, max_tokens - reply.output_tokens)) if max_tokens is not None else reasoning
 
 
 def _message(reply: Reply) -> dict[str, Any]:

@@ -281,7 +281,7 @@ def test_envoys_own_replies_on_messages_come_in_anthropics_shape(gateway, claude
                           headers={"content-type": "application/json", "x-api-key": CLIENT_KEY})
     assert response.status_code == 413
     assert response.json() == {"type": "error", "error": {"type": "request_too_large", "message": (
-        "The request body is larger than the gateway's limit of 4194304 bytes (after decompression).")}}
+        "The request body is larger than the gateway's limit of 4194304 bytes.")}}
     response = httpx.post(gateway.base_url + "/chat/completions", content=chunks(big), timeout=20,
                           headers={"content-type": "application/json", **AUTH})
     assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"

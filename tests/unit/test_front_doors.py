@@ -485,3 +485,19 @@ def test_messages_passthrough_clamps_max_tokens_as_every_door_does(gw):
     sim_anthropic.validate(sent)
     with pytest.raises(sim_anthropic.BadRequest, match="max_tokens: 100000 > 64000"):
         sim_anthropic.validate({**sent, "max_tokens": 100000})
+
+
+def test_a_function_call_output_that_is_neither_text_nor_parts_is_a_400(gw):
+    """Found by the hostile-bodies property test: ``output: true`` raised a TypeError (a 500)."""
+    from extproc.errors import InvalidRequest
+    body = {"model": "gpt-4o-mini", "input": [
+        {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": True}]}
+    with pytest.raises(InvalidRequest) as info:
+        gw.request_body(_front("/v1/responses"), json.dumps(body).encode())
+    assert (info.value.status, info.value.param, info.value.code) == (400, "input[1].output", "invalid_type")
+    assert "got a boolean" in info.value.message
+    body["input"][1]["output"] = [{"type": "input_text", "text": None}]
+    with pytest.raises(InvalidRequest) as info:
+        gw.request_body(_front("/v1/responses"), json.dumps(body).encode())
+    assert (info.value.status, info.value.param, info.value.code) == (400, "input[1].output[0].text", "invalid_type")

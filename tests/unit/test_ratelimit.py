@@ -142,3 +142,29 @@ def test_two_replicas_on_one_redis_admit_at_most_one_chunk_each_over_the_limit(r
                 await limiter.close()
                 await store.close()
     asyncio.run(run())
+
+
+def test_a_request_counted_alone_then_its_tokens_counts_once_of_each(tmp_path):
+    """M2: the request is counted before its body is read (``kinds=("requests",)``: count_tokens and
+    invalid requests stop there), its tokens once it is planned (``kinds=("tokens",)``)."""
+    async def run():
+        ledger = open_ledger(str(tmp_path / "l.db"))
+        rl = RateLimiter(ledger, clock=Clock(this_minute() + 1))
+        try:
+            request = await rl.admit(CONFIG, who(), 0, kinds=("requests",))
+            assert request.headers["x-ratelimit-remaining-requests"] == "1"      # the key's limit: 2
+            assert not any("tokens" in h for h in request.headers) and not request.token_counters
+            tokens = await rl.admit(CONFIG, who(), 900, kinds=("tokens",))
+            assert tokens.headers["x-ratelimit-remaining-tokens"] == "100"
+            assert not any("requests" in h for h in tokens.headers)
+            await rl.admit(CONFIG, who(), 0, kinds=("requests",))               # the 2nd request
+            with pytest.raises(errors.RateLimited, match="requests per min"):
+                await rl.admit(CONFIG, who(), 0, kinds=("requests",))
+            # The spent token limit does not refuse a request that counts no tokens (count_tokens).
+            with pytest.raises(errors.RateLimited, match="tokens per min"):
+                await rl.admit(CONFIG, who(key="k2"), 200, kinds=("tokens",))
+            assert (await rl.admit(CONFIG, who(key="k2"), 0, kinds=("requests",))).headers
+        finally:
+            await rl.close()
+            await ledger.close()
+    asyncio.run(run())

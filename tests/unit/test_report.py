@@ -389,3 +389,40 @@ def _cli(tmp_path, *extra):
 def test_a_period_that_reads_backwards_or_a_bad_date_is_refused(tmp_path, capsys, extra, message):
     assert _cli(tmp_path, *extra) == 2
     assert message in capsys.readouterr().err
+
+
+def test_shadow_evaluation_spend_is_a_cost_of_routing_not_of_premium_only(tmp_path, capsys):
+    """L7: the shadow tenant's calls (reference and judge, tenant ``gateway``: the shipped config's
+    ``shadow.tenant``) were priced into the premium-only cost too, so the evaluation never reduced
+    "saved". Sending everything to the premium model evaluates nothing: its spend is on the routing
+    side only, and the report says how much of the cost it is."""
+    from extproc.devstack import DEFAULT_ROUTING
+    gpt4o = Price(2.5, 10.0)
+    served = [UsageRecord(time=MONTH_START + i, request_id=f"r{i}", model="gpt-4o-mini", provider="openai",
+                          tenant="demo", input_tokens=600, output_tokens=400,
+                          cost_usd=cost_usd(UsageRecord(0, "", "gpt-4o-mini", "openai", input_tokens=600,
+                                                        output_tokens=400), Price(0.15, 0.6)))
+              for i in range(10)]
+    shadow_calls = [UsageRecord(time=MONTH_START + 100 + i, request_id=f"s{i}", model="gpt-4o", provider="openai",
+                                tenant="gateway", input_tokens=600, output_tokens=400,
+                                cost_usd=cost_usd(UsageRecord(0, "", "gpt-4o", "openai", input_tokens=600,
+                                                              output_tokens=400), gpt4o))
+                    for i in range(2)]
+    ledger = tmp_path / "ledger.db"
+    asyncio.run(_via_ledger(str(ledger), served + shadow_calls))
+    parser = argparse.ArgumentParser()
+    add_report_command(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["report", "--config", str(DEFAULT_ROUTING), "--ledger", f"sqlite://{ledger}",
+                              "--premium", "gpt-4o", "--since", "2025-03-01", "--until", "2025-04-01"])
+    assert run_report(args) == 0
+    text = capsys.readouterr().out
+    routing = sum(r.cost_usd for r in served + shadow_calls)
+    premium_only = sum(cost_usd(r, gpt4o) for r in served)           # the served requests, on gpt-4o
+    overhead = sum(r.cost_usd for r in shadow_calls)
+    assert f"cost with routing   ${routing:.4f}   (of which shadow evaluation, gateway overhead: ${overhead:.4f})" \
+        in text, text
+    assert f"premium-only cost   ${premium_only:.4f}" in text, text
+    assert f"saved               ${premium_only - routing:.4f}" in text, text
+    # The pure core says the same without a config.
+    report = build_report(served + shadow_calls, {"gpt-4o": gpt4o}, "gpt-4o", overhead_tenants=("gateway",))
+    assert report.by_tenant["gateway"].counterfactual == 0 and report.overhead == overhead
