@@ -65,10 +65,10 @@ from typing import Any, Callable, NamedTuple, Protocol
 
 from . import affinity
 from .config import TIER_TARGET_MS, Config, Model, RoutingClass, Tier
-from .cost import UNLIMITED, BudgetView, output_tokens, prompt_tokens
+from .cost import UNLIMITED, BudgetView, input_tokens, output_tokens, prompt_tokens
 from .errors import GatewayError, InvalidRequest, ModelNotFound, QuotaExceeded, RateLimited, UnsupportedFeature
 from .keys import Caller, PermissionDenied, anonymous
-from .providers import Target, capability_view, default_output, output_limit, unable
+from .providers import Target, capability_view, default_output, embedding_request_limit, output_limit, unable
 
 MAX_ATTEMPTS = 3
 LATENCY_BUCKET_MS = 100
@@ -399,6 +399,8 @@ class _Context:
         self.dropped: list[Dropped] = []
         self.kinds: set[str] = set()
         self.tokens_in = prompt_tokens(body)
+        # embeddings: each input's estimate, since a model's window applies to each input (cost.input_tokens)
+        self.inputs = input_tokens(body) if endpoint == "embeddings" else None
         self.tokens_out = output_tokens(body, config.default_output_tokens) if endpoint == "chat" else 0
         self.explicit_out = output_tokens(body, 0) if endpoint == "chat" else 0   # 0: the client set no cap
         self.needs = _needs(body) if endpoint == "chat" else frozenset()
@@ -541,7 +543,19 @@ class _Context:
         return min(out, limit) if limit is not None else out
 
     def overflows(self, m: Model, *, explicit_only: bool = False) -> str | None:
-        """Why the estimated prompt plus the reply's budget cannot fit ``m``'s context window, or None."""
+        """Why the estimated prompt plus the reply's budget cannot fit ``m``'s context window, or None.
+        Embeddings: why an input does not fit the window, or the inputs together exceed the API's cap
+        on one request (OpenAI: 300,000 tokens summed)."""
+        if self.inputs is not None:
+            largest = max(self.inputs, default=0)
+            if largest > m.context_window:
+                at = self.inputs.index(largest)
+                return self._kind("context", f"context too small: input[{at}] ~{largest} tokens > {m.context_window}")
+            cap = embedding_request_limit(m.target())
+            if cap is not None and self.tokens_in > cap:
+                return self._kind("context", f"request too large: ~{self.tokens_in} tokens summed over the "
+                                             f"inputs > {cap} per request")
+            return None
         need = self.tokens_in + self.output_for(m, explicit_only=explicit_only)
         if need <= m.context_window:
             return None
@@ -549,7 +563,19 @@ class _Context:
 
     def context_exceeded(self, m: Model) -> InvalidRequest:
         """OpenAI's own answer to a prompt (plus max_tokens) over the model's window: 400
-        ``context_length_exceeded`` on ``messages``, with its wording (counts are the gateway's estimate)."""
+        ``context_length_exceeded`` on ``messages``, with its wording (counts are the gateway's estimate).
+        Embeddings: the same code on the input that does not fit, or OpenAI's 400
+        ``max_tokens_per_request`` when the inputs together exceed its per-request cap."""
+        if self.inputs is not None:
+            largest = max(self.inputs, default=0)
+            if largest > m.context_window:
+                at = self.inputs.index(largest)
+                return InvalidRequest(f"This model's maximum context length is {m.context_window} tokens per input. "
+                                      f"However, input[{at}] resulted in {largest} tokens. Please reduce the "
+                                      "length of that input.", param=f"input[{at}]", code="context_length_exceeded")
+            cap = embedding_request_limit(m.target()) or 0
+            return InvalidRequest(f"Requested {self.tokens_in} tokens, max {cap} tokens per request. Please send "
+                                  "fewer inputs per request.", param="input", code="max_tokens_per_request")
         out = self.output_for(m, explicit_only=True)
         if out:
             text = (f"This model's maximum context length is {m.context_window} tokens. However, you requested "
@@ -625,7 +651,11 @@ class _Context:
         if "capability" in kinds:
             parts.append(f"supports {', '.join(sorted(self.needs))}")
         if "context" in kinds:
-            parts.append(f"fits ~{self.tokens_in + self.tokens_out} tokens")
+            if self.inputs is not None:
+                parts.append(f"fits inputs of up to ~{max(self.inputs, default=0)} tokens "
+                             f"(~{self.tokens_in} in all)")
+            else:
+                parts.append(f"fits ~{self.tokens_in + self.tokens_out} tokens")
         if "deny" in kinds:
             parts.append(f"surface '{self.surface_name}' allow/deny list")
         if "floor" in kinds:

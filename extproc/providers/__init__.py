@@ -115,6 +115,12 @@ def default_output(target: Target) -> int:
     return openai_anthropic.default_output(target) if target.api == "anthropic" else 0
 
 
+def embedding_request_limit(target: Target) -> int | None:
+    """The most tokens ``target``'s embeddings API takes summed over one request's inputs, or None
+    when its API documents no such cap (each input still fits the model's window on its own)."""
+    return openai_openai.EMBEDDING_REQUEST_TOKENS if target.api == "openai" else None
+
+
 def credential_header(api: str, key: str) -> tuple[str, str]:
     """The header that carries an API key, in each provider's documented form."""
     if api == "anthropic":
@@ -131,4 +137,4 @@ CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
 
 __all__ = ["APIS", "CREDENTIAL_HEADERS", "ChatTranslator", "EmbeddingsTranslator", "Target", "UpstreamRequest",
            "Usage", "capability_view", "chat_translator", "credential_header", "default_output",
-           "embeddings_translator", "output_limit", "unable"]
+           "embedding_request_limit", "embeddings_translator", "output_limit", "unable"]

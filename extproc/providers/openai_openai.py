@@ -107,6 +107,12 @@ def _openai_model(target: Target) -> bool:
     return target.api == "openai" and bool(_OPENAI_MODEL.match(target.upstream_model))
 
 
+# OpenAI's embeddings reference (``input``): "all embedding models enforce a maximum of 300,000 tokens
+# summed across all inputs in a single request", beside the per-input window (the model's
+# context_window). Over it OpenAI answers 400 ``max_tokens_per_request``.
+EMBEDDING_REQUEST_TOKENS = 300_000
+
+
 def output_limit(target: Target) -> int | None:
     """The model's output limit in tokens (``options.max_output_tokens``, else OpenAI's by name), or None
     (a self-hosted model: its context window bounds the answer)."""
