@@ -146,12 +146,21 @@ def cached_cost(model: Any, prompt_tokens: int, output_tokens: int, cached_token
     return ((prompt_tokens - cached) * price.input + cached * cached_price + output_tokens * price.output) / 1_000_000
 
 
+def cache_saving(model: Any, cached_tokens: int) -> float:
+    """USD a cache read of ``cached_tokens`` prompt tokens saves on ``model`` against its input price."""
+    price = model.price
+    cached_price = price.input if price.cached_input is None else price.cached_input
+    return max(0, cached_tokens) * (price.input - cached_price) / 1_000_000
+
+
 def stick(pin: Pin | None, chosen: list, route_class: str | None, prompt_tokens: int,
-          output_tokens: int, keep: str = "cost") -> tuple[list, str | None]:
+          keep: str = "cost") -> tuple[list, str | None]:
     """Candidates reordered for the conversation's pin, and a note saying what affinity did (None when
     there is no pin). ``chosen``: the policy's candidates (``policy.Candidate``, each with its full-price
-    ``cost`` in USD), already filtered for health, retry-after, budgets and capability; ``keep``: one of
-    ``KEEP`` (see the module docstring). Notes start with ``affinity:`` when the pin decided, else
+    ``cost`` in USD, whose reply tokens are already clamped to the model's output limit), already
+    filtered for health, retry-after, budgets and capability; ``prompt_tokens``: this turn's estimated
+    prompt; ``keep``: one of ``KEEP`` (see the module docstring). The pinned candidate's cost becomes its
+    full price less the cache read's saving. Notes start with ``affinity:`` when the pin decided, else
     ``affinity yielded`` / ``affinity broken`` / ``affinity released``."""
     if pin is None or not chosen:
         return chosen, None
@@ -162,8 +171,8 @@ def stick(pin: Pin | None, chosen: list, route_class: str | None, prompt_tokens:
     if route_class != pin.route_class and first.model.quality > pin.quality:
         return chosen, f"affinity broken: class escalated {pin.route_class} -> {route_class}"
     c = chosen[at]
-    cached = pin.prompt_tokens if pin.prompt_tokens >= MIN_CACHED_PREFIX else 0
-    cost = cached_cost(c.model, prompt_tokens, output_tokens, cached)
+    cached = min(prompt_tokens, pin.prompt_tokens) if pin.prompt_tokens >= MIN_CACHED_PREFIX else 0
+    cost = c.cost - cache_saving(c.model, cached)
     if keep == "cost" and at > 0 and cost > first.cost:
         # the cache read would not pay for the pinned model's higher price: route afresh
         return chosen, (f"affinity released: {pin.model} with {cached} cached prompt tokens (${cost:.6f}) costs "

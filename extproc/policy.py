@@ -222,11 +222,12 @@ def decide(config: Config, body: dict, endpoint: str, headers: dict[str, str], h
 
     healthy, unhealthy = ctx.walk(rclass.tiers, quality_at_least=0, skip=None)
     # affinity reorders the candidates that passed every filter but capability, which _choose asks next
-    healthy, common["affinity"] = affinity.stick(pin, healthy, class_name, ctx.tokens_in, ctx.tokens_out,
+    healthy, common["affinity"] = affinity.stick(pin, healthy, class_name, ctx.tokens_in,
                                                   config.affinity_keep)
     chosen = _choose(ctx, healthy, unhealthy)
     if not chosen:
         raise ctx.nothing_fits(rclass)
+    common["output_tokens"] = ctx.expected_output(chosen)
     if pin is not None and chosen[0].model.id != pin.model and (common["affinity"] or "").startswith("affinity:"):
         common["affinity"] = f"affinity yielded: {pin.model} cannot serve this request"
     models = tuple(c.model for c in chosen)
@@ -278,6 +279,7 @@ def _pinned(ctx: "_Context", config: Config, pinned: Model, rclass: RoutingClass
         chosen = _choose(ctx, first + healthy, last_resort + unhealthy)
         if not chosen:
             raise ctx.nothing_fits(rclass, pinned=pinned)
+    common["output_tokens"] = ctx.expected_output(chosen)
     reason = "pinned: model named by the client"
     if fallback:
         reason += f", fallback within class '{rclass.name}'"
@@ -427,6 +429,7 @@ class _Context:
         self.surface_name = surface
         self.body = body
         self.retry_in_s: float | None = None   # the soonest a paused candidate takes requests again
+        self.least_need: int | None = None     # the smallest prompt + reply a model's window was too small for
         self._unable: dict[str, str | None] = {}
         self.capability: Callable[[Model], str | None] = self._unable_on_view
         self._view: tuple[dict, str] | None = None
@@ -489,8 +492,19 @@ class _Context:
                 self.dropped.append(Dropped(c.model.id, c.tier, why))
         return chosen
 
+    def output_of(self, m: Model) -> int:
+        """The reply tokens ``m`` is expected to bill: the client's cap (else the config's
+        default_output_tokens) clamped to ``m``'s output limit, as its translator clamps max_tokens
+        (a model never writes more). Cost caps, budgets and rate limits count this, not the raw cap."""
+        limit, _default = _output_rules(m)
+        return min(self.tokens_out, limit) if limit is not None else self.tokens_out
+
+    def expected_output(self, chosen: list[Candidate]) -> int:
+        """The reply tokens a plan reserves against rate limits: the most any of its attempts may bill."""
+        return max((self.output_of(c.model) for c in chosen), default=self.tokens_out)
+
     def cost(self, m: Model) -> float:
-        return (self.tokens_in * m.price.input + self.tokens_out * m.price.output) / 1_000_000
+        return (self.tokens_in * m.price.input + self.output_of(m) * m.price.output) / 1_000_000
 
     def caller_refuses(self, m: Model, cost: float | None = None) -> str | None:
         """Why the caller's own rules refuse ``m`` whatever the request, or None: the surface's
@@ -520,7 +534,7 @@ class _Context:
             cost = self.cost(m)
         cap_1k, cap_req = self.class_caps if class_caps else self.caller_caps
         if cap_1k is not None:
-            total = self.tokens_in + self.tokens_out
+            total = self.tokens_in + self.output_of(m)
             per_1k = cost * 1000 / total if total else 0.0
             if per_1k > cap_1k:
                 return self._kind("cost_1k", f"over cost cap: ${per_1k:.6f}/1K > max_cost_per_1k {cap_1k:g}")
@@ -559,6 +573,7 @@ class _Context:
         need = self.tokens_in + self.output_for(m, explicit_only=explicit_only)
         if need <= m.context_window:
             return None
+        self.least_need = need if self.least_need is None else min(self.least_need, need)
         return self._kind("context", f"context too small: ~{need} tokens > {m.context_window}")
 
     def context_exceeded(self, m: Model) -> InvalidRequest:
@@ -655,7 +670,7 @@ class _Context:
                 parts.append(f"fits inputs of up to ~{max(self.inputs, default=0)} tokens "
                              f"(~{self.tokens_in} in all)")
             else:
-                parts.append(f"fits ~{self.tokens_in + self.tokens_out} tokens")
+                parts.append(f"fits ~{self.least_need or self.tokens_in} tokens")
         if "deny" in kinds:
             parts.append(f"surface '{self.surface_name}' allow/deny list")
         if "floor" in kinds:

@@ -3,6 +3,8 @@
 - Embeddings: a model's window applies to each input, the sum to the request's cost and rate limits
   (OpenAI's embeddings reference: 8,192 tokens per input, at most 2,048 inputs, 300,000 tokens summed
   over a request; Gemini's embedding models: 2,048 tokens per input).
+- Reply tokens: a max_tokens above a model's output limit is clamped by its translator, so cost caps,
+  budgets and the rate limit's token reservation count the clamped value (README, provider table).
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ import pytest
 
 from extproc import errors
 from extproc.config import parse
-from extproc.cost import input_tokens, prompt_tokens
+from extproc.config import load
+from extproc.cost import Allowance, input_tokens, prompt_tokens
+from extproc.devstack import DEFAULT_ROUTING
 from extproc.policy import decide
+from extproc.providers import output_limit
 
 
 def _model(provider, price_in, price_out, quality, **extra):
@@ -93,3 +98,48 @@ def test_routed_embeddings_drop_a_model_whose_window_one_input_exceeds():
     plan = decide(cfg(data), {"model": "auto", "input": [chunk(3000)] * 10}, "embeddings", {})
     assert [m.id for m in plan.models] == ["embed-small"]
     assert {d.model: d.reason for d in plan.dropped}["embed-gemini"] == "context too small: input[0] ~3000 tokens > 2048"
+
+
+# ---- H2: the reply tokens a model can bill are clamped to its output limit ---------------------------
+
+class Simple:   # the classifier's answer for a simple request
+    name, score, confidence = "simple_queries", 0.1, 1.0
+
+
+SHIPPED = load(DEFAULT_ROUTING)
+GPT_4O_MINI_OUTPUT_LIMIT = 16384   # providers/openai_openai.py, as OpenAI's model page states
+
+
+def ask(max_tokens, model="auto", **kw):
+    body = {"model": model, "messages": [{"role": "user", "content": "Say hi."}], "max_tokens": max_tokens}
+    return decide(SHIPPED, body, "chat", {}, classification=Simple(), **kw)
+
+
+def test_a_large_max_tokens_is_priced_at_the_models_output_limit():
+    plan = ask(100_000)
+    by_id = {c.model.id: c for c in plan.candidates}
+    assert plan.models[0].id == "gpt-4o-mini", plan.to_dict()["dropped"]
+    price = SHIPPED.models["gpt-4o-mini"].price
+    expected = (plan.prompt_tokens * price.input + GPT_4O_MINI_OUTPUT_LIMIT * price.output) / 1_000_000
+    assert by_id["gpt-4o-mini"].cost == pytest.approx(expected)
+    assert by_id["gpt-4o-mini"].cost < 0.05    # the class's max_cost_per_request no longer drops it
+
+
+def test_a_huge_max_tokens_on_auto_is_served_not_refused():
+    plan = ask(10**9)   # every model clamps it; the cost caps see what each model can bill
+    assert plan.models and plan.models[0].id == "gpt-4o-mini"
+    # what the plan reserves against the tenant's tokens per minute: the most any attempt may bill
+    assert plan.output_tokens == max(output_limit(m.target()) for m in plan.models)
+    assert plan.output_tokens < 10**6
+
+
+def test_the_rate_limit_reservation_counts_the_clamped_reply():
+    plan = ask(900_000, model="gpt-4o")
+    assert plan.output_tokens == GPT_4O_MINI_OUTPUT_LIMIT    # gpt-4o writes at most 16,384 tokens too
+
+
+def test_a_budget_is_compared_with_the_clamped_estimate():
+    # $0.02 left; the unclamped estimate (10^6 x $0.60/M = $0.60) was "over budget"
+    plan = ask(10**6, model="gpt-4o-mini", budgets=Allowance(0.02))
+    assert [m.id for m in plan.models] == ["gpt-4o-mini"]
+    assert plan.candidates[0].cost < 0.02
