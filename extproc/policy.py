@@ -693,9 +693,13 @@ class _Context:
         detail = "; ".join(f"{d.model}: {d.reason}" for d in self.dropped[:6])
         more = f"; {len(self.dropped) - 6} more" if len(self.dropped) > 6 else ""
         message = f"no model satisfies {what} ({where}: {detail}{more})"
-        if kinds == {"budget"}:
-            # Only the budget stands in the way: that is a quota answer (429), not a request to change.
-            return QuotaExceeded(message)
+        if "budget" in kinds and "paused" not in kinds:
+            # A candidate dropped "over budget" passed every other rule (the budget is checked last), so
+            # the budget is why none is left, whatever dropped the others (a surface's floor took the
+            # cheap tiers): a quota answer (429), not a request to change. The server serves it from
+            # the money left, or names the spent budget and when it resets.
+            return QuotaExceeded(f"the remaining budget ${self.budget:.6f} is below the estimate of every model "
+                                 f"that meets the other rules ({where}: {detail}{more})")
         if "paused" in kinds:
             # A provider asked for a pause, and waiting for it is what would let the request through.
             wait = max(1, math.ceil(self.retry_in_s or 0))

@@ -4,6 +4,8 @@
   sends hundreds of chunks per call).
 - A max_tokens above every model's output limit is clamped before cost caps and the tenant's tokens per
   minute count it (Claude Code sends 32K-64K; some clients send a huge number to mean "no limit").
+- A tenant whose budget stands in the way of every model its surface allows: served while money is left,
+  then the budget's 429 `insufficient_quota` with `retry-after`, as for a pinned request (not a 422).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pytest
 
 from extproc.keys import digest
 
-from .conftest import CLIENT_KEY, stack_with, upstream_requests
+from .conftest import CLIENT_KEY, stack_with, upstream_requests, wait_for
 
 # about 770 tokens (o200k) and 3,100 characters: a typical RAG chunk
 CHUNK = " ".join(f"paragraph {i} of the handbook explains the refund policy for damaged goods." for i in range(40))
@@ -46,12 +48,15 @@ def test_one_input_over_the_window_is_refused_naming_it(gateway, client):
 # ---- a stack with limits: the demo tenant's tokens per minute ----------------------------------------
 
 TPM = 100_000
+SUPPORT_KEY = "sk-support-tight-e2e"   # tenant "tight": surface support (quality floor 4), a tiny daily budget
 
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory):
     with stack_with(tmp_path_factory, "cost_limits", {
-            "/tenants/demo/rate_limit": {"tokens_per_minute": TPM}}) as stack:
+            "/tenants/demo/rate_limit": {"tokens_per_minute": TPM},
+            "/tenants/tight": {"surface": "support", "api_keys_sha256": [digest(SUPPORT_KEY)]},
+            "/budgets": {"timezone": "UTC", "tenants": {"tight": {"daily": 0.00002}}}}) as stack:
         yield stack
 
 
@@ -71,3 +76,26 @@ def test_a_huge_max_tokens_on_auto_is_routed_within_the_cost_caps(limited):
     answer = chat(limited, model="auto", max_tokens=10**9)
     assert answer.status_code == 200, answer.text
     assert answer.headers["x-llm-model"] == "gpt-4o-mini"
+
+
+def test_a_budget_below_every_allowed_model_serves_then_answers_its_429(limited):
+    # gpt-4o's estimate (~$0.0002) is above the $0.00002 budget and the floor drops the cheap models:
+    # money is left, so the request is served (before: 422 no_model_available)
+    first = chat(limited, key=SUPPORT_KEY, model="auto", max_tokens=20)
+    assert first.status_code == 200, first.text
+    assert first.headers["x-llm-model"] in ("gpt-4o", "claude-sonnet-4-6")
+
+    # its bill spends the budget; from then on auto gets the budget's 429, as a pinned request does
+    def refused():
+        answer = chat(limited, key=SUPPORT_KEY, model="auto", max_tokens=20)
+        return answer if answer.status_code == 429 else None
+    auto = wait_for(refused, what="the spent budget to refuse an auto request")
+    error = auto.json()["error"]
+    assert (error["type"], error["code"]) == ("insufficient_quota", "insufficient_quota")
+    assert "daily budget" in error["message"] and "tenant 'tight'" in error["message"]
+    assert 0 < int(auto.headers["retry-after"]) <= 86_400
+    pinned = chat(limited, key=SUPPORT_KEY, model="gpt-4o", max_tokens=20)
+    assert pinned.status_code == 429 and pinned.json()["error"]["code"] == "insufficient_quota"
+    with pytest.raises(openai.RateLimitError):   # what an SDK client sees: a 429 it may retry later
+        openai.OpenAI(base_url=limited.base_url, api_key=SUPPORT_KEY, max_retries=0).chat.completions.create(
+            model="auto", messages=[{"role": "user", "content": "hi"}], max_tokens=20)

@@ -143,3 +143,38 @@ def test_a_budget_is_compared_with_the_clamped_estimate():
     plan = ask(10**6, model="gpt-4o-mini", budgets=Allowance(0.02))
     assert [m.id for m in plan.models] == ["gpt-4o-mini"]
     assert plan.candidates[0].cost < 0.02
+
+
+# ---- M5: when the budget is why no candidate is left, the answer is the budget's 429 ----------------
+
+SUPPORT = {"x-llm-surface": "support"}   # quality floor 4: only gpt-4o and claude-sonnet-4-6 pass
+
+
+def test_a_budget_below_every_floor_passing_model_is_a_quota_answer_not_a_422():
+    body = {"model": "auto", "messages": [{"role": "user", "content": "Where is my parcel?"}], "max_tokens": 20}
+    # the floor drops the cheap tiers, the budget the premium one: before, the mix of drops answered 422
+    with pytest.raises(errors.QuotaExceeded) as info:
+        decide(SHIPPED, body, "chat", SUPPORT, classification=Simple(), budgets=Allowance(0.00001))
+    err = info.value
+    assert (err.status, err.type, err.code) == (429, "insufficient_quota", "insufficient_quota")
+    assert "remaining budget $0.000010" in err.message and "over budget" in err.message
+    # with the budget out of the way the same request is served by a floor-passing model
+    plan = decide(SHIPPED, body, "chat", SUPPORT, classification=Simple(), budgets=Allowance(1.0))
+    assert plan.models[0].quality >= 4
+
+
+def test_rules_other_than_the_budget_still_answer_422():
+    body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 20}
+    # a surface denying every floor-passing model: no budget involved, the client must change the request
+    data = {"providers": {"a": {"api": "openai"}}, "routing": {"aliases": ["auto"]},
+            "models": {"cheap": _model("a", 0.1, 0.1, 2), "good": _model("a", 1.0, 2.0, 5)},
+            "routing_rules": {"simple_queries": {"tiers": [{"models": ["cheap", "good"]}]}},
+            "surfaces": {"strict": {"quality_floor": 4, "deny": ["good"]}}}
+    with pytest.raises(errors.UnsupportedFeature) as info:
+        decide(cfg_of(data), body, "chat", {"x-llm-surface": "strict"}, classification=Simple(),
+               budgets=Allowance(0.00001))
+    assert (info.value.status, info.value.code) == (422, "no_model_available")
+
+
+def cfg_of(data):
+    return parse(copy.deepcopy(data), source="test.yaml")
