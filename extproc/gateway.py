@@ -317,8 +317,9 @@ class Gateway:
                 exchange.affinity_key = conversation[0]
                 pin = self.affinity.get(conversation[0], now) if conversation[2] else None
         try:
+            asks = getattr(front, "asks_prompt_cache", None)
             plan = decide(config, body, endpoint, headers, self.health, budgets or self.budgets, now, classification,
-                          caller, capability, pin)
+                          caller, capability, pin, cache_asked=bool(asks and asks(client_body or {})))
         except errors.GatewayError as exc:
             raise in_client_terms(exc, exchange) from None
         exchange.plan = plan

@@ -68,7 +68,8 @@ from .config import TIER_TARGET_MS, Config, Model, RoutingClass, Tier
 from .cost import UNLIMITED, BudgetView, input_tokens, output_tokens, prompt_tokens
 from .errors import GatewayError, InvalidRequest, ModelNotFound, QuotaExceeded, RateLimited, UnsupportedFeature
 from .keys import Caller, PermissionDenied, anonymous
-from .providers import Target, capability_view, default_output, embedding_request_limit, output_limit, unable
+from .providers import (Target, capability_view, default_output, embedding_request_limit, output_limit,
+                        prompt_cache_floor, unable)
 
 MAX_ATTEMPTS = 3
 LATENCY_BUCKET_MS = 100
@@ -166,14 +167,16 @@ class Plan:
 def decide(config: Config, body: dict, endpoint: str, headers: dict[str, str], health: HealthView = NO_HEALTH,
            budgets: BudgetView = UNLIMITED, now: float = 0.0, classification: Any = None,
            caller: Caller | None = None, capability: Callable[[Model], str | None] | None = None,
-           pin: Any = None) -> Plan:
+           pin: Any = None, cache_asked: bool = False) -> Plan:
     """The plan for one request from ``caller`` (None: the anonymous caller of ``auth: optional``);
     raises ``GatewayError`` (400, 403, 404, 422, 429) when there is none.
 
     ``capability(model)`` says why a model's provider cannot serve this exact request, or None, or
     ``ASK_PLANNER`` for the planner's own check (``providers.unable`` on the request's capability
     view, cached), which is also the default. The gateway passes one that translates attempt 1 and
-    keeps the translation, so it is not translated twice."""
+    keeps the translation, so it is not translated twice. ``pin``: the conversation's
+    ``affinity.Pin``; ``cache_asked``: the client's request marks a prompt cache itself (Anthropic
+    ``cache_control`` on a ``/v1/messages`` request), so Claude prices the pin's prefix as a cache read."""
     requested = body.get("model")
     tenant, workload, surface = who(config, headers, caller)
     classification = _calibrated(config, classification, surface)
@@ -222,8 +225,8 @@ def decide(config: Config, body: dict, endpoint: str, headers: dict[str, str], h
 
     healthy, unhealthy = ctx.walk(rclass.tiers, quality_at_least=0, skip=None)
     # affinity reorders the candidates that passed every filter but capability, which _choose asks next
-    healthy, common["affinity"] = affinity.stick(pin, healthy, class_name, ctx.tokens_in,
-                                                  config.affinity_keep)
+    healthy, common["affinity"] = affinity.stick(pin, healthy, class_name, ctx.tokens_in, config.affinity_keep,
+                                                  lambda m: prompt_cache_floor(m.target(), cache_asked))
     chosen = _choose(ctx, healthy, unhealthy)
     if not chosen:
         raise ctx.nothing_fits(rclass)

@@ -6,9 +6,13 @@
   minute count it (Claude Code sends 32K-64K; some clients send a huge number to mean "no limit").
 - A tenant whose budget stands in the way of every model its surface allows: served while money is left,
   then the budget's 429 `insufficient_quota` with `retry-after`, as for a pinned request (not a 422).
+- Conversation affinity prices a cache read only where the provider reads one: a chat turn to Claude
+  (no cache_control sent) is priced in full, so the cost rule moves the conversation to the cheaper model.
 """
 
 from __future__ import annotations
+
+import json
 
 import httpx
 import openai
@@ -99,3 +103,34 @@ def test_a_budget_below_every_allowed_model_serves_then_answers_its_429(limited)
     with pytest.raises(openai.RateLimitError):   # what an SDK client sees: a 429 it may retry later
         openai.OpenAI(base_url=limited.base_url, api_key=SUPPORT_KEY, max_retries=0).chat.completions.create(
             model="auto", messages=[{"role": "user", "content": "hi"}], max_tokens=20)
+
+
+# ---- affinity prices cache reads only where the provider reads a cache -------------------------------
+
+POLICIES = " ".join(f"Policy {i}: a customer who reports outage number {i} gets a credit of {i % 7 + 1} days, "
+                    f"after the on-call engineer confirms the ticket within {i % 5 + 2} hours." for i in range(160))
+SYSTEM = "You are the support assistant for a network equipment vendor. Follow the policies below.\n" + POLICIES
+TASK = ("I run a 40-site retail chain with mixed routers behind a VPN concentrator; design a staged firmware "
+        "rollout plan that minimizes downtime, including rollback criteria and a test matrix.")
+FOLLOW_UP = "Now prove that the rollback criteria are sufficient to detect partial failures, reasoning step by step."
+
+
+def test_a_claude_turn_is_not_priced_as_a_cache_read_claude_never_makes(gateway, client):
+    session = {"x-llm-session": "cost-limits-affinity"}
+    first = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": TASK}]
+    # both premium models answer as fast (interactive work orders a tier by measured latency first)
+    client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
+    # turn 1 is served by claude-sonnet-4-6 (named by the client), which pins the conversation
+    turn1 = client.chat.completions.with_raw_response.create(model="claude-sonnet-4-6", messages=first,
+                                                             extra_headers=session)
+    assert turn1.headers["x-llm-class"] == "complex_reasoning"
+    # turn 2: Claude got no cache_control, so it would bill the ~4K-token prefix in full: dearer than
+    # gpt-4o, and the cost rule routes the turn afresh (before, the pin was priced as a cache read and kept)
+    answer = turn1.parse().choices[0].message.content
+    turn2 = client.chat.completions.with_raw_response.create(
+        model="auto", extra_headers=session,
+        messages=[*first, {"role": "assistant", "content": answer}, {"role": "user", "content": FOLLOW_UP}])
+    assert turn2.headers["x-llm-model"] == "gpt-4o", turn2.headers.get("x-llm-route")
+    assert "conversation affinity" not in turn2.headers["x-llm-route"]
+    sent = upstream_requests(gateway, "anthropic")
+    assert sent and "cache_control" not in json.dumps(sent[-1]["body"])   # why no cache read happens

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
@@ -178,3 +179,77 @@ def test_rules_other_than_the_budget_still_answer_422():
 
 def cfg_of(data):
     return parse(copy.deepcopy(data), source="test.yaml")
+
+
+# ---- M1: cache reads are priced only where the provider reads a cache --------------------------------
+
+def target(model_id):
+    return SHIPPED.models[model_id].target()
+
+
+@pytest.mark.parametrize("model,asked,floor", [
+    ("gpt-4o", False, 1024),                 # OpenAI: automatic from 1,024 tokens
+    ("azure-gpt-4o-mini", False, 1024),      # Azure OpenAI: the same models, the same automatic cache
+    ("llama-3.1-8b-instruct", False, None),  # self-hosted: no cache read billed apart
+    ("gemini-3.5-flash-lite", False, 4096),  # Gemini 3.x implicit caching
+    ("claude-sonnet-4-6", False, None),      # the chat translator sends no cache_control
+    ("claude-sonnet-4-6", True, 1024),       # a Messages request marking its cache
+    ("claude-haiku-4-5", True, 4096),
+])
+def test_which_providers_read_a_prompt_cache(model, asked, floor):
+    from extproc.providers import prompt_cache_floor
+    assert prompt_cache_floor(target(model), asked) == floor
+
+
+def test_gemini_implicit_caching_starts_at_2_5():
+    from dataclasses import replace
+
+    from extproc.providers import prompt_cache_floor
+    t = target("gemini-3.5-flash-lite")
+    assert prompt_cache_floor(replace(t, upstream_model="gemini-2.5-flash")) == 2048
+    assert prompt_cache_floor(replace(t, upstream_model="gemini-2.0-flash")) is None
+
+
+def test_a_messages_request_asks_for_a_cache_with_cache_control_anywhere():
+    from extproc.apis.messages import asks_prompt_cache
+    marked = {"type": "text", "text": "x", "cache_control": {"type": "ephemeral"}}
+    assert asks_prompt_cache({"cache_control": {"type": "ephemeral"}, "messages": []})   # automatic caching
+    assert asks_prompt_cache({"system": [marked], "messages": []})
+    assert asks_prompt_cache({"messages": [{"role": "user", "content": [marked]}]})
+    assert asks_prompt_cache({"tools": [{"name": "t", "input_schema": {}, "cache_control": {"type": "ephemeral"}}],
+                              "messages": []})
+    assert not asks_prompt_cache({"system": "plain", "messages": [{"role": "user", "content": "hi"}]})
+
+
+POLICIES = " ".join(f"Policy {i}: a customer who reports outage number {i} gets a credit of {i % 7 + 1} days, "
+                    f"after the on-call engineer confirms the ticket within {i % 5 + 2} hours." for i in range(160))
+TASK = ("I run a 40-site retail chain with mixed routers behind a VPN concentrator; design a staged firmware "
+        "rollout plan that minimizes downtime, including rollback criteria and a test matrix.")
+FOLLOW_UP = "Now prove that the rollback criteria are sufficient to detect partial failures, reasoning step by step."
+
+
+@pytest.mark.parametrize("marked", [False, True])
+def test_a_claude_conversation_through_v1_messages_stays_only_when_it_marks_its_cache(marked):
+    from extproc.credentials import Credentials
+    from extproc.gateway import Gateway
+    from tests.unit.test_gateway import CHAT, KEYS, UPSTREAM, demo_keys
+
+    gw = Gateway(SHIPPED, Credentials(KEYS), clock=lambda: 1_800_000_000.0, keys=demo_keys())
+    headers = {**CHAT, ":path": "/v1/messages", "x-llm-session": f"m1-{marked}"}
+    system = [{"type": "text", "text": POLICIES, **({"cache_control": {"type": "ephemeral"}} if marked else {})}]
+
+    def turn(model, messages):
+        body = {"model": model, "max_tokens": 256, "system": system, "messages": messages}
+        ex = gw.request_body(headers, json.dumps(body).encode())
+        gw.route(ex)
+        gw.response_headers(ex, UPSTREAM)
+        return ex.plan
+
+    first = [{"role": "user", "content": TASK}]
+    assert turn("claude-sonnet-4-6", first).route_class == "complex_reasoning"
+    second = turn("auto", [*first, {"role": "assistant", "content": "Here is a plan."},
+                           {"role": "user", "content": FOLLOW_UP}])
+    if marked:   # Claude reads the ~5K-token prefix at a tenth of its price: cheaper than gpt-4o in full
+        assert second.models[0].id == "claude-sonnet-4-6" and second.affinity.startswith("affinity:")
+    else:        # Claude bills it in full: dearer than gpt-4o, so the turn is routed afresh
+        assert second.models[0].id == "gpt-4o" and second.affinity.startswith("affinity released")
