@@ -8,6 +8,8 @@
   then the budget's 429 `insufficient_quota` with `retry-after`, as for a pinned request (not a 422).
 - Conversation affinity prices a cache read only where the provider reads one: a chat turn to Claude
   (no cache_control sent) is priced in full, so the cost rule moves the conversation to the cheaper model.
+- A provider's 400 for a prompt over its window, on a routed request, moves on to a larger-window candidate
+  of the plan (the gateway's own estimate chose the model; other tokenizers count more).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pytest
 
 from extproc.keys import digest
 
-from .conftest import CLIENT_KEY, stack_with, upstream_requests, wait_for
+from .conftest import CLIENT_KEY, fault, stack_with, upstream_requests, wait_for
 
 # about 770 tokens (o200k) and 3,100 characters: a typical RAG chunk
 CHUNK = " ".join(f"paragraph {i} of the handbook explains the refund policy for damaged goods." for i in range(40))
@@ -134,3 +136,29 @@ def test_a_claude_turn_is_not_priced_as_a_cache_read_claude_never_makes(gateway,
     assert "conversation affinity" not in turn2.headers["x-llm-route"]
     sent = upstream_requests(gateway, "anthropic")
     assert sent and "cache_control" not in json.dumps(sent[-1]["body"])   # why no cache read happens
+
+
+# ---- a provider's context-length 400 moves on to a larger window -------------------------------------
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_providers_context_length_400_is_retried_on_a_larger_window(gateway, client, stream):
+    for provider in ("openai", "azure_openai", "vllm"):   # every 128-131K-token model of the simple class
+        fault(gateway, provider, refusal="context_length")
+    raw = client.chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": "Say hi."}],
+                                                           stream=stream)
+    assert raw.headers["x-llm-model"] == "gemini-3.5-flash-lite", raw.headers.get("x-llm-route")   # 1M tokens
+    if stream:
+        assert "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    else:
+        assert raw.parse().choices[0].message.content
+    assert "x-llm-context-overflow" not in raw.headers
+    refused = sum(len(upstream_requests(gateway, p)) for p in ("openai", "azure_openai", "vllm"))
+    assert refused == 1 and len(upstream_requests(gateway, "gemini")) == 1
+
+
+def test_a_pinned_models_context_length_400_reaches_the_client_once(gateway, client):
+    fault(gateway, "openai", refusal="context_length")
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hi."}])
+    assert info.value.body["code"] == "context_length_exceeded"
+    assert len(upstream_requests(gateway, "openai")) == 1

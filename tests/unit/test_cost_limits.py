@@ -253,3 +253,16 @@ def test_a_claude_conversation_through_v1_messages_stays_only_when_it_marks_its_
         assert second.models[0].id == "claude-sonnet-4-6" and second.affinity.startswith("affinity:")
     else:        # Claude bills it in full: dearer than gpt-4o, so the turn is routed afresh
         assert second.models[0].id == "gpt-4o" and second.affinity.startswith("affinity released")
+
+
+# ---- L8: which attempts' context-length 400 moves on to a larger window ------------------------------
+
+def test_overflow_retries_name_the_attempts_with_a_larger_window_later():
+    from types import SimpleNamespace as M
+
+    from extproc.gateway import overflow_retries
+    plan = [M(context_window=128_000), M(context_window=128_000), M(context_window=1_000_000)]
+    assert overflow_retries(plan) == "1,2"     # the same-size second try may tokenize differently
+    assert overflow_retries(plan[::-1]) == ""  # nothing larger after the first: its 400 is the answer
+    assert overflow_retries(plan[:1]) == ""    # a pinned model alone
+    assert overflow_retries([M(context_window=200_000), M(context_window=128_000), M(context_window=1_000_000)]) == "1,2"
