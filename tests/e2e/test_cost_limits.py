@@ -61,6 +61,8 @@ SUPPORT_KEY = "sk-support-tight-e2e"   # tenant "tight": surface support (qualit
 def limited(tmp_path_factory):
     with stack_with(tmp_path_factory, "cost_limits", {
             "/tenants/demo/rate_limit": {"tokens_per_minute": TPM},
+            "/tenants/demo/workloads": ["interactive", "batch", "steady"],
+            "/workloads/steady": {"prefer": "cost"},
             "/tenants/tight": {"surface": "support", "api_keys_sha256": [digest(SUPPORT_KEY)]},
             "/budgets": {"timezone": "UTC", "tenants": {"tight": {"daily": 0.00002}}}}) as stack:
         yield stack
@@ -117,24 +119,23 @@ TASK = ("I run a 40-site retail chain with mixed routers behind a VPN concentrat
 FOLLOW_UP = "Now prove that the rollback criteria are sufficient to detect partial failures, reasoning step by step."
 
 
-def test_a_claude_turn_is_not_priced_as_a_cache_read_claude_never_makes(gateway, client):
-    session = {"x-llm-session": "cost-limits-affinity"}
+def test_a_claude_turn_is_not_priced_as_a_cache_read_claude_never_makes(limited):
+    # workload "steady" orders a tier by cost (interactive orders by measured latency first, which the
+    # other tests of a shared stack move): gpt-4o leads the complex class's primary tier, Sonnet follows
+    client = openai.OpenAI(base_url=limited.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30,
+                           default_headers={"x-llm-session": "cost-limits-affinity", "x-llm-workload": "steady"})
     first = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": TASK}]
-    # both premium models answer as fast (interactive work orders a tier by measured latency first)
-    client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
     # turn 1 is served by claude-sonnet-4-6 (named by the client), which pins the conversation
-    turn1 = client.chat.completions.with_raw_response.create(model="claude-sonnet-4-6", messages=first,
-                                                             extra_headers=session)
+    turn1 = client.chat.completions.with_raw_response.create(model="claude-sonnet-4-6", messages=first)
     assert turn1.headers["x-llm-class"] == "complex_reasoning"
-    # turn 2: Claude got no cache_control, so it would bill the ~4K-token prefix in full: dearer than
+    # turn 2: Claude got no cache_control, so it would bill the ~5.6K-token prefix in full: dearer than
     # gpt-4o, and the cost rule routes the turn afresh (before, the pin was priced as a cache read and kept)
     answer = turn1.parse().choices[0].message.content
     turn2 = client.chat.completions.with_raw_response.create(
-        model="auto", extra_headers=session,
-        messages=[*first, {"role": "assistant", "content": answer}, {"role": "user", "content": FOLLOW_UP}])
+        model="auto", messages=[*first, {"role": "assistant", "content": answer}, {"role": "user", "content": FOLLOW_UP}])
     assert turn2.headers["x-llm-model"] == "gpt-4o", turn2.headers.get("x-llm-route")
     assert "conversation affinity" not in turn2.headers["x-llm-route"]
-    sent = upstream_requests(gateway, "anthropic")
+    sent = upstream_requests(limited, "anthropic")
     assert sent and "cache_control" not in json.dumps(sent[-1]["body"])   # why no cache read happens
 
 
