@@ -35,7 +35,8 @@ The steps, in order:
    latter clamped to the model's output limit as its translator clamps it),
    below the quality floor (max of class and surface floors), over the cost
    cap per 1K tokens or per request (the tightest of class, workload or its
-   active time window, surface and tenant), over budget, paused by the
+   active time window, surface and tenant; the reply priced at max_tokens or
+   default_output_tokens clamped to the model's output limit), over budget, paused by the
    provider's retry-after (never tried, not even as a last resort), ejected,
    saturated. Then, in attempt order, the provider's translator must be able to
    serve this exact request (``providers.unable``: parameters, ranges,
