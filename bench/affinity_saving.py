@@ -1,16 +1,18 @@
 """What conversation affinity does to cost and cache reads on the dev set's multi-turn conversations.
 In process (the Gateway's own router stage, no Envoy), standard library only.
 
-    python -m bench.affinity_saving [--min-cached-tokens 1024]
+    python -m bench.affinity_saving [--system-tokens 5000]
 
 Every dev-set request with earlier turns is replayed as its conversation: one request per user turn (the
 history up to it), each answered by attempt 1 of its plan. A turn reads the provider's prompt cache when
-the same model served the previous turn; the cached prefix is the previous turn's prompt (estimated
-tokens, extproc.cost) if it is at least --min-cached-tokens long (OpenAI caches prompts of 1,024 tokens
-and more; Anthropic needs cache_control breakpoints, Gemini explicit or implicit caches: so this is the
-best case the prices allow). Cost: catalog prices, cached tokens at cached_input. The same conversations
-run with affinity under each rule (routing.affinity_keep cost, the default, and always) and off
-(routing.affinity_ttl_s 0).
+the same model served the previous turn and its provider reads a cache for it
+(``providers.prompt_cache_floor``: OpenAI and Azure OpenAI automatically from 1,024 tokens, Gemini 2.5+
+implicitly from 2,048 / 4,096, Claude never for a chat request, which carries no cache_control); the
+cached prefix is the previous turn's prompt (estimated tokens, extproc.cost). "best case" counts a cache
+read on every provider at any length, which no provider does. Cost: catalog prices, cached tokens at
+cached_input. The same conversations run with affinity under each rule (routing.affinity_keep cost, the
+default, and always) and off (routing.affinity_ttl_s 0). --system-tokens puts a shared system prompt of
+about that many tokens before each conversation (a support bot's knowledge base), where caches pay.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from extproc.affinity import cached_cost  # noqa: E402
+from extproc.providers import prompt_cache_floor  # noqa: E402
 from extproc.config import load  # noqa: E402
 from extproc.credentials import Credentials  # noqa: E402
 from extproc.gateway import Gateway  # noqa: E402
@@ -38,12 +41,17 @@ CREDS = {"OPENAI_API_KEY": "x", "ANTHROPIC_API_KEY": "x", "GEMINI_API_KEY": "x",
          "VLLM_API_KEY": "x"}
 
 
-def conversations() -> list[list[dict]]:
-    """Turn-by-turn request bodies of every dev-set request that has earlier turns."""
+def conversations(system_tokens: int = 0) -> list[list[dict]]:
+    """Turn-by-turn request bodies of every dev-set request that has earlier turns, each after a shared
+    system prompt of about ``system_tokens`` tokens when that is not 0."""
+    kb = " ".join(f"Article {i}: a customer whose order {i} arrived damaged gets a refund within {i % 9 + 2} days."
+                  for i in range(system_tokens // 20 + 1)) if system_tokens else ""
     out = []
     for line in (ROOT / "bench" / "devset" / "devset.jsonl").read_text(encoding="utf-8").splitlines():
         body = json.loads(line)["body"]
         msgs = body["messages"]
+        if kb:
+            msgs = [{"role": "system", "content": kb}, *msgs]
         ends = [i for i, m in enumerate(msgs) if m["role"] == "user"]
         if len(ends) < 2:
             continue
@@ -51,7 +59,7 @@ def conversations() -> list[list[dict]]:
     return out
 
 
-def replay(convs, ttl: float, min_cached: int, keep: str = "cost") -> dict:
+def replay(convs, ttl: float, best_case: bool, keep: str = "cost") -> dict:
     cfg = dataclasses.replace(load(ROOT / "config" / "routing.yaml"), affinity_ttl_s=ttl, affinity_keep=keep)
     keys = KeyFile(None)
     keys.entries = {digest(KEY): KeyEntry("bench", "demo", digest(KEY))}
@@ -67,7 +75,8 @@ def replay(convs, ttl: float, min_cached: int, keep: str = "cost") -> dict:
             gw.route(ex)
             gw.response_headers(ex, ANSWERED)
             model, plan = ex.plan.models[0], ex.plan
-            cached = prev_prompt if model.id == prev_model and prev_prompt >= min_cached else 0
+            floor = 0 if best_case else prompt_cache_floor(model.target())
+            cached = prev_prompt if model.id == prev_model and floor is not None and prev_prompt >= floor else 0
             totals["turns"] += 1
             totals["premium_turns"] += model.quality >= 5
             totals["prompt_tokens"] += plan.prompt_tokens
@@ -81,15 +90,17 @@ def replay(convs, ttl: float, min_cached: int, keep: str = "cost") -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--min-cached-tokens", type=int, default=1024)
+    ap.add_argument("--system-tokens", type=int, default=0)
     a = ap.parse_args()
-    convs = conversations()
-    print(f"{len(convs)} conversations, {sum(map(len, convs))} turns (dev set requests with earlier turns)")
-    for min_cached in sorted({0, a.min_cached_tokens}):
-        print(f"-- prefix cached when >= {min_cached} tokens")
+    convs = conversations(a.system_tokens)
+    print(f"{len(convs)} conversations, {sum(map(len, convs))} turns (dev set requests with earlier turns)"
+          + (f", each after a ~{a.system_tokens}-token system prompt" if a.system_tokens else ""))
+    for best_case in (False, True):
+        print("-- best case: every provider reads a cache at any length" if best_case else
+              "-- cache reads where the provider makes them")
         for name, ttl, keep in (("affinity cost  ", 600.0, "cost"), ("affinity always", 600.0, "always"),
                                 ("affinity off   ", 0.0, "cost")):
-            t = replay(convs, ttl, min_cached, keep)
+            t = replay(convs, ttl, best_case, keep)
             print(f"  {name}: premium turns {t['premium_turns']}/{t['turns']}, affinity decided "
                   f"{t['affinity_decided']}, cache-read tokens {t['cache_read_tokens']} of {t['prompt_tokens']} "
                   f"prompt tokens, est ${t['usd']:.4f} (${t['usd_without_cache']:.4f} without cache reads, "

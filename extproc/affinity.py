@@ -19,8 +19,11 @@ A pin holds for ``ttl_s`` after the last turn it served. It applies only when it
 the plan's candidates, i.e. after ejection, retry-after pauses, budgets, cost caps and capability have
 had their say; and it yields when the class escalates (this turn's class leads with a model of higher
 quality than the pinned one). The pinned model's cost estimate counts the previous turn's prompt as
-cached input (``price.cached_input``), which is what the provider will bill, once that prefix reaches
-``MIN_CACHED_PREFIX`` tokens (below it no provider caches).
+cached input (``price.cached_input``) only where its provider will read it from a cache
+(``providers.prompt_cache_floor``): OpenAI and Azure OpenAI cache automatically from 1,024 tokens, Gemini
+2.5+ implicitly from 2,048 / 4,096; Claude reads a cache only where the request marks one with
+``cache_control``, which the chat translator never adds (a ``/v1/messages`` request passed through with
+its own markers does). Elsewhere the pin is priced in full, as it will be billed.
 
 What a pin is worth is the routing config's ``routing.affinity_keep``:
 
@@ -38,14 +41,14 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 SESSION_HEADER = "x-llm-session"
 MAX_CONVERSATIONS = 100_000      # bounded memory: least recently used pins go first
 KEEP = ("cost", "always")        # routing.affinity_keep
-# The smallest prompt prefix any provider caches: OpenAI's automatic caching and Gemini's implicit
-# caching start at 1,024 tokens, Anthropic's cache_control at 1,024 (Sonnet 4.x) to 4,096 (Haiku 4.5).
-# A shorter previous turn is billed in full, so it earns the pin nothing.
+# The smallest prompt prefix any provider caches (OpenAI's automatic caching; Claude's cache_control on
+# Sonnet 4.x): a shorter previous turn is billed in full everywhere. Each provider's own floor is
+# providers.prompt_cache_floor.
 MIN_CACHED_PREFIX = 1024
 
 
@@ -146,12 +149,22 @@ def cached_cost(model: Any, prompt_tokens: int, output_tokens: int, cached_token
     return ((prompt_tokens - cached) * price.input + cached * cached_price + output_tokens * price.output) / 1_000_000
 
 
+def cache_saving(model: Any, cached_tokens: int) -> float:
+    """USD a cache read of ``cached_tokens`` prompt tokens saves on ``model`` against its input price."""
+    price = model.price
+    cached_price = price.input if price.cached_input is None else price.cached_input
+    return max(0, cached_tokens) * (price.input - cached_price) / 1_000_000
+
+
 def stick(pin: Pin | None, chosen: list, route_class: str | None, prompt_tokens: int,
-          output_tokens: int, keep: str = "cost") -> tuple[list, str | None]:
+          keep: str = "cost", cache_floor: Callable[[Any], int | None] | None = None) -> tuple[list, str | None]:
     """Candidates reordered for the conversation's pin, and a note saying what affinity did (None when
     there is no pin). ``chosen``: the policy's candidates (``policy.Candidate``, each with its full-price
-    ``cost`` in USD), already filtered for health, retry-after, budgets and capability; ``keep``: one of
-    ``KEEP`` (see the module docstring). Notes start with ``affinity:`` when the pin decided, else
+    ``cost`` in USD, whose reply tokens are already clamped to the model's output limit), already
+    filtered for health, retry-after, budgets and capability; ``prompt_tokens``: this turn's estimated
+    prompt; ``keep``: one of ``KEEP`` (see the module docstring); ``cache_floor(model)``: the shortest
+    prefix its provider reads from a cache for this request, None for none (default: ``MIN_CACHED_PREFIX``
+    everywhere). The pinned candidate's cost becomes its full price less the cache read's saving. Notes start with ``affinity:`` when the pin decided, else
     ``affinity yielded`` / ``affinity broken`` / ``affinity released``."""
     if pin is None or not chosen:
         return chosen, None
@@ -162,8 +175,9 @@ def stick(pin: Pin | None, chosen: list, route_class: str | None, prompt_tokens:
     if route_class != pin.route_class and first.model.quality > pin.quality:
         return chosen, f"affinity broken: class escalated {pin.route_class} -> {route_class}"
     c = chosen[at]
-    cached = pin.prompt_tokens if pin.prompt_tokens >= MIN_CACHED_PREFIX else 0
-    cost = cached_cost(c.model, prompt_tokens, output_tokens, cached)
+    floor = MIN_CACHED_PREFIX if cache_floor is None else cache_floor(c.model)
+    cached = min(prompt_tokens, pin.prompt_tokens) if floor is not None and pin.prompt_tokens >= floor else 0
+    cost = c.cost - cache_saving(c.model, cached)
     if keep == "cost" and at > 0 and cost > first.cost:
         # the cache read would not pay for the pinned model's higher price: route afresh
         return chosen, (f"affinity released: {pin.model} with {cached} cached prompt tokens (${cost:.6f}) costs "

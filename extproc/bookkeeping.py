@@ -79,11 +79,14 @@ class Bookkeeping:
         return status.free_tier_model if status.state == SPENT else None
 
     def quota_error(self, exc: QuotaExceeded, tenant: str | None, surface: str | None) -> QuotaExceeded:
-        """The policy found no candidate within the budget: the same 429, with ``retry-after`` at the
-        end of the window of the budget that stands in the way (when one applies)."""
+        """The policy found no candidate within the budget: the same 429 a pinned request gets
+        (``BudgetStatus.error``: which budget is spent, when it resets, ``retry-after`` until then),
+        when a spent budget is known."""
         status = self.budgets.status(tenant, surface)
         if exc.headers.get("retry-after") or status.budget is None or status.window_end is None:
             return exc
+        if status.state == SPENT and status.window_start is not None:
+            return status.error(time.time())
         retry = max(1, math.ceil(status.window_end - time.time()))
         return QuotaExceeded(exc.message, headers={**exc.headers, "retry-after": str(retry)})
 

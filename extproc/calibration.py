@@ -2,10 +2,12 @@
 picks its operating point (a threshold, or the threshold giving a target share of premium traffic) per
 surface from its own requests. Pure: scored rows in, curve rows out.
 
-A row is ``Scored(score, label, surface, cost_cheap, cost_premium)``: the classifier's score (0..1,
+A row is ``Scored(score, label, surface, cost_cheap, cost_premium, floored)``: the classifier's score (0..1,
 "needs a premium model"), the label (``simple`` | ``complex``, as bench/devset/RUBRIC.md defines them),
-and the estimated USD of the request on the cheap and the premium first choice. At threshold t a request
-goes premium iff score >= t (the classifier's own rule). Quality is counted on the labels: ``right`` is
+the estimated USD of the request on the cheap and the premium first choice, and whether the surface's
+rules (its quality floor) already send the cheap choice to a premium model. At threshold t a request
+goes premium iff score >= t (the classifier's own rule) or it is ``floored``: no threshold moves it, and
+``floor_premium_share`` says how much of the traffic that is. Quality is counted on the labels: ``right`` is
 the share on the right side, ``complex_to_cheap`` the share of complex requests a cheap model gets (the
 quality risk), ``simple_to_premium`` the share of simple requests that pay premium (the waste);
 ``saving`` = 1 - cost(routed) / cost(everything premium).
@@ -22,11 +24,12 @@ class Scored(NamedTuple):
     surface: str | None
     cost_cheap: float
     cost_premium: float
+    floored: bool = False   # the surface's quality floor makes even the cheap choice premium
 
 
 def point(rows: list[Scored], t: float) -> dict:
     """The operating point at threshold ``t`` (see the module docstring); rows must not be empty."""
-    premium = [r.score >= t for r in rows]
+    premium = [r.score >= t or r.floored for r in rows]
     simple = [r.label == "simple" for r in rows]
     n_simple = sum(simple)
     n_complex = len(rows) - n_simple
@@ -35,6 +38,7 @@ def point(rows: list[Scored], t: float) -> dict:
     all_premium = sum(r.cost_premium for r in rows)
     routed = sum(r.cost_premium if p else r.cost_cheap for r, p in zip(rows, premium))
     return {"threshold": round(t, 4), "n": len(rows), "premium_share": round(sum(premium) / len(rows), 4),
+            "floor_premium_share": round(sum(r.floored for r in rows) / len(rows), 4),
             "right": round((len(rows) - s2p - c2c) / len(rows), 4),
             "simple_to_premium": round(s2p / n_simple, 4) if n_simple else None,
             "complex_to_cheap": round(c2c / n_complex, 4) if n_complex else None,

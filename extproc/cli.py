@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("explain", help="print the routing decision for a request, offline (no Envoy)")
     p.add_argument("request", nargs="?", help="a JSON file with an OpenAI request body ('-' for stdin)")
     p.add_argument("--jsonl", metavar="FILE", help="one request per line (a chat body or an eval row with "
-                   "'prompt'); writes one JSON object per line: id, class, score, model, plan")
+                   "'prompt'); writes one JSON object per line: id, class, score, model, plan. A row's 'surface' "
+                   "that the config defines is routed as its x-llm-surface header, unless --surface names one")
     p.add_argument("--config", default=os.environ.get(routing_config.CONFIG_ENV) or None,
                    help=f"routing config (default: ${routing_config.CONFIG_ENV}, else config/routing.yaml)")
     p.add_argument("--workload", help="as the x-llm-workload header")
@@ -245,8 +246,9 @@ def _explain(args: argparse.Namespace) -> int:
                     row = json.loads(line)
                     rid = row.get("id")
                     body = _body_of(row)
+                    row_headers = _row_headers(cfg, row, headers)
                     c = classifier.classify(body) if classifier is not None else None
-                    plan = decide(cfg, body, args.endpoint, headers, now=now, classification=c, caller=caller)
+                    plan = decide(cfg, body, args.endpoint, row_headers, now=now, classification=c, caller=caller)
                     record = {"id": rid, "class": plan.route_class,
                               "score": None if c is None else c.score, "model": plan.models[0].id,
                               "plan": [m.id for m in plan.models]}
@@ -254,7 +256,8 @@ def _explain(args: argparse.Namespace) -> int:
                         if c is None or row.get("label") not in ("simple", "complex"):
                             raise ValueError("--curve needs a classifier and rows with 'label': simple|complex")
                         scored.append(calibration.Scored(c.score, row["label"], row.get("surface"),
-                                                         *_tier_costs(cfg, body, args.endpoint, headers, now, caller)))
+                                                         *_tier_costs(cfg, body, args.endpoint, row_headers, now,
+                                                                      caller)))
                         continue
                 except errors.GatewayError as exc:
                     record, failed = {"id": rid, "error": exc.message, "status": exc.status}, failed + 1
@@ -352,19 +355,44 @@ def _served_by(cfg, spec: str, body: dict, route_class: str | None):
     return Pin(model_id, cls or route_class, cfg.models[model_id].quality, prev, float("inf"))
 
 
-def _tier_costs(cfg, body, endpoint, headers, now, caller) -> tuple[float, float]:
-    """(USD on the cheap first choice, USD on the premium first choice) of a request: the plans for a
-    score of 0 and of 1 (the classes the score bands choose)."""
+def _row_headers(cfg, row: dict, headers: dict[str, str]) -> dict[str, str]:
+    """The headers a --jsonl row is routed with: the command's, plus the row's ``surface`` as the
+    x-llm-surface header when the config defines that surface and the command named none (a surface
+    the config does not know is only the row's group in the curve)."""
+    from .policy import SURFACE_HEADER
+
+    surface = row.get("surface")
+    if isinstance(surface, str) and surface in cfg.surfaces and SURFACE_HEADER not in headers:
+        return {**headers, SURFACE_HEADER: surface}
+    return headers
+
+
+def _tier_costs(cfg, body, endpoint, headers, now, caller) -> tuple[float, float, bool]:
+    """(USD on the cheap first choice, USD on the premium first choice, floored) of a request: the plans
+    for a score of 0 and of 1 (the classes the score bands choose); ``floored`` is true when the surface's
+    rules (its quality floor) lift the cheap choice to a model as good as the premium one, so no
+    threshold sends the request cheap."""
     from .classify import Classification
     from .policy import decide
 
-    costs = []
-    for score, role in ((0.0, "simple"), (1.0, "reasoning")):
-        names = getattr(cfg.classifier, "classes", None) or {"simple": "simple_queries",
-                                                            "reasoning": "complex_reasoning"}
-        c = Classification(names[role], 1.0, score, {})
-        costs.append(decide(cfg, body, endpoint, headers, now=now, classification=c, caller=caller).candidates[0].cost)
-    return costs[0], costs[1]
+    from . import errors
+    from .policy import SURFACE_HEADER
+
+    names = getattr(cfg.classifier, "classes", None) or {"simple": "simple_queries", "reasoning": "complex_reasoning"}
+    simple = Classification(names["simple"], 1.0, 0.0, {})
+    cheap = decide(cfg, body, endpoint, headers, now=now, classification=simple, caller=caller).candidates[0]
+    premium = decide(cfg, body, endpoint, headers, now=now, classification=Classification(names["reasoning"], 1.0, 1.0, {}),
+                     caller=caller).candidates[0]
+    floored = False
+    if SURFACE_HEADER in headers:
+        # the cheap choice without the surface's rules: a better model with them is the floor's doing
+        bare = {k: v for k, v in headers.items() if k != SURFACE_HEADER}
+        try:
+            plain = decide(cfg, body, endpoint, bare, now=now, classification=simple, caller=caller).candidates[0]
+            floored = cheap.model.quality > plain.model.quality and cheap.model.quality >= premium.model.quality
+        except errors.GatewayError:
+            floored = False
+    return cheap.cost, premium.cost, floored
 
 
 def _keys(args: argparse.Namespace) -> int:

@@ -47,16 +47,25 @@ def prompt_tokens(body: dict[str, Any]) -> int:
         if tools:
             chars += len(json.dumps(tools))
         return chars // CHARS_PER_TOKEN + MESSAGE_OVERHEAD * len(messages) + REPLY_PRIMING + IMAGE_TOKENS * images
+    return sum(input_tokens(body))
+
+
+def input_tokens(body: dict[str, Any]) -> list[int]:
+    """Estimated tokens of each input of an embeddings request body, in order ([] for none).
+
+    An embeddings model's window applies to each input on its own, not to their sum: OpenAI's
+    reference for ``input`` says each must fit the model's max input tokens (8,192), an array holds at
+    most 2,048 of them, and a request at most 300,000 tokens summed over its inputs; Gemini's
+    embedding models take 2,048 tokens per input. The sum is what is billed and rate limited."""
     data = body.get("input")
     if isinstance(data, str):
-        return len(data) // CHARS_PER_TOKEN + 1
+        return [len(data) // CHARS_PER_TOKEN + 1]
     if isinstance(data, list):
-        total = 0
-        for item in data:
-            total += len(item) // CHARS_PER_TOKEN + 1 if isinstance(item, str) else (
-                len(item) if isinstance(item, list) else 1)
-        return total
-    return 0
+        if data and all(isinstance(item, int) and not isinstance(item, bool) for item in data):
+            return [len(data)]   # one input given as token ids
+        return [len(item) // CHARS_PER_TOKEN + 1 if isinstance(item, str) else (
+                len(item) if isinstance(item, list) else 1) for item in data]
+    return []
 
 
 def output_tokens(body: dict[str, Any], default: int) -> int:

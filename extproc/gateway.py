@@ -106,6 +106,21 @@ def front_door_of(path: str):
     return FRONT_DOORS.get(path)
 
 
+# The attempts after which a provider's 400 "prompt over the context window" moves on to the next try
+# (envoy/envoy.yaml, the egress listeners' llm_context_overflow filter marks it, the route retries).
+OVERFLOW_RETRY_HEADER = "x-llm-overflow-retry"
+
+
+def overflow_retries(models) -> str:
+    """The attempt numbers (comma-separated, 1-based) whose context-length 400 is worth a retry: those
+    with a later candidate of a larger ``context_window`` (an attempt of the same size in between is
+    tried too: it may tokenize differently). "" when none. The gateway's token estimate chose every
+    candidate as fitting; a provider that counts more tokens should not end a plan whose larger
+    windows were never tried."""
+    windows = [m.context_window for m in models]
+    return ",".join(str(n) for n in range(1, len(windows)) if max(windows[n:]) > windows[n - 1])
+
+
 def in_client_terms(exc: errors.GatewayError, exchange: "Exchange") -> errors.GatewayError:
     """``exc`` (about the internal chat request: a provider translator's or the planner's) naming the
     fields of the client's own API, through its front door's ``field_names``; as it is for chat."""
@@ -317,8 +332,9 @@ class Gateway:
                 exchange.affinity_key = conversation[0]
                 pin = self.affinity.get(conversation[0], now) if conversation[2] else None
         try:
+            asks = getattr(front, "asks_prompt_cache", None)
             plan = decide(config, body, endpoint, headers, self.health, budgets or self.budgets, now, classification,
-                          caller, capability, pin)
+                          caller, capability, pin, cache_asked=bool(asks and asks(client_body or {})))
         except errors.GatewayError as exc:
             raise in_client_terms(exc, exchange) from None
         exchange.plan = plan
@@ -356,6 +372,9 @@ class Gateway:
         # candidate) gets the provider's 429 and its retry-after at once, never the same call again.
         set_headers = {**tries, KEY_HEADER: exchange.key, **first.set_headers,
                        "x-envoy-max-retries": str(len(exchange.plan.models) - 1)}
+        overflow = overflow_retries(exchange.plan.models)
+        if overflow:
+            set_headers[OVERFLOW_RETRY_HEADER] = overflow
         if hosts:
             # Envoy's hedge pool: attempt N on the N-th host, the next one started when the running
             # attempt has no response headers by its tier's target (not the cut at a multiple of it).

@@ -35,7 +35,8 @@ The steps, in order:
    latter clamped to the model's output limit as its translator clamps it),
    below the quality floor (max of class and surface floors), over the cost
    cap per 1K tokens or per request (the tightest of class, workload or its
-   active time window, surface and tenant), over budget, paused by the
+   active time window, surface and tenant; the reply priced at max_tokens or
+   default_output_tokens clamped to the model's output limit), over budget, paused by the
    provider's retry-after (never tried, not even as a last resort), ejected,
    saturated. Then, in attempt order, the provider's translator must be able to
    serve this exact request (``providers.unable``: parameters, ranges,
@@ -65,10 +66,11 @@ from typing import Any, Callable, NamedTuple, Protocol
 
 from . import affinity
 from .config import TIER_TARGET_MS, Config, Model, RoutingClass, Tier
-from .cost import UNLIMITED, BudgetView, output_tokens, prompt_tokens
+from .cost import UNLIMITED, BudgetView, input_tokens, output_tokens, prompt_tokens
 from .errors import GatewayError, InvalidRequest, ModelNotFound, QuotaExceeded, RateLimited, UnsupportedFeature
 from .keys import Caller, PermissionDenied, anonymous
-from .providers import Target, capability_view, default_output, output_limit, unable
+from .providers import (Target, capability_view, default_output, embedding_request_limit, output_limit,
+                        prompt_cache_floor, unable)
 
 MAX_ATTEMPTS = 3
 LATENCY_BUCKET_MS = 100
@@ -166,14 +168,16 @@ class Plan:
 def decide(config: Config, body: dict, endpoint: str, headers: dict[str, str], health: HealthView = NO_HEALTH,
            budgets: BudgetView = UNLIMITED, now: float = 0.0, classification: Any = None,
            caller: Caller | None = None, capability: Callable[[Model], str | None] | None = None,
-           pin: Any = None) -> Plan:
+           pin: Any = None, cache_asked: bool = False) -> Plan:
     """The plan for one request from ``caller`` (None: the anonymous caller of ``auth: optional``);
     raises ``GatewayError`` (400, 403, 404, 422, 429) when there is none.
 
     ``capability(model)`` says why a model's provider cannot serve this exact request, or None, or
     ``ASK_PLANNER`` for the planner's own check (``providers.unable`` on the request's capability
     view, cached), which is also the default. The gateway passes one that translates attempt 1 and
-    keeps the translation, so it is not translated twice."""
+    keeps the translation, so it is not translated twice. ``pin``: the conversation's
+    ``affinity.Pin``; ``cache_asked``: the client's request marks a prompt cache itself (Anthropic
+    ``cache_control`` on a ``/v1/messages`` request), so Claude prices the pin's prefix as a cache read."""
     requested = body.get("model")
     tenant, workload, surface = who(config, headers, caller)
     classification = _calibrated(config, classification, surface)
@@ -222,11 +226,12 @@ def decide(config: Config, body: dict, endpoint: str, headers: dict[str, str], h
 
     healthy, unhealthy = ctx.walk(rclass.tiers, quality_at_least=0, skip=None)
     # affinity reorders the candidates that passed every filter but capability, which _choose asks next
-    healthy, common["affinity"] = affinity.stick(pin, healthy, class_name, ctx.tokens_in, ctx.tokens_out,
-                                                  config.affinity_keep)
+    healthy, common["affinity"] = affinity.stick(pin, healthy, class_name, ctx.tokens_in, config.affinity_keep,
+                                                  lambda m: prompt_cache_floor(m.target(), cache_asked))
     chosen = _choose(ctx, healthy, unhealthy)
     if not chosen:
         raise ctx.nothing_fits(rclass)
+    common["output_tokens"] = ctx.expected_output(chosen)
     if pin is not None and chosen[0].model.id != pin.model and (common["affinity"] or "").startswith("affinity:"):
         common["affinity"] = f"affinity yielded: {pin.model} cannot serve this request"
     models = tuple(c.model for c in chosen)
@@ -278,6 +283,7 @@ def _pinned(ctx: "_Context", config: Config, pinned: Model, rclass: RoutingClass
         chosen = _choose(ctx, first + healthy, last_resort + unhealthy)
         if not chosen:
             raise ctx.nothing_fits(rclass, pinned=pinned)
+    common["output_tokens"] = ctx.expected_output(chosen)
     reason = "pinned: model named by the client"
     if fallback:
         reason += f", fallback within class '{rclass.name}'"
@@ -399,6 +405,8 @@ class _Context:
         self.dropped: list[Dropped] = []
         self.kinds: set[str] = set()
         self.tokens_in = prompt_tokens(body)
+        # embeddings: each input's estimate, since a model's window applies to each input (cost.input_tokens)
+        self.inputs = input_tokens(body) if endpoint == "embeddings" else None
         self.tokens_out = output_tokens(body, config.default_output_tokens) if endpoint == "chat" else 0
         self.explicit_out = output_tokens(body, 0) if endpoint == "chat" else 0   # 0: the client set no cap
         self.needs = _needs(body) if endpoint == "chat" else frozenset()
@@ -425,6 +433,7 @@ class _Context:
         self.surface_name = surface
         self.body = body
         self.retry_in_s: float | None = None   # the soonest a paused candidate takes requests again
+        self.least_need: int | None = None     # the smallest prompt + reply a model's window was too small for
         self._unable: dict[str, str | None] = {}
         self.capability: Callable[[Model], str | None] = self._unable_on_view
         self._view: tuple[dict, str] | None = None
@@ -487,8 +496,19 @@ class _Context:
                 self.dropped.append(Dropped(c.model.id, c.tier, why))
         return chosen
 
+    def output_of(self, m: Model) -> int:
+        """The reply tokens ``m`` is expected to bill: the client's cap (else the config's
+        default_output_tokens) clamped to ``m``'s output limit, as its translator clamps max_tokens
+        (a model never writes more). Cost caps, budgets and rate limits count this, not the raw cap."""
+        limit, _default = _output_rules(m)
+        return min(self.tokens_out, limit) if limit is not None else self.tokens_out
+
+    def expected_output(self, chosen: list[Candidate]) -> int:
+        """The reply tokens a plan reserves against rate limits: the most any of its attempts may bill."""
+        return max((self.output_of(c.model) for c in chosen), default=self.tokens_out)
+
     def cost(self, m: Model) -> float:
-        return (self.tokens_in * m.price.input + self.tokens_out * m.price.output) / 1_000_000
+        return (self.tokens_in * m.price.input + self.output_of(m) * m.price.output) / 1_000_000
 
     def caller_refuses(self, m: Model, cost: float | None = None) -> str | None:
         """Why the caller's own rules refuse ``m`` whatever the request, or None: the surface's
@@ -518,7 +538,7 @@ class _Context:
             cost = self.cost(m)
         cap_1k, cap_req = self.class_caps if class_caps else self.caller_caps
         if cap_1k is not None:
-            total = self.tokens_in + self.tokens_out
+            total = self.tokens_in + self.output_of(m)
             per_1k = cost * 1000 / total if total else 0.0
             if per_1k > cap_1k:
                 return self._kind("cost_1k", f"over cost cap: ${per_1k:.6f}/1K > max_cost_per_1k {cap_1k:g}")
@@ -541,15 +561,40 @@ class _Context:
         return min(out, limit) if limit is not None else out
 
     def overflows(self, m: Model, *, explicit_only: bool = False) -> str | None:
-        """Why the estimated prompt plus the reply's budget cannot fit ``m``'s context window, or None."""
+        """Why the estimated prompt plus the reply's budget cannot fit ``m``'s context window, or None.
+        Embeddings: why an input does not fit the window, or the inputs together exceed the API's cap
+        on one request (OpenAI: 300,000 tokens summed)."""
+        if self.inputs is not None:
+            largest = max(self.inputs, default=0)
+            if largest > m.context_window:
+                at = self.inputs.index(largest)
+                return self._kind("context", f"context too small: input[{at}] ~{largest} tokens > {m.context_window}")
+            cap = embedding_request_limit(m.target())
+            if cap is not None and self.tokens_in > cap:
+                return self._kind("context", f"request too large: ~{self.tokens_in} tokens summed over the "
+                                             f"inputs > {cap} per request")
+            return None
         need = self.tokens_in + self.output_for(m, explicit_only=explicit_only)
         if need <= m.context_window:
             return None
+        self.least_need = need if self.least_need is None else min(self.least_need, need)
         return self._kind("context", f"context too small: ~{need} tokens > {m.context_window}")
 
     def context_exceeded(self, m: Model) -> InvalidRequest:
         """OpenAI's own answer to a prompt (plus max_tokens) over the model's window: 400
-        ``context_length_exceeded`` on ``messages``, with its wording (counts are the gateway's estimate)."""
+        ``context_length_exceeded`` on ``messages``, with its wording (counts are the gateway's estimate).
+        Embeddings: the same code on the input that does not fit, or OpenAI's 400
+        ``max_tokens_per_request`` when the inputs together exceed its per-request cap."""
+        if self.inputs is not None:
+            largest = max(self.inputs, default=0)
+            if largest > m.context_window:
+                at = self.inputs.index(largest)
+                return InvalidRequest(f"This model's maximum context length is {m.context_window} tokens per input. "
+                                      f"However, input[{at}] resulted in {largest} tokens. Please reduce the "
+                                      "length of that input.", param=f"input[{at}]", code="context_length_exceeded")
+            cap = embedding_request_limit(m.target()) or 0
+            return InvalidRequest(f"Requested {self.tokens_in} tokens, max {cap} tokens per request. Please send "
+                                  "fewer inputs per request.", param="input", code="max_tokens_per_request")
         out = self.output_for(m, explicit_only=True)
         if out:
             text = (f"This model's maximum context length is {m.context_window} tokens. However, you requested "
@@ -625,7 +670,11 @@ class _Context:
         if "capability" in kinds:
             parts.append(f"supports {', '.join(sorted(self.needs))}")
         if "context" in kinds:
-            parts.append(f"fits ~{self.tokens_in + self.tokens_out} tokens")
+            if self.inputs is not None:
+                parts.append(f"fits inputs of up to ~{max(self.inputs, default=0)} tokens "
+                             f"(~{self.tokens_in} in all)")
+            else:
+                parts.append(f"fits ~{self.least_need or self.tokens_in} tokens")
         if "deny" in kinds:
             parts.append(f"surface '{self.surface_name}' allow/deny list")
         if "floor" in kinds:
@@ -648,9 +697,13 @@ class _Context:
         detail = "; ".join(f"{d.model}: {d.reason}" for d in self.dropped[:6])
         more = f"; {len(self.dropped) - 6} more" if len(self.dropped) > 6 else ""
         message = f"no model satisfies {what} ({where}: {detail}{more})"
-        if kinds == {"budget"}:
-            # Only the budget stands in the way: that is a quota answer (429), not a request to change.
-            return QuotaExceeded(message)
+        if "budget" in kinds and "paused" not in kinds:
+            # A candidate dropped "over budget" passed every other rule (the budget is checked last), so
+            # the budget is why none is left, whatever dropped the others (a surface's floor took the
+            # cheap tiers): a quota answer (429), not a request to change. The server serves it from
+            # the money left, or names the spent budget and when it resets.
+            return QuotaExceeded(f"the remaining budget ${self.budget:.6f} is below the estimate of every model "
+                                 f"that meets the other rules ({where}: {detail}{more})")
         if "paused" in kinds:
             # A provider asked for a pause, and waiting for it is what would let the request through.
             wait = max(1, math.ceil(self.retry_in_s or 0))

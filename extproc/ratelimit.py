@@ -13,8 +13,9 @@ Config (``tenants.NAME.rate_limit``, a key file entry's ``requests_per_minute`` 
 A request counts 1 against each ``requests`` limit (every request to a model
 endpoint, ``/v1/messages/count_tokens`` and requests refused as invalid included,
 counted before its body is read: OpenAI counts unsuccessful requests too) and its estimated tokens
-(prompt estimate + ``max_tokens`` or ``routing.default_output_tokens``, as OpenAI
-counts before it knows the answer) against each ``tokens`` limit; when it ends,
+(prompt estimate + ``max_tokens`` or ``routing.default_output_tokens``, clamped to the
+output limit of the plan's models as their translators clamp it, as OpenAI counts before it
+knows the answer) against each ``tokens`` limit; when it ends,
 the estimate is replaced by the provider's reported usage (0 if it failed).
 
 The window is a sliding window counter over calendar minutes: usage now is

@@ -475,6 +475,21 @@ class MessagesTranslator(TranslatedStream):
         return out
 
 
+def asks_prompt_cache(client: dict) -> bool:
+    """Whether a Messages request marks a prompt cache (``cache_control`` at its top level, Anthropic's
+    automatic caching, or on a block of ``system``, ``messages`` or ``tools``). Passed through to a Claude
+    model it is read from the cache on the next turn, so affinity prices that turn's prefix as cached."""
+    if client.get("cache_control"):
+        return True
+    blocks: list = list(client.get("tools") or []) if isinstance(client.get("tools"), list) else []
+    if isinstance(client.get("system"), list):
+        blocks += client["system"]
+    for message in client.get("messages") or []:
+        if isinstance(message, dict) and isinstance(message.get("content"), list):
+            blocks += message["content"]
+    return any(isinstance(b, dict) and b.get("cache_control") for b in blocks)
+
+
 class MessagesPassthrough(FrontDoorTranslator):
     """The chosen provider speaks Messages: the client's request goes as it came (its model replaced by
     the provider's id), so extended thinking, ``cache_control`` and server tools work as they do at

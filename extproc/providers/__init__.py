@@ -115,6 +115,24 @@ def default_output(target: Target) -> int:
     return openai_anthropic.default_output(target) if target.api == "anthropic" else 0
 
 
+def prompt_cache_floor(target: Target, asked: bool = False) -> int | None:
+    """The shortest prompt prefix (tokens) ``target``'s provider bills as a cache read on a repeat of
+    it, or None when this request's prefix is never read from a cache there. OpenAI and Azure OpenAI
+    cache automatically from 1,024 tokens, Gemini 2.5+ implicitly (2,048 / 4,096), Anthropic only when
+    the request ``asked`` with ``cache_control`` (the chat translator adds none)."""
+    if target.api == "anthropic":
+        return openai_anthropic.prompt_cache_floor(target, asked)
+    if target.api == "gemini":
+        return openai_gemini.prompt_cache_floor(target)
+    return openai_openai.prompt_cache_floor(target)
+
+
+def embedding_request_limit(target: Target) -> int | None:
+    """The most tokens ``target``'s embeddings API takes summed over one request's inputs, or None
+    when its API documents no such cap (each input still fits the model's window on its own)."""
+    return openai_openai.EMBEDDING_REQUEST_TOKENS if target.api == "openai" else None
+
+
 def credential_header(api: str, key: str) -> tuple[str, str]:
     """The header that carries an API key, in each provider's documented form."""
     if api == "anthropic":
@@ -131,4 +149,4 @@ CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
 
 __all__ = ["APIS", "CREDENTIAL_HEADERS", "ChatTranslator", "EmbeddingsTranslator", "Target", "UpstreamRequest",
            "Usage", "capability_view", "chat_translator", "credential_header", "default_output",
-           "embeddings_translator", "output_limit", "unable"]
+           "embedding_request_limit", "embeddings_translator", "output_limit", "prompt_cache_floor", "unable"]

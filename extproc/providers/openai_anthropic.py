@@ -485,6 +485,22 @@ def output_limit(target: Any) -> int | None:
     return limit if isinstance(limit, int) else None
 
 
+# Claude reads a prompt cache only where the request marks one with cache_control (top level or on a
+# block; Anthropic "Prompt caching"), and only for a prefix of at least this many tokens (that page's
+# minimum cacheable length per model; shorter ones are processed uncached without an error).
+_CACHE_FLOORS = ((re.compile(r"^claude-(haiku-4-5|opus-4-5|opus-4-6)"), 4096), (re.compile(r"^claude-3(-5)?-haiku"), 2048))
+CACHE_FLOOR = 1024   # Sonnet 4.6 and 4.5, Opus 4.1, Opus 4, Sonnet 4, Sonnet 3.7
+
+
+def prompt_cache_floor(target: Any, asked: bool) -> int | None:
+    """The shortest prompt prefix Claude reads from its cache for this request, or None when it reads
+    none: the chat translator sends no ``cache_control``, so only a request that asked (a Messages
+    request passed through with its own markers, ``asked``) can hit the cache."""
+    if not asked:
+        return None
+    return next((n for pattern, n in _CACHE_FLOORS if pattern.match(target.upstream_model)), CACHE_FLOOR)
+
+
 def _clamp_output(max_tokens: int, target: Any) -> int:
     limit = output_limit(target)
     return min(max_tokens, limit) if limit is not None else max_tokens

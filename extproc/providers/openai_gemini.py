@@ -335,6 +335,19 @@ def output_limit(target: Any) -> int | None:
     return limit if isinstance(limit, int) and not isinstance(limit, bool) else None
 
 
+_GEMINI_VERSION = re.compile(r"^gemini-(\d+(?:\.\d+)?)")
+
+
+def prompt_cache_floor(target: Any) -> int | None:
+    """The shortest prompt prefix Gemini's implicit cache reads, or None where it has none. Gemini API
+    "Context caching": implicit caching is on by default for Gemini 2.5 and newer models, from 2,048
+    tokens on 2.5 Flash / Pro and 4,096 on the 3.x models (page as stored, updated 2026-10-13)."""
+    m = _GEMINI_VERSION.match(target.upstream_model)
+    if m is None or float(m.group(1)) < 2.5:
+        return None
+    return 2048 if float(m.group(1)) < 3 else 4096
+
+
 def _generation_config(body: dict[str, Any], target: Any) -> dict[str, Any]:
     model = target.upstream_model
     config: dict[str, Any] = {}

@@ -107,6 +107,23 @@ def _openai_model(target: Target) -> bool:
     return target.api == "openai" and bool(_OPENAI_MODEL.match(target.upstream_model))
 
 
+# OpenAI "Prompt caching": automatic on its models for prompts of 1,024 tokens and more (Azure OpenAI
+# likewise for the models it serves); a self-hosted OpenAI-compatible server bills no cache reads.
+CACHE_FLOOR = 1024
+
+
+def prompt_cache_floor(target: Target) -> int | None:
+    """The shortest prompt prefix read from the provider's automatic cache, or None (a model of a
+    self-hosted server: its prefix cache, if any, is not billed apart)."""
+    return CACHE_FLOOR if _OPENAI_MODEL.match(target.upstream_model) else None
+
+
+# OpenAI's embeddings reference (``input``): "all embedding models enforce a maximum of 300,000 tokens
+# summed across all inputs in a single request", beside the per-input window (the model's
+# context_window). Over it OpenAI answers 400 ``max_tokens_per_request``.
+EMBEDDING_REQUEST_TOKENS = 300_000
+
+
 def output_limit(target: Target) -> int | None:
     """The model's output limit in tokens (``options.max_output_tokens``, else OpenAI's by name), or None
     (a self-hosted model: its context window bounds the answer)."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pytest
+
 from extproc import affinity as A
 from extproc.config import load
 from extproc.credentials import Credentials
@@ -59,11 +61,11 @@ def test_table_expires_pins_and_is_bounded():
     assert off.get("a", NOW) is None
 
 
-def _plan(cfg, body, pin, health=None):
+def _plan(cfg, body, pin, health=None, cache_asked=False):
     c = type("C", (), {"name": "simple_queries", "score": 0.1})() if "Compare" not in json.dumps(body) else \
         type("C", (), {"name": "complex_reasoning", "score": 0.9})()
     kw = {"health": health} if health else {}
-    return decide(cfg, body, "chat", {}, now=NOW, classification=c, pin=pin, **kw)
+    return decide(cfg, body, "chat", {}, now=NOW, classification=c, pin=pin, cache_asked=cache_asked, **kw)
 
 
 def always():
@@ -80,15 +82,19 @@ def test_a_simple_turn_stays_on_the_premium_model_that_served_the_conversation()
     kept = _plan(cfg, body, pin)
     assert kept.models[0].id == "claude-sonnet-4-6"
     assert kept.affinity.startswith("affinity:") and "conversation affinity" in kept.reason
-    # the estimate bills the cached prefix at the cached-input price
+    # a chat request to Claude carries no cache_control, so Claude reads no cache: billed in full
     price = cfg.models["claude-sonnet-4-6"].price
     full = (kept.prompt_tokens * price.input + kept.output_tokens * price.output) / 1_000_000
-    assert kept.candidates[0].cost < full
-    assert kept.candidates[0].cost == A.cached_cost(cfg.models["claude-sonnet-4-6"], kept.prompt_tokens,
-                                                    kept.output_tokens, 2000)
+    assert kept.candidates[0].cost == pytest.approx(full)
+    # a Messages request that marks its cache: the prefix is a cache read at the cached-input price
+    asked = _plan(cfg, body, pin, cache_asked=True)
+    assert asked.models[0].id == "claude-sonnet-4-6"
+    assert asked.candidates[0].cost == pytest.approx(A.cached_cost(cfg.models["claude-sonnet-4-6"],
+                                                                   asked.prompt_tokens, asked.output_tokens, 2000))
+    assert asked.candidates[0].cost < full
     # a previous prompt shorter than any provider caches is billed in full
-    short = _plan(cfg, body, dataclasses.replace(pin, prompt_tokens=A.MIN_CACHED_PREFIX - 1))
-    assert short.models[0].id == "claude-sonnet-4-6" and short.candidates[0].cost == full
+    short = _plan(cfg, body, dataclasses.replace(pin, prompt_tokens=A.MIN_CACHED_PREFIX - 1), cache_asked=True)
+    assert short.models[0].id == "claude-sonnet-4-6" and short.candidates[0].cost == pytest.approx(full)
 
 
 def test_under_the_cost_rule_a_relaxing_turn_leaves_the_premium_model():
@@ -104,20 +110,34 @@ def test_under_the_cost_rule_a_relaxing_turn_leaves_the_premium_model():
 LONG = "Here is the full contract we discussed, clause by clause. " * 220    # ~3,000 tokens of history
 
 
-def test_under_the_cost_rule_a_long_cached_prefix_keeps_a_same_tier_model():
+def test_under_the_cost_rule_a_long_cached_prefix_keeps_a_same_tier_model_only_where_it_is_read():
     cfg = load(DEFAULT_ROUTING)
     body = chat(LONG + HARD, "Plan B is cheaper.", HARD)
     fresh = _plan(cfg, body, None)
     assert fresh.models[0].id == "gpt-4o"     # where a fresh conversation goes
-    # the previous turn (>= 1,024 tokens) is a cache read at a tenth of Sonnet's input price: cheaper
-    # than gpt-4o at full price, so the conversation stays
     pin = A.Pin("claude-sonnet-4-6", "complex_reasoning", 5, prompt_tokens=fresh.prompt_tokens - 20, expires=NOW + 60)
-    kept = _plan(cfg, body, pin)
+    # a chat request: Claude reads no cache (the translator sends no cache_control), so Sonnet at its
+    # full price is dearer than gpt-4o: routed afresh (tryout 6 M1: it was kept as a cache read)
+    chat_turn = _plan(cfg, body, pin)
+    assert chat_turn.models[0].id == "gpt-4o" and chat_turn.affinity.startswith("affinity released")
+    # a Messages request marking its cache: the previous turn (>= 1,024 tokens) is a cache read at a
+    # tenth of Sonnet's input price, cheaper than gpt-4o at full price, so the conversation stays
+    kept = _plan(cfg, body, pin, cache_asked=True)
     assert kept.models[0].id == "claude-sonnet-4-6" and kept.affinity.startswith("affinity:")
     assert kept.candidates[0].cost < fresh.candidates[0].cost
     # a prefix too short to be cached leaves Sonnet dearer than gpt-4o: routed afresh
-    short = _plan(cfg, body, dataclasses.replace(pin, prompt_tokens=A.MIN_CACHED_PREFIX - 1))
+    short = _plan(cfg, body, dataclasses.replace(pin, prompt_tokens=A.MIN_CACHED_PREFIX - 1), cache_asked=True)
     assert short.models[0].id == "gpt-4o" and short.affinity.startswith("affinity released")
+
+
+def test_openai_reads_its_cache_automatically_so_a_pinned_gpt_4o_is_priced_as_a_cache_read():
+    cfg = always()
+    body = chat(LONG + HARD, "Plan B is cheaper.", "thanks, and shorter please")
+    pin = A.Pin("gpt-4o", "complex_reasoning", 5, prompt_tokens=2000, expires=NOW + 60)
+    kept = _plan(cfg, body, pin)
+    assert kept.models[0].id == "gpt-4o"
+    model = cfg.models["gpt-4o"]
+    assert kept.candidates[0].cost == pytest.approx(A.cached_cost(model, kept.prompt_tokens, kept.output_tokens, 2000))
     # the cheaper model of the pair is kept whatever its prefix
     cheap_pin = dataclasses.replace(pin, model="gpt-4o", prompt_tokens=10)
     assert _plan(cfg, body, cheap_pin).affinity.startswith("affinity:")
