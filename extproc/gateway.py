@@ -33,7 +33,7 @@ from .errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, Uns
 from .keys import Caller, KeyFile, authenticate
 from .cost import UNLIMITED, BudgetView
 from .policy import ASK_PLANNER, NO_HEALTH, SURFACE_HEADER, WORKLOAD_HEADER, HealthView, Plan, decide, refusal, who
-from .apis import FRONT_DOORS, FrontDoorTranslator
+from .apis import FRONT_DOORS, FrontDoorTranslator, client_api
 from .providers import CREDENTIAL_HEADERS, chat_translator, credential_header, embeddings_translator
 from .providers.base import ChatTranslator, EmbeddingsTranslator, UpstreamRequest
 
@@ -59,6 +59,10 @@ OBSERVE_LIMIT = 8 * 1024 * 1024   # bytes of a pass-through answer kept to read 
 # Set on streams: the upstream stage runs on every attempt and holds the response headers until the
 # first token, so Envoy's per-try timeout (which stops at the headers) is a first-token deadline.
 FIRST_TOKEN_HEADER = "x-llm-first-token"
+# The client's API (``apis.client_api``: openai_chat, anthropic_messages, openai_responses), for Envoy's
+# own replies: its local_reply_config answers in that API's error shape, whatever :path the request was
+# rewritten to for the provider (envoy/envoy.yaml). An x-llm-* header: the egress hop never sends it on.
+CLIENT_API_HEADER = "x-llm-client-api"
 # Each attempt's own deadline, set per attempt (router stage for attempt 1, upstream stage for retries)
 # and read by the provider's egress listener in Envoy (envoy/), which turns it into its own timeout:
 # for a JSON answer the whole answer (DEADLINE_HEADER), for a stream the time to the response headers
@@ -355,6 +359,7 @@ class Gateway:
         # Envoy retries only as often as the plan has further candidates: a pinned request (one
         # candidate) gets the provider's 429 and its retry-after at once, never the same call again.
         set_headers = {**tries, KEY_HEADER: exchange.key, **first.set_headers,
+                       CLIENT_API_HEADER: client_api(exchange.front),
                        "x-envoy-max-retries": str(len(exchange.plan.models) - 1)}
         if hosts:
             # Envoy's hedge pool: attempt N on the N-th host, the next one started when the running
