@@ -467,7 +467,10 @@ class Gateway:
 
     def response_headers(self, exchange: Exchange, headers: dict[str, str]) -> ResponseStart:
         status = int(headers.get(":status", "0") or 0)
-        attempts = headers.get("x-envoy-attempt-count") or str(max(1, len(exchange.attempts)))
+        # How many attempts Envoy made: the route's x-llm-attempts (envoy.yaml: Envoy's own
+        # x-envoy-attempt-count is off in responses, as it leaked on Envoy's own replies).
+        attempts = headers.get("x-llm-attempts") or headers.get("x-envoy-attempt-count") or \
+            str(max(1, len(exchange.attempts)))
         set_headers: dict[str, str] = {"x-llm-attempts": attempts, **exchange.limit_headers}
         # The egress listener's mark on its own 504 (the attempt's deadline passed): read here, never sent on.
         remove = [DEADLINE_PASSED_HEADER, EGRESS_HEADER]
@@ -638,7 +641,7 @@ class Gateway:
 def answering_attempt(exchange: Exchange, attempt_count: str, egress: str | None) -> int | None:
     """The number (1-based) of the attempt whose response this is, or None when unknown.
 
-    ``attempt_count`` is Envoy's response x-envoy-attempt-count, ``egress`` the x-llm-egress the
+    ``attempt_count`` is the number of attempts Envoy made (the route's x-llm-attempts), ``egress`` the x-llm-egress the
     provider's egress listener put on its response (its cluster name). Unhedged, attempts run one after
     another and the count names the one answering. Hedged, the count is the number of attempts started
     (issue 12: attempt 1 answering after the hedges started was translated with the last one's rules

@@ -622,7 +622,11 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                 try:
                     rewrite = self.gateway.attempt(exchange, number)
                 except GatewayError as exc:
-                    yield immediate(Answer.error(exc, exchange.path))
+                    refused = Answer.error(exc, exchange.path)
+                    # This attempt never left: the earlier ones are all a provider saw (the route adds
+                    # Envoy's count, which includes this one, only where the reply has none).
+                    refused.headers["x-llm-attempts"] = str(number - 1)
+                    yield immediate(refused)
                     return
                 self._attempt_started(exchange, number)
                 yield _replace(rewrite)

@@ -40,7 +40,8 @@ def tiers(first: str, second: str) -> dict:
 
 CLASSES = {"openai_first": tiers("gpt-4o-mini", "gemini-3.5-flash-lite"),
            "claude_first": tiers("claude-haiku-4-5", "gemini-3.5-flash-lite"),
-           "gemini_first": tiers("gemini-3.5-flash-lite", "gpt-4o-mini")}
+           "gemini_first": tiers("gemini-3.5-flash-lite", "gpt-4o-mini"),
+           "openai_then_claude": tiers("gpt-4o-mini", "claude-haiku-4-5")}
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +194,7 @@ def test_a_provider_reset_before_any_byte_is_a_502_in_the_clients_shape(gw, door
     reply = envoys_reply(gw, door, model, provider)
     assert reply.status_code == 502, reply.text
     assert "retry-after" not in reply.headers                # the provider failed: not "come back in 1 s"
+    assert not [h for h in reply.headers if h.startswith("x-envoy-")]   # Envoy's attempt count stays home
     error = reply.json()
     if door == "messages":   # Anthropic's shape, whatever API the provider speaks
         assert error["type"] == "error" and error["error"]["type"] == "api_error"
@@ -233,3 +235,16 @@ def test_the_anthropic_sdk_reads_a_reset_in_anthropics_shape(gw):
         except (httpx.RemoteProtocolError, anthropic.APIConnectionError):
             continue
     raise AssertionError("no reset came before the headers reached the client")
+
+
+def test_a_held_stream_whose_every_tier_resets_is_a_502_provider_cut(gw):
+    """Every tier resets before content: the last reset, with no retry left, is Envoy's own reply (the
+    upstream stage held the headers), the provider's failure in the client's shape, not over capacity."""
+    # Each after its first event, which is no content: OpenAI's role chunk, Anthropic's message_start.
+    fault(gw, "openai", disconnect_after=1)
+    fault(gw, "anthropic", disconnect_after=1)
+    with pytest.raises(openai.APIStatusError) as caught:
+        stream(gw, "chat", "openai_then_claude")
+    assert caught.value.status_code == 502 and caught.value.code == "provider_cut"
+    assert "retry-after" not in caught.value.response.headers
+    assert len(upstream_requests(gw, "openai")) == 1 and len(upstream_requests(gw, "anthropic")) == 1
