@@ -195,6 +195,11 @@ def test_a_provider_reset_before_any_byte_is_a_502_in_the_clients_shape(gw, door
     assert reply.status_code == 502, reply.text
     assert "retry-after" not in reply.headers                # the provider failed: not "come back in 1 s"
     assert not [h for h in reply.headers if h.startswith("x-envoy-")]   # Envoy's attempt count stays home
+    # The client's status is the one the request's ledger row gives the cut (the client read 503). The
+    # outcome depends on whether the router stage had read the provider's 200 before the reset came
+    # (endings.py: provider_cut, prompt billed) or not (upstream_error, nothing billed).
+    row = ledger_row(gw, reply.headers["x-request-id"])
+    assert (row.status, row.provider) == (502, provider) and row.outcome in ("provider_cut", "upstream_error")
     error = reply.json()
     if door == "messages":   # Anthropic's shape, whatever API the provider speaks
         assert error["type"] == "error" and error["error"]["type"] == "api_error"
