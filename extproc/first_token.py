@@ -16,12 +16,22 @@ Pure: bytes in, a boolean out. Content means, per provider API (their documented
 
 Anything that ends the wait otherwise counts too: an ``error`` event, ``[DONE]``, a frame
 that is not JSON, or the end of the body (the client must see what the provider said).
+
+An error event that comes before any content also says which HTTP status it stands for
+(``failed``): Anthropic's ``event: error`` by its error type (its "Errors" page: ``overloaded_error``
+529, ``rate_limit_error`` 429, ...), Gemini's error object by its ``code``, an OpenAI-compatible
+``{"error": ...}`` frame by its code or type (``openai_openai._event_status``). Nothing of the
+stream has reached the client then, so the upstream stage can hand the attempt to the next tier as
+that status (README, "Streams that fail before content") instead of releasing a 200 that only
+carries the error.
 """
 
 from __future__ import annotations
 
 import json
 
+from .providers.openai_anthropic import _ERROR_STATUS as ANTHROPIC_ERROR_STATUS
+from .providers.openai_openai import _event_status as openai_event_status
 from .sse import SSEDecoder
 
 
@@ -29,18 +39,57 @@ class FirstContent:
     def __init__(self, api: str):
         self.api = api
         self.seen = False
+        self.failed: int | None = None   # the status an error event before any content stands for
         self._decoder = SSEDecoder()
 
     def feed(self, chunk: bytes, end_of_stream: bool = False) -> bool:
-        """Add a body chunk; True once the first content (or an end) has arrived."""
+        """Add a body chunk; True once the first content (or an end) has arrived. When that end is
+        the provider's error event, ``failed`` is the HTTP status it stands for (429, 500, 529 ...)."""
         if self.seen:
             return True
         for event in self._decoder.feed(chunk):
             if _is_content(self.api, event.event, event.data):
                 self.seen = True
+                self.failed = error_status(self.api, event.event, event.data)
                 return True
         self.seen = end_of_stream
         return self.seen
+
+
+def hand_over(failed: int | None, attempt: int, attempts: int) -> bool:
+    """Should a held stream's error before content go to the next tier rather than to the client?
+
+    Only a provider's failure (429 or 5xx: what Envoy's router retries, and what the health tracker
+    counts against it), and only when the plan has an attempt after ``attempt`` (1-based) among its
+    ``attempts``: on the last one the client gets the provider's error event, as before."""
+    return failed is not None and (failed == 429 or failed >= 500) and attempt < attempts
+
+
+def error_status(api: str, event: str, data: str) -> int | None:
+    """The HTTP status a provider's stream error event stands for, or None when the event is not one.
+
+    Anthropic: ``event: error`` (or a ``"type": "error"`` payload) by ``error.type``, 500 for a type
+    its Errors page does not list; Gemini: the error object's ``code`` when it is an HTTP status, else
+    500; OpenAI-compatible (OpenAI, Azure, vLLM): ``openai_openai._event_status``."""
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        return 500 if event == "error" else None
+    if not isinstance(payload, dict):
+        return 500 if event == "error" else None
+    err = payload.get("error")
+    if event != "error" and payload.get("type") != "error" and err is None:
+        return None
+    if isinstance(err, str):
+        err = {"message": err}
+    if not isinstance(err, dict):
+        err = {}
+    if api == "anthropic":
+        return ANTHROPIC_ERROR_STATUS.get(err.get("type"), 500)
+    if api == "gemini":
+        code = err.get("code")
+        return code if isinstance(code, int) and not isinstance(code, bool) and 400 <= code < 600 else 500
+    return openai_event_status(err)
 
 
 def _is_content(api: str, event: str, data: str) -> bool:

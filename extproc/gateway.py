@@ -33,7 +33,7 @@ from .errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, Uns
 from .keys import Caller, KeyFile, authenticate
 from .cost import UNLIMITED, BudgetView
 from .policy import ASK_PLANNER, NO_HEALTH, SURFACE_HEADER, WORKLOAD_HEADER, HealthView, Plan, decide, refusal, who
-from .apis import FRONT_DOORS, FrontDoorTranslator
+from .apis import FRONT_DOORS, FrontDoorTranslator, client_api
 from .providers import CREDENTIAL_HEADERS, chat_translator, credential_header, embeddings_translator
 from .providers.base import ChatTranslator, EmbeddingsTranslator, UpstreamRequest
 
@@ -59,6 +59,10 @@ OBSERVE_LIMIT = 8 * 1024 * 1024   # bytes of a pass-through answer kept to read 
 # Set on streams: the upstream stage runs on every attempt and holds the response headers until the
 # first token, so Envoy's per-try timeout (which stops at the headers) is a first-token deadline.
 FIRST_TOKEN_HEADER = "x-llm-first-token"
+# The client's API (``apis.client_api``: openai_chat, anthropic_messages, openai_responses), for Envoy's
+# own replies: its local_reply_config answers in that API's error shape, whatever :path the request was
+# rewritten to for the provider (envoy/envoy.yaml). An x-llm-* header: the egress hop never sends it on.
+CLIENT_API_HEADER = "x-llm-client-api"
 # Each attempt's own deadline, set per attempt (router stage for attempt 1, upstream stage for retries)
 # and read by the provider's egress listener in Envoy (envoy/), which turns it into its own timeout:
 # for a JSON answer the whole answer (DEADLINE_HEADER), for a stream the time to the response headers
@@ -371,6 +375,7 @@ class Gateway:
         # Envoy retries only as often as the plan has further candidates: a pinned request (one
         # candidate) gets the provider's 429 and its retry-after at once, never the same call again.
         set_headers = {**tries, KEY_HEADER: exchange.key, **first.set_headers,
+                       CLIENT_API_HEADER: client_api(exchange.front),
                        "x-envoy-max-retries": str(len(exchange.plan.models) - 1)}
         overflow = overflow_retries(exchange.plan.models)
         if overflow:
@@ -481,7 +486,10 @@ class Gateway:
 
     def response_headers(self, exchange: Exchange, headers: dict[str, str]) -> ResponseStart:
         status = int(headers.get(":status", "0") or 0)
-        attempts = headers.get("x-envoy-attempt-count") or str(max(1, len(exchange.attempts)))
+        # How many attempts Envoy made: the route's x-llm-attempts (envoy.yaml: Envoy's own
+        # x-envoy-attempt-count is off in responses, as it leaked on Envoy's own replies).
+        attempts = headers.get("x-llm-attempts") or headers.get("x-envoy-attempt-count") or \
+            str(max(1, len(exchange.attempts)))
         set_headers: dict[str, str] = {"x-llm-attempts": attempts, **exchange.limit_headers}
         # The egress listener's mark on its own 504 (the attempt's deadline passed): read here, never sent on.
         remove = [DEADLINE_PASSED_HEADER, EGRESS_HEADER]
@@ -652,7 +660,7 @@ class Gateway:
 def answering_attempt(exchange: Exchange, attempt_count: str, egress: str | None) -> int | None:
     """The number (1-based) of the attempt whose response this is, or None when unknown.
 
-    ``attempt_count`` is Envoy's response x-envoy-attempt-count, ``egress`` the x-llm-egress the
+    ``attempt_count`` is the number of attempts Envoy made (the route's x-llm-attempts), ``egress`` the x-llm-egress the
     provider's egress listener put on its response (its cluster name). Unhedged, attempts run one after
     another and the count names the one answering. Hedged, the count is the number of attempts started
     (issue 12: attempt 1 answering after the hedges started was translated with the last one's rules

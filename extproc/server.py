@@ -40,7 +40,7 @@ from .accounting import BUDGET_REFUSED, TIMEOUT, client_api_of
 from .errors import GatewayError, QuotaExceeded, Unavailable, UpstreamError
 from .providers.base import ChatTranslator
 from .status import StatusService
-from .first_token import FirstContent
+from .first_token import FirstContent, hand_over
 from .gateway import (COUNT_TOKENS_PATH, DEADLINE_PASSED_HEADER, ENDPOINTS, FIRST_TOKEN_HEADER, HEDGE_ENV,
                       KEY_HEADER, Answer, Exchange, Gateway, Rewrite, hedge_hosts)
 from .accounting import FEEDBACK_PATH
@@ -65,6 +65,7 @@ MAX_QUEUE_WAIT_S = 30    # the longest Envoy lets the processor hold a message (
 DRAIN_QUIET_S = 1.0      # on SIGTERM: stop taking streams once none has opened for this long
 VERDICT_WAIT_S = 2.0     # how long an unclear ending waits for Envoy's access log entry (flushed every 50 ms)
 STALL_S = 10.0           # an upstream reset after this much silence is a stalled stream (outcome timeout)
+MAX_ATTEMPTS = 3         # the route's retry_policy.num_retries (2) + 1: attempts Envoy makes at most
 RECENT_EXCHANGES = 4096  # exchanges remembered after they end, for attempt reports that come later
 COUNT_OFF_LOOP_BYTES = 64 * 1024   # count_tokens bodies from this size are tokenized in a worker thread
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
@@ -632,7 +633,24 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     continue
                 if kind == "response_body" and first is not None:
                     pending += 1
-                    if first.feed(req.response_body.body, req.response_body.end_of_stream):
+                    if first.feed(req.response_body.body, req.response_body.end_of_stream) and hand_over(
+                            first.failed, number, min(len(exchange.plan.models), MAX_ATTEMPTS)):
+                        # The provider's error event before any content (Anthropic's overloaded_error
+                        # after message_start): nothing reached the client, so, as at the deadline,
+                        # the held headers go on as the status the event stands for (a 5xx or 429 the
+                        # router retries on the next tier; Envoy's upstream log and this span count it
+                        # against the provider with that status), the held body emptied.
+                        failed = first.failed
+                        self.tracing.attempt_reported(exchange.trail, number, failed, str(failed), None)
+                        first, deadline = None, None
+                        yield pb.ProcessingResponse(response_headers=pb.HeadersResponse(response=pb.CommonResponse(
+                            header_mutation=mutation({":status": str(failed)}, []))), mode_override=_NO_BODY)
+                        for _ in range(pending):
+                            yield pb.ProcessingResponse(response_body=pb.BodyResponse(response=pb.CommonResponse(
+                                body_mutation=pb.BodyMutation(clear_body=True))))
+                        pending = 0
+                        continue
+                    if first.seen:
                         first, deadline = None, None
                         # The rest of the body need not come here (mode_override).
                         yield pb.ProcessingResponse(response_headers=pb.HeadersResponse(), mode_override=_NO_BODY)
@@ -660,7 +678,11 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                 try:
                     rewrite = self.gateway.attempt(exchange, number)
                 except GatewayError as exc:
-                    yield immediate(Answer.error(exc, exchange.path))
+                    refused = Answer.error(exc, exchange.path)
+                    # This attempt never left: the earlier ones are all a provider saw (the route adds
+                    # Envoy's count, which includes this one, only where the reply has none).
+                    refused.headers["x-llm-attempts"] = str(number - 1)
+                    yield immediate(refused)
                     return
                 self._attempt_started(exchange, number)
                 yield _replace(rewrite)
