@@ -42,8 +42,9 @@ The steps, in order:
    serve this exact request (``providers.unable``: parameters, ranges,
    features), so a fallback never lands where the request would be refused.
 5. Order: within a tier, ``prefer: latency`` (interactive) sorts by current
-   p95 in 100 ms buckets (a model without data counts as meeting its tier's
-   target), then quality (higher first), then estimated cost; ``prefer: cost``
+   p95 in 100 ms buckets (a model without data in the health window counts as
+   fastest, so one that went quiet or was ejected gets traffic back and data
+   again), then quality (higher first), then estimated cost; ``prefer: cost``
    (batch) sorts by estimated cost, then quality. Ties keep file order. The
    attempts cascade through the tiers: the first of each tier (primary,
    secondary, tertiary), then the other candidates tier by tier; for
@@ -642,7 +643,11 @@ class _Context:
                     self.dropped.append(Dropped(m.id, tier.name, why))
                     unhealthy.append(Candidate(m, tier.name, tier.target_ms, f"last resort: {why}", cost))
                     continue
-                p95 = h.p95_ms if h.p95_ms is not None else tier.target_ms
+                # A model without data in the window ranks as fastest: a first answer gives it data. Ranked
+                # as meeting its target instead, a model whose samples had expired (after an ejection, or
+                # quiet for a window) sorted after every peer with data and never got traffic back
+                # (tryout 7: helpdesk stayed on a model 46% dearer after a brief fault).
+                p95 = h.p95_ms if h.p95_ms is not None else 0.0
                 key = (int(p95 // LATENCY_BUCKET_MS), -m.quality, cost) if by_latency else (cost, -m.quality)
                 ranked.append((key, m, cost, h.p95_ms))
             ranked.sort(key=lambda r: r[0])
