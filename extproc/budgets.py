@@ -296,13 +296,22 @@ class BudgetStatus:
         end = _dt.datetime.fromtimestamp(self.window_end, tz).strftime("%Y-%m-%d %H:%M")
         if estimate is not None and (self.remaining_usd or 0) > 0:
             what = (f"this request's estimated cost ${estimate:.4f} exceeds the ${self.remaining_usd:.4f} left in "
-                    f"the {b.period} budget of ${b.limit_usd:.2f} for {b.scope} '{b.name}'")
+                    f"the {b.period} budget of ${_usd(b.limit_usd)} for {b.scope} '{b.name}'")
         else:
-            what = (f"the {b.period} budget of ${b.limit_usd:.2f} for {b.scope} '{b.name}' is spent "
-                    f"(${self.used_usd:.2f} used since {start})")
+            what = (f"the {b.period} budget of ${_usd(b.limit_usd)} for {b.scope} '{b.name}' is spent "
+                    f"(${_usd(self.used_usd)} used since {start})")
         return BudgetExceeded(f"Budget exceeded: {what}; it resets at {end} {self.timezone}.",
                               free_tier_model=b.free_tier_model,
                               retry_after=max(1, math.ceil(self.window_end - now)))
+
+
+def _usd(amount: float) -> str:
+    """Dollars with cents, and as many more places (up to six) as a small amount needs: a $0.004
+    budget read "$0.00 ... ($0.00 used)" with cents only (tryout 7)."""
+    cents = f"{amount:.2f}"
+    if abs(amount - float(cents)) < 5e-7:
+        return cents
+    return f"{amount:.6f}".rstrip("0")
 
 
 class BudgetManager:

@@ -379,3 +379,8 @@ def test_a_budget_a_reload_adds_starts_from_what_its_window_already_spent(tmp_pa
         assert books.budgets.remaining("acme", None) == pytest.approx(0.4)
         await books.close()
     run(go())
+
+
+def test_a_small_budget_reads_with_the_places_it_needs():
+    from extproc.budgets import _usd
+    assert [_usd(x) for x in (10, 0.004, 0.00018, 1.5, 0.0)] == ["10.00", "0.004", "0.00018", "1.50", "0.00"]
