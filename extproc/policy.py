@@ -43,8 +43,8 @@ The steps, in order:
    features), so a fallback never lands where the request would be refused.
 5. Order: within a tier, ``prefer: latency`` (interactive) sorts by current
    p95 in 100 ms buckets (a model without data in the health window counts as
-   fastest, so one that went quiet or was ejected gets traffic back and data
-   again), then quality (higher first), then estimated cost; ``prefer: cost``
+   fast as its tier's fastest peer with data, or as the tier's target when
+   none has any), then quality (higher first), then estimated cost; ``prefer: cost``
    (batch) sorts by estimated cost, then quality. Ties keep file order. The
    attempts cascade through the tiers: the first of each tier (primary,
    secondary, tertiary), then the other candidates tier by tier; for
@@ -643,16 +643,22 @@ class _Context:
                     self.dropped.append(Dropped(m.id, tier.name, why))
                     unhealthy.append(Candidate(m, tier.name, tier.target_ms, f"last resort: {why}", cost))
                     continue
-                # A model without data in the window ranks as fastest: a first answer gives it data. Ranked
-                # as meeting its target instead, a model whose samples had expired (after an ejection, or
-                # quiet for a window) sorted after every peer with data and never got traffic back
-                # (tryout 7: helpdesk stayed on a model 46% dearer after a brief fault).
-                p95 = h.p95_ms if h.p95_ms is not None else 0.0
-                key = (int(p95 // LATENCY_BUCKET_MS), -m.quality, cost) if by_latency else (cost, -m.quality)
-                ranked.append((key, m, cost, h.p95_ms))
-            ranked.sort(key=lambda r: r[0])
+                ranked.append((m, cost, h.p95_ms))
+            # A model without data in the window counts as fast as the fastest peer of its tier with data
+            # (as its tier's target when none has any), so quality and cost decide between them. Counted
+            # as meeting the target, a model whose samples had expired (after an ejection, or while a peer
+            # led) sorted after every peer with data and never got traffic back (tryout 7: helpdesk stayed
+            # on a model 46% dearer after a brief fault).
+            known = [p95 for _, _, p95 in ranked if p95 is not None]
+            unknown_p95 = min(known, default=tier.target_ms)
+
+            def key(r):
+                m, cost, p95 = r
+                p95 = unknown_p95 if p95 is None else p95
+                return (int(p95 // LATENCY_BUCKET_MS), -m.quality, cost) if by_latency else (cost, -m.quality)
+            ranked.sort(key=key)
             place = leaders
-            for _, m, cost, p95 in ranked:
+            for m, cost, p95 in ranked:
                 if by_latency and p95 is not None and p95 > tier.target_ms:
                     slow.append(Candidate(m, tier.name, tier.target_ms,
                                           f"{tier.name} tier, demoted: p95 {p95:.0f} ms above the "
