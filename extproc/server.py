@@ -54,7 +54,7 @@ from .keys import KeyFile, keys_path, watch_keys
 from .reload import ConfigSource, watch
 from .shadow_runner import ShadowRunner
 from .metrics import Metrics
-from .telemetry import Tracing, tracer_provider
+from .telemetry import Tracing, provider_fault, tracer_provider
 
 log = logging.getLogger("extproc")
 
@@ -722,7 +722,7 @@ def attempt_report(entry, now: float) -> AttemptReport:
     elif DEADLINE_PASSED_HEADER in headers:
         kind, status = "timeout", None   # the egress listener cut it at the attempt's own deadline
     elif status is not None:
-        kind = str(status) if status >= 500 or status == 429 else None
+        kind = str(status) if provider_fault(status) else None
     elif flags.upstream_request_timeout:
         kind = "timeout"
     elif (flags.upstream_remote_reset or flags.upstream_connection_failure or flags.local_reset
