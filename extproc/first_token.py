@@ -33,6 +33,7 @@ import json
 from .providers.openai_anthropic import _ERROR_STATUS as ANTHROPIC_ERROR_STATUS
 from .providers.openai_openai import _event_status as openai_event_status
 from .sse import SSEDecoder
+from .telemetry import provider_fault
 
 
 class FirstContent:
@@ -62,7 +63,7 @@ def hand_over(failed: int | None, attempt: int, attempts: int) -> bool:
     Only a provider's failure (429 or 5xx: what Envoy's router retries, and what the health tracker
     counts against it), and only when the plan has an attempt after ``attempt`` (1-based) among its
     ``attempts``: on the last one the client gets the provider's error event, as before."""
-    return failed is not None and (failed == 429 or failed >= 500) and attempt < attempts
+    return failed is not None and provider_fault(failed) and attempt < attempts
 
 
 def error_status(api: str, event: str, data: str) -> int | None:

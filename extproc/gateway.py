@@ -488,8 +488,7 @@ class Gateway:
         status = int(headers.get(":status", "0") or 0)
         # How many attempts Envoy made: the route's x-llm-attempts (envoy.yaml: Envoy's own
         # x-envoy-attempt-count is off in responses, as it leaked on Envoy's own replies).
-        attempts = headers.get("x-llm-attempts") or headers.get("x-envoy-attempt-count") or \
-            str(max(1, len(exchange.attempts)))
+        attempts = headers.get("x-llm-attempts") or str(max(1, len(exchange.attempts)))
         set_headers: dict[str, str] = {"x-llm-attempts": attempts, **exchange.limit_headers}
         # The egress listener's mark on its own 504 (the attempt's deadline passed): read here, never sent on.
         remove = [DEADLINE_PASSED_HEADER, EGRESS_HEADER]
@@ -500,8 +499,9 @@ class Gateway:
             exchange.answering = None
             # A hedged stream (never held, no route timeout) whose candidates all stalled before their
             # headers is cut by the route's idle timeout: Envoy's "stream timeout", which reached an OpenAI
-            # client in Anthropic's shape with no code (tryout 4 N2; the local-reply mappers key on :path,
-            # which the attempts' translations rewrite). It is the gateway's deadline too, in the same body.
+            # client in Anthropic's shape with no code (tryout 4 N2, when the local-reply mappers keyed on
+            # :path, which the attempts' translations rewrite; they now key on x-llm-client-api). It is the
+            # gateway's deadline too, in the same body.
             stalled_stream = (exchange.stream and exchange.hedged and "x-llm-reply" not in headers
                               and DEADLINE_PASSED_HEADER not in headers)
             if status == 504 and exchange.plan is not None and exchange.attempts and (

@@ -201,6 +201,8 @@ class HealthTracker(SpanProcessor):
                     stats.inflight = max(0, stats.inflight - 1)
             return
         kind = attrs.get("error.type")
+        if kind is not None and kind.isdigit() and not telemetry.provider_fault(int(kind)):
+            kind = None   # a status that is the request's fault (a 4xx but 429): an answer, not a failure
         latency_ms = (span.end_time - span.start_time) / 1e6 if span.end_time and span.start_time else 0.0
         ttft = attrs.get(telemetry.TTFT_MS)
         self.record(model, provider, ok=kind is None, latency_ms=latency_ms,

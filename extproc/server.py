@@ -54,7 +54,7 @@ from .keys import KeyFile, keys_path, watch_keys
 from .reload import ConfigSource, watch
 from .shadow_runner import ShadowRunner
 from .metrics import Metrics
-from .telemetry import Tracing, tracer_provider
+from .telemetry import Tracing, provider_fault, tracer_provider
 
 log = logging.getLogger("extproc")
 
@@ -65,7 +65,6 @@ MAX_QUEUE_WAIT_S = 30    # the longest Envoy lets the processor hold a message (
 DRAIN_QUIET_S = 1.0      # on SIGTERM: stop taking streams once none has opened for this long
 VERDICT_WAIT_S = 2.0     # how long an unclear ending waits for Envoy's access log entry (flushed every 50 ms)
 STALL_S = 10.0           # an upstream reset after this much silence is a stalled stream (outcome timeout)
-MAX_ATTEMPTS = 3         # the route's retry_policy.num_retries (2) + 1: attempts Envoy makes at most
 RECENT_EXCHANGES = 4096  # exchanges remembered after they end, for attempt reports that come later
 COUNT_OFF_LOOP_BYTES = 64 * 1024   # count_tokens bodies from this size are tokenized in a worker thread
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
@@ -633,8 +632,10 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     continue
                 if kind == "response_body" and first is not None:
                     pending += 1
+                    # A plan holds at most policy.MAX_ATTEMPTS models, and x-envoy-max-retries lets Envoy
+                    # try each once: the plan's length is how many attempts there are.
                     if first.feed(req.response_body.body, req.response_body.end_of_stream) and hand_over(
-                            first.failed, number, min(len(exchange.plan.models), MAX_ATTEMPTS)):
+                            first.failed, number, len(exchange.plan.models)):
                         # The provider's error event before any content (Anthropic's overloaded_error
                         # after message_start): nothing reached the client, so, as at the deadline,
                         # the held headers go on as the status the event stands for (a 5xx or 429 the
@@ -722,7 +723,7 @@ def attempt_report(entry, now: float) -> AttemptReport:
     elif DEADLINE_PASSED_HEADER in headers:
         kind, status = "timeout", None   # the egress listener cut it at the attempt's own deadline
     elif status is not None:
-        kind = str(status) if status >= 500 or status == 429 else None
+        kind = str(status) if provider_fault(status) else None
     elif flags.upstream_request_timeout:
         kind = "timeout"
     elif (flags.upstream_remote_reset or flags.upstream_connection_failure or flags.local_reset

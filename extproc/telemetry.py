@@ -52,6 +52,15 @@ _GENAI_PROVIDER = {"openai": "openai", "azure_openai": "azure.ai.openai", "anthr
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
+def provider_fault(status: int) -> bool:
+    """Whether an HTTP answer (``status``) is its provider's failure: a 5xx or a 429 (overloaded,
+    rate limited). Any other 4xx is the request's fault (a prompt over the model's window, a refused
+    parameter) even when Envoy retries it on the next tier (envoy.yaml ``llm_context_overflow``), and
+    a 1xx-3xx is an answer: neither counts against the provider's health. The one rule for attempt
+    spans, the health tracker and Envoy's upstream log (``server.attempt_report``)."""
+    return status >= 500 or status == 429
+
+
 def tracer_provider(*processors: SpanProcessor, environ: dict[str, str] | None = None) -> TracerProvider:
     """A provider feeding ``processors`` (health, metrics) and, when the standard
     ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``..._TRACES_ENDPOINT``) is set, an OTLP
@@ -125,7 +134,7 @@ class Tracing:
         # is hedged (``concurrent``): then the earlier attempt is still running, racing this one.
         for earlier in trail.attempts.values():
             if not concurrent and earlier.number <= number and earlier.span.is_recording():
-                self._fail(earlier, _failure_kind(earlier, per_try_timeout_ms))
+                self._end(earlier, _failure_kind(earlier, per_try_timeout_ms))
         context = trace.set_span_in_context(trail.request)
         span = self.tracer.start_span(f"{operation} {upstream_model}", context=context, kind=SpanKind.CLIENT,
                                       attributes={
@@ -184,7 +193,7 @@ class Tracing:
         attempt = trail.attempts.get(number)
         if attempt is None or trail.answered == number or not attempt.span.is_recording():
             return
-        if attempt.status is not None and attempt.status < 500 and attempt.status != 429:
+        if attempt.status is not None and not provider_fault(attempt.status):
             return  # a final answer whose headers the router stage has not seen yet: it ends the span
         if attempt.concurrent and attempt.status is None:
             return  # a hedge reset, maybe because another won: answered() or finish() says which
@@ -194,14 +203,14 @@ class Tracing:
                  retry_after_s: float | None = None) -> None:
         trail.answered = number
         self.attempt_status(trail, number, status, retry_after_s)
-        won = status < 500 and status != 429
+        won = not provider_fault(status)
         for n, attempt in trail.attempts.items():
             if n == number or not attempt.span.is_recording():
                 continue
             if won and attempt.concurrent and (attempt.status is None or attempt.status < 400):
                 self.attempt_cancelled(trail, n)   # a hedge still racing: Envoy resets it now
-            elif n < number:                       # attempts before this one failed
-                self._fail(attempt, _failure_kind(attempt, per_try_timeout_ms))
+            elif n < number:                       # attempts before this one failed (or were refused)
+                self._end(attempt, _failure_kind(attempt, per_try_timeout_ms))
 
     def hedged(self, trail: Trail, answered: int | None, wasted_usd: float) -> None:
         """A hedged request's outcome, on its span: extra attempts, whether one of them won, waste."""
@@ -228,18 +237,18 @@ class Tracing:
             if input_tokens is not None:
                 span.set_attribute("gen_ai.usage.input_tokens", input_tokens)
                 span.set_attribute("gen_ai.usage.output_tokens", output_tokens or 0)
-            failed = error or (status is not None and (status >= 500 or status == 429))
+            failed = error or (status is not None and provider_fault(status))
             if failed:
                 self._fail(attempt, error or str(status))
             else:
                 span.end()
-        won = attempt is not None and not (error or (status is not None and (status >= 500 or status == 429)))
+        won = attempt is not None and not (error or (status is not None and provider_fault(status)))
         for other in trail.attempts.values():
             if other.span.is_recording():
                 if won and other.concurrent:
                     self.attempt_cancelled(trail, other.number)   # a hedge loser: no failure of its provider
                 else:
-                    self._fail(other, _failure_kind(other, None))
+                    self._end(other, _failure_kind(other, None))
         request = trail.request
         request.set_attribute("llm.attempts", len(trail.attempts))
         if provider:
@@ -261,6 +270,15 @@ class Tracing:
             request.set_status(Status(StatusCode.ERROR))
         request.end()
 
+    @classmethod
+    def _end(cls, attempt: Attempt, kind: str | None) -> None:
+        """End an attempt that did not answer: failed (``kind``), or, ``None``, refused with a status
+        that is the request's fault (``provider_fault``): its span ends without an error."""
+        if kind is None:
+            attempt.span.end()
+        else:
+            cls._fail(attempt, kind)
+
     @staticmethod
     def _fail(attempt: Attempt, kind: str) -> None:
         """End a failed attempt's span with its error type."""
@@ -273,11 +291,12 @@ class Tracing:
         attempt.span.end()
 
 
-def _failure_kind(attempt: Attempt, per_try_timeout_ms: int | None) -> str:
-    """How a failed attempt ended: its status if one was seen, else a timeout if it lasted the whole
-    per-try timeout, else a reset (watched, no status came) or "failed" (not watched: 5xx, 429 or reset)."""
+def _failure_kind(attempt: Attempt, per_try_timeout_ms: int | None) -> str | None:
+    """How an attempt that did not answer ended: its status if one was seen (None when that status
+    is no failure of the provider, ``provider_fault``), else a timeout if it lasted the whole per-try
+    timeout, else a reset (watched, no status came) or "failed" (not watched: 5xx, 429 or reset)."""
     if attempt.status is not None:
-        return str(attempt.status)
+        return str(attempt.status) if provider_fault(attempt.status) else None
     elapsed_ms = (time.monotonic_ns() - attempt.started_ns) / 1e6
     if attempt.deadline_ms is not None:
         per_try_timeout_ms = attempt.deadline_ms

@@ -3,13 +3,16 @@ requests wait in a bounded queue, with a timeout, instead of piling onto a satur
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 
 import httpx
 import pytest
 
-from .conftest import AUTH, fault, reset_faults, stack_with
+from extproc import envoy_config
+
+from .conftest import AUTH, NO_EJECTION, fault, reset_faults, stack_with
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +77,59 @@ def test_a_saturated_model_is_skipped_for_the_next_candidate_without_waiting(gw)
     assert routed.status_code == 200 and routed.headers["x-llm-model"] != "llama-3.1-8b-instruct"
     assert routed_elapsed < 0.8
     reset_faults(gw, "vllm")
+
+
+# ---- a provider cluster's circuit breaker ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def narrow(tmp_path_factory):
+    """The shipped Envoy config with the routed ``openai`` cluster's circuit breaker cut to one request
+    in flight and one pending (the shipped clusters share one thresholds map: replaced, not edited)."""
+    original = envoy_config.load
+
+    def load(path=envoy_config.DEFAULT_PATH):
+        config = original(path)
+        cluster = next(c for c in config["static_resources"]["clusters"] if c["name"] == "openai")
+        breakers = copy.deepcopy(cluster["circuit_breakers"])
+        breakers["thresholds"][0].update(max_requests=1, max_pending_requests=1)
+        cluster["circuit_breakers"] = breakers
+        return config
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(envoy_config, "load", load)
+        stack = stack_with(tmp_path_factory, "narrow-breaker", {"/health": NO_EJECTION}).start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.mark.parametrize("door", ["chat", "messages"])
+def test_a_provider_clusters_overflow_is_503_over_capacity_with_retry_after(narrow, door):
+    """Envoy's own overflow (``upstream_reset_before_response_started{overflow}``: the routed cluster's
+    breaker) is the gateway's capacity, not a provider's cut: 503 and retry-after, never 502."""
+    fault(narrow, "openai", latency_ms=1500)
+    path, body = {"chat": ("/chat/completions", {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
+                  "messages": ("/messages", {"model": "gpt-4o-mini", "max_tokens": 16,
+                                             "messages": [{"role": "user", "content": "hi"}]})}[door]
+    results: list[httpx.Response] = []
+
+    def one():
+        results.append(httpx.post(f"{narrow.base_url}{path}", timeout=30, headers=AUTH, json=body))
+    threads = [threading.Thread(target=one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    reset_faults(narrow)
+    statuses = sorted(r.status_code for r in results)
+    assert 200 in statuses and 503 in statuses and set(statuses) <= {200, 503}, statuses   # never 502
+    for r in results:
+        if r.status_code != 503:
+            continue
+        assert r.headers["retry-after"] == "1", r.headers
+        error = r.json()
+        if door == "messages":
+            assert error["type"] == "error" and error["error"]["type"] == "overloaded_error", error
+        else:
+            assert error["error"]["code"] == "service_unavailable" and "over capacity" in error["error"]["message"]
+            assert "overflow" in error["error"]["message"]    # Envoy's detail names the breaker

@@ -169,6 +169,30 @@ def test_a_providers_context_length_400_is_retried_on_a_larger_window(refusing, 
     assert sum(len(upstream_requests(refusing, p)) for p in SMALL_WINDOWS) == 1   # one refusal, then the retry
 
 
+def test_context_length_400s_retried_on_a_larger_window_leave_the_small_window_healthy(refusing):
+    """A prompt too long for a window is the request's fault, not the provider's: five such refusals
+    (streamed, so the upstream stage watches attempt 1 and sees its 400) are no failures, and the
+    small-window model stays in every plan (before, five of them ejected it for every tenant)."""
+    def health() -> dict:
+        return httpx.get(refusing.status_url).json()["providers"]
+
+    before = sum(health().get(p, {}).get("requests", 0) for p in SMALL_WINDOWS)
+    client = openai.OpenAI(base_url=refusing.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30)
+    for _ in range(5):
+        raw = client.chat.completions.with_raw_response.create(
+            model="auto", messages=[{"role": "user", "content": "Say hi."}], stream=True)
+        assert raw.headers["x-llm-model"] in ("gemini-3.5-flash-lite", "claude-haiku-4-5")
+        assert "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    assert sum(len(upstream_requests(refusing, p)) for p in SMALL_WINDOWS) == 5
+    # the five refusals reach the health tracker as samples (waited on: spans end after the answer)
+    wait_for(lambda: sum(health().get(p, {}).get("requests", 0) for p in SMALL_WINDOWS) >= before + 5,
+             what="the five refused attempts in the health tracker")
+    providers = health()
+    for provider in SMALL_WINDOWS:
+        status = providers.get(provider, {})
+        assert status.get("failures", 0) == 0 and not status.get("ejected"), (provider, status)
+
+
 def test_a_pinned_models_context_length_400_reaches_the_client_once(refusing):
     client = openai.OpenAI(base_url=refusing.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30)
     with pytest.raises(openai.BadRequestError) as info:

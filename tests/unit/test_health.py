@@ -8,7 +8,7 @@ import pytest
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 from extproc.health import HealthSettings, HealthTracker
-from extproc.telemetry import OUTCOME_FROM_LOG, Tracing
+from extproc.telemetry import OUTCOME_FROM_LOG, Tracing, provider_fault
 
 
 class Clock:
@@ -164,6 +164,44 @@ def test_a_closed_attempt_without_status_is_a_reset_or_timeout(clock):
     tracing.attempt_closed(trail, 2, per_try_timeout_ms=60_000)
     summary = t.snapshot()["models"]["m"]
     assert summary["timeouts"] == 1 and summary["resets"] == 1
+
+
+def test_a_context_overflow_400_retried_on_the_next_tier_is_no_failure_of_its_provider(clock):
+    """Envoy retries a provider's context-length 400 on a larger window (envoy.yaml llm_context_overflow):
+    the upstream stage saw that attempt's 400, then the next attempt started. A 4xx other than 429 is
+    the request's fault, as Envoy's upstream log already says: five such requests leave the model in."""
+    t = HealthTracker(HealthSettings(consecutive_failures=5, min_requests=5), clock=clock)
+    exporter = []
+
+    class Keep(SpanProcessor):
+        def on_end(self, span):
+            exporter.append(span)
+
+    provider = _provider_with(t)
+    provider.add_span_processor(Keep())
+    tracing = Tracing(provider)
+    for _ in range(5):
+        trail = tracing.start_request({}, "chat", "auto", "auto", ["small", "mid", "large"])
+        tracing.start_attempt(trail, 1, "chat", api="openai", provider="p", model="small", upstream_model="s",
+                              observed=False)
+        tracing.start_attempt(trail, 2, "chat", api="openai", provider="q", model="mid", upstream_model="m")
+        tracing.attempt_status(trail, 2, 400)     # the upstream stage saw the window's 400
+        tracing.attempt_closed(trail, 2, per_try_timeout_ms=60_000)
+        tracing.start_attempt(trail, 3, "chat", api="openai", provider="r", model="large", upstream_model="l")
+        tracing.answered(trail, 3, 200)
+        tracing.finish(trail, status=200, response_model="l", input_tokens=5, output_tokens=7)
+    mid = t.model_health("mid")
+    assert not mid.ejected and mid.error_rate == 0.0
+    assert t.snapshot()["models"]["mid"]["failures"] == 0
+    spans = [s for s in exporter if s.attributes.get("llm.attempt") == 2]
+    assert len(spans) == 5 and all("error.type" not in s.attributes for s in spans)
+    assert all(s.attributes["http.response.status_code"] == 400 for s in spans)
+
+
+@pytest.mark.parametrize("status,fault", [(400, False), (404, False), (413, False), (422, False), (429, True),
+                                          (200, False), (500, True), (503, True), (529, True)])
+def test_one_rule_says_which_answers_are_the_providers_failure(status, fault):
+    assert provider_fault(status) is fault
 
 
 @pytest.mark.parametrize("mapping,error", [
