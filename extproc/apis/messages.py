@@ -219,18 +219,17 @@ def _tools(tools: Any, names: FieldNames) -> list[dict]:
 def to_internal(client: dict) -> dict:
     """An Anthropic Messages request (parsed JSON) as an internal (OpenAI chat) request.
     Raises InvalidRequest (400) naming the Anthropic field (``tools[1].name``, ``max_tokens``), never
-    the chat field the door made of it: the shared validator's errors go through ``field_names``."""
+    the chat field the door made of it: the shared validator's errors go through the door's ``FieldNames``."""
+    return _checked(client)[0]
+
+
+def _checked(client: dict) -> tuple[dict, FieldNames]:
     body, names = _to_internal(client)
     try:
         validate.chat(body)   # the internal form must pass the same validator as an OpenAI client's request
     except InvalidRequest as exc:
         raise names.renamed(exc) from None
-    return body
-
-
-def field_names(client: dict) -> FieldNames:
-    """The Messages field each internal field of ``client``'s request came from (``FieldNames``)."""
-    return _to_internal(client)[1]
+    return body, names
 
 
 def _to_internal(client: dict) -> tuple[dict, FieldNames]:
@@ -275,11 +274,14 @@ def _to_internal(client: dict) -> tuple[dict, FieldNames]:
     return body, names
 
 
-def parse(raw: bytes) -> tuple[dict, dict]:
-    """(internal request, client request) from a Messages request body; raises InvalidRequest."""
+def parse(raw: bytes) -> tuple[dict, dict, FieldNames]:
+    """(internal request, client request, the Messages field each internal field came from) from a
+    Messages request body; raises InvalidRequest. The names rename any later error about the internal
+    request (the planner's, a retry's translator's) into the client's fields."""
     client = validate.parse(raw)
     combinations(client)
-    return to_internal(client), client
+    body, names = _checked(client)
+    return body, client, names
 
 
 MAX_CACHE_BREAKPOINTS = 4

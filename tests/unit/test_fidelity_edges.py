@@ -233,7 +233,7 @@ def test_the_messages_door_takes_what_the_api_takes_and_the_translator_sends_non
     from extproc.providers.base import Target
     from extproc.providers.openai_anthropic import AnthropicChatTranslator
 
-    internal, client = messages.parse(json.dumps(messages_body(**fields)).encode())
+    internal, client, _names = messages.parse(json.dumps(messages_body(**fields)).encode())
     target = Target(model="claude-haiku-4-5", upstream_model="claude-haiku-4-5", provider="anthropic",
                     api="anthropic", base_path="/v1")
     sent = json.loads(AnthropicChatTranslator(target, created=1, response_id="chatcmpl-1").request(internal).body)
