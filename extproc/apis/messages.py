@@ -479,17 +479,10 @@ class MessagesTranslator(TranslatedStream):
 
 def asks_prompt_cache(client: dict) -> bool:
     """Whether a Messages request marks a prompt cache (``cache_control`` at its top level, Anthropic's
-    automatic caching, or on a block of ``system``, ``messages`` or ``tools``). Passed through to a Claude
-    model it is read from the cache on the next turn, so affinity prices that turn's prefix as cached."""
-    if client.get("cache_control"):
-        return True
-    blocks: list = list(client.get("tools") or []) if isinstance(client.get("tools"), list) else []
-    if isinstance(client.get("system"), list):
-        blocks += client["system"]
-    for message in client.get("messages") or []:
-        if isinstance(message, dict) and isinstance(message.get("content"), list):
-            blocks += message["content"]
-    return any(isinstance(b, dict) and b.get("cache_control") for b in blocks)
+    automatic caching, or on any block ``_cache_controls`` finds: ``tools``, ``system``, ``messages`` and
+    the blocks inside a ``tool_result``). Passed through to a Claude model it is read from the cache on
+    the next turn, so affinity prices that turn's prefix as cached."""
+    return bool(client.get("cache_control")) or any(control for _, control in _cache_controls(client))
 
 
 class MessagesPassthrough(FrontDoorTranslator):
