@@ -286,6 +286,8 @@ def parse(raw: bytes) -> tuple[dict, dict, FieldNames]:
 
 MAX_CACHE_BREAKPOINTS = 4
 CACHE_TTLS = ("5m", "1h")
+# The thinking types that think (budgeted and adaptive; Claude 4.6+ recommends adaptive, Opus 4.7+ takes only it).
+THINKING_ON = ("enabled", "adaptive")
 
 
 def combinations(client: dict) -> None:
@@ -294,16 +296,17 @@ def combinations(client: dict) -> None:
     whether the plan reaches Anthropic (which would answer this 400) or another provider (which
     would drop ``thinking`` and ``cache_control`` and answer 200: tryout 6 M4):
 
-    - extended thinking (``thinking.type: enabled``) with ``temperature`` other than 1, with
-      ``top_k``, with ``top_p`` below 0.95, or with a ``tool_choice`` that forces a tool (``any``,
-      ``tool``): the extended-thinking page's "Feature compatibility"; the API's words as clients
-      report them (the top_p words are ours);
+    - extended thinking (``thinking.type: enabled``, or ``adaptive``: the adaptive-thinking page calls
+      it a way to use extended thinking, so the same rules hold) with ``temperature`` other than 1,
+      with ``top_k``, with ``top_p`` below 0.95, or with a ``tool_choice`` that forces a tool
+      (``any``, ``tool``): the extended-thinking page's "Feature compatibility"; the API's words as
+      clients report them (the top_p words are ours);
     - more than ``MAX_CACHE_BREAKPOINTS`` blocks with ``cache_control`` (tools, system, message
       blocks, tool-result blocks), or a ``ttl`` other than "5m" / "1h" (the OpenAPI enum).
 
     ``param`` names the Messages field."""
     thinking = client.get("thinking")
-    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+    if isinstance(thinking, dict) and thinking.get("type") in THINKING_ON:
         temperature, top_p, choice = client.get("temperature"), client.get("top_p"), client.get("tool_choice")
         if isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and temperature != 1:
             raise InvalidRequest("`temperature` may only be set to 1 when thinking is enabled.", param="temperature")
