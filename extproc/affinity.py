@@ -46,10 +46,6 @@ from typing import Any, Callable, Mapping
 SESSION_HEADER = "x-llm-session"
 MAX_CONVERSATIONS = 100_000      # bounded memory: least recently used pins go first
 KEEP = ("cost", "always")        # routing.affinity_keep
-# The smallest prompt prefix any provider caches (OpenAI's automatic caching; Claude's cache_control on
-# Sonnet 4.x): a shorter previous turn is billed in full everywhere. Each provider's own floor is
-# providers.prompt_cache_floor.
-MIN_CACHED_PREFIX = 1024
 
 
 @dataclass(frozen=True)
@@ -141,12 +137,11 @@ class AffinityTable:
 
 
 def cached_cost(model: Any, prompt_tokens: int, output_tokens: int, cached_tokens: int) -> float:
-    """USD estimate when ``cached_tokens`` of the prompt are a cache hit (billed at price.cached_input;
-    a model with no cached_input price bills them at the input price)."""
+    """USD estimate when ``cached_tokens`` of the prompt are a cache hit: the full price less
+    ``cache_saving`` (the one pricing of a cache read; a model with no cached_input price saves nothing)."""
     price = model.price
-    cached = max(0, min(prompt_tokens, cached_tokens))
-    cached_price = price.input if price.cached_input is None else price.cached_input
-    return ((prompt_tokens - cached) * price.input + cached * cached_price + output_tokens * price.output) / 1_000_000
+    full = (prompt_tokens * price.input + output_tokens * price.output) / 1_000_000
+    return full - cache_saving(model, min(prompt_tokens, cached_tokens))
 
 
 def cache_saving(model: Any, cached_tokens: int) -> float:
@@ -157,14 +152,14 @@ def cache_saving(model: Any, cached_tokens: int) -> float:
 
 
 def stick(pin: Pin | None, chosen: list, route_class: str | None, prompt_tokens: int,
-          keep: str = "cost", cache_floor: Callable[[Any], int | None] | None = None) -> tuple[list, str | None]:
+          keep: str, cache_floor: Callable[[Any], int | None]) -> tuple[list, str | None]:
     """Candidates reordered for the conversation's pin, and a note saying what affinity did (None when
     there is no pin). ``chosen``: the policy's candidates (``policy.Candidate``, each with its full-price
     ``cost`` in USD, whose reply tokens are already clamped to the model's output limit), already
     filtered for health, retry-after, budgets and capability; ``prompt_tokens``: this turn's estimated
     prompt; ``keep``: one of ``KEEP`` (see the module docstring); ``cache_floor(model)``: the shortest
-    prefix its provider reads from a cache for this request, None for none (default: ``MIN_CACHED_PREFIX``
-    everywhere). The pinned candidate's cost becomes its full price less the cache read's saving. Notes start with ``affinity:`` when the pin decided, else
+    prefix its provider reads from a cache for this request, None for none
+    (``providers.prompt_cache_floor``: each provider's own floor, so none is assumed here). The pinned candidate's cost becomes its full price less the cache read's saving. Notes start with ``affinity:`` when the pin decided, else
     ``affinity yielded`` / ``affinity broken`` / ``affinity released``."""
     if pin is None or not chosen:
         return chosen, None
@@ -175,7 +170,7 @@ def stick(pin: Pin | None, chosen: list, route_class: str | None, prompt_tokens:
     if route_class != pin.route_class and first.model.quality > pin.quality:
         return chosen, f"affinity broken: class escalated {pin.route_class} -> {route_class}"
     c = chosen[at]
-    floor = MIN_CACHED_PREFIX if cache_floor is None else cache_floor(c.model)
+    floor = cache_floor(c.model)
     cached = min(prompt_tokens, pin.prompt_tokens) if floor is not None and pin.prompt_tokens >= floor else 0
     cost = c.cost - cache_saving(c.model, cached)
     if keep == "cost" and at > 0 and cost > first.cost:

@@ -127,9 +127,9 @@ def overflow_retries(models) -> str:
 
 def in_client_terms(exc: errors.GatewayError, exchange: "Exchange") -> errors.GatewayError:
     """``exc`` (about the internal chat request: a provider translator's or the planner's) naming the
-    fields of the client's own API, through its front door's ``field_names``; as it is for chat."""
-    names = getattr(exchange.front, "field_names", None)
-    return names(exchange.client_body or {}).renamed(exc) if names is not None else exc
+    fields of the client's own API, through the ``FieldNames`` its front door made while parsing; as
+    it is for chat (no front door: the internal fields are the client's)."""
+    return exchange.field_names.renamed(exc) if exchange.field_names is not None else exc
 
 
 def error_body(path: str, status: int, body: bytes) -> bytes:
@@ -172,6 +172,7 @@ class Exchange:
     path: str = ""                         # the client's request path (its API: errors come in its shape)
     front: Any = None                      # the front door's module (extproc.apis), None for OpenAI chat
     client_body: dict | None = None        # the client's request as sent, for a front door's answer
+    field_names: Any = None                # its front door's FieldNames (apis.base): errors name the client's fields
     front_headers: dict[str, str] = field(default_factory=dict)   # its API's headers (a pass-through sends them)
     first: tuple[Translator, UpstreamRequest] | None = None   # attempt 1, translated up front
     # Translations the planner made to check capability, by model id, each used by one attempt.
@@ -298,9 +299,9 @@ class Gateway:
             raise self._too_large()
         path = headers.get(":path", "").split("?", 1)[0]
         endpoint, front = ENDPOINTS[path], FRONT_DOORS.get(path)
-        client_body = None
+        client_body = names = None
         if front is not None:   # a front door's request, checked in its API's terms, in the internal form
-            body, client_body = front.parse(raw)
+            body, client_body, names = front.parse(raw)
         else:
             body = validate.request(endpoint, raw)   # the one OpenAI request validator: 400 naming the field
         if model is not None:
@@ -312,7 +313,7 @@ class Gateway:
         # The id the router stage gave the request with its headers (server.py), else a fresh one.
         exchange = Exchange(key=headers.get(KEY_HEADER) or uuid.uuid4().hex, endpoint=endpoint, body=body, plan=None, created=int(now),
                             response_id=f"chatcmpl-{uuid.uuid4().hex[:24]}", started=now, caller=caller,
-                            path=path, front=front, client_body=client_body,
+                            path=path, front=front, client_body=client_body, field_names=names,
                             front_headers={**{h: headers[h] for h in FRONT_DOOR_HEADERS if h in headers},
                                            **beta_query(headers.get(":path", ""))},
                             forwardable={h: headers[h] for h in FORWARDABLE_HEADERS if h in headers})
@@ -323,8 +324,8 @@ class Gateway:
             # itself: the planner's own check (on the request's capability view, cached) answers for them.
             if exchange.translations:
                 return ASK_PLANNER
-            try:
-                exchange.translations[model.id] = self._translate(exchange, model)
+            try:   # unrenamed: the planner's errors and reasons are renamed once, as it raises them
+                exchange.translations[model.id] = self._translated(exchange, model)
             except errors.UnsupportedFeature as exc:
                 return exc.message
             return None
@@ -354,11 +355,8 @@ class Gateway:
             exchange.per_try_timeout_ms = max(exchange.deadlines[:len(plan.models)]) + BACKSTOP_SLACK_MS
         # Translate attempt 1 now (if the planner did not): a request the provider cannot take fails
         # before it is routed.
-        try:
-            exchange.first = (exchange.translations.pop(plan.models[0].id, None)
-                              or self._translate(exchange, plan.models[0]))
-        except errors.GatewayError as exc:
-            raise in_client_terms(exc, exchange) from None
+        exchange.first = (exchange.translations.pop(plan.models[0].id, None)
+                          or self._translate(exchange, plan.models[0]))
         return exchange
 
     def route(self, exchange: Exchange) -> Rewrite:
@@ -611,6 +609,14 @@ class Gateway:
     # ---- helpers ---------------------------------------------------------------------------------
 
     def _translate(self, exchange: Exchange, model: Model) -> tuple[Translator, UpstreamRequest]:
+        """``model``'s translator and its upstream request, for any attempt (the planner's capability
+        check for attempt 1, a retry's): its errors name the client's own fields (``in_client_terms``)."""
+        try:
+            return self._translated(exchange, model)
+        except errors.GatewayError as exc:
+            raise in_client_terms(exc, exchange) from None
+
+    def _translated(self, exchange: Exchange, model: Model) -> tuple[Translator, UpstreamRequest]:
         target = model.target()
         translator: Translator
         if exchange.endpoint == "chat":

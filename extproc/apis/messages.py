@@ -219,18 +219,17 @@ def _tools(tools: Any, names: FieldNames) -> list[dict]:
 def to_internal(client: dict) -> dict:
     """An Anthropic Messages request (parsed JSON) as an internal (OpenAI chat) request.
     Raises InvalidRequest (400) naming the Anthropic field (``tools[1].name``, ``max_tokens``), never
-    the chat field the door made of it: the shared validator's errors go through ``field_names``."""
+    the chat field the door made of it: the shared validator's errors go through the door's ``FieldNames``."""
+    return _checked(client)[0]
+
+
+def _checked(client: dict) -> tuple[dict, FieldNames]:
     body, names = _to_internal(client)
     try:
         validate.chat(body)   # the internal form must pass the same validator as an OpenAI client's request
     except InvalidRequest as exc:
         raise names.renamed(exc) from None
-    return body
-
-
-def field_names(client: dict) -> FieldNames:
-    """The Messages field each internal field of ``client``'s request came from (``FieldNames``)."""
-    return _to_internal(client)[1]
+    return body, names
 
 
 def _to_internal(client: dict) -> tuple[dict, FieldNames]:
@@ -275,15 +274,20 @@ def _to_internal(client: dict) -> tuple[dict, FieldNames]:
     return body, names
 
 
-def parse(raw: bytes) -> tuple[dict, dict]:
-    """(internal request, client request) from a Messages request body; raises InvalidRequest."""
+def parse(raw: bytes) -> tuple[dict, dict, FieldNames]:
+    """(internal request, client request, the Messages field each internal field came from) from a
+    Messages request body; raises InvalidRequest. The names rename any later error about the internal
+    request (the planner's, a retry's translator's) into the client's fields."""
     client = validate.parse(raw)
     combinations(client)
-    return to_internal(client), client
+    body, names = _checked(client)
+    return body, client, names
 
 
 MAX_CACHE_BREAKPOINTS = 4
 CACHE_TTLS = ("5m", "1h")
+# The thinking types that think (budgeted and adaptive; Claude 4.6+ recommends adaptive, Opus 4.7+ takes only it).
+THINKING_ON = ("enabled", "adaptive")
 
 
 def combinations(client: dict) -> None:
@@ -292,16 +296,17 @@ def combinations(client: dict) -> None:
     whether the plan reaches Anthropic (which would answer this 400) or another provider (which
     would drop ``thinking`` and ``cache_control`` and answer 200: tryout 6 M4):
 
-    - extended thinking (``thinking.type: enabled``) with ``temperature`` other than 1, with
-      ``top_k``, with ``top_p`` below 0.95, or with a ``tool_choice`` that forces a tool (``any``,
-      ``tool``): the extended-thinking page's "Feature compatibility"; the API's words as clients
-      report them (the top_p words are ours);
+    - extended thinking (``thinking.type: enabled``, or ``adaptive``: the adaptive-thinking page calls
+      it a way to use extended thinking, so the same rules hold) with ``temperature`` other than 1,
+      with ``top_k``, with ``top_p`` below 0.95, or with a ``tool_choice`` that forces a tool
+      (``any``, ``tool``): the extended-thinking page's "Feature compatibility"; the API's words as
+      clients report them (the top_p words are ours);
     - more than ``MAX_CACHE_BREAKPOINTS`` blocks with ``cache_control`` (tools, system, message
       blocks, tool-result blocks), or a ``ttl`` other than "5m" / "1h" (the OpenAPI enum).
 
     ``param`` names the Messages field."""
     thinking = client.get("thinking")
-    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+    if isinstance(thinking, dict) and thinking.get("type") in THINKING_ON:
         temperature, top_p, choice = client.get("temperature"), client.get("top_p"), client.get("tool_choice")
         if isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and temperature != 1:
             raise InvalidRequest("`temperature` may only be set to 1 when thinking is enabled.", param="temperature")
@@ -477,17 +482,10 @@ class MessagesTranslator(TranslatedStream):
 
 def asks_prompt_cache(client: dict) -> bool:
     """Whether a Messages request marks a prompt cache (``cache_control`` at its top level, Anthropic's
-    automatic caching, or on a block of ``system``, ``messages`` or ``tools``). Passed through to a Claude
-    model it is read from the cache on the next turn, so affinity prices that turn's prefix as cached."""
-    if client.get("cache_control"):
-        return True
-    blocks: list = list(client.get("tools") or []) if isinstance(client.get("tools"), list) else []
-    if isinstance(client.get("system"), list):
-        blocks += client["system"]
-    for message in client.get("messages") or []:
-        if isinstance(message, dict) and isinstance(message.get("content"), list):
-            blocks += message["content"]
-    return any(isinstance(b, dict) and b.get("cache_control") for b in blocks)
+    automatic caching, or on any block ``_cache_controls`` finds: ``tools``, ``system``, ``messages`` and
+    the blocks inside a ``tool_result``). Passed through to a Claude model it is read from the cache on
+    the next turn, so affinity prices that turn's prefix as cached."""
+    return bool(client.get("cache_control")) or any(control for _, control in _cache_controls(client))
 
 
 class MessagesPassthrough(FrontDoorTranslator):

@@ -180,19 +180,17 @@ def to_internal(client: dict) -> dict:
     """A Responses request (parsed JSON) as an internal (OpenAI chat) request; raises InvalidRequest
     (400) or UnsupportedFeature (422, a built-in tool the gateway cannot run), naming the Responses
     field (``input[2].content``, ``text.format``, ``max_output_tokens``), never the chat field the door
-    made of it: the shared validator's errors go through ``field_names``."""
+    made of it: the shared validator's errors go through the door's ``FieldNames``."""
+    return _checked(client)[0]
+
+
+def _checked(client: dict) -> tuple[dict, FieldNames]:
     body, names = _to_internal(client)
     try:
         validate.chat(body)
     except InvalidRequest as exc:
         raise names.renamed(exc) from None
-    return body
-
-
-def field_names(client: dict) -> FieldNames:
-    """The Responses field each internal field of ``client``'s request came from (``FieldNames``): how
-    an error about the internal request (a provider translator's too) names what the client sent."""
-    return _to_internal(client)[1]
+    return body, names
 
 
 def _to_internal(client: dict) -> tuple[dict, FieldNames]:
@@ -275,10 +273,13 @@ def _to_internal(client: dict) -> tuple[dict, FieldNames]:
     return body, names
 
 
-def parse(raw: bytes) -> tuple[dict, dict]:
-    """(internal request, client request) from a Responses request body; raises GatewayError."""
+def parse(raw: bytes) -> tuple[dict, dict, FieldNames]:
+    """(internal request, client request, the Responses field each internal field came from) from a
+    Responses request body; raises GatewayError. The names rename any later error about the internal
+    request (the planner's, a retry's translator's) into the client's fields."""
     client = validate.parse(raw)
-    return to_internal(client), client
+    body, names = _checked(client)
+    return body, client, names
 
 
 def reshape_error(status: int, internal: bytes) -> bytes:

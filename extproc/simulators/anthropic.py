@@ -19,9 +19,9 @@ is known to answer), so a translator bug fails here as it would in production:
   message and every ``tool_result`` answers one of the previous message; image sources
   (base64 JPEG/PNG/GIF/WebP up to 5 MB, or an http(s) URL) and document sources (base64
   PDF, plain text, or a URL)
-- extended thinking (``type: enabled``): a budget of at least 1024 below ``max_tokens``, and none
-  of ``temperature`` other than 1, ``top_k``, ``top_p`` below 0.95, or a ``tool_choice`` that
-  forces a tool (``any`` / ``tool``)
+- extended thinking (``type: enabled``): a budget of at least 1024 below ``max_tokens``; with it
+  or adaptive thinking (``type: adaptive``), none of ``temperature`` other than 1, ``top_k``,
+  ``top_p`` below 0.95, or a ``tool_choice`` that forces a tool (``any`` / ``tool``)
 - at most 4 blocks with ``cache_control``, each ``ttl`` "5m" or "1h"
 
 and answers in Anthropic's documented shapes: a ``message`` object, the SSE event
@@ -210,7 +210,8 @@ async def _answer(sim: Simulator, request: web.Request, *, count_only: bool) -> 
         return _error(400, f"prompt is too long: {window + 1} tokens > {window} maximum", request_id)
 
     reply, stop_sequence = _think(prompt)
-    thinking = _thinking_text(prompt) if (body.get("thinking") or {}).get("type") == "enabled" else None
+    # Adaptive thinking at the default effort (high) always thinks: the simulator thinks for both.
+    thinking = _thinking_text(prompt) if (body.get("thinking") or {}).get("type") in ("enabled", "adaptive") else None
     message_id = "msg_" + uuid.uuid4().hex[:24]
     calls = [("toolu_" + uuid.uuid4().hex[:24], name, args) for name, args in reply.tool_calls]
     if body.get("stream"):
@@ -737,15 +738,18 @@ def _check_thinking(body: dict[str, Any], max_tokens: int | None) -> None:
     "Feature compatibility": "Thinking isn't compatible with temperature or top_k modifications as
     well as forced tool use. When thinking is enabled, you can set top_p to values between 1 and
     0.95."). The API's words as clients report them on claude-haiku-4-5 and Opus 4.1
-    (workglow-dev/libs#746, quarkiverse/quarkus-langchain4j#1812); the top_p words are ours."""
+    (workglow-dev/libs#746, quarkiverse/quarkus-langchain4j#1812); the top_p words are ours. Adaptive
+    thinking (no budget) is "the recommended way to use extended thinking" (the adaptive-thinking page):
+    the same combinations are refused (clients report the temperature and forced tool_choice 400s)."""
     thinking = body.get("thinking")
-    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+    if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "adaptive"):
         return
-    budget = thinking.get("budget_tokens")
-    if not isinstance(budget, int) or budget < 1024:
-        raise BadRequest("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
-    if max_tokens is not None and budget >= max_tokens:
-        raise BadRequest("`max_tokens` must be greater than `thinking.budget_tokens`")
+    if thinking["type"] == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or budget < 1024:
+            raise BadRequest("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
+        if max_tokens is not None and budget >= max_tokens:
+            raise BadRequest("`max_tokens` must be greater than `thinking.budget_tokens`")
     if body.get("temperature") is not None and body["temperature"] != 1:
         raise BadRequest("`temperature` may only be set to 1 when thinking is enabled.")
     if body.get("top_k") is not None:

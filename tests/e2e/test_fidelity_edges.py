@@ -111,6 +111,22 @@ def test_the_messages_api_refusals_come_from_the_gateway_for_every_model(gateway
     assert nobody_asked(gateway)
 
 
+@pytest.mark.parametrize("fields, message", [
+    ({"extra_body": {"temperature": 0.5}}, "`temperature` may only be set to 1 when thinking is enabled."),
+    ({"tools": [TOOL], "tool_choice": {"type": "tool", "name": "get_weather"}},
+     "Thinking may not be enabled when tool_choice forces tool use."),
+])
+def test_adaptive_thinking_has_the_same_refusals_for_every_model(gateway, claude, fields, message):
+    # Adaptive thinking (Claude 4.6 and later) was not checked: Sonnet 4.6 got Anthropic's 400 live (a 200
+    # offline) and gpt-4o-mini a 200 (review 7 finding 9).
+    for model in ("claude-sonnet-4-6", MODELS["openai"]):
+        with pytest.raises(anthropic.BadRequestError) as info:
+            claude.messages.create(model=model, max_tokens=2000, messages=[{"role": "user", "content": "hi"}],
+                                   thinking={"type": "adaptive"}, **fields)
+        assert info.value.body["error"] == {"type": "invalid_request_error", "message": message}, model
+    assert nobody_asked(gateway)
+
+
 def test_thinking_and_four_breakpoints_within_the_limits_still_pass_through(gateway, claude):
     message = claude.messages.create(model=MODELS["anthropic"], max_tokens=2000, thinking=THINKING, extra_body={"temperature": 1},
                                      tools=[TOOL], tool_choice={"type": "auto"}, system=cached(4, ttl="1h"),

@@ -14,6 +14,7 @@ from extproc.credentials import Credentials
 from extproc.devstack import DEFAULT_ROUTING
 from extproc.gateway import Gateway
 from extproc.policy import ModelHealth, decide
+from extproc.providers import prompt_cache_floor
 
 from tests.unit.test_gateway import CHAT, KEYS, UPSTREAM, demo_keys
 
@@ -92,8 +93,9 @@ def test_a_simple_turn_stays_on_the_premium_model_that_served_the_conversation()
     assert asked.candidates[0].cost == pytest.approx(A.cached_cost(cfg.models["claude-sonnet-4-6"],
                                                                    asked.prompt_tokens, asked.output_tokens, 2000))
     assert asked.candidates[0].cost < full
-    # a previous prompt shorter than any provider caches is billed in full
-    short = _plan(cfg, body, dataclasses.replace(pin, prompt_tokens=A.MIN_CACHED_PREFIX - 1), cache_asked=True)
+    # a previous prompt shorter than Sonnet's cache floor is billed in full
+    floor = prompt_cache_floor(cfg.models["claude-sonnet-4-6"].target(), asked=True)
+    short = _plan(cfg, body, dataclasses.replace(pin, prompt_tokens=floor - 1), cache_asked=True)
     assert short.models[0].id == "claude-sonnet-4-6" and short.candidates[0].cost == pytest.approx(full)
 
 
@@ -126,7 +128,8 @@ def test_under_the_cost_rule_a_long_cached_prefix_keeps_a_same_tier_model_only_w
     assert kept.models[0].id == "claude-sonnet-4-6" and kept.affinity.startswith("affinity:")
     assert kept.candidates[0].cost < fresh.candidates[0].cost
     # a prefix too short to be cached leaves Sonnet dearer than gpt-4o: routed afresh
-    short = _plan(cfg, body, dataclasses.replace(pin, prompt_tokens=A.MIN_CACHED_PREFIX - 1), cache_asked=True)
+    floor = prompt_cache_floor(cfg.models["claude-sonnet-4-6"].target(), asked=True)
+    short = _plan(cfg, body, dataclasses.replace(pin, prompt_tokens=floor - 1), cache_asked=True)
     assert short.models[0].id == "gpt-4o" and short.affinity.startswith("affinity released")
 
 
@@ -178,3 +181,20 @@ def test_gateway_keeps_the_conversation_on_the_model_that_answered():
     assert second.models[0].id == first.models[0].id and second.affinity.startswith("affinity:")
     other_tenant_like = turn(chat("unrelated first turn", "ok", "thanks! now just the number"))
     assert other_tenant_like.affinity is None and other_tenant_like.models[0].quality < 5
+
+
+def test_one_cache_floor_and_one_pricing_of_a_cache_read():
+    """Review 7 finding 7: ``stick`` assumed a 1,024-token floor of its own when not given the providers'
+    (a third copy of it, unused in production), and ``cached_cost`` priced a cache read apart from
+    ``cache_saving``. The floor is the caller's (``providers.prompt_cache_floor``); the cost is the full
+    price less the saving."""
+    cfg = load(DEFAULT_ROUTING)
+    pin = A.Pin("gpt-4o", "complex_reasoning", 5, prompt_tokens=2000, expires=NOW + 60)
+    with pytest.raises(TypeError):
+        A.stick(pin, [], "complex_reasoning", 3000, "cost")   # no floor of its own to fall back on
+    for model in cfg.models.values():
+        price = model.price
+        full = (3000 * price.input + 200 * price.output) / 1_000_000
+        assert A.cached_cost(model, 3000, 200, 2000) == pytest.approx(full - A.cache_saving(model, 2000))
+        assert A.cached_cost(model, 3000, 200, 9000) == pytest.approx(full - A.cache_saving(model, 3000))
+        assert A.cached_cost(model, 3000, 200, 0) == pytest.approx(full)

@@ -218,6 +218,9 @@ def test_a_messages_request_asks_for_a_cache_with_cache_control_anywhere():
     assert asks_prompt_cache({"messages": [{"role": "user", "content": [marked]}]})
     assert asks_prompt_cache({"tools": [{"name": "t", "input_schema": {}, "cache_control": {"type": "ephemeral"}}],
                               "messages": []})
+    # The breakpoint on a block inside a tool result (review 7 finding 6: it was missed, priced uncached).
+    assert asks_prompt_cache({"messages": [{"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": [marked]}]}]})
     assert not asks_prompt_cache({"system": "plain", "messages": [{"role": "user", "content": "hi"}]})
 
 

@@ -150,6 +150,10 @@ def test_names_inside_the_pattern_pass(fields):
 from extproc.simulators import anthropic as sim_anthropic   # noqa: E402
 
 THINKING = {"thinking": {"type": "enabled", "budget_tokens": 1024}}
+# Adaptive thinking (Claude 4.6 and later: Sonnet 4.6 here) is extended thinking without a budget: the
+# same combinations are refused (review 7 finding 9; the adaptive-thinking page, and clients' reports of
+# the temperature and forced tool_choice 400s: dotCipher/opencode-claude-bridge#1).
+ADAPTIVE = {"model": "claude-sonnet-4-6", "thinking": {"type": "adaptive"}}
 CLAUDE_TOOL = {"name": "get_weather", "input_schema": {"type": "object"}}
 EPHEMERAL = {"type": "ephemeral"}
 
@@ -177,6 +181,13 @@ ANTHROPIC_REFUSALS = [
      "Thinking may not be enabled when tool_choice forces tool use."),
     ({**THINKING, "tools": [CLAUDE_TOOL], "tool_choice": {"type": "tool", "name": "get_weather"}},
      "Thinking may not be enabled when tool_choice forces tool use."),
+    ({**ADAPTIVE, "temperature": 0.5}, "`temperature` may only be set to 1 when thinking is enabled."),
+    ({**ADAPTIVE, "top_k": 5}, "`top_k` must be unset when thinking is enabled."),
+    ({**ADAPTIVE, "top_p": 0.9}, "`top_p` must be greater than or equal to 0.95 or unset when thinking is enabled."),
+    ({**ADAPTIVE, "tools": [CLAUDE_TOOL], "tool_choice": {"type": "any"}},
+     "Thinking may not be enabled when tool_choice forces tool use."),
+    ({**ADAPTIVE, "tools": [CLAUDE_TOOL], "tool_choice": {"type": "tool", "name": "get_weather"}},
+     "Thinking may not be enabled when tool_choice forces tool use."),
     ({"system": system_blocks(5)}, "A maximum of 4 blocks with cache_control may be provided. Found 5."),
     ({"system": system_blocks(2), "tools": [{**CLAUDE_TOOL, "cache_control": EPHEMERAL}],
       "messages": [{"role": "user", "content": [{"type": "text", "text": "a", "cache_control": EPHEMERAL},
@@ -188,6 +199,8 @@ ANTHROPIC_ACCEPTS = [
     {**THINKING, "temperature": 1},
     {**THINKING, "top_p": 0.95},
     {**THINKING, "tools": [CLAUDE_TOOL], "tool_choice": {"type": "auto"}},
+    {**ADAPTIVE, "temperature": 1, "tools": [CLAUDE_TOOL], "tool_choice": {"type": "auto"}},
+    {**ADAPTIVE, "top_p": 0.95},
     {"thinking": {"type": "disabled"}, "temperature": 0.5, "top_k": 5},
     {"temperature": 0.5, "top_k": 5, "tools": [CLAUDE_TOOL], "tool_choice": {"type": "any"}},
     {"system": system_blocks(4, ttl="1h")},
@@ -233,7 +246,7 @@ def test_the_messages_door_takes_what_the_api_takes_and_the_translator_sends_non
     from extproc.providers.base import Target
     from extproc.providers.openai_anthropic import AnthropicChatTranslator
 
-    internal, client = messages.parse(json.dumps(messages_body(**fields)).encode())
+    internal, client, _names = messages.parse(json.dumps(messages_body(**fields)).encode())
     target = Target(model="claude-haiku-4-5", upstream_model="claude-haiku-4-5", provider="anthropic",
                     api="anthropic", base_path="/v1")
     sent = json.loads(AnthropicChatTranslator(target, created=1, response_id="chatcmpl-1").request(internal).body)

@@ -433,8 +433,8 @@ def test_streams_get_a_first_token_deadline_where_a_later_tier_can_take_over(gw)
 
 def test_the_router_stage_translates_attempt_1_only_and_a_retry_translates_for_itself(gw, monkeypatch):
     translated = []
-    real = gw._translate
-    monkeypatch.setattr(gw, "_translate", lambda ex, model: translated.append(model.id) or real(ex, model))
+    real = gw._translated
+    monkeypatch.setattr(gw, "_translated", lambda ex, model: translated.append(model.id) or real(ex, model))
     hard = ("Compare the two plans I described, work out exactly which is cheaper over three years with the "
             "discount rules, and explain why step by step, weighing the risks.")
     ex = _exchange(gw, {"model": "auto", "temperature": 0.5, "messages": [{"role": "user", "content": hard}]})
@@ -460,3 +460,28 @@ def test_a_pinned_models_deadline_is_the_configured_pinned_target_whatever_its_t
     data["routing"]["pinned_target_ms"] = 4000
     gw = Gateway(parse(data, source="t.yaml"), Credentials(KEYS), keys=demo_keys())
     assert gw.route(_exchange(gw, body)).set_headers["x-llm-deadline-ms"] == "8000"
+
+
+def test_a_retrys_translation_error_names_the_clients_fields_and_the_door_translates_once(gw, monkeypatch):
+    """Review 7 finding 4: an error translating attempt 2+ named the internal chat field
+    (``messages[1].content[1]``) to a Responses client, and every renamed error re-ran the door."""
+    import dataclasses
+
+    from extproc.apis import responses
+
+    runs = []
+    door = responses._to_internal
+    monkeypatch.setattr(responses, "_to_internal", lambda client: runs.append(1) or door(client))
+    body = {"model": "auto", "instructions": "Be brief.", "input": [{"role": "user", "content": [
+        {"type": "input_text", "text": "What is in this picture?"},
+        {"type": "input_image", "image_url": "data:image/bmp;base64,Qk0="}]}]}
+    ex = _exchange(gw, body, "/v1/responses")
+    assert ex.plan.models[0].provider.api == "openai"
+    # A retry on a model the plan did not check for this image (Anthropic takes no BMP): its
+    # translator refuses, in the client's terms; the door's field names come from the parse.
+    ex.plan = dataclasses.replace(ex.plan, models=(ex.plan.models[0], gw.config.models["claude-haiku-4-5"]))
+    gw.route(ex)
+    with pytest.raises(errors.UnsupportedFeature) as info:
+        gw.attempt(ex, 2)
+    assert info.value.param == "input[0].content[1]" and "image/bmp" in info.value.message
+    assert len(runs) == 1
