@@ -17,8 +17,6 @@ first and another second, so each test knows who fails and who answers.
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 
 import anthropic
 import httpx
