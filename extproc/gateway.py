@@ -289,11 +289,12 @@ class Gateway:
         return content_encoding.inflate(headers["content-encoding"], raw, self.config.max_body_bytes)
 
     def request_body(self, headers: dict[str, str], raw: bytes, model: str | None = None,
-                     budgets: BudgetView | None = None) -> Exchange:
+                     budgets: BudgetView | None = None, caller: Caller | None = None) -> Exchange:
         """Parse and plan; raises GatewayError for anything the client must fix.
 
         ``model`` replaces the requested model (a spent budget's free tier model); ``budgets``
-        replaces the gateway's budget view for this plan."""
+        replaces the gateway's budget view for this plan; ``caller``: the request's, when the
+        shell already authenticated it (else its key is checked here)."""
         if len(raw) > self.config.max_body_bytes:
             raise self._too_large()
         path = headers.get(":path", "").split("?", 1)[0]
@@ -306,7 +307,7 @@ class Gateway:
         if model is not None:
             body = {**body, "model": model}
         config, classifier = self._config, self._classifier   # one config for the whole decision
-        caller = authenticate(config, headers, self.keys.entries)
+        caller = caller or authenticate(config, headers, self.keys.entries)
         now = self.clock()
         classification = classifier.classify(body) if classifier is not None and endpoint == "chat" else None
         # The id the router stage gave the request with its headers (server.py), else a fresh one.
@@ -624,9 +625,11 @@ class Gateway:
             translator = embeddings_translator(target)
         return translator, translator.request(exchange.body)
 
-    def count_tokens(self, headers: dict[str, str], raw: bytes) -> Answer:
-        """``POST /v1/messages/count_tokens``, answered by the gateway (Anthropic's shape)."""
-        self.authenticate(headers)
+    def count_tokens(self, headers: dict[str, str], raw: bytes, caller: Caller | None = None) -> Answer:
+        """``POST /v1/messages/count_tokens``, answered by the gateway (Anthropic's shape); ``caller``:
+        the request's, when the shell already authenticated it."""
+        if caller is None:
+            self.authenticate(headers)
         if len(raw) > self.config.max_body_bytes:
             raise self._too_large()
         from .apis import messages
