@@ -211,7 +211,16 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                             answer.headers.update(counted)
                             yield immediate(answer)
                             return
-                        exchange = self._plan(headers, raw, caller)
+                        counts = None
+                        if (ENDPOINTS.get(headers.get(":path", "").split("?", 1)[0]) == "embeddings"
+                                and len(raw) >= COUNT_OFF_LOOP_BYTES):
+                            # An estimate near a limit is counted before it may refuse (policy.COUNT_NEAR):
+                            # 0.15-0.2 s of tokenizer for 270k tokens, so large bodies count in a worker
+                            # thread (tiktoken releases the GIL), with a longer message timeout as above.
+                            yield pb.ProcessingResponse(override_message_timeout=duration_pb2.Duration(
+                                seconds=MAX_QUEUE_WAIT_S))
+                            counts = await asyncio.to_thread(gateway.input_counts, raw)
+                        exchange = self._plan(headers, raw, caller, counts)
                         if self._must_queue(exchange):
                             # Envoy waits message_timeout for each answer; a queued request asks for longer.
                             yield pb.ProcessingResponse(override_message_timeout=duration_pb2.Duration(
@@ -473,13 +482,15 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                                    per_try_timeout_ms=exchange.deadline_ms(number), observed=observed,
                                    concurrent=exchange.hedged)
 
-    def _plan(self, headers: dict[str, str], raw: bytes, caller: Caller | None = None) -> Exchange:
+    def _plan(self, headers: dict[str, str], raw: bytes, caller: Caller | None = None,
+              input_counts: list[int] | None = None) -> Exchange:
         """The gateway's plan. When only the budget stood in the way (every candidate's estimate is
         over what is left), a budget with money left still serves: estimates are upper bounds, and
         the reservation is corrected to the bill. A spent budget answers 429 with retry-after.
-        ``caller``: the request's, when already authenticated (``_count_request``)."""
+        ``caller``: the request's, when already authenticated (``_count_request``); ``input_counts``:
+        an embeddings body's counted inputs (``Gateway.input_counts``)."""
         try:
-            return self.gateway.request_body(headers, raw, caller=caller)
+            return self.gateway.request_body(headers, raw, caller=caller, input_counts=input_counts)
         except QuotaExceeded as exc:
             if self.books is None:
                 raise
@@ -492,10 +503,12 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             allowance = max(self.books.budgets.remaining(tenant, surface) or 0.0, 1e-9)
             for _ in range(64):
                 try:
-                    return self.gateway.request_body(headers, raw, budgets=Allowance(allowance), caller=caller)
+                    return self.gateway.request_body(headers, raw, budgets=Allowance(allowance), caller=caller,
+                                                     input_counts=input_counts)
                 except QuotaExceeded:
                     allowance *= 2
-            return self.gateway.request_body(headers, raw, budgets=UNLIMITED, caller=caller)
+            return self.gateway.request_body(headers, raw, budgets=UNLIMITED, caller=caller,
+                                             input_counts=input_counts)
 
     def _must_queue(self, exchange: Exchange) -> bool:
         """Every candidate is at its max_inflight, and the workload waits rather than piling on."""
@@ -887,6 +900,9 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
         log.warning("usage ledger: %d requests were in flight when extproc last stopped; marked interrupted",
                     interrupted)
     gateway, tracker, tracing = build(cfg, metrics, books)
+    # The tokenizer's ranks load once (about 0.5 s): here, not on the event loop in the first request
+    # that needs a count (an embeddings estimate near a limit, a bill the provider never reported).
+    await asyncio.to_thread(tokens.encoding)
     gateway.keys = KeyFile(keys_path(cfg))
     gateway.keys.check()
     metrics.observe_config(cfg)
