@@ -632,7 +632,8 @@ class Gateway:
     def input_counts(self, raw: bytes) -> list[int] | None:
         """An embeddings body's inputs counted with the tokenizer, when planning it will need them
         (``policy.counts_needed``: an estimate near a limit), else None; None too for a body the planner
-        refuses anyway (it says why). Meant for a worker thread: 0.15-0.2 s for 270k tokens."""
+        refuses anyway (it says why). Meant for a worker thread: 300k tokens (1.1 MB) take 0.04 s on
+        an idle core, 0.2 s on a busy one."""
         try:
             body = validate.request("embeddings", raw)
         except errors.GatewayError:

@@ -215,8 +215,9 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                         if (ENDPOINTS.get(headers.get(":path", "").split("?", 1)[0]) == "embeddings"
                                 and len(raw) >= COUNT_OFF_LOOP_BYTES):
                             # An estimate near a limit is counted before it may refuse (policy.COUNT_NEAR):
-                            # 0.15-0.2 s of tokenizer for 270k tokens, so large bodies count in a worker
-                            # thread (tiktoken releases the GIL), with a longer message timeout as above.
+                            # 0.04-0.2 s of tokenizer for 300k tokens (idle or busy core), so large bodies
+                            # count in a worker thread (tiktoken releases the GIL), with a longer message
+                            # timeout as above.
                             yield pb.ProcessingResponse(override_message_timeout=duration_pb2.Duration(
                                 seconds=MAX_QUEUE_WAIT_S))
                             counts = await asyncio.to_thread(gateway.input_counts, raw)

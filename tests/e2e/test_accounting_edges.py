@@ -1,6 +1,6 @@
 """Accounting and secrets at the edges, end to end: a key in the query string never reaches the stack log
-or the spans (L1), an attempt cut by its tier's deadline is billed its prompt (M3), count_tokens (in a window of its own) and
-invalid requests count against the tenant's request rate (M2), the simulators stop at max_tokens (L3)."""
+or the spans (L1), an attempt cut by its tier's deadline is billed its prompt (M3), count_tokens (in a window
+of its own) and invalid requests count against the tenant's request rate (M2), the simulators stop at max_tokens (L3)."""
 
 from __future__ import annotations
 

@@ -70,7 +70,7 @@ def test_a_large_count_tokens_body_leaves_the_event_loop_free():
 
 def test_a_large_embeddings_body_is_counted_off_the_event_loop():
     """Review 7 finding 2: an embeddings estimate near a limit is counted with the tokenizer before it may
-    refuse (0.15-0.2 s for 270k tokens, measured); a large body is counted in a worker thread, and the
+    refuse (0.04-0.2 s for 300k tokens, measured); a large body is counted in a worker thread, and the
     plan uses those counts."""
     cfg = replace(load(DEFAULT_ROUTING), auth="optional")
     gateway = Gateway(cfg, Credentials({}))
