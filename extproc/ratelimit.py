@@ -11,12 +11,18 @@ Config (``tenants.NAME.rate_limit``, a key file entry's ``requests_per_minute`` 
           per_key: {requests_per_minute: 300}   # each of its keys (a key file entry may set its own)
 
 A request counts 1 against each ``requests`` limit (every request to a model
-endpoint, ``/v1/messages/count_tokens`` and requests refused as invalid included,
-counted before its body is read: OpenAI counts unsuccessful requests too) and its estimated tokens
+endpoint, requests refused as invalid included, counted before its body is read:
+OpenAI counts unsuccessful requests too) and its estimated tokens
 (prompt estimate + ``max_tokens`` or ``routing.default_output_tokens``, clamped to the
 output limit of the plan's models as their translators clamp it, as OpenAI counts before it
 knows the answer) against each ``tokens`` limit; when it ends,
 the estimate is replaced by the provider's reported usage (0 if it failed).
+
+``/v1/messages/count_tokens`` counts 1 against the same ``requests_per_minute``
+values in a window of its own (``pool="count_tokens"``: separate counters), as
+Anthropic's token-counting page says its limits and message creation's are
+"separate and independent": an agent that counts before each turn keeps its whole
+message rate, and a flood of counts is still bounded (the gateway tokenizes them).
 
 The window is a sliding window counter over calendar minutes: usage now is
 ``previous minute x (1 - elapsed fraction) + current minute``, which smooths the
@@ -69,9 +75,11 @@ class Limit:
     name: str
     kind: str           # "requests" | "tokens"
     per_minute: int
+    pool: str = ""      # "": model requests; "count_tokens": its own window under the same values
 
     def counter(self, minute: int) -> str:
-        return f"ratelimit:{self.scope}:{self.name}:{self.kind}:{minute}"
+        pool = f"{self.pool}:" if self.pool else ""
+        return f"ratelimit:{self.scope}:{self.name}:{pool}{self.kind}:{minute}"
 
     @property
     def chunk(self) -> int:
@@ -80,11 +88,12 @@ class Limit:
     @property
     def label(self) -> str:
         unit = "RPM" if self.kind == "requests" else "TPM"
-        return f"{self.scope} '{self.name}' on {self.kind} per min ({unit})"
+        pool = f" for {self.pool}" if self.pool else ""
+        return f"{self.scope} '{self.name}' on {self.kind} per min ({unit}){pool}"
 
 
-def limits_for(config: Any, caller: Any) -> list[Limit]:
-    """The limits a request from ``caller`` (keys.Caller) counts against."""
+def limits_for(config: Any, caller: Any, pool: str = "") -> list[Limit]:
+    """The limits a request from ``caller`` (keys.Caller) counts against, in ``pool``'s counters."""
     out: list[Limit] = []
     if caller is None or caller.tenant is None:
         return out
@@ -94,12 +103,12 @@ def limits_for(config: Any, caller: Any) -> list[Limit]:
         for kind in KINDS:
             value = getattr(rl, f"{kind}_per_minute")
             if value:
-                out.append(Limit("tenant", caller.tenant, kind, value))
+                out.append(Limit("tenant", caller.tenant, kind, value, pool))
     if caller.key_id is not None:
         for kind in KINDS:
             value = getattr(caller, f"{kind}_per_minute")
             if value:
-                out.append(Limit("key", caller.key_id, kind, value))
+                out.append(Limit("key", caller.key_id, kind, value, pool))
     return out
 
 
@@ -204,11 +213,13 @@ class RateLimiter:
         self._loop = PeriodicSync(self.sync, lambda: self.sync_interval_s, "rate limit")
         self.store_ok = True
 
-    async def admit(self, config: Any, caller: Any, tokens: int, kinds: tuple[str, ...] = KINDS) -> Admission:
+    async def admit(self, config: Any, caller: Any, tokens: int, kinds: tuple[str, ...] = KINDS,
+                    pool: str = "") -> Admission:
         """Count one request of about ``tokens`` tokens, or raise ``RateLimited`` (429) with its headers.
         ``kinds``: the limits counted (``("requests",)``: the request alone, before its tokens are known;
-        ``("tokens",)``: its tokens, the request having been counted)."""
-        limits = [lim for lim in limits_for(config, caller) if lim.kind in kinds]
+        ``("tokens",)``: its tokens, the request having been counted); ``pool``: whose counters
+        (``"count_tokens"``: that endpoint's own window, see the module docstring)."""
+        limits = [lim for lim in limits_for(config, caller, pool) if lim.kind in kinds]
         if not limits:
             return Admission()
         for attempt in (0, 1):

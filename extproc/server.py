@@ -50,7 +50,7 @@ from .config import Config
 from .cost import UNLIMITED, Allowance
 from .policy import who   # who is asking: tenant, workload, surface (pure; raises InvalidRequest)
 from .health import HealthTracker
-from .keys import KeyFile, keys_path, watch_keys
+from .keys import Caller, KeyFile, keys_path, watch_keys
 from .reload import ConfigSource, watch
 from .shadow_runner import ShadowRunner
 from .metrics import Metrics
@@ -192,25 +192,35 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     raw = req.request_body.body
                     counted: dict[str, str] = {}   # x-ratelimit-*-requests, for every answer from here on
                     try:
-                        counted = await self._count_request(headers)
+                        caller, counted = await self._count_request(headers)
                         raw = gateway.decode(headers, raw)   # gzip, br: inflated here, with the body limit
                         if headers.get(":path", "").split("?", 1)[0] == FEEDBACK_PATH:
                             yield immediate(await self._feedback(headers, raw))
                             return
                         if headers.get(":path", "").split("?", 1)[0] == COUNT_TOKENS_PATH:
                             if len(raw) < COUNT_OFF_LOOP_BYTES:
-                                answer = gateway.count_tokens(headers, raw)
+                                answer = gateway.count_tokens(headers, raw, caller)
                             else:
                                 # Off the event loop: a 4 MB body takes 0.15-0.35 s of tokenizer time, which
                                 # stalled every other request (tiktoken releases the GIL). Several at once
                                 # outlast Envoy's 200 ms message timeout (a 503): this answer asks for longer.
                                 yield pb.ProcessingResponse(override_message_timeout=duration_pb2.Duration(
                                     seconds=MAX_QUEUE_WAIT_S))
-                                answer = await asyncio.to_thread(gateway.count_tokens, headers, raw)
+                                answer = await asyncio.to_thread(gateway.count_tokens, headers, raw, caller)
                             answer.headers.update(counted)
                             yield immediate(answer)
                             return
-                        exchange = self._plan(headers, raw)
+                        counts = None
+                        if (ENDPOINTS.get(headers.get(":path", "").split("?", 1)[0]) == "embeddings"
+                                and len(raw) >= COUNT_OFF_LOOP_BYTES):
+                            # An estimate near a limit is counted before it may refuse (policy.COUNT_NEAR):
+                            # 0.04-0.2 s of tokenizer for 300k tokens (idle or busy core), so large bodies
+                            # count in a worker thread (tiktoken releases the GIL), with a longer message
+                            # timeout as above.
+                            yield pb.ProcessingResponse(override_message_timeout=duration_pb2.Duration(
+                                seconds=MAX_QUEUE_WAIT_S))
+                            counts = await asyncio.to_thread(gateway.input_counts, raw)
+                        exchange = self._plan(headers, raw, caller, counts)
                         if self._must_queue(exchange):
                             # Envoy waits message_timeout for each answer; a queued request asks for longer.
                             yield pb.ProcessingResponse(override_message_timeout=duration_pb2.Duration(
@@ -472,16 +482,20 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                                    per_try_timeout_ms=exchange.deadline_ms(number), observed=observed,
                                    concurrent=exchange.hedged)
 
-    def _plan(self, headers: dict[str, str], raw: bytes) -> Exchange:
+    def _plan(self, headers: dict[str, str], raw: bytes, caller: Caller | None = None,
+              input_counts: list[int] | None = None) -> Exchange:
         """The gateway's plan. When only the budget stood in the way (every candidate's estimate is
         over what is left), a budget with money left still serves: estimates are upper bounds, and
-        the reservation is corrected to the bill. A spent budget answers 429 with retry-after."""
+        the reservation is corrected to the bill. A spent budget answers 429 with retry-after.
+        ``caller``: the request's, when already authenticated (``_count_request``); ``input_counts``:
+        an embeddings body's counted inputs (``Gateway.input_counts``)."""
         try:
-            return self.gateway.request_body(headers, raw)
+            return self.gateway.request_body(headers, raw, caller=caller, input_counts=input_counts)
         except QuotaExceeded as exc:
             if self.books is None:
                 raise
-            tenant, _workload, surface = who(self.gateway.config, headers, self.gateway.authenticate(headers))
+            caller = caller or self.gateway.authenticate(headers)
+            tenant, _workload, surface = who(self.gateway.config, headers, caller)
             if self.books.spent(tenant, surface) and self.books.free_tier(tenant, surface) is None:
                 raise self.books.quota_error(exc, tenant, surface) from None
             # Money left (or a free tier model that _admit sends the request to): the allowance doubles
@@ -489,10 +503,12 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             allowance = max(self.books.budgets.remaining(tenant, surface) or 0.0, 1e-9)
             for _ in range(64):
                 try:
-                    return self.gateway.request_body(headers, raw, budgets=Allowance(allowance))
+                    return self.gateway.request_body(headers, raw, budgets=Allowance(allowance), caller=caller,
+                                                     input_counts=input_counts)
                 except QuotaExceeded:
                     allowance *= 2
-            return self.gateway.request_body(headers, raw, budgets=UNLIMITED)
+            return self.gateway.request_body(headers, raw, budgets=UNLIMITED, caller=caller,
+                                             input_counts=input_counts)
 
     def _must_queue(self, exchange: Exchange) -> bool:
         """Every candidate is at its max_inflight, and the workload waits rather than piling on."""
@@ -521,16 +537,22 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         finally:
             self.waiting[workload.name] -= 1
 
-    async def _count_request(self, headers: dict[str, str]) -> dict[str, str]:
+    async def _count_request(self, headers: dict[str, str]) -> tuple[Caller | None, dict[str, str]]:
         """Count a request to a model endpoint against its caller's requests-per-minute limits (429 past
-        one), before its body is read or parsed: valid or not, and ``count_tokens`` too, so one tenant
-        cannot make the gateway parse and tokenize without bound (tryout 6 M2: 125 count_tokens calls
-        past a 120 RPM limit, 4 MB bodies slowing every tenant). Unsuccessful requests count, as OpenAI
-        counts them. Returns the ``x-ratelimit-*-requests`` headers for the answer."""
-        if self.books is None or ENDPOINTS.get(headers.get(":path", "").split("?", 1)[0], "feedback") == "feedback":
-            return {}   # feedback scores a past request: no model traffic
+        one), before its body is read or parsed: valid or not, so one tenant cannot make the gateway
+        parse without bound. Unsuccessful requests count, as OpenAI counts them. ``count_tokens``
+        counts in a window of its own under the same limits (ratelimit.py: Anthropic limits token
+        counting apart from message creation), so counting before each turn spends no message
+        requests while a flood of counts is still bounded (tryout 6 M2: 125 count_tokens calls past a
+        120 RPM limit, 4 MB bodies slowing every tenant). Returns the caller (None: not asked) and
+        the ``x-ratelimit-*-requests`` headers for the answer."""
+        path = headers.get(":path", "").split("?", 1)[0]
+        if self.books is None or ENDPOINTS.get(path, "feedback") == "feedback":
+            return None, {}   # feedback scores a past request: no model traffic
         caller = self.gateway.authenticate(headers)
-        return (await self.books.rates.admit(self.gateway.config, caller, 0, kinds=("requests",))).headers
+        pool = "count_tokens" if path == COUNT_TOKENS_PATH else ""
+        admission = await self.books.rates.admit(self.gateway.config, caller, 0, kinds=("requests",), pool=pool)
+        return caller, admission.headers
 
     async def _admit(self, headers: dict[str, str], raw: bytes, exchange: Exchange) -> Exchange:
         """Count the request's tokens against its rate limits (429; the request itself was counted by
@@ -880,6 +902,9 @@ async def serve(config_path: str, address: str, grace: float = 30.0, status_addr
         log.warning("usage ledger: %d requests were in flight when extproc last stopped; marked interrupted",
                     interrupted)
     gateway, tracker, tracing = build(cfg, metrics, books)
+    # The tokenizer's ranks load once (about 0.5 s): here, not on the event loop in the first request
+    # that needs a count (an embeddings estimate near a limit, a bill the provider never reported).
+    await asyncio.to_thread(tokens.encoding)
     gateway.keys = KeyFile(keys_path(cfg))
     gateway.keys.check()
     metrics.observe_config(cfg)

@@ -109,3 +109,19 @@ def prompt_tokens(body: dict[str, Any]) -> int:
         return sum(count(item) if isinstance(item, str) else len(item) if isinstance(item, list) else 0
                    for item in data)
     return 0
+
+
+def input_counts(body: dict[str, Any]) -> list[int]:
+    """Tokens of each input of an embeddings request body, in order ([] for none), counted: the
+    same shapes as ``cost.input_tokens`` (a string, strings, token ids, arrays of token ids), whose
+    chars/4 estimate runs about 12% high on English prose and low on CJK text. OpenAI's
+    text-embedding-3 models use cl100k_base; o200k's count is within a few percent of it for English."""
+    data = body.get("input")
+    if isinstance(data, str):
+        return [count(data)]
+    if isinstance(data, list):
+        if data and all(isinstance(item, int) and not isinstance(item, bool) for item in data):
+            return [len(data)]   # one input given as token ids
+        return [count(item) if isinstance(item, str) else (len(item) if isinstance(item, list) else 1)
+                for item in data]
+    return []

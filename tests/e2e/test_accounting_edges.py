@@ -1,6 +1,6 @@
 """Accounting and secrets at the edges, end to end: a key in the query string never reaches the stack log
-or the spans (L1), an attempt cut by its tier's deadline is billed its prompt (M3), count_tokens and
-invalid requests count against the tenant's request rate (M2), the simulators stop at max_tokens (L3)."""
+or the spans (L1), an attempt cut by its tier's deadline is billed its prompt (M3), count_tokens (in a window
+of its own) and invalid requests count against the tenant's request rate (M2), the simulators stop at max_tokens (L3)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import asyncio
 import json
 import re
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -151,25 +152,42 @@ def test_count_tokens_and_invalid_requests_count_against_the_tenants_request_rat
     """M2: 125 count_tokens calls went through a 120 RPM limit (no headers, no 429) and bad-JSON 400s did not
     count, so a tenant could make the gateway parse and tokenize 4 MB bodies without bound. Every request to
     a model endpoint now counts one request (not tokens) before its body is read, as OpenAI counts
-    unsuccessful requests too; count_tokens' body is bounded like every endpoint's (413)."""
+    unsuccessful requests too; count_tokens' body is bounded like every endpoint's (413).
+
+    count_tokens counts in a window of its own under the same requests_per_minute: Anthropic limits token
+    counting and message creation separately ("usage of one does not count against the limits of the
+    other"). Counting in the message window halved an agent's message rate when it counted each turn;
+    now a spent count_tokens window leaves /v1/messages served, and each window is still bounded."""
     root = f"http://127.0.0.1:{tiers.listen_port}"
     nightly = {"authorization": "Bearer sk-nightly-demo", "content-type": "application/json"}
     count = {"model": "claude-haiku-4-5", "messages": SIMPLE}
     remaining = []
-    for _ in range(2):   # invalid JSON: 400, counted
+    for _ in range(2):   # invalid JSON: 400, counted in the message window
         r = httpx.post(f"{root}/v1/chat/completions", headers=nightly, content=b"{not json", timeout=20)
         assert r.status_code == 400, r.text
         remaining.append(int(r.headers["x-ratelimit-remaining-requests"]))
-    for _ in range(RPM - 2):   # count_tokens: 200, counted (requests only: no token headers)
+    assert remaining == [RPM - 1, RPM - 2], remaining
+    counted = []
+    for _ in range(RPM):   # count_tokens: 200, counted in its own window (requests only: no token headers)
         r = httpx.post(f"{root}/v1/messages/count_tokens", headers=nightly, json=count, timeout=20)
         assert r.status_code == 200 and r.json()["input_tokens"] > 0, r.text
         assert r.headers["x-ratelimit-limit-requests"] == str(RPM) and "x-ratelimit-limit-tokens" not in r.headers
-        remaining.append(int(r.headers["x-ratelimit-remaining-requests"]))
-    assert remaining == list(range(RPM - 1, -1, -1)), remaining
-    # The limit is spent: count_tokens gets Anthropic's 429 on its door, chat OpenAI's, before any parsing.
+        counted.append(int(r.headers["x-ratelimit-remaining-requests"]))
+    assert counted == list(range(RPM - 1, -1, -1)), counted
+    # The count window is spent: count_tokens gets Anthropic's 429 on its door, before any parsing.
     r = httpx.post(f"{root}/v1/messages/count_tokens", headers=nightly, json=count, timeout=20)
     assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1, r.text
     assert r.json()["type"] == "error" and r.json()["error"]["type"] == "rate_limit_error", r.text
+    assert "for count_tokens" in r.json()["error"]["message"], r.text
+    # ... and messages are still served, from a message window the counts did not touch.
+    claude = anthropic.Anthropic(base_url=f"{root}", api_key="sk-nightly-demo", max_retries=0, timeout=20)
+    raw = claude.messages.with_raw_response.create(model="auto", max_tokens=16, messages=SIMPLE)
+    assert raw.parse().content[0].text, raw.http_response.text
+    assert raw.headers["x-ratelimit-remaining-requests"] == str(RPM - 3), raw.headers
+    # The message window is bounded too: spend it, then chat gets OpenAI's 429.
+    for left in range(RPM - 4, -1, -1):
+        r = httpx.post(f"{root}/v1/chat/completions", headers=nightly, content=b"{not json", timeout=20)
+        assert r.status_code == 400 and r.headers["x-ratelimit-remaining-requests"] == str(left), r.text
     r = httpx.post(f"{root}/v1/chat/completions", headers=nightly, content=b"{not json", timeout=20)
     assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limit_exceeded", r.text
     # Another tenant is not held back by nightly's count.

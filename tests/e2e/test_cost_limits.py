@@ -1,7 +1,7 @@
 """Cost, budgets and limits count the tokens the provider counts, through the real gateway and the SDK.
 
 - Embeddings: each input is held to the model's window, not the sum of a batch (a RAG ingestion client
-  sends hundreds of chunks per call).
+  sends hundreds of chunks per call), by a token count where the estimate comes near it.
 - A max_tokens above every model's output limit is clamped before cost caps and the tenant's tokens per
   minute count it (Claude Code sends 32K-64K; some clients send a huge number to mean "no limit").
 - A tenant whose budget stands in the way of every model its surface allows: served while money is left,
@@ -20,6 +20,7 @@ import httpx
 import openai
 import pytest
 
+from extproc import tokens
 from extproc.keys import digest
 
 from .conftest import CLIENT_KEY, clear_requests, fault, reset_faults, stack_with, upstream_requests, wait_for
@@ -43,12 +44,24 @@ def test_many_short_inputs_are_embedded(gateway, client):
 
 
 def test_one_input_over_the_window_is_refused_naming_it(gateway, client):
+    too_long = CHUNK * 15     # 8,400 tokens counted: over text-embedding-3-small's 8,191
     with pytest.raises(openai.BadRequestError) as info:
-        client.embeddings.create(model="text-embedding-3-small", input=["short", CHUNK * 12])
+        client.embeddings.create(model="text-embedding-3-small", input=["short", too_long])
     error = info.value.body
     assert (error["code"], error["param"]) == ("context_length_exceeded", "input[1]")
     assert "8191 tokens per input" in error["message"]
+    assert f"input[1] resulted in {tokens.count(too_long)} tokens" in error["message"], error   # the count
     assert upstream_requests(gateway, "openai") == []
+
+
+def test_an_input_under_the_window_by_count_is_embedded_though_its_estimate_is_over(gateway, client):
+    """Review 7 finding 2: chars/4 runs high on English, so it refused inputs OpenAI accepts; near a
+    limit the gateway now counts (6,720 tokens here, estimated 8,968) and only the count refuses."""
+    fits = CHUNK * 12
+    assert len(fits) // 4 > 8191 > tokens.count(fits)
+    result = client.embeddings.create(model="text-embedding-3-small", input=["short", fits], encoding_format="float")
+    assert [d.index for d in result.data] == [0, 1]
+    assert len(upstream_requests(gateway, "openai")) == 1
 
 
 # ---- a stack with limits: the demo tenant's tokens per minute ----------------------------------------

@@ -14,12 +14,12 @@ import json
 
 import pytest
 
-from extproc import errors
+from extproc import errors, tokens
 from extproc.config import parse
 from extproc.config import load
 from extproc.cost import Allowance, input_tokens, prompt_tokens
 from extproc.devstack import DEFAULT_ROUTING
-from extproc.policy import decide
+from extproc.policy import counts_needed, decide
 from extproc.providers import output_limit
 
 
@@ -43,8 +43,8 @@ def cfg(data=None):
 
 
 def chunk(tokens: int) -> str:
-    # cost.prompt_tokens estimates len // 4 + 1 tokens for one embeddings input
-    return "w" * (4 * (tokens - 1))
+    # An input the estimate (len // 4 + 1) and the tokenizer (" the" is one token, "x" one) agree on.
+    return " the" * (tokens - 1) + "x"
 
 
 # ---- H1: embeddings: the window is per input ---------------------------------------------------------
@@ -98,7 +98,71 @@ def test_routed_embeddings_drop_a_model_whose_window_one_input_exceeds():
     data["routing_rules"] = {"embed": {"tiers": [{"models": ["embed-gemini", "embed-small"]}]}}
     plan = decide(cfg(data), {"model": "auto", "input": [chunk(3000)] * 10}, "embeddings", {})
     assert [m.id for m in plan.models] == ["embed-small"]
-    assert {d.model: d.reason for d in plan.dropped}["embed-gemini"] == "context too small: input[0] ~3000 tokens > 2048"
+    assert {d.model: d.reason for d in plan.dropped}["embed-gemini"] == (
+        "context too small: input[0] has 3000 tokens (counted) > 2048")
+
+
+# ---- review 7, finding 2: an estimate near a limit is counted before it refuses ----------------------
+
+PROSE = ("The committee reviewed the quarterly reports from every regional office and found that shipping delays "
+         "had fallen steadily since the new warehouse opened in the spring. Customers in the northern districts "
+         "still waited longer than others, mostly because the roads there are narrow and often closed by weather. "
+         "The board asked the operations team to compare three proposals for a second depot, to estimate what "
+         "each would cost over ten years, and to report back before the annual meeting in November. ")
+
+
+def test_english_inputs_under_openais_request_cap_by_count_are_served_though_the_estimate_is_over():
+    """44 inputs of plain English: chars/4 said more than 300,000 tokens (400 max_tokens_per_request,
+    "Requested 306944 tokens" in review 7), the tokenizer says fewer. A refusal must rest on a count."""
+    body = {"model": "embed-small", "input": [PROSE * 70] * 44}
+    counted = sum(tokens.input_counts(body))
+    assert sum(input_tokens(body)) > 300_000 > counted, (sum(input_tokens(body)), counted)   # the probe's shape
+    plan = decide(cfg(), body, "embeddings", {})
+    assert [m.id for m in plan.models] == ["embed-small"]
+
+
+def test_an_input_under_the_window_by_count_is_served_though_its_estimate_is_over():
+    """One input of about 7,300 real tokens to text-embedding-3-small (window 8,191) was refused as 8,213."""
+    body = {"model": "embed-small", "input": PROSE * 83}
+    (counted,) = tokens.input_counts(body)
+    assert input_tokens(body)[0] > 8191 > counted, (input_tokens(body), counted)
+    assert [m.id for m in decide(cfg(), body, "embeddings", {}).models] == ["embed-small"]
+    # routed too: the window does not drop the model
+    data = copy.deepcopy(BASE)
+    data["routing"]["default_model"] = "embed-small"
+    assert [m.id for m in decide(cfg(data), {**body, "model": "auto"}, "embeddings", {}).models] == ["embed-small"]
+
+
+def test_a_refusal_states_the_counted_tokens():
+    body = {"model": "embed-small", "input": ["short", PROSE * 100]}
+    counted = tokens.input_counts(body)[1]
+    assert counted > 8191 and input_tokens(body)[1] != counted
+    with pytest.raises(errors.InvalidRequest) as info:
+        decide(cfg(), body, "embeddings", {})
+    assert f"input[1] resulted in {counted} tokens" in info.value.message, info.value.message
+    body = {"model": "embed-small", "input": [PROSE * 90] * 40}
+    total = sum(tokens.input_counts(body))
+    assert total > 300_000
+    with pytest.raises(errors.InvalidRequest) as info:
+        decide(cfg(), body, "embeddings", {})
+    assert f"Requested {total} tokens, max 300000" in info.value.message, info.value.message
+
+
+def test_inputs_far_from_every_limit_are_not_tokenized(monkeypatch):
+    """The tokenizer runs only where the estimate nears a limit (COUNT_NEAR): a batch well under every
+    limit costs none of it, and the shell counts the others off its event loop (counts_needed)."""
+    def refuse(body):
+        raise AssertionError("counted")
+    body = {"model": "embed-small", "input": [chunk(1500)] * 140}  # 210,000: under 75% of the 300,000 cap
+    assert not counts_needed(cfg(), body)
+    monkeypatch.setattr(tokens, "input_counts", refuse)
+    assert decide(cfg(), body, "embeddings", {}).models
+    assert counts_needed(cfg(), {"input": [chunk(6200)]})                 # 75% of embed-small's window
+    assert counts_needed(cfg(), {"input": [chunk(1600)]})                 # 75% of embed-gemini's window
+    assert counts_needed(cfg(), {"input": [chunk(5700)] * 40})            # 228,000 of 300,000
+    # counts the shell made are used as given
+    assert decide(cfg(), {"model": "embed-small", "input": [chunk(9000)]}, "embeddings", {},
+                  input_counts=[8000]).models
 
 
 # ---- H2: the reply tokens a model can bill are clamped to its output limit ---------------------------

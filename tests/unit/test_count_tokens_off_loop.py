@@ -20,10 +20,10 @@ from extproc.server import COUNT_OFF_LOOP_BYTES, MAX_QUEUE_WAIT_S, Processor
 from extproc.telemetry import Tracing, tracer_provider
 
 
-def _messages(body: bytes):
+def _messages(body: bytes, path: str = "/v1/messages/count_tokens"):
     headers = pb.HttpHeaders(headers=base_pb2.HeaderMap(headers=[
         base_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in (
-            (":method", "POST"), (":path", "/v1/messages/count_tokens"), ("content-type", "application/json"))]))
+            (":method", "POST"), (":path", path), ("content-type", "application/json"))]))
 
     async def stream():
         yield pb.ProcessingRequest(request_headers=headers)
@@ -38,7 +38,7 @@ def test_a_large_count_tokens_body_leaves_the_event_loop_free():
     tokenizing = threading.Event()
     others_ran = threading.Event()
 
-    def slow_count(headers, raw):
+    def slow_count(headers, raw, caller=None):
         # Stands for the tokenizer's 0.15-0.35 s on a 4 MB body: it finishes once another coroutine on the
         # processor's loop has run (or gives up after 5 s, when the loop was blocked by this very call).
         tokenizing.set()
@@ -66,3 +66,55 @@ def test_a_large_count_tokens_body_leaves_the_event_loop_free():
     # Envoy is asked to wait longer than its 200 ms message timeout for this answer (else a 503).
     assert any(r.HasField("override_message_timeout") and r.override_message_timeout.seconds == MAX_QUEUE_WAIT_S
                for r in responses), responses
+
+
+def test_a_large_embeddings_body_is_counted_off_the_event_loop():
+    """Review 7 finding 2: an embeddings estimate near a limit is counted with the tokenizer before it may
+    refuse (0.04-0.2 s for 300k tokens, measured); a large body is counted in a worker thread, and the
+    plan uses those counts."""
+    cfg = replace(load(DEFAULT_ROUTING), auth="optional")
+    gateway = Gateway(cfg, Credentials({}))
+    processor = Processor(gateway, Tracing(tracer_provider(environ={})))
+    tokenizing = threading.Event()
+    others_ran = threading.Event()
+    seen: list[bool] = []
+    real = gateway.input_counts
+
+    def slow_counts(raw):
+        tokenizing.set()
+        seen.append(others_ran.wait(5))
+        return real(raw)
+
+    gateway.input_counts = slow_counts
+    planned = []
+    request_body = gateway.request_body
+
+    def spy(headers, raw, **kw):
+        planned.append(kw.get("input_counts"))
+        return request_body(headers, raw, **kw)
+
+    gateway.request_body = spy
+    # English prose: chars/4 says over 8,191 tokens, the tokenizer about 6,750 (each of two inputs): served, not refused
+    prose = "The board asked the operations team to compare three proposals for a second depot. " * 450
+    body = json.dumps({"model": "text-embedding-3-small", "input": [prose, prose]}).encode()
+    assert len(body) >= COUNT_OFF_LOOP_BYTES
+
+    async def other_request():
+        for _ in range(1000):    # at most 5 s: without counting off the loop, nothing sets it
+            if tokenizing.is_set():
+                others_ran.set()
+                return
+            await asyncio.sleep(0.005)
+
+    async def run():
+        other = asyncio.create_task(other_request())
+        out = [r async for r in processor._router(_messages(body, "/v1/embeddings"), {})]
+        await other
+        return out
+
+    responses = asyncio.run(run())
+    assert seen == [True], seen
+    assert planned and planned[0] and all(n < 8191 for n in planned[0]), planned
+    kinds = [r.WhichOneof("response") for r in responses]
+    assert kinds[-1] == "request_body", (kinds, responses[-1])
+    assert any(r.HasField("override_message_timeout") for r in responses), responses

@@ -168,3 +168,30 @@ def test_a_request_counted_alone_then_its_tokens_counts_once_of_each(tmp_path):
             await rl.close()
             await ledger.close()
     asyncio.run(run())
+
+
+def test_count_tokens_counts_in_a_window_of_its_own_under_the_same_limits(tmp_path):
+    """Review 7 finding 5: count_tokens spent the tenant's message requests, so an agent counting before
+    each turn halved its message rate. Anthropic limits token counting and message creation separately;
+    the ``count_tokens`` pool has its own counters under the same requests_per_minute values."""
+    async def run():
+        ledger = open_ledger(str(tmp_path / "l.db"))
+        rl = RateLimiter(ledger, clock=Clock(this_minute() + 1))
+        try:
+            for left in ("1", "0"):                                             # the key's limit: 2
+                counted = await rl.admit(CONFIG, who(), 0, kinds=("requests",), pool="count_tokens")
+                assert counted.headers["x-ratelimit-remaining-requests"] == left
+            with pytest.raises(errors.RateLimited, match="requests per min .*for count_tokens"):
+                await rl.admit(CONFIG, who(), 0, kinds=("requests",), pool="count_tokens")
+            # The message window was not touched: both of the key's requests are still there.
+            for left in ("1", "0"):
+                message = await rl.admit(CONFIG, who(), 0, kinds=("requests",))
+                assert message.headers["x-ratelimit-remaining-requests"] == left
+            with pytest.raises(errors.RateLimited, match=r"requests per min \(RPM\): "):
+                await rl.admit(CONFIG, who(), 0, kinds=("requests",))
+            assert {lim.counter(7) for lim in limits_for(CONFIG, who(), "count_tokens")}.isdisjoint(
+                {lim.counter(7) for lim in limits_for(CONFIG, who())})
+        finally:
+            await rl.close()
+            await ledger.close()
+    asyncio.run(run())
