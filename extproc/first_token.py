@@ -20,7 +20,7 @@ that is not JSON, or the end of the body (the client must see what the provider 
 An error event that comes before any content also says which HTTP status it stands for
 (``failed``): Anthropic's ``event: error`` by its error type (its "Errors" page: ``overloaded_error``
 529, ``rate_limit_error`` 429, ...), Gemini's error object by its ``code``, an OpenAI-compatible
-``{"error": ...}`` frame by its code or type (``openai_openai._event_status``). Nothing of the
+``{"error": ...}`` frame by its code or type (``openai_openai.event_status``). Nothing of the
 stream has reached the client then, so the upstream stage can hand the attempt to the next tier as
 that status (README, "Streams that fail before content") instead of releasing a 200 that only
 carries the error.
@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import json
 
-from .providers.openai_anthropic import _ERROR_STATUS as ANTHROPIC_ERROR_STATUS
-from .providers.openai_openai import _event_status as openai_event_status
+from .providers.openai_anthropic import ERROR_STATUS as ANTHROPIC_ERROR_STATUS
+from .providers.openai_openai import event_status as openai_event_status
 from .sse import SSEDecoder
 from .telemetry import provider_fault
 
@@ -71,7 +71,7 @@ def error_status(api: str, event: str, data: str) -> int | None:
 
     Anthropic: ``event: error`` (or a ``"type": "error"`` payload) by ``error.type``, 500 for a type
     its Errors page does not list; Gemini: the error object's ``code`` when it is an HTTP status, else
-    500; OpenAI-compatible (OpenAI, Azure, vLLM): ``openai_openai._event_status``."""
+    500; OpenAI-compatible (OpenAI, Azure, vLLM): ``openai_openai.event_status``."""
     try:
         payload = json.loads(data)
     except ValueError:

@@ -95,9 +95,9 @@ _FINISH = {
 
 # Anthropic's error types by the HTTP status each stands for (its "Errors" page): an error event in a
 # stream reads like that status's error (errors.upstream_event_error), whichever provider sent it.
-_ERROR_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
-                 "permission_error": 403, "not_found_error": 404, "request_too_large": 413,
-                 "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529}
+ERROR_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
+                "permission_error": 403, "not_found_error": 404, "request_too_large": 413,
+                "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529}
 
 # Anthropic's words for a refused request that OpenAI has a code for (errors.OPENAI_CODES), so the
 # client reads the code OpenAI would send for the same situation. The context windows guide: a prompt,
@@ -314,7 +314,7 @@ class AnthropicChatTranslator(ChatTranslator):
             self._failed = True
             err = data.get("error") or {}
             message = str(err.get("message") or "provider stream failed")
-            error = errors.upstream_event_error(_ERROR_STATUS.get(err.get("type"), 500), message,
+            error = errors.upstream_event_error(ERROR_STATUS.get(err.get("type"), 500), message,
                                                 openai_code(message) if err.get("type") == "invalid_request_error"
                                                 else None)
             return sse.encode({"error": error})

@@ -243,7 +243,7 @@ def openai_code(err: dict[str, Any]) -> str | None:
     return "context_length_exceeded" if isinstance(message, str) and _CONTEXT_EXCEEDED.search(message) else None
 
 
-def _event_status(err: dict[str, Any]) -> int:
+def event_status(err: dict[str, Any]) -> int:
     """The HTTP status an error event in an OpenAI-compatible stream stands for: vLLM's code is one; OpenAI's
     type says it (server_error, rate limits, invalid_request_error); else a provider failure (500)."""
     code, kind = err.get("code"), err.get("type")
@@ -273,7 +273,7 @@ def _stream_error(data: str) -> dict[str, Any] | None:
         return None
     message = err.get("message") if isinstance(err.get("message"), str) and err["message"] else \
         "provider stream failed"
-    return upstream_event_error(_event_status(err), message, openai_code(err))
+    return upstream_event_error(event_status(err), message, openai_code(err))
 
 
 def _events_end(buf: bytes) -> int:
