@@ -285,6 +285,27 @@ def test_embeddings_float(client):
     assert len(large.data[0].embedding) == 3072
 
 
+def test_embeddings_refuse_an_input_over_the_window_by_its_real_token_count(client):
+    # Varied CJK text runs about 1.9 tokens a character (a character estimate reads 0.25): 6,000 characters
+    # are about 11,400 tokens, over the 8,192 window as the API counts them; 3,000 are within it.
+    def cjk(n: int) -> str:
+        return "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(n))
+    with pytest.raises(openai.BadRequestError) as err:
+        client.embeddings.create(model="text-embedding-3-small", input=["fine", cjk(6000)])
+    body = err.value.body
+    assert body["message"].startswith("This model's maximum context length is 8192 tokens, however you requested ")
+    assert body["type"] == "invalid_request_error" and body["code"] is None
+    assert len(client.embeddings.create(model="text-embedding-3-small", input=[cjk(3000)]).data) == 1
+
+
+def test_embeddings_refuse_a_request_over_300k_tokens_in_all(client):
+    chunk = "alpha beta gamma delta " * 1800        # about 7,200 tokens: each input within the window
+    with pytest.raises(openai.BadRequestError) as err:
+        client.embeddings.create(model="text-embedding-3-small", input=[chunk] * 43)
+    assert err.value.body["code"] == "max_tokens_per_request"
+    assert err.value.body["message"].startswith("Requested ") and "max 300000 tokens per request" in err.value.body["message"]
+
+
 def test_embeddings_base64(client, server):
     floats = client.embeddings.create(model="text-embedding-3-small", input="alpha", encoding_format="float")
     encoded = client.embeddings.create(model="text-embedding-3-small", input="alpha", encoding_format="base64")

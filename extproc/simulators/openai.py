@@ -177,6 +177,7 @@ class _API:
                             param="encoding_format", code="invalid_value")
             if not _is_azure(request) and not serves(self.sim.name, model):
                 raise _not_found(model)
+            _embedding_limits(body.get("input"), azure=_is_azure(request))
         except _Fail as fail:
             return _error(request, fail, started)
         self.seen_models.add(model)
@@ -657,6 +658,36 @@ def _embedding_inputs(value: Any) -> list[str]:
                         "https://platform.openai.com/docs/api-reference.", param="input", code="invalid_value")
         texts.append(item)
     return texts
+
+
+EMBEDDING_WINDOW = 8192               # text-embedding-3-* and ada-002, per input, as their 400s state it
+EMBEDDING_TOKENS_PER_REQUEST = 300_000   # OpenAI's cap on one request's inputs together
+
+
+def _embedding_limits(value: Any, azure: bool) -> None:
+    """OpenAI's 400s for embeddings inputs over the model's window (each input on its own) or over
+    300,000 tokens in one request, counted with a real tokenizer: a character estimate runs about 3x
+    low on CJK text, and a lenient simulator would answer 200 where the API refuses (tryout 8). Azure
+    words the window's 400 like its chat one and states no per-request cap (none is applied).
+    ``value`` has passed ``_embedding_inputs``; a token array counts its ids."""
+    from .. import tokens
+
+    items = [value] if isinstance(value, str) or (value and all(isinstance(v, int) for v in value)) else value
+    counts = [len(item) if isinstance(item, list) else tokens.count(item) for item in items]
+    for n in counts:
+        if n <= EMBEDDING_WINDOW:
+            continue
+        if azure:
+            raise _Fail(400, f"This model's maximum context length is {EMBEDDING_WINDOW} tokens. However, your "
+                        f"messages resulted in {n} tokens. Please reduce the length of the messages.",
+                        param="messages", code="context_length_exceeded")
+        raise _Fail(400, f"This model's maximum context length is {EMBEDDING_WINDOW} tokens, however you requested "
+                    f"{n} tokens ({n} in your prompt; 0 for the completion). Please reduce your prompt; or "
+                    "completion length.")
+    total = sum(counts)
+    if not azure and total > EMBEDDING_TOKENS_PER_REQUEST:
+        raise _Fail(400, f"Requested {total} tokens, max {EMBEDDING_TOKENS_PER_REQUEST} tokens per request",
+                    type_="max_tokens_per_request", code="max_tokens_per_request")
 
 
 def _dimensions(model: str, value: Any) -> int:

@@ -64,6 +64,17 @@ def test_an_input_under_the_window_by_count_is_embedded_though_its_estimate_is_o
     assert len(upstream_requests(gateway, "openai")) == 1
 
 
+def test_an_input_the_estimate_misses_is_refused_by_the_provider_in_openais_words(gateway, client):
+    """Tryout 8: CJK text runs ~1.9 tokens a character, 8x the chars/4 estimate, so the gateway never counts
+    it; the provider's 400 (the strict simulator counts with a real tokenizer) reaches the client as
+    context_length_exceeded, after one provider call."""
+    cjk = "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(6000))   # ~11,400 tokens, estimated 1,500
+    with pytest.raises(openai.BadRequestError) as info:
+        client.embeddings.create(model="text-embedding-3-small", input=[cjk])
+    assert info.value.body["code"] == "context_length_exceeded", info.value.body
+    assert len(upstream_requests(gateway, "openai")) == 1
+
+
 # ---- a stack with limits: the demo tenant's tokens per minute ----------------------------------------
 
 TPM = 100_000
