@@ -245,7 +245,7 @@ def _explain(args: argparse.Namespace) -> int:
                 try:
                     row = json.loads(line)
                     rid = row.get("id")
-                    body = _body_of(row)
+                    body = body_of(row)
                     row_headers = _row_headers(cfg, row, headers)
                     c = classifier.classify(body) if classifier is not None else None
                     plan = decide(cfg, body, args.endpoint, row_headers, now=now, classification=c, caller=caller)
@@ -279,7 +279,7 @@ def _explain(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"extproc explain: cannot read {args.request}: {exc}", file=sys.stderr)
         return 2
-    body = _body_of(body)
+    body = body_of(body)
     if args.served_by and args.served_by.partition("@")[0] not in cfg.models:
         print(f"extproc explain: --served-by: unknown model {args.served_by.partition('@')[0]!r}", file=sys.stderr)
         return 2
@@ -328,7 +328,7 @@ def _explain(args: argparse.Namespace) -> int:
 _ROW_KEYS = ("id", "label", "surface", "expect")
 
 
-def _body_of(row: dict) -> dict:
+def body_of(row: dict) -> dict:
     """The request body of a --jsonl row or REQUEST.json: a chat body, a dev-set row (``body``), or an
     eval row with ``prompt`` (sent as one user message)."""
     if isinstance(row.get("body"), dict):

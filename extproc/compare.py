@@ -190,6 +190,7 @@ def _route_all(args: argparse.Namespace, cfg: Any, new_cfg: Any, headers: dict[s
     (``Comparison.skip``); raises ValueError when no line is a request."""
     from . import errors
     from .classify import build_classifier
+    from .cli import body_of
     from .policy import decide
 
     first = build_classifier(cfg.classifier)
@@ -204,11 +205,7 @@ def _route_all(args: argparse.Namespace, cfg: Any, new_cfg: Any, headers: dict[s
                 continue
             try:
                 row = json.loads(line)
-                # the row's own bookkeeping (id, label) is not part of the request: OpenAI refuses unknown fields
-                body = {k: v for k, v in row.items() if k not in ("id", "label", "surface", "expect")} if (
-                    "messages" in row or "input" in row) else {
-                    "model": "auto", "messages": [{"role": "user", "content": row["prompt"]}]}
-                body.setdefault("model", "auto")
+                body = body_of(row)   # the rows `explain --jsonl` reads: a chat body, a dev-set `body`, a `prompt`
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 comparison.skip(number, f"{type(exc).__name__}: {str(exc)[:120]}")
                 continue

@@ -144,3 +144,17 @@ def test_refusals_are_grouped_and_never_read_as_savings(tmp_path):
     assert summary["cost_of_requests_both_serve"] == [0.0, 0.0]             # nothing both serve: no saving
     text = run("explain", "--jsonl", str(reqs), "--compare", new, "--now", NOW, "--surface", "drafts")
     assert "refused: 0 old, 6 new" in text.stdout and text.stdout.count("refused by new") == 1
+
+
+def test_rows_that_carry_their_body_are_compared_as_explain_jsonl_reads_them(tmp_path):
+    # The dev set's rows (bench/devset) carry the request under `body`: `explain --jsonl` read them and
+    # --compare refused every one ("no line is a request ... KeyError: 'prompt'", tryout 8).
+    rows = [{"id": "dev-1", "label": "simple", "body": {"model": "auto", "messages": [
+        {"role": "user", "content": "What time does the store open?"}]}}]
+    path = tmp_path / "dev.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = run("explain", "--jsonl", str(path), "--compare", str(ROOT / "config" / "routing.yaml"), "--now", NOW,
+                 "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.splitlines()[-1])["summary"]
+    assert summary["requests"] == 1 and summary["skipped_lines"]["count"] == 0, summary
