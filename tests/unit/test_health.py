@@ -131,15 +131,7 @@ def test_an_unwatched_attempt_is_left_to_envoys_upstream_log(clock):
     """Attempt 1 runs without the upstream stage: its span ends with a guessed kind (a timeout if it
     lasted the per-try timeout) but does not count; Envoy's upstream log reports the real outcome."""
     t = tracker(clock, consecutive_failures=10)
-    exporter = []
-
-    class Keep(SpanProcessor):
-        def on_end(self, span):
-            exporter.append(span)
-
-    provider = _provider_with(t)
-    provider.add_span_processor(Keep())
-    tracing = Tracing(provider)
+    tracing, exporter = _tracing_keeping_spans(t)
     trail = tracing.start_request({}, "chat", "m", "pinned", ["m"])
     tracing.start_attempt(trail, 1, "chat", api="openai", provider="p", model="m", upstream_model="m",
                           observed=False)
@@ -171,15 +163,7 @@ def test_a_context_overflow_400_retried_on_the_next_tier_is_no_failure_of_its_pr
     the upstream stage saw that attempt's 400, then the next attempt started. A 4xx other than 429 is
     the request's fault, as Envoy's upstream log already says: five such requests leave the model in."""
     t = HealthTracker(HealthSettings(consecutive_failures=5, min_requests=5), clock=clock)
-    exporter = []
-
-    class Keep(SpanProcessor):
-        def on_end(self, span):
-            exporter.append(span)
-
-    provider = _provider_with(t)
-    provider.add_span_processor(Keep())
-    tracing = Tracing(provider)
+    tracing, exporter = _tracing_keeping_spans(t)
     for _ in range(5):
         trail = tracing.start_request({}, "chat", "auto", "auto", ["small", "mid", "large"])
         tracing.start_attempt(trail, 1, "chat", api="openai", provider="p", model="small", upstream_model="s",
@@ -220,6 +204,19 @@ def _provider_with(processor) -> TracerProvider:
     provider = TracerProvider()
     provider.add_span_processor(processor)
     return provider
+
+
+def _tracing_keeping_spans(t) -> tuple[Tracing, list]:
+    """Tracing that feeds health tracker ``t`` and keeps every ended span in the returned list."""
+    ended: list = []
+
+    class Keep(SpanProcessor):
+        def on_end(self, span):
+            ended.append(span)
+
+    provider = _provider_with(t)
+    provider.add_span_processor(Keep())
+    return Tracing(provider), ended
 
 
 
