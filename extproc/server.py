@@ -114,6 +114,12 @@ def retry_after(status: int, headers: dict[str, str]) -> float | None:
     return retry_after_.from_headers(headers, time.time()) if status in retry_after_.LIMITED else None
 
 
+def _wait_longer() -> pb.ProcessingResponse:
+    """Asks Envoy to wait up to MAX_QUEUE_WAIT_S for the next answer on this stream, past its message
+    timeout: for a request queued for capacity, or a large body tokenized in a worker thread."""
+    return pb.ProcessingResponse(override_message_timeout=duration_pb2.Duration(seconds=MAX_QUEUE_WAIT_S))
+
+
 def immediate(answer: Answer) -> pb.ProcessingResponse:
     """The processor's own reply, already OpenAI-shaped: marked (metadata for the router stage, a header
     for the upstream stage, whose metadata Envoy's local_reply_config does not see) so Envoy leaves it."""
@@ -194,37 +200,34 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     try:
                         caller, counted = await self._count_request(headers)
                         raw = gateway.decode(headers, raw)   # gzip, br: inflated here, with the body limit
-                        if headers.get(":path", "").split("?", 1)[0] == FEEDBACK_PATH:
+                        path = headers.get(":path", "").split("?", 1)[0]
+                        if path == FEEDBACK_PATH:
                             yield immediate(await self._feedback(headers, raw))
                             return
-                        if headers.get(":path", "").split("?", 1)[0] == COUNT_TOKENS_PATH:
+                        if path == COUNT_TOKENS_PATH:
                             if len(raw) < COUNT_OFF_LOOP_BYTES:
                                 answer = gateway.count_tokens(headers, raw, caller)
                             else:
                                 # Off the event loop: a 4 MB body takes 0.15-0.35 s of tokenizer time, which
                                 # stalled every other request (tiktoken releases the GIL). Several at once
                                 # outlast Envoy's 200 ms message timeout (a 503): this answer asks for longer.
-                                yield pb.ProcessingResponse(override_message_timeout=duration_pb2.Duration(
-                                    seconds=MAX_QUEUE_WAIT_S))
+                                yield _wait_longer()
                                 answer = await asyncio.to_thread(gateway.count_tokens, headers, raw, caller)
                             answer.headers.update(counted)
                             yield immediate(answer)
                             return
                         counts = None
-                        if (ENDPOINTS.get(headers.get(":path", "").split("?", 1)[0]) == "embeddings"
-                                and len(raw) >= COUNT_OFF_LOOP_BYTES):
+                        if ENDPOINTS.get(path) == "embeddings" and len(raw) >= COUNT_OFF_LOOP_BYTES:
                             # An estimate near a limit is counted before it may refuse (policy.COUNT_NEAR):
                             # 0.04-0.2 s of tokenizer for 300k tokens (idle or busy core), so large bodies
                             # count in a worker thread (tiktoken releases the GIL), with a longer message
                             # timeout as above.
-                            yield pb.ProcessingResponse(override_message_timeout=duration_pb2.Duration(
-                                seconds=MAX_QUEUE_WAIT_S))
+                            yield _wait_longer()
                             counts = await asyncio.to_thread(gateway.input_counts, raw)
                         exchange = self._plan(headers, raw, caller, counts)
                         if self._must_queue(exchange):
                             # Envoy waits message_timeout for each answer; a queued request asks for longer.
-                            yield pb.ProcessingResponse(override_message_timeout=duration_pb2.Duration(
-                                seconds=MAX_QUEUE_WAIT_S))
+                            yield _wait_longer()
                             exchange = await self._queue(headers, raw, exchange)
                         exchange = await self._admit(headers, raw, exchange)
                         exchange.limit_headers = {**counted, **exchange.limit_headers}
