@@ -6,6 +6,7 @@ MMLU and GSM8K is the one number compared with the shipped configuration. Needs 
 
     python -m bench.apgr_search [--heads mc,open] [--variants wp,stem] [--seeds N]   # one line per candidate
     python -m bench.apgr_search --round3 [--seeds 10]   # round 3's fixed candidate set, bench/results/apgr-protocol-3.md
+    python -m bench.apgr_search --round4 PATH/train.jsonl [--seeds 10]   # round 4, apgr-protocol-4.md
 
 Candidates: L2 strength C, the dense features' scale (``dense_scale`` in bench/logistic.py), the model
 form (``outcomes``: P(premium right) - P(cheap right); ``pairs``: P(only premium right) - P(only cheap
@@ -230,6 +231,69 @@ def round3(rows: list[dict], prep: E.Prepared, seeds: tuple[int, ...]) -> None:
           f"{'SHIP (beats the shipped configuration by more than one SE)' if ship else 'DO NOT SHIP (not more than one SE above the shipped configuration)'}")
 
 
+def round4(rows: list[dict], prep: E.Prepared, seeds: tuple[int, ...], gsm8k_train: str) -> None:
+    """Round 4's 8 candidates for the open head (the multiple-choice head at its shipped configuration),
+    scored by S as round 3, with the same paired one-SE shipping rule."""
+    from bench import gsm8k_steps
+
+    t0 = time.time()
+    aux = gsm8k_steps.fit(gsm8k_train, min_weight=0.0)
+    print(f"auxiliary steps model fitted in {time.time() - t0:.0f}s ({len(aux['words'])} words)", flush=True)
+    folds = fold_maps(rows, seeds)
+    mc = HeadData(rows, prep, "mc")
+    mc_c, mc_ds, mc_w = ROUND3_SHIPPED["mc"][1:]
+    mc_oof = [dict(zip(mc.ids, map(float, (1 - mc_w) * oof_gain(mc, f, mc_c, mc_ds, "outcomes", E.MIN_DF)
+                                   + mc_w * mc.rules))) for f in folds]
+    print(f"mc head (shipped) out of fold [{time.time() - t0:.0f}s]", flush=True)
+    h = HeadData(rows, prep, "open")
+    pred = np.array([gsm8k_steps.predict(aux, prep.by_id[i][1], prep.by_id[i][2]) for i in h.ids])
+    hf = HeadData(rows, prep, "open")
+    hf.dense = np.column_stack([hf.dense, pred])
+    cands: dict[str, list[np.ndarray]] = {}
+    shipped_c, _, shipped_w = ROUND3_SHIPPED["open"][1:]
+    base = [(1 - shipped_w) * oof_gain(h, f, shipped_c, 1.0, "outcomes", E.MIN_DF) + shipped_w * h.rules
+            for f in folds]
+    cands["shipped"] = base
+    for c in (0.02, 0.04):
+        gains = [oof_gain(hf, f, c, 1.0, "outcomes", E.MIN_DF) for f in folds]
+        for w in (0.2, 0.4):
+            cands[f"feat C={c} w={w}"] = [(1 - w) * g + w * hf.rules for g in gains]
+    for beta in (0.01, 0.02, 0.04):
+        out = []
+        for f, b in zip(folds, base):
+            fold = np.array([f[i] for i in h.ids])
+            z = np.zeros(len(h.ids))
+            for k in range(FOLDS):
+                fit, held = fold != k, fold == k
+                z[held] = (pred[held] - pred[fit].mean()) / pred[fit].std()
+            out.append(b + beta * z)
+        cands[f"blend beta={beta}"] = out
+    by_src = {s: [r for r in rows if r["source"] == s] for s in ("mmlu", "gsm8k")}
+    se = lambda x: float(np.std(x, ddof=1) / np.sqrt(len(x)))   # noqa: E731
+    table = []
+    for name, scores in cands.items():
+        per = {src: [E.apgr(g, {**mc_oof[k], **dict(zip(h.ids, map(float, scores[k])))})
+                     for k in range(len(seeds))] for src, g in by_src.items()}
+        s_seed = np.array([(a + b) / 2 for a, b in zip(per["mmlu"], per["gsm8k"])])
+        table.append((name, s_seed, np.mean(per["mmlu"]), np.mean(per["gsm8k"])))
+    shipped = table[0]
+    order = sorted(range(len(table)), key=lambda k: (-table[k][1].mean(), k != 0, k))
+    print(f"\n== S over {len(seeds)} fold seeds x {FOLDS}-fold, best first; d = S - S(shipped), paired ==")
+    print("rank | S | SE(S) | MMLU | GSM8K | d | SE(d) | open head candidate")
+    for rank, k in enumerate(order, 1):
+        name, s_seed, mm, gg = table[k]
+        d = s_seed - shipped[1]
+        print(f"{rank} | {s_seed.mean():.4f} | {se(s_seed):.4f} | {mm:.4f} | {gg:.4f} | {d.mean():+.4f} | "
+              f"{se(d):.4f} | {name}", flush=True)
+    name, s_seed, mm, gg = table[order[0]]
+    d = s_seed - shipped[1]
+    print(f"\nshipped: S {shipped[1].mean():.4f}; per seed {' '.join(f'{x:.4f}' for x in shipped[1])}")
+    print(f"chosen:  S {s_seed.mean():.4f}; per seed {' '.join(f'{x:.4f}' for x in s_seed)}: {name}")
+    ship = order[0] != 0 and d.mean() > se(d)
+    print(f"paired difference {d.mean():+.4f}, SE(d) {se(d):.4f}: "
+          f"{'SHIP (beats the shipped configuration by more than one SE)' if ship else 'DO NOT SHIP (not more than one SE above the shipped configuration)'}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--heads", default="mc,open")
@@ -242,10 +306,16 @@ def main() -> None:
     ap.add_argument("--drop-dense", default="", help="comma-separated dense feature names to leave out")
     ap.add_argument("--seeds", type=int, default=len(SEEDS), help="fold seeds 0..N-1 (default 3)")
     ap.add_argument("--round3", action="store_true", help="round 3's fixed candidate set and shipping rule")
+    ap.add_argument("--round4", metavar="GSM8K_TRAIN_JSONL", help="round 4 (apgr-protocol-4.md): path of GSM8K's "
+                    "grade_school_math/data/train.jsonl")
     a = ap.parse_args()
     rows = [r for r in E.load(E.DEFAULT_DATA) if r["split"] == "train"]
     t0 = time.time()
     prep = E.Prepared(rows, C.ClassifierSettings())
+    if a.round4:
+        print(f"prepared {len(rows)} train prompts in {time.time() - t0:.0f}s", flush=True)
+        round4(rows, prep, tuple(range(a.seeds)), a.round4)
+        return
     if a.round3:
         print(f"prepared {len(rows)} train prompts in {time.time() - t0:.0f}s", flush=True)
         round3(rows, prep, tuple(range(a.seeds)))

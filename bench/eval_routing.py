@@ -168,17 +168,34 @@ def training_examples(rows: list[dict], prep: Prepared, head: str) -> list:
 
 
 HEAD_SOURCE = {"mc": "mmlu", "open": "gsm8k"}   # the source whose train-CV APGR picks a head's settings
+STEPS_BETA = 0.02   # the open head's steps term, chosen by round 4 (bench/results/apgr-protocol-4.md)
 
 
-def fit_model(rows: list[dict], prep: Prepared, settings: dict[str, dict]) -> dict:
+def steps_block(aux: dict, examples: list, beta: float, rules_weight: float) -> dict:
+    """A head's ``steps`` entry (classify._Steps): the auxiliary predictor ``aux`` (bench/gsm8k_steps.py),
+    standardised over the head's training ``examples``, weighted so that it adds ``beta`` times the
+    standardised prediction to the blended score (the linear score's share of it is 1 - rules_weight)."""
+    import statistics
+    from bench import gsm8k_steps
+
+    pred = [gsm8k_steps.predict(aux, d, toks) for d, toks, _, _ in examples]
+    return {**{k: aux[k] for k in ("bias", "dense", "words", "trained_on")},
+            "mean": round(statistics.fmean(pred), 6), "sd": round(statistics.pstdev(pred), 6),
+            "selection": "bench/results/apgr-protocol-4.md", "beta": beta, "weight": round(beta / (1.0 - rules_weight), 6)}
+
+
+def fit_model(rows: list[dict], prep: Prepared, settings: dict[str, dict], aux: dict | None = None) -> dict:
     """The model file: per head its weights, fit settings and rules blend weight (``settings[head]``:
-    C, dense_scale, form, rules_weight)."""
+    C, dense_scale, form, rules_weight, and ``steps_beta`` where the head adds the auxiliary predictor
+    ``aux``)."""
     heads = {}
     for head in ("mc", "open"):
         ex = training_examples(rows, prep, head)
         st = settings[head]
         if ex:
             heads[head] = {**fit_head(ex, st["C"], st["dense_scale"], st["form"]), "rules_weight": st["rules_weight"]}
+            if st.get("steps_beta") and aux is not None:
+                heads[head]["steps"] = steps_block(aux, ex, st["steps_beta"], st["rules_weight"])
     return {"format": C.LINEAR_FORMAT, "dense_features": list(C.DENSE_FEATURES),
             "rules_weight": settings["mc"]["rules_weight"],
             "trained_on": "routing_eval.jsonl split=train (MMLU, GSM8K)", "C": settings["mc"]["C"],
@@ -188,7 +205,8 @@ def fit_model(rows: list[dict], prep: Prepared, settings: dict[str, dict]) -> di
 def settings_of(raw: dict) -> dict[str, dict]:
     """Per head fit settings of a model file (files before the per-head selection: one C, outcomes, 1)."""
     return {k: {"C": h.get("C", raw["C"]), "dense_scale": h.get("l2_dense_scale", 1.0),
-                "form": h.get("form", "outcomes"), "rules_weight": h.get("rules_weight", raw.get("rules_weight", 0.0))}
+                "form": h.get("form", "outcomes"), "rules_weight": h.get("rules_weight", raw.get("rules_weight", 0.0)),
+                **({"steps_beta": h["steps"]["beta"]} if "steps" in h else {})}
             for k, h in raw["heads"].items()}
 
 
@@ -198,10 +216,11 @@ def model_of(raw: dict) -> C.LinearModel:
                          {k: tuple(h["calibration"]) for k, h in raw["heads"].items() if "calibration" in h})
 
 
-def calibration(train: list[dict], prep: Prepared, settings: dict[str, dict]) -> dict[str, list[float]]:
+def calibration(train: list[dict], prep: Prepared, settings: dict[str, dict],
+                aux: dict | None = None) -> dict[str, list[float]]:
     """Per head (a, b) of classify.LinearModel.calibrated: least squares of (premium right - cheap right) on
     x = 2 * blended - 1 over the head's out-of-fold train scores (fold seed 0). Train split only."""
-    oof = out_of_fold(train, prep, settings)
+    oof = out_of_fold(train, prep, settings, aux=aux)
     rules = scores(train, prep, None, "rules")
     out = {}
     for head, st in settings.items():
@@ -228,7 +247,7 @@ def scores(rows: list[dict], prep: Prepared, model: C.LinearModel | None, kind: 
             out[r["id"]] = rs
             continue
         h = model.head(head)
-        ls = (h.gain(d, toks) + 1.0) / 2.0
+        ls = h.linear(d, toks, h.gain(d, toks))
         w = model.blend_weight(head) if rules_weight is None else rules_weight
         if kind == "linear":
             out[r["id"]] = ls
@@ -239,7 +258,7 @@ def scores(rows: list[dict], prep: Prepared, model: C.LinearModel | None, kind: 
 
 
 def out_of_fold(train: list[dict], prep: Prepared, settings: dict[str, dict] | float, folds: int = 5,
-                seed: int = 0) -> dict[str, float]:
+                seed: int = 0, aux: dict | None = None) -> dict[str, float]:
     """Linear scores of every train prompt from a model fit without its fold (``settings``: per head, or
     one C for both heads with the outcomes form)."""
     if not isinstance(settings, dict):
@@ -252,7 +271,7 @@ def out_of_fold(train: list[dict], prep: Prepared, settings: dict[str, dict] | f
     for k in range(folds):
         fit_rows = [r for r in train if fold_of[r["id"]] != k]
         held = [r for r in train if fold_of[r["id"]] == k]
-        oof.update(scores(held, prep, model_of(fit_model(fit_rows, prep, settings)), "linear"))
+        oof.update(scores(held, prep, model_of(fit_model(fit_rows, prep, settings, aux)), "linear"))
     return oof
 
 
@@ -352,6 +371,9 @@ def main() -> None:
     ap.add_argument("--calibrate", action="store_true",
                     help="refit only the per-head score calibration of --model on train, rewrite it and stop")
     ap.add_argument("--train-only", action="store_true", help="with --train: stop before reading the test split")
+    ap.add_argument("--add-steps", metavar="GSM8K_TRAIN_JSONL", type=Path,
+                    help="give --model's open head round 4's steps term (apgr-protocol-4.md; GSM8K's own "
+                         "grade_school_math/data/train.jsonl), recalibrate it on train, rewrite it and stop")
     ap.add_argument("--model", type=Path, default=C.DEFAULT_MODEL_PATH)
     ap.add_argument("--runs", type=int, default=20000, help="timed classify() calls per classifier")
     a = ap.parse_args()
@@ -386,6 +408,21 @@ def main() -> None:
             print("the criterion did not improve: the model file is left as it was", flush=True)
         if a.train_only:
             return
+    if a.add_steps:
+        from bench import gsm8k_steps
+
+        raw = json.loads(a.model.read_text())
+        aux = gsm8k_steps.fit(a.add_steps)
+        chosen = settings_of(raw)
+        chosen["open"]["steps_beta"] = STEPS_BETA
+        raw["heads"]["open"]["steps"] = steps_block(aux, training_examples(train, prep, "open"), STEPS_BETA,
+                                                    chosen["open"]["rules_weight"])
+        for head, cal in calibration(train, prep, chosen, aux).items():
+            raw["heads"][head]["calibration"] = cal
+        a.model.write_text(json.dumps(raw, separators=(",", ":"), sort_keys=True) + "\n", encoding="utf-8")
+        print(f"wrote {a.model}: open head steps term ({len(aux['words'])} words), calibration "
+              f"{ {h: raw['heads'][h]['calibration'] for h in raw['heads']} }", flush=True)
+        return
     if a.calibrate:
         raw = json.loads(a.model.read_text())
         cal = calibration(train, prep, settings_of(raw))

@@ -449,9 +449,35 @@ def _sigmoid(z: float) -> float:
     return e / (1.0 + e)
 
 
+class _Steps:
+    """A word problem's predicted solution length, standardised: (log1p(lines) - mean) / sd, where log1p(lines)
+    = bias + dense . x + sum(words[t]) is a ridge regression fitted on GSM8K's own training set
+    (bench/gsm8k_steps.py) and mean / sd are over the head's train prompts. ``weight`` is its share of the
+    head's linear score (bench/results/apgr-protocol-4.md: train CV chose 0.02 of the blended score)."""
+    __slots__ = ("bias", "dense", "words", "mean", "sd", "weight")
+
+    def __init__(self, raw: Mapping[str, Any]):
+        self.bias = float(raw["bias"])
+        self.dense = [float(v) for v in raw["dense"]]
+        if len(self.dense) != len(DENSE_FEATURES):
+            raise ValueError(f"steps.dense: expected {len(DENSE_FEATURES)} weights, got {len(self.dense)}")
+        self.words = {w: float(v) for w, v in raw["words"].items()}
+        self.mean, self.sd, self.weight = float(raw["mean"]), float(raw["sd"]), float(raw["weight"])
+        if self.sd <= 0:
+            raise ValueError("steps.sd: must be positive")
+
+    def log1p_lines(self, dense: list[float], tokens: frozenset[str]) -> float:
+        z = self.bias + math.fsum(a * x for a, x in zip(self.dense, dense))
+        return z + math.fsum(map(self.words.__getitem__, self.words.keys() & tokens))
+
+    def term(self, dense: list[float], tokens: frozenset[str]) -> float:
+        return self.weight * (self.log1p_lines(dense, tokens) - self.mean) / self.sd
+
+
 class _Head:
-    """Two logistic regressions over the same features: P(premium right), P(cheap right)."""
-    __slots__ = ("scale", "bias", "dense", "words", "ws", "ww")
+    """Two logistic regressions over the same features: P(premium right), P(cheap right); the head's linear
+    score is (P(premium right) - P(cheap right) + 1) / 2, plus its ``steps`` term where it has one."""
+    __slots__ = ("scale", "bias", "dense", "words", "ws", "ww", "steps")
 
     def __init__(self, raw: Mapping[str, Any]):
         self.scale = float(raw["dense_scale"])
@@ -462,6 +488,7 @@ class _Head:
         self.words = {w: (float(a), float(b)) for w, (a, b) in raw["words"].items()}
         self.ws = {w: a for w, (a, _) in self.words.items()}
         self.ww = {w: b for w, (_, b) in self.words.items()}
+        self.steps = _Steps(raw["steps"]) if "steps" in raw else None
 
     def gain(self, dense: list[float], tokens: frozenset[str]) -> float:
         zs, zw = self.bias
@@ -473,6 +500,11 @@ class _Head:
         zs += math.fsum(map(self.ws.__getitem__, known))
         zw += math.fsum(map(self.ww.__getitem__, known))
         return _sigmoid(zs) - _sigmoid(zw)
+
+    def linear(self, dense: list[float], tokens: frozenset[str], gain: float) -> float:
+        """The head's linear score from its ``gain`` on these inputs (0..1 before the steps term)."""
+        score = (gain + 1.0) / 2.0
+        return score if self.steps is None else score + self.steps.term(dense, tokens)
 
 
 class LinearModel:
@@ -536,10 +568,13 @@ class LinearClassifier:
 
     def linear_score(self, view: RequestView, p: Prompt, f: dict) -> float:
         fmt, dense, vocab = linear_inputs(view, p, f["multiple_choice"])
-        gain = self.model.head(fmt).gain(dense, vocab)
+        head = self.model.head(fmt)
+        gain = head.gain(dense, vocab)
         f["head"] = fmt
         f["expected_gain"] = round(gain, 4)
-        return (gain + 1.0) / 2.0
+        if head.steps is not None:   # explain shows how long a solution the word problem reads as
+            f["predicted_steps"] = round(math.expm1(head.steps.log1p_lines(dense, vocab)), 1)
+        return head.linear(dense, vocab, gain)
 
     def classify(self, body: dict) -> Classification:
         view = read_request(body)

@@ -164,7 +164,7 @@ def test_classify_does_not_mutate_the_body(combined):
 
 
 def test_shipped_weights_load_and_are_small():
-    assert C.DEFAULT_MODEL_PATH.stat().st_size < 1_000_000
+    assert C.DEFAULT_MODEL_PATH.stat().st_size < 1_500_000   # the open head's steps term: 18,690 words
     model = C.load_model()
     assert set(model.heads) == {"mc", "open"}
     assert 0.0 <= model.rules_weight <= 1.0
@@ -271,4 +271,39 @@ def test_shipped_exam_model_records_the_settings_train_cv_chose_per_head():
     # the open head's rules blend pulls its scores toward the rules' centre; calibrated, a score means
     # the same expected gain as the multiple-choice head's: (1 + E[premium right - cheap right]) / 2
     assert model.calibrated("open", 0.5) != 0.5
+    # round 4 (its own protocol) gave the open head the steps term, fitted on GSM8K's own training set
+    steps = raw["heads"]["open"]["steps"]
+    assert steps["selection"] == "bench/results/apgr-protocol-4.md" and steps["beta"] == 0.02
+    assert "mc" in raw["heads"] and "steps" not in raw["heads"]["mc"]
     assert C.LinearModel(model.heads).calibrated("open", 0.37) == 0.37    # no calibration: identity
+
+
+def test_open_head_adds_the_predicted_solution_length(combined):
+    # Round 4 (bench/results/apgr-protocol-4.md): the open head adds beta times the standardised predicted
+    # solution length (a ridge regression fitted on GSM8K's own training set) to its score, so of two word
+    # problems the one that reads as more steps scores higher, other things equal.
+    one_step = "Tom has 3 apples and buys 4 more. How many apples does he have?"
+    many = ("Tom has 3 apples. He buys 4 bags with 6 apples in each bag, gives half of all his apples to his sister, "
+            "then eats 2 apples a day for 3 days. His sister gives him back a third of hers. How many apples does "
+            "Tom have now?")
+    f1, fm = combined.classify(chat(one_step)).features, combined.classify(chat(many)).features
+    assert f1["head"] == fm["head"] == "open"
+    assert 1 <= f1["predicted_steps"] < fm["predicted_steps"]
+    head = combined.model.head("open")
+    view = C.read_request(chat(many))
+    p = combined.rules.prompt(view)
+    _, dense, tokens = C.linear_inputs(view, p, False)
+    gain = head.gain(dense, tokens)
+    steps = head.steps.term(dense, tokens)
+    assert steps != 0.0 and head.linear(dense, tokens, gain) == (gain + 1.0) / 2.0 + steps
+    assert fm["score_linear"] == round((gain + 1.0) / 2.0 + steps, 4)
+    # the multiple-choice head has no such term: its score is the gain alone
+    assert combined.model.head("mc").steps is None
+
+
+def test_steps_term_is_checked_when_loaded():
+    raw = json.loads(C.DEFAULT_MODEL_PATH.read_text())["heads"]["open"]
+    with pytest.raises(ValueError, match="steps.dense"):
+        C._Head({**raw, "steps": {**raw["steps"], "dense": [0.1]}})
+    with pytest.raises(ValueError, match="steps.sd"):
+        C._Head({**raw, "steps": {**raw["steps"], "sd": 0}})
