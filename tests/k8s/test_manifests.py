@@ -284,6 +284,18 @@ def test_mesh_istio(rendered):
             assert d["spec"]["trafficPolicy"]["portLevelSettings"][0]["tls"]["mode"] == "SIMPLE"
 
 
+def test_mesh_istio_keeps_a_session_on_one_gateway_pod(rendered):
+    # Affinity pins live in each extproc replica: in the mesh, clients' sidecars hash the session header
+    # the gateway reads to one pod of the clients' Service, so a conversation's pin holds with replicas.
+    from extproc.affinity import SESSION_HEADER
+    docs = rendered["mesh-istio"]
+    service = find(docs, "Service", "llm-gateway")
+    fqdn = f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local"
+    rule = next(d for d in docs if d["kind"] == "DestinationRule" and d["spec"]["host"] == fqdn)
+    assert rule["spec"]["trafficPolicy"]["loadBalancer"]["consistentHash"] == {"httpHeaderName": SESSION_HEADER}
+    assert rule["spec"]["trafficPolicy"]["tls"]["mode"] == "ISTIO_MUTUAL"   # the namespace is STRICT mTLS
+
+
 # ---- the drain really drains --------------------------------------------------------------------
 
 def _free_port() -> int:
