@@ -470,8 +470,9 @@ class _Steps:
         z = self.bias + math.fsum(a * x for a, x in zip(self.dense, dense))
         return z + math.fsum(map(self.words.__getitem__, self.words.keys() & tokens))
 
-    def term(self, dense: list[float], tokens: frozenset[str]) -> float:
-        return self.weight * (self.log1p_lines(dense, tokens) - self.mean) / self.sd
+    def term(self, log1p_lines: float) -> float:
+        """What a prediction adds to the head's linear score."""
+        return self.weight * (log1p_lines - self.mean) / self.sd
 
 
 class _Head:
@@ -504,7 +505,7 @@ class _Head:
     def linear(self, dense: list[float], tokens: frozenset[str], gain: float) -> float:
         """The head's linear score from its ``gain`` on these inputs (0..1 before the steps term)."""
         score = (gain + 1.0) / 2.0
-        return score if self.steps is None else score + self.steps.term(dense, tokens)
+        return score if self.steps is None else score + self.steps.term(self.steps.log1p_lines(dense, tokens))
 
 
 class LinearModel:
@@ -572,9 +573,12 @@ class LinearClassifier:
         gain = head.gain(dense, vocab)
         f["head"] = fmt
         f["expected_gain"] = round(gain, 4)
-        if head.steps is not None:   # explain shows how long a solution the word problem reads as
-            f["predicted_steps"] = round(math.expm1(head.steps.log1p_lines(dense, vocab)), 1)
-        return head.linear(dense, vocab, gain)
+        score = (gain + 1.0) / 2.0
+        if head.steps is not None:
+            lines = head.steps.log1p_lines(dense, vocab)
+            f["predicted_steps"] = round(math.expm1(lines), 1)   # explain: how long a solution it reads as
+            score += head.steps.term(lines)
+        return score
 
     def classify(self, body: dict) -> Classification:
         view = read_request(body)

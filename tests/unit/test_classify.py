@@ -294,7 +294,7 @@ def test_open_head_adds_the_predicted_solution_length(combined):
     p = combined.rules.prompt(view)
     _, dense, tokens = C.linear_inputs(view, p, False)
     gain = head.gain(dense, tokens)
-    steps = head.steps.term(dense, tokens)
+    steps = head.steps.term(head.steps.log1p_lines(dense, tokens))
     assert steps != 0.0 and head.linear(dense, tokens, gain) == (gain + 1.0) / 2.0 + steps
     assert fm["score_linear"] == round((gain + 1.0) / 2.0 + steps, 4)
     # the multiple-choice head has no such term: its score is the gain alone
