@@ -30,8 +30,9 @@ def fit(path: str | Path, min_weight: float = 1e-4) -> dict:
     """Fit the predictor of log1p(solution lines) on every problem of ``path``, on the open head's run-time
     inputs (``classify.linear_inputs`` of the question as one user message: 16 dense features standardised
     for the solver, tokens with ``MIN_DF``). Returns {"bias", "dense" (weights on the raw features), "words"}
-    (words under ``min_weight`` in magnitude left out: predictions move by < 0.01); a prediction is
-    bias + dense . x + sum(words[t] for the distinct tokens t), as ``classify._Steps`` computes it."""
+    (words under ``min_weight`` in magnitude left out: predictions move by < 0.01), "low" / "high" (the
+    range of its predictions on the training questions); a prediction is bias + dense . x + sum(words[t]
+    for the distinct tokens t), held to [low, high], as ``classify._Steps`` computes it."""
     import numpy as np
     from scipy import sparse
     from sklearn.linear_model import Ridge
@@ -60,7 +61,11 @@ def fit(path: str | Path, min_weight: float = 1e-4) -> dict:
     sd[sd == 0] = 1.0
     m = Ridge(alpha=ALPHA).fit(sparse.hstack([words, sparse.csr_matrix((dense - mu) / sd)]).tocsr(), y)
     w_words, w_dense = m.coef_[:len(vocab)], m.coef_[len(vocab):] / sd
+    fitted = m.predict(sparse.hstack([words, sparse.csr_matrix((dense - mu) / sd)]).tocsr())
     return {"bias": round(float(m.intercept_ - np.dot(w_dense, mu)), 6),
+            # the range it predicts on its own training questions: a prompt outside it is no word problem
+            # (a list of 300 percentages), and its prediction is held to the range
+            "low": round(float(fitted.min()), 6), "high": round(float(fitted.max()), 6),
             "dense": [round(float(v), 6) for v in w_dense],
             "words": {t: round(float(v), 5) for t, v in zip(vocab, w_words) if abs(v) >= min_weight},
             "trained_on": f"GSM8K train.jsonl ({len(problems)} problems), ridge alpha {ALPHA}, log1p(solution lines)"}
@@ -69,4 +74,5 @@ def fit(path: str | Path, min_weight: float = 1e-4) -> dict:
 def predict(aux: dict, dense, tokens) -> float:
     """The fitted predictor on one prompt's (dense, tokens): log1p(predicted solution lines)."""
     words = aux["words"]
-    return aux["bias"] + sum(a * x for a, x in zip(aux["dense"], dense)) + sum(words.get(t, 0.0) for t in set(tokens))
+    raw = aux["bias"] + sum(a * x for a, x in zip(aux["dense"], dense)) + sum(words.get(t, 0.0) for t in set(tokens))
+    return min(max(raw, aux.get("low", raw)), aux.get("high", raw))

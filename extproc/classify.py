@@ -303,6 +303,11 @@ def _script(text: str) -> str:
 # ---------------------------------------------------------------------------------------------------
 # Rules
 
+def _multiple_choice(p: "Prompt") -> bool:
+    """An exam-style question with its lettered choices (three or more)."""
+    return len(_MULTIPLE_CHOICE.findall(p.raw)) >= 3
+
+
 class RuleClassifier:
     """Hand-written rules. Precedence: long context, tools, images, JSON schema, code, then the score
     decides between the reasoning and the simple class."""
@@ -342,7 +347,7 @@ class RuleClassifier:
             "step_by_step": any(map(low.__contains__, _STEP_PHRASES)),
             "reasoning": len(vocab & _REASON_WORDS),
             "simple_opening": low.lstrip().startswith(_SIMPLE_OPENINGS),
-            "multiple_choice": len(_MULTIPLE_CHOICE.findall(p.raw)) >= 3,
+            "multiple_choice": _multiple_choice(p),
             "script": _script(p.raw),
         })
         return f
@@ -452,9 +457,11 @@ def _sigmoid(z: float) -> float:
 class _Steps:
     """A word problem's predicted solution length, standardised: (log1p(lines) - mean) / sd, where log1p(lines)
     = bias + dense . x + sum(words[t]) is a ridge regression fitted on GSM8K's own training set
-    (bench/gsm8k_steps.py) and mean / sd are over the head's train prompts. ``weight`` is its share of the
-    head's linear score (bench/results/apgr-protocol-4.md: train CV chose 0.02 of the blended score)."""
-    __slots__ = ("bias", "dense", "words", "mean", "sd", "weight")
+    (bench/gsm8k_steps.py), held to the range [low, high] it predicts on its own training questions (text
+    that is no word problem, such as a list of 300 percentages, would read as 40 steps), and mean / sd are
+    over the head's train prompts. ``weight`` is its share of the head's linear score
+    (bench/results/apgr-protocol-4.md: train CV chose 0.02 of the blended score)."""
+    __slots__ = ("bias", "dense", "words", "low", "high", "mean", "sd", "weight")
 
     def __init__(self, raw: Mapping[str, Any]):
         self.bias = float(raw["bias"])
@@ -462,13 +469,15 @@ class _Steps:
         if len(self.dense) != len(DENSE_FEATURES):
             raise ValueError(f"steps.dense: expected {len(DENSE_FEATURES)} weights, got {len(self.dense)}")
         self.words = {w: float(v) for w, v in raw["words"].items()}
+        self.low, self.high = float(raw["low"]), float(raw["high"])
         self.mean, self.sd, self.weight = float(raw["mean"]), float(raw["sd"]), float(raw["weight"])
         if self.sd <= 0:
             raise ValueError("steps.sd: must be positive")
 
     def log1p_lines(self, dense: list[float], tokens: frozenset[str]) -> float:
         z = self.bias + math.fsum(a * x for a, x in zip(self.dense, dense))
-        return z + math.fsum(map(self.words.__getitem__, self.words.keys() & tokens))
+        z += math.fsum(map(self.words.__getitem__, self.words.keys() & tokens))
+        return min(max(z, self.low), self.high)
 
     def term(self, log1p_lines: float) -> float:
         """What a prediction adds to the head's linear score."""
@@ -584,10 +593,12 @@ class LinearClassifier:
         view = read_request(body)
         p = self.rules.prompt(view)           # tokenized once, read by the rules and the linear model
         task = read_task(body, self.settings.max_scan_chars, p) if self.task_model is not None else None
-        if task is not None and task.product:
+        if task is not None and (task.product or (task.material and not _multiple_choice(p))):
             f = self.rules.class_features(view, p)   # what the class decision reads; no rule score needed
-            # Product requests (a system prompt, tools or prior turns) are scored by the task head: the
+            # Product requests (a system prompt, tools or prior turns, or a turn that pastes material apart
+            # from its ask: a log and "how many returned 503?") are scored by the task head: the
             # exam-trained score reads their knowledge bases, pasted documents and history as difficulty.
+            # An exam question's lettered choices are not material: those stay with the exam heads.
             score = _sigmoid(self.task_model.logit(task))
             f["head"] = "task"
             f["task_contained"] = round(task.dense[1], 3)
@@ -678,6 +689,48 @@ _CONTEXT_CACHE: dict[str, str] = {}   # system prompt -> lower-cased: products r
 _CONTEXT_CACHE_MAX = 256
 
 
+_FENCED = re.compile(r"(```.*?(?:```|\Z))", re.S)   # a fenced block, or an unclosed one to the end
+# First words of a line that asks rather than shows: a question or an imperative (with the cue lists)
+_ASK_WORDS = frozenset("what why how which who when where whether is are can could should would does do did "
+                       "please fix make write give tell help".split())
+
+
+def _asks(line: str) -> bool:
+    """A line that reads as the request itself (a question, or an imperative from the cue lists), not as
+    material: how a pasted block's first or last line is told from the block."""
+    line = line.strip()
+    if not line or len(line) > 300 or _looks_pasted(line):
+        return False
+    first = line.split(None, 1)[0].lower().strip(",:;.!?")
+    return line.endswith("?") or first in _ASK_WORDS or first in _ROUTINE_VERBS or first in _JUDGEMENT_CUES
+
+
+def _paragraphs(text: str) -> list[tuple[str, bool]]:
+    """The turn as (paragraph, is_material) pairs, in order. Fenced blocks are material wherever they sit
+    (a question joined to a closing fence by one newline is still a question); a pasted paragraph's first
+    and last lines are peeled off when they ask ("Why does this fail?" under a log with no blank line)."""
+    out: list[tuple[str, bool]] = []
+    for k, piece in enumerate(_FENCED.split(text) if "```" in text else (text,)):
+        if k % 2:
+            out.append((piece, True))
+            continue
+        for par in piece.split("\n\n"):
+            if not par or par.isspace():
+                continue
+            if not _looks_pasted(par.lstrip()):
+                out.append((par, False))
+                continue
+            lines = par.strip("\n").split("\n")
+            head = lines.pop(0) if len(lines) > 2 and _asks(lines[0]) else None
+            tail = lines.pop() if len(lines) > 2 and _asks(lines[-1]) else None
+            if head is not None:
+                out.append((head, False))
+            out.append(("\n".join(lines) if head is not None or tail is not None else par, True))
+            if tail is not None:
+                out.append((tail, False))
+    return out
+
+
 def _looks_pasted(par: str) -> bool:
     """A paragraph of material (document, code, data, results) rather than an instruction to the model."""
     if len(par) > 400 or par.count("\n") >= 2 or par.startswith(("```", "SELECT", "select ", "WITH ", "{", "[", "<")):
@@ -699,14 +752,16 @@ def _lowered(system: str) -> str:
 class TaskView:
     """The task of a chat request: ``instruction`` (text), ``dense`` (TASK_DENSE_FEATURES order) and
     ``tokens`` (instruction words, its first word as ``v:<word>``, word bigrams, state markers)."""
-    __slots__ = ("instruction", "verb", "dense", "tokens", "product")
+    __slots__ = ("instruction", "verb", "dense", "tokens", "product", "material")
 
-    def __init__(self, instruction: str, verb: str, dense: list[float], tokens: frozenset[str], product: bool):
+    def __init__(self, instruction: str, verb: str, dense: list[float], tokens: frozenset[str], product: bool,
+                 material: bool = False):
         self.instruction = instruction
         self.verb = verb              # the instruction's first content word (its verb, mostly)
         self.dense = dense
         self.tokens = tokens
         self.product = product        # carries product context: a system prompt, tools or prior turns
+        self.material = material      # the last user turn pastes material apart from its instruction
 
 
 def read_task(body: Mapping[str, Any], scan_chars: int = 2000, prompt: "Prompt | None" = None) -> TaskView:
@@ -744,11 +799,12 @@ def read_task(body: Mapping[str, Any], scan_chars: int = 2000, prompt: "Prompt |
     system = "\n".join(system_parts)
     instr_parts, pasted = [], 0
     # paragraphs are kept as written (not stripped): a turn with no material then joins back to exactly
-    # its own text, and the rules' tokenization of it is reused
-    for par in last_user[:scan_chars * 4].split("\n\n"):
-        if not par or par.isspace():
-            continue
-        if _looks_pasted(par.lstrip()):
+    # its own text, and the rules' tokenization of it is reused. A long turn is read at both ends: the ask
+    # comes before or after what is pasted (a 20 KB log, then "how many returned 503?").
+    limit = scan_chars * 4
+    text = last_user if len(last_user) <= 2 * limit else last_user[:limit] + "\n\n" + last_user[-limit:]
+    for par, material in _paragraphs(text):
+        if material:
             pasted += len(par)
             other_context.append(par[:scan_chars])
             continue
@@ -798,7 +854,7 @@ def read_task(body: Mapping[str, Any], scan_chars: int = 2000, prompt: "Prompt |
     if after_tool:
         toks.add("state:after_tool" + (":error" if tool_error else ""))
     product = bool(system) or has_tools or assistants > 0
-    return TaskView(instruction, verb, dense, frozenset(toks), product)
+    return TaskView(instruction, verb, dense, frozenset(toks), product, pasted > 0 and bool(instr_parts))
 
 
 class TaskModel:

@@ -1,6 +1,7 @@
 """extproc.classify: class decisions, settings validation, determinism, score sanity, shipped weights."""
 
 import json
+import math
 
 import pytest
 
@@ -307,3 +308,12 @@ def test_steps_term_is_checked_when_loaded():
         C._Head({**raw, "steps": {**raw["steps"], "dense": [0.1]}})
     with pytest.raises(ValueError, match="steps.sd"):
         C._Head({**raw, "steps": {**raw["steps"], "sd": 0}})
+
+
+def test_steps_prediction_is_held_to_the_range_it_learned(combined):
+    # a list of 300 percentages is no word problem: without the bound it read as 40 solution steps
+    numbers = ", ".join(f"{i % 97}.5%" for i in range(300))
+    f = combined.classify(chat(f"Figures: {numbers}")).features
+    head = combined.model.head("open")
+    assert f["head"] == "open"
+    assert f["predicted_steps"] == round(math.expm1(head.steps.high), 1)

@@ -122,3 +122,37 @@ def test_deterministic_and_does_not_mutate(clf):
     before = copy.deepcopy(b)
     assert clf.classify(b) == clf.classify(copy.deepcopy(b))
     assert b == before
+
+
+# Tryout 9 H1/M1: the ask after a long paste, next to a code fence, or on the last line of a log; bare
+# requests that paste material. Written for this test.
+LOG = "\n".join(f"2026-11-29T14:{i // 60:02d}:{i % 60:02d}.350Z INFO payments-worker GET /v1/charge/{i} status="
+                f"{503 if i % 17 == 0 else 200} 12ms" for i in range(400))
+
+
+def test_the_ask_after_a_long_paste_is_read():
+    assert len(LOG) > 20_000
+    asks = ("What is the timestamp of the first line?", "Why is this pod crash-looping after the deploy?")
+    tasks = [C.read_task(body(("system", "You help on-call engineers."), ("user", f"```\n{LOG}\n```\n\n{a}")))
+             for a in asks]
+    assert [t.instruction for t in tasks] == list(asks)
+    assert tasks[0].verb != tasks[1].verb
+
+
+def test_a_question_joined_to_a_fence_or_to_a_pasted_block_is_still_the_question():
+    code = "def total(xs):\n    s = 0\n    for x in xs:\n        s += x\n    return s / len(xs)"
+    fenced = C.read_task(body(("system", "You review code."), ("user", f"```python\n{code}\n```\nWhy does this crash on []?")))
+    assert fenced.instruction.strip() == "Why does this crash on []?"
+    inline = C.read_task(body(("system", "You help on-call engineers."),
+                              ("user", "Here is the log:\n" + LOG[:3000] + "\nHow many of these requests returned 503?")))
+    assert inline.instruction == "How many of these requests returned 503?"   # the intro stays with the log
+
+
+def test_a_bare_turn_that_pastes_material_is_scored_as_a_task(clf):
+    # no system prompt, no history: still product traffic (a log and one question), not an exam question
+    bare = clf.classify(body(("user", f"{LOG[:6000]}\n\nHow many of these requests returned 503?")))
+    assert bare.features["head"] == "task" and bare.name == "simple_queries"
+    # an exam question's lettered choices are not pasted material; a word problem pastes nothing
+    mc = clf.classify(body(("user", "Which gas do plants absorb?\nA. Oxygen\nB. Carbon dioxide\nC. Helium\nD. Neon\nAnswer:")))
+    word = clf.classify(body(("user", "Tom has 3 apples and buys 4 bags of 6. He gives half away. How many are left?")))
+    assert mc.features["head"] == "mc" and word.features["head"] == "open"
