@@ -34,7 +34,7 @@ import json
 from typing import Any, Callable
 
 from .. import sse, validate
-from ..errors import InvalidRequest, ModelNotFound, redact
+from ..errors import InvalidRequest, ModelNotFound, anthropic_type, redact, status_of
 from ..providers.base import ChatTranslator, UpstreamRequest
 from ..providers.openai_anthropic import ANTHROPIC_VERSION, output_limit
 from .base import FieldNames, FrontDoorTranslator, TranslatedStream
@@ -42,17 +42,13 @@ from .base import FieldNames, FrontDoorTranslator, TranslatedStream
 NAME = "messages"
 API = "anthropic_messages"   # the client API, as spans name it (llm.client_api)
 
-# Anthropic's error types by HTTP status (its "Errors" page); anything else is api_error.
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
-               403: "permission_error", 404: "not_found_error", 409: "conflict_error", 413: "request_too_large",
-               415: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error",
-               503: "overloaded_error", 504: "timeout_error", 529: "overloaded_error"}
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                 "function_call": "tool_use", "content_filter": "refusal"}
 
 
 def error_body(status: int, message: str) -> bytes:
-    return json.dumps({"type": "error", "error": {"type": ERROR_TYPES.get(status, "api_error"),
+    """Anthropic's error body for a client status (its type: ``errors.anthropic_type``, the one table)."""
+    return json.dumps({"type": "error", "error": {"type": anthropic_type(status),
                                                   "message": message}}, ensure_ascii=False).encode()
 
 
@@ -446,8 +442,9 @@ class MessagesTranslator(TranslatedStream):
             {"type": "message_stop"}, event="message_stop")
 
     def _failed(self, error: dict[str, Any]) -> bytes:
-        kind = {"invalid_request_error": "invalid_request_error", "rate_limit_exceeded": "rate_limit_error",
-                "rate_limit_error": "rate_limit_error"}.get(str(error.get("type")), "api_error")
+        # The internal error object carries no status: its type and code name the one it stands for
+        # (a Gemini or Anthropic overload is 503, Anthropic's overloaded_error; errors.KINDS).
+        kind = anthropic_type(status_of(error))
         return sse.encode({"type": "error", "error": {"type": kind, "message": str(error.get("message", "error"))}},
                           event="error")
 

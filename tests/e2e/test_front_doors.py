@@ -426,17 +426,19 @@ def test_a_front_door_request_has_its_request_and_attempt_spans(gateway, claude,
 
 # ---- streams that end badly -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("provider", ["gemini", "openai"])
-def test_a_provider_error_event_mid_stream_is_an_anthropic_error_event(tiers, provider):
+@pytest.mark.parametrize("provider, kind", [("gemini", "overloaded_error"), ("openai", "api_error")])
+def test_a_provider_error_event_mid_stream_is_an_anthropic_error_event(tiers, provider, kind):
     """The provider sends its API's error event after a few events: the Messages client gets
-    Anthropic's `error` event and no message_stop (its SDK raises), never a stream that looks complete."""
+    Anthropic's `error` event and no message_stop (its SDK raises), never a stream that looks complete.
+    Its type is the failure's (errors.KINDS): Gemini's "model is overloaded" (503 UNAVAILABLE) is
+    Anthropic's overloaded_error, as Anthropic's own would be; OpenAI's server_error an api_error."""
     fault(tiers, provider, error_event_after=2, count=1)
     with pytest.raises(anthropic.APIStatusError) as failed:
         with _claude(tiers).messages.stream(model=MODELS[provider], max_tokens=100,
                                     messages=[{"role": "user", "content": "Count to ten slowly."}]) as stream:
             for _ in stream:
                 pass
-    assert failed.value.body["type"] == "error" and failed.value.body["error"]["type"] == "api_error", failed.value.body
+    assert failed.value.body["type"] == "error" and failed.value.body["error"]["type"] == kind, failed.value.body
 
 
 @pytest.mark.parametrize("provider", ["gemini", "anthropic"])
