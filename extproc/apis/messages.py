@@ -42,6 +42,8 @@ from .base import FieldNames, FrontDoorTranslator, TranslatedStream
 NAME = "messages"
 API = "anthropic_messages"   # the client API, as spans name it (llm.client_api)
 
+# Anthropic's words for a body that is not JSON (the decoder's reason follows), as its API answers one.
+NOT_JSON = "The request body is not valid JSON:"
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                 "function_call": "tool_use", "content_filter": "refusal"}
 
@@ -274,7 +276,7 @@ def parse(raw: bytes) -> tuple[dict, dict, FieldNames]:
     """(internal request, client request, the Messages field each internal field came from) from a
     Messages request body; raises InvalidRequest. The names rename any later error about the internal
     request (the planner's, a retry's translator's) into the client's fields."""
-    client = validate.parse(raw)
+    client = validate.parse(raw, NOT_JSON)
     combinations(client)
     body, names = _checked(client)
     return body, client, names
@@ -353,7 +355,7 @@ def count_tokens(raw: bytes, known: Callable[[str], bool] = lambda _model: True)
     ``known(model)``: whether the gateway serves that model name; else ``ModelNotFound`` (404), as
     ``/v1/messages`` answers."""
     from ..tokens import prompt_tokens
-    client = validate.parse(raw)
+    client = validate.parse(raw, NOT_JSON)
     model = client.get("model")
     if isinstance(model, str) and not known(model):
         raise ModelNotFound(f"model: {model}", param="model")

@@ -4,8 +4,10 @@ provider-API pair; the OpenAI chat x provider pairs are test_chat.py's)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
+import zlib
 
 import anthropic
 import httpx
@@ -285,6 +287,56 @@ def test_envoys_own_replies_on_messages_come_in_anthropics_shape(gateway, claude
     response = httpx.post(gateway.base_url + "/chat/completions", content=chunks(big), timeout=20,
                           headers={"content-type": "application/json", **AUTH})
     assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
+
+
+# Every refusal before the body is understood (headers, encoding, JSON), on each front door: raw bytes,
+# since the SDKs only send well-formed JSON. (what, path under the door, body, headers, status, Anthropic type)
+_GOOD = {"/messages": {"model": "gpt-4o-mini", "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}]},
+         "/responses": {"model": "gpt-4o-mini", "input": "Hi"}}
+PRE_PARSE = [
+    ("not JSON", "", lambda good: b'{"model": "gpt-4o-mini", ', {}, 400, "invalid_request_error"),
+    ("a UTF-8 BOM", "", lambda good: b"\xef\xbb\xbf" + good, {}, 400, "invalid_request_error"),
+    ("empty", "", lambda good: b"", {}, 400, "invalid_request_error"),
+    ("not an object", "", lambda good: b"[1, 2]", {}, 400, "invalid_request_error"),
+    ("text/plain", "", lambda good: good, {"content-type": "text/plain"}, 415, "invalid_request_error"),
+    ("deflate", "", lambda good: zlib.compress(good), {"content-encoding": "deflate"}, 415, "invalid_request_error"),
+    ("corrupt gzip", "", lambda good: b"\x1f\x8b not gzip", {"content-encoding": "gzip"}, 400,
+     "invalid_request_error"),
+    ("a gzip bomb", "", lambda good: gzip.compress(b'{"a": "' + b"x" * 5_000_000 + b'"}'),
+     {"content-encoding": "gzip"}, 413, "request_too_large"),
+    ("an unknown path", "/nope", lambda good: good, {}, 404, "not_found_error"),
+    ("no key", "", lambda good: good, {"x-api-key": None}, 401, "authentication_error"),
+]
+
+
+@pytest.mark.parametrize("door", ["/messages", "/responses"])
+@pytest.mark.parametrize("what, under, body, extra, status, kind", PRE_PARSE, ids=[case[0] for case in PRE_PARSE])
+def test_refusals_before_the_body_is_understood_speak_the_doors_api(gateway, door, what, under, body, extra,
+                                                                    status, kind):
+    """Messages answers in Anthropic's shape, type and words (its own for a body that is not JSON: "The
+    request body is not valid JSON: ...", never OpenAI's hint); Responses in OpenAI's envelope."""
+    headers = {"content-type": "application/json", "x-api-key": CLIENT_KEY, **extra}
+    headers = {k: v for k, v in headers.items() if v is not None}
+    response = httpx.post(gateway.base_url + door + under, content=body(json.dumps(_GOOD[door]).encode()),
+                          headers=headers, timeout=30)
+    assert response.status_code == status, response.text
+    got = response.json()
+    if door == "/messages":
+        assert set(got) == {"type", "error"} and got["type"] == "error", got
+        assert set(got["error"]) == {"type", "message"} and got["error"]["type"] == kind, got
+        assert "OpenAI" not in got["error"]["message"], got
+        if what in ("not JSON", "a UTF-8 BOM"):
+            assert got["error"]["message"].startswith("The request body is not valid JSON: "), got
+    else:
+        assert set(got) == {"error"} and set(got["error"]) == {"message", "type", "param", "code"}, got
+        assert got["error"]["type"] == "invalid_request_error" and got["error"]["code"], got
+
+
+def test_count_tokens_refuses_a_body_that_is_not_json_in_anthropics_words(gateway):
+    response = httpx.post(gateway.base_url + "/messages/count_tokens", content=b"{nope",
+                          headers={"content-type": "application/json", "x-api-key": CLIENT_KEY}, timeout=20)
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("The request body is not valid JSON: "), response.text
 
 
 # ---- the same policy and fallback tiers for every front door ----------------------------------------
