@@ -216,15 +216,16 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                             answer.headers.update(counted)
                             yield immediate(answer)
                             return
-                        counts = None
+                        counts = parsed = None
                         if ENDPOINTS.get(path) == "embeddings" and len(raw) >= COUNT_OFF_LOOP_BYTES:
                             # An estimate near a limit is counted before it may refuse (policy.COUNT_NEAR):
                             # 0.04-0.2 s of tokenizer for 300k tokens (idle or busy core), so large bodies
                             # count in a worker thread (tiktoken releases the GIL), with a longer message
                             # timeout as above.
                             yield _wait_longer()
-                            counts = await asyncio.to_thread(gateway.input_counts, raw)
-                        exchange = self._plan(headers, raw, caller, counts)
+                            # The body parsed there is the one planned: a large body is parsed once.
+                            parsed, counts = await asyncio.to_thread(gateway.input_counts, raw)
+                        exchange = self._plan(headers, raw, caller, counts, parsed)
                         if self._must_queue(exchange):
                             # Envoy waits message_timeout for each answer; a queued request asks for longer.
                             yield _wait_longer()
@@ -486,14 +487,14 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                                    concurrent=exchange.hedged)
 
     def _plan(self, headers: dict[str, str], raw: bytes, caller: Caller | None = None,
-              input_counts: list[int] | None = None) -> Exchange:
+              input_counts: list[int] | None = None, parsed: dict | None = None) -> Exchange:
         """The gateway's plan. When only the budget stood in the way (every candidate's estimate is
         over what is left), a budget with money left still serves: estimates are upper bounds, and
         the reservation is corrected to the bill. A spent budget answers 429 with retry-after.
         ``caller``: the request's, when already authenticated (``_count_request``); ``input_counts``:
-        an embeddings body's counted inputs (``Gateway.input_counts``)."""
+        an embeddings body's counted inputs and ``parsed`` its validated body (``Gateway.input_counts``)."""
         try:
-            return self.gateway.request_body(headers, raw, caller=caller, input_counts=input_counts)
+            return self.gateway.request_body(headers, raw, caller=caller, input_counts=input_counts, parsed=parsed)
         except QuotaExceeded as exc:
             if self.books is None:
                 raise
@@ -507,11 +508,11 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             for _ in range(64):
                 try:
                     return self.gateway.request_body(headers, raw, budgets=Allowance(allowance), caller=caller,
-                                                     input_counts=input_counts)
+                                                     input_counts=input_counts, parsed=parsed)
                 except QuotaExceeded:
                     allowance *= 2
             return self.gateway.request_body(headers, raw, budgets=UNLIMITED, caller=caller,
-                                             input_counts=input_counts)
+                                             input_counts=input_counts, parsed=parsed)
 
     def _must_queue(self, exchange: Exchange) -> bool:
         """Every candidate is at its max_inflight, and the workload waits rather than piling on."""
