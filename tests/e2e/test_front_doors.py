@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from .conftest import AUTH, CLIENT_KEY, MODELS, NO_EJECTION, fault, stack_with, upstream_requests
+from .conftest import AUTH, CLIENT_KEY, MODELS, NO_EJECTION, fault, ledger_row, stack_with, upstream_requests
 
 # Where each provider API's simulator must be asked: a front door's request arrives in the provider's own API.
 UPSTREAM_PATH = {"openai": "/v1/chat/completions", "azure_openai": "/openai/deployments/gpt-4o-mini/chat/completions",
@@ -417,37 +417,19 @@ def test_a_provider_error_reaches_a_messages_client_in_anthropics_shape(tiers):
 
 # ---- the same accounting --------------------------------------------------------------------------
 
-def _record(stack, request_id: str):
-    import asyncio
-
-    from extproc.ledger import open_ledger
-
-    async def find():
-        ledger = open_ledger(f"sqlite:///{stack.workdir}/ledger.db")
-        try:
-            for _ in range(100):
-                rows = [r for r in await ledger.records() if r.request_id == request_id]
-                if rows:
-                    return rows[0]
-                await asyncio.sleep(0.05)
-        finally:
-            await ledger.close()
-    return asyncio.run(find())
-
-
 def test_front_door_answers_are_billed_what_their_usage_says(gateway, claude, client):
     """A pass-through Messages answer (Anthropic's own bytes) and a translated Responses stream leave
     ledger records with the tokens the client was told."""
     raw = claude.messages.with_raw_response.create(model=MODELS["anthropic"], max_tokens=100,
                                                    messages=[{"role": "user", "content": "Bill me."}])
     usage = raw.parse().usage
-    record = _record(gateway, raw.headers["x-request-id"])
+    record = ledger_row(gateway, raw.headers["x-request-id"], final=False, timeout=5)
     assert (record.model, record.status) == (MODELS["anthropic"], 200)
     assert (record.input_tokens, record.output_tokens) == (usage.input_tokens, usage.output_tokens)
     assert record.cost_usd > 0
     streamed = client.responses.with_raw_response.create(model=MODELS["gemini"], input="Bill me too.", stream=True)
     final = list(streamed.parse())[-1].response.usage
-    record = _record(gateway, streamed.headers["x-request-id"])
+    record = ledger_row(gateway, streamed.headers["x-request-id"], final=False, timeout=5)
     assert (record.model, record.input_tokens, record.output_tokens) == (
         MODELS["gemini"], final.input_tokens, final.output_tokens)
 
