@@ -392,6 +392,13 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                             response_model=model.upstream_model if model else None,
                             input_tokens=usage.input_tokens if usage else None,
                             output_tokens=usage.output_tokens if usage else None)
+        if self.tracing.awaiting_log(exchange.trail):
+            # An unwatched attempt's span waits for Envoy's upstream log (flushed every 50 ms), which has
+            # its real status (attempt_ended); should none come, it ends as it did without one.
+            try:
+                asyncio.get_running_loop().call_later(VERDICT_WAIT_S, self.tracing.end_unreported, exchange.trail)
+            except RuntimeError:   # no event loop (a caller outside the server): no log will come either
+                self.tracing.end_unreported(exchange.trail)
         return record
 
     def _labels(self, plan) -> dict[str, str | float | None]:
@@ -467,10 +474,12 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             # its provider, nor a latency sample (it never finished): the health tracker skips it.
             self.tracing.attempt_cancelled(trail, attempt)
             return
-        if report.attempt != 1 or report.kind is None or trail is None or trail.answered == 1:
+        if report.attempt != 1 or trail is None or trail.answered == 1:
             return
         if self.tracing.attempt_reported(trail, 1, report.status, report.kind, report.retry_after_s):
             return   # the span was still open: it now ends with the real outcome and reports it itself
+        if report.kind is None:
+            return   # no failure of the provider (a refusal, the client left): nothing for the health tracker
         attempt = trail.attempts.get(1)
         if attempt is not None and attempt.status is None and report.status is not None:
             attempt.status = report.status   # a refusal, not a cut: billed nothing (``_timed_out``)
