@@ -147,11 +147,17 @@ _UPSTREAM_REFUSED = KINDS[400][:2]   # any other 4xx: the provider refused the r
 # (400, 409, 422, ...)
 
 
+# Anthropic's types for statuses the gateway itself never gives, which a provider's refusal may carry.
+_ANTHROPIC_ONLY = {402: "billing_error", 409: "conflict_error", 529: "overloaded_error"}
+
+
 def anthropic_type(status: int) -> str:
     """Anthropic's error type for a client status (``KINDS``): a 4xx it does not list is
     ``invalid_request_error``, as Anthropic says of its own; any other status ``api_error``."""
     if status in KINDS:
         return KINDS[status][2]
+    if status in _ANTHROPIC_ONLY:
+        return _ANTHROPIC_ONLY[status]
     return "invalid_request_error" if 400 <= status < 500 else "api_error"
 
 

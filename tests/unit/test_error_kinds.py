@@ -146,3 +146,4 @@ def test_a_4xx_anthropic_does_not_list_is_its_invalid_request_error_and_a_5xx_it
     assert [errors.anthropic_type(s) for s in (408, 415, 422, 431)] == ["invalid_request_error"] * 4
     assert [errors.anthropic_type(s) for s in (500, 502)] == ["api_error"] * 2
     assert errors.anthropic_type(503) == "overloaded_error" and errors.anthropic_type(504) == "timeout_error"
+    assert errors.anthropic_type(409) == "conflict_error"   # a provider's refusal passed on: its own type
