@@ -1,7 +1,8 @@
 """Compare a routing policy before rollout: ``extproc explain --jsonl requests.jsonl --compare new.yaml``.
 
 Every request of the file is routed offline (no Envoy, no providers, no health: every model healthy,
-budgets unlimited) by the current config and by the new one. Out come the requests whose decision
+budgets unlimited) by the current config and by the new one, with the row's ``surface`` as
+``explain --jsonl`` takes it (``cli._row_headers``). Out come the requests whose decision
 changed (class, first model or tier), the projected cost of both (each plan's first candidate's
 estimate: the prompt's tokens plus the class's assumed reply, at catalog prices), the tier mix of
 both (how many requests each tier would serve first), and ``extproc check`` of the new config against
@@ -190,7 +191,7 @@ def _route_all(args: argparse.Namespace, cfg: Any, new_cfg: Any, headers: dict[s
     (``Comparison.skip``); raises ValueError when no line is a request."""
     from . import errors
     from .classify import build_classifier
-    from .cli import body_of
+    from .cli import _row_headers, body_of
     from .policy import decide
 
     first = build_classifier(cfg.classifier)
@@ -215,8 +216,10 @@ def _route_all(args: argparse.Namespace, cfg: Any, new_cfg: Any, headers: dict[s
                 try:
                     if i == 0 or not same:
                         verdict = classifier.classify(body) if classifier is not None else None
-                    decisions.append(decision(decide(c, body, args.endpoint, headers, now=now,
-                                                     classification=verdict, caller=who)))
+                    # The row's surface, as `explain --jsonl` routes it: each config by the surfaces it
+                    # defines (a surface only the new config adds routes there on the new side alone).
+                    decisions.append(decision(decide(c, body, args.endpoint, _row_headers(c, row, headers),
+                                                     now=now, classification=verdict, caller=who)))
                 except errors.GatewayError as exc:
                     decisions.append({"error": f"{exc.status} {exc.message}", "status": exc.status,
                                       "code": exc.code})

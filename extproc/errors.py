@@ -120,21 +120,65 @@ class DeadlineExceeded(GatewayError):
     code = "gateway_timeout"
 
 
-# A provider's error as the client sees it, by the status the client gets (upstream_status): the same
-# type and code for the same situation whichever provider said it (Anthropic's "rate_limit_error",
-# Gemini's "RESOURCE_EXHAUSTED" and OpenAI's "rate_limit_exceeded" are one situation), and the same
-# words as the gateway's own errors for it (RateLimited, Unavailable, DeadlineExceeded, PayloadTooLarge).
-# Clients and SDKs key on the code; the provider's own words stay in the message.
-_UPSTREAM = {
-    404: ("invalid_request_error", "model_not_found"),    # the provider does not know the model it was sent
-    413: ("invalid_request_error", "request_too_large"),
-    429: ("rate_limit_error", "rate_limit_exceeded"),
-    502: ("upstream_error", "bad_gateway"),
-    503: ("server_error", "service_unavailable"),
-    504: ("timeout_error", "gateway_timeout"),
+# One failure, by the status the client sees, in each client API's words: OpenAI's error type and code
+# (Chat Completions, and the Responses API, which shares that envelope) and Anthropic's error type (the
+# Messages front door; its "Errors" page: 400 invalid_request_error "also for other 4XX status codes not
+# listed", 401 authentication_error, 403 permission_error, 404 not_found_error, 413 request_too_large,
+# 429 rate_limit_error, 500 api_error, 504 timeout_error, 529 overloaded_error, which the gateway gives
+# as 503). A provider's error (upstream_status) reads the same whichever provider said it (Anthropic's
+# "rate_limit_error", Gemini's "RESOURCE_EXHAUSTED" and OpenAI's "rate_limit_exceeded" are one
+# situation), in the same words as the gateway's own errors for it (RateLimited, Unavailable,
+# DeadlineExceeded, PayloadTooLarge). Clients and SDKs key on the type and code; the provider's own
+# words stay in the message. The OpenAI columns of the 4xx rows other than 404/413/429 are what a
+# provider's refusal reads as (the gateway's own 4xx carry their class's code).
+KINDS: dict[int, tuple[str, str, str]] = {
+    400: ("invalid_request_error", "upstream_invalid_request", "invalid_request_error"),
+    401: ("invalid_request_error", "invalid_api_key", "authentication_error"),
+    403: ("request_forbidden", "permission_denied", "permission_error"),
+    404: ("invalid_request_error", "model_not_found", "not_found_error"),    # the provider does not know the model
+    413: ("invalid_request_error", "request_too_large", "request_too_large"),
+    429: ("rate_limit_error", "rate_limit_exceeded", "rate_limit_error"),
+    502: ("upstream_error", "bad_gateway", "api_error"),
+    503: ("server_error", "service_unavailable", "overloaded_error"),
+    504: ("timeout_error", "gateway_timeout", "timeout_error"),
 }
-_UPSTREAM_REFUSED = ("invalid_request_error", "upstream_invalid_request")   # any other 4xx: the provider
-# refused the request the gateway sent it (400, 409, 422, ...)
+_UPSTREAM = {status: KINDS[status][:2] for status in (404, 413, 429, 502, 503, 504)}
+_UPSTREAM_REFUSED = KINDS[400][:2]   # any other 4xx: the provider refused the request the gateway sent it
+# (400, 409, 422, ...)
+
+
+# Anthropic's types for statuses the gateway itself never gives, which a provider's refusal may carry.
+_ANTHROPIC_ONLY = {402: "billing_error", 409: "conflict_error", 529: "overloaded_error"}
+
+
+def anthropic_type(status: int) -> str:
+    """Anthropic's error type for a client status (``KINDS``): a 4xx it does not list is
+    ``invalid_request_error``, as Anthropic says of its own; any other status ``api_error``."""
+    if status in KINDS:
+        return KINDS[status][2]
+    if status in _ANTHROPIC_ONLY:
+        return _ANTHROPIC_ONLY[status]
+    return "invalid_request_error" if 400 <= status < 500 else "api_error"
+
+
+def status_of(error: dict) -> int:
+    """The client status an OpenAI-shaped ``error`` object stands for (``KINDS``): the row with its type
+    and code, else the first with its type; 500 when none. A stream's error event (``upstream_event_error``)
+    carries no status, and a front door names the failure by it (Messages' ``overloaded_error``)."""
+    type_, code = error.get("type"), error.get("code")
+    if code == AUTH_FAILED:
+        return 502
+    for status, (kind, kind_code, _) in KINDS.items():
+        if (kind, kind_code) == (type_, code):
+            return status
+    for status, (kind, _, _) in KINDS.items():
+        if kind == type_:
+            return status
+    if type_ == "insufficient_quota":
+        return 429
+    return 500
+
+
 AUTH_FAILED = "upstream_auth_failed"   # a translator that recognises a rejected key in another status says so
 
 # OpenAI's own codes for a request it refuses, as its published API names them (the ``openai`` SDK's

@@ -216,15 +216,16 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                             answer.headers.update(counted)
                             yield immediate(answer)
                             return
-                        counts = None
+                        counts = parsed = None
                         if ENDPOINTS.get(path) == "embeddings" and len(raw) >= COUNT_OFF_LOOP_BYTES:
                             # An estimate near a limit is counted before it may refuse (policy.COUNT_NEAR):
                             # 0.04-0.2 s of tokenizer for 300k tokens (idle or busy core), so large bodies
                             # count in a worker thread (tiktoken releases the GIL), with a longer message
                             # timeout as above.
                             yield _wait_longer()
-                            counts = await asyncio.to_thread(gateway.input_counts, raw)
-                        exchange = self._plan(headers, raw, caller, counts)
+                            # The body parsed there is the one planned: a large body is parsed once.
+                            parsed, counts = await asyncio.to_thread(gateway.input_counts, raw)
+                        exchange = self._plan(headers, raw, caller, counts, parsed)
                         if self._must_queue(exchange):
                             # Envoy waits message_timeout for each answer; a queued request asks for longer.
                             yield _wait_longer()
@@ -391,6 +392,13 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                             response_model=model.upstream_model if model else None,
                             input_tokens=usage.input_tokens if usage else None,
                             output_tokens=usage.output_tokens if usage else None)
+        if self.tracing.awaiting_log(exchange.trail):
+            # An unwatched attempt's span waits for Envoy's upstream log (flushed every 50 ms), which has
+            # its real status (attempt_ended); should none come, it ends as it did without one.
+            try:
+                asyncio.get_running_loop().call_later(VERDICT_WAIT_S, self.tracing.end_unreported, exchange.trail)
+            except RuntimeError:   # no event loop (a caller outside the server): no log will come either
+                self.tracing.end_unreported(exchange.trail)
         return record
 
     def _labels(self, plan) -> dict[str, str | float | None]:
@@ -466,10 +474,12 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             # its provider, nor a latency sample (it never finished): the health tracker skips it.
             self.tracing.attempt_cancelled(trail, attempt)
             return
-        if report.attempt != 1 or report.kind is None or trail is None or trail.answered == 1:
+        if report.attempt != 1 or trail is None or trail.answered == 1:
             return
         if self.tracing.attempt_reported(trail, 1, report.status, report.kind, report.retry_after_s):
             return   # the span was still open: it now ends with the real outcome and reports it itself
+        if report.kind is None:
+            return   # no failure of the provider (a refusal, the client left): nothing for the health tracker
         attempt = trail.attempts.get(1)
         if attempt is not None and attempt.status is None and report.status is not None:
             attempt.status = report.status   # a refusal, not a cut: billed nothing (``_timed_out``)
@@ -486,14 +496,14 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                                    concurrent=exchange.hedged)
 
     def _plan(self, headers: dict[str, str], raw: bytes, caller: Caller | None = None,
-              input_counts: list[int] | None = None) -> Exchange:
+              input_counts: list[int] | None = None, parsed: dict | None = None) -> Exchange:
         """The gateway's plan. When only the budget stood in the way (every candidate's estimate is
         over what is left), a budget with money left still serves: estimates are upper bounds, and
         the reservation is corrected to the bill. A spent budget answers 429 with retry-after.
         ``caller``: the request's, when already authenticated (``_count_request``); ``input_counts``:
-        an embeddings body's counted inputs (``Gateway.input_counts``)."""
+        an embeddings body's counted inputs and ``parsed`` its validated body (``Gateway.input_counts``)."""
         try:
-            return self.gateway.request_body(headers, raw, caller=caller, input_counts=input_counts)
+            return self.gateway.request_body(headers, raw, caller=caller, input_counts=input_counts, parsed=parsed)
         except QuotaExceeded as exc:
             if self.books is None:
                 raise
@@ -507,11 +517,11 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             for _ in range(64):
                 try:
                     return self.gateway.request_body(headers, raw, budgets=Allowance(allowance), caller=caller,
-                                                     input_counts=input_counts)
+                                                     input_counts=input_counts, parsed=parsed)
                 except QuotaExceeded:
                     allowance *= 2
             return self.gateway.request_body(headers, raw, budgets=UNLIMITED, caller=caller,
-                                             input_counts=input_counts)
+                                             input_counts=input_counts, parsed=parsed)
 
     def _must_queue(self, exchange: Exchange) -> bool:
         """Every candidate is at its max_inflight, and the workload waits rather than piling on."""

@@ -92,6 +92,16 @@ class Attempt:
     concurrent: bool = False  # a hedged attempt: it raced the others, and a loser is cancelled, not failed
     deadline_ms: int | None = None   # its own tier's deadline (a failure lasting it is a timeout)
     failure: str | None = None       # how it failed (error.type: a status, timeout, reset), once it did
+    # Over while nobody watched it end (attempt 1, a later attempt started or answered): the span waits for
+    # Envoy's upstream log, which has its real status, and ends at this time (wall clock; monotonic).
+    superseded_ns: int | None = None
+    superseded_mono_ns: int | None = None
+    refused: int | None = None       # the log's refusal status (4xx but 429), come before it was superseded
+
+    @property
+    def awaits_log(self) -> bool:
+        """Nobody watched it end and no status came: only Envoy's upstream log can say how it ended."""
+        return not self.observed and self.status is None
 
 
 @dataclass
@@ -134,7 +144,7 @@ class Tracing:
         # is hedged (``concurrent``): then the earlier attempt is still running, racing this one.
         for earlier in trail.attempts.values():
             if not concurrent and earlier.number <= number and earlier.span.is_recording():
-                self._end(earlier, _failure_kind(earlier, per_try_timeout_ms))
+                self._over(earlier, per_try_timeout_ms)
         context = trace.set_span_in_context(trail.request)
         span = self.tracer.start_span(f"{operation} {upstream_model}", context=context, kind=SpanKind.CLIENT,
                                       attributes={
@@ -160,14 +170,27 @@ class Tracing:
             if retry_after_s is not None:
                 attempt.span.set_attribute(RETRY_AFTER_S, retry_after_s)
 
-    def attempt_reported(self, trail: Trail, number: int, status: int | None, kind: str,
+    def attempt_reported(self, trail: Trail, number: int, status: int | None, kind: str | None,
                          retry_after_s: float | None) -> bool:
-        """Envoy's upstream log says how an unwatched attempt failed. If its span is still open, it
+        """Envoy's upstream log says how an unwatched attempt ended. If its span is still open, it
         ends now with that outcome (and reports it, like any watched attempt): True. False when the
-        span already ended (its outcome is then the caller's to report)."""
+        span already ended (its outcome is then the caller's to report).
+
+        ``kind`` None with a 4xx ``status`` (not 429) is a refusal, the request's own fault (a context
+        overflow retried on a larger model): no failure of the provider, so no health sample (as when
+        the span ended before the log came), but its span says the status as its ``error.type`` (the
+        OpenTelemetry HTTP conventions for a client span) rather than "failed". A refusal reported
+        before a later attempt showed this one over is kept (it may yet be the answer) until then."""
         attempt = trail.attempts.get(number)
         if attempt is None or not attempt.span.is_recording():
             return False
+        if kind is None:
+            if status is None or status < 400 or attempt.observed:
+                return False
+            attempt.refused = status
+            if attempt.superseded_ns is not None:
+                self._refused(attempt)
+            return True
         attempt.observed = True
         if status is not None:
             self.attempt_status(trail, number, status, retry_after_s)
@@ -199,6 +222,39 @@ class Tracing:
             return  # a hedge reset, maybe because another won: answered() or finish() says which
         self._fail(attempt, _failure_kind(attempt, per_try_timeout_ms))
 
+    def _over(self, attempt: Attempt, per_try_timeout_ms: int | None) -> None:
+        """A later attempt started or answered: ``attempt`` is over. Ended now by what is known (its
+        status, or a timeout: it lasted its deadline), or, when only Envoy's upstream log can say
+        (``awaits_log``: it would read "failed"), kept open for it (``attempt_reported``), with the time
+        it was over as its end (``end_unreported`` is the fallback when no log comes)."""
+        kind = _failure_kind(attempt, per_try_timeout_ms)
+        if not attempt.awaits_log or kind != "failed":
+            self._end(attempt, kind)   # a timeout ends now, as the tier-deadline billing reads it at settle
+            return
+        if attempt.superseded_ns is None:
+            attempt.superseded_ns, attempt.superseded_mono_ns = time.time_ns(), time.monotonic_ns()
+        if attempt.refused is not None:
+            self._refused(attempt)
+
+    def _refused(self, attempt: Attempt) -> None:
+        attempt.observed = True
+        attempt.status = attempt.refused
+        attempt.span.set_attribute("http.response.status_code", attempt.refused)
+        attempt.span.set_attribute(OUTCOME_FROM_LOG, True)   # the health tracker takes no sample (a refusal)
+        attempt.from_log = True
+        self._fail(attempt, str(attempt.refused))
+
+    def awaiting_log(self, trail: Trail) -> bool:
+        """Some attempt of the trail is over but its span waits for Envoy's upstream log."""
+        return any(a.superseded_ns is not None and a.span.is_recording() for a in trail.attempts.values())
+
+    def end_unreported(self, trail: Trail) -> None:
+        """The fallback when Envoy's upstream log never reported an attempt that was over: it ends as
+        before the log could say ("failed", or "timeout" when it lasted its deadline)."""
+        for attempt in trail.attempts.values():
+            if attempt.superseded_ns is not None and attempt.span.is_recording():
+                self._end(attempt, _failure_kind(attempt, None))
+
     def answered(self, trail: Trail, number: int, status: int, per_try_timeout_ms: int | None = None,
                  retry_after_s: float | None = None) -> None:
         trail.answered = number
@@ -210,7 +266,7 @@ class Tracing:
             if won and attempt.concurrent and (attempt.status is None or attempt.status < 400):
                 self.attempt_cancelled(trail, n)   # a hedge still racing: Envoy resets it now
             elif n < number:                       # attempts before this one failed (or were refused)
-                self._end(attempt, _failure_kind(attempt, per_try_timeout_ms))
+                self._over(attempt, per_try_timeout_ms)
 
     def hedged(self, trail: Trail, answered: int | None, wasted_usd: float) -> None:
         """A hedged request's outcome, on its span: extra attempts, whether one of them won, waste."""
@@ -248,7 +304,7 @@ class Tracing:
                 if won and other.concurrent:
                     self.attempt_cancelled(trail, other.number)   # a hedge loser: no failure of its provider
                 else:
-                    self._end(other, _failure_kind(other, None))
+                    self._over(other, None)
         request = trail.request
         request.set_attribute("llm.attempts", len(trail.attempts))
         if provider:
@@ -275,7 +331,7 @@ class Tracing:
         """End an attempt that did not answer: failed (``kind``), or, ``None``, refused with a status
         that is the request's fault (``provider_fault``): its span ends without an error."""
         if kind is None:
-            attempt.span.end()
+            attempt.span.end(end_time=attempt.superseded_ns)
         else:
             cls._fail(attempt, kind)
 
@@ -288,7 +344,7 @@ class Tracing:
         attempt.failure = kind
         attempt.span.set_attribute("error.type", kind)
         attempt.span.set_status(Status(StatusCode.ERROR, kind))
-        attempt.span.end()
+        attempt.span.end(end_time=attempt.superseded_ns)   # when it was over, if its log came later
 
 
 def _failure_kind(attempt: Attempt, per_try_timeout_ms: int | None) -> str | None:
@@ -297,7 +353,7 @@ def _failure_kind(attempt: Attempt, per_try_timeout_ms: int | None) -> str | Non
     timeout, else a reset (watched, no status came) or "failed" (not watched: 5xx, 429 or reset)."""
     if attempt.status is not None:
         return str(attempt.status) if provider_fault(attempt.status) else None
-    elapsed_ms = (time.monotonic_ns() - attempt.started_ns) / 1e6
+    elapsed_ms = ((attempt.superseded_mono_ns or time.monotonic_ns()) - attempt.started_ns) / 1e6
     if attempt.deadline_ms is not None:
         per_try_timeout_ms = attempt.deadline_ms
     if per_try_timeout_ms is not None and elapsed_ms >= per_try_timeout_ms * 0.95:

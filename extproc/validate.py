@@ -86,11 +86,13 @@ def _finite_float(text: str) -> float:
 _DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_int=_bounded_int, parse_float=_finite_float)
 
 
-def parse(raw: bytes) -> dict:
+def parse(raw: bytes, not_json: str = _PARSE_HINT) -> dict:
     """Parse a request body into a JSON object; raises ``InvalidRequest`` (400) for anything else, with
     one code per kind of fault (README, "Errors"): ``invalid_json`` not JSON, ``invalid_type`` not an
     object, ``invalid_value`` too deep / non-finite literal / lone surrogate, ``integer_above_max_value``
     and ``decimal_above_max_value`` (``_below_min_`` when negative) for numbers past the bounds.
+    ``not_json`` begins the message of a body that does not parse (the decoder's reason follows): OpenAI's
+    words by default, a front door passes its own API's (``apis.messages``).
 
     ``raw`` must be UTF-8 (RFC 8259 section 8.1); the result holds only
     dict/list/str/int/float/bool/None, at most ``MAX_DEPTH`` containers deep,
@@ -104,9 +106,9 @@ def parse(raw: bytes) -> dict:
     except RecursionError:   # C scanner's own guard, far deeper than MAX_DEPTH: the same fault as _check_depth's
         raise _too_deep() from None
     except _Refused as exc:
-        raise InvalidRequest(f"{_PARSE_HINT} {exc}", code=exc.code) from None
+        raise InvalidRequest(f"{not_json} {exc}", code=exc.code) from None
     except ValueError as exc:   # not JSON at all: empty, truncated, trailing garbage, a BOM
-        raise InvalidRequest(f"{_PARSE_HINT} {exc}", code=INVALID_JSON) from None
+        raise InvalidRequest(f"{not_json} {exc}", code=INVALID_JSON) from None
     if not isinstance(body, dict):
         raise InvalidRequest(f"The request body must be a JSON object, not {kind(body)}.", code="invalid_type")
     _check_depth(body)

@@ -34,7 +34,7 @@ import json
 from typing import Any, Callable
 
 from .. import sse, validate
-from ..errors import InvalidRequest, ModelNotFound, redact
+from ..errors import InvalidRequest, ModelNotFound, anthropic_type, redact, status_of
 from ..providers.base import ChatTranslator, UpstreamRequest
 from ..providers.openai_anthropic import ANTHROPIC_VERSION, output_limit
 from .base import FieldNames, FrontDoorTranslator, TranslatedStream
@@ -42,17 +42,15 @@ from .base import FieldNames, FrontDoorTranslator, TranslatedStream
 NAME = "messages"
 API = "anthropic_messages"   # the client API, as spans name it (llm.client_api)
 
-# Anthropic's error types by HTTP status (its "Errors" page); anything else is api_error.
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
-               403: "permission_error", 404: "not_found_error", 409: "conflict_error", 413: "request_too_large",
-               415: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error",
-               503: "overloaded_error", 504: "timeout_error", 529: "overloaded_error"}
+# Anthropic's words for a body that is not JSON (the decoder's reason follows), as its API answers one.
+NOT_JSON = "The request body is not valid JSON:"
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                 "function_call": "tool_use", "content_filter": "refusal"}
 
 
 def error_body(status: int, message: str) -> bytes:
-    return json.dumps({"type": "error", "error": {"type": ERROR_TYPES.get(status, "api_error"),
+    """Anthropic's error body for a client status (its type: ``errors.anthropic_type``, the one table)."""
+    return json.dumps({"type": "error", "error": {"type": anthropic_type(status),
                                                   "message": message}}, ensure_ascii=False).encode()
 
 
@@ -278,7 +276,7 @@ def parse(raw: bytes) -> tuple[dict, dict, FieldNames]:
     """(internal request, client request, the Messages field each internal field came from) from a
     Messages request body; raises InvalidRequest. The names rename any later error about the internal
     request (the planner's, a retry's translator's) into the client's fields."""
-    client = validate.parse(raw)
+    client = validate.parse(raw, NOT_JSON)
     combinations(client)
     body, names = _checked(client)
     return body, client, names
@@ -357,7 +355,7 @@ def count_tokens(raw: bytes, known: Callable[[str], bool] = lambda _model: True)
     ``known(model)``: whether the gateway serves that model name; else ``ModelNotFound`` (404), as
     ``/v1/messages`` answers."""
     from ..tokens import prompt_tokens
-    client = validate.parse(raw)
+    client = validate.parse(raw, NOT_JSON)
     model = client.get("model")
     if isinstance(model, str) and not known(model):
         raise ModelNotFound(f"model: {model}", param="model")
@@ -446,8 +444,9 @@ class MessagesTranslator(TranslatedStream):
             {"type": "message_stop"}, event="message_stop")
 
     def _failed(self, error: dict[str, Any]) -> bytes:
-        kind = {"invalid_request_error": "invalid_request_error", "rate_limit_exceeded": "rate_limit_error",
-                "rate_limit_error": "rate_limit_error"}.get(str(error.get("type")), "api_error")
+        # The internal error object carries no status: its type and code name the one it stands for
+        # (a Gemini or Anthropic overload is 503, Anthropic's overloaded_error; errors.KINDS).
+        kind = anthropic_type(status_of(error))
         return sse.encode({"type": "error", "error": {"type": kind, "message": str(error.get("message", "error"))}},
                           event="error")
 

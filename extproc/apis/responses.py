@@ -39,7 +39,7 @@ import json
 from typing import Any
 
 from .. import sse, validate
-from ..errors import InvalidRequest, UnsupportedFeature
+from ..errors import OPENAI_CODES, InvalidRequest, UnsupportedFeature, status_of
 from ..providers.base import ChatTranslator
 from .base import FieldNames, TranslatedStream
 
@@ -282,6 +282,21 @@ def parse(raw: bytes) -> tuple[dict, dict, FieldNames]:
     return body, client, names
 
 
+# The codes a failed response's error may carry (the Responses API's ResponseError.code) that the gateway
+# can tell: OpenAI's own for the situation (errors.OPENAI_CODES) where ResponseError has it too.
+FAILED_CODES = frozenset({"rate_limit_exceeded", "invalid_prompt"} | {c for c in OPENAI_CODES if "image" in c})
+
+
+def failed_code(error: dict) -> str:
+    """``response.failed``'s ``error.code`` for the internal stream's error object: a rate limit (any 429,
+    ``errors.status_of``) is ``rate_limit_exceeded``, an OpenAI code ResponseError knows stays, and any
+    other failure is ``server_error``."""
+    if status_of(error) == 429:
+        return "rate_limit_exceeded"
+    code = error.get("code")
+    return code if code in FAILED_CODES else "server_error"
+
+
 def reshape_error(status: int, internal: bytes) -> bytes:
     return internal   # the Responses API answers errors in the same envelope as Chat Completions
 
@@ -429,7 +444,7 @@ class ResponsesTranslator(TranslatedStream):
     def _failed(self, error: dict[str, Any]) -> bytes:
         out = b"" if self._started else self._begin(None)
         failed = self._resource("failed", self._output, self._usage, self._model)
-        failed["error"] = {"code": "server_error", "message": str(error.get("message", "error"))}
+        failed["error"] = {"code": failed_code(error), "message": str(error.get("message", "error"))}
         failed["completed_at"] = None
         return out + self._emit("response.failed", response=failed)
 

@@ -1,10 +1,12 @@
 """End-to-end fixtures: one real gateway (Envoy + extproc + simulators) for the session, and the helpers
 every e2e module shares: a stack of its own from the shipped config with some changes (`stack_with`,
 `routing_with`), simulator faults (`fault`, `reset_faults`, `clear_requests`), waiting on a condition
-(`wait_for`) and reading the Prometheus metrics (`scrape`, `metric`)."""
+(`wait_for`), reading the Prometheus metrics (`scrape`, `metric`) and the usage ledger (`ledger_records`,
+`ledger_rows`, `ledger_row`)."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import time
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 import yaml
 
 from extproc.devstack import DEFAULT_ROUTING, Stack
+from extproc.ledger import open_ledger
 
 from .otlp_receiver import Receiver
 
@@ -167,3 +170,36 @@ def metric(text: str, name: str, **labels) -> float:
                 all(f'{k}="{v}"' in line for k, v in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def ledger_records(stack: Stack) -> dict[str, Any]:
+    """Every record in the stack's usage ledger (``stack.ledger_url``), by request id (an attempt's own
+    record as ``<id>/<attempt>``), read once."""
+    async def read() -> dict[str, Any]:
+        ledger = open_ledger(stack.ledger_url)
+        try:
+            return {r.request_id: r for r in await ledger.records()}
+        finally:
+            await ledger.close()
+    return asyncio.run(read())
+
+
+def ledger_rows(stack: Stack, request_id: str, count: int = 1, final: bool = True,
+                timeout: float = 15.0) -> dict[str, Any]:
+    """The request's ledger records (its own and its attempts' ``<id>/<attempt>``) by request id, once
+    ``count`` of them are written and, with ``final``, none is still in flight (the gateway writes its
+    records after the client's answer: this waits, ``wait_for``)."""
+    def ready() -> dict[str, Any] | None:
+        rows = {rid: r for rid, r in ledger_records(stack).items()
+                if rid == request_id or rid.startswith(f"{request_id}/")}
+        done = len(rows) >= count and (not final or all(r.outcome != "in_flight" for r in rows.values()))
+        return rows if done else None
+    return wait_for(ready, timeout, f"{count} ledger records of {request_id}")
+
+
+def ledger_row(stack: Stack, request_id: str, final: bool = True, timeout: float = 15.0) -> Any:
+    """The request's own ledger record, once written (and, with ``final``, no longer in flight)."""
+    def ready() -> Any:
+        row = ledger_records(stack).get(request_id)
+        return row if row is not None and (not final or row.outcome != "in_flight") else None
+    return wait_for(ready, timeout, f"the ledger record of {request_id}")

@@ -18,7 +18,7 @@ import yaml
 from extproc.devstack import ROOT
 from extproc.keys import digest
 
-from .conftest import AUTH, CLIENT_KEY, metric, scrape, shipped_routing, stack_with
+from .conftest import AUTH, CLIENT_KEY, ledger_row, metric, scrape, shipped_routing, stack_with
 
 BUDGET = 0.005
 TIGHT_KEY = "sk-tight-tenant"
@@ -122,26 +122,9 @@ def test_feedback_reaches_the_ledger_and_the_report(gw, tmp_path):
 
 
 def test_every_request_leaves_a_usage_record(gw):
-    import asyncio
-
-    from extproc.ledger import open_ledger
-
     response = chat(gw, content="record me")
     request_id = response.headers["x-request-id"]
-
-    async def find():
-        ledger = open_ledger(f"sqlite:///{gw.workdir}/ledger.db")
-        try:
-            for _ in range(50):
-                records = [r for r in await ledger.records() if r.request_id == request_id]
-                if records:
-                    return records[0]
-                await asyncio.sleep(0.1)
-        finally:
-            await ledger.close()
-
-    record = asyncio.run(find())
-    assert record is not None
+    record = ledger_row(gw, request_id, final=False, timeout=5)
     assert (record.model, record.provider, record.status, record.attempts) == ("gpt-4o-mini", "openai", 200, 1)
     assert record.input_tokens > 0 and record.output_tokens > 0 and record.cost_usd > 0
     assert 0 < record.ttft_ms <= record.latency_ms < 5000
@@ -151,10 +134,6 @@ def test_every_request_leaves_a_usage_record(gw):
 def test_the_ledger_and_the_report_name_the_api_the_client_spoke(gw):
     """Front-door traffic (/v1/messages, /v1/responses) is chat inside the gateway: it was recorded and
     reported as chat. The record keeps the client's API and the report's by-endpoint rows show it."""
-    import asyncio
-
-    from extproc.ledger import open_ledger
-
     sent = {
         "anthropic_messages": httpx.post(f"{gw.base_url}/messages", timeout=30, headers={
             "x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"}, json={
@@ -168,19 +147,7 @@ def test_the_ledger_and_the_report_name_the_api_the_client_spoke(gw):
     assert all(r.status_code == 200 for r in sent.values()), {k: r.text[:200] for k, r in sent.items()}
     ids = {r.headers["x-request-id"]: api for api, r in sent.items()}
 
-    async def find():
-        ledger = open_ledger(f"sqlite:///{gw.workdir}/ledger.db")
-        try:
-            for _ in range(50):
-                records = {r.request_id: r for r in await ledger.records() if r.request_id in ids}
-                if len(records) == len(ids) and all(r.outcome != "in_flight" for r in records.values()):
-                    return records
-                await asyncio.sleep(0.1)
-        finally:
-            await ledger.close()
-
-    records = asyncio.run(find())
-    assert records is not None
+    records = {request_id: ledger_row(gw, request_id) for request_id in ids}
     assert {rid: r.client_api for rid, r in records.items()} == ids
     result = subprocess.run(
         [sys.executable, "-m", "extproc", "report", "--config", str(gw.routing), "--premium", "gpt-4o",
@@ -228,18 +195,4 @@ def test_a_spent_budget_answers_429_with_retry_after_until_a_reload_raises_it(gw
 
 
 def _record(gw, request_id):
-    import asyncio
-
-    from extproc.ledger import open_ledger
-
-    async def find():
-        ledger = open_ledger(f"sqlite:///{gw.workdir}/ledger.db")
-        try:
-            for _ in range(100):
-                rows = [r for r in await ledger.records() if r.request_id == request_id]
-                if rows:
-                    return rows[0]
-                await asyncio.sleep(0.05)
-        finally:
-            await ledger.close()
-    return asyncio.run(find())
+    return ledger_row(gw, request_id, final=False, timeout=5)

@@ -4,7 +4,6 @@ of its own) and invalid requests count against the tenant's request rate (M2), t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 
@@ -13,9 +12,8 @@ import httpx
 import openai
 import pytest
 
-from extproc.ledger import open_ledger
 
-from .conftest import AUTH, CLIENT_KEY, NO_EJECTION, fault, reset_faults, scrape, stack_with, wait_for
+from .conftest import AUTH, CLIENT_KEY, NO_EJECTION, fault, ledger_rows, reset_faults, scrape, stack_with, wait_for
 from .otlp_receiver import attributes
 
 SIMPLE = [{"role": "user", "content": "What is the capital of France?"}]
@@ -81,24 +79,6 @@ def tiers(tmp_path_factory):
         yield stack
 
 
-def _records(stack, request_id: str, count: int) -> dict:
-    """The request's ledger records (its own and ``<id>/<attempt>``), once ``count`` are written and
-    none is still in flight."""
-    async def read() -> dict:
-        ledger = open_ledger(f"sqlite:///{stack.workdir}/ledger.db")
-        try:
-            return {r.request_id: r for r in await ledger.records()
-                    if r.request_id == request_id or r.request_id.startswith(f"{request_id}/")}
-        finally:
-            await ledger.close()
-
-    def settled() -> dict | None:
-        rows = asyncio.run(read())
-        return rows if len(rows) >= count and all(r.outcome != "in_flight" for r in rows.values()) else None
-
-    return wait_for(settled, 15, f"{count} ledger records of {request_id}")
-
-
 def _spent(stack) -> float:
     left = re.search(r'llm_gateway_budget_remaining_usd\{name="demo:daily",scope="tenant"\} (\S+)', scrape(stack))
     return BUDGET - float(left.group(1))
@@ -122,7 +102,7 @@ def test_an_attempt_cut_at_its_tiers_deadline_is_billed_its_prompt(tiers, stream
         assert raw.parse().choices[0].message.content
     assert raw.headers["x-llm-attempts"] == "2" and raw.headers["x-llm-model"] != "gpt-4o-mini", raw.headers
     request_id = raw.headers["x-request-id"]
-    rows = _records(tiers, request_id, 2)
+    rows = ledger_rows(tiers, request_id, 2)
     cut, own = rows[f"{request_id}/1"], rows[request_id]
     assert (cut.model, cut.provider, cut.outcome, cut.status) == ("gpt-4o-mini", "openai", "timeout", 504), cut
     assert cut.input_tokens > 0 and cut.output_tokens == 0 and cut.cost_usd > 0, cut
@@ -142,7 +122,7 @@ def test_an_attempt_the_provider_refused_is_not_billed(tiers):
         model="auto", messages=[{"role": "user", "content": "What is the capital of Peru?"}])
     assert raw.headers["x-llm-attempts"] == "2", raw.headers
     request_id = raw.headers["x-request-id"]
-    rows = _records(tiers, request_id, 1)
+    rows = ledger_rows(tiers, request_id, 1)
     assert set(rows) == {request_id} and rows[request_id].outcome == "ok", rows
 
 

@@ -9,7 +9,6 @@ the stream in flight finishes, and the process exits 0.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import threading
@@ -23,9 +22,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from extproc.devstack import Stack
 from extproc.keys import digest
-from extproc.ledger import open_ledger
 
-from .conftest import CLIENT_KEY, MODELS, fault, routing_with, scrape, shipped_routing, wait_for
+from .conftest import CLIENT_KEY, MODELS, fault, ledger_records, routing_with, scrape, shipped_routing, wait_for
 
 METERED_KEY = "sk-metered-tenant"   # tenant "metered", whose daily budget the tests read
 
@@ -45,16 +43,6 @@ def gw(tmp_path):
 
 def client(gw) -> openai.OpenAI:
     return openai.OpenAI(base_url=gw.base_url, api_key=METERED_KEY, max_retries=0, timeout=30)
-
-
-def ledger_rows(gw) -> dict:
-    async def read():
-        ledger = open_ledger(f"sqlite:///{gw.workdir}/ledger.db")
-        try:
-            return {r.request_id: r for r in await ledger.records()}
-        finally:
-            await ledger.close()
-    return asyncio.run(read())
 
 
 def budget_spent(gw) -> float:
@@ -125,7 +113,7 @@ def test_sigkill_under_traffic_loses_no_finished_request_and_the_restart_closes_
     traffic.join()
 
     # What was finished is there, final (the restarted extproc never saw those requests).
-    rows = ledger_rows(gw)
+    rows = ledger_records(gw)
     finished = dict(traffic.completed)
     assert finished and all(rid in rows and rows[rid].outcome == "ok" for rid in finished), \
         [(rid, rows.get(rid)) for rid in finished if rid not in rows or rows[rid].outcome != "ok"]
@@ -136,14 +124,14 @@ def test_sigkill_under_traffic_loses_no_finished_request_and_the_restart_closes_
 
     # The dev stack restarts extproc; the restarted one closes the dead one's records.
     wait_for(lambda: gw.restarts == 1, what="the extproc restart")
-    rows = wait_for(lambda: (r := ledger_rows(gw)) and all(r[rid].outcome == "interrupted"
+    rows = wait_for(lambda: (r := ledger_records(gw)) and all(r[rid].outcome == "interrupted"
                                                             for rid in traffic.broken) and r,
                     what="interrupted records")
     assert all(rows[rid].status == 502 for rid in traffic.broken)
     answer = wait_for(lambda: _try(gw), what="a request answered after the restart")
     assert answer.status_code == 200
     # The budget counter agrees with the records, though the counter's last sync was lost with the process.
-    rows = ledger_rows(gw)
+    rows = ledger_records(gw)
     spent = sum(r.cost_usd for r in rows.values() if r.tenant == "metered")
     assert budget_spent(gw) == pytest.approx(spent, abs=1e-6)
 

@@ -9,7 +9,6 @@ Prices are steep (USD per 1M tokens: $2 in, $100 out) so every token shows in th
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 
@@ -19,9 +18,8 @@ import pytest
 
 from extproc import tokens
 from extproc.keys import digest
-from extproc.ledger import open_ledger
 
-from .conftest import NO_EJECTION, fault, metric, reset_faults, scrape, shipped_routing, stack_with
+from .conftest import NO_EJECTION, fault, ledger_row, metric, reset_faults, scrape, shipped_routing, stack_with
 
 METERED_KEY = "sk-metered-tenant"   # tenant "metered", whose daily budget the tests read
 
@@ -56,22 +54,6 @@ def client(gw) -> openai.OpenAI:
 
 def body(model: str) -> dict:
     return {"model": model, "messages": [{"role": "user", "content": PROMPT}]}
-
-
-def record(gw, request_id: str, final: bool = True, timeout: float = 15.0):
-    """The request's ledger row, once it is there (and, with ``final``, no longer in_flight)."""
-    async def find():
-        ledger = open_ledger(f"sqlite:///{gw.workdir}/ledger.db")
-        try:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                rows = [r for r in await ledger.records() if r.request_id == request_id]
-                if rows and (not final or rows[0].outcome != "in_flight"):
-                    return rows[0]
-                await asyncio.sleep(0.05)
-        finally:
-            await ledger.close()
-    return asyncio.run(find())
 
 
 def budget_left(text: str) -> float:
@@ -129,7 +111,7 @@ def test_a_client_that_closes_after_a_few_events_pays_for_what_it_was_sent(gw, p
     received = stream_text(stream, limit=4)
     stream.close()
 
-    row = record(gw, request_id)
+    row = ledger_row(gw, request_id)
     assert (row.outcome, row.status, row.model) == ("cancelled", 499, model)
     full_answer = f"Hello from {model}. You said: {PROMPT[:117]}..."
     assert tokens.count(received) <= row.output_tokens < tokens.count(full_answer)
@@ -159,7 +141,7 @@ def test_a_stream_the_provider_cuts_is_a_failure_billed_for_what_was_delivered(g
         for chunk in stream:
             received += [c.delta.content or "" for c in chunk.choices]
 
-    row = record(gw, request_id)
+    row = ledger_row(gw, request_id)
     assert (row.outcome, row.status) == ("provider_cut", 502)
     assert row.output_tokens >= tokens.count("".join(received)) > 0
     assert row.cost_usd == pytest.approx(cost(row), rel=1e-9) and row.input_tokens > 0
@@ -181,7 +163,7 @@ def test_a_stream_that_ends_in_an_error_event_is_not_a_success(gw, provider):
     with pytest.raises(openai.APIError):   # the SDK raises on an error event
         stream_text(stream)
 
-    row = record(gw, request_id)
+    row = ledger_row(gw, request_id)
     assert (row.outcome, row.status) == ("stream_error", 502)
     assert row.output_tokens > 0 and row.cost_usd == pytest.approx(cost(row), rel=1e-9)
     metrics, now = before.after()
@@ -197,7 +179,7 @@ def test_a_reset_before_the_answer_counts_against_the_provider_and_the_retry_ans
         model="auto", messages=[{"role": "user", "content": "What is the capital of Peru?"}])
     answer = raw.parse()
     assert raw.headers["x-llm-provider"] != "openai"
-    row = record(gw, raw.headers["x-request-id"])
+    row = ledger_row(gw, raw.headers["x-request-id"])
     assert (row.outcome, row.status, row.attempts) == ("ok", 200, 2)
     # The answer's own usage wins when the provider reported it.
     assert (row.input_tokens, row.output_tokens) == (answer.usage.prompt_tokens, answer.usage.completion_tokens)
@@ -212,7 +194,7 @@ def test_a_completed_stream_is_billed_from_the_providers_usage(gw):
                                                 stream_options={"include_usage": True})
     request_id = stream.response.headers["x-request-id"]
     usage = [chunk.usage for chunk in stream if chunk.usage is not None][-1]
-    row = record(gw, request_id)
+    row = ledger_row(gw, request_id)
     assert (row.outcome, row.status) == ("ok", 200)
     assert (row.input_tokens, row.output_tokens) == (usage.prompt_tokens, usage.completion_tokens)
     metrics, now = before.after()
@@ -237,7 +219,7 @@ def test_a_hedged_attempt_that_lost_has_its_own_record_and_bill(hedged):
     raw.parse()
     assert raw.headers["x-llm-provider"] == "gemini" and raw.headers["x-llm-attempts"] == "2"
     request_id = raw.headers["x-request-id"]
-    answer, loser = record(gw, request_id), record(gw, f"{request_id}/1")
+    answer, loser = ledger_row(gw, request_id), ledger_row(gw, f"{request_id}/1")
     assert (answer.outcome, answer.provider, answer.attempts) == ("ok", "gemini", 2)
     # The loser was sent the whole prompt and bills it; it delivered nothing.
     assert (loser.outcome, loser.model, loser.output_tokens) == ("hedge_cancelled", "gpt-4o-mini", 0)

@@ -4,15 +4,17 @@ provider-API pair; the OpenAI chat x provider pairs are test_chat.py's)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
+import zlib
 
 import anthropic
 import httpx
 import openai
 import pytest
 
-from .conftest import AUTH, CLIENT_KEY, MODELS, NO_EJECTION, fault, stack_with, upstream_requests
+from .conftest import AUTH, CLIENT_KEY, MODELS, NO_EJECTION, fault, ledger_row, stack_with, upstream_requests
 
 # Where each provider API's simulator must be asked: a front door's request arrives in the provider's own API.
 UPSTREAM_PATH = {"openai": "/v1/chat/completions", "azure_openai": "/openai/deployments/gpt-4o-mini/chat/completions",
@@ -287,6 +289,56 @@ def test_envoys_own_replies_on_messages_come_in_anthropics_shape(gateway, claude
     assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
 
 
+# Every refusal before the body is understood (headers, encoding, JSON), on each front door: raw bytes,
+# since the SDKs only send well-formed JSON. (what, path under the door, body, headers, status, Anthropic type)
+_GOOD = {"/messages": {"model": "gpt-4o-mini", "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}]},
+         "/responses": {"model": "gpt-4o-mini", "input": "Hi"}}
+PRE_PARSE = [
+    ("not JSON", "", lambda good: b'{"model": "gpt-4o-mini", ', {}, 400, "invalid_request_error"),
+    ("a UTF-8 BOM", "", lambda good: b"\xef\xbb\xbf" + good, {}, 400, "invalid_request_error"),
+    ("empty", "", lambda good: b"", {}, 400, "invalid_request_error"),
+    ("not an object", "", lambda good: b"[1, 2]", {}, 400, "invalid_request_error"),
+    ("text/plain", "", lambda good: good, {"content-type": "text/plain"}, 415, "invalid_request_error"),
+    ("deflate", "", lambda good: zlib.compress(good), {"content-encoding": "deflate"}, 415, "invalid_request_error"),
+    ("corrupt gzip", "", lambda good: b"\x1f\x8b not gzip", {"content-encoding": "gzip"}, 400,
+     "invalid_request_error"),
+    ("a gzip bomb", "", lambda good: gzip.compress(b'{"a": "' + b"x" * 5_000_000 + b'"}'),
+     {"content-encoding": "gzip"}, 413, "request_too_large"),
+    ("an unknown path", "/nope", lambda good: good, {}, 404, "not_found_error"),
+    ("no key", "", lambda good: good, {"x-api-key": None}, 401, "authentication_error"),
+]
+
+
+@pytest.mark.parametrize("door", ["/messages", "/responses"])
+@pytest.mark.parametrize("what, under, body, extra, status, kind", PRE_PARSE, ids=[case[0] for case in PRE_PARSE])
+def test_refusals_before_the_body_is_understood_speak_the_doors_api(gateway, door, what, under, body, extra,
+                                                                    status, kind):
+    """Messages answers in Anthropic's shape, type and words (its own for a body that is not JSON: "The
+    request body is not valid JSON: ...", never OpenAI's hint); Responses in OpenAI's envelope."""
+    headers = {"content-type": "application/json", "x-api-key": CLIENT_KEY, **extra}
+    headers = {k: v for k, v in headers.items() if v is not None}
+    response = httpx.post(gateway.base_url + door + under, content=body(json.dumps(_GOOD[door]).encode()),
+                          headers=headers, timeout=30)
+    assert response.status_code == status, response.text
+    got = response.json()
+    if door == "/messages":
+        assert set(got) == {"type", "error"} and got["type"] == "error", got
+        assert set(got["error"]) == {"type", "message"} and got["error"]["type"] == kind, got
+        assert "OpenAI" not in got["error"]["message"], got
+        if what in ("not JSON", "a UTF-8 BOM"):
+            assert got["error"]["message"].startswith("The request body is not valid JSON: "), got
+    else:
+        assert set(got) == {"error"} and set(got["error"]) == {"message", "type", "param", "code"}, got
+        assert got["error"]["type"] == "invalid_request_error" and got["error"]["code"], got
+
+
+def test_count_tokens_refuses_a_body_that_is_not_json_in_anthropics_words(gateway):
+    response = httpx.post(gateway.base_url + "/messages/count_tokens", content=b"{nope",
+                          headers={"content-type": "application/json", "x-api-key": CLIENT_KEY}, timeout=20)
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("The request body is not valid JSON: "), response.text
+
+
 # ---- the same policy and fallback tiers for every front door ----------------------------------------
 
 @pytest.fixture(scope="module")
@@ -365,37 +417,19 @@ def test_a_provider_error_reaches_a_messages_client_in_anthropics_shape(tiers):
 
 # ---- the same accounting --------------------------------------------------------------------------
 
-def _record(stack, request_id: str):
-    import asyncio
-
-    from extproc.ledger import open_ledger
-
-    async def find():
-        ledger = open_ledger(f"sqlite:///{stack.workdir}/ledger.db")
-        try:
-            for _ in range(100):
-                rows = [r for r in await ledger.records() if r.request_id == request_id]
-                if rows:
-                    return rows[0]
-                await asyncio.sleep(0.05)
-        finally:
-            await ledger.close()
-    return asyncio.run(find())
-
-
 def test_front_door_answers_are_billed_what_their_usage_says(gateway, claude, client):
     """A pass-through Messages answer (Anthropic's own bytes) and a translated Responses stream leave
     ledger records with the tokens the client was told."""
     raw = claude.messages.with_raw_response.create(model=MODELS["anthropic"], max_tokens=100,
                                                    messages=[{"role": "user", "content": "Bill me."}])
     usage = raw.parse().usage
-    record = _record(gateway, raw.headers["x-request-id"])
+    record = ledger_row(gateway, raw.headers["x-request-id"], final=False, timeout=5)
     assert (record.model, record.status) == (MODELS["anthropic"], 200)
     assert (record.input_tokens, record.output_tokens) == (usage.input_tokens, usage.output_tokens)
     assert record.cost_usd > 0
     streamed = client.responses.with_raw_response.create(model=MODELS["gemini"], input="Bill me too.", stream=True)
     final = list(streamed.parse())[-1].response.usage
-    record = _record(gateway, streamed.headers["x-request-id"])
+    record = ledger_row(gateway, streamed.headers["x-request-id"], final=False, timeout=5)
     assert (record.model, record.input_tokens, record.output_tokens) == (
         MODELS["gemini"], final.input_tokens, final.output_tokens)
 
@@ -426,17 +460,19 @@ def test_a_front_door_request_has_its_request_and_attempt_spans(gateway, claude,
 
 # ---- streams that end badly -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("provider", ["gemini", "openai"])
-def test_a_provider_error_event_mid_stream_is_an_anthropic_error_event(tiers, provider):
+@pytest.mark.parametrize("provider, kind", [("gemini", "overloaded_error"), ("openai", "api_error")])
+def test_a_provider_error_event_mid_stream_is_an_anthropic_error_event(tiers, provider, kind):
     """The provider sends its API's error event after a few events: the Messages client gets
-    Anthropic's `error` event and no message_stop (its SDK raises), never a stream that looks complete."""
+    Anthropic's `error` event and no message_stop (its SDK raises), never a stream that looks complete.
+    Its type is the failure's (errors.KINDS): Gemini's "model is overloaded" (503 UNAVAILABLE) is
+    Anthropic's overloaded_error, as Anthropic's own would be; OpenAI's server_error an api_error."""
     fault(tiers, provider, error_event_after=2, count=1)
     with pytest.raises(anthropic.APIStatusError) as failed:
         with _claude(tiers).messages.stream(model=MODELS[provider], max_tokens=100,
                                     messages=[{"role": "user", "content": "Count to ten slowly."}]) as stream:
             for _ in stream:
                 pass
-    assert failed.value.body["type"] == "error" and failed.value.body["error"]["type"] == "api_error", failed.value.body
+    assert failed.value.body["type"] == "error" and failed.value.body["error"]["type"] == kind, failed.value.body
 
 
 @pytest.mark.parametrize("provider", ["gemini", "anthropic"])

@@ -19,8 +19,8 @@ import pytest
 from extproc import envoy_config
 from extproc.devstack import Stack
 
-from .conftest import (CLIENT_KEY, MODELS, NO_EJECTION, clear_requests, fault, reset_faults, routing_with,
-                       upstream_requests)
+from .conftest import (CLIENT_KEY, MODELS, NO_EJECTION, clear_requests, fault, ledger_rows, reset_faults,
+                       routing_with, upstream_requests)
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -177,30 +177,6 @@ def test_a_provider_failing_while_the_other_hedges_are_pending_leaves_them_to_an
     rows = ledger_rows(gw, request_id, 2)
     assert rows[f"{request_id}/2"].outcome == "hedge_cancelled" and rows[f"{request_id}/2"].cost_usd > 0, rows
     assert f"{request_id}/1" not in rows, rows
-
-
-def ledger_rows(gw, request_id: str, count: int) -> dict:
-    """The request's ledger records (its own and its losers', ``<id>/<attempt>``) by request id, once
-    ``count`` of them are written and none is still in flight."""
-    import asyncio
-
-    from extproc.ledger import open_ledger
-
-    async def find():
-        ledger = open_ledger(f"sqlite:///{gw.workdir}/ledger.db")
-        try:
-            rows = {}
-            for _ in range(100):
-                rows = {r.request_id: r for r in await ledger.records()
-                        if r.request_id == request_id or r.request_id.startswith(f"{request_id}/")}
-                if len(rows) >= count and all(r.outcome != "in_flight" for r in rows.values()):
-                    break
-                await asyncio.sleep(0.1)
-            return rows
-        finally:
-            await ledger.close()
-
-    return asyncio.run(find())
 
 
 THREE = {"gpt-4o-mini": "openai", "gemini-3.5-flash-lite": "gemini", "claude-sonnet-4-6": "anthropic"}

@@ -399,6 +399,28 @@ def test_a_408_for_a_trickled_body_names_the_gateway_request_id(impatient):
     assert not [line for line in head if line.startswith(("x-envoy-", "x-llm-reply"))], head
 
 
+def test_a_408_for_a_trickled_messages_body_is_anthropics_invalid_request_error(impatient):
+    """Envoy's own 4xx on /v1/messages in Anthropic's words: its Errors page types a 4xx it does not
+    list invalid_request_error (api_error is its 500)."""
+    body = json.dumps({"model": "gpt-4o-mini", "max_tokens": 10, "messages": _USER}).encode()
+    head = (b"POST /v1/messages HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+            b"x-api-key: %s\r\nContent-Length: %d\r\n\r\n" % (CLIENT_KEY.encode(), len(body)))
+    with socket.create_connection(("127.0.0.1", impatient.listen_port), timeout=REQUEST_TIMEOUT_S + 10) as sock:
+        sock.sendall(head + body[:-5])   # the last bytes never come
+        reply = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 408"), reply[:300]
+    head, _, chunked = reply.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower(), reply
+    size, _, data = chunked.partition(b"\r\n")
+    assert json.loads(data[:int(size, 16)]) == {
+        "type": "error", "error": {"type": "invalid_request_error", "message": "request timeout"}}, reply
+
+
 # ---- beyond capacity -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ cheap simulators answer badly (the simulators' deterministic judge, extproc/simu
 
 from __future__ import annotations
 
-import asyncio
 import re
 import subprocess
 import sys
@@ -16,9 +15,8 @@ import pytest
 from extproc import shadow
 from extproc.devstack import Stack, free_port
 from extproc.keys import digest
-from extproc.ledger import open_ledger
 
-from .conftest import CLIENT_KEY, MODELS, fault, reset_faults, routing_with, scrape, stack_with, wait_for
+from .conftest import CLIENT_KEY, MODELS, fault, ledger_records, reset_faults, routing_with, scrape, stack_with, wait_for
 from .otlp_receiver import Receiver, attributes
 
 SHADOW_KEY = "sk-gateway-shadow-internal"
@@ -43,16 +41,6 @@ def stack(tmp_path_factory):
     yield gw
     gw.stop()
     receiver.stop()
-
-
-def shadow_records(stack) -> list:
-    async def read():
-        ledger = open_ledger(stack.ledger_url)
-        try:
-            return await ledger.records()
-        finally:
-            await ledger.close()
-    return asyncio.run(read())
 
 
 def verdicts(stack) -> dict[str, float]:
@@ -81,8 +69,8 @@ def ask(stack, n: int, stream: bool = False) -> None:
 def test_sampled_answers_get_shadow_verdicts_that_drop_when_the_cheap_tier_answers_badly(stack):
     ask(stack, 3)
     ask(stack, 1, stream=True)
-    scored = wait_for(lambda: [r for r in shadow_records(stack) if r.quality_source == "shadow"]
-                      if len([r for r in shadow_records(stack) if r.quality_source == "shadow"]) >= 4 else None,
+    scored = wait_for(lambda: [r for r in ledger_records(stack).values() if r.quality_source == "shadow"]
+                      if len([r for r in ledger_records(stack).values() if r.quality_source == "shadow"]) >= 4 else None,
                       EVALUATED_S, "4 shadow verdicts")
     # Ordinary simulator answers echo the request, as the reference does: the rule grades them ties.
     assert len(scored) == 4 and {r.quality for r in scored} == {0.5}
@@ -90,7 +78,7 @@ def test_sampled_answers_get_shadow_verdicts_that_drop_when_the_cheap_tier_answe
                and r.outcome == shadow.SHADOW_OUTCOME for r in scored)
     assert wait_for(lambda: verdicts(stack).get("tie") == 4.0, EVALUATED_S, "4 ties counted")
     # The evaluation's own calls: tenant gateway (overhead), 1 reference + 2 judge calls each, never sampled.
-    records = shadow_records(stack)
+    records = ledger_records(stack).values()
     overhead = [r for r in records if r.tenant == "gateway" and r.quality_source != "shadow"]
     assert len(overhead) == 12 and {r.model for r in overhead} == {"claude-sonnet-4-6"}
     assert sum(r.cost_usd for r in overhead) > 0
@@ -106,7 +94,7 @@ def test_sampled_answers_get_shadow_verdicts_that_drop_when_the_cheap_tier_answe
     assert (v.get("win", 0) + v["tie"]) / sum(v.values()) == 0.5     # was 1.0 before the fault
     text = scrape(stack)
     assert 'llm_gateway_shadow_win_or_tie_target{surface="web"} 0.8' in text
-    assert len([r for r in shadow_records(stack) if r.quality_source == "shadow"]) == 8
+    assert len([r for r in ledger_records(stack).values() if r.quality_source == "shadow"]) == 8
 
 
 def test_the_evaluation_span_links_to_the_request_it_evaluated(stack):
@@ -126,7 +114,7 @@ def test_the_evaluation_span_links_to_the_request_it_evaluated(stack):
 
 def test_report_shows_win_rates_per_surface(stack):
     ask(stack, 1)
-    wait_for(lambda: any(r.quality_source == "shadow" for r in shadow_records(stack)), EVALUATED_S, "a shadow verdict")
+    wait_for(lambda: any(r.quality_source == "shadow" for r in ledger_records(stack).values()), EVALUATED_S, "a shadow verdict")
     out = subprocess.run([sys.executable, "-m", "extproc", "report", "--ledger", stack.ledger_url,
                           "--premium", "claude-sonnet-4-6", "--config", str(stack.routing)],
                          capture_output=True, text=True, timeout=60, check=True).stdout
@@ -149,10 +137,10 @@ def test_make_run_wires_the_loop_and_a_model_list_fault_turns_verdicts_to_losses
         served = client.chat.completions.with_raw_response.create(
             model="auto", messages=[{"role": "user", "content": PROMPT}])
         assert served.parse().choices[0].message.content == "Sorry, I am not sure."
-        [verdict] = wait_for(lambda: [r for r in shadow_records(gw) if r.quality_source == "shadow"], EVALUATED_S,
+        [verdict] = wait_for(lambda: [r for r in ledger_records(gw).values() if r.quality_source == "shadow"], EVALUATED_S,
                              "a shadow verdict")
         assert (verdict.quality, verdict.surface, verdict.model) == (0.0, "drafts", served.headers["x-llm-model"])
-        calls = [r for r in shadow_records(gw) if r.tenant == "gateway" and r.quality_source is None]
+        calls = [r for r in ledger_records(gw).values() if r.tenant == "gateway" and r.quality_source is None]
         assert sorted(r.model for r in calls) == ["gpt-4o"] * 3      # the reference and the judge, twice
 
 
@@ -164,13 +152,13 @@ def test_the_daily_budget_caps_evaluation_spend(tmp_path):
         client = openai.OpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30,
                                default_headers={"x-llm-surface": "drafts"})
         client.chat.completions.create(model="auto", messages=[{"role": "user", "content": PROMPT}])
-        wait_for(lambda: [r for r in shadow_records(gw) if r.quality_source == "shadow"], EVALUATED_S,
+        wait_for(lambda: [r for r in ledger_records(gw).values() if r.quality_source == "shadow"], EVALUATED_S,
                  "a shadow verdict")
         for _ in range(2):
             client.chat.completions.create(model="auto", messages=[{"role": "user", "content": PROMPT}])
         wait_for(lambda: 'llm_gateway_shadow_skipped_total{reason="budget"} 2.0' in scrape(gw),
                  EVALUATED_S, "2 samples skipped for the budget")
-        assert len([r for r in shadow_records(gw) if r.quality_source == "shadow"]) == 1
+        assert len([r for r in ledger_records(gw).values() if r.quality_source == "shadow"]) == 1
         spent = float(re.search(r"^llm_gateway_shadow_cost_usd_total (\S+)$", scrape(gw), re.M)[1])
         assert spent > 1e-9
 
@@ -178,7 +166,7 @@ def test_the_daily_budget_caps_evaluation_spend(tmp_path):
 def test_front_door_answers_are_evaluated_too(stack):
     """Tryout: every /v1/messages and /v1/responses answer was skipped as not_text (the runner read the
     client's Anthropic or Responses bytes, not the internal form they were made from)."""
-    before = len([r for r in shadow_records(stack) if r.quality_source == "shadow"])
+    before = len([r for r in ledger_records(stack).values() if r.quality_source == "shadow"])
     headers = {"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01", "x-llm-surface": "web"}
     r = httpx.post(f"{stack.base_url}/messages", headers=headers, timeout=30, json={
         "model": "auto", "max_tokens": 200, "messages": [{"role": "user", "content": PROMPT}]})
@@ -187,5 +175,5 @@ def test_front_door_answers_are_evaluated_too(stack):
                    headers={"authorization": f"Bearer {CLIENT_KEY}", "x-llm-surface": "web"},
                    json={"model": "auto", "input": PROMPT})
     assert r.status_code == 200 and r.json()["object"] == "response", r.text
-    wait_for(lambda: len([r for r in shadow_records(stack) if r.quality_source == "shadow"]) == before + 2,
+    wait_for(lambda: len([r for r in ledger_records(stack).values() if r.quality_source == "shadow"]) == before + 2,
              EVALUATED_S, "2 more shadow verdicts")

@@ -16,7 +16,6 @@ first and another second, so each test knows who fails and who answers.
 
 from __future__ import annotations
 
-import asyncio
 
 import anthropic
 import httpx
@@ -24,10 +23,9 @@ import httpx2   # the anthropic SDK's own HTTP client (a fork of httpx): its err
 import openai
 import pytest
 
-from extproc.ledger import open_ledger
 
-from .conftest import (AUTH, CLIENT_KEY, NO_EJECTION, clear_requests, fault, metric, reset_faults, scrape, stack_with,
-                       upstream_requests, wait_for)
+from .conftest import (AUTH, CLIENT_KEY, NO_EJECTION, clear_requests, fault, ledger_row, metric, reset_faults, scrape,
+                       stack_with, upstream_requests, wait_for)
 
 QUESTION = "What is the capital of Peru?"
 
@@ -82,17 +80,6 @@ def stream(gw, door: str, model: str) -> tuple[dict[str, str], str]:
             model=model, stream=True, messages=[{"role": "user", "content": QUESTION}]) as raw:
         text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
         return dict(raw.headers), text
-
-
-def ledger_row(gw, request_id: str):
-    async def find():
-        ledger = open_ledger(f"sqlite:///{gw.workdir}/ledger.db")
-        try:
-            rows = [r for r in await ledger.records() if r.request_id == request_id]
-            return rows[0] if rows and rows[0].outcome != "in_flight" else None
-        finally:
-            await ledger.close()
-    return wait_for(lambda: asyncio.run(find()), 15, f"the ledger row of {request_id}")
 
 
 def attempts(gw, model: str, outcome: str) -> float:

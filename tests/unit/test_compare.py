@@ -156,3 +156,34 @@ def test_rows_that_carry_their_body_are_compared_as_explain_jsonl_reads_them(tmp
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.splitlines()[-1])["summary"]
     assert summary["requests"] == 1 and summary["skipped_lines"]["count"] == 0, summary
+
+
+def test_compare_routes_each_row_by_its_surface_as_explain_jsonl_does(tmp_path):
+    """A row's `surface` is routed as `explain --jsonl` routes it (drafts deny the premium models, support
+    keeps quality 4 and up): --compare routed every row as if it had none, so the old side disagreed with
+    plain `explain` on the same config, and a change to one surface's rules showed no diff."""
+    proof = ("Prove step by step that the square root of 2 is irrational, then write a Python function that "
+             "checks the proof numerically and analyse its complexity.")
+    rows = [{"id": "proof-drafts", "surface": "drafts", "prompt": proof}, {"id": "proof", "prompt": proof},
+            {"id": "hi-support", "surface": "support", "prompt": "hi"}, {"id": "hi", "prompt": "hi"},
+            {"id": "hello-support", "surface": "support", "prompt": "hello"}]
+    path = tmp_path / "surfaces.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plain = {r["id"]: r["model"] for r in map(json.loads, run("explain", "--jsonl", str(path), "--now", NOW)
+                                               .stdout.splitlines())}
+    assert plain["proof-drafts"] != plain["proof"] and plain["hi-support"] != plain["hi"], plain   # surfaces matter
+
+    def support_denies_its_first_choice(d):   # only the support surface's rules change
+        d["surfaces"]["support"]["deny"] = [plain["hi-support"]]
+    new = new_config(tmp_path, support_denies_its_first_choice)
+    result = run("explain", "--jsonl", str(path), "--compare", new, "--now", NOW, "--json")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    diffs, summary = lines[:-1], lines[-1]["summary"]
+    expected = {}
+    for model in plain.values():
+        expected[model] = expected.get(model, 0) + 1
+    assert summary["old"]["models"] == expected, (summary["old"]["models"], plain)
+    moved = {d["id"]: d for d in diffs}
+    assert set(moved) == {"hi-support", "hello-support"}, moved
+    assert moved["hi-support"]["old"]["model"] == plain["hi-support"] != moved["hi-support"]["new"]["model"]

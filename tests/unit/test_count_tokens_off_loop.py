@@ -118,3 +118,30 @@ def test_a_large_embeddings_body_is_counted_off_the_event_loop():
     kinds = [r.WhichOneof("response") for r in responses]
     assert kinds[-1] == "request_body", (kinds, responses[-1])
     assert any(r.HasField("override_message_timeout") for r in responses), responses
+
+
+def test_a_large_embeddings_body_is_parsed_and_validated_once(monkeypatch):
+    """The worker thread that counts a large embeddings body's inputs parses and checks it; the planner
+    takes that body (``request_body(parsed=...)``) rather than parsing the same megabytes again."""
+    from extproc import validate
+    cfg = replace(load(DEFAULT_ROUTING), auth="optional")
+    gateway = Gateway(cfg, Credentials({}))
+    processor = Processor(gateway, Tracing(tracer_provider(environ={})))
+    parses: list[int] = []
+    real = validate.parse
+
+    def counted(raw, *args, **kwargs):
+        parses.append(len(raw))
+        return real(raw, *args, **kwargs)
+
+    monkeypatch.setattr(validate, "parse", counted)
+    prose = "The board asked the operations team to compare three proposals for a second depot. " * 450
+    body = json.dumps({"model": "text-embedding-3-small", "input": [prose, prose]}).encode()
+    assert len(body) >= COUNT_OFF_LOOP_BYTES
+
+    async def run():
+        return [r async for r in processor._router(_messages(body, "/v1/embeddings"), {})]
+
+    responses = asyncio.run(run())
+    assert responses[-1].WhichOneof("response") == "request_body", responses[-1]
+    assert parses == [len(body)], parses
