@@ -48,12 +48,13 @@ store, the spend recorded in a window never exceeds::
 
     limit + R x max(chunk, largest single estimate) + sum over requests in flight of max(0, actual - estimate)
 
-The last term is the estimator's error (cost.py estimates the prompt as
-characters / 4 and the reply as ``max_tokens`` or the configured default, so
-usually actual <= estimate and the term is 0). With the defaults (chunk = 1%
-of the limit) and 4 replicas: at most 4% over. Two things the bound does not
-cover, both chosen deliberately: with ``on_store_error: open`` a replica that
-cannot reach the store keeps admitting (availability over the bound; logged);
+The last term is the estimator's error (cost.py estimates the prompt from its
+characters, weighed by script (``cost.text_units``), and the reply as
+``max_tokens`` or the configured default, so usually actual <= estimate and
+the term is 0). With the defaults (chunk = 1% of the limit) and 4 replicas: at
+most 4% over. Two things the bound does not cover, both chosen deliberately:
+with ``on_store_error: open`` a replica that cannot reach the store keeps
+admitting (availability over the bound; logged);
 a replica that crashes with unsettled reservations leaves their estimates in
 the counter (the window is overcounted, never undercounted).
 """

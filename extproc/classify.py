@@ -34,7 +34,7 @@ Config (the routing config's ``classifier:`` section; every key optional)::
                                 #   then its calibration; set: the plain blend, uncalibrated
       premium_threshold: 0.52   # score >= this -> the reasoning class (else the simple class)
       long_context_tokens: 8000 # estimated prompt tokens >= this -> long_context
-      chars_per_token: 4.0      # token estimate for the length feature
+      chars_per_token: 4.0      # token estimate for the length feature (ASCII-equivalent characters a token)
       max_scan_chars: 2000      # the cues read the first and last max_scan_chars/2 characters of the
                                 #   last user message
       classes:                  # rename the classes to match routing_rules keys
@@ -55,6 +55,8 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Protocol, runtime_checkable
+
+from .cost import ASCII_UNITS, text_units
 
 DEFAULT_MODEL_PATH = Path(__file__).with_name("classifier_model.json")
 DEFAULT_TASK_MODEL_PATH = Path(__file__).with_name("task_model.json")
@@ -195,10 +197,10 @@ class RequestView:
     __slots__ = ("prompt", "chars", "messages", "user_turns", "assistant_turns", "tools", "tool_messages",
                  "images", "json_schema", "json_mode")
 
-    def __init__(self, prompt: str, chars: int, messages: int, user_turns: int, assistant_turns: int,
+    def __init__(self, prompt: str, chars: float, messages: int, user_turns: int, assistant_turns: int,
                  tools: int, tool_messages: int, images: int, json_schema: bool, json_mode: bool):
         self.prompt = prompt                  # the last user message's text
-        self.chars = chars                    # all message text, for the token estimate
+        self.chars = chars                    # all message text in ASCII-equivalent characters (cost.text_units)
         self.messages = messages
         self.user_turns = user_turns
         self.assistant_turns = assistant_turns
@@ -238,7 +240,9 @@ def read_request(body: Mapping[str, Any]) -> RequestView:
             continue
         role = m.get("role")
         text, n_images = _content_text(m.get("content"))
-        chars += len(text)
+        # The router's token estimate weighs a CJK character as about 3 ASCII ones (cost.text_units):
+        # a long Chinese prompt is long_context at the same token count as an English one.
+        chars += len(text) if text.isascii() else text_units(text) / ASCII_UNITS
         images += n_images
         if role == "user":
             users += 1

@@ -74,10 +74,11 @@ from .providers import (Target, capability_view, default_output, embedding_reque
                         prompt_cache_floor, unable)
 
 MAX_ATTEMPTS = 3
-# An embeddings estimate this close to a limit (or past it) is counted before it may refuse: chars/4
-# runs about 12% high on English prose (272,844 real tokens estimated 306,944 against OpenAI's
-# 300,000), so a refusal rests on the tokenizer's count, and a request well under every limit
-# spends no tokenizer time. The estimate can also run low (CJK text): below this, the provider decides.
+# An embeddings estimate this close to a limit (or past it) is counted before it may refuse: the
+# estimate (cost.text_units: chars/4 on ASCII) runs about 12% high on English prose (272,844 real
+# tokens estimated 306,944 against OpenAI's 300,000), so a refusal rests on the tokenizer's count,
+# and a request well under every limit spends no tokenizer time. The estimate can also run low
+# (base64, some scripts by up to ~25%): below this, the provider decides.
 COUNT_NEAR = 0.75
 LATENCY_BUCKET_MS = 100
 WORKLOAD_HEADER = "x-llm-workload"

@@ -114,8 +114,9 @@ def prompt_tokens(body: dict[str, Any]) -> int:
 def input_counts(body: dict[str, Any]) -> list[int]:
     """Tokens of each input of an embeddings request body, in order ([] for none), counted: the
     same shapes as ``cost.input_tokens`` (a string, strings, token ids, arrays of token ids), whose
-    chars/4 estimate runs about 12% high on English prose and low on CJK text. OpenAI's
-    text-embedding-3 models use cl100k_base; o200k's count is within a few percent of it for English."""
+    estimate (``cost.text_units``) runs about 12% high on English prose and within about 25% on
+    other scripts. OpenAI's text-embedding-3 models use cl100k_base; o200k's count is within a few
+    percent of it for English."""
     data = body.get("input")
     if isinstance(data, str):
         return [count(data)]

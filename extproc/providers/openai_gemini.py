@@ -55,13 +55,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import math
 import mimetypes
 import re
 import struct
 from typing import Any
 
 from .. import sse
+from ..cost import TOKEN_UNITS, text_units
 from ..errors import InvalidRequest, UnsupportedFeature, upstream_error, upstream_event_error
 from .base import ChatTranslator, EmbeddingsTranslator, Target, UpstreamRequest, Usage
 
@@ -723,9 +723,10 @@ class GeminiEmbeddingsTranslator(EmbeddingsTranslator):
         meta = data.get("usageMetadata") or {}
         tokens = meta.get("promptTokenCount")
         if tokens is None:
-            # batchEmbedContents reports no token count; estimate ~4 characters a token
-            # so usage accounting and budgets still see a plausible number.
-            tokens = sum(math.ceil(len(t) / 4) for t in self.texts)
+            # batchEmbedContents reports no token count; the router's estimate (cost.text_units:
+            # 4 ASCII characters a token, a CJK character 0.7), rounded up per input, so usage
+            # accounting and budgets still see a plausible number.
+            tokens = sum(-(-text_units(t) // TOKEN_UNITS) for t in self.texts)
         self.usage = Usage(input_tokens=tokens)
         return _dumps({"object": "list", "data": items, "model": self.target.model,
                        "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})

@@ -66,6 +66,16 @@ def test_long_context(rules):
     assert c.name == "long_context" and c.features["tokens"] >= 8000
 
 
+def test_a_chinese_report_of_long_context_length_is_long_context(rules):
+    # 70 copies of the Chinese sample: about 9,300 o200k tokens, which chars/4 read as about 3,500.
+    from extproc import tokens
+    from tests.multilingual import SAMPLES
+    report = "请总结这份报告。\n" + "\n".join(SAMPLES["zh"] * 70)
+    assert tokens.count(report) >= 8000 > len(report) // 4
+    c = rules.classify(chat(report))
+    assert c.name == "long_context" and c.features["tokens"] >= 8000
+
+
 def test_tools_and_tool_history(rules):
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
     assert rules.classify(chat("Weather in Paris?", tools=tools)).name == "tool_use"

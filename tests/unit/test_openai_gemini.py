@@ -562,6 +562,17 @@ def test_embeddings_response_floats_and_estimated_usage():
     assert t.usage == Usage(input_tokens=tokens)
 
 
+def test_embeddings_usage_estimate_weighs_chinese_as_the_router_does():
+    from extproc import tokens
+    from tests.multilingual import SAMPLES
+    texts = SAMPLES["zh"]
+    t = GeminiEmbeddingsTranslator(EMBED_TARGET)
+    t.request({"model": "gateway-embed", "input": texts})
+    out = json.loads(t.response(json.dumps({"embeddings": [{"values": [0.0]}] * len(texts)}).encode()))
+    counted = sum(tokens.count(text) for text in texts)
+    assert 0.75 <= out["usage"]["prompt_tokens"] / counted <= 1.35, (out["usage"], counted)
+
+
 def test_embeddings_response_base64():
     t = GeminiEmbeddingsTranslator(EMBED_TARGET)
     t.request({"model": "gateway-embed", "input": ["x", "y"], "encoding_format": "base64"})
