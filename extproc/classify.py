@@ -194,13 +194,16 @@ class RequestView:
 
     Only the last user message is read as text (``prompt``): it carries the ask, while system prompts are
     fixed per application and earlier turns are already answered. Everything else is counted."""
-    __slots__ = ("prompt", "chars", "messages", "user_turns", "assistant_turns", "tools", "tool_messages",
-                 "images", "json_schema", "json_mode")
+    __slots__ = ("prompt", "chars", "units", "messages", "user_turns", "assistant_turns", "tools",
+                 "tool_messages", "images", "json_schema", "json_mode")
 
-    def __init__(self, prompt: str, chars: float, messages: int, user_turns: int, assistant_turns: int,
-                 tools: int, tool_messages: int, images: int, json_schema: bool, json_mode: bool):
+    def __init__(self, prompt: str, chars: int, messages: int, user_turns: int, assistant_turns: int,
+                 tools: int, tool_messages: int, images: int, json_schema: bool, json_mode: bool,
+                 units: float | None = None):
         self.prompt = prompt                  # the last user message's text
-        self.chars = chars                    # all message text in ASCII-equivalent characters (cost.text_units)
+        self.chars = chars                    # all message text, in characters (the exam heads' length cue)
+        # the same in ASCII-equivalent characters (cost.text_units): what the token estimate reads
+        self.units = chars if units is None else units
         self.messages = messages
         self.user_turns = user_turns
         self.assistant_turns = assistant_turns
@@ -235,14 +238,17 @@ def read_request(body: Mapping[str, Any]) -> RequestView:
         msgs = []
     prompt = ""
     chars = users = assistants = tool_msgs = images = 0
+    units = 0.0
     for m in msgs:
         if m.__class__ is not dict and not isinstance(m, Mapping):   # typing.Mapping checks are slow
             continue
         role = m.get("role")
         text, n_images = _content_text(m.get("content"))
         # The router's token estimate weighs a CJK character as about 3 ASCII ones (cost.text_units):
-        # a long Chinese prompt is long_context at the same token count as an English one.
-        chars += len(text) if text.isascii() else text_units(text) / ASCII_UNITS
+        # a long Chinese prompt is long_context at the same token count as an English one. The exam
+        # heads' length cues stay in characters, as they were fitted.
+        chars += len(text)
+        units += len(text) if text.isascii() else text_units(text) / ASCII_UNITS
         images += n_images
         if role == "user":
             users += 1
@@ -260,7 +266,7 @@ def read_request(body: Mapping[str, Any]) -> RequestView:
     rf = body.get("response_format")
     rf_type = rf.get("type") if isinstance(rf, Mapping) else None
     return RequestView(prompt, chars, len(msgs), users, assistants, n_tools, tool_msgs, images,
-                       rf_type == "json_schema", rf_type == "json_object")
+                       rf_type == "json_schema", rf_type == "json_object", units)
 
 
 def _scan(text: str, limit: int) -> str:
@@ -325,7 +331,8 @@ class RuleClassifier:
     def class_features(self, view: RequestView, p: Prompt) -> dict[str, float | int | bool | str]:
         """The features ``decide`` reads (capabilities, shape, code), without the difficulty cues."""
         return {
-            "tokens": int(view.chars / self.settings.chars_per_token) + 1,
+            "tokens": int(view.units / self.settings.chars_per_token) + 1,   # the estimate: long_context
+            "length": int(view.chars / self.settings.chars_per_token) + 1,   # the rules' length cue
             "messages": view.messages,
             "user_turns": view.user_turns,
             "depth": view.user_turns + view.assistant_turns,
@@ -359,7 +366,7 @@ class RuleClassifier:
     @staticmethod
     def rule_score(f: Mapping[str, Any]) -> float:
         """Hand-weighted evidence of difficulty, squashed to 0..1; about 0.5 for a 100-token plain question."""
-        z = 0.9 * (math.log(f["tokens"] + 1) - math.log(100))  # longer prompts are harder (~0.6 APGR alone)
+        z = 0.9 * (math.log(f["length"] + 1) - math.log(100))  # longer prompts are harder (~0.6 APGR alone)
         z += 0.5 * min(f["math"], 4) / 4 + 0.6 * f["step_by_step"] + 0.35 * min(f["reasoning"], 4)
         z += 0.15 * min(f["code"], 6) + 0.1 * min(f["code_ask"], 3)
         z += 0.15 * min(f["depth"], 10) / 2 + 0.3 * (f["tools"] > 0) + 0.2 * f["json_schema"]
