@@ -23,9 +23,10 @@ or a fallback had pinned a lesser model), the pin breaks. It does not yield to l
 whose p95 went over its tier's target (demoted for fresh traffic) keeps its conversation, whose cached
 prefix is what makes it answer fast. An answer from a model of lower quality than the plan's lead (a
 fallback, after the lead failed) neither creates nor moves a pin: the conversation keeps the pin it had,
-or stays unpinned, so one transient failure does not hold it on the fallback (tryout 9 H4). The pinned
-model's cost estimate counts the previous turn's prompt as
-cached input (``price.cached_input``) only where its provider will read it from a cache
+or stays unpinned, so one transient failure does not hold it on the fallback (tryout 9 H4).
+
+The pinned model's cost estimate counts the previous turn's prompt as cached input
+(``price.cached_input``) only where its provider will read it from a cache
 (``providers.prompt_cache_floor``): OpenAI and Azure OpenAI cache automatically from 1,024 tokens, Gemini
 2.5+ implicitly from 2,048 / 4,096; Claude reads a cache only where the request marks one with
 ``cache_control``, which the chat translator never adds (a ``/v1/messages`` request passed through with
