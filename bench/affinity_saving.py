@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from extproc.affinity import cached_cost  # noqa: E402
+from extproc.affinity import HELD, cached_cost, decided  # noqa: E402
 from extproc.providers import prompt_cache_floor  # noqa: E402
 from extproc.config import load  # noqa: E402
 from extproc.credentials import Credentials  # noqa: E402
@@ -66,7 +66,7 @@ def replay(convs, ttl: float, best_case: bool, keep: str = "cost") -> dict:
     clock = [1_700_000_000.0]
     gw = Gateway(cfg, Credentials(CREDS), clock=lambda: clock[0], keys=keys)
     totals = {"turns": 0, "premium_turns": 0, "prompt_tokens": 0, "cache_read_tokens": 0, "usd": 0.0,
-              "usd_without_cache": 0.0, "affinity_decided": 0}
+              "usd_without_cache": 0.0, "affinity_decided": 0, "affinity_held": 0}
     for turns in convs:
         prev_model = prev_prompt = None
         for body in turns:
@@ -83,7 +83,9 @@ def replay(convs, ttl: float, best_case: bool, keep: str = "cost") -> dict:
             totals["cache_read_tokens"] += cached
             totals["usd"] += cached_cost(model, plan.prompt_tokens, plan.output_tokens, cached)
             totals["usd_without_cache"] += cached_cost(model, plan.prompt_tokens, plan.output_tokens, 0)
-            totals["affinity_decided"] += bool(plan.affinity and plan.affinity.startswith("affinity:"))
+            # decided: the pin changed the first choice; held: the pinned model was the fresh choice anyway
+            totals["affinity_decided"] += decided(plan.affinity)
+            totals["affinity_held"] += bool(plan.affinity and plan.affinity.startswith(HELD))
             prev_model, prev_prompt = model.id, plan.prompt_tokens
     return totals
 
@@ -102,7 +104,7 @@ def main() -> None:
                                 ("affinity off   ", 0.0, "cost")):
             t = replay(convs, ttl, best_case, keep)
             print(f"  {name}: premium turns {t['premium_turns']}/{t['turns']}, affinity decided "
-                  f"{t['affinity_decided']}, cache-read tokens {t['cache_read_tokens']} of {t['prompt_tokens']} "
+                  f"{t['affinity_decided']} (held {t['affinity_held']}), cache-read tokens {t['cache_read_tokens']} of {t['prompt_tokens']} "
                   f"prompt tokens, est ${t['usd']:.4f} (${t['usd_without_cache']:.4f} without cache reads, "
                   f"saving {100 * (1 - t['usd'] / t['usd_without_cache']):.1f}%)")
 

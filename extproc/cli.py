@@ -280,9 +280,17 @@ def _explain(args: argparse.Namespace) -> int:
         print(f"extproc explain: cannot read {args.request}: {exc}", file=sys.stderr)
         return 2
     body = body_of(body)
-    if args.served_by and args.served_by.partition("@")[0] not in cfg.models:
-        print(f"extproc explain: --served-by: unknown model {args.served_by.partition('@')[0]!r}", file=sys.stderr)
-        return 2
+    if args.served_by:
+        served, at, cls = args.served_by.partition("@")
+        # a misspelt name would explain a pin that can never exist, silently (tryout 9 L3)
+        if served not in cfg.models:
+            print(f"extproc explain: --served-by: unknown model {served!r} (models: {', '.join(cfg.models)})",
+                  file=sys.stderr)
+            return 2
+        if at and cls not in cfg.classes:
+            print(f"extproc explain: --served-by: unknown class {cls!r} (classes: {', '.join(cfg.classes) or 'none'})",
+                  file=sys.stderr)
+            return 2
     c = classifier.classify(body) if classifier is not None else None
     classification = None if c is None else {"name": c.name, "confidence": c.confidence, "score": c.score,
                                              "features": c.features}
@@ -352,7 +360,7 @@ def _served_by(cfg, spec: str, body: dict, route_class: str | None):
         raise ValueError(f"--served-by: unknown model {model_id!r}")
     msgs = body.get("messages") if isinstance(body.get("messages"), list) else []
     prev = prompt_tokens({**body, "messages": msgs[:-1]}) if len(msgs) > 1 else 0
-    return Pin(model_id, cls or route_class, cfg.models[model_id].quality, prev, float("inf"))
+    return Pin(model_id, cls or route_class, prev, float("inf"))
 
 
 def _row_headers(cfg, row: dict, headers: dict[str, str]) -> dict[str, str]:

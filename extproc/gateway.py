@@ -542,8 +542,10 @@ class Gateway:
                                         f"{exchange.deadline_ms(exchange.answering or 1)} ms (its tier's target "
                                         f"latency x attempt_timeout_factor), and no other candidate was left.")
         if status < 400 and exchange.affinity_key is not None:
-            self.affinity.remember(exchange.affinity_key, model.id, exchange.plan.route_class, model.quality,
-                                   exchange.plan.prompt_tokens, self.clock())
+            # a fallback of lower quality than the plan's lead does not take the conversation (tryout 9 H4)
+            self.affinity.remember(exchange.affinity_key, model.id, exchange.plan.route_class,
+                                   exchange.plan.prompt_tokens, self.clock(), quality=model.quality,
+                                   lead_quality=exchange.plan.models[0].quality)
         translator = exchange.translator
         if status >= 400:
             exchange.mode, exchange.error_status = "whole", status

@@ -236,14 +236,16 @@ def decide(config: Config, body: dict, endpoint: str, headers: dict[str, str], h
 
     healthy, unhealthy = ctx.walk(rclass.tiers, quality_at_least=0, skip=None)
     # affinity reorders the candidates that passed every filter but capability, which _choose asks next
+    fresh = healthy
     healthy, common["affinity"] = affinity.stick(pin, healthy, class_name, ctx.tokens_in, config.affinity_keep,
-                                                  lambda m: prompt_cache_floor(m.target(), cache_asked))
+                                                  lambda m: prompt_cache_floor(m.target(), cache_asked),
+                                                  ctx.left_out() if pin is not None else None)
     chosen = _choose(ctx, healthy, unhealthy)
     if not chosen:
         raise ctx.nothing_fits(rclass)
     common["output_tokens"] = ctx.expected_output(chosen)
-    if pin is not None and chosen[0].model.id != pin.model and (common["affinity"] or "").startswith("affinity:"):
-        common["affinity"] = f"affinity yielded: {pin.model} cannot serve this request"
+    if pin is not None:
+        common["affinity"] = affinity.settle(pin, common["affinity"], fresh, chosen, ctx.left_out())
     models = tuple(c.model for c in chosen)
     first = chosen[0]
     if config.classes:
@@ -251,7 +253,7 @@ def decide(config: Config, body: dict, endpoint: str, headers: dict[str, str], h
                   else f"alias '{requested}' -> class '{rclass.name}'")
         score_txt = f" (score {score:.2f})" if score is not None else ""
         reason = f"{origin}{score_txt}, {workload}: {first.model.id} ({first.tier})"
-        if common["affinity"] and common["affinity"].startswith("affinity:"):
+        if affinity.decided(common["affinity"]):   # only where the pin changed the choice (tryout 9 L6)
             reason += ", conversation affinity"
     else:
         reason = f"alias '{requested}' -> default model"
@@ -500,6 +502,10 @@ class _Context:
                 self._unable[m.id] = exc.message
         why = self._unable[m.id]
         return None if why is None else self._kind("unable", f"cannot serve this request: {why}")
+
+    def left_out(self) -> dict[str, str]:
+        """Why each model dropped so far was left out of the plan (model id -> reason), for affinity's note."""
+        return {d.model: d.reason for d in self.dropped}
 
     def capable(self, ordered: list[Candidate]) -> list[Candidate]:
         """The first MAX_ATTEMPTS candidates, in order, whose provider can serve the request.

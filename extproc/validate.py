@@ -321,6 +321,11 @@ def chat(body: dict) -> None:
     _optional(body, "parallel_tool_calls", boolean)
     _optional(body, "store", boolean)
     _optional(body, "user", string, max_length=256)
+    # createChatCompletion: strings (nullable). OpenAI answers a longer prompt_cache_key with "string too
+    # long ... maximum length 64" (as clients report it); safety_identifier's documented maximum is 128.
+    # Unchecked, an integer key reached the provider (tryout 9 L5).
+    _optional(body, "prompt_cache_key", string, max_length=64)
+    _optional(body, "safety_identifier", string, max_length=128)
     _optional(body, "reasoning_effort", string)
     _optional(body, "service_tier", string)
     bias = body.get("logit_bias")

@@ -275,6 +275,17 @@ _BOUNDS = (("temperature", 0, 2), ("top_p", 0, 1), ("presence_penalty", -2, 2), 
            ("top_logprobs", 0, 20), ("max_tokens", 1, None), ("max_completion_tokens", 1, None))
 
 
+# Nullable string fields and their longest value: user (the gateway's own bound), prompt_cache_key (64:
+# OpenAI's 400 as clients report it), safety_identifier (128: its reference).
+_STRINGS = (("user", 256), ("prompt_cache_key", 64), ("safety_identifier", 128))
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    return {dict: "an object", list: "an array", int: "an integer", float: "a decimal"}.get(type(value), "a value")
+
+
 def validate_chat(body: dict[str, Any], model: str) -> int:
     """Check a chat request as the API does (raises ``_Fail``); returns ``n``."""
     messages = body.get("messages")
@@ -314,6 +325,15 @@ def validate_chat(body: dict[str, Any], model: str) -> int:
         if not (isinstance(token, str) and token.isascii() and token.isdigit()):
             raise _Fail(400, f"Invalid key in 'logit_bias': {token}. You should only be submitting non-negative "
                         "integers.", param="logit_bias")
+    for name, longest in _STRINGS:
+        value = body.get(name)
+        if value is not None and not isinstance(value, str):
+            raise _Fail(400, f"Invalid type for '{name}': expected a string, but got {_json_kind(value)} instead.",
+                        param=name, code="invalid_type")
+        if isinstance(value, str) and len(value) > longest:
+            raise _Fail(400, f"Invalid '{name}': string too long. Expected a string with maximum length {longest}, "
+                        f"but got a string with length {len(value)} instead.", param=name,
+                        code="string_above_max_length")
     stop = body.get("stop")
     if isinstance(stop, list) and len(stop) > 4:
         raise _Fail(400, f"Invalid 'stop': array too long. Expected an array with maximum length 4, but got an array "

@@ -1,6 +1,7 @@
 """Conversation affinity end to end (Envoy, extproc, simulators, the openai SDK): a conversation's turns
 stay on the model that served it, an escalating turn breaks away, and a named session is honoured; under
-the default cost rule a relaxing turn leaves a premium model whose cache would not pay for it."""
+the default cost rule a relaxing turn leaves a premium model whose cache would not pay for it; one failed
+attempt on the first tier does not hold a conversation, or a prompt_cache_key, on the fallback's model."""
 
 from __future__ import annotations
 
@@ -9,13 +10,24 @@ import uuid
 import openai
 import pytest
 
-from .conftest import CLIENT_KEY, stack_with
+from .conftest import CLIENT_KEY, MODELS, NO_EJECTION, fault, reset_faults, stack_with, upstream_requests
 
 SYSTEM = "You are the assistant of Fernway Bikes, a bike shop. Be brief and accurate."
 HARD = ("I have two service plans to choose between: plan A costs 12 dollars a month with free tune-ups, plan "
         "B costs 99 a year plus 15 per tune-up. I ride daily and need about five tune-ups a year. Work out "
         "exactly which is cheaper over three years and explain why, weighing the risks.")
 PREMIUM = {"gpt-4o", "claude-sonnet-4-6"}
+# Different complex asks (each its own one-shot request, or the next turn of one conversation).
+HARD_TOO = (
+    "Our shop's two mechanics each take 40 minutes per tune-up and 25 per brake job; on Saturdays we book 9 "
+    "tune-ups and 11 brake jobs between 9:00 and 17:00 with one lunch hour each. Work out whether the schedule "
+    "fits, step by step, and propose the order that minimises customer waiting, explaining the trade-offs.",
+    "A customer's e-bike battery is rated 500 Wh and loses 3% capacity per 100 cycles; she rides 18 km a day at "
+    "11 Wh/km. Work out exactly after how many months her daily ride no longer fits in one charge, show each "
+    "step, and explain which assumptions matter most.",
+    "Compare financing a 2,400 dollar bike at 7.9% APR over 24 months with a 0% plan that charges a 149 dollar "
+    "fee up front; work out the total cost of each exactly, explain step by step which is cheaper and why, and "
+    "weigh the risks of each for a customer with irregular income.")
 
 
 def turn(client, messages, user=None, **extra):
@@ -73,7 +85,8 @@ def test_an_escalating_turn_breaks_affinity(client):
     assert h1["x-llm-class"] == "simple_queries" and h1["x-llm-model"] not in PREMIUM
     history += [{"role": "assistant", "content": answer}, {"role": "user", "content": "ok thanks"}]
     h2, answer = turn(client, history, user)
-    assert h2["x-llm-model"] == h1["x-llm-model"] and "conversation affinity" in h2["x-llm-route"]
+    # the same model (whether it is also the fresh choice, and affinity merely held, depends on latencies)
+    assert h2["x-llm-model"] == h1["x-llm-model"]
     history += [{"role": "assistant", "content": answer}, {"role": "user", "content": HARD}]
     h3, _ = turn(client, history, user)
     assert h3["x-llm-class"] == "complex_reasoning" and h3["x-llm-model"] in PREMIUM
@@ -87,3 +100,67 @@ def test_a_named_session_keeps_its_model_across_different_first_turns(sticky):
     assert h1["x-llm-model"] in PREMIUM
     h2, _ = turn(client, [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "do you sell helmets?"}], **session)
     assert h2["x-llm-model"] == h1["x-llm-model"] and "conversation affinity" in h2["x-llm-route"]
+
+
+# ---- tryout 9 H4: one failed attempt must not keep a conversation on the fallback's model --------------
+
+@pytest.fixture(scope="module")
+def fallible(tmp_path_factory):
+    """The default cost rule, with one premium model first and one cheaper model behind it for complex
+    work, so a fault on OpenAI's first answer makes the fallback's model deterministic; never ejects."""
+    tiers = [{"name": "primary", "models": ["gpt-4o"]}, {"name": "secondary", "models": ["gpt-4o-mini"]}]
+    with stack_with(tmp_path_factory, "affinity-fallback", {"/health": NO_EJECTION,
+                                                           "/routing_rules/complex_reasoning/tiers": tiers}) as stack:
+        yield stack
+
+
+def _one_failure_on_the_first_tier(stack):
+    fault(stack, "openai", status=500, count=1)    # gpt-4o's attempt fails once; gpt-4o-mini answers
+
+
+def _fell_back(headers) -> bool:
+    return headers["x-llm-model"] == "gpt-4o-mini" and "answered by gpt-4o-mini (attempt 2, fallback)" in \
+        headers["x-llm-route"]
+
+
+def test_a_fallback_turn_does_not_hold_the_conversation_on_the_fallback_model(fallible):
+    client = openai.OpenAI(base_url=fallible.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=20)
+    reset_faults(fallible)
+    session = {"extra_headers": {"x-llm-session": uuid.uuid4().hex}}
+    history = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": HARD}]
+    h1, answer = turn(client, history, **session)
+    assert (h1["x-llm-class"], h1["x-llm-model"]) == ("complex_reasoning", "gpt-4o")
+    _one_failure_on_the_first_tier(fallible)
+    history += [{"role": "assistant", "content": answer}, {"role": "user", "content": HARD_TOO[0]}]
+    h2, answer = turn(client, history, **session)
+    assert h2["x-llm-class"] == "complex_reasoning" and _fell_back(h2), h2["x-llm-route"]
+    for ask in HARD_TOO[1:]:
+        # the fault is spent: each later complex turn goes where a fresh one goes, gpt-4o (before: held
+        # on gpt-4o-mini, "(secondary), conversation affinity", for the rest of the conversation)
+        history += [{"role": "assistant", "content": answer}, {"role": "user", "content": ask}]
+        h, answer = turn(client, history, **session)
+        assert (h["x-llm-class"], h["x-llm-model"]) == ("complex_reasoning", "gpt-4o"), h["x-llm-route"]
+        assert "conversation affinity" not in h["x-llm-route"]     # the pin (gpt-4o) is the fresh choice
+
+
+def test_a_fallback_does_not_pin_everything_behind_a_shared_prompt_cache_key(fallible):
+    client = openai.OpenAI(base_url=fallible.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=20)
+    reset_faults(fallible)
+    template = {"prompt_cache_key": f"bike-shop-{uuid.uuid4().hex[:12]}"}   # one key per prompt template
+    _one_failure_on_the_first_tier(fallible)
+    h1, _ = turn(client, [{"role": "system", "content": SYSTEM}, {"role": "user", "content": HARD}], **template)
+    assert _fell_back(h1), h1["x-llm-route"]
+    for ask in HARD_TOO:
+        h, _ = turn(client, [{"role": "system", "content": SYSTEM}, {"role": "user", "content": ask}], **template)
+        assert (h["x-llm-class"], h["x-llm-model"]) == ("complex_reasoning", "gpt-4o"), h["x-llm-route"]
+
+
+def test_a_prompt_cache_key_that_is_not_a_string_is_openais_400(gateway, client):
+    """Tryout 9 L5: an integer key got 200 and reached OpenAI as an integer; OpenAI refuses it."""
+    for value, code in ((123, "invalid_type"), ("k" * 65, "string_above_max_length")):
+        with pytest.raises(openai.BadRequestError) as info:
+            client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}],
+                                           extra_body={"prompt_cache_key": value})
+        error = info.value.body
+        assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", "prompt_cache_key", code)
+    assert not any(upstream_requests(gateway, provider) for provider in MODELS)

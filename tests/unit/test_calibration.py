@@ -103,4 +103,9 @@ def test_explain_shows_when_affinity_decided(tmp_path):
     assert kept.returncode == 0, kept.stderr
     assert "affinity:   affinity: claude-sonnet-4-6 kept" in kept.stdout and "  1. claude-sonnet-4-6" in kept.stdout
     bad = run("explain", path, "--served-by", "no-such-model")
-    assert bad.returncode == 2 and "unknown model" in bad.stderr
+    assert bad.returncode == 2 and "unknown model 'no-such-model'" in bad.stderr
+    # tryout 9 L3: an unknown class was accepted silently and explained a pin that cannot exist
+    for spec in ("gpt-4o@nosuchclass", "gpt-4o@"):
+        bad_class = run("explain", path, "--served-by", spec)
+        assert bad_class.returncode == 2 and "unknown class" in bad_class.stderr and "complex_reasoning" in bad_class.stderr
+        assert bad_class.stdout == ""

@@ -160,6 +160,11 @@ def test_integers_up_to_int64_parse():
     ({"stop": ["a", 1]}, "stop[1]", "invalid_type"),
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "array_above_max_length"),
     ({"user": 42}, "user", "invalid_type"),
+    ({"prompt_cache_key": 123}, "prompt_cache_key", "invalid_type"),
+    ({"prompt_cache_key": ["k"]}, "prompt_cache_key", "invalid_type"),
+    ({"prompt_cache_key": "k" * 65}, "prompt_cache_key", "string_above_max_length"),
+    ({"safety_identifier": 7}, "safety_identifier", "invalid_type"),
+    ({"safety_identifier": "u" * 129}, "safety_identifier", "string_above_max_length"),
     ({"metadata": {"k": 1}}, "metadata.k", "invalid_type"),
     ({"modalities": ["video"]}, "modalities[0]", "invalid_value"),
     ({"response_format": "json"}, "response_format", "invalid_type"),
@@ -193,6 +198,8 @@ def test_chat_field_checks(fields, param, code):
 def test_openai_wording():
     assert rejected(chat(temperature="hot")).message == \
         "Invalid type for 'temperature': expected a decimal, but got a string instead."
+    assert rejected(chat(prompt_cache_key=123)).message == \
+        "Invalid type for 'prompt_cache_key': expected a string, but got an integer instead."
     assert rejected(chat(n=0)).message == \
         "Invalid 'n': integer below minimum value. Expected a value >= 1, but got 0 instead."
     assert rejected(chat(messages=[])).message == \
@@ -217,6 +224,8 @@ def test_openai_wording():
      "stop": "\n", "logit_bias": {"1": -100}, "metadata": {"k": "v"}, "store": False},
     {"temperature": None, "max_tokens": None, "tools": None, "stop": None},   # null means absent
     {"stop": ["a", "b", "c", "d"]},
+    {"prompt_cache_key": "k" * 64, "safety_identifier": "u" * 128},
+    {"prompt_cache_key": None},
     {"tools": [{"type": "function", "function": {"name": "get_weather", "description": "d",
                                                  "parameters": {"type": "object", "properties": {}},
                                                  "strict": True}}],
