@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import affinity, content_encoding, errors, retry_after, tokens, validate
+from . import affinity, client_retry, content_encoding, errors, retry_after, tokens, validate
 from .config import FORWARDABLE_HEADERS, Config, Model
 from .credentials import Credentials
 from .errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
@@ -530,6 +530,7 @@ class Gateway:
                 exchange.mode, exchange.error_status = "whole", status
                 set_headers.update(exchange.plan.headers())
                 set_headers["content-type"] = "application/json"
+                set_headers[client_retry.SHOULD_RETRY_HEADER] = "false"   # the plan is spent (client_retry)
                 return ResponseStart(set_headers, [*remove, "content-length"], "whole")
             return ResponseStart(set_headers, remove, "pass")
         exchange.answering = answering_attempt(exchange, attempts, headers.get(EGRESS_HEADER))
@@ -558,6 +559,10 @@ class Gateway:
             exchange.mode, exchange.error_status = "whole", status
             set_headers[":status"] = str(errors.upstream_status(status))
             set_headers["content-type"] = "application/json"
+            if client_retry.spent(errors.upstream_status(status), int(attempts) if attempts.isdigit() else 1,
+                                  deadline_passed=exchange.deadline_passed is not None,
+                                  retry_after=retry_after.from_headers(headers, self.clock()) is not None):
+                set_headers[client_retry.SHOULD_RETRY_HEADER] = "false"
             return ResponseStart(set_headers, [*remove, "content-length"], "whole")
         if translator is not None and translator.passthrough_response:
             # The provider speaks OpenAI already: the bytes go out as they come, and a copy is read for usage.

@@ -219,6 +219,7 @@ def test_a_provider_reset_before_any_content_is_always_a_502_in_the_clients_shap
 def check_cut_reply(gw, door: str, provider: str, reply: httpx.Response) -> None:
     assert reply.status_code == 502, reply.text
     assert "retry-after" not in reply.headers                # the provider failed: not "come back in 1 s"
+    assert reply.headers["x-should-retry"] == "false"        # the plan is spent: SDKs do not call again
     assert not [h for h in reply.headers if h.startswith("x-envoy-")]   # Envoy's attempt count stays home
     # The client's status is the one the request's ledger row gives the cut (the client read 503). The
     # outcome depends on whether the router stage had read the provider's 200 before the reset came
@@ -236,22 +237,40 @@ def check_cut_reply(gw, door: str, provider: str, reply: httpx.Response) -> None
             "message", "type", "param", "code"}
 
 
-def test_the_openai_sdk_reads_a_reset_as_a_provider_failure_not_over_capacity(gw):
+# The SDKs with their default settings (max_retries=2), as an unchanged client has them. Before
+# x-should-retry, each retried the 502: up to three provider calls, each billed (README).
+
+def test_the_openai_sdk_reads_a_reset_as_a_provider_failure_and_calls_once(gw):
     fault(gw, "openai", disconnect_after=1)
     with pytest.raises(openai.APIStatusError) as caught:
-        stream(gw, "chat", "gpt-4o-mini")
+        stream(gw, "chat", "gpt-4o-mini", retries=SDK_DEFAULT)
     exc = caught.value
     assert exc.status_code == 502 and exc.code == "provider_cut" and exc.type == "upstream_error"
-    assert "retry-after" not in exc.response.headers
+    assert "retry-after" not in exc.response.headers and exc.response.headers["x-should-retry"] == "false"
+    assert len(upstream_requests(gw, "openai")) == 1
 
 
-def test_the_anthropic_sdk_reads_a_reset_in_anthropics_shape(gw):
+def test_the_anthropic_sdk_reads_a_reset_in_anthropics_shape_and_calls_once(gw):
     fault(gw, "openai", disconnect_after=1)
     with pytest.raises(anthropic.APIStatusError) as caught:
-        stream(gw, "messages", "gpt-4o-mini")
+        stream(gw, "messages", "gpt-4o-mini", retries=SDK_DEFAULT)
     exc = caught.value
     assert exc.status_code == 502 and exc.body["type"] == "error" and exc.body["error"]["type"] == "api_error"
-    assert "retry-after" not in exc.response.headers
+    assert "retry-after" not in exc.response.headers and exc.response.headers["x-should-retry"] == "false"
+    assert len(upstream_requests(gw, "openai")) == 1
+
+
+def test_a_held_stream_whose_every_tier_resets_is_a_502_provider_cut(gw):
+    """Every tier resets before content: the last reset, with no retry left, is Envoy's own reply (the
+    upstream stage held the headers), the provider's failure in the client's shape, not over capacity."""
+    # Each after its first event, which is no content: OpenAI's role chunk, Anthropic's message_start.
+    fault(gw, "openai", disconnect_after=1)
+    fault(gw, "anthropic", disconnect_after=1)
+    with pytest.raises(openai.APIStatusError) as caught:
+        stream(gw, "chat", "openai_then_claude")
+    assert caught.value.status_code == 502 and caught.value.code == "provider_cut"
+    assert "retry-after" not in caught.value.response.headers
+    assert len(upstream_requests(gw, "openai")) == 1 and len(upstream_requests(gw, "anthropic")) == 1
 
 
 # ---- batch streams: the next tier answers a failure before content ---------------------------------
@@ -288,3 +307,49 @@ def test_a_pinned_stream_slow_to_its_first_content_is_let_go_not_cut(gw):
     assert headers["x-llm-provider"] == "openai" and headers["x-llm-attempts"] == "1"
     assert text.endswith(f"You said: {QUESTION}")
     assert len(upstream_requests(gw, "openai")) == 1
+
+
+# ---- x-should-retry: what an unchanged SDK client calls again -------------------------------------
+
+def test_the_gateways_deadline_504_is_not_retried_by_the_sdks(gw):
+    """Both tiers answer too late: each attempt is cut at its deadline and was sent the prompt. The SDK's
+    default retries would run the whole plan twice more; the gateway says not to."""
+    for provider in ("openai", "gemini"):
+        fault(gw, provider, latency_ms=1500)
+    with pytest.raises(openai.APIStatusError) as caught:
+        gpt(gw, SDK_DEFAULT).chat.completions.create(model="quick", messages=[{"role": "user", "content": QUESTION}])
+    assert caught.value.status_code == 504 and caught.value.code == "gateway_timeout"
+    assert caught.value.response.headers["x-should-retry"] == "false"
+    assert len(upstream_requests(gw, "openai")) == 1 and len(upstream_requests(gw, "gemini")) == 1
+
+
+def test_a_provider_5xx_after_the_fallback_is_not_retried_by_the_sdks(gw):
+    for provider in ("openai", "gemini"):
+        fault(gw, provider, status=500)
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        claude(gw, SDK_DEFAULT).messages.create(model="openai_first", max_tokens=50,
+                                                messages=[{"role": "user", "content": QUESTION}])
+    assert caught.value.status_code == 502 and caught.value.response.headers["x-llm-attempts"] == "2"
+    assert caught.value.response.headers["x-should-retry"] == "false"
+    assert len(upstream_requests(gw, "openai")) == 1 and len(upstream_requests(gw, "gemini")) == 1
+
+
+def test_a_single_attempts_5xx_is_left_to_the_sdks_own_rules(gw):
+    """A pinned model's 500: the gateway retried nothing and the provider billed nothing, so the SDK's own
+    retry is the only one (the same calls as against the provider itself)."""
+    fault(gw, "openai", status=500)
+    with pytest.raises(openai.APIStatusError) as caught:
+        gpt(gw, SDK_DEFAULT).chat.completions.create(model="gpt-4o-mini",
+                                                     messages=[{"role": "user", "content": QUESTION}])
+    assert caught.value.status_code == 502 and "x-should-retry" not in caught.value.response.headers
+    assert len(upstream_requests(gw, "openai")) == 3
+
+
+def test_a_rate_limit_with_retry_after_stays_retryable(gw):
+    """A 429 says when to come back: the SDKs wait for it and retry (no x-should-retry: false). vLLM's
+    model, pinned, so its pause touches no other test."""
+    fault(gw, "vllm", status=429, retry_after=1, count=1)
+    with pytest.raises(openai.RateLimitError) as caught:
+        gpt(gw).chat.completions.create(model="llama-3.1-8b-instruct", messages=[{"role": "user", "content": QUESTION}])
+    assert caught.value.response.headers["retry-after"] == "1"
+    assert "x-should-retry" not in caught.value.response.headers

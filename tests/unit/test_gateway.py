@@ -491,3 +491,20 @@ def test_a_retrys_translation_error_names_the_clients_fields_and_the_door_transl
     assert info.value.param == "input[0].content[1]" and "image/bmp" in info.value.message
     assert len(runs) == 1
 
+
+def test_a_failure_after_the_plans_fallbacks_tells_the_sdks_not_to_retry(gw):
+    """x-should-retry (client_retry): a provider's 5xx on attempt 2 says false; attempt 1's alone does not,
+    nor a 503 that says when to come back (retry-after)."""
+    ask = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+    ex = _exchange(gw, ask)
+    gw.route(ex)
+    gw.attempt(ex, 2)
+    upstream = {"x-envoy-upstream-service-time": "3"}
+    after = gw.response_headers(ex, {":status": "500", "x-llm-attempts": "2", **upstream}).set_headers
+    assert after[":status"] == "502" and after["x-should-retry"] == "false"
+    alone = _exchange(gw, ask)
+    gw.route(alone)
+    first = gw.response_headers(alone, {":status": "500", "x-llm-attempts": "1", **upstream}).set_headers
+    assert "x-should-retry" not in first
+    busy = gw.response_headers(ex, {":status": "503", "x-llm-attempts": "2", "retry-after": "3", **upstream})
+    assert busy.set_headers[":status"] == "503" and "x-should-retry" not in busy.set_headers
