@@ -309,6 +309,31 @@ def test_a_pinned_stream_slow_to_its_first_content_is_let_go_not_cut(gw):
     assert len(upstream_requests(gw, "openai")) == 1
 
 
+def processor_streams(gw) -> int:
+    """gRPC streams open from Envoy to the processor now (Envoy's admin stats), access log streams included."""
+    stats = httpx.get(f"http://127.0.0.1:{gw.admin_port}/stats?filter=^cluster.extproc.upstream_rq_active$").text
+    return int(stats.split(":")[1])
+
+
+def test_a_held_stream_costs_one_processor_stream_once_its_content_flows(gw):
+    """After the first content the hold stage has nothing left to do and closes its gRPC stream: it stayed
+    open for the whole stream, two processor streams per client stream, half what the processor cluster's
+    circuit breaker admits."""
+    idle = processor_streams(gw)
+    # A stream of several seconds, its first content within its attempt's deadline (800 ms: it is let go
+    # at the deadline otherwise, which closes the stage's stream too).
+    fault(gw, "openai", chunk_interval_ms=500)
+    with gpt(gw).chat.completions.with_streaming_response.create(
+            model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": QUESTION}]) as raw:
+        chunks = raw.parse().__iter__()
+        while not next(c.choices[0].delta.content for c in chunks if c.choices):   # the first content
+            pass
+        # The router stage's stream stays (it translates the rest); the hold stage's has closed.
+        wait_for(lambda: processor_streams(gw) == idle + 1, 2, "the hold stage's stream to close")
+        rest = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert rest.endswith("Peru?")
+
+
 # ---- x-should-retry: what an unchanged SDK client calls again -------------------------------------
 
 def test_the_gateways_deadline_504_is_not_retried_by_the_sdks(gw):
