@@ -270,6 +270,7 @@ def test_a_held_stream_whose_every_tier_resets_is_a_502_provider_cut(gw):
         stream(gw, "chat", "openai_then_claude")
     assert caught.value.status_code == 502 and caught.value.code == "provider_cut"
     assert "retry-after" not in caught.value.response.headers
+    assert caught.value.response.headers["x-should-retry"] == "false"   # both tiers were tried
     assert len(upstream_requests(gw, "openai")) == 1 and len(upstream_requests(gw, "anthropic")) == 1
 
 
