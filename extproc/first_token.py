@@ -2,9 +2,11 @@
 
 Providers send the response headers, and often a frame or two without content (OpenAI's
 role-only delta, Anthropic's ``message_start`` and ``content_block_start``), before the
-model has produced anything. Envoy's per-try timeout stops at the response headers; the
-upstream stage holds them until this says the first content arrived, so the per-try
-timeout becomes a time-to-first-token deadline (README, "Deadlines").
+model has produced anything. The upstream stage holds every unhedged stream's headers until
+this says the first content arrived: until then nothing has reached the client, so a failure
+is still Envoy's router's to retry on the next tier or to answer with a status (README,
+"Streams that fail before content"); and for latency-first work with a fallback the
+attempt's deadline becomes a time-to-first-token deadline (README, "Deadlines").
 
 Pure: bytes in, a boolean out. Content means, per provider API (their documented SSE forms):
 

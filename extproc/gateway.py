@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import affinity, content_encoding, errors, retry_after, tokens, validate
+from . import affinity, client_retry, content_encoding, errors, retry_after, tokens, validate
 from .config import FORWARDABLE_HEADERS, Config, Model
 from .credentials import Credentials
 from .errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
@@ -57,8 +57,11 @@ FRONT_DOOR_HEADERS = ("anthropic-version", "anthropic-beta")
 OBSERVE_LIMIT = 8 * 1024 * 1024   # bytes of a pass-through answer kept to read its usage
 # Hedging: each provider cluster's endpoint in Envoy's hedge pool (its loopback listener, see envoy/),
 # overridden by $LLM_GATEWAY_HEDGE_ENDPOINTS ("openai=127.0.0.1:10101,anthropic=...").
-# Set on streams: the upstream stage runs on every attempt and holds the response headers until the
-# first token, so Envoy's per-try timeout (which stops at the headers) is a first-token deadline.
+# Set on every unhedged stream: the upstream stage runs on every attempt and holds the provider's response
+# headers until the first content, so a failure before content (a reset, an error event) is still Envoy's
+# router's to retry on the next tier or to answer with a status (README, "Streams that fail before
+# content"); for latency-first work with a fallback it is also the first-token deadline
+# (``Exchange.cuts_first_token``).
 FIRST_TOKEN_HEADER = "x-llm-first-token"
 # The client's API (``apis.client_api``: openai_chat, anthropic_messages, openai_responses), for Envoy's
 # own replies: its local_reply_config answers in that API's error shape, whatever :path the request was
@@ -207,10 +210,17 @@ class Exchange:
     def stream(self) -> bool:
         return self.endpoint == "chat" and self.body.get("stream") is True
 
+    @property
+    def cuts_first_token(self) -> bool:
+        """Is this stream's attempt cut when its first content misses the attempt's deadline? Only
+        latency-first work with a later tier to take over; other held streams are let go as they are
+        (``server.HOLD_LIMIT_S``), their deadline bounding the response headers only."""
+        return self.stream and not self.hedged and self.plan.prefer == "latency" and len(self.plan.models) > 1
+
     def deadline_ms(self, number: int) -> int | None:
         """Attempt ``number``'s own deadline: its tier's target x attempt_timeout_factor (capped by a JSON
-        answer's overall deadline). For a JSON answer the whole answer, for a held stream the first token,
-        for other streams the response headers."""
+        answer's overall deadline). For a JSON answer the whole answer, for a stream that
+        ``cuts_first_token`` the first content, for other streams the response headers."""
         if not self.deadlines:
             return None
         return self.deadlines[min(number, len(self.deadlines)) - 1]
@@ -404,10 +414,13 @@ class Gateway:
             # Envoy's idle timeouts cut it only when the provider falls silent (README, "Deadlines").
             set_headers["x-envoy-upstream-rq-per-try-timeout-ms"] = str(exchange.per_try_timeout_ms)
             if exchange.stream:
-                if exchange.plan.prefer == "latency" and len(exchange.plan.models) > 1 and not hosts:
-                    # A first-token deadline costs an upstream-stage stream on attempt 1 (about 1 ms of
-                    # extproc CPU per stream, README): worth it where a later tier can take over and
-                    # latency is what the workload wants.
+                if not hosts:
+                    # Every stream's headers wait for its first content (an upstream-stage stream on
+                    # attempt 1, measured in the README): a provider that fails before content has
+                    # sent the client nothing, so a later tier answers or the client gets a status,
+                    # never a 200 with an empty body. Not hedged streams: their hedges start when an
+                    # attempt has no headers by the target, and an attempt's 504 with a hedge pending
+                    # crashed Envoy 1.40 (Design, "Hedging").
                     set_headers[FIRST_TOKEN_HEADER] = "hold"
             else:
                 set_headers["x-envoy-upstream-rq-timeout-ms"] = str(self.deadline_ms(exchange))
@@ -521,6 +534,7 @@ class Gateway:
                 exchange.mode, exchange.error_status = "whole", status
                 set_headers.update(exchange.plan.headers())
                 set_headers["content-type"] = "application/json"
+                set_headers[client_retry.SHOULD_RETRY_HEADER] = "false"   # the plan is spent (client_retry)
                 return ResponseStart(set_headers, [*remove, "content-length"], "whole")
             return ResponseStart(set_headers, remove, "pass")
         exchange.answering = answering_attempt(exchange, attempts, headers.get(EGRESS_HEADER))
@@ -551,6 +565,10 @@ class Gateway:
             exchange.mode, exchange.error_status = "whole", status
             set_headers[":status"] = str(errors.upstream_status(status))
             set_headers["content-type"] = "application/json"
+            if client_retry.spent(errors.upstream_status(status), int(attempts) if attempts.isdigit() else 1,
+                                  deadline_passed=exchange.deadline_passed is not None,
+                                  retry_after=retry_after.from_headers(headers, self.clock()) is not None):
+                set_headers[client_retry.SHOULD_RETRY_HEADER] = "false"
             return ResponseStart(set_headers, [*remove, "content-length"], "whole")
         if translator is not None and translator.passthrough_response:
             # The provider speaks OpenAI already: the bytes go out as they come, and a copy is read for usage.

@@ -65,6 +65,12 @@ MAX_QUEUE_WAIT_S = 30    # the longest Envoy lets the processor hold a message (
 DRAIN_QUIET_S = 1.0      # on SIGTERM: stop taking streams once none has opened for this long
 VERDICT_WAIT_S = 2.0     # how long an unclear ending waits for Envoy's access log entry (flushed every 50 ms)
 STALL_S = 10.0           # an upstream reset after this much silence is a stalled stream (outcome timeout)
+# The longest a stream that is not cut at its first token (pinned, batch: ``Exchange.cuts_first_token``)
+# has its provider's headers held for the first content, from the attempt's start; then they go on as
+# they are. Below the hold stage's message_timeout (30 s, envoy/), past which Envoy would answer its own
+# 503 unretried. The attempt's own deadline comes first when shorter: Envoy's per-try timeout (the
+# plan's longest deadline + 0.5 s) runs until its router has the headers, and would cut the attempt.
+HOLD_LIMIT_S = 25.0
 RECENT_EXCHANGES = 4096  # exchanges remembered after they end, for attempt reports that come later
 COUNT_OFF_LOOP_BYTES = 64 * 1024   # count_tokens bodies from this size are tokenized in a worker thread
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
@@ -624,13 +630,23 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         exchange: Exchange | None = None
         number = 0
         hold = False                      # this stage holds the response headers until the first token
+        cut = False                       # ... and cuts the attempt when it misses its deadline (else lets go)
         first: FirstContent | None = None  # while not None, the headers are held
         pending = 0                       # body chunks received while holding, not answered yet
-        deadline: float | None = None     # monotonic time a held stream's first token is due
+        deadline: float | None = None     # monotonic time a held stream's first token is due (or let go)
         try:
             # Timed here only while the headers are held; before they come, the egress listener times
             # them (x-llm-headers-deadline-ms).
             async for req in _until(requests, lambda: deadline if first is not None else None):
+                if req is None and not cut:
+                    # A stream that is not cut at its first token, held to its attempt's deadline (at most
+                    # HOLD_LIMIT_S) without content (a slow reasoning model): its headers go on as they are,
+                    # and from here on a failure reaches the client mid-stream, as on an unheld stream.
+                    first, deadline = None, None
+                    yield pb.ProcessingResponse(response_headers=pb.HeadersResponse(), mode_override=_NO_BODY)
+                    for _ in range(pending):
+                        yield pb.ProcessingResponse(response_body=pb.BodyResponse())
+                    return   # as at the first content (below)
                 if req is None:
                     # A held stream without its first token by its own tier's deadline. The held headers
                     # go on as a 504 (marked like the egress listener's), which Envoy's router retries on
@@ -658,7 +674,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     self.tracing.attempt_status(exchange.trail, number, status, retry_after(status, response_headers))
                     if hold and status == 200:
                         # Not yet: Envoy sends the body anyway; these headers are answered at the first
-                        # token, or turned into a 504 at the attempt's deadline (above).
+                        # token, or at the attempt's deadline turned into a 504 (above), or let go as
+                        # they are when this stream is not cut.
                         first = FirstContent(exchange.attempts[number][0].provider.api)
                         continue
                     deadline = None
@@ -692,6 +709,11 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                         yield pb.ProcessingResponse(response_headers=pb.HeadersResponse(), mode_override=_NO_BODY)
                         for _ in range(pending):
                             yield pb.ProcessingResponse(response_body=pb.BodyResponse())
+                        # Nothing more for this stage: closing its gRPC stream tells Envoy to ignore it for
+                        # the rest of the request (chunks already on their way pass unchanged). Held open,
+                        # every stream cost two processor streams for its whole life: half the streams
+                        # the extproc cluster's circuit breaker admits (measured: 40 open for 20 streams).
+                        return
                     continue
                 if kind != "request_headers":
                     yield _continue(kind)
@@ -704,8 +726,11 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     return
                 number = int(headers.get("x-envoy-attempt-count", "1") or 1)
                 hold = headers.get(FIRST_TOKEN_HEADER) == "hold"
-                if hold and exchange.deadline_ms(number):
+                cut = hold and exchange.cuts_first_token
+                if cut and exchange.deadline_ms(number):
                     deadline = time.monotonic() + exchange.deadline_ms(number) / 1000
+                elif hold:
+                    deadline = time.monotonic() + min(exchange.deadline_ms(number) or 1e9, HOLD_LIMIT_S * 1000) / 1000
                 if number == 1:
                     # Attempt 1 of a stream: the router stage translated it; this stage only watches it.
                     self.tracing.watch(exchange.trail, 1)
@@ -728,8 +753,11 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                                                        code="gateway_error", status=500)))
         finally:
             if exchange is not None and exchange.trail is not None and number:
-                if first is not None:   # closed while the headers were held: no first token in time
-                    self.tracing.attempt_reported(exchange.trail, number, None, "timeout", None)
+                if first is not None:
+                    # Closed while the headers were held: the provider reset before any content, or Envoy's
+                    # per-try timeout (the backstop past the attempt's deadline) cut it.
+                    late = deadline is not None and time.monotonic() >= deadline
+                    self.tracing.attempt_reported(exchange.trail, number, None, "timeout" if late else "reset", None)
                 self.tracing.attempt_closed(exchange.trail, number, exchange.per_try_timeout_ms)
 
 

@@ -420,15 +420,20 @@ def test_each_attempt_says_which_provider_it_was_translated_for():
         assert gw.attempt(ex, 2).set_headers["x-llm-for"] == "gemini"
 
 
-def test_streams_get_a_first_token_deadline_where_a_later_tier_can_take_over(gw):
+def test_every_stream_is_held_for_its_first_content_and_cut_where_a_later_tier_can_take_over(gw):
     ask = {"model": "auto", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-    assert gw.route(_exchange(gw, ask)).set_headers["x-llm-first-token"] == "hold"
-    json_answer = gw.route(_exchange(gw, {**ask, "stream": False})).set_headers
-    assert "x-llm-first-token" not in json_answer     # the per-try timeout already covers the whole answer
-    pinned = gw.route(_exchange(gw, {**ask, "model": "gpt-4o-mini"})).set_headers
-    assert "x-llm-first-token" not in pinned          # nowhere to fall back to: no stream spent on it
+    interactive = _exchange(gw, ask)
+    assert gw.route(interactive).set_headers["x-llm-first-token"] == "hold" and interactive.cuts_first_token
+    json_answer = _exchange(gw, {**ask, "stream": False})
+    assert "x-llm-first-token" not in gw.route(json_answer).set_headers   # the per-try timeout covers it all
+    assert not json_answer.cuts_first_token
+    # Held too, so a failure before content is a status or the next tier, never a 200 with nothing; but
+    # not cut at the first-token deadline: nowhere to fall back to (pinned), or latency is not the aim (batch).
+    pinned = _exchange(gw, {**ask, "model": "gpt-4o-mini"})
+    assert gw.route(pinned).set_headers["x-llm-first-token"] == "hold" and not pinned.cuts_first_token
     batch = gw.request_body({**CHAT, "x-llm-workload": "batch"}, json.dumps(ask).encode())
-    assert "x-llm-first-token" not in gw.route(batch).set_headers
+    assert len(batch.plan.models) > 1
+    assert gw.route(batch).set_headers["x-llm-first-token"] == "hold" and not batch.cuts_first_token
 
 
 def test_the_router_stage_translates_attempt_1_only_and_a_retry_translates_for_itself(gw, monkeypatch):
@@ -485,3 +490,21 @@ def test_a_retrys_translation_error_names_the_clients_fields_and_the_door_transl
         gw.attempt(ex, 2)
     assert info.value.param == "input[0].content[1]" and "image/bmp" in info.value.message
     assert len(runs) == 1
+
+
+def test_a_failure_after_the_plans_fallbacks_tells_the_sdks_not_to_retry(gw):
+    """x-should-retry (client_retry): a provider's 5xx on attempt 2 says false; attempt 1's alone does not,
+    nor a 503 that says when to come back (retry-after)."""
+    ask = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+    ex = _exchange(gw, ask)
+    gw.route(ex)
+    gw.attempt(ex, 2)
+    upstream = {"x-envoy-upstream-service-time": "3"}
+    after = gw.response_headers(ex, {":status": "500", "x-llm-attempts": "2", **upstream}).set_headers
+    assert after[":status"] == "502" and after["x-should-retry"] == "false"
+    alone = _exchange(gw, ask)
+    gw.route(alone)
+    first = gw.response_headers(alone, {":status": "500", "x-llm-attempts": "1", **upstream}).set_headers
+    assert "x-should-retry" not in first
+    busy = gw.response_headers(ex, {":status": "503", "x-llm-attempts": "2", "retry-after": "3", **upstream})
+    assert busy.set_headers[":status"] == "503" and "x-should-retry" not in busy.set_headers
