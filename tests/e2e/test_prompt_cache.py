@@ -134,3 +134,38 @@ def test_a_messages_request_with_cache_control_is_read_on_its_second_call(gw):
     section = report(gw).split("prompt cache by model", 1)[1].split("\n\n", 1)[0]
     row = next(line.split() for line in section.splitlines() if line.startswith("claude-sonnet-4-6 "))
     assert row[2] == "1,500" and row[-1] == f"${1500 * (3.00 - 0.30) / 1e6:.4f}"
+
+
+def test_affinitys_cache_assumption_holds_on_every_provider(gw, client):
+    """Affinity prices a pinned turn's prefix as a cache read only where ``providers.prompt_cache_floor``
+    says its provider reads one (README, "Conversation affinity"): now checked against what each
+    simulator reports. A 6,000-token prompt, over every floor, sent twice to one model of each provider
+    API reads the cache on the second call exactly where the floor says so (Claude through the chat
+    translator: never, as no cache_control is sent); and a named session's turns stay on one model and
+    read the conversation so far where that model's provider caches."""
+    from extproc import config, providers
+
+    from .conftest import MODELS
+    catalog = config.load(str(gw.routing)).models
+    system = HANDBOOK * 4
+    for provider, model in MODELS.items():
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": f"Hello {provider}"}]
+        reads = [client.chat.completions.create(model=model, messages=messages, max_tokens=20)
+                 .usage.prompt_tokens_details.cached_tokens for _ in range(2)]
+        floor = providers.prompt_cache_floor(catalog[model].target())
+        assert reads[0] == 0 and (reads[1] > 0) == (floor is not None), (provider, model, reads, floor)
+
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": "Is a May claim covered?"}]
+    served, reads = [], []
+    for question in ("And June?", "And July?", None):
+        raw = client.chat.completions.with_raw_response.create(
+            model="auto", messages=messages, max_tokens=20, extra_headers={"x-llm-session": "cache-check-1"})
+        answer = raw.parse()
+        served.append(raw.headers["x-llm-model"])
+        reads.append(answer.usage.prompt_tokens_details.cached_tokens)
+        if question:
+            messages += [{"role": "assistant", "content": answer.choices[0].message.content},
+                         {"role": "user", "content": question}]
+    assert len(set(served)) == 1, served
+    floor = providers.prompt_cache_floor(catalog[served[0]].target())
+    assert all((r > 0) == (floor is not None) for r in reads[1:]), (served, reads)
