@@ -655,7 +655,8 @@ def test_a_repeated_long_prefix_is_read_from_the_cache_in_128_token_steps(client
     changed = [{"role": "system", "content": "X" + LONG_SYSTEM[1:]}, turn1[1]]
     assert client.chat.completions.create(model="gpt-4o-mini", messages=changed) \
         .usage.prompt_tokens_details.cached_tokens == 0
-    assert client.chat.completions.create(model="gpt-4o", messages=turn1).usage.prompt_tokens_details.cached_tokens == 0
+    assert client.chat.completions.create(model="gpt-4o", messages=turn1) \
+        .usage.prompt_tokens_details.cached_tokens == 0
     with openai.OpenAI(base_url=f"{server.url}/v1", api_key="sk-other-org", max_retries=0) as other:
         assert other.chat.completions.create(model="gpt-4o-mini", messages=turn1) \
             .usage.prompt_tokens_details.cached_tokens == 0

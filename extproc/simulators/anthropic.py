@@ -847,7 +847,8 @@ class CacheUse:
         return self.written_5m + self.written_1h
 
 
-def _cache_blocks(body: dict[str, Any], prompt: Prompt) -> tuple[list[tuple[str, str]], list[tuple[tuple[int, int], Any]]]:
+def _cache_blocks(body: dict[str, Any],
+                  prompt: Prompt) -> tuple[list[tuple[str, str]], list[tuple[tuple[int, int], Any]]]:
     """The prompt as the cache sees it (pieces: the system text, the turns as ``_prompt`` builds them,
     then the images, token for token as the simulator counts them) and, for every content block in
     order (tools, system, messages), where it ends in those pieces and its ``cache_control``."""
@@ -976,7 +977,8 @@ def _usage(input_tokens: int, output_tokens: int, cache: "CacheUse | None" = Non
         "output_tokens": output_tokens,
         "cache_creation_input_tokens": cache.written,
         "cache_read_input_tokens": cache.read,
-        "cache_creation": {"ephemeral_5m_input_tokens": cache.written_5m, "ephemeral_1h_input_tokens": cache.written_1h},
+        "cache_creation": {"ephemeral_5m_input_tokens": cache.written_5m,
+                           "ephemeral_1h_input_tokens": cache.written_1h},
         "server_tool_use": None,
         "service_tier": "standard",
         "inference_geo": None,

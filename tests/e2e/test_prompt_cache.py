@@ -19,7 +19,7 @@ import pytest
 from extproc.devstack import ROOT
 from extproc.ledger import open_ledger
 
-from .conftest import AUTH, CLIENT_KEY, stack_with, wait_for
+from .conftest import CLIENT_KEY, stack_with, wait_for
 
 MINI = {"input": 100.0, "output": 100.0, "cached_input": 10.0}
 # A support bot's system prompt of 1,500 simulator tokens (4 characters each): over OpenAI's 1,024.
