@@ -217,15 +217,18 @@ def prefix_tokens(pieces: list[tuple[str, str]], position: tuple[int, int]) -> i
     return sum(count_tokens(text) for _, text in pieces[:index]) + count_tokens(pieces[index][1][:chars])
 
 
-def position_at(pieces: list[tuple[str, str]], tokens: int) -> tuple[int, int] | None:
-    """The prefix position that is ``tokens`` tokens long (a token boundary), or None past the end."""
-    start = 0
+def positions_at(pieces: list[tuple[str, str]], lengths: list[int]) -> dict[int, tuple[int, int]]:
+    """The prefix position (a token boundary) of each length in ``lengths`` (tokens, ascending) within
+    the prompt; lengths past its end are left out. One pass over the pieces."""
+    out: dict[int, tuple[int, int]] = {}
+    start, k = 0, 0
     for i, (_, text) in enumerate(pieces):
         n = count_tokens(text)
-        if tokens <= start + n:
-            return i, min(len(text), 4 * (tokens - start))
+        while k < len(lengths) and lengths[k] <= start + n:
+            out[lengths[k]] = (i, min(len(text), 4 * (lengths[k] - start)))
+            k += 1
         start += n
-    return None
+    return out
 
 
 def prefix_digests(pieces: list[tuple[str, str]], positions: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:

@@ -46,7 +46,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .core import (Faults, Prompt, PromptCache, Reply, Simulator, StreamWriter, TooLarge, count_tokens, position_at,
+from .core import (Faults, Prompt, PromptCache, Reply, Simulator, StreamWriter, TooLarge, count_tokens, positions_at,
                    prefix_digests, sse_headers, think)
 
 _MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o3", "gpt-5-mini",
@@ -788,8 +788,8 @@ def prompt_cache_read(cache: PromptCache, request: web.Request, body: dict[str, 
     namespace = ("openai", hashlib.sha256(key.encode()).hexdigest(), model, str(body.get("prompt_cache_key")),
                  hashlib.sha256(scope.encode()).hexdigest())
     lengths = list(range(CACHE_MIN_TOKENS, total + 1, CACHE_INCREMENT))
-    positions = {n: position_at(pieces, n) for n in lengths}
-    digests = prefix_digests(pieces, [p for p in positions.values() if p is not None])
+    positions = positions_at(pieces, lengths)
+    digests = prefix_digests(pieces, list(positions.values()))
     cached = next((n for n in reversed(lengths) if cache.hit(namespace, digests[positions[n]])), 0)
     ttl = CACHE_TTL_EXTENDED_S if body.get("prompt_cache_retention") == "24h" else CACHE_TTL_S
     for n in lengths:

@@ -32,6 +32,13 @@ def gw(tmp_path_factory):
         yield stack
 
 
+@pytest.fixture(autouse=True)
+def _cold_caches(gw):
+    """Each test starts with the providers' prompt caches empty (its prompts share a handbook)."""
+    for name in gw.simulators:
+        httpx.delete(f"{gw.sim_url(name)}/_sim/prompt-cache").raise_for_status()
+
+
 @pytest.fixture(scope="module")
 def client(gw):
     with openai.OpenAI(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30) as c:
@@ -109,6 +116,10 @@ def test_gemini_implicit_cache_reads_reach_the_client_as_cached_tokens(gw, clien
     second = client.chat.completions.create(model="gemini-3.5-flash-lite", messages=messages, max_tokens=30)
     assert first.usage.prompt_tokens_details.cached_tokens == 0
     assert second.usage.prompt_tokens_details.cached_tokens == second.usage.prompt_tokens   # the whole prompt
+    stream = client.chat.completions.create(model="gemini-3.5-flash-lite", messages=messages, max_tokens=30,
+                                            stream=True, stream_options={"include_usage": True})
+    usage = [chunk.usage for chunk in stream if chunk.usage is not None]
+    assert [u.prompt_tokens_details.cached_tokens for u in usage] == [second.usage.prompt_tokens]
 
 
 def test_a_messages_request_with_cache_control_is_read_on_its_second_call(gw):
