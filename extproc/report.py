@@ -5,6 +5,11 @@ input, output) at the premium model's catalog price. Assumption, stated in the
 output: the premium model would have used the same number of tokens
 (tokenizers differ by a few percent between vendors; replies differ more).
 
+Prompt-cache reads (the providers' reported cached input tokens, in the ledger's
+``cached_input_tokens``) are shown with their saving: what those tokens would have
+cost at the model's full input price less what they cost at its cached-input price
+(``price.cached_input``; a model without one is billed in full and saves nothing).
+
 Pure core: ``build_report(records, prices, premium)`` -> ``Report``;
 ``render_text`` and ``render_html`` turn it into text or one self-contained
 HTML page (inline SVG charts generated here: no JavaScript, no network).
@@ -54,6 +59,8 @@ class Group:
     errors: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0      # prompt-cache reads, a part of input_tokens
+    cache_saving: float = 0.0         # USD those reads saved against the full input price (cache_saving())
     cost: float = 0.0
     counterfactual: float = 0.0
     latencies: list[float] = field(default_factory=list, repr=False)
@@ -61,11 +68,13 @@ class Group:
     quality_sum: float = 0.0
     quality_n: int = 0
 
-    def add(self, r: UsageRecord, counterfactual: float) -> None:
+    def add(self, r: UsageRecord, counterfactual: float, cache_saved: float = 0.0) -> None:
         self.requests += 1
         self.errors += r.is_error
         self.input_tokens += r.input_tokens
         self.output_tokens += r.output_tokens
+        self.cached_input_tokens += cached_tokens(r)
+        self.cache_saving += cache_saved
         self.cost += r.cost_usd
         self.counterfactual += counterfactual
         if r.latency_ms is not None:
@@ -83,6 +92,11 @@ class Group:
     @property
     def savings_pct(self) -> float | None:
         return 100 * self.savings / self.counterfactual if self.counterfactual else None
+
+    @property
+    def cached_share(self) -> float | None:
+        """Cache reads as a share of input tokens (0..1), None without input tokens."""
+        return self.cached_input_tokens / self.input_tokens if self.input_tokens else None
 
     @property
     def error_rate(self) -> float:
@@ -132,6 +146,10 @@ class Report:
     # The gateway's own spend (the shadow evaluation's calls, ``overhead_tenants``): in the cost with
     # routing, never in the premium-only cost (sending everything to premium evaluates nothing).
     overhead: float = 0.0
+    # Models whose records read a prompt cache but whose catalog price has no cached_input: their reads
+    # were billed at the full input price, so they save nothing here.
+    cache_unpriced: list[str] = field(default_factory=list)
+    prices: Mapping[str, Any] = field(default_factory=dict)   # the catalog's prices by model id (config.Price)
 
 
 # The by-endpoint rows: the endpoint the client called, by its API (a record older than the ledger's
@@ -141,6 +159,23 @@ ENDPOINT_NAMES = {"openai_chat": "chat", "openai_embeddings": "embeddings", "ant
 # A request refused before any model was chosen (a spent budget, a full queue) is recorded with model
 # and provider "none": shown as this, not as a model.
 NOT_ROUTED = "(not routed)"
+# The shadow evaluation's own calls (``overhead_tenants``) in every table but by-tenant: one row of
+# their own, so a model's row compares its traffic's cost with that traffic's premium-only cost (tryout
+# 9 M4: judge calls on gpt-4o counted in its cost and not in its baseline gave "saved -204.9%").
+SHADOW_ROW = "(shadow evaluation)"
+
+
+def cached_tokens(r: UsageRecord) -> int:
+    """A record's cache-read tokens, bounded by its input tokens (as ``accounting.cost_usd`` bounds them)."""
+    return min(max(0, r.input_tokens), max(0, r.cached_input_tokens or 0))
+
+
+def cache_saving(r: UsageRecord, price: Any) -> float:
+    """USD a record's cache reads saved: its cached tokens at ``price.input`` less the same tokens at
+    ``price.cached_input`` (USD per 1M tokens); 0.0 without a price or a cached-input price."""
+    if price is None or price.cached_input is None:
+        return 0.0
+    return cached_tokens(r) * (price.input - price.cached_input) / 1_000_000
 
 DIMENSIONS = (("endpoint", "by_endpoint"), ("class", "by_class"), ("model", "by_model"),
               ("provider", "by_provider"), ("surface", "by_surface"), ("tenant", "by_tenant"))
@@ -160,7 +195,10 @@ def build_report(records: Iterable[UsageRecord], prices: Mapping[str, Any], prem
     hourly when the records span two days or less. Shadow verdict records (``extproc.shadow``) are not
     traffic: they are tallied apart (``shadow``); the evaluation's calls are the shadow tenant's traffic.
     ``overhead_tenants`` (the shadow tenant, ``shadow.tenant``): their spend is an overhead of routing, so
-    it counts in the cost with routing and not in the premium-only cost (``Report.overhead``)."""
+    it counts in the cost with routing and not in the premium-only cost (``Report.overhead``), and in
+    every table but by-tenant it is one row of its own (``SHADOW_ROW``), so each model's, class's ...
+    saving compares that traffic with its own premium-only cost. Every group also sums its cache reads
+    and their saving (``cache_saving``, at each record's own model's price)."""
     from . import shadow as shadow_eval
     if premium_model not in prices:
         raise ValueError(f"premium model {premium_model!r} is not in the catalog "
@@ -201,23 +239,31 @@ def build_report(records: Iterable[UsageRecord], prices: Mapping[str, Any], prem
         for x in (lo, hi, (lo + hi) / 2))
     overhead_tenants = frozenset(overhead_tenants)
     overhead = 0.0
+    cache_unpriced: set[str] = set()
     for r in records:
         endpoint = "embeddings" if r.endpoint == "embeddings" or r.model in embedding_models else "chat"
         cf = cost_usd(r, premium) if endpoint == "chat" else r.cost_usd
-        if r.tenant in overhead_tenants:   # premium-only routing makes no shadow calls (tryout 6 L7)
+        saved = cache_saving(r, prices.get(r.model))
+        if cached_tokens(r) and getattr(prices.get(r.model), "cached_input", None) is None:
+            cache_unpriced.add(r.model)
+        shadow_call = r.tenant in overhead_tenants
+        if shadow_call:   # premium-only routing makes no shadow calls (tryout 6 L7)
             cf = 0.0
             overhead += r.cost_usd
-        total.add(r, cf)
+        total.add(r, cf, saved)
         # A front door's request is chat inside the gateway; the client's API tells them apart.
         called = ENDPOINT_NAMES.get(r.client_api or "", endpoint)
         model, provider = (NOT_ROUTED, NOT_ROUTED) if r.model == "none" else (r.model, r.provider)
-        for attr, key in (("by_endpoint", called), ("by_class", r.request_class), ("by_model", model),
-                          ("by_provider", provider), ("by_surface", r.surface), ("by_tenant", r.tenant)):
+        keys = (("by_endpoint", called), ("by_class", r.request_class), ("by_model", model),
+                ("by_provider", provider), ("by_surface", r.surface), ("by_tenant", r.tenant))
+        if shadow_call:   # its own row (SHADOW_ROW) everywhere but under its tenant
+            keys = tuple((attr, r.tenant if attr == "by_tenant" else SHADOW_ROW) for attr, _k in keys)
+        for attr, key in keys:
             key = key or "(none)"
             g = dims[attr].get(key)
             if g is None:
                 g = dims[attr][key] = Group(key)
-            g.add(r, cf)
+            g.add(r, cf, saved)
         start = bucket_start(r.time)
         b = buckets.get(start)
         if b is None:
@@ -237,7 +283,8 @@ def build_report(records: Iterable[UsageRecord], prices: Mapping[str, Any], prem
     return Report(premium_model, premium, since, until, timezone, total, ordered["by_class"], ordered["by_model"],
                   ordered["by_provider"], ordered["by_surface"], ordered["by_tenant"], ordered["by_endpoint"],
                   [buckets[k] for k in sorted(buckets)], bucket, unpriced,
-                  shadow if verdicts else {}, dict(shadow_targets or {}), overhead)
+                  shadow if verdicts else {}, dict(shadow_targets or {}), overhead, sorted(cache_unpriced),
+                  dict(prices))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -303,14 +350,60 @@ def render_text(report: Report) -> str:
         f"   ttft p50 {_ms(t.ttft(0.5))}   p95 {_ms(t.ttft(0.95))}",
         f"error rate          {_pct(100 * t.error_rate)}   (429 from providers, 5xx, timeouts; client errors excluded)",
         f"quality             {_q(t.quality)}   ({t.quality_n:,} scored requests, 0..1)",
+        f"cache reads         {t.cached_input_tokens:,} of {t.input_tokens:,} input tokens "
+        f"({_pct(None if t.cached_share is None else 100 * t.cached_share)}), saved {_usd(t.cache_saving)} "
+        "against the full input price",
         "",
     ]
     for dim, attr in DIMENSIONS:
         lines += _table(f"by {dim}", getattr(report, attr))
+    if report.overhead:
+        lines += [f"note: {SHADOW_ROW} rows are the gateway's own judge and reference calls: in the cost with "
+                  "routing, not in premium-only; the other rows compare traffic with its own premium-only cost", ""]
+    lines += cache_lines(report)
     lines += shadow_lines(report)
     if report.unpriced_models:
         lines.append(f"note: not in the catalog (cost as recorded): {', '.join(report.unpriced_models)}")
     return "\n".join(lines).rstrip() + "\n"
+
+
+_CACHE_HEAD = ("input tokens", "cache reads", "share", "input $/1M", "cached $/1M", "cache saved")
+
+
+def _cache_row(report: Report, name: str, g: Group) -> tuple[str, ...]:
+    price = report.prices.get(name)
+    no_price = price is not None and price.cached_input is None
+    return (f"{g.input_tokens:,}", f"{g.cached_input_tokens:,}",
+            _pct(None if g.cached_share is None else 100 * g.cached_share),
+            f"{price.input:g}" if price is not None else "-",
+            ("none" if no_price else f"{price.cached_input:g}") if price is not None else "-",
+            "- (no cached price)" if no_price and g.cached_input_tokens else _usd(g.cache_saving))
+
+
+def cache_rows(report: Report) -> list[tuple[str, ...]]:
+    """The prompt-cache table's rows: per model with input tokens (shadow evaluation on its own row),
+    (model, input tokens, cache-read tokens, their share of input, input and cached-input price per 1M,
+    USD saved), then the total."""
+    rows = [(name, *_cache_row(report, name, g)) for name, g in report.by_model.items() if g.input_tokens]
+    t = report.total
+    rows.append(("total", f"{t.input_tokens:,}", f"{t.cached_input_tokens:,}",
+                 _pct(None if t.cached_share is None else 100 * t.cached_share), "", "", _usd(t.cache_saving)))
+    return rows
+
+
+def cache_lines(report: Report) -> list[str]:
+    """The prompt-cache section: cache reads by model and their saving (module docstring)."""
+    rows = cache_rows(report)
+    head = ("prompt cache by model", *_CACHE_HEAD)
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    fmt = lambda cells: "  ".join(  # noqa: E731
+        (c.ljust(w) if i == 0 else c.rjust(w)) for i, (c, w) in enumerate(zip(cells, widths)))
+    lines = [fmt(head), fmt(tuple("-" * w for w in widths)), *(fmt(r) for r in rows)]
+    lines.append("  saved = cache-read tokens x (input price - cached-input price) of the model that served them")
+    if report.cache_unpriced:
+        lines.append(f"  no cached_input price in the catalog (reads billed at the full input price, no saving "
+                     f"counted): {', '.join(report.cache_unpriced)}")
+    return lines + [""]
 
 
 def _rate(rates: dict, name: str) -> str:
@@ -508,14 +601,27 @@ def render_html(report: Report, title: str = "LLM gateway savings report") -> st
         ("latency p99", f"{_ms(t.latency(0.99))} ms", ""),
         ("error rate", _pct(100 * t.error_rate), ""),
         ("quality (0..1)", f"{_q(t.quality)}" + (f" · n={t.quality_n:,}" if t.quality_n else ""), ""),
+        ("cache reads · share of input", f"{t.cached_input_tokens:,} · "
+                                         f"{_pct(None if t.cached_share is None else 100 * t.cached_share)}", ""),
+        ("saved by cache reads", _usd(t.cache_saving), "good"),
     ]
     tables = "".join(f'<div class="card"><h2>By {dim}</h2>{_html_table(dim, getattr(report, attr))}</div>'
                      for dim, attr in DIMENSIONS)
+    cache_head = "".join(f"<th>{_e(h)}</th>" for h in ("model", *_CACHE_HEAD))
+    cache_body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in cache_rows(report))
+    cache_note = ("Saved = cache-read tokens x (input price - cached-input price) of the model that served them."
+                  + (f" No cached_input price in the catalog (reads billed at the full input price, no saving "
+                     f"counted): {', '.join(report.cache_unpriced)}." if report.cache_unpriced else ""))
+    tables += (f'<div class="card"><h2>Prompt cache reads by model</h2><table><thead><tr>{cache_head}</tr></thead>'
+               f'<tbody>{cache_body}</tbody></table><p class="note">{_e(cache_note)}</p></div>')
     note = (f"Premium-only prices every request's reported tokens at {report.premium_model}'s catalog price "
             f"(${p.input:g} input / ${p.output:g} output per 1M tokens), assuming the same token counts. "
             f"Error rate counts provider 429s, 5xx and timeouts, not client errors.")
     if report.unpriced_models:
         note += f" Not in the catalog (cost as recorded): {', '.join(report.unpriced_models)}."
+    if report.overhead:
+        note += (f" {SHADOW_ROW} rows are the gateway's own judge and reference calls: in the cost with routing, "
+                 "not in premium-only.")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>

@@ -70,9 +70,10 @@ class SimulatorServer:
         self.http.delete("/_sim/faults")
 
     def clear(self) -> None:
-        """Forget faults and recorded requests, so one test's setup cannot leak into the next."""
+        """Forget faults, recorded requests and the prompt cache, so one test's setup cannot leak into the next."""
         self.clear_faults()
         self.http.delete("/_sim/requests")
+        self.http.delete("/_sim/prompt-cache")
 
 
 def server_fixture(name: str, routes_module: ModuleType, cls: type[SimulatorServer] = SimulatorServer):

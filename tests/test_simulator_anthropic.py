@@ -458,3 +458,80 @@ def test_the_messages_fields_are_the_specs():
     schema = _spec("anthropic").document["components"]["schemas"]["CreateMessageParams"]
     assert schema["additionalProperties"] is False
     assert sim_anthropic.MESSAGES_FIELDS == frozenset(schema["properties"])
+
+
+# -- prompt caching -----------------------------------------------------------------------------
+
+HANDBOOK = "".join(f"Policy {i:04d}: refunds within thirty days. " for i in range(200))[:8000]   # 2,000 tokens
+
+
+def cached_body(question: str, model: str = "claude-sonnet-4-6", ttl: str | None = None, **extra) -> dict:
+    control = {"type": "ephemeral", **({"ttl": ttl} if ttl else {})}
+    return {"model": model, "max_tokens": 64, "messages": [{"role": "user", "content": question}],
+            "system": [{"type": "text", "text": "You answer from the handbook."},
+                       {"type": "text", "text": HANDBOOK, "cache_control": control}], **extra}
+
+
+def test_a_cache_control_breakpoint_is_written_then_read(server):
+    """Anthropic "Prompt caching": the prefix up to the marked block is written on the first call
+    (cache_creation_input_tokens, 5-minute TTL by default) and read on the next (cache_read_input_tokens);
+    input_tokens is only the rest, and the three add up to the prompt."""
+    system_tokens = core.count_tokens("You answer from the handbook.\n" + HANDBOOK)
+    first = server.post(cached_body("What is policy 12?")).json()["usage"]
+    total = system_tokens + core.count_tokens("What is policy 12?")
+    assert (first["cache_creation_input_tokens"], first["cache_read_input_tokens"]) == (system_tokens, 0)
+    assert first["input_tokens"] == total - system_tokens
+    assert first["cache_creation"] == {"ephemeral_5m_input_tokens": system_tokens, "ephemeral_1h_input_tokens": 0}
+    second = server.post(cached_body("And policy 13?")).json()["usage"]
+    assert (second["cache_creation_input_tokens"], second["cache_read_input_tokens"]) == (0, system_tokens)
+    assert second["input_tokens"] == core.count_tokens("And policy 13?")
+    # Streams carry it in message_start and repeat it in message_delta.
+    response, raw = server.stream(cached_body("And policy 14?"))
+    events = dict(events_of(raw))
+    assert events["message_start"]["message"]["usage"]["cache_read_input_tokens"] == system_tokens
+    assert events["message_delta"]["usage"]["cache_read_input_tokens"] == system_tokens
+    assert events["message_delta"]["usage"]["input_tokens"] == core.count_tokens("And policy 14?")
+    # No breakpoint, no cache; another model or key has its own.
+    plain = cached_body("And policy 15?")
+    del plain["system"][1]["cache_control"]
+    assert server.post(plain).json()["usage"]["cache_read_input_tokens"] == 0
+    assert server.post(cached_body("x", model="claude-opus-4-8")).json()["usage"]["cache_read_input_tokens"] == 0
+    other = server.post(cached_body("x"), headers={**HEADERS, "x-api-key": "sk-ant-other"}).json()["usage"]
+    assert other["cache_read_input_tokens"] == 0 and other["cache_creation_input_tokens"] == system_tokens
+
+
+def test_a_prefix_under_the_models_minimum_is_not_cached_and_a_growing_conversation_reads_its_past(server):
+    # Haiku 4.5 caches from 4,096 tokens: the 2,008-token system prompt is processed uncached, silently.
+    for _ in range(2):
+        usage = server.post(cached_body("q", model="claude-haiku-4-5")).json()["usage"]
+        assert usage["cache_creation_input_tokens"] == usage["cache_read_input_tokens"] == 0
+    # A conversation that moves its breakpoint to the newest turn reads the previous turn's prefix (the
+    # API looks back over the block boundaries before a breakpoint).
+    turns = [{"role": "user", "content": [{"type": "text", "text": HANDBOOK + " Question one?",
+                                           "cache_control": {"type": "ephemeral"}}]}]
+    body = {"model": "claude-sonnet-4-6", "max_tokens": 64, "messages": turns}
+    first = server.post(body).json()
+    written = first["usage"]["cache_creation_input_tokens"]
+    assert written == core.count_tokens(HANDBOOK + " Question one?")
+    turns = [{"role": "user", "content": [{"type": "text", "text": HANDBOOK + " Question one?"}]},
+             {"role": "assistant", "content": first["content"][0]["text"]},
+             {"role": "user", "content": [{"type": "text", "text": "Question two?",
+                                           "cache_control": {"type": "ephemeral", "ttl": "1h"}}]}]
+    second = server.post({**body, "messages": turns}).json()["usage"]
+    assert second["cache_read_input_tokens"] == written
+    assert second["cache_creation"]["ephemeral_1h_input_tokens"] == second["cache_creation_input_tokens"] > 0
+    assert second["input_tokens"] == 0
+
+
+def test_cache_entries_expire_after_their_ttl(server):
+    now = [0.0]
+    server.sim.prompt_cache.clock = lambda: now[0]
+    try:
+        server.post(cached_body("q"))
+        now[0] += 301
+        assert server.post(cached_body("q")).json()["usage"]["cache_read_input_tokens"] == 0   # 5 minutes
+        server.post(cached_body("q", ttl="1h"))
+        now[0] += 3000
+        assert server.post(cached_body("q", ttl="1h")).json()["usage"]["cache_read_input_tokens"] > 0
+    finally:
+        server.sim.prompt_cache.clock = time.monotonic

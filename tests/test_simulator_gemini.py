@@ -420,3 +420,35 @@ def test_fault_refusal_context_length_in_googles_words(server):
     assert r.json()["error"]["message"] == ("The input token count (1048577) exceeds the maximum number of tokens "
                                             "allowed (1048576).")
     assert server.post("generateContent", user("hi")).status_code == 200
+
+
+# ---------------------------------------------------------------------------------------------
+# Implicit caching
+
+MANUAL = "".join(f"Section {i:04d}: the pump runs at 3 bar. " for i in range(300))[:10000]   # 2,500 tokens
+
+
+def test_implicit_caching_reads_a_repeated_prefix_over_the_models_minimum(server):
+    """Gemini "Context caching": implicit caching on 2.5+ models from 2,048 tokens (2.5) / 4,096 (3.x);
+    cachedContentTokenCount in usageMetadata, promptTokenCount still the whole prompt."""
+    body = {**user("What pressure?"), "systemInstruction": {"parts": [{"text": MANUAL}]}}
+    first = server.post("generateContent", body).json()["usageMetadata"]
+    assert "cachedContentTokenCount" not in first            # proto3 JSON: a zero count is left out
+    second = server.post("generateContent", {**user("And the flow?"), "systemInstruction": body["systemInstruction"]})
+    usage = second.json()["usageMetadata"]
+    assert usage["cachedContentTokenCount"] == core.count_tokens(MANUAL) == 2500
+    assert usage["cacheTokensDetails"] == [{"modality": "TEXT", "tokenCount": 2500}]
+    assert usage["promptTokenCount"] == 2500 + core.count_tokens("And the flow?")
+    # The stream repeats it on every event.
+    r = server.post("streamGenerateContent", body, query="?alt=sse")
+    events = sse_payloads(r.content)
+    assert all(e["usageMetadata"]["cachedContentTokenCount"] == 2500 + core.count_tokens("What pressure?")
+               for e in events)
+    # Under a 3.x model's 4,096-token minimum nothing is cached; 2.0 has no implicit caching.
+    for _ in range(2):
+        assert "cachedContentTokenCount" not in server.post("generateContent", body, model="gemini-3.5-flash-lite") \
+            .json()["usageMetadata"]
+    assert sim_gemini.cache_minimum("gemini-2.0-flash") is None and sim_gemini.cache_minimum("gemini-3.8-flash") == 4096
+    # Another key has a cache of its own.
+    other = server.post("generateContent", body, headers={"x-goog-api-key": "another-key"}).json()["usageMetadata"]
+    assert "cachedContentTokenCount" not in other

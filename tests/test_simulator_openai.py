@@ -635,3 +635,85 @@ def test_a_client_that_leaves_mid_stream_is_no_error_to_log(server, caplog):
         time.sleep(1.0)   # several chunk intervals: the writes after the close have happened
     assert server.requests(), "the request reached the simulator"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+
+
+# -- prompt caching -------------------------------------------------------------
+
+# A system prompt of 1,500 simulator tokens (4 characters each): over OpenAI's 1,024-token minimum.
+LONG_SYSTEM = "".join(f"Rule {i:04d}: answer from the handbook only. " for i in range(150))[:6000]
+
+
+def test_a_repeated_long_prefix_is_read_from_the_cache_in_128_token_steps(client, server):
+    """OpenAI "Prompt caching": automatic from 1,024 prompt tokens, an exact repeated prefix, counted in
+    increments of 128 tokens (usage.prompt_tokens_details.cached_tokens); the first request reads nothing."""
+    assert core.count_tokens(LONG_SYSTEM) == 1500
+    turn1 = [{"role": "system", "content": LONG_SYSTEM}, {"role": "user", "content": "What is rule 7?"}]
+    first = client.chat.completions.create(model="gpt-4o-mini", messages=turn1)
+    assert first.usage.prompt_tokens == 1500 + 4 and first.usage.prompt_tokens_details.cached_tokens == 0
+    again = client.chat.completions.create(model="gpt-4o-mini", messages=turn1)
+    assert again.usage.prompt_tokens_details.cached_tokens == 1408      # 1,024 + 3 x 128 <= 1,504
+    turn2 = turn1 + [{"role": "assistant", "content": first.choices[0].message.content},
+                     {"role": "user", "content": "And rule 8? " * 100}]
+    second = client.chat.completions.create(model="gpt-4o-mini", messages=turn2)
+    assert second.usage.prompt_tokens > 1800
+    assert second.usage.prompt_tokens_details.cached_tokens == 1408     # turn 1's whole prompt, to a 128 step
+    third = client.chat.completions.create(model="gpt-4o-mini", messages=turn2)
+    cached = third.usage.prompt_tokens_details.cached_tokens
+    assert cached % 128 == 0 and third.usage.prompt_tokens - 128 < cached <= third.usage.prompt_tokens
+    # A changed start shares nothing; nor does another model, another key or another prompt_cache_key.
+    changed = [{"role": "system", "content": "X" + LONG_SYSTEM[1:]}, turn1[1]]
+    assert client.chat.completions.create(model="gpt-4o-mini", messages=changed) \
+        .usage.prompt_tokens_details.cached_tokens == 0
+    assert client.chat.completions.create(model="gpt-4o", messages=turn1) \
+        .usage.prompt_tokens_details.cached_tokens == 0
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="sk-other-org", max_retries=0) as other:
+        assert other.chat.completions.create(model="gpt-4o-mini", messages=turn1) \
+            .usage.prompt_tokens_details.cached_tokens == 0
+    keyed = client.chat.completions.create(model="gpt-4o-mini", messages=turn1, prompt_cache_key="tenant-a")
+    assert keyed.usage.prompt_tokens_details.cached_tokens == 0
+    assert client.chat.completions.create(model="gpt-4o-mini", messages=turn1, prompt_cache_key="tenant-a") \
+        .usage.prompt_tokens_details.cached_tokens == 1408
+
+
+def test_short_prompts_and_self_hosted_servers_read_no_cache(client):
+    short = [{"role": "system", "content": LONG_SYSTEM[:3000]}, {"role": "user", "content": "hi"}]   # 751 tokens
+    for _ in range(2):
+        assert client.chat.completions.create(model="gpt-4o-mini", messages=short) \
+            .usage.prompt_tokens_details.cached_tokens == 0
+    vllm = SimulatorServer("vllm", sim_openai)
+    try:
+        with openai.OpenAI(base_url=f"{vllm.url}/v1", api_key="sk-test", max_retries=0) as c:
+            long = [{"role": "system", "content": LONG_SYSTEM}, {"role": "user", "content": "hi"}]
+            for _ in range(2):
+                assert c.chat.completions.create(model="llama", messages=long) \
+                    .usage.prompt_tokens_details.cached_tokens == 0
+    finally:
+        vllm.close()
+
+
+def test_the_cache_expires_after_five_idle_minutes_and_a_stream_reports_its_reads(client, server):
+    now = [1000.0]
+    server.sim.prompt_cache.clock = lambda: now[0]
+    try:
+        messages = [{"role": "system", "content": LONG_SYSTEM}, {"role": "user", "content": "hi"}]
+        client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+        now[0] += 299
+        stream = client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True,
+                                                stream_options={"include_usage": True})
+        usage = [c.usage for c in stream if c.usage is not None]
+        assert len(usage) == 1 and usage[0].prompt_tokens_details.cached_tokens == 1408   # the last chunk
+        now[0] += 299         # 598 s after the write, 299 s after the use that refreshed it
+        assert client.chat.completions.create(model="gpt-4o-mini", messages=messages) \
+            .usage.prompt_tokens_details.cached_tokens == 1408
+        now[0] += 301
+        assert client.chat.completions.create(model="gpt-4o-mini", messages=messages) \
+            .usage.prompt_tokens_details.cached_tokens == 0
+    finally:
+        server.sim.prompt_cache.clock = time.monotonic
+
+
+def test_the_prompt_cache_is_bounded():
+    cache = core.PromptCache(max_entries=3, clock=lambda: 0.0)
+    for i in range(5):
+        cache.store("ns", bytes([i]), 60)
+    assert len(cache) == 3 and not cache.hit("ns", bytes([0])) and cache.hit("ns", bytes([4]))

@@ -24,6 +24,11 @@ is known to answer), so a translator bug fails here as it would in production:
   ``top_p`` below 0.95, or a ``tool_choice`` that forces a tool (``any`` / ``tool``)
 - at most 4 blocks with ``cache_control``, each ``ttl`` "5m" or "1h"
 
+Prompt caching as the prompt-caching page documents it (``prompt_cache``): only at ``cache_control``
+breakpoints, from the model's minimum cacheable length, 5 minutes or an hour after the last use;
+``usage`` splits the prompt into ``cache_read_input_tokens``, ``cache_creation_input_tokens`` and the
+uncached ``input_tokens``, in the JSON answer and in the stream's message_start and message_delta.
+
 and answers in Anthropic's documented shapes: a ``message`` object, the SSE event
 sequence (message_start, content_block_start/delta/stop, ping, message_delta,
 message_stop), and ``{"type": "error", ...}`` errors. ``validate(body)`` is the same
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 import uuid
@@ -210,13 +216,14 @@ async def _answer(sim: Simulator, request: web.Request, *, count_only: bool) -> 
         return _error(400, f"prompt is too long: {window + 1} tokens > {window} maximum", request_id)
 
     reply, stop_sequence = _think(prompt)
+    cache = prompt_cache(sim.prompt_cache, request, body, prompt)
     # Adaptive thinking at the default effort (high) always thinks: the simulator thinks for both.
     thinking = _thinking_text(prompt) if (body.get("thinking") or {}).get("type") in ("enabled", "adaptive") else None
     message_id = "msg_" + uuid.uuid4().hex[:24]
     calls = [("toolu_" + uuid.uuid4().hex[:24], name, args) for name, args in reply.tool_calls]
     if body.get("stream"):
         return await _stream(request, faults, request_id, message_id, prompt.model, reply, calls, stop_sequence,
-                             thinking)
+                             thinking, cache)
 
     content: list[dict[str, Any]] = []
     if thinking is not None:
@@ -235,13 +242,14 @@ async def _answer(sim: Simulator, request: web.Request, *, count_only: bool) -> 
         "stop_sequence": stop_sequence,
         "stop_details": None,
         "container": None,
-        "usage": _usage(reply.input_tokens, reply.output_tokens + _tokens(thinking)),
+        "usage": _usage(reply.input_tokens, reply.output_tokens + _tokens(thinking), cache),
     }, headers={"request-id": request_id})
 
 
 async def _stream(request: web.Request, faults: Faults | None, request_id: str, message_id: str, model: str,
                   reply: Reply, calls: list[tuple[str, str, dict]], stop_sequence: str | None,
-                  thinking: str | None) -> web.StreamResponse:
+                  thinking: str | None, cache: "CacheUse | None" = None) -> web.StreamResponse:
+    cache = cache or CacheUse()
     response = web.StreamResponse(headers=core.sse_headers({"request-id": request_id}))
     await response.prepare(request)
     out = StreamWriter(request, response, faults)
@@ -253,7 +261,7 @@ async def _stream(request: web.Request, faults: Faults | None, request_id: str, 
     await send("message_start", {"message": {
         "id": message_id, "type": "message", "role": "assistant", "content": [], "model": model,
         "stop_reason": None, "stop_sequence": None, "stop_details": None, "container": None,
-        "usage": _usage(reply.input_tokens, 1)}}, content=False)
+        "usage": _usage(reply.input_tokens, 1, cache)}}, content=False)
     index = 0
     pinged = False
 
@@ -295,7 +303,8 @@ async def _stream(request: web.Request, faults: Faults | None, request_id: str, 
         "delta": {"stop_reason": "stop_sequence" if stop_sequence else _STOP_REASONS[reply.finish],
                   "stop_sequence": stop_sequence, "stop_details": None, "container": None},
         # Like the real API, the final usage is cumulative and repeats the input counts.
-        "usage": {"input_tokens": reply.input_tokens, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+        "usage": {"input_tokens": reply.input_tokens - cache.read - cache.written,
+                  "cache_creation_input_tokens": cache.written, "cache_read_input_tokens": cache.read,
                   "output_tokens": reply.output_tokens + _tokens(thinking), "server_tool_use": None,
                   "output_tokens_details": None}}, content=False)
     await send("message_stop", {}, content=False)
@@ -798,6 +807,127 @@ def _check_cache_control(body: dict[str, Any]) -> None:
                          f"Found {len(found)}.")
 
 
+# -- prompt caching ---------------------------------------------------------------------------
+#
+# Anthropic "Prompt caching": a prefix is cached only where the request marks a breakpoint, a block with
+# ``cache_control`` (tools, system, message blocks, blocks inside a tool_result; at most 4), or the top-level
+# ``cache_control`` (automatic caching: the breakpoint goes on the last cacheable block). The prefix runs
+# tools -> system -> messages up to and including the marked block. On each request the API looks for the
+# longest cached prefix at the breakpoints and at the block boundaries before each (it looks back about 20
+# blocks), reads it (``cache_read_input_tokens``), and writes the prefix up to the last breakpoint that is
+# long enough (``cache_creation_input_tokens``, split by TTL in ``cache_creation``); ``input_tokens`` is
+# the rest. A prefix shorter than the model's minimum cacheable length is processed uncached, without an
+# error. A cache lives 5 minutes ("5m", the default) or an hour ("1h") after its last use, per organization
+# (per key here) and model. The simulator counts no tokens for tool definitions (it never did); a change
+# to them still misses, as their place at the head of every prefix makes it do.
+CACHE_LOOKBACK_BLOCKS = 20
+_CACHE_TTL_S = {"5m": 300.0, "1h": 3600.0}
+# Minimum cacheable prompt length (the prompt-caching page as anthropic-sdk-python#1194 quotes it: 4,096
+# for Opus 4.6 / 4.5 and Haiku 4.5, 2,048 for Haiku 3.5 / 3, 1,024 for Sonnet 4.6 / 4.5 and Opus 4.1 / 4);
+# later models 1,024 here, as extproc/providers/openai_anthropic.py's prompt_cache_floor assumes (third
+# parties disagree on them: 512 to 4,096).
+_CACHE_MINIMUMS = ((re.compile(r"^claude-(haiku-4-5|opus-4-5|opus-4-6)"), 4096),
+                   (re.compile(r"^claude-3(-5)?-haiku"), 2048))
+CACHE_MINIMUM = 1024
+
+
+def cache_minimum(model: str) -> int:
+    """The shortest prefix (tokens) the model caches."""
+    return next((n for pattern, n in _CACHE_MINIMUMS if pattern.match(model)), CACHE_MINIMUM)
+
+
+class CacheUse:
+    """What one request read from and wrote to the prompt cache, in tokens."""
+
+    def __init__(self, read: int = 0, written_5m: int = 0, written_1h: int = 0):
+        self.read, self.written_5m, self.written_1h = read, written_5m, written_1h
+
+    @property
+    def written(self) -> int:
+        return self.written_5m + self.written_1h
+
+
+def _cache_blocks(body: dict[str, Any],
+                  prompt: Prompt) -> tuple[list[tuple[str, str]], list[tuple[tuple[int, int], Any]]]:
+    """The prompt as the cache sees it (pieces: the system text, the turns as ``_prompt`` builds them,
+    then the images, token for token as the simulator counts them) and, for every content block in
+    order (tools, system, messages), where it ends in those pieces and its ``cache_control``."""
+    pieces: list[tuple[str, str]] = [("system", prompt.system)] + [(r, t) for r, t in prompt.turns]
+    blocks: list[tuple[tuple[int, int], Any]] = []
+    for tool in body.get("tools") or []:
+        blocks.append(((0, 0), tool.get("cache_control") if isinstance(tool, dict) else None))
+    system = body.get("system")
+    if isinstance(system, str):
+        blocks.append(((0, len(system)), None))
+    elif isinstance(system, list):
+        end = -1
+        for block in system:
+            end += 1 + len(block.get("text", ""))
+            blocks.append(((0, end), block.get("cache_control")))
+    turn = 0                 # turns[turn] is the next one _prompt appended (0-based; piece turn + 1)
+    position = (0, len(prompt.system))
+    for message in body.get("messages") or []:
+        content = message.get("content")
+        content = [{"type": "text", "text": content}] if isinstance(content, str) and content else content or []
+        run = -1             # characters of the open text run, -1 when none
+        for block in content:
+            kind = block.get("type")
+            if kind == "text":
+                run += 1 + len(block["text"])
+                position = (turn + 1, run)
+            elif kind in ("tool_use", "tool_result"):
+                turn += run >= 0
+                run = -1
+                turn += 1
+                position = (turn, len(pieces[turn][1]))
+            control = block.get("cache_control")
+            if kind == "tool_result" and control is None and isinstance(block.get("content"), list):
+                control = next((b["cache_control"] for b in block["content"]
+                                if isinstance(b, dict) and b.get("cache_control")), None)
+            blocks.append((position, control))
+        turn += run >= 0
+    if prompt.images:
+        pieces.append(("images", "\x00" * (4 * 85 * prompt.images)))
+    automatic = body.get("cache_control")
+    if isinstance(automatic, dict) and blocks and blocks[-1][1] is None:
+        blocks[-1] = (blocks[-1][0], automatic)
+    return pieces, blocks
+
+
+def prompt_cache(cache: core.PromptCache, request: web.Request, body: dict[str, Any], prompt: Prompt) -> CacheUse:
+    """Read and write ``cache`` as the Messages API does for this request (see above); what it read and wrote."""
+    pieces, blocks = _cache_blocks(body, prompt)
+    marks = [i for i, (_, control) in enumerate(blocks) if isinstance(control, dict)]
+    if not marks:
+        return CacheUse()
+    tools = json.dumps([{k: v for k, v in t.items() if k != "cache_control"} for t in body.get("tools") or []
+                        if isinstance(t, dict)], sort_keys=True)
+    namespace = ("anthropic", hashlib.sha256(request.headers.get("x-api-key", "").encode()).hexdigest(),
+                 prompt.model, hashlib.sha256(tools.encode()).hexdigest())
+    candidates = sorted({j for i in marks for j in range(max(0, i - CACHE_LOOKBACK_BLOCKS + 1), i + 1)})
+    digests = core.prefix_digests(pieces, [blocks[j][0] for j in candidates])
+    tokens = {j: core.prefix_tokens(pieces, blocks[j][0]) for j in candidates}
+    minimum = cache_minimum(prompt.model)
+    hits = [j for j in candidates if tokens[j] >= minimum and cache.hit(namespace, digests[blocks[j][0]])]
+    read = max((tokens[j] for j in hits), default=0)
+    use = CacheUse(read=read)
+    start = read
+    for i in marks:
+        ttl = blocks[i][1].get("ttl") or "5m"
+        if tokens[i] < minimum:
+            continue
+        if tokens[i] > start:
+            if ttl == "1h":
+                use.written_1h += tokens[i] - start
+            else:
+                use.written_5m += tokens[i] - start
+            start = tokens[i]
+        cache.store(namespace, digests[blocks[i][0]], _CACHE_TTL_S.get(ttl, 300.0))
+    for j in hits:     # a read refreshes the prefix it read, as long as its breakpoint asked
+        cache.store(namespace, digests[blocks[j][0]], _CACHE_TTL_S["5m"])
+    return use
+
+
 def _plain(content: Any) -> str:
     """Text of a string or a list of text blocks (system prompts, tool results)."""
     if isinstance(content, str):
@@ -839,13 +969,16 @@ def _tokens(text: str | None) -> int:
     return core.count_tokens(text) if text else 0
 
 
-def _usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+def _usage(input_tokens: int, output_tokens: int, cache: "CacheUse | None" = None) -> dict[str, Any]:
+    """Anthropic's Usage: ``input_tokens`` is only the part neither read from nor written to the cache."""
+    cache = cache or CacheUse()
     return {
-        "input_tokens": input_tokens,
+        "input_tokens": input_tokens - cache.read - cache.written,
         "output_tokens": output_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
-        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+        "cache_creation_input_tokens": cache.written,
+        "cache_read_input_tokens": cache.read,
+        "cache_creation": {"ephemeral_5m_input_tokens": cache.written_5m,
+                           "ephemeral_1h_input_tokens": cache.written_1h},
         "server_tool_use": None,
         "service_tier": "standard",
         "inference_geo": None,

@@ -11,14 +11,19 @@ Controls (per simulator, over HTTP on the simulator's own port):
   fault settings; ``DELETE /_sim/faults`` clears them; ``GET`` shows them.
 - ``GET /_sim/requests`` returns the recorded requests (method, path, query,
   headers, body), newest last; ``DELETE /_sim/requests`` forgets them.
+- ``DELETE /_sim/prompt-cache`` empties the provider's prompt cache (``PromptCache``):
+  each simulator reports cache reads as its API documents them (see its module).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import random
 import re
+import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -195,6 +200,96 @@ def _capitalised_phrase(text: str) -> str:
     return runs[-1] if runs else ""
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Prompt caches: what the providers' caches would have read, deterministically.
+#
+# A prompt is a list of pieces (tag, text) in the API's order; the simulator's token count of a piece is
+# count_tokens(text), so token i of a piece is its characters 4i..4i+3 (the last one may be shorter). A
+# *prefix* is given as a position (piece index, characters of that piece); its length in tokens is the
+# pieces before it plus count_tokens of the characters taken. Each provider module decides which
+# prefixes it writes and looks up (OpenAI: every 128 tokens from 1,024; Anthropic: its cache_control
+# breakpoints; Gemini: content boundaries), and with what minimum and TTL.
+
+
+def prefix_tokens(pieces: list[tuple[str, str]], position: tuple[int, int]) -> int:
+    """Tokens of the prefix ending at ``position`` (piece index, characters of that piece)."""
+    index, chars = position
+    return sum(count_tokens(text) for _, text in pieces[:index]) + count_tokens(pieces[index][1][:chars])
+
+
+def positions_at(pieces: list[tuple[str, str]], lengths: list[int]) -> dict[int, tuple[int, int]]:
+    """The prefix position (a token boundary) of each length in ``lengths`` (tokens, ascending) within
+    the prompt; lengths past its end are left out. One pass over the pieces."""
+    out: dict[int, tuple[int, int]] = {}
+    start, k = 0, 0
+    for i, (_, text) in enumerate(pieces):
+        n = count_tokens(text)
+        while k < len(lengths) and lengths[k] <= start + n:
+            out[lengths[k]] = (i, min(len(text), 4 * (lengths[k] - start)))
+            k += 1
+        start += n
+    return out
+
+
+def prefix_digests(pieces: list[tuple[str, str]], positions: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """A digest of each prefix in ``positions``: equal digests mean equal pieces up to that point (tags
+    and text). One pass over the text however many positions (a 1M-token prompt has 8,000 of OpenAI's)."""
+    out: dict[tuple[int, int], bytes] = {}
+    wanted = sorted(set(positions))
+    h = hashlib.blake2b(digest_size=16)
+    k = 0
+    for i, (tag, text) in enumerate(pieces):
+        # The tag (and a separator no text holds unescaped) marks where a piece starts, so "ab"+"c" and
+        # "a"+"bc" differ; a piece's own length is not hashed, so a longer piece shares its shorter prefixes.
+        h.update(b"\x1e" + tag.encode() + b"\x1f")
+        done = 0
+        while k < len(wanted) and wanted[k][0] == i:
+            end = wanted[k][1]
+            h.update(text[done:end].replace("\x1e", "\x1e\x1e").encode())
+            done = end
+            out[wanted[k]] = h.copy().digest()
+            k += 1
+        h.update(text[done:].replace("\x1e", "\x1e\x1e").encode())
+    return out
+
+
+class PromptCache:
+    """Cached prompt prefixes by digest, each with its expiry, as one simulator process's provider keeps
+    them: bounded (the least recently used go first past ``max_entries``), and timed by ``clock``
+    (seconds; ``time.monotonic`` by default, a test passes its own)."""
+
+    def __init__(self, max_entries: int = 20_000, clock=time.monotonic):
+        self.max_entries = max_entries
+        self.clock = clock
+        self._entries: OrderedDict[tuple[Any, bytes], float] = OrderedDict()
+
+    def hit(self, namespace: Any, digest: bytes) -> bool:
+        """Whether the prefix is cached and unexpired (a hit does not refresh it: ``store`` does)."""
+        key = (namespace, digest)
+        expiry = self._entries.get(key)
+        if expiry is None:
+            return False
+        if expiry <= self.clock():
+            del self._entries[key]
+            return False
+        return True
+
+    def store(self, namespace: Any, digest: bytes, ttl_s: float) -> None:
+        """Cache (or refresh) a prefix for ``ttl_s`` seconds from now; a longer TTL already set is kept."""
+        key = (namespace, digest)
+        expiry = max(self.clock() + ttl_s, self._entries.get(key, 0.0))
+        self._entries[key] = expiry
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class TooLarge(Exception):
     """The request body is over the simulator's limit (``Simulator.max_body``): answer 413/400 as the API does."""
 
@@ -219,6 +314,7 @@ class Simulator:
         self.requests: list[dict[str, Any]] = []
         self.max_body = max_body
         self._random = random.Random(seed)
+        self.prompt_cache = PromptCache()     # the provider's prompt cache (each API module decides its rules)
 
     def app(self, routes: list[web.RouteDef]) -> web.Application:
         app = web.Application(client_max_size=self.max_body, middlewares=[_swallow_aborts])
@@ -229,6 +325,7 @@ class Simulator:
             web.delete("/_sim/faults", self._clear_faults),
             web.get("/_sim/requests", self._get_requests),
             web.delete("/_sim/requests", self._clear_requests),
+            web.delete("/_sim/prompt-cache", self._clear_prompt_cache),
         ])
         return app
 
@@ -303,6 +400,10 @@ class Simulator:
     async def _clear_requests(self, _: web.Request) -> web.Response:
         self.requests.clear()
         return web.json_response([])
+
+    async def _clear_prompt_cache(self, _: web.Request) -> web.Response:
+        self.prompt_cache.clear()
+        return web.json_response({"entries": 0})
 
 
 class StreamWriter:

@@ -27,6 +27,10 @@ the model has logprobs, the prompt within the input token limit, at most 5 ``sto
 0..20); bodies up to 20 MB; Gemini 3 models want the ``thoughtSignature`` of the current turn's
 function calls back; unknown or retired model ids answer 404 NOT_FOUND.
 ``to_prompt`` is that check as a pure function (the fidelity suite uses it).
+
+Implicit caching (``implicit_cache_read``): a repeated prefix of at least the model's minimum is
+reported as ``usageMetadata.cachedContentTokenCount`` on Gemini 2.5 and newer, in JSON answers and in
+every stream event.
 """
 
 from __future__ import annotations
@@ -357,20 +361,70 @@ def _thought(prompt: core.Prompt) -> str:
     return f"The user asked: {' '.join(last.split())[:80]}. I will answer briefly."
 
 
-def _usage(prompt_tokens: int, output: int, thoughts: int) -> dict[str, Any]:
+def _usage(prompt_tokens: int, output: int, thoughts: int, cached: int = 0) -> dict[str, Any]:
     usage: dict[str, Any] = {"promptTokenCount": prompt_tokens, "candidatesTokenCount": output,
                              "totalTokenCount": prompt_tokens + output + thoughts,
                              "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}]}
+    if cached:   # proto3 JSON leaves zero counts out, as Google's answers do
+        usage["cachedContentTokenCount"] = cached
+        usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": cached}]
     if thoughts:
         usage["thoughtsTokenCount"] = thoughts
     return usage
 
 
+# Gemini API "Context caching": implicit caching is on by default for Gemini 2.5 and newer models; a hit
+# is a repeated prompt prefix of at least the model's minimum (the page as stored, updated 2026-10-13:
+# 2,048 tokens on 2.5 Flash / Pro, 4,096 on the 3.x models; the -lite and -latest ids taken with their
+# family), reported as usageMetadata.cachedContentTokenCount (promptTokenCount still counts it). Google
+# documents neither where in a prompt a hit may end nor how long an implicit cache lives: here a hit ends
+# at a content boundary (the system instruction, a turn), caches are per key and model (and tool set),
+# and an entry lives 5 minutes after its last use.
+CACHE_TTL_S = 300.0
+_VERSION = re.compile(r"^gemini-(\d+(?:\.\d+)?)")
+
+
+def cache_minimum(model: str) -> int | None:
+    """The shortest prefix (tokens) the model's implicit cache reads, or None (no implicit caching)."""
+    if model.endswith("-latest"):
+        return 4096
+    m = _VERSION.match(model)
+    if m is None or float(m.group(1)) < 2.5:
+        return None
+    return 2048 if float(m.group(1)) < 3 else 4096
+
+
+def implicit_cache_read(cache: core.PromptCache, request: web.Request, body: dict[str, Any], model: str,
+                        prompt: core.Prompt) -> int:
+    """The cached tokens this request reads, and its prefixes written to ``cache`` for later requests."""
+    minimum = cache_minimum(model)
+    if minimum is None:
+        return 0
+    pieces = [("system", prompt.system)] + [(role, text) for role, text in prompt.turns]
+    if prompt.images:
+        pieces.append(("images", "\x00" * (4 * 85 * prompt.images)))
+    ends = [(i, len(text)) for i, (_, text) in enumerate(pieces)]
+    tokens = {end: core.prefix_tokens(pieces, end) for end in ends}
+    ends = [end for end in ends if tokens[end] >= minimum]
+    if not ends:
+        return 0
+    key = request.headers.get("x-goog-api-key") or request.query.get("key") or ""
+    scope = json.dumps([body.get("tools"), _get(body, "toolConfig")], sort_keys=True, default=str)
+    namespace = ("gemini", hashlib.sha256(key.encode()).hexdigest(), model, hashlib.sha256(scope.encode()).hexdigest())
+    digests = core.prefix_digests(pieces, ends)
+    read = max((tokens[end] for end in ends if cache.hit(namespace, digests[end])), default=0)
+    for end in ends:
+        cache.store(namespace, digests[end], CACHE_TTL_S)
+    return read
+
+
 class _Answer:
     """One generation: the candidates' parts, usage and ids, ready for JSON or a stream."""
 
-    def __init__(self, model: str, prompt: core.Prompt, config: dict[str, Any], response_id: str):
+    def __init__(self, model: str, prompt: core.Prompt, config: dict[str, Any], response_id: str,
+                 cached: int = 0):
         self.model = model
+        self.cached = cached
         self.response_id = response_id
         self.reply = core.think(prompt)
         count = int(_get(config, "candidateCount") or 1)
@@ -381,7 +435,7 @@ class _Answer:
                       for n, (name, args) in enumerate(self.reply.tool_calls)]
         self.finish = _FINISH.get(self.reply.finish, "STOP")
         output = sum(core.count_tokens(t) for t in self.texts) if not self.calls else self.reply.output_tokens
-        self.usage = _usage(self.reply.input_tokens, output, core.count_tokens(self.thought))
+        self.usage = _usage(self.reply.input_tokens, output, core.count_tokens(self.thought), cached)
 
     def envelope(self, candidates: list[dict[str, Any]], usage: dict[str, Any]) -> dict[str, Any]:
         return {"candidates": candidates, "usageMetadata": usage, "modelVersion": self.model,
@@ -419,7 +473,7 @@ class _Answer:
                     candidates.append(cand)
             # Google repeats usageMetadata on every event, counting from the start of the answer.
             running = sum(core.count_tokens(t) for t in sent)
-            usage = self.usage if last else _usage(self.usage["promptTokenCount"], running, 0)
+            usage = self.usage if last else _usage(self.usage["promptTokenCount"], running, 0, self.cached)
             events.append(self.envelope(candidates, usage))
         return events
 
@@ -520,11 +574,13 @@ def routes(sim: core.Simulator) -> list[web.RouteDef]:
             if method == "generateContent":
                 prompt, config = to_prompt(model, body)
                 check_context(prompt)
-                return web.json_response(_Answer(model, prompt, config, _response_id(next(ids))).whole())
+                cached = implicit_cache_read(sim.prompt_cache, request, body, model, prompt)
+                return web.json_response(_Answer(model, prompt, config, _response_id(next(ids)), cached).whole())
             if method == "streamGenerateContent":
                 prompt, config = to_prompt(model, body)
                 check_context(prompt)
-                answer = _Answer(model, prompt, config, _response_id(next(ids)))
+                cached = implicit_cache_read(sim.prompt_cache, request, body, model, prompt)
+                answer = _Answer(model, prompt, config, _response_id(next(ids)), cached)
                 return await _stream(request, answer, faults, sse=request.query.get("alt") == "sse")
             if method == "countTokens":
                 inner = _get(body, "generateContentRequest")

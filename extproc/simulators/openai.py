@@ -23,6 +23,11 @@ vLLM's flat error body. The simulator named ``openai``
 serves OpenAI's model ids (an unknown or retired id answers 404 ``model_not_found``);
 one under another name is a self-hosted server (vLLM and the like) or Azure, whose
 model names are their operators' choice, so it serves any.
+
+Prompt caching as OpenAI documents it (``prompt_cache_read``): OpenAI and Azure answers report
+``usage.prompt_tokens_details.cached_tokens`` for a repeated prefix of 1,024 tokens or more, in steps
+of 128, per key, model, tools and ``prompt_cache_key``, for 5 idle minutes; a self-hosted server
+reports 0.
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .core import Faults, Prompt, Reply, Simulator, StreamWriter, TooLarge, count_tokens, sse_headers, think
+from .core import (Faults, Prompt, PromptCache, Reply, Simulator, StreamWriter, TooLarge, count_tokens, positions_at,
+                   prefix_digests, sse_headers, think)
 
 _MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o3", "gpt-5-mini",
            "text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002")
@@ -149,16 +155,19 @@ class _API:
         ident = "chatcmpl-" + _random_id(29)
         created = int(time.time())
         reasoning = _reasoning_tokens(model, replies[0], prompt.max_tokens)
+        # A self-hosted server (vLLM) reports no cache reads; OpenAI and Azure OpenAI do.
+        cached = prompt_cache_read(self.sim.prompt_cache, request, body, model, prompt) \
+            if _is_azure(request) or self.sim.name == "openai" else 0
         options = body.get("stream_options")
         if body.get("stream") is True:
             include_usage = isinstance(options, dict) and options.get("include_usage") is True
             vllm = not _is_azure(request) and self.sim.name != "openai"
             return await _stream(request, faults, started, ident, created, model, replies, reasoning, include_usage,
-                                 VLLM_STREAM_ERROR if vllm else None)
+                                 VLLM_STREAM_ERROR if vllm else None, cached)
         choices = [{"index": i, "message": _message(r), "logprobs": None, "finish_reason": r.finish}
                    for i, r in enumerate(replies)]
         payload = {"id": ident, "object": "chat.completion", "created": created, "model": model,
-                   "choices": choices, "usage": _usage(replies, reasoning), "service_tier": "default",
+                   "choices": choices, "usage": _usage(replies, reasoning, cached), "service_tier": "default",
                    "system_fingerprint": _FINGERPRINT}
         return _json(request, payload, started)
 
@@ -762,13 +771,63 @@ def _random_id(length: int) -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
-def _usage(replies: list[Reply], reasoning: int) -> dict[str, Any]:
+def _usage(replies: list[Reply], reasoning: int, cached: int = 0) -> dict[str, Any]:
     prompt = replies[0].input_tokens
     completion = sum(r.output_tokens for r in replies) + reasoning * len(replies)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": reasoning * len(replies), "audio_tokens": 0,
                                           "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
+
+
+# OpenAI "Prompt caching" (the guide; Azure OpenAI's page says the same for its deployments): automatic
+# for prompts of 1,024 tokens or more; a hit is an exact repeated prefix, counted "in increments of 128
+# tokens" from 1,024 (usage.prompt_tokens_details.cached_tokens); tools and images are part of the
+# prefix and must be identical; requests are routed by a hash of the prompt's start combined with
+# ``prompt_cache_key``, so prompts under different keys (or none) land on different machines and do
+# not share a cache here; caches are per organization (per key here) and per model. In-memory retention:
+# "typically cleared within 5 to 10 minutes of inactivity", always within an hour; here 5 minutes after
+# the last use, or 24 hours with ``prompt_cache_retention: "24h"`` (extended retention).
+CACHE_MIN_TOKENS = 1024
+CACHE_INCREMENT = 128
+CACHE_TTL_S = 300.0
+CACHE_TTL_EXTENDED_S = 24 * 3600.0
+
+
+def prompt_cache_read(cache: PromptCache, request: web.Request, body: dict[str, Any], model: str,
+                      prompt: Prompt) -> int:
+    """The cached tokens this request reads (0, or 1,024 + 128k up to its prompt length), and the
+    prompt's prefixes written to ``cache`` for the requests after it."""
+    pieces = _cache_pieces(body, prompt)
+    total = sum(count_tokens(text) for _, text in pieces)
+    if total < CACHE_MIN_TOKENS:
+        return 0
+    key = request.headers.get("api-key") or request.headers.get("Authorization", "")
+    scope = json.dumps([body.get("tools"), body.get("response_format"), body.get("functions")], sort_keys=True,
+                       default=str)
+    namespace = ("openai", hashlib.sha256(key.encode()).hexdigest(), model, str(body.get("prompt_cache_key")),
+                 hashlib.sha256(scope.encode()).hexdigest())
+    lengths = list(range(CACHE_MIN_TOKENS, total + 1, CACHE_INCREMENT))
+    positions = positions_at(pieces, lengths)
+    digests = prefix_digests(pieces, list(positions.values()))
+    cached = next((n for n in reversed(lengths) if cache.hit(namespace, digests[positions[n]])), 0)
+    ttl = CACHE_TTL_EXTENDED_S if body.get("prompt_cache_retention") == "24h" else CACHE_TTL_S
+    for n in lengths:
+        cache.store(namespace, digests[positions[n]], ttl)
+    return cached
+
+
+def _cache_pieces(body: dict[str, Any], prompt: Prompt) -> list[tuple[str, str]]:
+    """The prompt as the cache sees it, token for token as ``_prompt_tokens`` counts it: the system text,
+    the turns, then the images (85 tokens each), tagged with a digest of their data."""
+    pieces = [("system", prompt.system)] + [(role, text) for role, text in prompt.turns]
+    if prompt.images:
+        images = [part.get("image_url") for m in body.get("messages") or [] if isinstance(m, dict)
+                  for part in (m.get("content") if isinstance(m.get("content"), list) else [])
+                  if isinstance(part, dict) and part.get("type") == "image_url"]
+        tag = "images:" + hashlib.sha256(json.dumps(images, sort_keys=True, default=str).encode()).hexdigest()
+        pieces.append((tag, "\x00" * (4 * 85 * prompt.images)))
+    return pieces
 
 
 def _headers(started: float) -> dict[str, str]:
@@ -851,7 +910,7 @@ def _refusal(request: web.Request, sim_name: str, refusal: str, model: str, star
 
 async def _stream(request: web.Request, faults: Faults | None, started: float, ident: str, created: int,
                   model: str, replies: list[Reply], reasoning: int, include_usage: bool,
-                  error_event: bytes | None = None) -> web.StreamResponse:
+                  error_event: bytes | None = None, cached: int = 0) -> web.StreamResponse:
     response = web.StreamResponse(headers=sse_headers(_headers(started)))
     await response.prepare(request)
     out = StreamWriter(request, response, faults, error_event)
@@ -894,7 +953,7 @@ async def _stream(request: web.Request, faults: Faults | None, started: float, i
                     await out.send(chunk(choice(index, {"content": word})))
         await out.send(chunk(choice(index, {}, reply.finish)))
     if include_usage:
-        await out.send(chunk([], _usage(replies, reasoning)), content=False)
+        await out.send(chunk([], _usage(replies, reasoning, cached)), content=False)
     await out.send(b"data: [DONE]\n\n", content=False)
     await response.write_eof()
     return response

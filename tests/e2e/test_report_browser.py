@@ -102,3 +102,19 @@ def test_the_measure_sees_a_clipped_label(tmp_path):
                     flags=re.S)
     clipped, _ = measure(broken, tmp_path)
     assert any("label outside its chart" in c for c in clipped), clipped
+
+
+def test_the_prompt_cache_table_and_the_shadow_row_fit_their_cards(tmp_path):
+    """The report's cache-read KPIs and its "prompt cache by model" table (a model without a cached price
+    included), and the shadow evaluation's own row, whole in the page like every other table."""
+    import dataclasses
+    now = time.time()
+    prices = {**PRICES, "gpt-4o": Price(2.5, 10.0, cached_input=1.25),
+              "gpt-4o-mini": Price(0.15, 0.6, cached_input=0.075)}
+    records = [dataclasses.replace(r, cached_input_tokens=384, tenant="gateway" if i % 10 == 0 else r.tenant)
+               for i, r in enumerate(one_day(now))]
+    report = build_report(records, prices, "gpt-4o", since=now - 86400, until=now, overhead_tenants=("gateway",))
+    page = render_html(report)
+    assert "Prompt cache reads by model" in page and "(no cached price)" in page and "(shadow evaluation)" in page
+    clipped, _ = measure(page, tmp_path)
+    assert clipped == []

@@ -1,6 +1,7 @@
 """The savings report: the docs' worked example over a synthetic ledger, aggregation, text, HTML, CLI."""
 
 import argparse
+import dataclasses
 import asyncio
 import re
 import time
@@ -426,3 +427,80 @@ def test_shadow_evaluation_spend_is_a_cost_of_routing_not_of_premium_only(tmp_pa
     # The pure core says the same without a config.
     report = build_report(served + shadow_calls, {"gpt-4o": gpt4o}, "gpt-4o", overhead_tenants=("gateway",))
     assert report.by_tenant["gateway"].counterfactual == 0 and report.overhead == overhead
+
+
+def test_per_model_rows_keep_shadow_spend_on_a_row_of_its_own():
+    """Tryout 9 M4: the gateway tenant's judge and reference calls on gpt-4o were in gpt-4o's cost and not
+    in its premium-only cost, so its row read "saved -204.9%" although the premium baseline (Sonnet)
+    costs more per token. Now they are one row of their own in every table but by-tenant, and a model's
+    row compares its traffic with that traffic's own premium-only cost."""
+    sonnet, gpt4o = Price(3.0, 15.0), Price(2.5, 10.0)
+    prices = {"claude-sonnet-4-6": sonnet, "gpt-4o": gpt4o}
+    served = [UsageRecord(time=MONTH_START + i, request_id=f"r{i}", model="gpt-4o", provider="openai",
+                          tenant="demo", surface="support", request_class="complex", input_tokens=1000,
+                          output_tokens=500, cost_usd=cost_usd(UsageRecord(0, "", "gpt-4o", "openai",
+                                                                           input_tokens=1000, output_tokens=500),
+                                                               gpt4o)) for i in range(4)]
+    judge = [UsageRecord(time=MONTH_START + 50 + i, request_id=f"s{i}", model="gpt-4o", provider="openai",
+                         tenant="gateway", surface="support", request_class="complex", input_tokens=3000,
+                         output_tokens=10, cost_usd=0.5) for i in range(3)]
+    report = build_report(served + judge, prices, "claude-sonnet-4-6", overhead_tenants=("gateway",))
+    row = report.by_model["gpt-4o"]
+    assert row.requests == 4 and row.cost == pytest.approx(sum(r.cost_usd for r in served))
+    assert row.counterfactual == pytest.approx(sum(cost_usd(r, sonnet) for r in served))
+    assert row.savings > 0
+    assert row.savings_pct == pytest.approx(100 * (1 - (2.5 * 1000 + 10 * 500) / (3 * 1000 + 15 * 500)))
+    for table in (report.by_model, report.by_class, report.by_provider, report.by_surface, report.by_endpoint):
+        shadow_row = table["(shadow evaluation)"]
+        assert (shadow_row.requests, shadow_row.cost, shadow_row.counterfactual) == (3, pytest.approx(1.5), 0.0)
+        assert sum(g.cost for g in table.values()) == pytest.approx(report.total.cost)   # rows still add up
+    assert report.by_tenant["gateway"].cost == pytest.approx(1.5) and "(shadow evaluation)" not in report.by_tenant
+    assert report.by_class["complex"].savings > 0 and report.by_surface["support"].savings > 0
+    text = render_text(report)
+    assert "(shadow evaluation)" in text and "gateway's own judge and reference calls" in text
+    assert "-$" not in text.split("by model", 1)[1].split("\n\n", 1)[0].split("(shadow evaluation)")[0]
+
+
+def test_cache_reads_their_share_and_their_saving_per_model_and_in_total():
+    """Issue 13 item 3 / tryout 9 M2: the ledger kept cached input tokens, the report never summed them.
+    The saving is the cached tokens at the model's full input price less the same tokens at its
+    cached-input price; a model with no cached price saves nothing and is named."""
+    prices = {"gpt-4o": Price(2.5, 10.0, cached_input=1.25), "gpt-4o-mini": Price(0.15, 0.6, cached_input=0.075),
+              "llama": Price(0.05, 0.05)}
+
+    def rec(i, model, tokens_in, cached, tenant="demo"):
+        r = UsageRecord(time=MONTH_START + i, request_id=f"r{i}", model=model, provider="p", tenant=tenant,
+                        input_tokens=tokens_in, output_tokens=100, cached_input_tokens=cached)
+        return dataclasses.replace(r, cost_usd=cost_usd(r, prices[model]))
+
+    records = [rec(0, "gpt-4o-mini", 2000, 0), rec(1, "gpt-4o-mini", 2200, 1920), rec(2, "gpt-4o-mini", 2400, 2176),
+               rec(3, "gpt-4o", 5000, 4096), rec(4, "llama", 3000, 1500), rec(5, "gpt-4o", 1000, 0)]
+    report = build_report(records, prices, "gpt-4o")
+    mini, big, llama, total = report.by_model["gpt-4o-mini"], report.by_model["gpt-4o"], report.by_model["llama"], \
+        report.total
+    assert (mini.cached_input_tokens, mini.input_tokens) == (1920 + 2176, 6600)
+    assert mini.cached_share == pytest.approx(4096 / 6600)
+    assert mini.cache_saving == pytest.approx(4096 * (0.15 - 0.075) / 1e6)
+    assert big.cache_saving == pytest.approx(4096 * (2.5 - 1.25) / 1e6)
+    assert llama.cached_input_tokens == 1500 and llama.cache_saving == 0.0
+    assert total.cached_input_tokens == 4096 + 4096 + 1500
+    assert total.cache_saving == pytest.approx(mini.cache_saving + big.cache_saving)
+    # The saving is exactly what the cache took off the bill: the same records without cache reads cost more.
+    uncached = sum(cost_usd(UsageRecord(0, "", r.model, "p", input_tokens=r.input_tokens,
+                                        output_tokens=r.output_tokens), prices[r.model]) for r in records)
+    assert uncached - total.cost == pytest.approx(total.cache_saving)
+    assert report.cache_unpriced == ["llama"]
+
+    text = render_text(report)
+    assert f"cache reads         {total.cached_input_tokens:,} of {total.input_tokens:,} input tokens " \
+           f"({100 * total.cached_input_tokens / total.input_tokens:.1f}%), saved ${total.cache_saving:.4f}" in text
+    section = text.split("prompt cache by model", 1)[1].split("\n\n", 1)[0]
+    mini_row = next(line for line in section.splitlines() if line.startswith("gpt-4o-mini"))
+    assert mini_row.split() == ["gpt-4o-mini", "6,600", "4,096", f"{100 * 4096 / 6600:.1f}%", "0.15", "0.075",
+                                f"${mini.cache_saving:.4f}"]
+    llama_row = next(line for line in section.splitlines() if line.startswith("llama"))
+    assert "none" in llama_row.split() and "(no cached price)" in llama_row
+    assert "no cached_input price in the catalog" in section and "llama" in section.splitlines()[-1]
+    page = render_html(report)
+    assert "Prompt cache reads by model" in page and f"${total.cache_saving:.4f}" in page
+    assert f"{total.cached_input_tokens:,}" in page and "no saving counted" in page
