@@ -659,18 +659,21 @@ class Gateway:
             translator = embeddings_translator(target)
         return translator, translator.request(exchange.body)
 
-    def input_counts(self, raw: bytes) -> tuple[dict | None, list[int] | None]:
-        """(the validated embeddings request, its inputs counted with the tokenizer): the counts when
-        planning will need them (``policy.counts_needed``: an estimate near a limit), else None. The
-        body goes on to ``request_body(parsed=...)``, so a large body is parsed and checked once (a 1 MB
-        body costs milliseconds to parse). (None, None) for a body the validator refuses: the planner
-        parses it again to say why. Meant for a worker thread: 300k tokens (1.1 MB) take 0.04 s on an
-        idle core, 0.2 s on a busy one."""
+    def input_counts(self, raw: bytes, endpoint: str = "embeddings") -> tuple[dict | None, list[int] | None]:
+        """(the validated request, its tokens counted with the tokenizer: an embeddings request's inputs,
+        a chat request's prompt as ``[n]``): the counts when planning will need them
+        (``policy.counts_needed``: an estimate near a limit), else None. The body goes on to
+        ``request_body(parsed=...)``, so a large body is parsed and checked once (a 1 MB body costs
+        milliseconds to parse). (None, None) for a body the validator refuses: the planner parses it
+        again to say why. Meant for a worker thread: 300k tokens (1.1 MB) take 0.04 s on an idle core,
+        0.2 s on a busy one."""
         try:
-            body = validate.request("embeddings", raw)
+            body = validate.request(endpoint, raw)
         except errors.GatewayError:
             return None, None
-        return body, (tokens.input_counts(body) if counts_needed(self._config, body) else None)
+        if not counts_needed(self._config, body, endpoint):
+            return body, None
+        return body, ([tokens.prompt_tokens(body)] if endpoint == "chat" else tokens.input_counts(body))
 
     def count_tokens(self, headers: dict[str, str], raw: bytes, caller: Caller | None = None) -> Answer:
         """``POST /v1/messages/count_tokens``, answered by the gateway (Anthropic's shape); ``caller``:

@@ -185,8 +185,9 @@ def decide(config: Config, body: dict, endpoint: str, headers: dict[str, str], h
     keeps the translation, so it is not translated twice. ``pin``: the conversation's
     ``affinity.Pin``; ``cache_asked``: the client's request marks a prompt cache itself (Anthropic
     ``cache_control`` on a ``/v1/messages`` request), so Claude prices the pin's prefix as a cache read.
-    ``input_counts``: an embeddings request's ``tokens.input_counts``, when the shell counted them off
-    its event loop (``counts_needed``); else they are counted here if an estimate nears a limit."""
+    ``input_counts``: an embeddings request's ``tokens.input_counts`` (a chat request's
+    ``[tokens.prompt_tokens]``), when the shell counted them off its event loop (``counts_needed``);
+    else they are counted here if an estimate nears a limit."""
     requested = body.get("model")
     tenant, workload, surface = who(config, headers, caller)
     classification = _calibrated(config, classification, surface)
@@ -260,10 +261,14 @@ def decide(config: Config, body: dict, endpoint: str, headers: dict[str, str], h
     return Plan(models, reason, tuple(chosen), tuple(ctx.dropped), **common)
 
 
-def counts_needed(config: Config, body: dict) -> bool:
-    """Whether planning this embeddings request will count its inputs with the tokenizer: an input's
-    estimate within ``COUNT_NEAR`` of the smallest window of a model serving embeddings, or the sum
-    within it of the smallest per-request cap. The shell counts such bodies off its event loop."""
+def counts_needed(config: Config, body: dict, endpoint: str = "embeddings") -> bool:
+    """Whether planning this request may count it with the tokenizer. Chat: the prompt's estimate within
+    ``COUNT_NEAR`` of the smallest window of a chat model. Embeddings: an input's estimate within it of
+    the smallest window of a model serving embeddings, or the sum within it of the smallest per-request
+    cap. The shell counts such bodies off its event loop."""
+    if endpoint == "chat":
+        windows = [m.context_window for m in config.models.values() if "chat" in m.endpoints]
+        return bool(windows) and prompt_tokens(body) >= COUNT_NEAR * min(windows)
     models = [m for m in config.models.values() if "embeddings" in m.endpoints]
     inputs = input_tokens(body)
     windows = [m.context_window for m in models]
@@ -431,7 +436,9 @@ class _Context:
         self.tokens_in = prompt_tokens(body)
         # embeddings: each input's estimate, since a model's window applies to each input (cost.input_tokens)
         self.inputs = input_tokens(body) if endpoint == "embeddings" else None
-        self.counts: list[int] | None = None   # embeddings: tokens.input_counts, once an estimate nears a limit
+        # counted with the tokenizer once an estimate nears a limit: embeddings, tokens.input_counts; chat,
+        # [tokens.prompt_tokens] (one prompt)
+        self.counts: list[int] | None = None
         self.tokens_out = output_tokens(body, config.default_output_tokens) if endpoint == "chat" else 0
         self.explicit_out = output_tokens(body, 0) if endpoint == "chat" else 0   # 0: the client set no cap
         self.needs = _needs(body) if endpoint == "chat" else frozenset()
@@ -604,11 +611,14 @@ class _Context:
                 return self._kind("context", f"request too large: {total} tokens (counted) summed over the "
                                              f"inputs > {cap} per request")
             return None
-        need = self.tokens_in + self.output_for(m, explicit_only=explicit_only)
+        out = self.output_for(m, explicit_only=explicit_only)
+        prompt, counted = self._prompt_near(m.context_window, out)
+        need = prompt + out
         if need <= m.context_window:
             return None
         self.least_need = need if self.least_need is None else min(self.least_need, need)
-        return self._kind("context", f"context too small: ~{need} tokens > {m.context_window}")
+        return self._kind("context", f"context too small: {'' if counted else '~'}{need} tokens"
+                                     f"{' (counted)' if counted else ''} > {m.context_window}")
 
     def context_exceeded(self, m: Model) -> InvalidRequest:
         """OpenAI's own answer to a prompt (plus max_tokens) over the model's window: 400
@@ -625,19 +635,31 @@ class _Context:
             return InvalidRequest(f"Requested {self._inputs_total(cap)} tokens, max {cap} tokens per request. "
                                   "Please send fewer inputs per request.", param="input", code="max_tokens_per_request")
         out = self.output_for(m, explicit_only=True)
+        prompt, _ = self._prompt_near(m.context_window, out)
         if out:
             text = (f"This model's maximum context length is {m.context_window} tokens. However, you requested "
-                    f"{self.tokens_in + out} tokens ({self.tokens_in} in the messages, {out} in the completion). "
+                    f"{prompt + out} tokens ({prompt} in the messages, {out} in the completion). "
                     "Please reduce the length of the messages or completion.")
         else:
             text = (f"This model's maximum context length is {m.context_window} tokens. However, your messages "
-                    f"resulted in {self.tokens_in} tokens. Please reduce the length of the messages.")
+                    f"resulted in {prompt} tokens. Please reduce the length of the messages.")
         return InvalidRequest(text, param="messages", code="context_length_exceeded")
 
     def _counted(self) -> list[int]:
         if self.counts is None:
             self.counts = tokens.input_counts(self.body)
         return self.counts
+
+    def _prompt_near(self, window: int, out: int) -> tuple[int, bool]:
+        """(the chat prompt's tokens, whether counted): the estimate, or the tokenizer's count once the
+        estimate plus ``out`` comes within ``COUNT_NEAR`` of ``window``. The estimate runs about 15% high on
+        English prose, so near a window it alone would refuse prompts the API serves (a 104,000-token
+        prompt estimated at 130,000 was a false 400 on a 128K model); only a count refuses there."""
+        if self.tokens_in + out < COUNT_NEAR * window:
+            return self.tokens_in, False
+        if self.counts is None:
+            self.counts = [tokens.prompt_tokens(self.body)]
+        return self.counts[0], True
 
     def _largest_input(self, window: int) -> tuple[int, int]:
         """(index, tokens) of the largest embeddings input: its estimate, or its count once the

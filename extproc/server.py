@@ -73,6 +73,9 @@ STALL_S = 10.0           # an upstream reset after this much silence is a stalle
 HOLD_LIMIT_S = 25.0
 RECENT_EXCHANGES = 4096  # exchanges remembered after they end, for attempt reports that come later
 COUNT_OFF_LOOP_BYTES = 64 * 1024   # count_tokens bodies from this size are tokenized in a worker thread
+# OpenAI-API bodies from that size that an estimate near a window may have counted (policy.counts_needed):
+# parsed and counted in the worker thread too (a front door's body is in its own API, counted in the planner)
+COUNTED_PATHS = frozenset({"/v1/embeddings", "/v1/chat/completions"})
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _NO_BODY = processing_mode_pb2.ProcessingMode(response_body_mode=processing_mode_pb2.ProcessingMode.NONE)
 _BODY_MODES = {"pass": processing_mode_pb2.ProcessingMode.NONE,
@@ -223,14 +226,14 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                             yield immediate(answer)
                             return
                         counts = parsed = None
-                        if ENDPOINTS.get(path) == "embeddings" and len(raw) >= COUNT_OFF_LOOP_BYTES:
+                        if path in COUNTED_PATHS and len(raw) >= COUNT_OFF_LOOP_BYTES:
                             # An estimate near a limit is counted before it may refuse (policy.COUNT_NEAR):
                             # 0.04-0.2 s of tokenizer for 300k tokens (idle or busy core), so large bodies
                             # count in a worker thread (tiktoken releases the GIL), with a longer message
                             # timeout as above.
                             yield _wait_longer()
                             # The body parsed there is the one planned: a large body is parsed once.
-                            parsed, counts = await asyncio.to_thread(gateway.input_counts, raw)
+                            parsed, counts = await asyncio.to_thread(gateway.input_counts, raw, ENDPOINTS[path])
                         exchange = self._plan(headers, raw, caller, counts, parsed)
                         if self._must_queue(exchange):
                             # Envoy waits message_timeout for each answer; a queued request asks for longer.

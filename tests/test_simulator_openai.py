@@ -496,14 +496,20 @@ REFUSED = {
     "max_tokens_1e9": ({"max_tokens": 10 ** 9}, 400, "max_tokens", None,
                        "max_tokens is too large: 1000000000. This model supports at most 16384 completion tokens, "
                        "whereas you provided 1000000000."),
-    "prompt_over_window": ({"messages": [{"role": "user", "content": "word " * 103000}]}, 400, "messages",
+    # the window holds tokens as the API counts them (o200k), not characters / 4
+    "prompt_over_window": ({"messages": [{"role": "user", "content": "word " * 130000}]}, 400, "messages",
                            "context_length_exceeded", "This model's maximum context length is 128000 tokens. "
-                           "However, your messages resulted in 128750 tokens."),
-    "prompt_and_max_tokens_over_window": ({"messages": [{"role": "user", "content": "word " * 100000}],
+                           "However, your messages resulted in 130001 tokens."),
+    "prompt_and_max_tokens_over_window": ({"messages": [{"role": "user", "content": "word " * 115000}],
                                            "max_tokens": 16000}, 400, "messages", "context_length_exceeded",
                                           "This model's maximum context length is 128000 tokens. However, you "
-                                          "requested 141000 tokens (125000 in the messages, 16000 in the "
+                                          "requested 131001 tokens (115001 in the messages, 16000 in the "
                                           "completion)."),
+    # 117,000 tokens by the tokenizer, 40,500 by characters / 4: a Chinese prompt the API refuses with max_tokens
+    "chinese_prompt_over_window": ({"messages": [{"role": "user", "content": "请总结以下客户工单并提出礼貌的回复。" * 9000}],
+                                    "max_tokens": 16000}, 400, "messages", "context_length_exceeded",
+                                   "This model's maximum context length is 128000 tokens. However, you requested "
+                                   "133000 tokens (117000 in the messages, 16000 in the completion)."),
 }
 
 
@@ -551,12 +557,13 @@ def test_a_self_hosted_simulator_refuses_a_prompt_over_max_model_len_as_vllm_doe
     from .simulator_server import SimulatorServer
     vllm = SimulatorServer("vllm", sim_openai)
     try:
-        body = {"model": "meta-llama/Llama-3.1-8B-Instruct", "messages": [{"role": "user", "content": "word " * 105000}],
+        # counted by a tokenizer (o200k here; vLLM uses the model's own, which reads "word " alike)
+        body = {"model": "meta-llama/Llama-3.1-8B-Instruct", "messages": [{"role": "user", "content": "word " * 131000}],
                 "max_tokens": 1000, "top_k": 40}   # vLLM takes its own sampling fields
         r = vllm.http.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer k"})
         assert r.status_code == 400
         assert r.json() == {"object": "error", "message": "This model's maximum context length is 131072 tokens. "
-                            "However, you requested 132250 tokens (131250 in the messages, 1000 in the completion). "
+                            "However, you requested 132001 tokens (131001 in the messages, 1000 in the completion). "
                             "Please reduce the length of the messages or completion.", "type": "BadRequestError",
                             "param": None, "code": 400}
         body["max_tokens"] = 100

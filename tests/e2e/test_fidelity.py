@@ -206,14 +206,19 @@ def test_gemini_logprobs_are_a_422_and_its_max_tokens_is_clamped(gateway, client
 
 
 def test_a_prompt_over_a_pinned_model_window_is_openais_context_length_exceeded(gateway, client):
-    long = "word " * 104000                       # ~130,000 tokens: over gpt-4o-mini's 128,000
+    long = "word " * 130000                       # 130,008 tokens counted: over gpt-4o-mini's 128,000
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model=MODELS["openai"], messages=[{"role": "user", "content": long}])
     err = info.value.body
     assert (err["code"], err["param"], err["type"]) == ("context_length_exceeded", "messages", "invalid_request_error")
     assert err["message"].startswith("This model's maximum context length is 128000 tokens. However, your messages "
-                                     "resulted in ")
+                                     "resulted in 130008 tokens.")
     assert upstream_requests(gateway, "openai") == []
+    # 104,008 tokens, which characters / 4 read as 130,007: the API serves it, so the gateway does too
+    # (near a window only the tokenizer's count refuses)
+    served = client.chat.completions.create(model=MODELS["openai"],
+                                            messages=[{"role": "user", "content": "word " * 104000}])
+    assert served.choices[0].message.content and len(upstream_requests(gateway, "openai")) == 1
     # a cap that does not fit either, on the vLLM model (max_model_len 131,072)
     with pytest.raises(openai.BadRequestError, match="you requested") as info:
         client.chat.completions.create(model=MODELS["vllm"], max_tokens=10**9,

@@ -80,10 +80,10 @@ def test_a_large_embeddings_body_is_counted_off_the_event_loop():
     seen: list[bool] = []
     real = gateway.input_counts
 
-    def slow_counts(raw):
+    def slow_counts(raw, endpoint="embeddings"):
         tokenizing.set()
         seen.append(others_ran.wait(5))
-        return real(raw)
+        return real(raw, endpoint)
 
     gateway.input_counts = slow_counts
     planned = []

@@ -208,8 +208,9 @@ def test_capability_missing_tools_vision_json_streaming():
 
 def test_context_too_small():
     c = cfg(routing_rules__simple__tiers=[{"models": ["small-ctx", "mid"]}])
-    plan = decide(c, body("x" * 400, max_tokens=10), "chat", {})
-    assert dropped(plan)["small-ctx"].startswith("context too small: ~")
+    plan = decide(c, body("word " * 160, max_tokens=10), "chat", {})
+    # near the window the prompt is counted with the tokenizer (168 tokens), not estimated
+    assert dropped(plan)["small-ctx"] == "context too small: 178 tokens (counted) > 100"
     assert ids(plan) == ["mid"]
     assert ids(decide(c, body("x", max_tokens=10), "chat", {}))[0] == "small-ctx"
 
@@ -454,10 +455,11 @@ def test_a_pinned_model_whose_window_cannot_hold_the_prompt_is_openais_400():
         decide(cfg(), {**body("x" * 800), "model": "small-ctx"}, "chat", {})
     err = info.value
     assert (err.status, err.code, err.param) == (400, "context_length_exceeded", "messages")
+    # counted, as the API counts (the estimate read 207: a run of one character is a few tokens)
     assert err.message.startswith("This model's maximum context length is 100 tokens. However, your messages "
-                                  "resulted in 207 tokens.")
+                                  "resulted in 107 tokens.")
     # The client's own max_tokens counts (OpenAI's wording names both parts); no cap, no reply budget.
-    with pytest.raises(errors.InvalidRequest, match=r"you requested 107 tokens \(7 in the messages, 100 in the "
+    with pytest.raises(errors.InvalidRequest, match=r"you requested 108 tokens \(8 in the messages, 100 in the "
                                                     r"completion\)"):
         decide(cfg(), {**body("x"), "model": "small-ctx", "max_tokens": 100}, "chat", {})
     assert ids(decide(cfg(), {**body("x"), "model": "small-ctx"}, "chat", {})) == ["small-ctx"]
@@ -467,7 +469,7 @@ def test_a_pinned_model_too_small_gives_way_to_fallbacks_with_the_reason():
     c = cfg(routing__pinned_fallback=True)
     plan = decide(c, {**body("x" * 800), "model": "small-ctx"}, "chat", {}, classification=SIMPLE)
     assert "small-ctx" not in ids(plan)
-    assert dropped(plan)["small-ctx"] == "context too small: ~207 tokens > 100"
+    assert dropped(plan)["small-ctx"] == "context too small: 107 tokens (counted) > 100"
 
 
 def test_context_counts_max_tokens_clamped_to_the_model_output_limit():
@@ -476,7 +478,7 @@ def test_context_counts_max_tokens_clamped_to_the_model_output_limit():
     c = cfg(providers__b__options={"max_output_tokens": 64000})
     plan = decide(c, body(max_tokens=10**9), "chat", {}, classification=SIMPLE)
     assert "mid-b" in ids(plan)
-    assert dropped(plan)["mid"].startswith("context too small: ~1000000007 tokens")
+    assert dropped(plan)["mid"].startswith("context too small: 1000000008 tokens (counted)")
 
 
 def test_unknown_model_is_404_and_wrong_endpoint_422():
@@ -599,8 +601,8 @@ def test_hedging_is_for_latency_first_work_only():
 def test_a_pinned_anthropic_model_counts_the_max_tokens_its_translator_must_send():
     # Anthropic requires max_tokens (the translator sends 4096 when the client set none) and counts it
     # toward the window: "input length and `max_tokens` exceed context limit".
-    long = {**body("x" * 4 * 126000)}
-    with pytest.raises(errors.InvalidRequest, match=r"\(126007 in the messages, 4096 in the completion\)"):
+    long = {**body("word " * 126000)}   # 126,008 tokens counted
+    with pytest.raises(errors.InvalidRequest, match=r"\(126008 in the messages, 4096 in the completion\)"):
         decide(cfg(), {**long, "model": "mid-b"}, "chat", {})
     assert ids(decide(cfg(), {**long, "model": "mid"}, "chat", {})) == ["mid"]   # OpenAI counts the prompt only
 
@@ -608,6 +610,22 @@ def test_a_pinned_anthropic_model_counts_the_max_tokens_its_translator_must_send
 def test_routing_counts_the_max_tokens_an_anthropic_translator_must_send():
     # 126,007 prompt tokens fit a 128K window with the usual 256-token reply, not with Anthropic's 4096.
     c = cfg(routing_rules__simple__tiers=[{"models": ["mid-b", "mid"]}])
-    plan = decide(c, body("x" * 4 * 126000), "chat", {}, classification=SIMPLE)
+    plan = decide(c, body("word " * 126000), "chat", {}, classification=SIMPLE)
     assert ids(plan) == ["mid"]
-    assert dropped(plan)["mid-b"] == "context too small: ~130103 tokens > 128000"
+    assert dropped(plan)["mid-b"] == "context too small: 130104 tokens (counted) > 128000"
+
+
+PROSE = "The board asked the operations team to compare three proposals for a second depot. "
+
+
+def test_near_a_window_only_a_count_refuses_a_chat_prompt():
+    # characters / 4 reads this English prose at 145,257 tokens; the API counts 105,008 and serves it on a
+    # 128K model. The estimate alone refused it (a false 400 on a pinned request); near a window the
+    # prompt is counted, and only the count refuses.
+    fits = {"model": "mid", "messages": [{"role": "user", "content": PROSE * 7000}]}
+    assert ids(decide(cfg(), fits, "chat", {})) == ["mid"]
+    over = {"model": "mid", "messages": [{"role": "user", "content": PROSE * 8600}]}
+    with pytest.raises(errors.InvalidRequest, match=r"However, your messages resulted in 129008 tokens\."):
+        decide(cfg(), over, "chat", {})
+    # far from every window nothing is counted: the estimate stands
+    assert "context too small" not in " ".join(dropped(decide(cfg(), body(PROSE * 10), "chat", {})).values())
