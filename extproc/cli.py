@@ -400,6 +400,14 @@ def _calibrate(args: argparse.Namespace, cfg, headers: dict[str, str], caller, n
 
     from . import calibration, errors
 
+    from .policy import SURFACE_HEADER
+
+    if args.surface and args.surface not in cfg.surfaces and headers.get(SURFACE_HEADER) == args.surface:
+        # a surface still to be configured: its rows are routed as the config routes them today (under no
+        # surface) and grouped under its name, as a row's own unconfigured 'surface' is
+        headers = {k: v for k, v in headers.items() if k != SURFACE_HEADER}
+        print(f"extproc explain: surface {args.surface!r} is not in {cfg.source}: its rows are routed under no "
+              "surface and grouped by that name", file=sys.stderr)
     rows: list[calibration.Scored] = []
     skipped: list[tuple[int, object, str]] = []
     for number, rid, row, body, problem in _rows(args.jsonl, args.endpoint):
@@ -462,9 +470,14 @@ def _target_share(cfg, rows, share: float, source: str) -> str:
             members = [r for r in rows if r.surface is None]
             if not members:
                 continue
+        name = group or "rows under no surface"
+        if all(not r.moves or r.floored == r.premium_above for r in members):
+            always = calibration.point(members, 0.0)["premium_share"]
+            out.append(f"  {name} ({len(members)} rows): no threshold changes these rows (premium share "
+                       f"{always:.3f} at every threshold: a quality floor, a class of their own, or no premium model)")
+            continue
         t = calibration.threshold_for_share(members, share)
         p = calibration.point(members, t)
-        name = group or "rows under no surface"
         line = (f"  {name} ({p['n']} rows): premium_threshold {t:.4f} -> premium share {p['premium_share']:.3f}")
         if p["right"] is not None:
             line += f", right {p['right']:.3f}"
@@ -480,6 +493,8 @@ def _target_share(cfg, rows, share: float, source: str) -> str:
             bare = t
         else:
             surfaces.append(f"  {group}:\n    premium_threshold: {t:.4f}")
+    if not surfaces and bare is None:
+        return "\n".join(out)
     out.append("\nset it in the routing config:\n")
     if surfaces:
         out.append("surfaces:\n" + "\n".join(surfaces))

@@ -144,6 +144,16 @@ def test_target_share_prints_a_threshold_that_delivers_it(tmp_path):
         share = sum(QUALITY[d["model"]] >= 5 for d in decisions) / len(decisions)
         assert f"premium share {share:.3f}" in result.stdout          # what it prints is what the gateway does
         assert abs(share - target) <= min(abs(r - target) for r in reachable) + 1e-9   # nothing reachable is nearer
+    # support's quality floor sends every row premium: no threshold to offer, and no config lines
+    support = [r for r in labelled_rows() if r.get("surface") == "support"]
+    floored = run("explain", "--jsonl", write(tmp_path, "s.jsonl", "\n".join(map(json.dumps, support))),
+                  "--target-share", "0.3", "--now", NOW)
+    assert "support (8 rows): no threshold changes these rows (premium share 1.000" in floored.stdout
+    assert "premium_threshold:" not in floored.stdout
+    # a surface still to be configured, named on the command line: routed as today, grouped by its name
+    new = run("explain", "--jsonl", path, "--target-share", "0.5", "--surface", "pipeline", "--now", NOW)
+    assert new.returncode == 0 and "not a surface of this config yet" in new.stdout
+    assert yaml.safe_load(new.stdout.partition("set it in the routing config:\n")[2])["surfaces"]["pipeline"]
     bad = run("explain", "--jsonl", path, "--target-share", "30")
     assert bad.returncode == 2 and "between 0 and 1" in bad.stderr
 
