@@ -50,8 +50,8 @@ class Scored(NamedTuple):
     premium_above: bool = True   # at or above the cut a premium model (false where a surface allows none)
 
 
-def scored(config: Any, body: dict, endpoint: str, headers: dict[str, str], classification: Any, label: str,
-           group: str | None, *, now: float = 0.0, caller: Any = None) -> Scored:
+def scored(config: Any, body: dict, endpoint: str, headers: dict[str, str], classification: Any,
+           label: str | None, group: str | None, *, now: float = 0.0, caller: Any = None) -> Scored:
     """The ``Scored`` row of one request routed with ``headers`` (its surface among them), by the
     gateway's own ``policy.decide``. ``group`` is the curve's group (the row's surface, configured or
     not). Raises ``errors.GatewayError`` when the gateway refuses the request at some threshold."""

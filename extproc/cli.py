@@ -206,12 +206,15 @@ def _explain(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from . import calibration, errors
+    from . import errors
     from .keys import tenant_caller
     from .policy import SURFACE_HEADER, WORKLOAD_HEADER, decide
 
     if bool(args.request) == bool(args.jsonl):
         print("extproc explain: give one REQUEST.json or --jsonl FILE", file=sys.stderr)
+        return 2
+    if args.jsonl and args.jsonl != "-" and not os.path.isfile(args.jsonl):
+        print(f"extproc explain: --jsonl {args.jsonl}: no such file", file=sys.stderr)
         return 2
     try:
         cfg = _routing_config(args.config)
@@ -529,34 +532,6 @@ def _row_headers(cfg, row: dict, headers: dict[str, str]) -> dict[str, str]:
     if isinstance(surface, str) and surface in cfg.surfaces and SURFACE_HEADER not in headers:
         return {**headers, SURFACE_HEADER: surface}
     return headers
-
-
-def _tier_costs(cfg, body, endpoint, headers, now, caller) -> tuple[float, float, bool]:
-    """(USD on the cheap first choice, USD on the premium first choice, floored) of a request: the plans
-    for a score of 0 and of 1 (the classes the score bands choose); ``floored`` is true when the surface's
-    rules (its quality floor) lift the cheap choice to a model as good as the premium one, so no
-    threshold sends the request cheap."""
-    from .classify import Classification
-    from .policy import decide
-
-    from . import errors
-    from .policy import SURFACE_HEADER
-
-    names = getattr(cfg.classifier, "classes", None) or {"simple": "simple_queries", "reasoning": "complex_reasoning"}
-    simple = Classification(names["simple"], 1.0, 0.0, {})
-    cheap = decide(cfg, body, endpoint, headers, now=now, classification=simple, caller=caller).candidates[0]
-    premium = decide(cfg, body, endpoint, headers, now=now, classification=Classification(names["reasoning"], 1.0, 1.0, {}),
-                     caller=caller).candidates[0]
-    floored = False
-    if SURFACE_HEADER in headers:
-        # the cheap choice without the surface's rules: a better model with them is the floor's doing
-        bare = {k: v for k, v in headers.items() if k != SURFACE_HEADER}
-        try:
-            plain = decide(cfg, body, endpoint, bare, now=now, classification=simple, caller=caller).candidates[0]
-            floored = cheap.model.quality > plain.model.quality and cheap.model.quality >= premium.model.quality
-        except errors.GatewayError:
-            floored = False
-    return cheap.cost, premium.cost, floored
 
 
 def _keys(args: argparse.Namespace) -> int:

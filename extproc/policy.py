@@ -28,7 +28,9 @@ The steps, in order:
 3. The class: a class named as the model, else the classifier's class name if
    it is a routing class, else the score band (the class with the greatest
    ``min_score`` <= score; with no ``min_score`` anywhere, the classes in file
-   order split [0, 1] evenly), else ``routing.default_class``.
+   order split [0, 1] evenly), else ``routing.default_class``. A surface's
+   ``premium_threshold`` first remakes the simple/reasoning choice from the score
+   for every request whose class the score decides (``at_threshold``).
 4. Filters, per candidate, first failure wins: endpoint not served, denied by
    the surface, capability missing (tools, vision, files, audio, json, streaming as the
    request needs), context too small (estimated prompt + max output tokens, the
