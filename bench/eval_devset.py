@@ -1,9 +1,13 @@
-"""Routing quality on the product development set (bench/devset/devset.jsonl). Needs the ``train`` extra
-(scikit-learn, for bench/logistic.py); ``--embedding`` also needs the ``wordllama`` wheel, for the
-comparison of a semantic feature.
+"""Routing quality on the product development set (bench/devset/devset.jsonl), or on your own labelled
+rows (``--data``). Training and leave-one-surface-out need the ``train`` extra (scikit-learn, for
+bench/logistic.py: ``pip install -e '.[train]'``); without it the test split is still evaluated and the
+rest says what to install. ``--embedding`` also needs the ``wordllama`` wheel, for the comparison of a
+semantic feature.
 
     python -m bench.eval_devset                 # evaluate the shipped task model (test split, LOSO, latency)
     python -m bench.eval_devset --train         # retrain extproc/task_model.json on the train split first
+    python -m bench.eval_devset --train --data bench/devset/devset.jsonl --data mine.jsonl
+                                                # train on the dev set plus your rows: mine.task_model.json
     python -m bench.eval_devset --embedding     # also: the same model with a 256-d WordLlama feature
 
 Steps:
@@ -42,10 +46,27 @@ MAX_SIMPLE_TO_PREMIUM = 0.08
 
 
 def load(path: Path = DEVSET) -> list[dict]:
-    """Labelled rows; a row without ``split`` gets the dev set's hash split, without ``surface`` "all"."""
+    """Labelled rows, in any shape ``extproc explain --jsonl`` reads (a ``body``, a chat body, a
+    ``prompt``); a row without ``split`` gets the dev set's hash split, without ``surface`` "all". A row
+    that is not a labelled request ends the run with its line number (SystemExit)."""
     import hashlib
+
+    from extproc.cli import body_of
+    rows = []
     with open(path, encoding="utf-8") as fh:
-        rows = [json.loads(line) for line in fh if line.strip()]
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+                r["body"] = body_of(r)
+                if r.get("label") not in ("simple", "complex"):
+                    raise ValueError(f"label {r.get('label')!r} is not 'simple' or 'complex'")
+                if "id" not in r:
+                    raise ValueError("no 'id'")
+            except (ValueError, TypeError) as exc:
+                raise SystemExit(f"bench.eval_devset: {path}:{number}: {exc}") from None
+            rows.append(r)
     for r in rows:
         r.setdefault("split", "train" if int(hashlib.sha256(str(r["id"]).encode()).hexdigest(), 16) % 2 == 0 else "test")
         r.setdefault("surface", "all")
@@ -116,6 +137,8 @@ def pick_threshold(rows, scores: dict[str, float]) -> float:
 def auc(rows, scores) -> float:
     pos = [scores[r["id"]] for r in rows if r["label"] == "complex"]
     neg = [scores[r["id"]] for r in rows if r["label"] == "simple"]
+    if not pos or not neg:
+        return float("nan")   # one label only (a small surface of your own rows): no ranking to measure
     return sum((p > q) + 0.5 * (p == q) for p in pos for q in neg) / (len(pos) * len(neg))
 
 
@@ -167,6 +190,12 @@ def embeddings(rows, views) -> dict[str, list[float]]:
     return {r["id"]: [float(x) * 4.0 for x in v] for r, v in zip(rows, vecs)}
 
 
+def mean_auc(cms) -> float:
+    """The mean AUC over the surfaces that have one (both labels)."""
+    aucs = [cm["auc"] for cm in cms if not math.isnan(cm["auc"])]
+    return sum(aucs) / len(aucs) if aucs else float("nan")
+
+
 def loso(rows, views, c, extra=None) -> dict[str, dict]:
     out = {}
     for s in sorted({r["surface"] for r in rows}):
@@ -178,31 +207,81 @@ def loso(rows, views, c, extra=None) -> dict[str, dict]:
     return out
 
 
-def main() -> None:
+def trainer_missing() -> str | None:
+    """Why bench/logistic.py cannot fit here (the ``train`` extra is not installed), or None."""
+    import importlib.util
+    missing = [m for m in ("numpy", "scipy", "sklearn") if importlib.util.find_spec(m) is None]
+    return (f"needs the train extra ({', '.join(missing)} missing): pip install -e '.[train]'"
+            if missing else None)
+
+
+def load_all(paths: list[Path]) -> list[dict]:
+    """The rows of every file, in order; an id seen twice is an error (ids key the split and the views)."""
+    rows, seen = [], {}
+    for path in paths:
+        for r in load(path):
+            if r["id"] in seen:
+                raise SystemExit(f"bench.eval_devset: id {r['id']!r} is in {seen[r['id']]} and in {path}: "
+                                 "ids must be unique across --data files")
+            seen[r["id"]] = path
+            rows.append(r)
+    return rows
+
+
+def model_out(paths: list[Path], out: Path | None) -> Path:
+    """Where --train writes: ``out`` if given; the shipped task_model.json only when the rows are the
+    shipped dev set alone (the maintainers' retraining); else DATA.task_model.json next to the last data
+    file, so a model fit on someone's few rows never silently replaces the shipped one."""
+    if out is not None:
+        return out
+    if [p.resolve() for p in paths] == [DEVSET.resolve()]:
+        return MODEL
+    return paths[-1].with_suffix(".task_model.json")
+
+
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=DEVSET)
-    ap.add_argument("--train", action="store_true", help="retrain and overwrite extproc/task_model.json")
+    ap.add_argument("--data", type=Path, action="append",
+                    help="labelled rows (JSONL); repeat to add files, e.g. the shipped dev set and your own "
+                         "(default: bench/devset/devset.jsonl)")
+    ap.add_argument("--train", action="store_true", help="retrain the task head on the train split first")
+    ap.add_argument("--out", type=Path, help="with --train: where the model goes (default: the shipped "
+                    "extproc/task_model.json for the shipped dev set alone, else DATA.task_model.json next to "
+                    "the last --data file; the shipped model is overwritten only when --out names it)")
     ap.add_argument("--embedding", action="store_true", help="compare with a WordLlama embedding feature")
     ap.add_argument("--config", default=str(ROOT / "config" / "routing.yaml"))
     a = ap.parse_args()
-    rows = load(a.data)
+    paths = a.data or [DEVSET]
+    out = model_out(paths, a.out)
+    missing = trainer_missing()
+    if a.train and missing:
+        print(f"bench.eval_devset: --train {missing}", file=sys.stderr)
+        return 2
+    rows = load_all(paths)
     train = [r for r in rows if r["split"] == "train"]
     test = [r for r in rows if r["split"] == "test"]
     views = {r["id"]: C.read_task(r["body"]) for r in rows}
     print(f"{len(rows)} requests ({len(train)} train, {len(test)} test); labels "
           f"{dict(Counter(r['label'] for r in rows))}")
     settings = C.ClassifierSettings()
+    model_path = MODEL
     if a.train:
         model, t = train_model(train, views)
         z_t = math.log(settings.premium_threshold / (1 - settings.premium_threshold))
         model["offset"] = round(z_t - t, 5)
-        model["trained_on"] = "bench/devset/devset.jsonl split=train"
-        MODEL.write_text(json.dumps(model, separators=(",", ":"), sort_keys=True) + "\n", encoding="utf-8")
-        print(f"wrote {MODEL}: C={model['C']}, {len(model['words'])} tokens, train threshold logit {t:.3f}")
+        model["trained_on"] = " + ".join(f"{p.name} split=train" for p in paths)
+        out.write_text(json.dumps(model, separators=(",", ":"), sort_keys=True) + "\n", encoding="utf-8")
+        model_path = out
+        print(f"wrote {out}: C={model['C']}, {len(model['words'])} tokens, train threshold logit {t:.3f}")
+        if out.resolve() != MODEL.resolve():
+            print(f"  use it: classifier.task_model_path: {out.resolve()}  (in the routing config)")
 
     from extproc.config import load as load_config
     cfg = load_config(a.config)
-    clf = C.build_classifier(cfg.classifier)
+    import dataclasses
+    # the model just trained, wherever it went; else the config's own
+    clf = C.build_classifier(dataclasses.replace(cfg.classifier, task_model_path=str(model_path))
+                             if a.train else cfg.classifier)
     exam = C.build_classifier(C.ClassifierSettings(task_model_path="none"))
     print("\n== test split, shipped classifier + shipped config policy (premium = first model quality >= 5) ==")
     report("task-aware (now)", test, decide_all(test, cfg, clf))
@@ -211,17 +290,25 @@ def main() -> None:
     for s in sorted({r["surface"] for r in test}):
         report(f"  {s:9}", [r for r in test if r["surface"] == s], prem)
 
-    c = json.loads(MODEL.read_text())["C"]
+    c = json.loads(model_path.read_text())["C"]
     print(f"\n== leave-one-surface-out (fit on the other surfaces' train rows, C={c}) ==")
-    res = loso(rows, views, c)
-    for s, cm in res.items():
-        print(f"  {s:9} n={cm['n']} right {100 * cm['right']:.1f}%  simple->premium "
-              f"{100 * cm['simple_to_premium']:.1f}%  complex->cheap {100 * cm['complex_to_cheap']:.1f}%  AUC {cm['auc']:.3f}")
-    n = sum(cm["n"] for cm in res.values())
-    print(f"  all       right {100 * sum(cm['right'] * cm['n'] for cm in res.values()) / n:.1f}%  "
-          f"mean AUC {sum(cm['auc'] for cm in res.values()) / len(res):.3f}")
+    if missing:
+        print(f"  skipped: leave-one-surface-out fits models, so it {missing}")
+    elif len({r["surface"] for r in rows}) < 2:
+        print("  skipped: the rows have one surface (give rows a 'surface')")
+    else:
+        res = loso(rows, views, c)
+        for s, cm in res.items():
+            print(f"  {s:9} n={cm['n']} right {100 * cm['right']:.1f}%  simple->premium "
+                  f"{100 * cm['simple_to_premium']:.1f}%  complex->cheap {100 * cm['complex_to_cheap']:.1f}%  "
+                  f"AUC {cm['auc']:.3f}")
+        n = sum(cm["n"] for cm in res.values())
+        print(f"  all       right {100 * sum(cm['right'] * cm['n'] for cm in res.values()) / n:.1f}%  "
+              f"mean AUC {mean_auc(res.values()):.3f}")
 
-    if a.embedding:
+    if a.embedding and missing:
+        print(f"\n--embedding skipped: it {missing}")
+    elif a.embedding:
         emb = embeddings(rows, views)
         for name, extra, bow in (("bag-of-words + task features", None, True),
                                  ("+ embedding (256-d WordLlama mean)", emb, True)):
@@ -233,7 +320,7 @@ def main() -> None:
             print(f"  {name:38} test AUC {auc(test, sc):.3f} right {100 * cm['right']:.1f}% s->p "
                   f"{100 * cm['simple_to_premium']:.1f}% | LOSO right "
                   f"{100 * sum(x['right'] * x['n'] for x in lo.values()) / nn:.1f}% mean AUC "
-                  f"{sum(x['auc'] for x in lo.values()) / len(lo):.3f}", flush=True)
+                  f"{mean_auc(lo.values()):.3f}", flush=True)
 
     print("\n== classify() latency on the test split's requests (one call each, after warm-up) ==")
     for r in test:
@@ -245,7 +332,8 @@ def main() -> None:
         ts.append((time.perf_counter_ns() - t0) / 1000)
     ts.sort()
     print(f"  p50 {ts[len(ts) // 2]:.1f} us  p99 {ts[int(len(ts) * 0.99)]:.1f} us")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

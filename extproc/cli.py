@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--curve", action="store_true",
                    help="with --jsonl on a labelled file (rows with 'label': simple|complex, optional "
                         "'surface'): print the cost/quality curve over premium_threshold instead of decisions")
+    p.add_argument("--target-share", type=float, metavar="SHARE",
+                   help="with --jsonl: the premium_threshold that sends about SHARE (0..1) of the file's requests "
+                        "to a premium model, per surface (or for --surface), and the config lines that set it")
     p.add_argument("--compare", metavar="NEW.yaml", help="with --jsonl: route every request by this config too; "
                    "print changed decisions, projected cost and tier mix of both, and `check` the new config "
                    "against --envoy (extproc/compare.py)")
@@ -94,8 +97,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness poll is noise
-    return {"serve": _serve, "simulate": _simulate, "dev": _dev, "envoy-config": _envoy_config,
-            "explain": _explain, "check": _check, "report": run_report, "keys": _keys}[args.command](args)
+    command = {"serve": _serve, "simulate": _simulate, "dev": _dev, "envoy-config": _envoy_config,
+               "explain": _explain, "check": _check, "report": run_report, "keys": _keys}[args.command]
+    try:
+        status = command(args)
+        sys.stdout.flush()     # here, so a closed pipe is seen here and not at interpreter exit
+    except BrokenPipeError:
+        # `extproc explain ... | head`: the reader left. Quietly, as CLIs do; stdout goes to /dev/null so
+        # the interpreter's own flush at exit does not complain again (Python docs, "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    return status
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -194,12 +206,15 @@ def _explain(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from . import calibration, errors
+    from . import errors
     from .keys import tenant_caller
     from .policy import SURFACE_HEADER, WORKLOAD_HEADER, decide
 
     if bool(args.request) == bool(args.jsonl):
         print("extproc explain: give one REQUEST.json or --jsonl FILE", file=sys.stderr)
+        return 2
+    if args.jsonl and args.jsonl != "-" and not os.path.isfile(args.jsonl):
+        print(f"extproc explain: --jsonl {args.jsonl}: no such file", file=sys.stderr)
         return 2
     try:
         cfg = _routing_config(args.config)
@@ -232,41 +247,41 @@ def _explain(args: argparse.Namespace) -> int:
             return 2
         from .compare import run as compare
         return compare(args, cfg, headers, caller, now, check=_check)
+    if args.curve or args.target_share is not None:
+        if not args.jsonl:
+            print("extproc explain: --curve and --target-share need --jsonl FILE", file=sys.stderr)
+            return 2
+        if classifier is None:
+            print("extproc explain: --curve and --target-share need the classifier's scores "
+                  "(extproc.classify is not available)", file=sys.stderr)
+            return 2
+        if args.curve and args.target_share is not None:
+            print("extproc explain: give --curve or --target-share, not both", file=sys.stderr)
+            return 2
+        if args.target_share is not None and not 0.0 <= args.target_share <= 1.0:
+            print(f"extproc explain: --target-share: {args.target_share} is not a share between 0 and 1",
+                  file=sys.stderr)
+            return 2
+        return _calibrate(args, cfg, headers, caller, now, classifier)
     if args.jsonl:
-        stream = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")
         out = sys.stdout
         failed = 0
-        scored = []
-        with stream:
-            for number, line in enumerate(stream, 1):
-                if not line.strip():
-                    continue
-                rid = None
+        for number, rid, row, body, problem in _rows(args.jsonl, args.endpoint):
+            if problem is not None:
+                record, failed = {"id": rid, **problem}, failed + 1
+            else:
                 try:
-                    row = json.loads(line)
-                    rid = row.get("id")
-                    body = body_of(row)
                     row_headers = _row_headers(cfg, row, headers)
                     c = classifier.classify(body) if classifier is not None else None
                     plan = decide(cfg, body, args.endpoint, row_headers, now=now, classification=c, caller=caller)
                     record = {"id": rid, "class": plan.route_class,
                               "score": None if c is None else c.score, "model": plan.models[0].id,
                               "plan": [m.id for m in plan.models]}
-                    if args.curve:
-                        if c is None or row.get("label") not in ("simple", "complex"):
-                            raise ValueError("--curve needs a classifier and rows with 'label': simple|complex")
-                        scored.append(calibration.Scored(c.score, row["label"], row.get("surface"),
-                                                         *_tier_costs(cfg, body, args.endpoint, row_headers, now,
-                                                                      caller)))
-                        continue
                 except errors.GatewayError as exc:
                     record, failed = {"id": rid, "error": exc.message, "status": exc.status}, failed + 1
                 except (ValueError, KeyError, TypeError, AttributeError) as exc:
                     record, failed = {"id": rid, "error": f"line {number}: {type(exc).__name__}: {exc}"}, failed + 1
-                out.write(json.dumps(record) + "\n")
-        if args.curve:
-            for point in calibration.curve(scored):
-                out.write(json.dumps(point) + "\n")
+            out.write(json.dumps(record) + "\n")
         if failed:
             print(f"extproc explain: {failed} request(s) could not be routed (see their 'error')", file=sys.stderr)
         return 0
@@ -316,7 +331,8 @@ def _explain(args: argparse.Namespace) -> int:
              f"request:    model={body.get('model')!r} endpoint={args.endpoint} "
              f"~{plan.prompt_tokens} prompt + {plan.output_tokens} output tokens",
              f"classifier: {_describe(classification)}",
-             f"class:      {plan.route_class or '(none)'}{'  [pinned]' if plan.pinned else ''}",
+             f"class:      {plan.route_class or '(none)'}{'  [pinned]' if plan.pinned else ''}"
+             f"{_class_origin(cfg, body, c, plan)}",
              f"workload:   {plan.workload}   surface: {plan.surface or '(none)'}   tenant: {plan.tenant or '(none)'}",
              f"route:      {plan.reason}"]
     if plan.affinity:
@@ -338,16 +354,167 @@ _ROW_KEYS = ("id", "label", "surface", "expect")
 
 def body_of(row: dict) -> dict:
     """The request body of a --jsonl row or REQUEST.json: a chat body, a dev-set row (``body``), or an
-    eval row with ``prompt`` (sent as one user message)."""
+    eval row with ``prompt`` (sent as one user message); raises ValueError for anything else."""
+    if not isinstance(row, dict):
+        raise ValueError(f"a row is a JSON object, not {type(row).__name__}")
     if isinstance(row.get("body"), dict):
         body = dict(row["body"])
     elif "messages" in row or "input" in row:
         # The row's own bookkeeping is not part of the request (OpenAI refuses unknown fields).
         body = {k: v for k, v in row.items() if k not in _ROW_KEYS}
-    else:
+    elif "prompt" in row:
         body = {"model": "auto", "messages": [{"role": "user", "content": row["prompt"]}]}
+    else:
+        raise ValueError("not a request: a row needs 'body', 'messages', 'input' or 'prompt'")
     body.setdefault("model", "auto")
     return body
+
+
+def _rows(path: str, endpoint: str):
+    """The lines of a --jsonl file as (line number, id, row, body, problem): ``problem`` is None for a
+    request the gateway would take, else ``{"error": why}`` for a line that is not a request, or
+    ``{"error", "status": 400}`` for one the gateway refuses (``validate``, the gateway's own check: a
+    row without messages is its 400, so it is never scored or routed here either)."""
+    import json
+
+    from . import errors, validate
+
+    stream = sys.stdin if path == "-" else open(path, encoding="utf-8")
+    with stream:
+        for number, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            rid = row = body = None
+            try:
+                row = json.loads(line)
+                rid = row.get("id") if isinstance(row, dict) else None
+                body = body_of(row)
+                (validate.chat if endpoint == "chat" else validate.embeddings)(body)
+            except errors.GatewayError as exc:
+                yield number, rid, row, body, {"error": f"line {number}: {exc.message}", "status": exc.status}
+                continue
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+                yield number, rid, row, body, {"error": f"line {number}: {type(exc).__name__}: {exc}"}
+                continue
+            yield number, rid, row, body, None
+
+
+_SHOWN_SKIPS = 10
+
+
+def _calibrate(args: argparse.Namespace, cfg, headers: dict[str, str], caller, now: float, classifier) -> int:
+    """--curve / --target-share on --jsonl FILE: stdout gets only the curve (one JSON object per
+    point) or the threshold and its config snippet; a row that cannot count (not a request, refused by
+    the gateway, a label other than simple|complex for --curve) is skipped and told on stderr; no
+    usable row at all is exit 2."""
+    import json
+
+    from . import calibration, errors
+
+    from .policy import SURFACE_HEADER
+
+    if args.surface and args.surface not in cfg.surfaces and headers.get(SURFACE_HEADER) == args.surface:
+        # a surface still to be configured: its rows are routed as the config routes them today (under no
+        # surface) and grouped under its name, as a row's own unconfigured 'surface' is
+        headers = {k: v for k, v in headers.items() if k != SURFACE_HEADER}
+        print(f"extproc explain: surface {args.surface!r} is not in {cfg.source}: its rows are routed under no "
+              "surface and grouped by that name", file=sys.stderr)
+    rows: list[calibration.Scored] = []
+    skipped: list[tuple[int, object, str]] = []
+    for number, rid, row, body, problem in _rows(args.jsonl, args.endpoint):
+        why = None
+        if problem is not None:
+            why = problem["error"].partition(": ")[2] or problem["error"]     # without "line N: "
+            if "status" in problem:
+                why = f"the gateway refuses it: {problem['status']} {why}"
+        label = row.get("label") if isinstance(row, dict) else None
+        if why is None and args.curve and label not in calibration.LABELS:
+            why = (f"label {label!r} is not 'simple' or 'complex'" if "label" in row
+                   else "no 'label' (simple|complex)")
+        if why is None:
+            group = args.surface or (row.get("surface") if isinstance(row.get("surface"), str) else None)
+            try:
+                row_headers = _row_headers(cfg, row, headers)
+                rows.append(calibration.scored(cfg, body, args.endpoint, row_headers, classifier.classify(body),
+                                               label if label in calibration.LABELS else None, group,
+                                               now=now, caller=caller))
+            except errors.GatewayError as exc:
+                why = f"the gateway refuses it: {exc.status} {exc.message}"
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                why = f"{type(exc).__name__}: {exc}"
+        if why is not None:
+            skipped.append((number, rid, why))
+    for number, rid, why in skipped[:_SHOWN_SKIPS]:
+        print(f"extproc explain: line {number}{'' if rid is None else f' (id {rid!r})'}: skipped: {why}",
+              file=sys.stderr)
+    if len(skipped) > _SHOWN_SKIPS:
+        print(f"extproc explain: ... and {len(skipped) - _SHOWN_SKIPS} more skipped", file=sys.stderr)
+    if not rows:
+        print(f"extproc explain: {args.jsonl}: no usable row ({len(skipped)} skipped)", file=sys.stderr)
+        return 2
+    if skipped:
+        print(f"extproc explain: {len(skipped)} row(s) skipped, {len(rows)} counted", file=sys.stderr)
+    fixed = sum(not r.moves for r in rows)
+    if fixed:
+        print(f"extproc explain: {fixed} row(s) have a routing class of their own (fixed_share): no threshold "
+              f"moves them", file=sys.stderr)
+    if args.curve:
+        for point in calibration.curve(rows):
+            sys.stdout.write(json.dumps(point) + "\n")
+        return 0
+    print(_target_share(cfg, rows, args.target_share, args.jsonl))
+    return 0
+
+
+def _target_share(cfg, rows, share: float, source: str) -> str:
+    """--target-share: per group of rows (a surface, or the rows under none), the threshold whose
+    premium share is nearest ``share``, what it gives on the file, and the config lines that set it."""
+    from . import calibration
+
+    names = getattr(cfg.classifier, "classes", None) or {}
+    reasoning = names.get("reasoning", "complex_reasoning")
+    out = [f"target premium share {share:.2f} on {len(rows)} rows of {source} (config {cfg.source}):"]
+    surfaces: list[str] = []
+    bare = None
+    for group, members in calibration.groups(rows).items():
+        if group is None:
+            members = [r for r in rows if r.surface is None]
+            if not members:
+                continue
+        name = group or "rows under no surface"
+        if all(not r.moves or r.floored == r.premium_above for r in members):
+            always = calibration.point(members, 0.0)["premium_share"]
+            out.append(f"  {name} ({len(members)} rows): no threshold changes these rows (premium share "
+                       f"{always:.3f} at every threshold: a quality floor, a class of their own, or no premium model)")
+            continue
+        t = calibration.threshold_for_share(members, share)
+        p = calibration.point(members, t)
+        line = (f"  {name} ({p['n']} rows): premium_threshold {t:.4f} -> premium share {p['premium_share']:.3f}")
+        if p["right"] is not None:
+            line += f", right {p['right']:.3f}"
+        if p["saving"] is not None:
+            line += f", saving {p['saving']:.3f}"
+        if p["floor_premium_share"] > share:
+            line += (f"  (out of reach: {p['floor_premium_share']:.3f} of these rows are premium at every "
+                     "threshold, by a quality floor or a class of their own)")
+        if group is not None and group not in cfg.surfaces:
+            line += "  (not a surface of this config yet: add it)"
+        out.append(line)
+        if group is None:
+            bare = t
+        else:
+            surfaces.append(f"  {group}:\n    premium_threshold: {t:.4f}")
+    if not surfaces and bare is None:
+        return "\n".join(out)
+    out.append("\nset it in the routing config:\n")
+    if surfaces:
+        out.append("surfaces:\n" + "\n".join(surfaces))
+    if bare is not None:
+        # rows under no surface: the classifier's cut names simple/reasoning, the reasoning class's band
+        # cuts the other kinds (code, tools, ...); the curve's threshold is both
+        out.append(f"classifier:\n  premium_threshold: {bare:.4f}\nrouting_rules:\n  {reasoning}:\n"
+                   f"    min_score: {bare:.4f}   # keep equal to classifier.premium_threshold")
+    return "\n".join(out)
 
 
 def _served_by(cfg, spec: str, body: dict, route_class: str | None):
@@ -373,34 +540,6 @@ def _row_headers(cfg, row: dict, headers: dict[str, str]) -> dict[str, str]:
     if isinstance(surface, str) and surface in cfg.surfaces and SURFACE_HEADER not in headers:
         return {**headers, SURFACE_HEADER: surface}
     return headers
-
-
-def _tier_costs(cfg, body, endpoint, headers, now, caller) -> tuple[float, float, bool]:
-    """(USD on the cheap first choice, USD on the premium first choice, floored) of a request: the plans
-    for a score of 0 and of 1 (the classes the score bands choose); ``floored`` is true when the surface's
-    rules (its quality floor) lift the cheap choice to a model as good as the premium one, so no
-    threshold sends the request cheap."""
-    from .classify import Classification
-    from .policy import decide
-
-    from . import errors
-    from .policy import SURFACE_HEADER
-
-    names = getattr(cfg.classifier, "classes", None) or {"simple": "simple_queries", "reasoning": "complex_reasoning"}
-    simple = Classification(names["simple"], 1.0, 0.0, {})
-    cheap = decide(cfg, body, endpoint, headers, now=now, classification=simple, caller=caller).candidates[0]
-    premium = decide(cfg, body, endpoint, headers, now=now, classification=Classification(names["reasoning"], 1.0, 1.0, {}),
-                     caller=caller).candidates[0]
-    floored = False
-    if SURFACE_HEADER in headers:
-        # the cheap choice without the surface's rules: a better model with them is the floor's doing
-        bare = {k: v for k, v in headers.items() if k != SURFACE_HEADER}
-        try:
-            plain = decide(cfg, body, endpoint, bare, now=now, classification=simple, caller=caller).candidates[0]
-            floored = cheap.model.quality > plain.model.quality and cheap.model.quality >= premium.model.quality
-        except errors.GatewayError:
-            floored = False
-    return cheap.cost, premium.cost, floored
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -461,11 +600,26 @@ def _keys(args: argparse.Namespace) -> int:
 
 
 def _describe(classification) -> str:
+    # "kind": the classifier's name for the request (code, tool_use ...) is not always a routing class;
+    # the class line below says which class routes it and why
     if classification is None:
         return "(extproc.classify not available: the default class applies)"
     feats = ", ".join(f"{k}={v}" for k, v in list((classification.get("features") or {}).items())[:8])
-    return (f"{classification['name']} (score {classification['score']:.3f}, "
-            f"confidence {classification['confidence']:.2f}){'; ' + feats if feats else ''}")
+    return (f"kind {classification['name']}, score {classification['score']:.3f} "
+            f"(confidence {classification['confidence']:.2f}){'; ' + feats if feats else ''}")
+
+
+def _class_origin(cfg, body: dict, c, plan) -> str:
+    """Why the plan's routing class, when the classifier's kind is not simply it."""
+    if plan.route_class is None or c is None or body.get("model") in cfg.classes or c.name == plan.route_class:
+        return ""
+    s = cfg.surfaces.get(plan.surface) if plan.surface else None
+    t = getattr(s, "premium_threshold", None)
+    if t is not None:
+        return f"  (score {c.score:.3f} {'>=' if c.score >= t else '<'} surface {plan.surface}'s premium_threshold {t})"
+    if c.name not in cfg.classes:
+        return f"  (by the score's band: kind {c.name!r} has no routing class of its own)"
+    return ""
 
 
 def _check(args: argparse.Namespace) -> int:

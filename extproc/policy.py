@@ -28,7 +28,9 @@ The steps, in order:
 3. The class: a class named as the model, else the classifier's class name if
    it is a routing class, else the score band (the class with the greatest
    ``min_score`` <= score; with no ``min_score`` anywhere, the classes in file
-   order split [0, 1] evenly), else ``routing.default_class``.
+   order split [0, 1] evenly), else ``routing.default_class``. A surface's
+   ``premium_threshold`` first remakes the simple/reasoning choice from the score
+   for every request whose class the score decides (``at_threshold``).
 4. Filters, per candidate, first failure wins: endpoint not served, denied by
    the surface, capability missing (tools, vision, files, audio, json, streaming as the
    request needs), context too small (estimated prompt + max output tokens, the
@@ -378,17 +380,37 @@ def who(config: Config, headers: dict[str, str], caller: Caller | None) -> tuple
 
 def _calibrated(config: Config, classification: Any, surface: str | None) -> Any:
     """The classification with the surface's own premium_threshold applied (calibration, see
-    extproc.calibration): the simple/reasoning choice is remade from the score at the surface's cut."""
+    extproc.calibration): ``at_threshold`` at the surface's cut, or unchanged without one."""
     s = config.surfaces.get(surface) if surface else None
     t = getattr(s, "premium_threshold", None)
-    score = getattr(classification, "score", None)
-    if t is None or score is None or not dataclasses.is_dataclass(classification):
+    if t is None:
+        return classification
+    return at_threshold(config, classification, t)
+
+
+def threshold_moves(config: Config, classification: Any) -> bool:
+    """Whether a premium_threshold decides this request's class: the score chooses the class of every
+    request the classifier names simple or reasoning, and of every other kind (code, tool_use,
+    long_context, vision, structured_output) that has no routing class of its own, whose class the score
+    band would otherwise give; a kind the config gives a class of its own keeps it. Needs both the
+    simple and the reasoning class names (``classifier.classes``) to be routing classes."""
+    if getattr(classification, "score", None) is None or not dataclasses.is_dataclass(classification):
+        return False
+    names = getattr(config.classifier, "classes", None) or {}
+    simple, reasoning = names.get("simple", "simple_queries"), names.get("reasoning", "complex_reasoning")
+    if simple not in config.classes or reasoning not in config.classes:
+        return False
+    return classification.name in (simple, reasoning) or classification.name not in config.classes
+
+
+def at_threshold(config: Config, classification: Any, t: float) -> Any:
+    """The classification with its class remade from the score at cut ``t`` (0..1): the reasoning class
+    when score >= t, else the simple class, for a request ``threshold_moves``; others unchanged."""
+    if not threshold_moves(config, classification):
         return classification
     names = getattr(config.classifier, "classes", None) or {}
     simple, reasoning = names.get("simple", "simple_queries"), names.get("reasoning", "complex_reasoning")
-    if classification.name not in (simple, reasoning):
-        return classification     # tools, code, vision ... are not a matter of the threshold
-    name = reasoning if score >= t else simple
+    name = reasoning if classification.score >= t else simple
     return classification if name == classification.name else dataclasses.replace(classification, name=name)
 
 

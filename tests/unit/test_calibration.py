@@ -36,9 +36,14 @@ def test_curve_is_per_surface_and_for_all_rows():
 
 
 def test_threshold_for_a_target_premium_share():
-    assert K.threshold_for_share(ROWS, 0.25) == 0.9
-    assert K.threshold_for_share(ROWS, 0.5) == 0.6
-    assert K.threshold_for_share(ROWS, 0.0) > 0.9
+    # cuts fall halfway between neighbouring scores (0.9, 0.6, 0.4, 0.2)
+    assert K.threshold_for_share(ROWS, 0.25) == 0.75 and K.point(ROWS, 0.75)["premium_share"] == 0.25
+    assert K.threshold_for_share(ROWS, 0.5) == 0.5 and K.point(ROWS, 0.5)["premium_share"] == 0.5
+    assert K.threshold_for_share(ROWS, 0.3) == 0.75          # the nearest share, 0.25
+    assert K.threshold_for_share(ROWS, 0.0) > 0.9 and K.point(ROWS, K.threshold_for_share(ROWS, 0.0))["premium_share"] == 0
+    # a floored row is premium whatever the threshold: 0 is out of reach, the nearest is 1 of 2
+    floored = [K.Scored(0.1, "simple", "s", 0.01, 0.01, floored=True), K.Scored(0.3, "simple", "s", 0.001, 0.01)]
+    assert K.point(floored, K.threshold_for_share(floored, 0.0))["premium_share"] == 0.5
 
 
 def _classification(score):
@@ -80,7 +85,8 @@ def test_explain_curve_on_a_labelled_file(tmp_path):
 
 def test_explain_curve_needs_labels(tmp_path):
     result = run("explain", "--jsonl", write(tmp_path, "l.jsonl", json.dumps({"id": "x", "prompt": "hi"})), "--curve")
-    assert "label" in result.stdout and "could not be routed" in result.stderr
+    assert result.returncode == 2 and result.stdout == ""
+    assert "skipped: no 'label' (simple|complex)" in result.stderr and "no usable row" in result.stderr
 
 
 def test_explain_shows_when_affinity_decided(tmp_path):
@@ -109,3 +115,24 @@ def test_explain_shows_when_affinity_decided(tmp_path):
         bad_class = run("explain", path, "--served-by", spec)
         assert bad_class.returncode == 2 and "unknown class" in bad_class.stderr and "complex_reasoning" in bad_class.stderr
         assert bad_class.stdout == ""
+
+
+def test_a_surface_threshold_moves_code_and_tool_requests_too():
+    """Tryout 9 H2: the threshold did nothing for kinds without a class of their own (code, tool_use ...),
+    whose class the score band gives; a kind the config gives its own class keeps it."""
+    from extproc.policy import at_threshold, threshold_moves
+    text = open(DEFAULT_ROUTING).read().replace("  drafts:                        # the draft generator",
+                                                "  calibrated:\n    premium_threshold: 0.3\n  drafts:                        # the draft generator")
+    cfg = loads(text, "calibrated.yaml")
+    body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+    for kind in ("code", "tool_use", "long_context", "vision", "structured_output"):
+        c = Classification(kind, 0.9, 0.4, {})
+        assert threshold_moves(cfg, c)
+        assert decide(cfg, body, "chat", {}, classification=c).route_class == "simple_queries"   # the band: 0.4 < 0.52
+        assert decide(cfg, body, "chat", {"x-llm-surface": "calibrated"}, classification=c).route_class == "complex_reasoning"
+    d = yaml.safe_load(text)
+    d["routing_rules"]["tool_use"] = {"tiers": [{"name": "primary", "models": ["gpt-4o-mini"]}]}
+    own = loads(yaml.safe_dump(d), "own.yaml")
+    c = Classification("tool_use", 0.9, 0.4, {})
+    assert not threshold_moves(own, c) and at_threshold(own, c, 0.0) is c
+    assert decide(own, body, "chat", {"x-llm-surface": "calibrated"}, classification=c).route_class == "tool_use"
