@@ -197,10 +197,16 @@ def mean_auc(cms) -> float:
 
 
 def loso(rows, views, c, extra=None) -> dict[str, dict]:
+    """Per surface: the confusion and AUC of a model fitted on the other surfaces' train rows. A surface
+    whose other surfaces' train rows do not carry both labels cannot be fitted: it is left out (named on
+    stderr), as a few rows of one's own traffic often are."""
     out = {}
     for s in sorted({r["surface"] for r in rows}):
         fit_rows = [r for r in rows if r["surface"] != s and r["split"] == "train"]
         held = [r for r in rows if r["surface"] == s]
+        if len({r["label"] for r in fit_rows}) < 2:
+            print(f"  {s}: skipped: the other surfaces' train rows do not carry both labels", file=sys.stderr)
+            continue
         m, t = train_model(fit_rows, views, extra, verbose=False, grid=(c,))
         sc = {r["id"]: logit(m, *examples([r], views, extra)[0][:2]) for r in held}
         out[s] = confusion(held, {i: v >= t for i, v in sc.items()}) | {"auc": auc(held, sc)}
@@ -298,13 +304,16 @@ def main() -> int:
         print("  skipped: the rows have one surface (give rows a 'surface')")
     else:
         res = loso(rows, views, c)
+        if not res:
+            print("  skipped: no surface could be fitted from the others' train rows")
         for s, cm in res.items():
             print(f"  {s:9} n={cm['n']} right {100 * cm['right']:.1f}%  simple->premium "
                   f"{100 * cm['simple_to_premium']:.1f}%  complex->cheap {100 * cm['complex_to_cheap']:.1f}%  "
                   f"AUC {cm['auc']:.3f}")
         n = sum(cm["n"] for cm in res.values())
-        print(f"  all       right {100 * sum(cm['right'] * cm['n'] for cm in res.values()) / n:.1f}%  "
-              f"mean AUC {mean_auc(res.values()):.3f}")
+        if n:
+            print(f"  all       right {100 * sum(cm['right'] * cm['n'] for cm in res.values()) / n:.1f}%  "
+                  f"mean AUC {mean_auc(res.values()):.3f}")
 
     if a.embedding and missing:
         print(f"\n--embedding skipped: it {missing}")
