@@ -33,8 +33,11 @@ setup: $(STAMP)
 run: setup
 	$(PY) -m extproc dev --port $(PORT)
 
+# Unit, simulator, packaging and manifest tests run on two workers (they share nothing: each picks free
+# ports); the end-to-end tests, each a real Envoy + extproc stack with deadline checks, run one at a time.
 test: setup system-deps k8s-check
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 tests/unit tests/k8s $(wildcard tests/test_*.py)
+	$(PY) -m pytest -q -p no:cacheprovider tests/e2e
 
 # Regenerate the status API's Python code (extproc/api/) from proto/ after editing the .proto.
 proto: setup
