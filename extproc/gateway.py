@@ -199,6 +199,9 @@ class Exchange:
     retry_after_s: float | None = None     # learned from the answering provider's error body
     hedged: bool = False                   # attempts may run side by side (Envoy's hedge pool)
     hedge_hosts: list[str] = field(default_factory=list)   # the pool endpoint of attempt N at [N-1]
+    # attempts whose stream closed while the upstream stage held their headers, before their deadline:
+    # the provider reset, or the client left; Envoy's upstream log says which (server.attempt_ended)
+    held_closed: set[int] = field(default_factory=set)
     # What accounting needs to bill an answer that never completed (endings.py):
     end_of_stream: bool = False            # the provider's last body chunk arrived
     last_byte: float | None = None         # clock time of the latest provider body chunk

@@ -191,9 +191,11 @@ class HealthTracker(SpanProcessor):
             return
         attrs = span.attributes or {}
         model, provider = _keys(attrs)
-        if attrs.get(telemetry.OUTCOME_FROM_LOG) or attrs.get(telemetry.HEDGE_CANCELLED):
-            # A hedge that lost the race was cancelled by the gateway: no outcome of its provider (its
-            # latency is censored, so it is no latency sample either).
+        if attrs.get(telemetry.OUTCOME_FROM_LOG) or attrs.get(telemetry.HEDGE_CANCELLED) or attrs.get(
+                telemetry.CLIENT_LEFT):
+            # A hedge that lost the race was cancelled by the gateway, or the client left before the
+            # first content: no outcome of its provider (its latency is censored, so it is no latency
+            # sample either).
             # Nobody watched this attempt end (attempt 1): Envoy's upstream log reports its outcome
             # (``record``) with the real status and failure kind. Here it only leaves the in-flight count.
             with self._lock:

@@ -477,6 +477,18 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         if report.retry_after_s is not None and hasattr(tracker, "pause"):
             tracker.pause(model.id, model.provider.name, report.retry_after_s)
         trail = exchange.trail
+        if attempt in exchange.held_closed and trail is not None:
+            # Its stream closed before its first content: the provider failed (the log has its status or
+            # a reset / timeout flag), or the client left: Envoy cancelled the attempt itself, and the
+            # log has neither (measured on Envoy 1.40: no flag, no status, where a provider's reset
+            # after its 200 headers reads upstream_remote_reset).
+            exchange.held_closed.discard(attempt)
+            if report.status is None and report.kind in (None, "failed"):
+                self.tracing.attempt_left(trail, attempt)
+            else:
+                self.tracing.attempt_reported(trail, attempt, report.status, report.kind or "reset",
+                                              report.retry_after_s)
+            return
         if exchange.hedged and trail is not None and trail.answered not in (None, attempt) and report.kind in (
                 "reset", "timeout", "failed"):
             # A hedge that lost: Envoy reset it once another attempt answered. That is no failure of
@@ -756,12 +768,18 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                                                        code="gateway_error", status=500)))
         finally:
             if exchange is not None and exchange.trail is not None and number:
-                if first is not None:
-                    # Closed while the headers were held: the provider reset before any content, or Envoy's
-                    # per-try timeout (the backstop past the attempt's deadline) cut it.
-                    late = deadline is not None and time.monotonic() >= deadline
-                    self.tracing.attempt_reported(exchange.trail, number, None, "timeout" if late else "reset", None)
-                self.tracing.attempt_closed(exchange.trail, number, exchange.per_try_timeout_ms)
+                late = deadline is not None and time.monotonic() >= deadline
+                if hold and not late and (first is not None or self.tracing.status_of(exchange.trail, number) is None):
+                    # A held stream closed before its first content (its headers held, or none come yet) and
+                    # before its deadline: the provider reset, or the client left (Envoy closes the stage
+                    # then too). Only Envoy's upstream log tells which (attempt_ended); counted as resets,
+                    # five clients leaving ejected a healthy model.
+                    exchange.held_closed.add(number)
+                    self.tracing.attempt_unsettled(exchange.trail, number)
+                else:
+                    if first is not None:   # Envoy's per-try timeout (the backstop past the deadline) cut it
+                        self.tracing.attempt_reported(exchange.trail, number, None, "timeout", None)
+                    self.tracing.attempt_closed(exchange.trail, number, exchange.per_try_timeout_ms)
 
 
 @dataclass(frozen=True)

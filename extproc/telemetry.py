@@ -45,6 +45,7 @@ HEDGE_EXTRA = "llm.hedge.extra_attempts"    # on a hedged request: attempts star
 HEDGE_WON = "llm.hedge.won"                 # a later attempt answered
 HEDGE_WASTED_USD = "llm.hedge.wasted_usd"   # the prompt cost of the attempts that did not answer
 HEDGE_CANCELLED = "llm.hedge.cancelled"      # on an attempt span: cancelled because another attempt won
+CLIENT_LEFT = "llm.client_left"              # on an attempt span: the client left before its first content
 
 # gen_ai.provider.name values from the GenAI conventions, by our API kind.
 _GENAI_PROVIDER = {"openai": "openai", "azure_openai": "azure.ai.openai", "anthropic": "anthropic",
@@ -97,6 +98,9 @@ class Attempt:
     superseded_ns: int | None = None
     superseded_mono_ns: int | None = None
     refused: int | None = None       # the log's refusal status (4xx but 429), come before it was superseded
+    # Its stream closed while its headers were held: a provider reset or the client leaving, which only
+    # Envoy's upstream log tells apart (attempt_reported / attempt_left end it; "reset" if no log comes)
+    unsettled: bool = False
 
     @property
     def awaits_log(self) -> bool:
@@ -210,6 +214,32 @@ class Tracing:
         attempt.span.end()
         return True
 
+    @staticmethod
+    def status_of(trail: Trail, number: int) -> int | None:
+        """The status the attempt's provider answered with, if any came yet."""
+        attempt = trail.attempts.get(number)
+        return attempt.status if attempt is not None else None
+
+    def attempt_left(self, trail: Trail, number: int) -> bool:
+        """The client left while the attempt's headers were held: its span ends without an error, marked
+        ``llm.client_left``, which the health tracker skips (nothing to hold against the provider). False
+        if the span had already ended."""
+        attempt = trail.attempts.get(number)
+        if attempt is None or not attempt.span.is_recording():
+            return False
+        attempt.span.set_attribute(CLIENT_LEFT, True)
+        attempt.span.end()
+        return True
+
+    def attempt_unsettled(self, trail: Trail, number: int) -> None:
+        """The attempt is over but only Envoy's upstream log can say how (``attempt_reported`` or
+        ``attempt_left`` then ends its span); ``end_unreported`` ends it if no log comes."""
+        attempt = trail.attempts.get(number)
+        if attempt is not None and attempt.span.is_recording():
+            attempt.unsettled = True
+            if attempt.superseded_ns is None:
+                attempt.superseded_ns, attempt.superseded_mono_ns = time.time_ns(), time.monotonic_ns()
+
     def attempt_closed(self, trail: Trail, number: int, per_try_timeout_ms: int | None) -> None:
         """Envoy closed the upstream stage's stream: the attempt is over. Unless the router
         stage took it as the answer, it failed: by status, or by reset / timeout."""
@@ -227,6 +257,8 @@ class Tracing:
         status, or a timeout: it lasted its deadline), or, when only Envoy's upstream log can say
         (``awaits_log``: it would read "failed"), kept open for it (``attempt_reported``), with the time
         it was over as its end (``end_unreported`` is the fallback when no log comes)."""
+        if attempt.unsettled:
+            return     # kept open for Envoy's upstream log (attempt_unsettled)
         kind = _failure_kind(attempt, per_try_timeout_ms)
         if not attempt.awaits_log or kind != "failed":
             self._end(attempt, kind)   # a timeout ends now, as the tier-deadline billing reads it at settle
@@ -253,7 +285,7 @@ class Tracing:
         before the log could say ("failed", or "timeout" when it lasted its deadline)."""
         for attempt in trail.attempts.values():
             if attempt.superseded_ns is not None and attempt.span.is_recording():
-                self._end(attempt, _failure_kind(attempt, None))
+                self._end(attempt, "reset" if attempt.unsettled else _failure_kind(attempt, None))
 
     def answered(self, trail: Trail, number: int, status: int, per_try_timeout_ms: int | None = None,
                  retry_after_s: float | None = None) -> None:
