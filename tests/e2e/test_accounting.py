@@ -18,7 +18,8 @@ import yaml
 from extproc.devstack import ROOT
 from extproc.keys import digest
 
-from .conftest import AUTH, CLIENT_KEY, ledger_records, ledger_row, metric, scrape, shipped_routing, stack_with, wait_for
+from .conftest import (AUTH, CLIENT_KEY, ledger_records, ledger_row, metric, scrape, shipped_routing, stack_with,
+                       wait_for)
 
 BUDGET = 0.005
 TIGHT_KEY = "sk-tight-tenant"
@@ -201,8 +202,8 @@ def test_a_spent_budget_answers_429_with_retry_after_until_a_reload_raises_it(gw
     assert total > spent
 
     def left() -> float:
-        return float(re.search(r'llm_gateway_budget_remaining_usd\{name="capped:daily",scope="tenant"\} (\S+)',
-                               scrape(gw)).group(1))
+        gauge = r'llm_gateway_budget_remaining_usd\{name="capped:daily",scope="tenant"\} (\S+)'
+        return float(re.search(gauge, scrape(gw)).group(1))
     wait_for(lambda: abs(left() - (1.0 - total)) < 1e-6, what="the budget left to be 1.0 less what was billed")
 
 
