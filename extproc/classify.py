@@ -703,7 +703,8 @@ _CONTEXT_CACHE_MAX = 256
 _FENCED = re.compile(r"(```.*?(?:```|\Z))", re.S)   # a fenced block, or an unclosed one to the end
 # First words of a line that asks rather than shows: a question or an imperative (with the cue lists)
 _ASK_WORDS = frozenset("what why how which who when where whether is are can could should would does do did "
-                       "please fix make write give tell help".split())
+                       "please fix make write rewrite draft give tell help quote cite describe identify check "
+                       "suggest propose state".split())
 
 
 def _asks(line: str) -> bool:
@@ -732,8 +733,9 @@ def _paragraphs(text: str) -> list[tuple[str, bool]]:
                 out.append((par, False))
                 continue
             lines = par.strip("\n").split("\n")
-            head = lines.pop(0) if len(lines) > 2 and _asks(lines[0]) else None
-            tail = lines.pop() if len(lines) > 2 and _asks(lines[-1]) else None
+            # (a document pasted as one long line and its ask on the next is two lines: tryout 10)
+            tail = lines.pop() if len(lines) >= 2 and _asks(lines[-1]) else None
+            head = lines.pop(0) if len(lines) >= 2 and _asks(lines[0]) else None
             if head is not None:
                 out.append((head, False))
             out.append(("\n".join(lines) if head is not None or tail is not None else par, True))

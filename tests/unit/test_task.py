@@ -156,3 +156,14 @@ def test_a_bare_turn_that_pastes_material_is_scored_as_a_task(clf):
     mc = clf.classify(body(("user", "Which gas do plants absorb?\nA. Oxygen\nB. Carbon dioxide\nC. Helium\nD. Neon\nAnswer:")))
     word = clf.classify(body(("user", "Tom has 3 apples and buys 4 bags of 6. He gives half away. How many are left?")))
     assert mc.features["head"] == "mc" and word.features["head"] == "open"
+
+
+def test_a_document_pasted_as_one_line_and_its_ask_on_the_next_line():
+    # tryout 10: prose pasted as one long line, the ask after one newline; all three asks scored alike
+    doc = "The supplier shall deliver the goods within thirty days of each purchase order. " * 250
+    asks = ("Quote the exact sentence about delivery.", "Summarize this in three bullets.",
+            "Why would a court read the delivery clause against the supplier here?")
+    tasks = [C.read_task(body(("system", "You help contract managers."), ("user", f"{doc}\n{a}"))) for a in asks]
+    assert [t.instruction for t in tasks] == list(asks)
+    intro = C.read_task(body(("user", f"Summarize this:\n{doc}")))
+    assert intro.instruction == "Summarize this:" and intro.material
