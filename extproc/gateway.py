@@ -75,6 +75,8 @@ DEADLINE_HEADER = "x-llm-deadline-ms"
 HEADERS_DEADLINE_HEADER = "x-llm-headers-deadline-ms"
 DEADLINE_PASSED_HEADER = "x-llm-attempt-deadline"   # on the egress listener's 504 when the deadline passed
 EGRESS_HEADER = "x-llm-egress"   # on a provider response: the cluster whose egress listener it came through
+# on the egress listener's own 502 when the provider reset or closed the connection before its headers
+PROVIDER_RESET_HEADER = "x-llm-provider-reset"
 # Envoy's per-try timeout is a backstop above the longest attempt deadline, so the attempt's own
 # deadline (egress listener or upstream stage) always ends it first, with a clean retry.
 BACKSTOP_SLACK_MS = 500
@@ -192,6 +194,7 @@ class Exchange:
     buffer: bytearray = field(default_factory=bytearray)
     error_status: int | None = None
     deadline_passed: str | None = None     # the gateway's deadline that ended the request, in words (a 504)
+    reset_before_headers: bool = False     # the answer is the egress listener's 502: the provider reset first
     caller: Caller | None = None           # who asked (extproc.keys)
     rate: Any = None                       # its rate limit admission (ratelimit.Admission), owned by the server
     limit_headers: dict[str, str] = field(default_factory=dict)   # x-ratelimit-* for the client
@@ -514,7 +517,7 @@ class Gateway:
         attempts = headers.get("x-llm-attempts") or str(max(1, len(exchange.attempts)))
         set_headers: dict[str, str] = {"x-llm-attempts": attempts, **exchange.limit_headers}
         # The egress listener's mark on its own 504 (the attempt's deadline passed): read here, never sent on.
-        remove = [DEADLINE_PASSED_HEADER, EGRESS_HEADER]
+        remove = [DEADLINE_PASSED_HEADER, EGRESS_HEADER, PROVIDER_RESET_HEADER]
         if "x-envoy-upstream-service-time" not in headers:
             # No provider answered: Envoy's own reply (no upstream, timeout), already shaped by local_reply_config,
             # or the upstream stage's (a refused retry). Envoy's router marks every upstream response with
@@ -558,6 +561,15 @@ class Gateway:
                                         f"({model.provider.name}) had not answered within "
                                         f"{exchange.deadline_ms(exchange.answering or 1)} ms (its tier's target "
                                         f"latency x attempt_timeout_factor), and no other candidate was left.")
+        if status == 502 and PROVIDER_RESET_HEADER in headers:
+            # The provider reset (or closed) the connection before its headers, and no attempt was left:
+            # the same 502 provider_cut as a reset after its headers (Envoy's local reply), not Envoy's
+            # plain-text 503 read as the provider's own 503, which the SDKs retried twice (tryout 10 H1).
+            exchange.reset_before_headers = True
+            exchange.mode, exchange.error_status = "whole", status
+            set_headers[client_retry.SHOULD_RETRY_HEADER] = "false"   # as Envoy's provider_cut (client_retry)
+            set_headers["content-type"] = "application/json"
+            return ResponseStart(set_headers, [*remove, "content-length"], "whole")
         if status < 400 and exchange.affinity_key is not None:
             # a fallback of lower quality than the plan's lead does not take the conversation (tryout 9 H4)
             self.affinity.remember(exchange.affinity_key, model.id, exchange.plan.route_class,
@@ -598,13 +610,19 @@ class Gateway:
         return out
 
     def _response_body(self, exchange: Exchange, chunk: bytes, end_of_stream: bool) -> bytes:
-        if exchange.deadline_passed is not None:
+        if exchange.deadline_passed is not None or exchange.reset_before_headers:
             if not end_of_stream:
                 return b""
-            body = errors.DeadlineExceeded(exchange.deadline_passed).body()
+            if exchange.deadline_passed is not None:
+                status, body = 504, errors.DeadlineExceeded(exchange.deadline_passed).body()
+            else:
+                status, body = 502, errors.UpstreamError(
+                    f"The provider ({exchange.answered_by.provider.name if exchange.answered_by else 'upstream'}) "
+                    "closed the connection before answering, and no other candidate was left.",
+                    code="provider_cut").body()
             # Any attempt's translator speaks the client's API (a front door's error shape).
             shaper = next((t for _, t in exchange.attempts.values() if isinstance(t, FrontDoorTranslator)), None)
-            return shaper.error_body(504, body) if shaper is not None else body
+            return shaper.error_body(status, body) if shaper is not None else body
         translator = exchange.translator
         if exchange.mode == "pass" or translator is None:
             return chunk

@@ -42,6 +42,7 @@ from .providers.base import ChatTranslator
 from .status import StatusService
 from .first_token import FirstContent, hand_over
 from .gateway import (COUNT_TOKENS_PATH, DEADLINE_PASSED_HEADER, ENDPOINTS, FIRST_TOKEN_HEADER, HEDGE_ENV,
+                      PROVIDER_RESET_HEADER,
                       KEY_HEADER, Answer, Exchange, Gateway, Rewrite, hedge_hosts)
 from .accounting import FEEDBACK_PATH
 from .apis import CLIENT_API, client_api
@@ -681,9 +682,11 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                 if kind == "response_headers" and exchange is not None:
                     response_headers = headers_of(req.response_headers)
                     status = int(response_headers.get(":status", "0") or 0)
-                    if DEADLINE_PASSED_HEADER in response_headers:
-                        # The egress listener's 504: the attempt's deadline passed (a timeout, not a status).
-                        self.tracing.attempt_reported(exchange.trail, number, None, "timeout", None)
+                    if DEADLINE_PASSED_HEADER in response_headers or PROVIDER_RESET_HEADER in response_headers:
+                        # The egress listener's 504 (the attempt's deadline passed) or 502 (the provider reset
+                        # before its headers): a timeout or a reset, not the provider's status.
+                        self.tracing.attempt_reported(exchange.trail, number, None, "timeout" if
+                                                      DEADLINE_PASSED_HEADER in response_headers else "reset", None)
                         yield pb.ProcessingResponse(response_headers=pb.HeadersResponse())
                         continue
                     self.tracing.attempt_status(exchange.trail, number, status, retry_after(status, response_headers))
@@ -806,6 +809,8 @@ def attempt_report(entry, now: float) -> AttemptReport:
         kind = None      # the client left: nothing to hold against the provider
     elif DEADLINE_PASSED_HEADER in headers:
         kind, status = "timeout", None   # the egress listener cut it at the attempt's own deadline
+    elif PROVIDER_RESET_HEADER in headers:
+        kind, status = "reset", None     # the egress listener's 502: the provider reset before its headers
     elif status is not None:
         kind = str(status) if provider_fault(status) else None
     elif flags.upstream_request_timeout:
