@@ -66,9 +66,3 @@ def test_report_renders_a_minimal_run():
     text = report.render(out)
     assert "| c=1 passthrough: added p50 | <= 1.0 ms | 0.80 ms | **holds** |" in text
 
-
-def test_gsm8k_solution_lines_count_the_steps_before_the_answer():
-    from bench.gsm8k_steps import solution_lines
-    answer = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips.\n\n#### 72"
-    assert solution_lines(answer) == 2
-    assert solution_lines("#### 5") == 0

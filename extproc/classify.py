@@ -815,7 +815,16 @@ def read_task(body: Mapping[str, Any], scan_chars: int = 2000, prompt: "Prompt |
     # its own text, and the rules' tokenization of it is reused. A long turn is read at both ends: the ask
     # comes before or after what is pasted (a 20 KB log, then "how many returned 503?").
     limit = scan_chars * 4
-    text = last_user if len(last_user) <= 2 * limit else last_user[:limit] + "\n\n" + last_user[-limit:]
+    text = last_user
+    if len(text) > 2 * limit:
+        head, tail = text[:limit], text[-limit:]
+        # a cut inside a fenced block: the head's open block is closed, the tail's begun one is opened, so
+        # a closing fence in the tail is not read as an opening one (code as the ask, the ask as code)
+        if head.count("```") % 2:
+            head += "\n```"
+        if tail.count("```") % 2:
+            tail = "```\n" + tail
+        text = head + "\n\n" + tail
     for par, material in _paragraphs(text):
         if material:
             pasted += len(par)

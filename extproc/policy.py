@@ -269,8 +269,10 @@ def counts_needed(config: Config, body: dict, endpoint: str = "embeddings") -> b
     the smallest window of a model serving embeddings, or the sum within it of the smallest per-request
     cap. The shell counts such bodies off its event loop."""
     if endpoint == "chat":
+        # as _Context._prompt_near decides: the prompt plus at least the reply's budget
         windows = [m.context_window for m in config.models.values() if "chat" in m.endpoints]
-        return bool(windows) and prompt_tokens(body) >= COUNT_NEAR * min(windows)
+        need = prompt_tokens(body) + output_tokens(body, config.default_output_tokens)
+        return bool(windows) and need >= COUNT_NEAR * min(windows)
     models = [m for m in config.models.values() if "embeddings" in m.endpoints]
     inputs = input_tokens(body)
     windows = [m.context_window for m in models]

@@ -327,3 +327,10 @@ def test_steps_prediction_is_held_to_the_range_it_learned(combined):
     head = combined.model.head("open")
     assert f["head"] == "open"
     assert f["predicted_steps"] == round(math.expm1(head.steps.high), 1)
+
+
+def test_gsm8k_solution_lines_count_the_steps_before_the_answer():
+    from bench.gsm8k_steps import solution_lines   # the steps predictor's target (round 4)
+    answer = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips.\n\n#### 72"
+    assert solution_lines(answer) == 2
+    assert solution_lines("#### 5") == 0

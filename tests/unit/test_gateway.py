@@ -147,7 +147,7 @@ def test_openai_responses_pass_through_untouched_and_their_usage_is_read(gw):
     ex = _answered(gw, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "q"}]})
     start = gw.response_headers(ex, UPSTREAM)
     # content-length stays (same bytes); only the egress listener's marks never go on
-    assert start.body == "stream" and start.remove_headers == ["x-llm-attempt-deadline", "x-llm-egress"]
+    assert start.body == "stream" and start.remove_headers == ["x-llm-attempt-deadline", "x-llm-egress", "x-llm-provider-reset"]
     assert start.set_headers["x-llm-provider"] == "openai" and start.set_headers["x-llm-model"] == "gpt-4o-mini"
     raw = json.dumps({"id": "chatcmpl-1", "object": "chat.completion", "choices": [],
                       "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}).encode()

@@ -167,3 +167,14 @@ def test_a_document_pasted_as_one_line_and_its_ask_on_the_next_line():
     assert [t.instruction for t in tasks] == list(asks)
     intro = C.read_task(body(("user", f"Summarize this:\n{doc}")))
     assert intro.instruction == "Summarize this:" and intro.material
+
+
+def test_a_long_turn_cut_inside_a_code_fence_keeps_code_as_code():
+    # read at both ends, a turn whose tail begins inside a fenced block: its closing fence must not read
+    # as an opening one (the ask after it would be code)
+    prose = "The service reads prices from the catalogue and sums them per order line. " * 120
+    code = "\n".join(f"    total += price[{i}] * qty[{i}]  # line {i}" for i in range(400))
+    turn = f"Context.\n\n```\nsmall = 1\n```\n\n{prose}\n\n```python\n{code}\n```\nWhy is the total off by one cent?"
+    assert len(turn) > 16_000
+    t = C.read_task(body(("system", "You review code."), ("user", turn)))
+    assert t.instruction.endswith("Why is the total off by one cent?") and "total +=" not in t.instruction
