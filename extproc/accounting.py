@@ -62,18 +62,30 @@ def client_api_of(path: str) -> str | None:
     return CLIENT_APIS.get(path.split("?", 1)[0])
 
 
+# Anthropic bills a prompt-cache write above the input price: 1.25x for the default 5-minute lifetime, 2x
+# for a 1-hour one (its prompt caching pricing); the extra share of the input price per written token.
+CACHE_WRITE_PREMIUM_5M = 0.25
+CACHE_WRITE_PREMIUM_1H = 1.0
+
+
 def cost_usd(usage: Any, price: Any) -> float:
     """USD for one request from the provider's reported usage and the catalog price.
 
     ``usage``: anything with ``input_tokens``, ``output_tokens``,
-    ``cached_input_tokens`` (``providers.base.Usage``); ``price``: a
-    ``config.Price`` (USD per 1M tokens, ``cached_input`` None = no discount).
+    ``cached_input_tokens`` and optionally ``cache_write_tokens`` / ``cache_write_1h_tokens``
+    (``providers.base.Usage``: parts of ``input_tokens``); ``price``: a ``config.Price`` (USD per 1M
+    tokens, ``cached_input`` None = no discount). Cache writes cost the input price plus Anthropic's
+    premium (``CACHE_WRITE_PREMIUM_*``); only Anthropic reports them.
     """
     tokens_in = max(0, int(usage.input_tokens or 0))
     cached = min(tokens_in, max(0, int(getattr(usage, "cached_input_tokens", 0) or 0)))
     tokens_out = max(0, int(usage.output_tokens or 0))
+    written = min(tokens_in - cached, max(0, int(getattr(usage, "cache_write_tokens", 0) or 0)))
+    written_1h = min(written, max(0, int(getattr(usage, "cache_write_1h_tokens", 0) or 0)))
+    premium = ((written - written_1h) * CACHE_WRITE_PREMIUM_5M + written_1h * CACHE_WRITE_PREMIUM_1H) * price.input
     cached_price = price.input if price.cached_input is None else price.cached_input
-    return ((tokens_in - cached) * price.input + cached * cached_price + tokens_out * price.output) / USD_PER_MILLION
+    return ((tokens_in - cached) * price.input + cached * cached_price + tokens_out * price.output
+            + premium) / USD_PER_MILLION
 
 
 def outcome_for_status(status: int, *, cancelled: bool = False, budget_refused: bool = False) -> str:

@@ -38,7 +38,9 @@ class UpstreamRequest:
 class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
-    cached_input_tokens: int = 0
+    cached_input_tokens: int = 0     # of input_tokens: read from the provider's prompt cache
+    cache_write_tokens: int = 0      # of input_tokens: written to it (Anthropic; billed above the input price)
+    cache_write_1h_tokens: int = 0   # of cache_write_tokens: with a 1-hour lifetime
 
 
 class ChatTranslator(abc.ABC):

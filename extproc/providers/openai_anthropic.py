@@ -133,7 +133,7 @@ class AnthropicChatTranslator(ChatTranslator):
         self._decoder = sse.SSEDecoder()
         self._model = target.upstream_model
         self._tool_index: dict[int, int] = {}   # Anthropic content block index -> OpenAI tool call index
-        self._input = self._cached_read = self._cached_write = self._output = 0
+        self._input = self._cached_read = self._cached_write = self._write_1h = self._output = 0
         self._finished = False   # message_stop seen
         self._failed = False     # an error event was passed on: the stream is over
         self._stops: list[str] = []          # stop strings the gateway applies (see stops.py)
@@ -239,6 +239,7 @@ class AnthropicChatTranslator(ChatTranslator):
         self._input = usage.get("input_tokens") or 0
         self._cached_read = usage.get("cache_read_input_tokens") or 0
         self._cached_write = usage.get("cache_creation_input_tokens") or 0
+        self._write_1h = (usage.get("cache_creation") or {}).get("ephemeral_1h_input_tokens") or 0
         self._output = usage.get("output_tokens") or 0
         self._record_usage()
 
@@ -376,13 +377,17 @@ class AnthropicChatTranslator(ChatTranslator):
             self._cached_read = usage["cache_read_input_tokens"]
         if usage.get("cache_creation_input_tokens") is not None:
             self._cached_write = usage["cache_creation_input_tokens"]
+        if isinstance(usage.get("cache_creation"), dict):
+            self._write_1h = usage["cache_creation"].get("ephemeral_1h_input_tokens") or 0
         if usage.get("output_tokens") is not None:
             self._output = usage["output_tokens"]
         self._record_usage()
 
     def _record_usage(self) -> None:
         self.usage = Usage(input_tokens=self._input + self._cached_read + self._cached_write,
-                           output_tokens=self._output, cached_input_tokens=self._cached_read)
+                           output_tokens=self._output, cached_input_tokens=self._cached_read,
+                           cache_write_tokens=self._cached_write,
+                           cache_write_1h_tokens=min(self._write_1h, self._cached_write))
 
     def _openai_usage(self) -> dict[str, Any]:
         prompt = self._input + self._cached_read + self._cached_write

@@ -142,6 +142,11 @@ def test_a_messages_request_with_cache_control_is_read_on_its_second_call(gw):
     assert read.input_tokens == u2["input_tokens"] + 1500
     written = got[first.headers["x-request-id"]]
     assert written.cached_input_tokens == 0 and written.input_tokens == u1["input_tokens"] + 1500
+    # the write is billed as Anthropic bills it: 1.25x the input price for the default 5-minute lifetime
+    from extproc.config import load
+    price = load(str(gw.routing)).models["claude-sonnet-4-6"].price
+    plain = (written.input_tokens * price.input + written.output_tokens * price.output) / 1e6
+    assert written.cost_usd == pytest.approx(plain + 1500 * 0.25 * price.input / 1e6)
     section = report(gw).split("prompt cache by model", 1)[1].split("\n\n", 1)[0]
     row = next(line.split() for line in section.splitlines() if line.startswith("claude-sonnet-4-6 "))
     assert row[2] == "1,500" and row[-1] == f"${1500 * (3.00 - 0.30) / 1e6:.4f}"

@@ -301,7 +301,21 @@ def test_usage_counts_cached_input_as_prompt_tokens():
         "input_tokens": 10, "output_tokens": 7, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 20})))
     assert out["usage"] == {"prompt_tokens": 130, "completion_tokens": 7, "total_tokens": 137,
                             "prompt_tokens_details": {"cached_tokens": 100}}
-    assert t.usage == Usage(input_tokens=130, output_tokens=7, cached_input_tokens=100)
+    assert t.usage == Usage(input_tokens=130, output_tokens=7, cached_input_tokens=100, cache_write_tokens=20)
+
+
+def test_cache_writes_are_billed_above_the_input_price_by_their_lifetime():
+    # Anthropic bills a cache write at 1.25x the input price (5 minutes), 2x (1 hour): the ledger did at 1x
+    from extproc.accounting import cost_usd
+    from extproc.config import Price
+    t = make()
+    t.response(anthropic_message([{"type": "text", "text": "x"}], usage={
+        "input_tokens": 10, "output_tokens": 7, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 1000,
+        "cache_creation": {"ephemeral_5m_input_tokens": 600, "ephemeral_1h_input_tokens": 400}}))
+    assert (t.usage.cache_write_tokens, t.usage.cache_write_1h_tokens) == (1000, 400)
+    price = Price(input=3.0, output=15.0, cached_input=0.30)
+    plain = (10 * 3.0 + 1000 * 3.0 + 100 * 0.30 + 7 * 15.0) / 1e6
+    assert cost_usd(t.usage, price) == pytest.approx(plain + (600 * 0.25 + 400 * 1.0) * 3.0 / 1e6)
 
 
 # -- errors -----------------------------------------------------------------------------------
