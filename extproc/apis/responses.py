@@ -16,15 +16,16 @@ Request (Responses)                      internal (OpenAI chat)
   tool_choice                             same values; {"type":"function","name"} -> chat form
   text.format json_schema / json_object   response_format
   max_output_tokens                       max_completion_tokens
-  temperature, top_p, user: as they are; parallel_tool_calls beside tools; stream -> stream with include_usage
+  temperature, top_p, user,               as they are (prompt_cache_key also keys conversation affinity)
+  prompt_cache_key, safety_identifier
+  parallel_tool_calls beside tools; stream -> stream with include_usage
   store                                   accepted; nothing is kept: every answer says "store": false,
                                           so previous_response_id (any id is unknown) is a 400 and
                                           GET /v1/responses/{id} a 404
   reasoning.effort                        reasoning_effort (as chat: reasoning models only)
   a field createResponse does not define  passed on as in chat: OpenAI's own models are then unable
                                           (422 unsupported_parameter), as chat answers
-  metadata, include, truncation,          dropped (no provider-neutral meaning), metadata echoed
-  prompt_cache_key, ...
+  metadata, include, truncation, ...      dropped (no provider-neutral meaning), metadata echoed
 
 Answer: a ``response`` object (status completed, or incomplete with reason max_output_tokens) with a
 message item and function_call items, usage as input/output/total tokens. Streams: response.created,
@@ -208,7 +209,9 @@ def _to_internal(client: dict) -> tuple[dict, FieldNames]:
     if client.get("max_output_tokens") is not None:
         body["max_completion_tokens"] = validate.integer(client["max_output_tokens"], "max_output_tokens", 1)
         names.add("max_completion_tokens", "max_output_tokens")
-    for name in ("temperature", "top_p", "user"):
+    # as chat takes them (the OpenAI validator checks them there): prompt_cache_key also keys the
+    # gateway's conversation affinity, and the provider's prompt cache (tryout 10 M4: it was dropped)
+    for name in ("temperature", "top_p", "user", "prompt_cache_key", "safety_identifier"):
         if client.get(name) is not None:
             body[name] = client[name]
     reasoning = client.get("reasoning")
@@ -362,8 +365,8 @@ class ResponsesTranslator(TranslatedStream):
             "tools": [_echoed_tool(t) for t in client.get("tools") or []],
             "truncation": "disabled", "usage": _usage(usage) if usage is not None else None, "user": client.get("user"),
             "metadata": client.get("metadata") or {}, "background": False, "service_tier": "default",
-            "top_logprobs": 0, "frequency_penalty": 0.0, "presence_penalty": 0.0, "safety_identifier": None,
-            "prompt_cache_key": None,
+            "top_logprobs": 0, "frequency_penalty": 0.0, "presence_penalty": 0.0,
+            "safety_identifier": client.get("safety_identifier"), "prompt_cache_key": client.get("prompt_cache_key"),
         }
 
     def _message_item(self, text: str, status: str = "completed") -> dict:

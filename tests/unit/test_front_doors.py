@@ -178,6 +178,17 @@ def test_validator_errors_on_responses_name_the_responses_fields(gw, body, param
                                                                   "function.", "json_schema", "reasoning_effort"))
 
 
+def test_responses_prompt_cache_key_and_safety_identifier_reach_chat_and_are_checked(gw):
+    """Tryout 10 M4: the door dropped them (no provider prompt-cache routing, no affinity key) and took any value."""
+    body = responses.to_internal({"model": "m", "input": "Hi", "prompt_cache_key": "tpl-7", "safety_identifier": "u1"})
+    assert (body["prompt_cache_key"], body["safety_identifier"]) == ("tpl-7", "u1")
+    for bad, param in (({"prompt_cache_key": 123}, "prompt_cache_key"), ({"prompt_cache_key": "k" * 65}, "prompt_cache_key"),
+                       ({"safety_identifier": 5}, "safety_identifier")):
+        with pytest.raises(InvalidRequest) as info:
+            gw.request_body(_front("/v1/responses"), json.dumps({"model": "gpt-4o-mini", "input": "Hi", **bad}).encode())
+        assert info.value.param == param
+
+
 def test_a_field_passed_through_keeps_its_own_name_on_responses():
     """Only fields the door made are renamed: a chat field sent as it is (passed on, README) is named as sent."""
     with pytest.raises(InvalidRequest) as bad:
