@@ -136,3 +136,17 @@ def test_a_surface_threshold_moves_code_and_tool_requests_too():
     c = Classification("tool_use", 0.9, 0.4, {})
     assert not threshold_moves(own, c) and at_threshold(own, c, 0.0) is c
     assert decide(own, body, "chat", {"x-llm-surface": "calibrated"}, classification=c).route_class == "tool_use"
+
+
+def test_threshold_for_share_equals_the_operating_point_it_sweeps():
+    """Review 8: one operating point per cut was quadratic (4,000 rows in 4.5 s); the sweep must choose what
+    point() would: for random rows (floors, fixed classes, surfaces without premium) and every target share."""
+    import random
+    from extproc.calibration import Scored, point, threshold_for_share
+    rng = random.Random(7)
+    rows = [Scored(round(rng.random(), 3), None, None, 1.0, 3.0, floored=rng.random() < 0.1,
+                   moves=rng.random() > 0.1, premium_above=rng.random() > 0.05) for _ in range(400)]
+    for share in (0.0, 0.1, 0.33, 0.5, 0.9, 1.0):
+        t = threshold_for_share(rows, share)
+        best = min(abs(point(rows, c)["premium_share"] - share) for c in [0.0, *sorted({r.score for r in rows}), 1.0])
+        assert abs(point(rows, t)["premium_share"] - share) <= best + 1e-9, (share, t)
