@@ -88,6 +88,14 @@ def cost_usd(usage: Any, price: Any) -> float:
             + premium) / USD_PER_MILLION
 
 
+def cache_read_saving(cached_tokens: int, price: Any) -> float:
+    """USD ``cached_tokens`` prompt-cache reads save against ``price.input`` (a ``config.Price``): billed at
+    ``price.cached_input`` instead; 0.0 where the price has none (the read is billed in full)."""
+    if price.cached_input is None:
+        return 0.0
+    return max(0, cached_tokens) * (price.input - price.cached_input) / USD_PER_MILLION
+
+
 def outcome_for_status(status: int, *, cancelled: bool = False, budget_refused: bool = False) -> str:
     """The ledger outcome of a request the client saw answered with ``status``."""
     if cancelled:

@@ -56,6 +56,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from .accounting import cache_read_saving
+
 SESSION_HEADER = "x-llm-session"
 MAX_CONVERSATIONS = 100_000      # bounded memory: least recently used pins go first
 KEEP = ("cost", "always")        # routing.affinity_keep
@@ -164,9 +166,7 @@ def cached_cost(model: Any, prompt_tokens: int, output_tokens: int, cached_token
 
 def cache_saving(model: Any, cached_tokens: int) -> float:
     """USD a cache read of ``cached_tokens`` prompt tokens saves on ``model`` against its input price."""
-    price = model.price
-    cached_price = price.input if price.cached_input is None else price.cached_input
-    return max(0, cached_tokens) * (price.input - cached_price) / 1_000_000
+    return cache_read_saving(cached_tokens, model.price)
 
 
 def decided(note: str | None) -> bool:

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .accounting import UsageRecord, cost_usd
+from .accounting import UsageRecord, cache_read_saving, cost_usd
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(PROJECT_DIR, "config", "routing.yaml")
@@ -173,9 +173,7 @@ def cached_tokens(r: UsageRecord) -> int:
 def cache_saving(r: UsageRecord, price: Any) -> float:
     """USD a record's cache reads saved: its cached tokens at ``price.input`` less the same tokens at
     ``price.cached_input`` (USD per 1M tokens); 0.0 without a price or a cached-input price."""
-    if price is None or price.cached_input is None:
-        return 0.0
-    return cached_tokens(r) * (price.input - price.cached_input) / 1_000_000
+    return 0.0 if price is None else cache_read_saving(cached_tokens(r), price)
 
 DIMENSIONS = (("endpoint", "by_endpoint"), ("class", "by_class"), ("model", "by_model"),
               ("provider", "by_provider"), ("surface", "by_surface"), ("tenant", "by_tenant"))
