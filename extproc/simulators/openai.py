@@ -186,7 +186,7 @@ class _API:
                             param="encoding_format", code="invalid_value")
             if not _is_azure(request) and not serves(self.sim.name, model):
                 raise _not_found(model)
-            _embedding_limits(body.get("input"), azure=_is_azure(request))
+            counts = _embedding_limits(body.get("input"), azure=_is_azure(request))
         except _Fail as fail:
             return _error(request, fail, started)
         self.seen_models.add(model)
@@ -199,7 +199,7 @@ class _API:
             value: Any = vector if encoding == "float" else \
                 base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
             data.append({"object": "embedding", "index": i, "embedding": value})
-        tokens = sum(count_tokens(t) for t in texts)
+        tokens = sum(counts)   # billed as the API counts them (a tokenizer, not characters / 4: tryout 10 L8)
         payload = {"object": "list", "data": data, "model": model,
                    "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
         return _json(request, payload, started)
@@ -707,7 +707,7 @@ EMBEDDING_WINDOW = 8192               # text-embedding-3-* and ada-002, per inpu
 EMBEDDING_TOKENS_PER_REQUEST = 300_000   # OpenAI's cap on one request's inputs together
 
 
-def _embedding_limits(value: Any, azure: bool) -> None:
+def _embedding_limits(value: Any, azure: bool) -> list[int]:
     """OpenAI's 400s for embeddings inputs over the model's window (each input on its own) or over
     300,000 tokens in one request, counted with a real tokenizer: a character estimate runs about 3x
     low on CJK text, and a lenient simulator would answer 200 where the API refuses (tryout 8). Azure
@@ -731,6 +731,7 @@ def _embedding_limits(value: Any, azure: bool) -> None:
     if not azure and total > EMBEDDING_TOKENS_PER_REQUEST:
         raise _Fail(400, f"Requested {total} tokens, max {EMBEDDING_TOKENS_PER_REQUEST} tokens per request",
                     type_="max_tokens_per_request", code="max_tokens_per_request")
+    return counts
 
 
 def _dimensions(model: str, value: Any) -> int:
