@@ -553,8 +553,9 @@ class Gateway:
         if exchange.answering and exchange.answering > 1:
             # x-llm-route is the decision, made before any attempt: it names the plan's first choice. Read
             # alone after a fallback or a hedge it would name a model that did not answer (tryout 5 P5).
-            set_headers["x-llm-route"] += (f"; answered by {model.id} (attempt {exchange.answering}, "
-                                           f"{'hedged' if exchange.hedged else 'fallback'})")
+            # (a failed last attempt is no answer: tryout 10 L1)
+            set_headers["x-llm-route"] += (f"; {'answered by' if status < 400 else 'failed last on'} {model.id} "
+                                           f"(attempt {exchange.answering}, {'hedged' if exchange.hedged else 'fallback'})")
         if status == 504 and DEADLINE_PASSED_HEADER in headers:
             # The attempt's own deadline, cut by its egress listener (or the held stage): not the provider's 504.
             exchange.deadline_passed = (f"The gateway's deadline for attempt {exchange.answering} passed: {model.id} "

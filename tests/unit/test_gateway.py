@@ -378,6 +378,9 @@ def test_x_llm_route_names_the_answer_when_a_later_attempt_gave_it():
     fallback = plain.response_headers(ex, {**started, "x-llm-egress": "gemini"}).set_headers
     assert fallback["x-llm-route"].startswith(ex.plan.reason + "; answered by ")
     assert fallback["x-llm-route"].endswith(f"{fallback['x-llm-model']} (attempt 2, fallback)")
+    # a last attempt that failed is no answer (tryout 10 L1)
+    failed = plain.response_headers(ex, {**started, ":status": "503", "x-llm-egress": "gemini"}).set_headers
+    assert failed["x-llm-route"].startswith(ex.plan.reason + "; failed last on ") and "answered" not in failed["x-llm-route"]
 
 
 def test_a_hedged_stream_cut_by_the_idle_timeout_before_any_headers_gets_the_gateways_deadline_body():
