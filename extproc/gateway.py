@@ -315,16 +315,17 @@ class Gateway:
         replaces the gateway's budget view for this plan; ``caller``: the request's, when the
         shell already authenticated it (else its key is checked here); ``input_counts``: an embeddings
         body's ``tokens.input_counts`` when the shell counted them, and ``parsed`` the validated body
-        they were counted from (``input_counts`` below): ``raw`` is then not parsed again. ``parsed``
-        is for an OpenAI-API path only (a front door parses its own API); it is never edited."""
+        they were counted from (``input_counts`` below): ``raw`` is then not parsed again (a front
+        door's: its ``parse`` triple). ``parsed`` is never edited."""
         if len(raw) > self.config.max_body_bytes:
             raise self._too_large()
         path = headers.get(":path", "").split("?", 1)[0]
         endpoint, front = ENDPOINTS[path], FRONT_DOORS.get(path)
         client_body = names = None
         if front is not None:   # a front door's request, checked in its API's terms, in the internal form
-            body, client_body, names = front.parse(raw)
-        elif parsed is not None:   # the shell already validated it (an embeddings body counted off the loop)
+            # (the shell's parse of it, counted off the loop, when it has one: input_counts)
+            body, client_body, names = parsed if parsed is not None else front.parse(raw)
+        elif parsed is not None:   # the shell already validated it (a large body counted off the loop)
             body = parsed
         else:
             body = validate.request(endpoint, raw)   # the one OpenAI request validator: 400 naming the field
@@ -681,21 +682,25 @@ class Gateway:
             translator = embeddings_translator(target)
         return translator, translator.request(exchange.body)
 
-    def input_counts(self, raw: bytes, endpoint: str = "embeddings") -> tuple[dict | None, list[int] | None]:
+    def input_counts(self, raw: bytes, endpoint: str = "embeddings",
+                     path: str | None = None) -> tuple[Any, list[int] | None]:
         """(the validated request, its tokens counted with the tokenizer: an embeddings request's inputs,
         a chat request's prompt as ``[n]``): the counts when planning will need them
-        (``policy.counts_needed``: an estimate near a limit), else None. The body goes on to
+        (``policy.counts_needed``: an estimate near a limit), else None. The request goes on to
         ``request_body(parsed=...)``, so a large body is parsed and checked once (a 1 MB body costs
-        milliseconds to parse). (None, None) for a body the validator refuses: the planner parses it
-        again to say why. Meant for a worker thread: 300k tokens (1.1 MB) take 0.04 s on an idle core,
-        0.2 s on a busy one."""
+        milliseconds to parse): an OpenAI-API body as the validated dict, a front door's (``path``) as
+        its ``parse`` triple (internal body, client body, field names). (None, None) for a body that is
+        refused: the planner parses it again to say why, in the client's terms. Meant for a worker
+        thread: 300k tokens (1.1 MB) take 0.04 s on an idle core, 0.2 s on a busy one."""
+        front = FRONT_DOORS.get(path) if path is not None else None
         try:
-            body = validate.request(endpoint, raw)
+            parsed = front.parse(raw) if front is not None else validate.request(endpoint, raw)
         except errors.GatewayError:
             return None, None
+        body = parsed[0] if front is not None else parsed
         if not counts_needed(self._config, body, endpoint):
-            return body, None
-        return body, ([tokens.prompt_tokens(body)] if endpoint == "chat" else tokens.input_counts(body))
+            return parsed, None
+        return parsed, ([tokens.prompt_tokens(body)] if endpoint == "chat" else tokens.input_counts(body))
 
     def count_tokens(self, headers: dict[str, str], raw: bytes, caller: Caller | None = None) -> Answer:
         """``POST /v1/messages/count_tokens``, answered by the gateway (Anthropic's shape); ``caller``:

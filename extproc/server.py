@@ -74,9 +74,9 @@ STALL_S = 10.0           # an upstream reset after this much silence is a stalle
 HOLD_LIMIT_S = 25.0
 RECENT_EXCHANGES = 4096  # exchanges remembered after they end, for attempt reports that come later
 COUNT_OFF_LOOP_BYTES = 64 * 1024   # count_tokens bodies from this size are tokenized in a worker thread
-# OpenAI-API bodies from that size that an estimate near a window may have counted (policy.counts_needed):
-# parsed and counted in the worker thread too (a front door's body is in its own API, counted in the planner)
-COUNTED_PATHS = frozenset({"/v1/embeddings", "/v1/chat/completions"})
+# Bodies from that size that an estimate near a window may have counted (policy.counts_needed): parsed
+# and counted in the worker thread too (a 3 MB /v1/messages body near a 1M window: 146 ms of tokenizer)
+COUNTED_PATHS = frozenset({"/v1/embeddings", "/v1/chat/completions", "/v1/messages", "/v1/responses"})
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _NO_BODY = processing_mode_pb2.ProcessingMode(response_body_mode=processing_mode_pb2.ProcessingMode.NONE)
 _BODY_MODES = {"pass": processing_mode_pb2.ProcessingMode.NONE,
@@ -234,7 +234,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                             # timeout as above.
                             yield _wait_longer()
                             # The body parsed there is the one planned: a large body is parsed once.
-                            parsed, counts = await asyncio.to_thread(gateway.input_counts, raw, ENDPOINTS[path])
+                            parsed, counts = await asyncio.to_thread(gateway.input_counts, raw, ENDPOINTS[path],
+                                                                     path)
                         exchange = self._plan(headers, raw, caller, counts, parsed)
                         if self._must_queue(exchange):
                             # Envoy waits message_timeout for each answer; a queued request asks for longer.

@@ -9,6 +9,8 @@ import json
 import threading
 from dataclasses import replace
 
+import pytest
+
 from envoy.config.core.v3 import base_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
@@ -80,10 +82,10 @@ def test_a_large_embeddings_body_is_counted_off_the_event_loop():
     seen: list[bool] = []
     real = gateway.input_counts
 
-    def slow_counts(raw, endpoint="embeddings"):
+    def slow_counts(raw, endpoint="embeddings", path=None):
         tokenizing.set()
         seen.append(others_ran.wait(5))
-        return real(raw, endpoint)
+        return real(raw, endpoint, path)
 
     gateway.input_counts = slow_counts
     planned = []
@@ -145,3 +147,53 @@ def test_a_large_embeddings_body_is_parsed_and_validated_once(monkeypatch):
     responses = asyncio.run(run())
     assert responses[-1].WhichOneof("response") == "request_body", responses[-1]
     assert parses == [len(body)], parses
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/chat/completions"])
+def test_a_large_chat_body_near_a_window_is_counted_off_the_event_loop(path):
+    """Review 8 finding 2: near a window a chat prompt is counted before it may refuse; a front door's body
+    (in its own API) was counted inside the planner, on the event loop (a 3 MB /v1/messages body near a 1M
+    window: 146 ms). Both doors' large bodies are parsed and counted in a worker thread; the plan uses it."""
+    cfg = replace(load(DEFAULT_ROUTING), auth="optional")
+    gateway = Gateway(cfg, Credentials({}))
+    processor = Processor(gateway, Tracing(tracer_provider(environ={})))
+    tokenizing, others_ran = threading.Event(), threading.Event()
+    seen: list[bool] = []
+    real = gateway.input_counts
+
+    def slow_counts(raw, endpoint="embeddings", path=None):
+        tokenizing.set()
+        seen.append(others_ran.wait(5))
+        return real(raw, endpoint, path)
+
+    gateway.input_counts = slow_counts
+    planned = []
+    request_body = gateway.request_body
+
+    def spy(headers, raw, **kw):
+        planned.append(kw.get("input_counts"))
+        return request_body(headers, raw, **kw)
+
+    gateway.request_body = spy
+    prose = "The board asked the operations team to compare three proposals for a second depot. " * 5000
+    body = {"model": "claude-sonnet-4-6", "max_tokens": 100, "messages": [{"role": "user", "content": prose}]}
+    raw = json.dumps(body).encode()
+    assert len(raw) >= COUNT_OFF_LOOP_BYTES
+
+    async def other_request():
+        for _ in range(1000):
+            if tokenizing.is_set():
+                others_ran.set()
+                return
+            await asyncio.sleep(0.005)
+
+    async def run():
+        other = asyncio.create_task(other_request())
+        out = [r async for r in processor._router(_messages(raw, path), {})]
+        await other
+        return out
+
+    responses = asyncio.run(run())
+    assert seen == [True], seen
+    assert planned and planned[0] and 70_000 < planned[0][0] < 80_000, planned   # counted: ~75,000 tokens
+    assert [r.WhichOneof("response") for r in responses][-1] == "request_body", responses[-1]
