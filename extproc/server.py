@@ -21,7 +21,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import grpc
 from envoy.config.core.v3 import base_pb2
@@ -240,8 +240,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                         if self._must_queue(exchange):
                             # Envoy waits message_timeout for each answer; a queued request asks for longer.
                             yield _wait_longer()
-                            exchange = await self._queue(headers, raw, exchange)
-                        exchange = await self._admit(headers, raw, exchange)
+                            exchange = await self._queue(headers, raw, exchange, counts, parsed)
+                        exchange = await self._admit(headers, raw, exchange, counts, parsed)
                         exchange.limit_headers = {**counted, **exchange.limit_headers}
                     except GatewayError as exc:
                         self._rejected({**headers, **metadata}, exc, exchange)
@@ -552,8 +552,10 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         return (workload is not None and workload.queue_timeout_ms is not None and bool(exchange.plan.candidates)
                 and all(self.gateway.health.model_health(c.model.id).saturated for c in exchange.plan.candidates))
 
-    async def _queue(self, headers: dict[str, str], raw: bytes, exchange: Exchange) -> Exchange:
-        """Background work waits, in a bounded queue with a timeout, for a candidate to have capacity."""
+    async def _queue(self, headers: dict[str, str], raw: bytes, exchange: Exchange,
+                     counts: list[int] | None = None, parsed: Any = None) -> Exchange:
+        """Background work waits, in a bounded queue with a timeout, for a candidate to have capacity.
+        Each re-plan reuses the body parsed (and counted) once (``counts``, ``parsed``: as ``_plan``)."""
         workload = self.gateway.config.workloads[exchange.plan.workload]
         waiting = self.waiting.get(workload.name, 0)
         if waiting >= workload.queue_size:
@@ -565,7 +567,7 @@ class Processor(pb_grpc.ExternalProcessorServicer):
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
                 await asyncio.sleep(QUEUE_POLL_S)
-                exchange = self._plan(headers, raw)
+                exchange = self._plan(headers, raw, exchange.caller, counts, parsed)
                 if not self._must_queue(exchange):
                     return exchange
             raise Unavailable(f"every candidate stayed at its max_inflight for {timeout_s * 1000:.0f} ms "
@@ -590,16 +592,19 @@ class Processor(pb_grpc.ExternalProcessorServicer):
         admission = await self.books.rates.admit(self.gateway.config, caller, 0, kinds=("requests",), pool=pool)
         return caller, admission.headers
 
-    async def _admit(self, headers: dict[str, str], raw: bytes, exchange: Exchange) -> Exchange:
+    async def _admit(self, headers: dict[str, str], raw: bytes, exchange: Exchange,
+                     counts: list[int] | None = None, parsed: Any = None) -> Exchange:
         """Count the request's tokens against its rate limits (429; the request itself was counted by
-        ``_count_request``), then reserve its budget (a spent budget may send it to its free tier model)."""
+        ``_count_request``), then reserve its budget (a spent budget may send it to its free tier model,
+        re-planned from the body parsed and counted once: ``counts``, ``parsed`` as ``_plan``)."""
         books = self.books
         if books is None:
             return exchange
         plan = exchange.plan
         free = books.free_tier(plan.tenant, plan.surface)
         if free is not None:
-            exchange = self.gateway.request_body(headers, raw, model=free)
+            exchange = self.gateway.request_body(headers, raw, model=free, caller=exchange.caller,
+                                                 input_counts=counts, parsed=parsed)
         exchange.rate = await books.rates.admit(self.gateway.config, exchange.caller,
                                                 exchange.plan.prompt_tokens + exchange.plan.output_tokens,
                                                 kinds=("tokens",))   # the request itself: _count_request
