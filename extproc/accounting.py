@@ -146,6 +146,10 @@ class UsageRecord:
     # The API the client spoke (CLIENT_APIS): a front door's request is chat inside the gateway, and
     # the report shows it apart. None: a record written before the ledger kept it.
     client_api: str | None = None
+    # Of input_tokens: written to the provider's prompt cache (Anthropic), and of those with a 1-hour
+    # lifetime: billed above the input price (cost_usd), so the report's baselines price them alike.
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
     @property
     def is_error(self) -> bool:
@@ -199,7 +203,9 @@ def make_record(*, time: float, request_id: str, model: str, provider: str, usag
         cached_input_tokens=int(getattr(usage, "cached_input_tokens", 0) or 0) if usage is not None else 0,
         cost_usd=cost, latency_ms=latency_ms, ttft_ms=ttft_ms, attempts=attempts,
         outcome=outcome or outcome_for_status(status, cancelled=cancelled, budget_refused=budget_refused),
-        status=status, endpoint=endpoint, client_api=client_api)
+        status=status, endpoint=endpoint, client_api=client_api,
+        cache_write_tokens=int(getattr(usage, "cache_write_tokens", 0) or 0) if usage is not None else 0,
+        cache_write_1h_tokens=int(getattr(usage, "cache_write_1h_tokens", 0) or 0) if usage is not None else 0)
 
 
 # ---------------------------------------------------------------------------------------------------------------

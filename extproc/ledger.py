@@ -61,8 +61,10 @@ def nano_to_usd(nano: int) -> float:
 # Column order shared by both backends; ``class`` is a keyword in Python, ``request_class`` in the dataclass.
 _COLUMNS = ("request_id", "time", "tenant", "surface", "class", "workload", "model", "provider",
             "input_tokens", "output_tokens", "cached_input_tokens", "cost_usd", "latency_ms", "ttft_ms",
-            "attempts", "outcome", "status", "quality", "quality_source", "endpoint", "client_api")
-_INTS = frozenset({"input_tokens", "output_tokens", "cached_input_tokens", "attempts", "status"})
+            "attempts", "outcome", "status", "quality", "quality_source", "endpoint", "client_api",
+            "cache_write_tokens", "cache_write_1h_tokens")
+_INTS = frozenset({"input_tokens", "output_tokens", "cached_input_tokens", "attempts", "status", "cache_write_tokens",
+                   "cache_write_1h_tokens"})
 _FLOATS = frozenset({"time", "cost_usd", "latency_ms", "ttft_ms", "quality"})
 
 
@@ -216,7 +218,9 @@ CREATE TABLE IF NOT EXISTS usage (
     outcome TEXT NOT NULL, status INTEGER NOT NULL,
     quality REAL, quality_source TEXT,
     endpoint TEXT NOT NULL DEFAULT 'chat',
-    client_api TEXT
+    client_api TEXT,
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS usage_time ON usage(time);
 CREATE TABLE IF NOT EXISTS budget_counters (
@@ -252,6 +256,9 @@ class SQLiteLedger(Ledger):
             conn.execute("ALTER TABLE usage ADD COLUMN endpoint TEXT NOT NULL DEFAULT 'chat'")
         if "client_api" not in columns:   # ... or the client's API: NULL, shown by endpoint
             conn.execute("ALTER TABLE usage ADD COLUMN client_api TEXT")
+        for name in ("cache_write_tokens", "cache_write_1h_tokens"):   # ... or its cache writes: none
+            if name not in columns:
+                conn.execute(f"ALTER TABLE usage ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0")
         self._conn = conn
 
     async def _call(self, fn: Any, *args: Any) -> Any:

@@ -90,6 +90,17 @@ def test_the_client_api_round_trips(make_ledger):
     run(go())
 
 
+def test_cache_writes_round_trip(make_ledger):
+    # the report prices Anthropic's cache-write premium in its baselines from these (accounting.cost_usd)
+    async def go():
+        led = make_ledger()
+        r = rec(1, T0, input_tokens=2000, cache_write_tokens=1500, cache_write_1h_tokens=500)
+        led.append(r)
+        assert await led.records() == [r]
+        await led.close()
+    run(go())
+
+
 def test_a_ledger_written_before_client_api_opens_and_reads_it_as_unknown(tmp_path):
     """Schema migration: the column is added on open; old rows read None (the report shows their endpoint)."""
     import sqlite3
@@ -108,10 +119,10 @@ def test_a_ledger_written_before_client_api_opens_and_reads_it_as_unknown(tmp_pa
     async def go():
         led = SQLiteLedger(path)
         led.append(rec(2, 200.0, client_api="openai_responses"))
-        got = {r.request_id: r.client_api for r in await led.records()}
+        got = {r.request_id: (r.client_api, r.cache_write_tokens) for r in await led.records()}
         await led.close()
         return got
-    assert run(go()) == {"old": None, "r2": "openai_responses"}
+    assert run(go()) == {"old": (None, 0), "r2": ("openai_responses", 0)}
 
 
 def test_attach_quality(make_ledger):

@@ -504,3 +504,18 @@ def test_cache_reads_their_share_and_their_saving_per_model_and_in_total():
     page = render_html(report)
     assert "Prompt cache reads by model" in page and f"${total.cache_saving:.4f}" in page
     assert f"{total.cached_input_tokens:,}" in page and "no saving counted" in page
+
+
+def test_the_premium_models_own_cache_writes_are_in_its_baseline():
+    """Tryout 11 M2: writes are billed at Anthropic's premium (cost_usd), but the baseline priced the same
+    tokens without it, so the premium model's own row read "saved -55%"."""
+    from extproc.providers.base import Usage
+    price = Price(3.0, 15.0, cached_input=0.30)
+    usage = Usage(input_tokens=2000, output_tokens=100, cache_write_tokens=1500, cache_write_1h_tokens=500)
+    r = UsageRecord(time=MONTH_START, request_id="w", model="premium", provider="anthropic", input_tokens=2000,
+                    output_tokens=100, cache_write_tokens=1500, cache_write_1h_tokens=500,
+                    cost_usd=cost_usd(usage, price))
+    report = build_report([r], {"premium": price}, "premium")
+    assert report.by_model["premium"].savings == pytest.approx(0.0, abs=1e-12)
+    assert report.total.savings == pytest.approx(0.0, abs=1e-12), report.total
+    assert report.total.counterfactual == pytest.approx(r.cost_usd)
