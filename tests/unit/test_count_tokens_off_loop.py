@@ -70,15 +70,14 @@ def test_a_large_count_tokens_body_leaves_the_event_loop_free():
                for r in responses), responses
 
 
-def test_a_large_embeddings_body_is_counted_off_the_event_loop():
-    """Review 7 finding 2: an embeddings estimate near a limit is counted with the tokenizer before it may
-    refuse (0.04-0.2 s for 300k tokens, measured); a large body is counted in a worker thread, and the
-    plan uses those counts."""
+def _counted_off_loop(raw: bytes, path: str) -> tuple[list[bool], list, list]:
+    """Route ``raw`` on ``path`` through the router stage with a tokenizer that waits until another
+    coroutine has run: (whether each count saw the event loop free, the input_counts each plan got,
+    the stage's responses). A count on the event loop never sees it free."""
     cfg = replace(load(DEFAULT_ROUTING), auth="optional")
     gateway = Gateway(cfg, Credentials({}))
     processor = Processor(gateway, Tracing(tracer_provider(environ={})))
-    tokenizing = threading.Event()
-    others_ran = threading.Event()
+    tokenizing, others_ran = threading.Event(), threading.Event()
     seen: list[bool] = []
     real = gateway.input_counts
 
@@ -96,10 +95,6 @@ def test_a_large_embeddings_body_is_counted_off_the_event_loop():
         return request_body(headers, raw, **kw)
 
     gateway.request_body = spy
-    # English prose: chars/4 says over 8,191 tokens, the tokenizer about 6,750 (each of two inputs): served, not refused
-    prose = "The board asked the operations team to compare three proposals for a second depot. " * 450
-    body = json.dumps({"model": "text-embedding-3-small", "input": [prose, prose]}).encode()
-    assert len(body) >= COUNT_OFF_LOOP_BYTES
 
     async def other_request():
         for _ in range(1000):    # at most 5 s: without counting off the loop, nothing sets it
@@ -110,11 +105,22 @@ def test_a_large_embeddings_body_is_counted_off_the_event_loop():
 
     async def run():
         other = asyncio.create_task(other_request())
-        out = [r async for r in processor._router(_messages(body, "/v1/embeddings"), {})]
+        out = [r async for r in processor._router(_messages(raw, path), {})]
         await other
         return out
 
-    responses = asyncio.run(run())
+    return seen, planned, asyncio.run(run())
+
+
+def test_a_large_embeddings_body_is_counted_off_the_event_loop():
+    """Review 7 finding 2: an embeddings estimate near a limit is counted with the tokenizer before it may
+    refuse (0.04-0.2 s for 300k tokens, measured); a large body is counted in a worker thread, and the
+    plan uses those counts."""
+    # English prose: chars/4 says over 8,191 tokens, the tokenizer about 6,750 (each of two inputs): served, not refused
+    prose = "The board asked the operations team to compare three proposals for a second depot. " * 450
+    body = json.dumps({"model": "text-embedding-3-small", "input": [prose, prose]}).encode()
+    assert len(body) >= COUNT_OFF_LOOP_BYTES
+    seen, planned, responses = _counted_off_loop(body, "/v1/embeddings")
     assert seen == [True], seen
     assert planned and planned[0] and all(n < 8191 for n in planned[0]), planned
     kinds = [r.WhichOneof("response") for r in responses]
@@ -154,46 +160,11 @@ def test_a_large_chat_body_near_a_window_is_counted_off_the_event_loop(path):
     """Review 8 finding 2: near a window a chat prompt is counted before it may refuse; a front door's body
     (in its own API) was counted inside the planner, on the event loop (a 3 MB /v1/messages body near a 1M
     window: 146 ms). Both doors' large bodies are parsed and counted in a worker thread; the plan uses it."""
-    cfg = replace(load(DEFAULT_ROUTING), auth="optional")
-    gateway = Gateway(cfg, Credentials({}))
-    processor = Processor(gateway, Tracing(tracer_provider(environ={})))
-    tokenizing, others_ran = threading.Event(), threading.Event()
-    seen: list[bool] = []
-    real = gateway.input_counts
-
-    def slow_counts(raw, endpoint="embeddings", path=None):
-        tokenizing.set()
-        seen.append(others_ran.wait(5))
-        return real(raw, endpoint, path)
-
-    gateway.input_counts = slow_counts
-    planned = []
-    request_body = gateway.request_body
-
-    def spy(headers, raw, **kw):
-        planned.append(kw.get("input_counts"))
-        return request_body(headers, raw, **kw)
-
-    gateway.request_body = spy
     prose = "The board asked the operations team to compare three proposals for a second depot. " * 5000
     body = {"model": "claude-sonnet-4-6", "max_tokens": 100, "messages": [{"role": "user", "content": prose}]}
     raw = json.dumps(body).encode()
     assert len(raw) >= COUNT_OFF_LOOP_BYTES
-
-    async def other_request():
-        for _ in range(1000):
-            if tokenizing.is_set():
-                others_ran.set()
-                return
-            await asyncio.sleep(0.005)
-
-    async def run():
-        other = asyncio.create_task(other_request())
-        out = [r async for r in processor._router(_messages(raw, path), {})]
-        await other
-        return out
-
-    responses = asyncio.run(run())
+    seen, planned, responses = _counted_off_loop(raw, path)
     assert seen == [True], seen
     assert planned and planned[0] and 70_000 < planned[0][0] < 80_000, planned   # counted: ~75,000 tokens
     assert [r.WhichOneof("response") for r in responses][-1] == "request_body", responses[-1]
