@@ -207,12 +207,7 @@ class Tracing:
         """A hedged attempt lost the race: Envoy reset it because another attempt answered. Its span
         ends without an error, marked ``llm.hedge.cancelled``, which the health tracker skips: no
         failure of its provider. False if the span had already ended."""
-        attempt = trail.attempts.get(number)
-        if attempt is None or not attempt.span.is_recording():
-            return False
-        attempt.span.set_attribute(HEDGE_CANCELLED, True)
-        attempt.span.end()
-        return True
+        return self._end_unblamed(trail, number, HEDGE_CANCELLED)
 
     @staticmethod
     def status_of(trail: Trail, number: int) -> int | None:
@@ -224,10 +219,16 @@ class Tracing:
         """The client left while the attempt's headers were held: its span ends without an error, marked
         ``llm.client_left``, which the health tracker skips (nothing to hold against the provider). False
         if the span had already ended."""
+        return self._end_unblamed(trail, number, CLIENT_LEFT)
+
+    @staticmethod
+    def _end_unblamed(trail: Trail, number: int, mark: str) -> bool:
+        """End an attempt's span without an error, marked ``mark`` (one the health tracker skips);
+        False if it had already ended."""
         attempt = trail.attempts.get(number)
         if attempt is None or not attempt.span.is_recording():
             return False
-        attempt.span.set_attribute(CLIENT_LEFT, True)
+        attempt.span.set_attribute(mark, True)
         attempt.span.end()
         return True
 
