@@ -124,6 +124,13 @@ def retry_after(status: int, headers: dict[str, str]) -> float | None:
     return retry_after_.from_headers(headers, time.time()) if status in retry_after_.LIMITED else None
 
 
+def _release_held(pending: int) -> list[pb.ProcessingResponse]:
+    """The upstream stage lets held headers go on as they are, then the ``pending`` body chunks it held
+    unanswered; the rest of the body need not come to it (mode_override)."""
+    return [pb.ProcessingResponse(response_headers=pb.HeadersResponse(), mode_override=_NO_BODY),
+            *(pb.ProcessingResponse(response_body=pb.BodyResponse()) for _ in range(pending))]
+
+
 def _wait_longer() -> pb.ProcessingResponse:
     """Asks Envoy to wait up to MAX_QUEUE_WAIT_S for the next answer on this stream, past its message
     timeout: for a request queued for capacity, or a large body tokenized in a worker thread."""
@@ -519,12 +526,12 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                                    concurrent=exchange.hedged)
 
     def _plan(self, headers: dict[str, str], raw: bytes, caller: Caller | None = None,
-              input_counts: list[int] | None = None, parsed: dict | None = None) -> Exchange:
+              input_counts: list[int] | None = None, parsed: Any = None) -> Exchange:
         """The gateway's plan. When only the budget stood in the way (every candidate's estimate is
         over what is left), a budget with money left still serves: estimates are upper bounds, and
         the reservation is corrected to the bill. A spent budget answers 429 with retry-after.
-        ``caller``: the request's, when already authenticated (``_count_request``); ``input_counts``:
-        an embeddings body's counted inputs and ``parsed`` its validated body (``Gateway.input_counts``)."""
+        ``caller``: the request's, when already authenticated (``_count_request``); ``input_counts`` and
+        ``parsed``: a large body's counts and its parse, made off the event loop (``Gateway.input_counts``)."""
         try:
             return self.gateway.request_body(headers, raw, caller=caller, input_counts=input_counts, parsed=parsed)
         except QuotaExceeded as exc:
@@ -665,9 +672,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                     # HOLD_LIMIT_S) without content (a slow reasoning model): its headers go on as they are,
                     # and from here on a failure reaches the client mid-stream, as on an unheld stream.
                     first, deadline = None, None
-                    yield pb.ProcessingResponse(response_headers=pb.HeadersResponse(), mode_override=_NO_BODY)
-                    for _ in range(pending):
-                        yield pb.ProcessingResponse(response_body=pb.BodyResponse())
+                    for released in _release_held(pending):
+                        yield released
                     return   # as at the first content (below)
                 if req is None:
                     # A held stream without its first token by its own tier's deadline. The held headers
@@ -729,10 +735,8 @@ class Processor(pb_grpc.ExternalProcessorServicer):
                         continue
                     if first.seen:
                         first, deadline = None, None
-                        # The rest of the body need not come here (mode_override).
-                        yield pb.ProcessingResponse(response_headers=pb.HeadersResponse(), mode_override=_NO_BODY)
-                        for _ in range(pending):
-                            yield pb.ProcessingResponse(response_body=pb.BodyResponse())
+                        for released in _release_held(pending):
+                            yield released
                         # Nothing more for this stage: closing its gRPC stream tells Envoy to ignore it for
                         # the rest of the request (chunks already on their way pass unchanged). Held open,
                         # every stream cost two processor streams for its whole life: half the streams
