@@ -646,8 +646,8 @@ class _Context:
 
     def context_exceeded(self, m: Model) -> InvalidRequest:
         """OpenAI's own answer to a prompt (plus max_tokens) over the model's window: 400
-        ``context_length_exceeded`` on ``messages``, with its wording (counts are the gateway's estimate).
-        Embeddings: the same code on the input that does not fit, or OpenAI's 400
+        ``context_length_exceeded`` on ``messages``, with its wording (the prompt as the tokenizer counts it
+        near the window, else as estimated). Embeddings: the same code on the input that does not fit, or OpenAI's 400
         ``max_tokens_per_request`` when the inputs together exceed its per-request cap."""
         if self.inputs is not None:
             at, largest = self._largest_input(m.context_window)
